@@ -1,0 +1,249 @@
+/* Command line -> struct plan. Nothing is applied here; every path is
+ * checked and canonicalised so that the later steps cannot be surprised. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+
+static const char usage_text[] =
+	"usage: " GH_NAME " --socket PATH --port N --workspace DIR [options] -- COMMAND [ARG]...\n"
+	"       " GH_NAME " --probe | --version | --help\n"
+	"\n"
+	"Runs COMMAND confined: new user (when not root), mount, pid, net, ipc, uts and\n"
+	"cgroup namespaces; only lo in the netns, where a relay forwards 127.0.0.1:N\n"
+	"(and [::1]:N) to the unix socket PATH outside; read-only system dirs, DIR\n"
+	"read-write as cwd, private /tmp, /proc and minimal /dev; no_new_privs, no\n"
+	"capabilities, Landlock (ABI >= 6) and a seccomp filter.\n"
+	"\n"
+	"  --socket PATH       session unix socket the relay connects to (outside)\n"
+	"  --port N            TCP port of the relay on 127.0.0.1 inside (1-65535)\n"
+	"  --workspace DIR     read-write at the same absolute path; the cwd\n"
+	"  --ro PATH           extra path, read-only (repeatable)\n"
+	"  --rw PATH           extra path, read-write (repeatable)\n"
+	"  --env NAME=VALUE    add to the (otherwise cleared) environment (repeatable)\n"
+	"  --allow-weaker      run with Landlock ABI 1-5, without what it lacks\n"
+	"  --uid N, --gid N    ids of the command inside (root default: 65534)\n"
+	"  --tmp-size MIB      size of the private /tmp (default 256)\n"
+	"  --max-procs N       RLIMIT_NPROC of the command (default 1024)\n"
+	"  --max-files N       RLIMIT_NOFILE of the command (default 4096)\n"
+	"  --probe             print one JSON object describing kernel support\n"
+	"\n"
+	"Exit: the command's code, 128+N if it died of signal N; 124 confinement\n"
+	"unavailable (refused), 125 launcher error, 126 cannot execute, 127 not found.\n"
+	"Env " SIMULATE_ABI_ENV "=N pretends the kernel's Landlock ABI is N (tests).\n";
+
+enum {
+	OPT_SOCKET = 1000, OPT_PORT, OPT_WORKSPACE, OPT_RO, OPT_RW, OPT_ENV,
+	OPT_ALLOW_WEAKER, OPT_UID, OPT_GID, OPT_TMP_SIZE, OPT_MAX_PROCS,
+	OPT_MAX_FILES, OPT_PROBE, OPT_HELP, OPT_VERSION,
+};
+
+static const struct option options[] = {
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "port", required_argument, NULL, OPT_PORT },
+	{ "workspace", required_argument, NULL, OPT_WORKSPACE },
+	{ "ro", required_argument, NULL, OPT_RO },
+	{ "rw", required_argument, NULL, OPT_RW },
+	{ "env", required_argument, NULL, OPT_ENV },
+	{ "allow-weaker", no_argument, NULL, OPT_ALLOW_WEAKER },
+	{ "uid", required_argument, NULL, OPT_UID },
+	{ "gid", required_argument, NULL, OPT_GID },
+	{ "tmp-size", required_argument, NULL, OPT_TMP_SIZE },
+	{ "max-procs", required_argument, NULL, OPT_MAX_PROCS },
+	{ "max-files", required_argument, NULL, OPT_MAX_FILES },
+	{ "probe", no_argument, NULL, OPT_PROBE },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static _Noreturn void usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: usage error: ", GH_NAME);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(see %s --help)\n", GH_NAME);
+	exit(EXIT_LAUNCHER);
+}
+
+static unsigned long parse_num(const char *s, unsigned long min, unsigned long max, const char *what)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s == '-' || *s == '+')
+		usage_error("%s: not a number", what);
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		usage_error("%s: out of range or not a number", what);
+	return v;
+}
+
+/* An absolute, existing path, canonicalised. Not /, and not under the
+ * mounts the launcher itself owns (/proc, /dev, /sys). */
+static char *canonical_path(const char *given, const char *flag, bool want_dir)
+{
+	if (given[0] != '/')
+		usage_error("%s needs an absolute path", flag);
+	char *real = realpath(given, NULL);
+	if (!real)
+		die_errno(EXIT_LAUNCHER, "%s %s", flag, given);
+	struct stat st;
+	if (stat(real, &st) < 0)
+		die_errno(EXIT_LAUNCHER, "stat %s", real);
+	if (want_dir && !S_ISDIR(st.st_mode))
+		die(EXIT_LAUNCHER, "%s %s is not a directory", flag, real);
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+		die(EXIT_LAUNCHER, "%s %s: only directories and regular files can be shared", flag, real);
+	static const char *const reserved[] = { "/proc", "/dev", "/sys" };
+	if (strcmp(real, "/") == 0)
+		die(EXIT_LAUNCHER, "%s /: refusing to share the whole root", flag);
+	for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
+		size_t n = strlen(reserved[i]);
+		if (strncmp(real, reserved[i], n) == 0 && (real[n] == '\0' || real[n] == '/'))
+			die(EXIT_LAUNCHER, "%s %s: %s is set up by the launcher", flag, real, reserved[i]);
+	}
+	return real;
+}
+
+static void add_bind(struct plan *p, char *path, bool writable)
+{
+	for (size_t i = 0; i < p->n_binds; i++)
+		if (strcmp(p->binds[i].path, path) == 0)
+			die(EXIT_LAUNCHER, "path %s given twice", path);
+	p->binds = realloc(p->binds, (p->n_binds + 1) * sizeof *p->binds);
+	if (!p->binds)
+		die_errno(EXIT_LAUNCHER, "realloc");
+	p->binds[p->n_binds++] = (struct bind){ .path = path, .writable = writable };
+}
+
+static int bind_cmp(const void *a, const void *b)
+{
+	/* Parents sort before their children: shorter first, then by name. */
+	const struct bind *x = a, *y = b;
+	size_t lx = strlen(x->path), ly = strlen(y->path);
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+static bool valid_env_name(const char *s, size_t len)
+{
+	if (len == 0 || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			return false;
+	}
+	return true;
+}
+
+enum run_mode plan_parse(struct plan *p, int argc, char **argv)
+{
+	memset(p, 0, sizeof *p);
+	p->tmp_size_mib = 256;
+	p->max_procs = 1024;
+	p->max_files = 4096;
+	p->outer_uid = geteuid();
+	p->outer_gid = getegid();
+	p->as_root = p->outer_uid == 0;
+	bool uid_set = false, gid_set = false;
+	const char *workspace = NULL;
+
+	if (argc < 2)
+		usage_error("%s", "missing arguments");
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_SOCKET:
+			p->socket_path = optarg;
+			break;
+		case OPT_PORT:
+			p->port = (unsigned)parse_num(optarg, 1, 65535, "--port");
+			break;
+		case OPT_WORKSPACE:
+			workspace = optarg;
+			break;
+		case OPT_RO:
+		case OPT_RW:
+			add_bind(p, canonical_path(optarg, c == OPT_RO ? "--ro" : "--rw", false), c == OPT_RW);
+			break;
+		case OPT_ENV: {
+			const char *eq = strchr(optarg, '=');
+			if (!eq || !valid_env_name(optarg, (size_t)(eq - optarg)))
+				usage_error("--env %s: expected NAME=VALUE with NAME of [A-Za-z0-9_]", optarg);
+			p->env = realloc(p->env, (p->n_env + 1) * sizeof *p->env);
+			if (!p->env)
+				die_errno(EXIT_LAUNCHER, "realloc");
+			p->env[p->n_env++] = optarg;
+			break;
+		}
+		case OPT_ALLOW_WEAKER:
+			p->allow_weaker = true;
+			break;
+		case OPT_UID:
+			p->uid = (uid_t)parse_num(optarg, 0, 0xfffffffeUL, "--uid");
+			uid_set = true;
+			break;
+		case OPT_GID:
+			p->gid = (gid_t)parse_num(optarg, 0, 0xfffffffeUL, "--gid");
+			gid_set = true;
+			break;
+		case OPT_TMP_SIZE:
+			p->tmp_size_mib = parse_num(optarg, 1, 1UL << 20, "--tmp-size");
+			break;
+		case OPT_MAX_PROCS:
+			p->max_procs = parse_num(optarg, 1, 1UL << 22, "--max-procs");
+			break;
+		case OPT_MAX_FILES:
+			p->max_files = parse_num(optarg, 16, 1UL << 20, "--max-files");
+			break;
+		case OPT_PROBE:
+			return MODE_PROBE;
+		case OPT_HELP:
+			fputs(usage_text, stdout);
+			return MODE_EXIT_OK;
+		case OPT_VERSION:
+			puts(GH_NAME " " GH_VERSION);
+			return MODE_EXIT_OK;
+		default:
+			usage_error("unknown or incomplete option %s", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		usage_error("%s", "missing COMMAND (after --)");
+	p->argv = &argv[optind];
+
+	if (!p->socket_path)
+		usage_error("%s", "--socket is required");
+	if (p->socket_path[0] != '/')
+		usage_error("--socket %s: needs an absolute path", p->socket_path);
+	if (strlen(p->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		usage_error("--socket %s: path too long for a unix socket", p->socket_path);
+	if (!p->port)
+		usage_error("%s", "--port is required");
+	if (!workspace)
+		usage_error("%s", "--workspace is required");
+	p->workspace = canonical_path(workspace, "--workspace", true);
+	add_bind(p, p->workspace, true);
+	qsort(p->binds, p->n_binds, sizeof *p->binds, bind_cmp);
+
+	/* As root there is no user namespace: the command becomes nobody unless
+	 * told otherwise. Unprivileged, the caller's own ids are mapped 1:1
+	 * (or to --uid/--gid) in a new user namespace. */
+	if (!uid_set)
+		p->uid = p->as_root ? 65534 : p->outer_uid;
+	if (!gid_set)
+		p->gid = p->as_root ? 65534 : p->outer_gid;
+	if (p->uid == 0 || (p->as_root && p->gid == 0))
+		usage_error("%s", "--uid/--gid 0 would leave the command root");
+	return MODE_RUN;
+}

@@ -1,0 +1,254 @@
+/* The relay: inside the sandbox's network namespace, but still in the
+ * host's mount namespace, it accepts TCP connections on 127.0.0.1:PORT
+ * (and [::1]:PORT) and carries each one, both ways and with half-close, to
+ * a fresh connection to the session's unix socket. One thread, poll(2).
+ *
+ * It is the only process that can reach the socket path, so it is locked
+ * down before it reads a byte: stdin/stdout on /dev/null, no other fds, no
+ * capabilities, not dumpable (no ptrace, no /proc/PID/mem), no_new_privs,
+ * Landlock with no filesystem or TCP rights, and a seccomp filter that only
+ * lets it make unix stream sockets. The command cannot name it anyway: it
+ * lives outside the command's pid namespace. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+
+#ifndef __NR_close_range
+#define __NR_close_range 436
+#endif
+
+#define RELAY_BUF (64 * 1024)
+#define MAX_CONNS 256
+#define CONNECT_TIMEOUT_S 5
+
+struct half {
+	size_t len, off;
+	bool eof;  /* source said EOF */
+	bool shut; /* destination write side shut down */
+	char buf[RELAY_BUF];
+};
+
+struct conn {
+	int tcp, ux;
+	struct half up;   /* tcp -> unix */
+	struct half down; /* unix -> tcp */
+	int tcp_slot, ux_slot; /* indices into the pollfd array, or -1 */
+};
+
+static struct conn *conns[MAX_CONNS];
+static int n_conns;
+static struct sockaddr_un target;
+static socklen_t target_len;
+static int last_connect_errno;
+
+static void close_all_except(const int *keep, int n)
+{
+	int sorted[2] = { keep[0], n > 1 ? keep[1] : keep[0] };
+	if (sorted[0] > sorted[1]) {
+		int t = sorted[0];
+		sorted[0] = sorted[1];
+		sorted[1] = t;
+	}
+	unsigned lo = 3;
+	for (int i = 0; i < 2; i++) {
+		if ((unsigned)sorted[i] > lo && syscall(__NR_close_range, lo, (unsigned)sorted[i] - 1, 0) < 0)
+			die_errno(EXIT_LAUNCHER, "close_range");
+		lo = (unsigned)sorted[i] + 1;
+	}
+	if (syscall(__NR_close_range, lo, ~0U, 0) < 0)
+		die_errno(EXIT_LAUNCHER, "close_range");
+}
+
+static void reset_and_close(int tcp)
+{
+	/* SO_LINGER 0: close() sends RST, so the client sees ECONNRESET
+	 * instead of an EOF that could pass for a complete answer. */
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	setsockopt(tcp, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	close(tcp);
+}
+
+static int connect_session(void)
+{
+	int ux = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ux < 0)
+		return -1;
+	struct timeval tv = { .tv_sec = CONNECT_TIMEOUT_S };
+	setsockopt(ux, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (connect(ux, (struct sockaddr *)&target, target_len) < 0 ||
+	    fcntl(ux, F_SETFL, O_NONBLOCK) < 0) {
+		int e = errno;
+		close(ux);
+		errno = e;
+		return -1;
+	}
+	return ux;
+}
+
+static void accept_all(int lfd)
+{
+	for (;;) {
+		int tcp = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (tcp < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+				fprintf(stderr, "%s: relay: accept: %s\n", GH_NAME, strerror(errno));
+			return;
+		}
+		if (n_conns >= MAX_CONNS) {
+			reset_and_close(tcp);
+			continue;
+		}
+		int ux = connect_session();
+		if (ux < 0) {
+			if (errno != last_connect_errno)
+				fprintf(stderr, "%s: relay: cannot reach the session socket: %s\n", GH_NAME,
+					strerror(errno));
+			last_connect_errno = errno;
+			reset_and_close(tcp);
+			continue;
+		}
+		last_connect_errno = 0;
+		struct conn *c = calloc(1, sizeof *c);
+		if (!c) {
+			close(ux);
+			reset_and_close(tcp);
+			continue;
+		}
+		c->tcp = tcp;
+		c->ux = ux;
+		conns[n_conns++] = c;
+	}
+}
+
+static short wanted(const struct half *in, const struct half *out)
+{
+	/* `in` is read from this fd, `out` is written to it. */
+	short ev = 0;
+	if (!in->eof && in->len == 0)
+		ev |= POLLIN;
+	if (out->len > out->off)
+		ev |= POLLOUT;
+	return ev;
+}
+
+/* Move bytes src -> dst. Returns false when the connection must be aborted. */
+static bool pump(struct half *h, int src, short src_rev, int dst, short dst_rev)
+{
+	bool fresh = false;
+	if (!h->eof && h->len == 0 && (src_rev & (POLLIN | POLLHUP | POLLERR))) {
+		ssize_t n = recv(src, h->buf, sizeof h->buf, 0);
+		if (n > 0) {
+			h->len = (size_t)n;
+			h->off = 0;
+			fresh = true;
+		} else if (n == 0) {
+			h->eof = true;
+		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			return false;
+		}
+	}
+	if (h->len > h->off && (fresh || (dst_rev & (POLLOUT | POLLHUP | POLLERR)))) {
+		ssize_t n = send(dst, h->buf + h->off, h->len - h->off, MSG_NOSIGNAL);
+		if (n > 0) {
+			h->off += (size_t)n;
+			if (h->off == h->len)
+				h->len = h->off = 0;
+		} else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			return false;
+		}
+	}
+	if (h->eof && h->len == 0 && !h->shut) {
+		if (shutdown(dst, SHUT_WR) < 0 && errno != ENOTCONN)
+			return false;
+		h->shut = true;
+	}
+	return true;
+}
+
+static _Noreturn void relay_loop(const int *lfds, int n_listen)
+{
+	static struct pollfd pfd[2 + 2 * MAX_CONNS];
+	for (;;) {
+		int k = 0;
+		for (int i = 0; i < n_listen; i++)
+			pfd[k++] = (struct pollfd){ .fd = n_conns < MAX_CONNS ? lfds[i] : -1, .events = POLLIN };
+		for (int i = 0; i < n_conns; i++) {
+			struct conn *c = conns[i];
+			short te = wanted(&c->up, &c->down), ue = wanted(&c->down, &c->up);
+			/* An fd we want nothing from is left out, or its POLLHUP would spin. */
+			c->tcp_slot = te ? k : -1;
+			if (te)
+				pfd[k++] = (struct pollfd){ .fd = c->tcp, .events = te };
+			c->ux_slot = ue ? k : -1;
+			if (ue)
+				pfd[k++] = (struct pollfd){ .fd = c->ux, .events = ue };
+		}
+		if (poll(pfd, (nfds_t)k, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die_errno(EXIT_LAUNCHER, "poll");
+		}
+		int kept = 0;
+		for (int i = 0; i < n_conns; i++) {
+			struct conn *c = conns[i];
+			short tr = c->tcp_slot >= 0 ? pfd[c->tcp_slot].revents : 0;
+			short ur = c->ux_slot >= 0 ? pfd[c->ux_slot].revents : 0;
+			bool ok = pump(&c->up, c->tcp, tr, c->ux, ur) && pump(&c->down, c->ux, ur, c->tcp, tr);
+			if (!ok) {
+				close(c->ux);
+				reset_and_close(c->tcp);
+				free(c);
+			} else if (c->up.shut && c->down.shut) {
+				close(c->ux);
+				close(c->tcp);
+				free(c);
+			} else {
+				conns[kept++] = c;
+			}
+		}
+		n_conns = kept;
+		for (int i = 0; i < n_listen; i++)
+			if (pfd[i].revents & POLLIN)
+				accept_all(lfds[i]);
+	}
+}
+
+void relay_run(const struct plan *p, const int *listen_fds, int n_listen)
+{
+	memset(&target, 0, sizeof target);
+	target.sun_family = AF_UNIX;
+	memcpy(target.sun_path, p->socket_path, strlen(p->socket_path) + 1);
+	target_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(p->socket_path) + 1);
+
+	sigset_t none;
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+		die_errno(EXIT_LAUNCHER, "sigprocmask");
+	signal(SIGPIPE, SIG_IGN);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+		die_errno(EXIT_LAUNCHER, "stdin/stdout to /dev/null");
+	close_all_except(listen_fds, n_listen);
+
+	privs_drop_caps_keep_uid();
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		die_errno(EXIT_LAUNCHER, "PR_SET_DUMPABLE 0");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		die_errno(EXIT_LAUNCHER, "PR_SET_NO_NEW_PRIVS");
+	landlock_apply_relay(p);
+	seccomp_apply(SECCOMP_RELAY);
+	relay_loop(listen_fds, n_listen);
+}

@@ -1,0 +1,123 @@
+/*
+ * gatehouse-sandbox: confine one command so that a single MCP endpoint is its
+ * only way out.  The launcher parses its arguments into a `struct plan`, then
+ * applies it in a fixed order (bubblewrap style), dying on the first failure:
+ *
+ *   preflight (Landlock ABI, seccomp) -> user/net/ipc/uts namespaces -> lo up
+ *   + relay listener -> fork relay -> pid namespace -> fork init -> mount
+ *   namespace + new root -> fork agent -> setsid, credentials, rlimits, env
+ *   -> no_new_privs -> Landlock -> seccomp -> close fds -> exec
+ *
+ * One file per concern: plan.c (flags), ns.c (namespaces, network),
+ * mounts.c (new root), privs.c (credentials, capabilities, rlimits),
+ * relay.c (TCP <-> unix socket), landlock.c, seccomp.c, doctor.c (--probe),
+ * util.c (die, small I/O helpers), main.c (the process tree).
+ */
+#ifndef GATEHOUSE_SANDBOX_H
+#define GATEHOUSE_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define GH_VERSION "0.1.0"
+#define GH_NAME "gatehouse-sandbox"
+
+/* Exit codes of the launcher itself (the docker-run convention). Any other
+ * code is the command's own exit code, or 128+N when it died of signal N. */
+enum {
+	EXIT_UNAVAILABLE = 124, /* required confinement unavailable: refused to start */
+	EXIT_LAUNCHER = 125,    /* usage error, or a setup step failed */
+	EXIT_CANNOT_EXEC = 126, /* command found but could not be executed */
+	EXIT_NOT_FOUND = 127,   /* command not found */
+};
+
+#define LANDLOCK_ABI_REQUIRED 6
+#define SIMULATE_ABI_ENV "GATEHOUSE_SANDBOX_SIMULATE_LANDLOCK_ABI"
+
+struct bind {
+	char *path; /* canonical absolute path, same inside and outside */
+	bool writable;
+};
+
+/* What Landlock allows under one path inside the new root. */
+enum fs_kind { FS_ROOT, FS_RO, FS_RW, FS_DEV, FS_PROC };
+struct fs_rule {
+	char *path;
+	enum fs_kind kind;
+};
+
+struct plan {
+	const char *socket_path; /* session unix socket, outside */
+	unsigned port;           /* relay port on 127.0.0.1 inside */
+	char *workspace;         /* canonical, read-write, the command's cwd */
+	struct bind *binds;      /* --ro / --rw, sorted parents first */
+	size_t n_binds;
+	const char **env; /* --env NAME=VALUE, in order */
+	size_t n_env;
+	bool allow_weaker;
+	uid_t uid; /* the command's uid and gid inside */
+	gid_t gid;
+	unsigned long tmp_size_mib;
+	unsigned long max_procs;
+	unsigned long max_files;
+	char **argv; /* the command */
+
+	/* Derived during preflight and setup. */
+	bool as_root;     /* launched with euid 0: no user namespace */
+	uid_t outer_uid;
+	gid_t outer_gid;
+	int landlock_abi; /* effective: kernel's, lowered by the simulation switch */
+	struct fs_rule *rules;
+	size_t n_rules;
+};
+
+/* util.c */
+extern const char *gh_role;
+void gh_set_child(const char *role, int status_fd);
+_Noreturn void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+_Noreturn void die_errno(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void write_file(const char *path, const char *content);
+int pidfd_self(void);
+void die_with_parent(int parent_pidfd);
+void ensure_std_fds(void);
+const char *errno_name(int e);
+
+/* plan.c */
+enum run_mode { MODE_RUN, MODE_PROBE, MODE_EXIT_OK };
+enum run_mode plan_parse(struct plan *p, int argc, char **argv);
+
+/* ns.c */
+void ns_enter_outer(const struct plan *p);
+int ns_relay_listeners(const struct plan *p, int fds[2]);
+
+/* mounts.c */
+void mounts_setup(struct plan *p);
+
+/* privs.c */
+void privs_drop_to_agent(const struct plan *p);
+void privs_drop_caps_keep_uid(void);
+void privs_set_rlimits(const struct plan *p);
+void privs_check_clean(void);
+
+/* relay.c */
+_Noreturn void relay_run(const struct plan *p, const int *listen_fds, int n_listen);
+
+/* landlock.c */
+int landlock_kernel_abi(void);
+int landlock_effective_abi(void);
+void landlock_describe_missing(int abi, int required, char *buf, size_t len);
+void landlock_apply_agent(const struct plan *p);
+void landlock_apply_relay(const struct plan *p);
+
+/* seccomp.c */
+enum seccomp_profile { SECCOMP_AGENT, SECCOMP_RELAY };
+void seccomp_apply(enum seccomp_profile profile);
+bool seccomp_available(void);
+
+/* doctor.c */
+int doctor_run(void);
+
+#endif

@@ -1,0 +1,138 @@
+import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
+import type { AuditSink } from '../audit/types.js';
+import { summarizeArgs } from '../audit/summarize.js';
+import { GatehouseError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { CallContext } from '../policy/types.js';
+import type { Upstream } from '../upstreams/upstream.js';
+import { checkArgs } from './args.js';
+import type { Authorize, Verdict } from './authorize.js';
+import { hintsOf, type Catalog, type CatalogEntry } from './catalog.js';
+
+export interface PipelineDeps {
+  catalog: () => Catalog;
+  upstream: (connector: string) => Upstream | undefined;
+  authorize: Authorize;
+  audit: AuditSink;
+  /** Removes secret values from anything leaving the gateway (results, errors, audit). */
+  redact: <T>(value: T) => T;
+  logger: Logger;
+  now?: () => Date;
+}
+
+export interface CallRequest {
+  agent: string;
+  session: string;
+  name: string;
+  args: unknown;
+  signal: AbortSignal;
+  onprogress?: (p: Progress) => void;
+}
+
+export type Outcome = 'ok' | 'error' | 'denied' | 'timeout' | 'rejected' | 'cancelled';
+
+/** Stage 1: the catalog. A tool that is not exposed does not exist for the agent. */
+export function lookupTool(catalog: Catalog, name: string): CatalogEntry {
+  const entry = typeof name === 'string' ? catalog.byName.get(name) : undefined;
+  if (!entry) throw new GatehouseError('TOOL_UNKNOWN', `Unknown tool: ${String(name).slice(0, 100)}`);
+  return entry;
+}
+
+export function toolError(text: string, code: string): CallToolResult {
+  return { content: [{ type: 'text', text }], isError: true, _meta: { 'gatehouse/error': code } };
+}
+
+function deniedText(v: Extract<Verdict, { allowed: false }>): string {
+  const rule = v.decision.ruleId === null ? 'the policy default' : `rule "${v.decision.ruleId}"`;
+  return `${v.message} (${v.code === 'POLICY_DENIED' ? 'denied by' : 'decided by'} ${rule})`;
+}
+
+function outcomeOf(e: GatehouseError): Outcome {
+  if (e.code === 'UPSTREAM_TIMEOUT') return 'timeout';
+  return 'error';
+}
+
+/**
+ * The call pipeline: catalog → argument check → policy → upstream → redaction,
+ * with one audit record on disk before the result is returned.
+ * Throws GatehouseError (TOOL_UNKNOWN, ARGS_INVALID, AUDIT_UNAVAILABLE) for
+ * JSON-RPC errors; every other failure is a tool result with isError.
+ */
+export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Promise<CallToolResult> {
+  const started = performance.now();
+  const base = { event: 'tools/call', agent: req.agent, session: req.session, tool: String(req.name).slice(0, 200) };
+  const record = async (fields: Record<string, unknown>) => {
+    await deps.audit.append(deps.redact({ ...base, ...fields, durationMs: Math.round((performance.now() - started) * 1000) / 1000 }));
+  };
+
+  let entry: CatalogEntry;
+  try {
+    deps.audit.assertWritable();
+    entry = lookupTool(deps.catalog(), req.name);
+    checkArgs(entry.name, entry.tool.inputSchema, req.args ?? {});
+  } catch (e) {
+    if (e instanceof GatehouseError && e.code !== 'AUDIT_UNAVAILABLE') {
+      await record({ outcome: 'rejected', error: { code: e.code, message: e.message } });
+    }
+    throw e;
+  }
+  const args = (req.args ?? {}) as Record<string, unknown>;
+  const where = { connector: entry.connector, upstreamTool: entry.upstreamName, args: summarizeArgs(args) };
+
+  const annotations = hintsOf(entry.tool.annotations);
+  const ctx: CallContext = {
+    agent: req.agent,
+    connector: entry.connector,
+    tool: entry.name,
+    upstreamTool: entry.upstreamName,
+    args,
+    ...(annotations ? { annotations } : {}),
+    time: deps.now?.() ?? new Date(),
+  };
+  const verdict = await deps.authorize(ctx, req.signal);
+  const decided = {
+    decision: verdict.decision.effect,
+    rule: verdict.decision.ruleId,
+    ...(verdict.approvalId !== undefined ? { approvalId: verdict.approvalId } : {}),
+  };
+  if (!verdict.allowed) {
+    const text = deniedText(verdict);
+    await record({ ...where, ...decided, outcome: 'denied', error: { code: verdict.code, message: text } });
+    return toolError(text, verdict.code);
+  }
+
+  const upstream = deps.upstream(entry.connector);
+  const upStart = performance.now();
+  let result: CallToolResult;
+  try {
+    deps.audit.assertWritable();
+    if (!upstream) throw new GatehouseError('CONNECTOR_NOT_READY', `connector "${entry.connector}" is not running`);
+    result = await upstream.call(entry.upstreamName, args, {
+      signal: req.signal,
+      ...(req.onprogress ? { onprogress: req.onprogress } : {}),
+    });
+  } catch (e) {
+    const err = e instanceof GatehouseError ? e : new GatehouseError('INTERNAL', errorMessage(e));
+    if (err.code === 'AUDIT_UNAVAILABLE') throw err;
+    const cancelled = req.signal.aborted;
+    const message = deps.redact(err.message);
+    await record({
+      ...where,
+      ...decided,
+      outcome: cancelled ? 'cancelled' : outcomeOf(err),
+      upstreamMs: Math.round(performance.now() - upStart),
+      error: { code: err.code, message },
+    });
+    if (err.code === 'INTERNAL') deps.logger.error({ err: message }, 'tool call failed');
+    return toolError(message, err.code);
+  }
+  const safe = deps.redact(result);
+  await record({
+    ...where,
+    ...decided,
+    outcome: safe.isError === true ? 'error' : 'ok',
+    upstreamMs: Math.round(performance.now() - upStart),
+    resultBytes: Buffer.byteLength(JSON.stringify(safe)),
+  });
+  return safe;
+}

@@ -1,0 +1,91 @@
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import {
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  SetLevelRequestSchema,
+  type ListToolsResult,
+} from '@modelcontextprotocol/sdk/types.js';
+import { GatehouseError, JsonRpc, toJsonRpcError } from '../errors.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import type { Gateway } from './gateway.js';
+import { hintsOf, pageOf } from './catalog.js';
+
+export const TOOLS_PAGE_SIZE = 100;
+
+export interface SessionInfo {
+  agent: string;
+  /** Filled in once the transport assigned it. */
+  id: () => string;
+}
+
+function asMcpError(e: unknown): McpError {
+  const j = toJsonRpcError(e);
+  return new McpError(j.code, j.message, j.data);
+}
+
+/**
+ * One low-level MCP Server per agent session. It only lists and calls what
+ * the gateway's catalog exposes to this agent.
+ */
+export function createSessionServer(gateway: Gateway, session: SessionInfo): Server {
+  const server = new Server(
+    { name: 'gatehouse', version: '0.1.0', title: 'Gatehouse MCP gateway' },
+    {
+      capabilities: { tools: { listChanged: true }, logging: {} },
+      instructions: 'Tools brokered by Gatehouse. Every call is decided by policy and audited.',
+    },
+  );
+
+  const visible = () => gateway.catalog.sorted.filter((e) => !gateway.opts.hidden(session.agent, e.connector, e.name, hintsOf(e.tool.annotations)));
+
+  server.setRequestHandler(ListToolsRequestSchema, async (req): Promise<ListToolsResult> => {
+    let page;
+    try {
+      page = pageOf(visible(), req.params?.cursor, TOOLS_PAGE_SIZE);
+    } catch {
+      throw new McpError(JsonRpc.InvalidParams, 'Invalid cursor');
+    }
+    await gateway.opts.audit
+      .append({ event: 'tools/list', agent: session.agent, session: session.id(), count: page.page.length })
+      .catch((e: unknown) => {
+        throw asMcpError(e);
+      });
+    return { tools: page.page.map((e) => e.tool), ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}) };
+  });
+
+  server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
+    if (gateway.isClosing) throw asMcpError(new GatehouseError('UPSTREAM_UNAVAILABLE', 'the gateway is shutting down'));
+    const progressToken = req.params._meta?.progressToken;
+    try {
+      return await gateway.callTool({
+        agent: session.agent,
+        session: session.id(),
+        name: req.params.name,
+        args: req.params.arguments ?? {},
+        signal: extra.signal,
+        ...(progressToken !== undefined
+          ? {
+              onprogress: (p) => {
+                void extra
+                  .sendNotification({ method: 'notifications/progress', params: { ...gateway.opts.redact(p), progressToken } })
+                  .catch(() => undefined);
+              },
+            }
+          : {}),
+      });
+    } catch (e) {
+      throw asMcpError(e);
+    }
+  });
+
+  server.setRequestHandler(SetLevelRequestSchema, async () => ({}));
+
+  const onCatalog = () => {
+    void server.sendToolListChanged().catch(() => undefined);
+  };
+  gateway.on('catalog', onCatalog);
+  server.onclose = () => {
+    gateway.off('catalog', onCatalog);
+  };
+  return server;
+}

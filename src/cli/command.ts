@@ -1,0 +1,48 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { GatehouseError } from '../errors.js';
+
+/** Exit codes that scripts can trust. */
+export const Exit = {
+  Ok: 0,
+  /** The thing asked about is bad: verification failed, a check found a problem, a decision was deny. */
+  Failed: 1,
+  /** Wrong usage or invalid configuration. */
+  Usage: 2,
+  /** A needed service is unavailable (keychain, gateway, kernel feature). */
+  Unavailable: 3,
+} as const;
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+  stdin: NodeJS.ReadStream;
+  isTTY: boolean;
+}
+
+/** A `gatehouse` sub-command. `run` gets the arguments after the command's own name. */
+export interface Command {
+  name: string;
+  summary: string;
+  /** Full help text, printed by `--help`. */
+  help: string;
+  run(argv: string[], io: Io): Promise<number>;
+}
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs with strict checking; usage mistakes become GatehouseError('USAGE'). */
+export function parse<O extends Options>(argv: string[], options: O, allowPositionals = false) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+  } catch (e) {
+    throw new GatehouseError('USAGE', (e as Error).message);
+  }
+}
+
+/** Prints rows as an aligned table with a header. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+import { ConfigError } from '../config/load-yaml.js';
+import { VERSION } from '../config/paths.js';
+import { GatehouseError, errorMessage } from '../errors.js';
+import { Exit, type Command, type Io } from './command.js';
+import { serveCommand } from './serve.js';
+import { tokenCommand } from './token.js';
+
+const commands: Command[] = [serveCommand, tokenCommand];
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return `Usage: gatehouse <command> [options]
+
+Gatehouse ${VERSION}: an MCP gateway that gives AI agents one narrow, audited door.
+
+Commands:
+${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Run "gatehouse <command> --help" for a command's options.
+Exit codes: 0 ok, 1 check failed or denied, 2 usage or configuration error, 3 a needed service is unavailable.
+`;
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(usage());
+    return name === undefined ? Exit.Usage : Exit.Ok;
+  }
+  if (name === '--version' || name === '-v') {
+    io.out(`${VERSION}\n`);
+    return Exit.Ok;
+  }
+  const cmd = commands.find((c) => c.name === name);
+  if (!cmd) {
+    io.err(`gatehouse: unknown command "${name}"\n\n${usage()}`);
+    return Exit.Usage;
+  }
+  try {
+    return await cmd.run(rest, io);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      io.err(`gatehouse ${name}: invalid configuration:\n${e.message}\n`);
+      return Exit.Usage;
+    }
+    if (e instanceof GatehouseError) {
+      io.err(`gatehouse ${name}: ${e.message}\n`);
+      if (e.code === 'USAGE') io.err(`Run "gatehouse ${name} --help" for usage.\n`);
+      return e.code === 'USAGE' || e.code === 'CONFIG_INVALID' ? Exit.Usage : e.code.endsWith('UNAVAILABLE') ? Exit.Unavailable : Exit.Failed;
+    }
+    io.err(`gatehouse ${name}: unexpected error: ${errorMessage(e)}\n`);
+    return Exit.Failed;
+  }
+}
+
+const io: Io = {
+  out: (s) => void process.stdout.write(s),
+  err: (s) => void process.stderr.write(s),
+  env: process.env,
+  stdin: process.stdin,
+  isTTY: process.stdout.isTTY === true,
+};
+
+main(process.argv.slice(2), io).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`gatehouse: ${errorMessage(e)}\n`);
+    process.exitCode = Exit.Failed;
+  },
+);

@@ -1,0 +1,279 @@
+/** `gatehouse policy check|explain|test`: offline tools over the policy files (no running gateway needed). */
+import { relative, resolve } from 'node:path';
+import { ConfigError } from '../config/load-yaml.js';
+import { GatehouseError, errorMessage } from '../errors.js';
+import { explain } from '../policy/evaluate.js';
+import { formatDuration } from '../policy/duration.js';
+import { loadPolicies } from '../policy/load.js';
+import { runPolicyTests, splitToolName } from '../policy/test-cases.js';
+import { ANNOTATION_KEYS, type CallContext, type Decision, type Policy, type ToolAnnotations } from '../policy/types.js';
+import { Exit, parse, table, type Command, type Io } from './command.js';
+
+const DIR_HELP = `  --policies DIR   policy folder (default: $GATEHOUSE_POLICIES, else ./policies)`;
+
+const HELP = `Usage: gatehouse policy <command> [options]
+
+Commands:
+  check     validate every policy file
+  explain   show the decision for one call and why each rule did or did not match
+  test      run table-driven policy test cases from a YAML file
+
+Run "gatehouse policy <command> --help" for the options of each.
+`;
+
+const CHECK_HELP = `Usage: gatehouse policy check [--policies DIR] [--json]
+
+Validates all top-level *.yaml / *.yml files in the policy folder (and what
+they extend), as the gateway would load them.
+
+${DIR_HELP}
+  --json           print the result as JSON
+
+Exit: 0 valid, 1 invalid (every problem is listed as file:line:col: key: message), 2 usage.
+`;
+
+const EXPLAIN_HELP = `Usage: gatehouse policy explain --agent A --tool T [options]
+
+Prints the decision for one call, the deciding rule and why each nearby rule
+(the rules about this tool) did or did not match.
+
+  --agent A          agent identity
+  --tool T           exposed tool name, e.g. github__create_issue
+  --connector C      connector (default: the part of T before "__")
+  --upstream-tool U  upstream tool name (default: the part of T after "__")
+  --args JSON        the call's arguments, a JSON object (default {})
+  --annotations JSON tool annotations, e.g. '{"readOnlyHint":true}'
+  --time ISO         the call's time (default: now), e.g. 2025-01-06T09:00:00Z
+  --all              list every rule, not only those about this tool
+${DIR_HELP}
+  --json             print the explanation as JSON
+
+Exit: 0 allow or ask, 1 deny, 2 usage or invalid policy.
+`;
+
+const TEST_HELP = `Usage: gatehouse policy test FILE [--policies DIR] [--json]
+
+Runs the cases in FILE against the policy. FILE:
+  cases:
+    - name: coders may file issues in our repos
+      agent: coder-1
+      tool: github__create_issue      # connector = part before "__" unless given
+      args: { owner: acme, repo: web, title: Bug }
+      annotations: { readOnlyHint: false }   # optional
+      time: "2025-01-06T09:00:00Z"           # optional, default now
+      expect: allow                          # allow | deny | ask
+      expectRule: issues-only-in-our-repos   # optional; null = the default decided
+
+${DIR_HELP}
+  --json           print the results as JSON
+
+Exit: 0 all cases pass, 1 a case failed, 2 usage or invalid policy / cases file.
+`;
+
+function policyDir(flag: string | undefined, io: Io): string {
+  return resolve(flag ?? io.env['GATEHOUSE_POLICIES'] ?? './policies');
+}
+
+function json(io: Io, v: unknown): void {
+  io.out(`${JSON.stringify(v, null, 2)}\n`);
+}
+
+function parseJsonObject(flag: string, text: string | undefined): Record<string, unknown> {
+  if (text === undefined) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new GatehouseError('USAGE', `${flag}: not valid JSON (${errorMessage(e)})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new GatehouseError('USAGE', `${flag}: must be a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+function parseAnnotations(text: string | undefined): ToolAnnotations | undefined {
+  if (text === undefined) return undefined;
+  const o = parseJsonObject('--annotations', text);
+  const out: ToolAnnotations = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (!(ANNOTATION_KEYS as readonly string[]).includes(k)) throw new GatehouseError('USAGE', `--annotations: unknown key "${k}" (known: ${ANNOTATION_KEYS.join(', ')})`);
+    if (typeof v !== 'boolean') throw new GatehouseError('USAGE', `--annotations: ${k} must be true or false`);
+    out[k as keyof ToolAnnotations] = v;
+  }
+  return out;
+}
+
+function describeDecision(d: Decision, policy: Policy, dir: string): string[] {
+  const rule = d.ruleId === null ? undefined : policy.rules.find((r) => r.id === d.ruleId);
+  const where = rule === undefined ? 'the policy default' : `rule "${rule.id}" (${relative(dir, rule.file)}:${rule.line})`;
+  const lines = [`Decision: ${d.effect.toUpperCase()} by ${where}`, `Message:  ${d.message}`];
+  if (d.limit !== undefined) lines.push(`Limit:    ${d.limit.capacity} per ${formatDuration(d.limit.perMs)} per agent`);
+  if (d.ask !== undefined) {
+    const g = d.ask.grant;
+    lines.push(`Ask:      timeout ${formatDuration(d.ask.timeoutMs)}${g === undefined ? ', no grants' : `, grants up to ${formatDuration(g.ttlMs)} / ${g.maxUses} uses`}`);
+  }
+  return lines;
+}
+
+/** Loads the policy for explain/test: an invalid policy is a usage-level failure (exit 2). */
+function loadOrReport(dir: string, io: Io): Policy | undefined {
+  try {
+    return loadPolicies(dir);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      io.err(`Invalid policy in ${dir}:\n${e.message}\n`);
+      return undefined;
+    }
+    throw e;
+  }
+}
+
+async function check(argv: string[], io: Io): Promise<number> {
+  const { values } = parse(argv, { policies: { type: 'string' }, json: { type: 'boolean' } });
+  if (values.help === true) return help(io, CHECK_HELP);
+  const dir = policyDir(values.policies, io);
+  let policy: Policy;
+  try {
+    policy = loadPolicies(dir);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    if (values.json === true) json(io, { ok: false, dir, issues: e.issues });
+    else io.out(`INVALID ${dir}\n${e.issues.map((i) => `  ${i.file}:${i.line}:${i.col}: ${i.key === '' ? '(top level)' : i.key}: ${i.message}`).join('\n')}\n`);
+    return Exit.Failed;
+  }
+  const files = policy.files.map((f) => ({ file: f, rules: policy.rules.filter((r) => r.file === f).length }));
+  if (values.json === true) {
+    json(io, { ok: true, dir, default: policy.default, rules: policy.rules.length, files, digest: policy.digest, warnings: policy.warnings });
+    return Exit.Ok;
+  }
+  io.out(`OK ${dir}: ${policy.rules.length} rules from ${files.length} files, default ${policy.default}\n`);
+  if (files.length > 0) io.out(table(['FILE', 'RULES'], files.map((f) => [relative(dir, f.file), String(f.rules)])));
+  for (const w of policy.warnings) io.out(`warning: ${w}\n`);
+  return Exit.Ok;
+}
+
+async function explainCmd(argv: string[], io: Io): Promise<number> {
+  const { values } = parse(argv, {
+    agent: { type: 'string' },
+    tool: { type: 'string' },
+    connector: { type: 'string' },
+    'upstream-tool': { type: 'string' },
+    args: { type: 'string' },
+    annotations: { type: 'string' },
+    time: { type: 'string' },
+    all: { type: 'boolean' },
+    policies: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values.help === true) return help(io, EXPLAIN_HELP);
+  if (values.agent === undefined || values.tool === undefined) throw new GatehouseError('USAGE', 'explain needs --agent and --tool');
+  const time = values.time === undefined ? new Date() : new Date(values.time);
+  if (Number.isNaN(time.getTime())) throw new GatehouseError('USAGE', `--time: "${values.time ?? ''}" is not a date (use ISO 8601, e.g. 2025-01-06T09:00:00Z)`);
+  const split = splitToolName(values.tool);
+  const ctx: CallContext = {
+    agent: values.agent,
+    connector: values.connector ?? split.connector,
+    tool: values.tool,
+    upstreamTool: values['upstream-tool'] ?? split.upstreamTool,
+    args: parseJsonObject('--args', values.args),
+    time,
+  };
+  const annotations = parseAnnotations(values.annotations);
+  if (annotations !== undefined) ctx.annotations = annotations;
+
+  const dir = policyDir(values.policies, io);
+  const policy = loadOrReport(dir, io);
+  if (policy === undefined) return Exit.Usage;
+  const ex = explain(policy, ctx);
+  const code = ex.decision.effect === 'deny' ? Exit.Failed : Exit.Ok;
+  // "Nearby" rules are those about this tool (or about any tool); --all lists every rule.
+  const nearby = ex.rules.filter((r, i) => values.all === true || r.matched || (policy.rules[i]?.tool?.test(ctx.tool) ?? true));
+  if (values.json === true) {
+    json(io, { call: { ...ctx, time: ctx.time.toISOString() }, decision: ex.decision, rules: nearby });
+    return code;
+  }
+  io.out(`${describeDecision(ex.decision, policy, dir).join('\n')}\n\n`);
+  if (nearby.length === 0) io.out('No rule is about this tool.\n');
+  else {
+    io.out(
+      table(
+        ['RULE', 'EFFECT', 'MATCHED', 'WHERE', 'REASON'],
+        nearby.map((r) => [r.id, r.effect, r.decisive ? 'yes *' : r.matched ? 'yes' : 'no', `${relative(dir, r.file)}:${r.line}`, r.reason]),
+      ),
+    );
+  }
+  const hidden = ex.rules.length - nearby.length;
+  if (hidden > 0) io.out(`(${hidden} rules about other tools not shown; --all shows them)\n`);
+  return code;
+}
+
+async function test(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(argv, { policies: { type: 'string' }, json: { type: 'boolean' } }, true);
+  if (values.help === true) return help(io, TEST_HELP);
+  if (positionals.length !== 1) throw new GatehouseError('USAGE', 'test needs exactly one FILE of cases');
+  const dir = policyDir(values.policies, io);
+  const policy = loadOrReport(dir, io);
+  if (policy === undefined) return Exit.Usage;
+  const file = resolve(positionals[0] as string);
+  let report;
+  try {
+    report = runPolicyTests(policy, file);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      io.err(`Invalid cases file:\n${e.message}\n`);
+      return Exit.Usage;
+    }
+    throw e;
+  }
+  const code = report.failed === 0 ? Exit.Ok : Exit.Failed;
+  if (values.json === true) {
+    json(io, report);
+    return code;
+  }
+  io.out(
+    table(
+      ['RESULT', 'CASE', 'LINE', 'EXPECTED', 'GOT', 'RULE', 'PROBLEM'],
+      report.results.map((r) => [r.ok ? 'pass' : 'FAIL', r.name, String(r.line), r.expect, r.decision.effect, r.decision.ruleId ?? '(default)', r.problem]),
+    ),
+  );
+  io.out(`${report.passed} passed, ${report.failed} failed\n`);
+  return code;
+}
+
+function help(io: Io, text: string): number {
+  io.out(text);
+  return Exit.Ok;
+}
+
+export const policyCommand: Command = {
+  name: 'policy',
+  summary: 'check, explain and test the policy files',
+  help: HELP,
+  async run(argv: string[], io: Io): Promise<number> {
+    const [sub, ...rest] = argv;
+    try {
+      switch (sub) {
+        case 'check':
+          return await check(rest, io);
+        case 'explain':
+          return await explainCmd(rest, io);
+        case 'test':
+          return await test(rest, io);
+        case undefined:
+          io.err(HELP);
+          return Exit.Usage;
+        case '--help':
+        case '-h':
+        case 'help':
+          return help(io, HELP);
+        default:
+          throw new GatehouseError('USAGE', `unknown policy command "${sub}" (check, explain, test)`);
+      }
+    } catch (e) {
+      if (e instanceof GatehouseError && e.code === 'USAGE') {
+        io.err(`gatehouse policy: ${e.message}\n`);
+        return Exit.Usage;
+      }
+      throw e;
+    }
+  },
+};

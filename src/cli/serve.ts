@@ -1,0 +1,82 @@
+import { GatehouseError } from '../errors.js';
+import { startGateway } from '../runtime.js';
+import { VERSION } from '../config/paths.js';
+import { Exit, parse, table, type Command } from './command.js';
+import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+import { invocation } from './invocation.js';
+
+const HELP = `Usage: gatehouse serve [--host H] [--port N] [options]
+
+Runs the gateway: one MCP endpoint (Streamable HTTP at /mcp) that exposes the
+registered connectors' tools, decides every call by policy and audits it.
+
+Options:
+  --host H           interface to bind (default 127.0.0.1; env GATEHOUSE_HOST)
+  --port N           TCP port (default 8931, 0 = any free port; env GATEHOUSE_PORT)
+  --allowed-host H   extra Host header value accepted (host:port), repeatable
+  --allowed-origin O extra browser Origin accepted, repeatable
+  --json             print the start-up report as one JSON line instead of a table
+${DIR_HELP}
+  -h, --help         this help
+
+Stops gracefully on SIGINT/SIGTERM: in-flight calls finish, upstreams exit.
+`;
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'run the gateway',
+  help: HELP,
+  async run(argv, io) {
+    const { values } = parse(argv, {
+      ...dirOptions,
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'allowed-host': { type: 'string', multiple: true },
+      'allowed-origin': { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+    });
+    if (values.help) {
+      io.out(HELP);
+      return Exit.Ok;
+    }
+    const portText = values.port ?? io.env.GATEHOUSE_PORT ?? '8931';
+    const port = Number(portText);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new GatehouseError('USAGE', `--port must be 0-65535, got ${JSON.stringify(portText)}`);
+    const dirs = dirsFrom(values, io.env);
+    const gw = await startGateway({
+      dirs,
+      host: values.host ?? io.env.GATEHOUSE_HOST ?? '127.0.0.1',
+      port,
+      allowedHosts: values['allowed-host'] ?? [],
+      allowedOrigins: values['allowed-origin'] ?? [],
+    });
+    const report = gw.gateway.report();
+    const cli = invocation();
+    if (values.json) {
+      io.out(JSON.stringify({ url: gw.url, version: VERSION, dirs, connectors: report }) + '\n');
+    } else {
+      const rows = report.map((r) => {
+        const st = r.status;
+        const fix =
+          st.state === 'not-ready' ? `${cli} secret set ${st.fix.replace(/^gatehouse secret set /, '')}` : st.state === 'failed' ? `see the log: ${st.reason}` : '';
+        return [r.name, r.kind, st.state, st.state === 'ready' ? String(r.tools) : '-', fix];
+      });
+      io.out(
+        `Gatehouse ${VERSION} serving MCP at ${gw.url}\n` +
+          `  registry ${dirs.registry}\n  policies ${dirs.policies}\n  state    ${dirs.state}\n\n` +
+          table(['CONNECTOR', 'KIND', 'STATUS', 'TOOLS', 'FIX'], rows) +
+          `\nGive an agent a token (8 hours):\n  ${cli} token mint --agent laptop-claude --ttl 8h\n` +
+          `then point its MCP client at ${gw.url} with "Authorization: Bearer <token>".\n`,
+      );
+    }
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        io.err(`\n${sig}: finishing in-flight calls and stopping upstreams...\n`);
+        void gw.close().then(resolve);
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    return Exit.Ok;
+  },
+};

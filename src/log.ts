@@ -1,0 +1,48 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * pino `redact` paths for anything that may carry a secret wherever it is
+ * logged: headers, environment, authorization, tokens. Each shape is tested.
+ */
+export const REDACT_PATHS = [
+  'headers.authorization',
+  'headers.Authorization',
+  'headers["proxy-authorization"]',
+  'headers.cookie',
+  '*.headers.authorization',
+  '*.headers.Authorization',
+  '*.headers["proxy-authorization"]',
+  '*.headers.cookie',
+  'env',
+  '*.env',
+  'token',
+  '*.token',
+  'secret',
+  '*.secret',
+  'password',
+  '*.password',
+];
+
+/** A text filter applied to every log line last (secret values, set by the secrets module). */
+export type LineFilter = (line: string) => string;
+
+let filter: LineFilter = (l) => l;
+export function setLogLineFilter(f: LineFilter): void {
+  filter = f;
+}
+
+export function createLogger(options: { level?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+  const dest = options.destination ?? process.stderr;
+  return pino(
+    {
+      level: options.level ?? process.env.GATEHOUSE_LOG_LEVEL ?? 'info',
+      base: { name: 'gatehouse' },
+      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+    },
+    { write: (line: string) => dest.write(filter(line)) },
+  );
+}
+
+export const silentLogger: Logger = pino({ level: 'silent' });

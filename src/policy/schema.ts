@@ -1,0 +1,146 @@
+/**
+ * The policy file format (version 1), as strict zod schemas: an unknown or
+ * misspelt key is an error. Expressions, regexes, rates and durations are
+ * compiled here, so their errors carry the file:line:key of the bad value.
+ */
+import { z } from 'zod';
+import { parseDuration, parseRate } from './duration.js';
+import { compileArgChecks, compileRegex, type ArgMatcherSpec } from './matchers.js';
+import { compileWhen } from './when.js';
+import { ANNOTATION_KEYS, type ArgCheck, type CompiledWhen } from './types.js';
+
+export const EffectSchema = z.enum(['allow', 'deny', 'ask']);
+
+const SECOND = 1_000;
+const DAY = 86_400_000;
+
+function duration(what: string, minMs: number, maxMs: number) {
+  return z.string().transform((s, ctx) => {
+    const ms = parseDuration(s);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${what}: "${s}" is not a duration (e.g. 30s, 5m, 1h, 1h30m, 7d)` });
+      return z.NEVER;
+    }
+    if (ms < minMs || ms > maxMs) {
+      ctx.addIssue({ code: 'custom', message: `${what}: must be between ${minMs / SECOND}s and ${maxMs / DAY}d` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+const Json: z.ZodType<unknown> = z.json();
+
+const ArgMatcherSchema = z
+  .strictObject({
+    absent: z.boolean().optional(),
+    equals: Json.optional(),
+    in: z.array(Json).min(1, 'in: needs at least one value').optional(),
+    prefix: z.string().optional(),
+    glob: z.string().min(1).optional(),
+    regex: z
+      .string()
+      .superRefine((s, ctx) => {
+        try {
+          compileRegex(s);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', message: `regex (RE2 syntax): ${(e as Error).message}` });
+        }
+      })
+      .optional(),
+    min: z.number().optional(),
+    max: z.number().optional(),
+    maxLength: z.number().int().nonnegative().optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (Object.keys(m).length === 0) ctx.addIssue({ code: 'custom', message: 'empty matcher: give at least one of equals, in, glob, prefix, regex, min, max, maxLength, absent' });
+    if (m.min !== undefined && m.max !== undefined && m.min > m.max) ctx.addIssue({ code: 'custom', path: ['min'], message: 'min is greater than max' });
+  })
+  .transform((m): ArgCheck[] => compileArgChecks(m as ArgMatcherSpec));
+
+const AnnotationsSchema = z.strictObject(
+  Object.fromEntries(ANNOTATION_KEYS.map((k) => [k, z.boolean().optional()])) as Record<(typeof ANNOTATION_KEYS)[number], z.ZodOptional<z.ZodBoolean>>,
+);
+
+const ArgKey = z.string().regex(/^[^.]+(\.[^.]+)*$/, 'argument path: segments separated by single dots, none empty');
+
+const MatchSchema = z.strictObject({
+  agent: z.string().min(1).optional(),
+  connector: z.string().min(1).optional(),
+  tool: z.string().min(1).optional(),
+  args: z.record(ArgKey, ArgMatcherSchema).optional(),
+  annotations: AnnotationsSchema.optional(),
+});
+
+const WhenSchema = z.string().transform((s, ctx): CompiledWhen => {
+  try {
+    return compileWhen(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const LimitSchema = z.string().transform((s, ctx) => {
+  const r = parseRate(s);
+  if (r === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a rate: write N/second, N/minute, N/hour or N/day (N >= 1)` });
+    return z.NEVER;
+  }
+  return r;
+});
+
+export const AskSchema = z.strictObject({
+  timeout: duration('timeout', SECOND, DAY).optional(),
+  grant: z
+    .strictObject({
+      ttl: duration('ttl', SECOND, 30 * DAY),
+      maxUses: z.number().int().min(1).max(100_000),
+    })
+    .optional(),
+});
+
+export const RuleSchema = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'rule id: letters, digits, ".", "_", "-" (at most 128)'),
+    match: MatchSchema.optional(),
+    when: WhenSchema.optional(),
+    effect: EffectSchema,
+    message: z.string().max(500).optional(),
+    limit: LimitSchema.optional(),
+    ask: AskSchema.optional(),
+  })
+  .superRefine((r, ctx) => {
+    // Annotations are untrusted hints from the upstream: they may only make a decision stricter.
+    if (r.match?.annotations !== undefined && r.effect === 'allow') {
+      ctx.addIssue({ code: 'custom', path: ['match', 'annotations'], message: 'annotations are untrusted hints: a rule that matches on them may only deny or ask' });
+    }
+    if (r.match?.annotations !== undefined && Object.keys(r.match.annotations).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['match', 'annotations'], message: 'empty annotations matcher' });
+    }
+    if (r.limit !== undefined && r.effect !== 'allow') {
+      ctx.addIssue({ code: 'custom', path: ['limit'], message: 'limit: only an allow rule can have a rate limit' });
+    }
+    if (r.ask !== undefined && r.effect !== 'ask') {
+      ctx.addIssue({ code: 'custom', path: ['ask'], message: 'ask: only a rule with effect ask can have ask settings' });
+    }
+  });
+
+export const PolicyFileSchema = z
+  .strictObject({
+    version: z.literal(1, 'version: must be 1'),
+    default: EffectSchema.optional(),
+    extends: z.array(z.string().min(1)).optional(),
+    rules: z.array(RuleSchema).optional(),
+  })
+  .superRefine((f, ctx) => {
+    const seen = new Set<string>();
+    (f.rules ?? []).forEach((r, i) => {
+      if (seen.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
+      seen.add(r.id);
+    });
+  });
+
+export type PolicyFile = z.output<typeof PolicyFileSchema>;
+export type RuleSpec = z.output<typeof RuleSchema>;
+export type AskInput = z.output<typeof AskSchema>;

@@ -1,0 +1,132 @@
+/**
+ * Types shared by the policy engine and its callers (the call pipeline, the
+ * admin API, the CLI). The evaluator over these types is a pure function.
+ */
+
+/** Upstream tool annotations (MCP `ToolAnnotations`). Untrusted hints. */
+export interface ToolAnnotations {
+  readOnlyHint?: boolean;
+  destructiveHint?: boolean;
+  idempotentHint?: boolean;
+  openWorldHint?: boolean;
+}
+
+export const ANNOTATION_KEYS = ['readOnlyHint', 'destructiveHint', 'idempotentHint', 'openWorldHint'] as const;
+export type AnnotationKey = (typeof ANNOTATION_KEYS)[number];
+
+export interface CallContext {
+  /** Agent identity (token subject or sandbox session name). */
+  agent: string;
+  /** Registry connector name. */
+  connector: string;
+  /** Exposed tool name, e.g. "github__create_issue". */
+  tool: string;
+  /** Name at the upstream, e.g. "create_issue". */
+  upstreamTool: string;
+  args: Record<string, unknown>;
+  annotations?: ToolAnnotations;
+  time: Date;
+}
+
+export type Effect = 'allow' | 'deny' | 'ask';
+
+export interface RateLimit {
+  capacity: number;
+  perMs: number;
+}
+
+export interface GrantLimit {
+  ttlMs: number;
+  maxUses: number;
+}
+
+export interface AskSpec {
+  timeoutMs: number;
+  /** The largest grant an approver may give (absent: approvals cover the one call only). */
+  grant?: GrantLimit;
+}
+
+export interface Decision {
+  effect: Effect;
+  /** null = the policy default decided. */
+  ruleId: string | null;
+  /** Human reason, e.g. the rule's message. */
+  message: string;
+  /** Set when the allowing rule has `limit:`; the caller takes a token from a RateLimiter. */
+  limit?: { ruleId: string; capacity: number; perMs: number };
+  /** Set when effect is `ask`. */
+  ask?: AskSpec;
+}
+
+/** The result of one argument matcher (or the whole rule) against a call. */
+export type MatchResult = { ok: true } | { ok: false; reason: string };
+
+/** One compiled argument check, e.g. `owner: { equals: acme }` → one ArgCheck per matcher key. */
+export interface ArgCheck {
+  /** Display form, e.g. `equals "acme"`. */
+  describe: string;
+  /** `value` is undefined when the path is absent. Must never throw. */
+  test(value: unknown): boolean;
+}
+
+export interface ArgRule {
+  /** The key as written, e.g. "repo.owner". */
+  key: string;
+  /** Path segments, e.g. ["repo", "owner"]. */
+  path: readonly string[];
+  checks: readonly ArgCheck[];
+}
+
+export interface NameMatcher {
+  pattern: string;
+  /** true when the pattern has no glob characters (then test is string equality). */
+  exact: boolean;
+  test(name: string): boolean;
+}
+
+export interface CompiledWhen {
+  source: string;
+  /** Throws on an evaluation error or a non-boolean result. */
+  evaluate(ctx: CallContext): boolean;
+}
+
+export interface Rule {
+  id: string;
+  /** The file the rule was written in (absolute path). */
+  file: string;
+  line: number;
+  effect: Effect;
+  message: string;
+  agent: NameMatcher | null;
+  connector: NameMatcher | null;
+  tool: NameMatcher | null;
+  args: readonly ArgRule[];
+  annotations: ReadonlyArray<readonly [AnnotationKey, boolean]>;
+  when: CompiledWhen | null;
+  limit?: RateLimit;
+  ask?: AskSpec;
+}
+
+/** A validated, merged, immutable set of policy files. */
+export interface Policy {
+  /** Decision when no rule matches. */
+  default: Effect;
+  /** Ask settings used when the default is `ask`. */
+  defaultAsk: AskSpec;
+  /** Rules in load order (files by name; an extended file before the file that extends it). */
+  rules: readonly Rule[];
+  /** Every file that contributed, absolute paths, in load order. */
+  files: readonly string[];
+  /** sha256 over the files' names and contents: changes iff the policy text changed. */
+  digest: string;
+  /** Things `policy check` should show that are not errors. */
+  warnings: readonly string[];
+  /** @internal lookup index built at load; see evaluate.ts. */
+  readonly index: PolicyIndex;
+}
+
+/** @internal Rules grouped for fast evaluation. */
+export interface PolicyIndex {
+  /** Candidate rules for a (agent, connector, tool) triple, grouped deny → ask → allow(limited first) → allow. */
+  candidates(agent: string, connector: string, tool: string): readonly Rule[];
+}

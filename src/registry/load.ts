@@ -1,0 +1,40 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, loadYamlConfig, type ConfigIssue } from '../config/load-yaml.js';
+import { ConnectorSchema, type Connector } from './schema.js';
+
+export interface Registry {
+  dir: string;
+  connectors: Connector[];
+}
+
+/** Loads every `*.yaml`/`*.yml` in `dir` (one connector per file). All problems are reported together. */
+export function loadRegistry(dir: string): Registry {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+  } catch (e) {
+    throw new ConfigError([{ file: dir, line: 0, col: 0, key: '', message: `cannot read registry directory (${(e as NodeJS.ErrnoException).code ?? e}); pass --registry DIR or set GATEHOUSE_REGISTRY` }]);
+  }
+  const issues: ConfigIssue[] = [];
+  const connectors: Connector[] = [];
+  const seen = new Map<string, string>();
+  for (const f of files) {
+    const file = join(dir, f);
+    try {
+      const c = { ...loadYamlConfig(file, ConnectorSchema), file } as Connector;
+      const prev = seen.get(c.name);
+      if (prev !== undefined) {
+        issues.push({ file, line: 1, col: 1, key: 'name', message: `connector "${c.name}" is already defined in ${prev}` });
+        continue;
+      }
+      seen.set(c.name, file);
+      connectors.push(c);
+    } catch (e) {
+      if (e instanceof ConfigError) issues.push(...e.issues);
+      else throw e;
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return { dir, connectors };
+}

@@ -1,0 +1,136 @@
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Logger } from '../log.js';
+import { checkHost, checkOrigin } from './guards.js';
+import type { Identity, SessionManager } from './sessions.js';
+
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+export type AuthResult =
+  | { ok: true; identity: Identity }
+  | { ok: false; error?: 'invalid_token'; description: string };
+
+/** How a listener identifies the agent: a bearer token (TCP) or the socket itself (sandbox). */
+export type Authenticate = (req: Request) => Promise<AuthResult>;
+
+export interface AppOptions {
+  sessions: SessionManager;
+  authenticate: Authenticate;
+  hosts: ReadonlySet<string>;
+  origins: ReadonlySet<string>;
+  maxBodyBytes?: number;
+  logger: Logger;
+  /** Whether to send RFC 9728 metadata (TCP listeners with token auth). */
+  protectedResource?: boolean;
+}
+
+type Env = { Variables: { identity: Identity } };
+
+/** A JSON-RPC error response with no id, as the transport itself answers. */
+export function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
+    status,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+}
+
+function isJsonContentType(ct: string | undefined): boolean {
+  return ct !== undefined && /^application\/json\s*(;|$)/i.test(ct.trim());
+}
+
+export function createApp(opts: AppOptions): Hono<Env> {
+  const app = new Hono<Env>();
+  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+
+  // DNS-rebinding protection on every route.
+  app.use('*', async (c, next) => {
+    const host = checkHost(c.req.header('host'), opts.hosts);
+    if (!host.ok) return jsonRpcError(host.status, -32000, host.message);
+    const origin = checkOrigin(c.req.header('origin'), opts.origins);
+    if (!origin.ok) return jsonRpcError(origin.status, -32000, origin.message);
+    return next();
+  });
+
+  const resourceMetadata = (c: Context) => {
+    const base = `http://${c.req.header('host') ?? 'localhost'}`;
+    return c.json({
+      resource: `${base}/mcp`,
+      authorization_servers: [],
+      bearer_methods_supported: ['header'],
+      resource_name: 'Gatehouse MCP gateway',
+      resource_documentation: 'https://github.com/gatehouse/gatehouse#agent-tokens',
+    });
+  };
+  if (opts.protectedResource) {
+    // RFC 9728 §3: at the well-known path, and with the resource's path appended.
+    app.get('/.well-known/oauth-protected-resource', resourceMetadata);
+    app.get('/.well-known/oauth-protected-resource/mcp', resourceMetadata);
+  }
+  app.get('/healthz', (c) => c.json({ ok: true }));
+
+  app.use('/mcp', async (c, next) => {
+    const auth = await opts.authenticate(c.req.raw);
+    if (!auth.ok) {
+      const metadata = `http://${c.req.header('host') ?? 'localhost'}/.well-known/oauth-protected-resource/mcp`;
+      // RFC 6750 §3: no error attribute when the request carried no credentials.
+      const params = [`realm="gatehouse"`, `resource_metadata="${metadata}"`];
+      if (auth.error) params.push(`error="${auth.error}"`, `error_description="${auth.description.replace(/["\\]/g, '')}"`);
+      return jsonRpcError(401, -32001, `Unauthorized: ${auth.description}`, { 'www-authenticate': `Bearer ${params.join(', ')}` });
+    }
+    c.set('identity', auth.identity);
+    return next();
+  });
+
+  app.post(
+    '/mcp',
+    bodyLimit({
+      maxSize: maxBody,
+      onError: () => jsonRpcError(413, -32000, `Payload Too Large: request body exceeds ${maxBody} bytes`),
+    }),
+    async (c) => {
+      if (!isJsonContentType(c.req.header('content-type'))) {
+        return jsonRpcError(415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(await c.req.text());
+      } catch {
+        return jsonRpcError(400, -32700, 'Parse error: Invalid JSON');
+      }
+      const identity = c.get('identity');
+      const sid = c.req.header('mcp-session-id');
+      if (sid === undefined) {
+        if (!isInitializeRequest(body)) {
+          return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required (send initialize first to open a session)');
+        }
+        if (opts.sessions.size >= opts.sessions.maxSessions) {
+          return jsonRpcError(503, -32000, 'Service Unavailable: too many open sessions', { 'retry-after': '5' });
+        }
+        const transport = await opts.sessions.open(identity);
+        return transport.handleRequest(c.req.raw, { parsedBody: body });
+      }
+      const session = opts.sessions.get(sid, identity);
+      if (!session) return jsonRpcError(404, -32001, 'Session not found');
+      return session.transport.handleRequest(c.req.raw, { parsedBody: body });
+    },
+  );
+
+  const existing = async (c: Context<Env>) => {
+    const sid = c.req.header('mcp-session-id');
+    if (sid === undefined) return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    const session = opts.sessions.get(sid, c.get('identity'));
+    if (!session) return jsonRpcError(404, -32001, 'Session not found');
+    return session.transport.handleRequest(c.req.raw);
+  };
+  app.get('/mcp', existing);
+  app.delete('/mcp', existing);
+  app.all('/mcp', () => jsonRpcError(405, -32000, 'Method Not Allowed', { allow: 'GET, POST, DELETE' }));
+
+  app.notFound(() => jsonRpcError(404, -32601, 'Not Found: the MCP endpoint is /mcp'));
+  app.onError((err) => {
+    opts.logger.error({ err: err.message }, 'request failed');
+    return jsonRpcError(500, -32603, 'Internal gateway error');
+  });
+  return app;
+}

@@ -1,0 +1,130 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, type JWK } from 'jose';
+
+type JoseKey = Awaited<ReturnType<typeof importJWK>>;
+import { GatehouseError } from '../errors.js';
+
+/** The only algorithm accepted: pinned, so `alg: none` or an HMAC confusion cannot pass. */
+export const TOKEN_ALG = 'EdDSA';
+export const TOKEN_ISSUER = 'gatehouse';
+/** Bounded clock skew between minting and verifying. */
+export const CLOCK_TOLERANCE_S = 30;
+export const MAX_TTL_MS = 90 * 86_400_000;
+/** A token longer than this is refused before any parsing. */
+export const MAX_TOKEN_LENGTH = 4096;
+export const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+
+export interface TokenKeys {
+  kid: string;
+  /** `aud` of every token: bound to this gateway's state directory. */
+  audience: string;
+  privateKey: JoseKey;
+  publicKey: JoseKey;
+}
+
+interface StoredKeys {
+  kid: string;
+  audience: string;
+  privateJwk: JWK;
+  publicJwk: JWK;
+}
+
+/** Loads the token signing key from `<state>/keys/agent-tokens.json`, creating it (0600) on first use. */
+export async function loadTokenKeys(stateDir: string): Promise<TokenKeys> {
+  const dir = join(stateDir, 'keys');
+  const file = join(dir, 'agent-tokens.json');
+  let stored: StoredKeys;
+  try {
+    stored = JSON.parse(readFileSync(file, 'utf8')) as StoredKeys;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new GatehouseError('CONFIG_INVALID', `cannot read the token key ${file}: ${(e as Error).message}; remove it to create a new one (existing tokens stop working)`);
+    }
+    const { privateKey, publicKey } = await generateKeyPair(TOKEN_ALG, { crv: 'Ed25519', extractable: true });
+    stored = {
+      kid: randomBytes(8).toString('hex'),
+      audience: `urn:gatehouse:gateway:${randomUUID()}`,
+      privateJwk: await exportJWK(privateKey),
+      publicJwk: await exportJWK(publicKey),
+    };
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(stored), { mode: 0o600 });
+    renameSync(tmp, file);
+  }
+  return {
+    kid: stored.kid,
+    audience: stored.audience,
+    privateKey: await importJWK(stored.privateJwk, TOKEN_ALG),
+    publicKey: await importJWK(stored.publicJwk, TOKEN_ALG),
+  };
+}
+
+export async function mintToken(keys: TokenKeys, agent: string, ttlMs: number, now = Date.now()): Promise<{ token: string; expiresAt: Date; id: string }> {
+  if (!AGENT_NAME.test(agent)) throw new GatehouseError('USAGE', `invalid agent name ${JSON.stringify(agent)}: use 1-64 letters, digits, '.', '_', '@' or '-'`);
+  if (!(ttlMs > 0) || ttlMs > MAX_TTL_MS) throw new GatehouseError('USAGE', `--ttl must be between 1s and 90d`);
+  const id = randomUUID();
+  const iat = Math.floor(now / 1000);
+  const exp = Math.floor((now + ttlMs) / 1000);
+  const token = await new SignJWT({})
+    .setProtectedHeader({ alg: TOKEN_ALG, kid: keys.kid, typ: 'at+jwt' })
+    .setIssuer(TOKEN_ISSUER)
+    .setSubject(agent)
+    .setAudience(keys.audience)
+    .setIssuedAt(iat)
+    .setNotBefore(iat)
+    .setExpirationTime(exp)
+    .setJti(id)
+    .sign(keys.privateKey);
+  return { token, expiresAt: new Date(exp * 1000), id };
+}
+
+export interface VerifiedToken {
+  agent: string;
+  tokenId: string;
+  expiresAt: Date;
+}
+
+/** Verifies a bearer token. Throws GatehouseError('AUTH_INVALID') with a reason safe to show the client. */
+export async function verifyToken(keys: TokenKeys, token: string, now?: Date): Promise<VerifiedToken> {
+  if (token.length > MAX_TOKEN_LENGTH) throw new GatehouseError('AUTH_INVALID', 'token is too long');
+  try {
+    const { payload } = await jwtVerify(token, keys.publicKey, {
+      algorithms: [TOKEN_ALG],
+      audience: keys.audience,
+      issuer: TOKEN_ISSUER,
+      requiredClaims: ['exp', 'iat', 'sub', 'jti'],
+      clockTolerance: CLOCK_TOLERANCE_S,
+      maxTokenAge: `${MAX_TTL_MS / 1000 + CLOCK_TOLERANCE_S}s`,
+      typ: 'at+jwt',
+      ...(now ? { currentDate: now } : {}),
+    });
+    const agent = payload.sub ?? '';
+    if (!AGENT_NAME.test(agent)) throw new GatehouseError('AUTH_INVALID', 'token subject is not a valid agent name');
+    return { agent, tokenId: String(payload.jti), expiresAt: new Date((payload.exp ?? 0) * 1000) };
+  } catch (e) {
+    if (e instanceof GatehouseError) throw e;
+    const code = (e as { code?: string }).code ?? '';
+    const reason =
+      code === 'ERR_JWT_EXPIRED'
+        ? 'token has expired; mint a new one with: gatehouse token mint --agent NAME'
+        : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED'
+          ? `token claim check failed (${(e as { claim?: string }).claim ?? 'claim'})`
+          : code === 'ERR_JOSE_ALG_NOT_ALLOWED'
+            ? 'token algorithm is not accepted'
+            : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
+              ? 'token signature is not valid for this gateway'
+              : 'token is malformed';
+    throw new GatehouseError('AUTH_INVALID', reason);
+  }
+}
+
+/** Parses "8h", "30m", "7d", "90s" into milliseconds. */
+export function parseTtl(s: string): number {
+  const m = /^(\d{1,6})(s|m|h|d)$/.exec(s.trim());
+  if (!m) throw new GatehouseError('USAGE', `invalid duration ${JSON.stringify(s)}: use e.g. 30m, 8h, 7d`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}

@@ -1,0 +1,32 @@
+import { ErrorCode as McpCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { GatehouseError } from '../errors.js';
+
+/** Turns whatever an upstream call threw into a GatehouseError with a stable code. */
+export function classifyUpstreamError(connector: string, e: unknown, timeoutMs: number): GatehouseError {
+  if (e instanceof GatehouseError) return e;
+  if (e instanceof McpError) {
+    if (e.code === McpCode.RequestTimeout) {
+      return new GatehouseError('UPSTREAM_TIMEOUT', `connector "${connector}" did not answer within ${timeoutMs} ms`, { cause: e });
+    }
+    if (e.code === McpCode.ConnectionClosed) {
+      return new GatehouseError('UPSTREAM_UNAVAILABLE', `connector "${connector}" closed the connection during the call (it will be restarted)`, { cause: e });
+    }
+    return new GatehouseError('UPSTREAM_ERROR', `connector "${connector}" answered with an error: ${stripMcpPrefix(e.message)}`, {
+      cause: e,
+      details: { upstreamCode: e.code },
+    });
+  }
+  const err = e as { name?: string; message?: string; code?: string; cause?: { code?: string } };
+  if (err?.name === 'AbortError') {
+    return new GatehouseError('UPSTREAM_ERROR', `call to connector "${connector}" was cancelled`, { cause: e });
+  }
+  const netCode = err?.cause?.code ?? err?.code;
+  if (typeof netCode === 'string' && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|UND_ERR_)/.test(netCode)) {
+    return new GatehouseError('UPSTREAM_UNAVAILABLE', `connector "${connector}" is unreachable (${netCode})`, { cause: e });
+  }
+  return new GatehouseError('UPSTREAM_PROTOCOL', `connector "${connector}" failed: ${err?.message ?? String(e)}`, { cause: e });
+}
+
+function stripMcpPrefix(m: string): string {
+  return m.replace(/^MCP error -?\d+: /, '');
+}

@@ -1,0 +1,260 @@
+import { isAbsolute, resolve } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  CallToolResultSchema,
+  ToolListChangedNotificationSchema,
+  type CallToolResult,
+  type Progress,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { GatehouseError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Connector, HttpConnector, StdioConnector } from '../registry/schema.js';
+import type { SecretResolver } from '../secrets/resolve.js';
+import { classifyUpstreamError } from './errors.js';
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
+const MAX_BACKOFF_MS = 30_000;
+const MAX_TOOL_PAGES = 50;
+
+export type UpstreamStatus =
+  | { state: 'starting' }
+  | { state: 'ready' }
+  | { state: 'not-ready'; reason: string; fix: string }
+  | { state: 'failed'; reason: string; retryInMs: number }
+  | { state: 'stopped' };
+
+export interface UpstreamOptions {
+  connector: Connector;
+  /** Directory that relative stdio paths resolve against (the registry's parent). */
+  baseDir: string;
+  secrets: SecretResolver;
+  logger: Logger;
+  /** Called after the upstream's tool list changed (or first became known). */
+  onToolsChanged: () => void;
+  /** Initial restart backoff; tests shorten it. */
+  backoffMs?: number;
+}
+
+export interface CallOptions {
+  signal: AbortSignal;
+  onprogress?: (p: Progress) => void;
+}
+
+/**
+ * One upstream MCP server, shared by every session: its lifecycle (start,
+ * restart with backoff, stop), its tool list, and forwarding of calls.
+ */
+export class Upstream {
+  readonly connector: Connector;
+  private readonly opts: UpstreamOptions;
+  private client: Client | undefined;
+  private dispatcher: Agent | undefined;
+  private _status: UpstreamStatus = { state: 'starting' };
+  private _tools: Tool[] = [];
+  private stopping = false;
+  private backoff: number;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private startedAt = 0;
+  private generation = 0;
+
+  constructor(opts: UpstreamOptions) {
+    this.opts = opts;
+    this.connector = opts.connector;
+    this.backoff = opts.backoffMs ?? 250;
+  }
+
+  get status(): UpstreamStatus {
+    return this._status;
+  }
+  get tools(): readonly Tool[] {
+    return this._status.state === 'ready' ? this._tools : [];
+  }
+  get callTimeoutMs(): number {
+    return this.connector.timeouts.call ?? DEFAULT_CALL_TIMEOUT_MS;
+  }
+  private get connectTimeoutMs(): number {
+    return this.connector.timeouts.connect ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  }
+
+  /** Starts (or restarts) the upstream. Never throws: failures become the status. */
+  async start(): Promise<void> {
+    if (this.stopping) return;
+    const gen = ++this.generation;
+    this._status = { state: 'starting' };
+    const log = this.opts.logger.child({ connector: this.connector.name });
+    let client: Client | undefined;
+    try {
+      const transport = await this.makeTransport(log);
+      client = new Client({ name: 'gatehouse', version: '0.1.0' }, { capabilities: {} });
+      client.onerror = (e) => log.debug({ err: errorMessage(e) }, 'upstream transport error');
+      client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+        if (gen === this.generation) await this.refreshTools(log);
+      });
+      await client.connect(transport, { timeout: this.connectTimeoutMs });
+      if (this.stopping || gen !== this.generation) {
+        await client.close();
+        return;
+      }
+      this.client = client;
+      client.onclose = () => this.onClosed(gen, client);
+      this._tools = await this.listAllTools(client);
+      this._status = { state: 'ready' };
+      this.startedAt = Date.now();
+      log.info({ tools: this._tools.length }, 'upstream ready');
+      this.opts.onToolsChanged();
+    } catch (e) {
+      if (client) await client.close().catch(() => undefined);
+      if (e instanceof GatehouseError && (e.code === 'SECRET_MISSING' || e.code === 'SECRET_UNSAFE')) {
+        const name = (e.details?.secret as string | undefined) ?? 'NAME';
+        this._status = { state: 'not-ready', reason: e.message, fix: `gatehouse secret set ${name}` };
+        log.warn({ reason: e.message }, 'connector not ready');
+        this.opts.onToolsChanged();
+        return;
+      }
+      this.scheduleRestart(gen, `${errorMessage(e)}`, log);
+    }
+  }
+
+  private async makeTransport(log: Logger): Promise<Transport> {
+    const c = this.connector;
+    if (c.kind === 'stdio') return this.stdioTransport(c, log);
+    return this.httpTransport(c);
+  }
+
+  private async stdioTransport(c: StdioConnector, log: Logger): Promise<Transport> {
+    // Only what the registry entry gives plus a minimal base; never the gateway's own environment.
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/',
+      LANG: process.env.LANG ?? 'C.UTF-8',
+    };
+    for (const [k, v] of Object.entries(c.env)) env[k] = await this.opts.secrets.render(v, { connector: c.name, where: `env ${k}` });
+    const command = c.command === 'node' ? process.execPath : c.command;
+    const cwd = c.cwd === undefined ? this.opts.baseDir : isAbsolute(c.cwd) ? c.cwd : resolve(this.opts.baseDir, c.cwd);
+    const transport = new StdioClientTransport({ command, args: c.args, env, cwd, stderr: 'pipe' });
+    const stderr = transport.stderr;
+    if (stderr) {
+      let buf = '';
+      stderr.on('data', (chunk: Buffer) => {
+        buf += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (line.trim() !== '') log.info({ stderr: line.slice(0, 2000) }, 'upstream stderr');
+        }
+        if (buf.length > 8192) buf = buf.slice(-8192);
+      });
+    }
+    return transport;
+  }
+
+  private httpTransport(c: HttpConnector): Transport {
+    this.dispatcher ??= new Agent({
+      connect: { timeout: this.connectTimeoutMs },
+      keepAliveTimeout: 30_000,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    const dispatcher = this.dispatcher;
+    const secrets = this.opts.secrets;
+    // Headers are rendered per request, so a rotated secret takes effect without restart.
+    const fetchWithSecrets = async (url: string | URL, init?: RequestInit): Promise<Response> => {
+      const headers = new Headers(init?.headers);
+      for (const [k, v] of Object.entries(c.headers)) headers.set(k, await secrets.render(v, { connector: c.name, where: `header ${k}` }));
+      const target = new URL(url);
+      const base = new URL(c.url);
+      if (target.origin !== base.origin) {
+        throw new GatehouseError('UPSTREAM_PROTOCOL', `connector "${c.name}" tried to send a request to ${target.origin}, outside ${base.origin}`);
+      }
+      const res = await undiciFetch(target, { ...(init as object), headers: Object.fromEntries(headers), dispatcher, redirect: 'error' } as unknown as Parameters<typeof undiciFetch>[1]);
+      return res as unknown as Response;
+    };
+    return new StreamableHTTPClientTransport(new URL(c.url), { fetch: fetchWithSecrets });
+  }
+
+  private async listAllTools(client: Client): Promise<Tool[]> {
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_TOOL_PAGES; page++) {
+      const res = await client.listTools(cursor === undefined ? {} : { cursor }, { timeout: this.connectTimeoutMs });
+      tools.push(...res.tools);
+      cursor = res.nextCursor;
+      if (cursor === undefined) break;
+    }
+    return tools;
+  }
+
+  private async refreshTools(log: Logger): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    try {
+      this._tools = await this.listAllTools(client);
+      log.info({ tools: this._tools.length }, 'upstream tool list changed');
+      this.opts.onToolsChanged();
+    } catch (e) {
+      log.warn({ err: errorMessage(e) }, 'could not refresh the tool list');
+    }
+  }
+
+  private onClosed(gen: number, client: Client | undefined): void {
+    if (this.stopping || gen !== this.generation) return;
+    if (this.client === client) this.client = undefined;
+    const log = this.opts.logger.child({ connector: this.connector.name });
+    if (this.startedAt > 0 && Date.now() - this.startedAt > MAX_BACKOFF_MS) this.backoff = this.opts.backoffMs ?? 250;
+    this.scheduleRestart(gen, 'the upstream exited or closed the connection', log);
+    this.opts.onToolsChanged();
+  }
+
+  private scheduleRestart(gen: number, reason: string, log: Logger): void {
+    if (this.stopping || gen !== this.generation) return;
+    const delay = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+    this._status = { state: 'failed', reason, retryInMs: delay };
+    log.warn({ reason, retryInMs: delay }, 'upstream failed; restarting');
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => void this.start(), delay);
+    this.restartTimer.unref();
+  }
+
+  /** Forwards one call. Throws GatehouseError with a stable code. */
+  async call(name: string, args: Record<string, unknown>, opts: CallOptions): Promise<CallToolResult> {
+    const client = this.client;
+    const st = this._status;
+    if (!client || st.state !== 'ready') {
+      const why = st.state === 'not-ready' ? `${st.reason} (fix: ${st.fix})` : st.state === 'failed' ? `${st.reason}; retrying in ${st.retryInMs} ms` : st.state;
+      throw new GatehouseError('CONNECTOR_NOT_READY', `connector "${this.connector.name}" is not ready: ${why}`);
+    }
+    const timeout = this.callTimeoutMs;
+    try {
+      const result = await client.request(
+        { method: 'tools/call', params: { name, arguments: args } },
+        CallToolResultSchema,
+        {
+          signal: opts.signal,
+          timeout,
+          ...(opts.onprogress ? { onprogress: opts.onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: timeout * 10 } : {}),
+        },
+      );
+      return result as CallToolResult;
+    } catch (e) {
+      throw classifyUpstreamError(this.connector.name, e, timeout);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this._status = { state: 'stopped' };
+    clearTimeout(this.restartTimer);
+    const client = this.client;
+    this.client = undefined;
+    await client?.close().catch(() => undefined);
+    await this.dispatcher?.close().catch(() => undefined);
+  }
+}

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Server as HttpServer } from 'node:http';
 import { JsonlAudit } from './audit/jsonl.js';
-import type { AuditSink } from './audit/types.js';
+import type { AuditEvent, AuditSink } from './audit/types.js';
 import { Gateway } from './broker/gateway.js';
 import { policyAuthorizer } from './broker/policy-gate.js';
 import { createSessionServer } from './broker/session.js';
@@ -11,12 +11,15 @@ import type { Dirs } from './config/paths.js';
 import { VERSION } from './config/paths.js';
 import { GatehouseError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-import { loadPolicies } from './policy/load.js';
-import type { Policy } from './policy/types.js';
+import { Approvals, type ApprovalEvent } from './policy/approvals.js';
+import { PolicyStore } from './policy/store.js';
 import { loadRegistry } from './registry/load.js';
 import type { SecretStore } from './secrets/store.js';
 import { StoreResolver } from './secrets/resolve.js';
-import { createApp, type Authenticate } from './server/app.js';
+import { Hono } from 'hono';
+import { createAdminApi } from './server/admin.js';
+import { createApp, jsonRpcError, type Authenticate } from './server/app.js';
+import { listenControl } from './server/control.js';
 import { allowedHosts, allowedOrigins } from './server/guards.js';
 import { SessionManager } from './server/sessions.js';
 import { loadTokenKeys, verifyToken, type TokenKeys } from './server/tokens.js';
@@ -43,6 +46,9 @@ export interface RunningGateway {
   gateway: Gateway;
   keys: TokenKeys;
   sessions: SessionManager;
+  approvals: Approvals;
+  policies: PolicyStore;
+  controlSocket: string;
   audit: AuditSink;
   logger: Logger;
   close(graceMs?: number): Promise<void>;
@@ -67,10 +73,18 @@ export function bearerAuthenticator(keys: TokenKeys): Authenticate {
 export async function startGateway(opts: GatewayRuntimeOptions): Promise<RunningGateway> {
   const logger = opts.logger ?? createLogger();
   const registry = loadRegistry(opts.dirs.registry);
-  let policy: Policy = loadPolicies(opts.dirs.policies);
+  const policies = new PolicyStore(opts.dirs.policies);
   const keys = await loadTokenKeys(opts.dirs.state);
   const audit = new JsonlAudit(join(opts.dirs.state, 'audit', 'audit.jsonl'));
-  const { authorize, hidden } = policyAuthorizer({ policy: () => policy });
+  const approvals = new Approvals({ onEvent: (ev) => void audit.append(approvalRecord(ev)).catch((e: unknown) => logger.error({ err: String(e) }, 'cannot audit an approval event')) });
+  const { authorize, hidden } = policyAuthorizer({ policy: () => policies.current(), approvals });
+  const unwatchPolicies = policies.watch((ev) => {
+    if (ev.ok) logger.info({ files: ev.files, digest: ev.digest }, 'policy reloaded');
+    else logger.error({ error: ev.error }, 'policy reload rejected; the previous policy stays in force');
+    void audit
+      .append({ event: 'policy.reload', ok: ev.ok, files: ev.files, changed: ev.changed, digest: ev.digest, ...(ev.ok ? {} : { error: ev.error }) })
+      .catch(() => undefined);
+  });
   const gateway = new Gateway({
     registry,
     baseDir: dirname(opts.dirs.registry),
@@ -82,24 +96,38 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     logger,
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
   });
-  await audit.append({ event: 'gateway.start', version: VERSION, connectors: registry.connectors.map((c) => c.name) });
-  await gateway.start(opts.upstreamWaitMs);
-
   const sessions = new SessionManager({
     makeServer: (identity, id) => createSessionServer(gateway, { agent: identity.agent, id }),
     audit,
     logger,
   });
+  const adminApi = createAdminApi({ gateway, sessions, approvals });
+  const controlApp = new Hono();
+  controlApp.route('/admin/v1', adminApi);
+  // Listening on the control socket first also checks that no other gateway uses this state directory.
+  const control = await listenControl(opts.dirs.state, controlApp);
+  await audit.append({ event: 'gateway.start', version: VERSION, connectors: registry.connectors.map((c) => c.name), policyDigest: policies.current().digest });
+  await gateway.start(opts.upstreamWaitMs);
+
   const host = opts.host ?? '127.0.0.1';
   // The app needs the bound port (for Host/Origin checks), so it is plugged in after listen.
   let fetchApp: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response(null, { status: 503 });
   const server = createAdaptorServer({ fetch: (req, env) => fetchApp(req, env) }) as HttpServer;
   server.headersTimeout = 30_000;
   server.requestTimeout = 0;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 8931, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 8931, host, () => resolve());
+    });
+  } catch (e) {
+    await control.close();
+    await gateway.close(0);
+    await audit.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new GatehouseError('USAGE', `port ${opts.port ?? 8931} on ${host} is in use; pick another with --port (0 = any free port)`);
+    throw e;
+  }
   const port = (server.address() as AddressInfo).port;
   const app = createApp({
     sessions,
@@ -110,6 +138,16 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     protectedResource: true,
     ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
   });
+  // The admin API on TCP needs a token minted with --admin; agent tokens get 403.
+  app.use('/admin/*', async (c, next) => {
+    const h = c.req.header('authorization') ?? '';
+    const m = /^Bearer (\S+)$/.exec(h);
+    const t = m?.[1] ? await verifyToken(keys, m[1]).catch(() => undefined) : undefined;
+    if (!t) return jsonRpcError(401, -32001, 'Unauthorized: an admin token is required (gatehouse token mint --admin)', { 'www-authenticate': 'Bearer realm="gatehouse-admin"' });
+    if (!t.admin) return jsonRpcError(403, -32001, 'Forbidden: this token is not an admin token');
+    return next();
+  });
+  app.route('/admin/v1', adminApi);
   fetchApp = (req, env) => app.fetch(req, env as object);
 
   const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
@@ -121,11 +159,18 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     gateway,
     keys,
     sessions,
+    approvals,
+    policies,
+    controlSocket: control.path,
     audit,
     logger,
     close(graceMs = 10_000) {
       closed ??= (async () => {
         server.close();
+        unwatchPolicies();
+        policies.close();
+        await control.close();
+        approvals.close();
         await gateway.close(graceMs);
         await sessions.closeAll();
         server.closeAllConnections();
@@ -135,4 +180,26 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       return closed;
     },
   };
+}
+
+/** An approval event as an audit record (arguments are already secret-free). */
+function approvalRecord(ev: ApprovalEvent): AuditEvent {
+  switch (ev.type) {
+    case 'requested':
+      return { event: 'approval.requested', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, args: ev.approval.args, expiresAt: ev.approval.expiresAt };
+    case 'approved':
+      return { event: 'approval.approved', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, by: ev.by, ...(ev.grant ? { grant: { id: ev.grant.id, expiresAt: ev.grant.expiresAt, maxUses: ev.grant.maxUses } } : {}) };
+    case 'denied':
+      return { event: 'approval.denied', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, by: ev.by, reason: ev.reason };
+    case 'timed_out':
+      return { event: 'approval.timeout', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId };
+    case 'cancelled':
+      return { event: 'approval.cancelled', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, reason: ev.reason };
+    case 'refused':
+      return { event: 'approval.refused', agent: ev.agent, tool: ev.tool, rule: ev.ruleId, reason: ev.reason };
+    case 'grant_used':
+      return { event: 'grant.used', agent: ev.agent, tool: ev.tool, grantId: ev.grant.id, uses: ev.grant.uses, maxUses: ev.grant.maxUses };
+    case 'grant_expired':
+      return { event: 'grant.expired', agent: ev.grant.agent, tool: ev.grant.tool, grantId: ev.grant.id, reason: ev.reason };
+  }
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,10 +66,14 @@ static const struct option options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static _Noreturn void usage_error(const char *fmt, const char *arg)
+static _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static _Noreturn void usage_error(const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
 	fprintf(stderr, "%s: usage error: ", GH_NAME);
-	fprintf(stderr, fmt, arg);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\n(see %s --help)\n", GH_NAME);
 	exit(EXIT_LAUNCHER);
 }
@@ -246,4 +251,16 @@ enum run_mode plan_parse(struct plan *p, int argc, char **argv)
 	if (p->uid == 0 || (p->as_root && p->gid == 0))
 		usage_error("%s", "--uid/--gid 0 would leave the command root");
 	return MODE_RUN;
+}
+
+void plan_free(struct plan *p)
+{
+	for (size_t i = 0; i < p->n_binds; i++)
+		free(p->binds[i].path); /* the workspace is one of them */
+	free(p->binds);
+	free(p->env);
+	for (size_t i = 0; i < p->n_rules; i++)
+		free(p->rules[i].path);
+	free(p->rules);
+	memset(p, 0, sizeof *p);
 }

@@ -88,6 +88,7 @@ const char *errno_name(int e);
 /* plan.c */
 enum run_mode { MODE_RUN, MODE_PROBE, MODE_EXIT_OK };
 enum run_mode plan_parse(struct plan *p, int argc, char **argv);
+void plan_free(struct plan *p);
 
 /* ns.c */
 void ns_enter_outer(const struct plan *p);

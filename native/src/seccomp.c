@@ -119,8 +119,8 @@ static const int denied[] = {
 };
 
 #define MAX_INSNS 400
-#define MAX_LABELS 64
-#define MAX_FIXUPS 128
+#define MAX_LABELS 256
+#define MAX_FIXUPS 512
 #define NEXT (-1)
 
 /* A tiny assembler with forward labels, so that no jump offset is counted

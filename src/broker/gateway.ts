@@ -47,6 +47,8 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
 
   constructor(opts: GatewayOptions) {
     super();
+    // One 'catalog' listener per open session (up to maxSessions): not a leak.
+    this.setMaxListeners(0);
     this.opts = opts;
     for (const c of opts.registry.connectors) {
       if (!c.enabled) continue;

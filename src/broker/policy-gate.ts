@@ -1,38 +1,57 @@
-import type { Authorize, Hidden, Verdict } from './authorize.js';
+import { summarizeArgs } from '../audit/summarize.js';
+import type { Approvals } from '../policy/approvals.js';
 import { formatDuration } from '../policy/duration.js';
 import { evaluate, hiddenFor } from '../policy/evaluate.js';
 import { RateLimiter, rateKey } from '../policy/rate-limit.js';
 import type { Policy } from '../policy/types.js';
+import type { Authorize, Hidden } from './authorize.js';
 
 export interface AuthorizeDeps {
   policy: () => Policy;
+  approvals?: Approvals;
   limiter?: RateLimiter;
+  /** Makes arguments safe to show a human approver (secrets redacted). */
+  redact?: <T>(v: T) => T;
   now?: () => number;
 }
 
-/** The policy stage of the pipeline: decision, then rate limit. (Approvals: see approvals.ts.) */
+/** The policy stage of the pipeline: decision, then human approval for `ask`, then rate limit. */
 export function policyAuthorizer(deps: AuthorizeDeps): { authorize: Authorize; hidden: Hidden } {
   const limiter = deps.limiter ?? new RateLimiter();
   const now = deps.now ?? Date.now;
-  const authorize: Authorize = async (ctx) => {
+  const redact = deps.redact ?? (<T>(v: T) => v);
+  const authorize: Authorize = async (ctx, signal) => {
     const decision = evaluate(deps.policy(), ctx);
     if (decision.effect === 'deny') return { allowed: false, decision, code: 'POLICY_DENIED', message: decision.message };
+    let approvalId: string | undefined;
     if (decision.effect === 'ask') {
-      return { allowed: false, decision, code: 'APPROVAL_DENIED', message: 'this call needs a human approval, and approvals are not enabled on this gateway' };
+      if (!deps.approvals) {
+        return { allowed: false, decision, code: 'APPROVAL_DENIED', message: 'this call needs a human approval, and approvals are not enabled on this gateway' };
+      }
+      const outcome = await deps.approvals.request(ctx, decision, redact(summarizeArgs(ctx.args) as Record<string, unknown>), { signal });
+      approvalId = outcome.approvalId ?? outcome.grantId;
+      if (!outcome.approved) {
+        return {
+          allowed: false,
+          decision,
+          code: outcome.timedOut === true ? 'APPROVAL_TIMEOUT' : 'APPROVAL_DENIED',
+          message: `not approved: ${outcome.reason}`,
+          ...(approvalId !== undefined ? { approvalId } : {}),
+        };
+      }
     }
     if (decision.limit) {
       const took = limiter.take(rateKey(decision.limit.ruleId, ctx.agent), decision.limit, now());
       if (!took.ok) {
-        const v: Verdict = {
+        return {
           allowed: false,
           decision,
           code: 'RATE_LIMITED',
           message: `rate limit of rule "${decision.limit.ruleId}" reached; retry in ${formatDuration(took.retryAfterMs)}`,
         };
-        return v;
       }
     }
-    return { allowed: true, decision };
+    return { allowed: true, decision, ...(approvalId !== undefined ? { approvalId } : {}) };
   };
   const hidden: Hidden = (agent, connector, tool, annotations) => hiddenFor(deps.policy(), agent, connector, tool, annotations);
   return { authorize, hidden };

@@ -3,10 +3,12 @@ import { ConfigError } from '../config/load-yaml.js';
 import { VERSION } from '../config/paths.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import { Exit, type Command, type Io } from './command.js';
+import { approvalsCommand } from './approvals.js';
+import { policyCommand } from './policy.js';
 import { serveCommand } from './serve.js';
 import { tokenCommand } from './token.js';
 
-const commands: Command[] = [serveCommand, tokenCommand];
+const commands: Command[] = [serveCommand, tokenCommand, policyCommand, approvalsCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

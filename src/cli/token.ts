@@ -12,6 +12,7 @@ policy and audit see. Sandboxed agents (gatehouse run) need no token.
 Options:
   --agent NAME       agent identity (letters, digits, . _ @ -), required
   --ttl DUR          lifetime: 30m, 8h, 7d (default 8h, at most 90d)
+  --admin            a token for the admin API over TCP (/admin/v1), not for /mcp use by agents
   --json             print {"token","agent","expiresAt"} as JSON
 ${DIR_HELP}
   -h, --help         this help
@@ -30,7 +31,7 @@ export const tokenCommand: Command = {
       return sub === undefined ? Exit.Usage : Exit.Ok;
     }
     if (sub !== 'mint') throw new GatehouseError('USAGE', `unknown subcommand "token ${sub}"; try: gatehouse token mint --help`);
-    const { values } = parse(argv.slice(1), { ...dirOptions, agent: { type: 'string' }, ttl: { type: 'string', default: '8h' }, json: { type: 'boolean' } });
+    const { values } = parse(argv.slice(1), { ...dirOptions, agent: { type: 'string' }, ttl: { type: 'string', default: '8h' }, json: { type: 'boolean' }, admin: { type: 'boolean' } });
     if (values.help) {
       io.out(HELP);
       return Exit.Ok;
@@ -38,7 +39,7 @@ export const tokenCommand: Command = {
     if (values.agent === undefined) throw new GatehouseError('USAGE', '--agent NAME is required, e.g. gatehouse token mint --agent laptop-claude --ttl 8h');
     const dirs = dirsFrom(values, io.env);
     const keys = await loadTokenKeys(dirs.state);
-    const t = await mintToken(keys, values.agent, parseTtl(values.ttl ?? '8h'));
+    const t = await mintToken(keys, values.agent, parseTtl(values.ttl ?? '8h'), Date.now(), { admin: values.admin === true });
     if (values.json) io.out(JSON.stringify({ token: t.token, agent: values.agent, expiresAt: t.expiresAt.toISOString() }) + '\n');
     else {
       io.out(t.token + '\n');

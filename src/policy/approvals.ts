@@ -65,6 +65,10 @@ export interface Grant {
 
 export interface ApprovalOutcome {
   approved: boolean;
+  /** The pending approval this call waited on (absent when a grant or a refusal decided at once). */
+  approvalId?: string;
+  /** True when nobody answered before the rule's timeout. */
+  timedOut?: boolean;
   by?: string;
   grantId?: string;
   reason: string;
@@ -171,7 +175,7 @@ export class Approvals {
         timer: this.#clock.setTimeout(() => {
           if (this.#settle(approval.id)) {
             this.#onEvent({ type: 'timed_out', approval });
-            resolve({ approved: false, reason: `no answer within ${Math.round(timeoutMs / 1000)}s: denied` });
+            resolve({ approved: false, approvalId: approval.id, timedOut: true, reason: `no answer within ${Math.round(timeoutMs / 1000)}s: denied` });
           }
         }, timeoutMs),
       };
@@ -181,7 +185,7 @@ export class Approvals {
         w.onAbort = () => {
           if (this.#settle(approval.id)) {
             this.#onEvent({ type: 'cancelled', approval, reason: 'the call was cancelled' });
-            resolve({ approved: false, reason: 'the call was cancelled' });
+            resolve({ approved: false, approvalId: approval.id, reason: 'the call was cancelled' });
           }
         };
         signal.addEventListener('abort', w.onAbort, { once: true });
@@ -245,7 +249,7 @@ export class Approvals {
       this.#grantTimers.set(g.id, this.#clock.setTimeout(() => this.#expireIfDone(g, this.#clock.now()), Date.parse(g.expiresAt) - this.#clock.now()));
     }
     this.#onEvent(grant === undefined ? { type: 'approved', approval: w.approval, by: opts.by } : { type: 'approved', approval: w.approval, by: opts.by, grant });
-    const outcome: ApprovalOutcome = { approved: true, by: opts.by, reason: `approved by ${opts.by}` };
+    const outcome: ApprovalOutcome = { approved: true, approvalId: id, by: opts.by, reason: `approved by ${opts.by}` };
     if (grant !== undefined) outcome.grantId = grant.id;
     w.resolve(outcome);
     return grant === undefined ? { approval: w.approval } : { approval: w.approval, grant };
@@ -258,7 +262,7 @@ export class Approvals {
     this.#settle(id);
     const reason = opts.reason ?? `denied by ${opts.by}`;
     this.#onEvent({ type: 'denied', approval: w.approval, by: opts.by, reason });
-    w.resolve({ approved: false, by: opts.by, reason });
+    w.resolve({ approved: false, approvalId: id, by: opts.by, reason });
     return w.approval;
   }
 

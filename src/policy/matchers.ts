@@ -13,10 +13,13 @@ import type { ArgCheck, ArgRule, NameMatcher } from './types.js';
 export function compileName(pattern: string): NameMatcher {
   const scan = picomatch.scan(pattern);
   if (!scan.isGlob && !pattern.includes('\\')) {
-    return { pattern, exact: true, test: (name) => name === pattern };
+    return { pattern, exact: true, prefix: pattern, test: (name) => name === pattern };
   }
   const re = picomatch.makeRe(pattern, { bash: true, dot: true });
-  return { pattern, exact: false, test: (name) => re.test(name) };
+  // The leading run of plain characters must appear literally: a cheap reject before the regex.
+  const prefix = /^[A-Za-z0-9_-]*/.exec(pattern)?.[0] ?? '';
+  if (prefix === '') return { pattern, exact: false, prefix, test: (name) => re.test(name) };
+  return { pattern, exact: false, prefix, test: (name) => name.startsWith(prefix) && re.test(name) };
 }
 
 /** Argument globs are path-like: `*` stays inside one "/" segment, `**` crosses them; dot files match. */

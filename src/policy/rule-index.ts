@@ -11,63 +11,58 @@ const MAX_CACHED = 10_000;
 
 /**
  * Candidate rules per (agent, connector, tool): the rules whose name globs
- * match, already in decision order. Agents and tools come from a finite
- * catalog, so the memo is small; it is cleared when it grows past a bound.
- * The memo only caches a pure function of the immutable rule list.
+ * match, already in decision order. Two memos: per (connector, tool) the rules
+ * whose tool and connector globs match (tools come from a finite catalog), and
+ * per (agent, connector, tool) that list filtered by agent glob. Each memo is
+ * cleared when it grows past a bound. They only cache a pure function of the
+ * immutable rule list.
  */
 export function buildIndex(rules: readonly Rule[]): PolicyIndex {
   const ordered = rules
     .map((r, i) => ({ r, i }))
     .sort((a, b) => rank(a.r) - rank(b.r) || a.i - b.i)
     .map((x) => x.r);
-  // Rules with an exact tool name are only looked at for that tool.
-  const byTool = new Map<string, Rule[]>();
+  const orderOf = new Map<Rule, number>(ordered.map((r, i) => [r, i]));
+  // Rules by the literal start of their tool pattern: an exact name is its own
+  // key; a glob is found under its leading plain characters ("" when none or no tool).
+  const byExact = new Map<string, Rule[]>();
+  const byPrefix = new Map<string, Rule[]>();
   for (const r of ordered) {
-    if (r.tool?.exact === true) {
-      const list = byTool.get(r.tool.pattern) ?? [];
-      list.push(r);
-      byTool.set(r.tool.pattern, list);
-    }
+    const [map, key] = r.tool === null ? [byPrefix, ''] : r.tool.exact ? [byExact, r.tool.pattern] : [byPrefix, r.tool.prefix];
+    const list = map.get(key) ?? [];
+    list.push(r);
+    map.set(key, list);
   }
-  const anyTool = ordered.filter((r) => r.tool?.exact !== true);
-  const memo = new Map<string, readonly Rule[]>();
+  let longestPrefix = 0;
+  for (const k of byPrefix.keys()) longestPrefix = Math.max(longestPrefix, k.length);
+  const toolMemo = new Map<string, readonly Rule[]>();
+  const fullMemo = new Map<string, readonly Rule[]>();
 
-  const compute = (agent: string, connector: string, tool: string): Rule[] => {
-    const exact = byTool.get(tool) ?? [];
-    const out: Rule[] = [];
-    // Merge the two ordered lists, keeping decision order.
-    let i = 0;
-    let j = 0;
-    const pos = (r: Rule) => orderOf.get(r) ?? 0;
-    while (i < exact.length || j < anyTool.length) {
-      const a = exact[i];
-      const b = anyTool[j];
-      let r: Rule;
-      if (a !== undefined && (b === undefined || pos(a) < pos(b))) {
-        r = a;
-        i++;
-      } else {
-        r = b as Rule;
-        j++;
-      }
-      if (r.tool !== null && !r.tool.test(tool)) continue;
-      if (r.connector !== null && !r.connector.test(connector)) continue;
-      if (r.agent !== null && !r.agent.test(agent)) continue;
-      out.push(r);
+  const forTool = (connector: string, tool: string): readonly Rule[] => {
+    const key = `${connector.length}:${connector}${tool}`;
+    const hit = toolMemo.get(key);
+    if (hit !== undefined) return hit;
+    const found: Rule[] = [...(byExact.get(tool) ?? [])];
+    for (let n = 0; n <= Math.min(tool.length, longestPrefix); n++) {
+      const list = byPrefix.get(tool.slice(0, n));
+      if (list !== undefined) found.push(...list);
     }
+    found.sort((a, b) => (orderOf.get(a) ?? 0) - (orderOf.get(b) ?? 0));
+    const out = found.filter((r) => (r.tool === null || r.tool.test(tool)) && (r.connector === null || r.connector.test(connector)));
+    if (toolMemo.size >= MAX_CACHED) toolMemo.clear();
+    toolMemo.set(key, out);
     return out;
   };
-  const orderOf = new Map<Rule, number>(ordered.map((r, i) => [r, i]));
 
   return {
     candidates(agent, connector, tool) {
       // Length-prefixed, so no choice of names can make two triples share a key.
       const key = `${agent.length}:${agent}${connector.length}:${connector}${tool}`;
-      const hit = memo.get(key);
+      const hit = fullMemo.get(key);
       if (hit !== undefined) return hit;
-      const list = compute(agent, connector, tool);
-      if (memo.size >= MAX_CACHED) memo.clear();
-      memo.set(key, list);
+      const list = forTool(connector, tool).filter((r) => r.agent === null || r.agent.test(agent));
+      if (fullMemo.size >= MAX_CACHED) fullMemo.clear();
+      fullMemo.set(key, list);
       return list;
     },
   };

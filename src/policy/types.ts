@@ -81,6 +81,8 @@ export interface NameMatcher {
   pattern: string;
   /** true when the pattern has no glob characters (then test is string equality). */
   exact: boolean;
+  /** Leading plain characters every matching name starts with (the whole name when exact). */
+  prefix: string;
   test(name: string): boolean;
 }
 

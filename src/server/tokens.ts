@@ -63,13 +63,22 @@ export async function loadTokenKeys(stateDir: string): Promise<TokenKeys> {
   };
 }
 
-export async function mintToken(keys: TokenKeys, agent: string, ttlMs: number, now = Date.now()): Promise<{ token: string; expiresAt: Date; id: string }> {
+/** Scope claim of tokens that may use the admin API over TCP. */
+export const ADMIN_SCOPE = 'gatehouse:admin';
+
+export async function mintToken(
+  keys: TokenKeys,
+  agent: string,
+  ttlMs: number,
+  now = Date.now(),
+  opts: { admin?: boolean } = {},
+): Promise<{ token: string; expiresAt: Date; id: string }> {
   if (!AGENT_NAME.test(agent)) throw new GatehouseError('USAGE', `invalid agent name ${JSON.stringify(agent)}: use 1-64 letters, digits, '.', '_', '@' or '-'`);
   if (!(ttlMs > 0) || ttlMs > MAX_TTL_MS) throw new GatehouseError('USAGE', `--ttl must be between 1s and 90d`);
   const id = randomUUID();
   const iat = Math.floor(now / 1000);
   const exp = Math.floor((now + ttlMs) / 1000);
-  const token = await new SignJWT({})
+  const token = await new SignJWT(opts.admin ? { scope: ADMIN_SCOPE } : {})
     .setProtectedHeader({ alg: TOKEN_ALG, kid: keys.kid, typ: 'at+jwt' })
     .setIssuer(TOKEN_ISSUER)
     .setSubject(agent)
@@ -86,6 +95,7 @@ export interface VerifiedToken {
   agent: string;
   tokenId: string;
   expiresAt: Date;
+  admin: boolean;
 }
 
 /** Verifies a bearer token. Throws GatehouseError('AUTH_INVALID') with a reason safe to show the client. */
@@ -104,7 +114,8 @@ export async function verifyToken(keys: TokenKeys, token: string, now?: Date): P
     });
     const agent = payload.sub ?? '';
     if (!AGENT_NAME.test(agent)) throw new GatehouseError('AUTH_INVALID', 'token subject is not a valid agent name');
-    return { agent, tokenId: String(payload.jti), expiresAt: new Date((payload.exp ?? 0) * 1000) };
+    const admin = typeof payload.scope === 'string' && payload.scope.split(' ').includes(ADMIN_SCOPE);
+    return { agent, tokenId: String(payload.jti), expiresAt: new Date((payload.exp ?? 0) * 1000), admin };
   } catch (e) {
     if (e instanceof GatehouseError) throw e;
     const code = (e as { code?: string }).code ?? '';

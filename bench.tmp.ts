@@ -1,0 +1,2 @@
+import { benchPolicy } from './bench/policy.js';
+console.log(await benchPolicy());

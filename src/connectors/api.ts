@@ -1,0 +1,73 @@
+import { httpFailure, ProviderError, type ErrorContext, type ProviderName } from './errors.js';
+import { networkFailure, RateGate, type RestClient, type RestRequest, type RestResponse } from './http.js';
+
+export interface Credential {
+  headers: Record<string, string>;
+  /** The credential's values, scrubbed from any provider text that is shown. */
+  scrub: string[];
+}
+
+export interface ProviderApiOptions {
+  provider: ProviderName;
+  connector: string;
+  /** Secret names behind the credential (for "how to fix" messages). */
+  secrets: string[];
+  client: RestClient;
+  /** Rendered per request, after policy allowed the call: a rotated secret applies at once. */
+  credential: () => Promise<Credential>;
+  headers: Record<string, string>;
+  /** A further check of a 2xx response (Slack answers errors with 200 and ok:false). */
+  check?: (res: RestResponse, ctx: ErrorContext) => ProviderError | undefined;
+}
+
+export type ApiRequest = Omit<RestRequest, 'headers'> & {
+  /** Rate-limit bucket: provider limits are per resource (GitHub search vs core) or per method (Slack). */
+  bucket: string;
+};
+
+/** An authenticated provider client: rate-limit gate → credential → request → error mapping. */
+export class ProviderApi {
+  readonly gate = new RateGate();
+  constructor(readonly opts: ProviderApiOptions) {}
+
+  get client(): RestClient {
+    return this.opts.client;
+  }
+
+  get errorContext(): ErrorContext {
+    return { provider: this.opts.provider, connector: this.opts.connector, secrets: this.opts.secrets };
+  }
+
+  /** Sends one request; a non-2xx answer (or a failed `check`) throws ProviderError. `rawTarget` is a pre-checked next-page target. */
+  async request(req: ApiRequest, rawTarget?: string): Promise<RestResponse> {
+    const base = this.errorContext;
+    this.gate.check(req.bucket, base);
+    const cred = await this.opts.credential();
+    const ctx: ErrorContext = { ...base, scrub: cred.scrub };
+    let res: RestResponse;
+    try {
+      res = await this.opts.client.send({ ...req, headers: { ...this.opts.headers, ...cred.headers } }, rawTarget);
+    } catch (e) {
+      throw networkFailure(e, ctx);
+    }
+    this.gate.observe(req.bucket, res);
+    if (res.status < 200 || res.status >= 300) throw httpFailure(res, ctx);
+    const bad = this.opts.check?.(res, ctx);
+    if (bad) {
+      if (bad.kind === 'rate_limited' && bad.retryAfterMs !== undefined) this.gate.block(req.bucket, bad.retryAfterMs);
+      throw bad;
+    }
+    return res;
+  }
+
+  async close(): Promise<void> {
+    await this.opts.client.close();
+  }
+}
+
+/** Base64 of `user:password` for HTTP Basic (RFC 7617). */
+export function basic(user: string, password: string): string {
+  return Buffer.from(`${user}:${password}`, 'utf8').toString('base64');
+}
+
+export { ProviderError };

@@ -1,0 +1,72 @@
+/**
+ * Field schemas shared by every connector kind (stdio, http and the built-in
+ * REST connectors in src/connectors/). Kept apart from schema.ts so that the
+ * built-ins can import them without an import cycle.
+ */
+import { z } from 'zod';
+import { SECRET_NAME, secretRefs } from '../secrets/template.js';
+
+export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+/** A value that may hold `${secret:NAME}` references, each with a valid name. */
+export const templated = z.string().superRefine((v, ctx) => {
+  for (const name of secretRefs(v)) {
+    if (!SECRET_NAME.test(name)) ctx.addIssue({ code: 'custom', message: `invalid secret reference \${secret:${name}}: names use letters, digits, '.', '_' and '-'` });
+  }
+});
+
+/** A credential: must come from the secret store, so the registry never holds its value. */
+export const credential = (example: string) =>
+  templated.refine((v) => secretRefs(v).length > 0, `must reference a secret, e.g. "\${secret:${example}}" (store it with: gatehouse secret set ${example})`);
+
+export const plain = (what: string) =>
+  z.string().refine((v) => secretRefs(v).length === 0, `${what} may not contain a \${secret:...} reference`);
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** A service base URL: https, or http only to a loopback host (a credential never crosses a network in clear). */
+export const serviceUrl = (what: string) =>
+  plain(what)
+    .pipe(z.url({ protocol: /^https?$/, error: `${what}: an http(s) URL` }))
+    .refine((v) => {
+      const u = new URL(v);
+      return u.protocol === 'https:' || LOOPBACK.has(u.hostname);
+    }, `${what}: use https (plain http is accepted for 127.0.0.1/localhost only)`)
+    .refine((v) => {
+      const u = new URL(v);
+      return u.username === '' && u.password === '' && u.search === '' && u.hash === '';
+    }, `${what}: no user:password, query or fragment`);
+
+export const duration = z
+  .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h)$/, 'use a duration like 500ms, 30s, 5m')])
+  .transform((v) => (typeof v === 'number' ? v : parseDurationMs(v)));
+
+export function parseDurationMs(v: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(v);
+  if (!m) throw new Error(`invalid duration ${v}`);
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return n * unit;
+}
+
+export const common = {
+  name: z.string().regex(CONNECTOR_NAME, 'lowercase letters, digits and "-", at most 32 characters, starting with a letter or digit'),
+  description: z.string().max(500).optional(),
+  /** Exposed tool names are `<prefix>__<tool>`; `""` exposes upstream names as they are. */
+  prefix: z.string().regex(/^[a-zA-Z0-9_-]{0,32}$/).optional(),
+  enabled: z.boolean().default(true),
+  tools: z
+    .strictObject({
+      allow: z.array(z.string().min(1)).default(['*']),
+      deny: z.array(z.string().min(1)).default([]),
+    })
+    .default({ allow: ['*'], deny: [] }),
+  timeouts: z
+    .strictObject({
+      connect: duration.optional(),
+      call: duration.optional(),
+    })
+    .default({}),
+  sampling: z.enum(['allow', 'deny']).default('deny'),
+  elicitation: z.enum(['allow', 'deny']).default('deny'),
+};

@@ -1,0 +1,68 @@
+import { MIN_SECRET_LENGTH, RECOMMENDED_SECRET_LENGTH } from './safety.js';
+
+/**
+ * The ways a secret value can show up in text that an upstream sends back:
+ * as is, JSON-escaped (also with `\/`, and escaped twice for JSON inside a
+ * JSON string), URL-encoded (RFC 3986 and form encoding, upper and lower
+ * case hex), hex, and base64/base64url at each of the three byte alignments
+ * it can have inside a longer base64 text ("Basic " + base64("user:" + token)
+ * puts the token at an arbitrary offset).
+ *
+ * Values shorter than RECOMMENDED_SECRET_LENGTH get only their literal and
+ * JSON forms: an encoded fragment of a 5-byte value is 4-6 characters, short
+ * enough to hit unrelated base64 or hex in a result. Values shorter than
+ * MIN_SECRET_LENGTH get none, and the resolver refuses to send them.
+ */
+export function secretForms(value: string): string[] {
+  if (value.length < MIN_SECRET_LENGTH) return [];
+  const forms = new Set<string>([value]);
+  const json = JSON.stringify(value).slice(1, -1);
+  forms.add(json);
+  forms.add(json.replaceAll('/', '\\/'));
+  forms.add(JSON.stringify(json).slice(1, -1));
+  forms.add(asciiJson(json));
+  if (value.length >= RECOMMENDED_SECRET_LENGTH) {
+    const uri = encodeURIComponent(value);
+    forms.add(uri);
+    forms.add(lowerPercent(uri));
+    const form = new URLSearchParams([['', value]]).toString().slice(1);
+    forms.add(form);
+    forms.add(lowerPercent(form));
+    forms.add(encodeURI(value));
+    const bytes = Buffer.from(value, 'utf8');
+    const hex = bytes.toString('hex');
+    forms.add(hex);
+    forms.add(hex.toUpperCase());
+    for (const b64 of base64Fragments(bytes)) {
+      forms.add(b64);
+      forms.add(b64.replaceAll('+', '-').replaceAll('/', '_'));
+    }
+  }
+  return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH);
+}
+
+/**
+ * The base64 characters that depend on the value's bytes only, for the value
+ * starting at byte offset 0, 1 and 2 of a 3-byte group; plus the complete
+ * padded encoding of the value alone.
+ */
+export function base64Fragments(bytes: Buffer): string[] {
+  const out = [bytes.toString('base64')];
+  const n = bytes.length;
+  for (let k = 0; k < 3; k++) {
+    const enc = Buffer.concat([Buffer.alloc(k), bytes]).toString('base64');
+    const first = Math.ceil((8 * k) / 6);
+    const end = Math.floor((8 * (k + n)) / 6);
+    if (end > first) out.push(enc.slice(first, end));
+  }
+  return out;
+}
+
+function lowerPercent(s: string): string {
+  return s.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase());
+}
+
+/** JSON text with every non-ASCII character as a \uXXXX escape (what many JSON encoders emit). */
+function asciiJson(json: string): string {
+  return json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

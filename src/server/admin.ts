@@ -1,0 +1,85 @@
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { Gateway } from '../broker/gateway.js';
+import { VERSION } from '../config/paths.js';
+import { GatehouseError } from '../errors.js';
+import type { Approvals } from '../policy/approvals.js';
+import { parseDuration } from '../policy/duration.js';
+import type { SessionManager } from './sessions.js';
+
+export interface AdminDeps {
+  gateway: Gateway;
+  sessions: SessionManager;
+  approvals: Approvals;
+  /** Extra routes mounted under /admin/v1 (audit query, sandbox sessions). */
+  mounts?: Array<{ path: string; app: Hono }>;
+}
+
+const DecideBody = z.strictObject({
+  by: z.string().min(1).max(100).optional(),
+  reason: z.string().max(500).optional(),
+  grant: z.strictObject({ ttl: z.string(), uses: z.number().int().min(1).max(100_000) }).optional(),
+});
+
+function httpStatus(e: GatehouseError): 400 | 404 | 409 | 500 {
+  if (e.code === 'NOT_FOUND') return 404;
+  if (e.code === 'USAGE') return 400;
+  return 500;
+}
+
+/**
+ * The admin API (local admin only: the control socket, or a token with the
+ * admin scope on TCP). JSON in, JSON out; errors are `{ error: { code, message } }`.
+ */
+export function createAdminApi(deps: AdminDeps): Hono {
+  const api = new Hono();
+  api.onError((err, c) => {
+    if (err instanceof GatehouseError) return c.json({ error: { code: err.code, message: err.message } }, httpStatus(err));
+    return c.json({ error: { code: 'INTERNAL', message: 'internal error' } }, 500);
+  });
+
+  api.get('/status', (c) =>
+    c.json({ version: VERSION, pid: process.pid, sessions: deps.sessions.size, connectors: deps.gateway.report(), pendingApprovals: deps.approvals.list().length }),
+  );
+
+  api.get('/approvals', (c) => c.json({ pending: deps.approvals.list(), grants: deps.approvals.grants() }));
+
+  const decideBody = async (req: Request) => {
+    let raw: unknown = {};
+    const text = await req.text();
+    if (text.trim() !== '') {
+      try {
+        raw = JSON.parse(text);
+      } catch {
+        throw new GatehouseError('USAGE', 'request body is not valid JSON');
+      }
+    }
+    const parsed = DecideBody.safeParse(raw);
+    if (!parsed.success) throw new GatehouseError('USAGE', `invalid body: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    return parsed.data;
+  };
+
+  api.post('/approvals/:id/approve', async (c) => {
+    const body = await decideBody(c.req.raw);
+    let grant;
+    if (body.grant) {
+      const ttlMs = parseDuration(body.grant.ttl);
+      if (ttlMs === undefined) throw new GatehouseError('USAGE', `invalid grant ttl ${JSON.stringify(body.grant.ttl)}: use e.g. 30m, 1h`);
+      grant = { ttlMs, maxUses: body.grant.uses };
+    }
+    const r = deps.approvals.approve(c.req.param('id'), { by: body.by ?? 'admin', ...(grant ? { grant } : {}) });
+    return c.json(r);
+  });
+
+  api.post('/approvals/:id/deny', async (c) => {
+    const body = await decideBody(c.req.raw);
+    const r = deps.approvals.deny(c.req.param('id'), { by: body.by ?? 'admin', ...(body.reason !== undefined ? { reason: body.reason } : {}) });
+    return c.json({ approval: r });
+  });
+
+  api.delete('/grants/:id', (c) => c.json({ grant: deps.approvals.revokeGrant(c.req.param('id')) }));
+
+  for (const m of deps.mounts ?? []) api.route(m.path, m.app);
+  api.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no admin route ${c.req.method} ${c.req.path}` } }, 404));
+  return api;
+}

@@ -10,16 +10,23 @@ import { createSessionServer } from './broker/session.js';
 import type { Dirs } from './config/paths.js';
 import { VERSION } from './config/paths.js';
 import { GatehouseError } from './errors.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, setLogLineFilter, type Logger } from './log.js';
 import { Approvals, type ApprovalEvent } from './policy/approvals.js';
 import { PolicyStore } from './policy/store.js';
 import { loadRegistry } from './registry/load.js';
+import { connectorSecrets } from './registry/schema.js';
+import { bindSecrets } from './secrets/bindings.js';
+import { KeychainStore } from './secrets/keychain.js';
+import { noticeDir } from './secrets/notice.js';
+import { addLogRedactor, redactLogLine, Redactor } from './secrets/redact.js';
 import type { SecretStore } from './secrets/store.js';
 import { StoreResolver } from './secrets/resolve.js';
 import { Hono } from 'hono';
 import { createAdminApi } from './server/admin.js';
 import { createApp, jsonRpcError, type Authenticate } from './server/app.js';
 import { listenControl } from './server/control.js';
+import { sandboxRoutes } from './sandbox/admin-routes.js';
+import { SandboxSessions } from './sandbox/sessions.js';
 import { allowedHosts, allowedOrigins } from './server/guards.js';
 import { SessionManager } from './server/sessions.js';
 import { loadTokenKeys, verifyToken, type TokenKeys } from './server/tokens.js';
@@ -32,11 +39,18 @@ export interface GatewayRuntimeOptions {
   allowedHosts?: string[];
   allowedOrigins?: string[];
   logger?: Logger;
+  /** Where secret values come from (default: the OS keychain). */
   secrets?: SecretStore;
+  /** How long a secret value read from the store is reused (default 500 ms; see StoreResolverOptions.cacheMs). */
+  secretCacheMs?: number;
+  /** How often referenced secrets are re-read to detect rotation (default 3 s). */
+  secretPollMs?: number;
   maxBodyBytes?: number;
   /** How long start-up waits for upstreams before serving anyway. */
   upstreamWaitMs?: number;
   backoffMs?: number;
+  /** Serve /mcp on TCP (default true). `gatehouse run` with an in-process gateway needs only sandbox sockets. */
+  tcp?: boolean;
 }
 
 export interface RunningGateway {
@@ -49,6 +63,7 @@ export interface RunningGateway {
   approvals: Approvals;
   policies: PolicyStore;
   controlSocket: string;
+  sandboxes: SandboxSessions;
   audit: AuditSink;
   logger: Logger;
   close(graceMs?: number): Promise<void>;
@@ -85,14 +100,28 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       .append({ event: 'policy.reload', ok: ev.ok, files: ev.files, changed: ev.changed, digest: ev.digest, ...(ev.ok ? {} : { error: ev.error }) })
       .catch(() => undefined);
   });
+  // [secrets] Values come from the keychain at the last moment, only to the connector they are bound to;
+  // every value read is redacted from results, errors, progress, audit records and log lines.
+  const redactor = new Redactor();
+  setLogLineFilter(redactLogLine);
+  const unregisterRedactor = addLogRedactor(redactor);
+  const secrets = new StoreResolver(opts.secrets ?? new KeychainStore(), {
+    bindings: bindSecrets(registry.connectors).bindings,
+    redactor,
+    noticeDir: noticeDir(opts.dirs.state),
+    logger,
+    ...(opts.secretCacheMs !== undefined ? { cacheMs: opts.secretCacheMs } : {}),
+    ...(opts.secretPollMs !== undefined ? { pollMs: opts.secretPollMs } : {}),
+  });
+  await secrets.preload(registry.connectors.flatMap(connectorSecrets));
   const gateway = new Gateway({
     registry,
     baseDir: dirname(opts.dirs.registry),
-    secrets: new StoreResolver(opts.secrets),
+    secrets,
     authorize,
     hidden,
     audit,
-    redact: (v) => v,
+    redact: (v) => redactor.redact(v),
     logger,
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
   });
@@ -101,7 +130,8 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     audit,
     logger,
   });
-  const adminApi = createAdminApi({ gateway, sessions, approvals });
+  const sandboxes = new SandboxSessions({ stateDir: opts.dirs.state, sessions, audit, logger, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
+  const adminApi = createAdminApi({ gateway, sessions, approvals, mounts: [{ path: '/sandbox', app: sandboxRoutes(sandboxes) }] });
   const controlApp = new Hono();
   controlApp.route('/admin/v1', adminApi);
   // Listening on the control socket first also checks that no other gateway uses this state directory.
@@ -110,50 +140,44 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   await gateway.start(opts.upstreamWaitMs);
 
   const host = opts.host ?? '127.0.0.1';
-  // The app needs the bound port (for Host/Origin checks), so it is plugged in after listen.
-  let fetchApp: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response(null, { status: 503 });
-  const server = createAdaptorServer({ fetch: (req, env) => fetchApp(req, env) }) as HttpServer;
-  server.headersTimeout = 30_000;
-  server.requestTimeout = 0;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.port ?? 8931, host, () => resolve());
-    });
-  } catch (e) {
-    await control.close();
-    await gateway.close(0);
-    await audit.close();
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new GatehouseError('USAGE', `port ${opts.port ?? 8931} on ${host} is in use; pick another with --port (0 = any free port)`);
-    throw e;
+  let tcp: { server: HttpServer; port: number } | undefined;
+  if (opts.tcp !== false) {
+    try {
+      tcp = await listenTcp(host, opts.port ?? 8931, (port) => {
+        const app = createApp({
+          sessions,
+          authenticate: bearerAuthenticator(keys),
+          hosts: allowedHosts(port, opts.allowedHosts),
+          origins: allowedOrigins(port, opts.allowedOrigins),
+          logger,
+          protectedResource: true,
+          ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
+        });
+        // The admin API on TCP needs a token minted with --admin; agent tokens get 403.
+        app.use('/admin/*', async (c, next) => {
+          const m = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '');
+          const t = m?.[1] ? await verifyToken(keys, m[1]).catch(() => undefined) : undefined;
+          if (!t) return jsonRpcError(401, -32001, 'Unauthorized: an admin token is required (gatehouse token mint --admin)', { 'www-authenticate': 'Bearer realm="gatehouse-admin"' });
+          if (!t.admin) return jsonRpcError(403, -32001, 'Forbidden: this token is not an admin token');
+          return next();
+        });
+        app.route('/admin/v1', adminApi);
+        return app;
+      });
+    } catch (e) {
+      await control.close();
+      await gateway.close(0);
+      await audit.close();
+      throw e;
+    }
   }
-  const port = (server.address() as AddressInfo).port;
-  const app = createApp({
-    sessions,
-    authenticate: bearerAuthenticator(keys),
-    hosts: allowedHosts(port, opts.allowedHosts),
-    origins: allowedOrigins(port, opts.allowedOrigins),
-    logger,
-    protectedResource: true,
-    ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
-  });
-  // The admin API on TCP needs a token minted with --admin; agent tokens get 403.
-  app.use('/admin/*', async (c, next) => {
-    const h = c.req.header('authorization') ?? '';
-    const m = /^Bearer (\S+)$/.exec(h);
-    const t = m?.[1] ? await verifyToken(keys, m[1]).catch(() => undefined) : undefined;
-    if (!t) return jsonRpcError(401, -32001, 'Unauthorized: an admin token is required (gatehouse token mint --admin)', { 'www-authenticate': 'Bearer realm="gatehouse-admin"' });
-    if (!t.admin) return jsonRpcError(403, -32001, 'Forbidden: this token is not an admin token');
-    return next();
-  });
-  app.route('/admin/v1', adminApi);
-  fetchApp = (req, env) => app.fetch(req, env as object);
+  const port = tcp?.port ?? 0;
+  const server = tcp?.server;
 
   const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${port}/mcp`,
+    url: tcp ? `http://${urlHost}:${port}/mcp` : '',
     port,
     host,
     gateway,
@@ -162,24 +186,55 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     approvals,
     policies,
     controlSocket: control.path,
+    sandboxes,
     audit,
     logger,
     close(graceMs = 10_000) {
       closed ??= (async () => {
-        server.close();
+        server?.close();
         unwatchPolicies();
         policies.close();
         await control.close();
+        await sandboxes.closeAll();
         approvals.close();
         await gateway.close(graceMs);
+        secrets.close();
+        unregisterRedactor();
         await sessions.closeAll();
-        server.closeAllConnections();
+        server?.closeAllConnections();
         await audit.append({ event: 'gateway.stop' }).catch(() => undefined);
         await audit.close();
       })();
       return closed;
     },
   };
+}
+
+/** Listens on TCP; the app is built once the port is known (Host/Origin checks need it). */
+async function listenTcp(
+  host: string,
+  wanted: number,
+  makeApp: (port: number) => { fetch: (req: Request, env: object) => Response | Promise<Response> },
+): Promise<{ server: HttpServer; port: number }> {
+  let fetchApp: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response(null, { status: 503 });
+  const server = createAdaptorServer({ fetch: (req, env) => fetchApp(req, env) }) as HttpServer;
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(wanted, host, () => resolve());
+    });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new GatehouseError('USAGE', `port ${wanted} on ${host} is in use; pick another with --port (0 = any free port)`);
+    if (code === 'EADDRNOTAVAIL') throw new GatehouseError('USAGE', `cannot bind ${host}: no such local address (--host)`);
+    throw e;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const app = makeApp(port);
+  fetchApp = (req, env) => app.fetch(req, env as object);
+  return { server, port };
 }
 
 /** An approval event as an audit record (arguments are already secret-free). */

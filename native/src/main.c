@@ -229,16 +229,29 @@ static int supervise(struct plan *p)
 	int lfds[2];
 	int n_listen = ns_relay_listeners(p, lfds);
 
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		die_errno(EXIT_LAUNCHER, "pipe2");
 	pid_t relay = fork();
 	if (relay < 0)
 		die_errno(EXIT_LAUNCHER, "fork relay");
 	if (relay == 0) {
 		gh_set_child("relay", -1);
+		close(ready[0]);
 		die_with_parent(self);
-		relay_run(p, lfds, n_listen);
+		relay_run(p, lfds, n_listen, ready[1]);
 	}
 	for (int i = 0; i < n_listen; i++)
 		close(lfds[i]);
+	close(ready[1]);
+	/* The command starts only once the relay is confined and serving. */
+	char ok = 0;
+	ssize_t got;
+	while ((got = read(ready[0], &ok, 1)) < 0 && errno == EINTR)
+		;
+	close(ready[0]);
+	if (got != 1 || ok != 1)
+		die(EXIT_LAUNCHER, "the relay failed to start");
 
 	int status[2];
 	if (pipe2(status, O_CLOEXEC) < 0)
@@ -295,6 +308,9 @@ static int supervise(struct plan *p)
 int main(int argc, char **argv)
 {
 	ensure_std_fds();
+	/* Whatever the caller leaked (shells do) stops here, for every process. */
+	if (syscall(__NR_close_range, 3U, ~0U, 0) < 0)
+		die_errno(EXIT_LAUNCHER, "close_range");
 	/* Die with whoever started us (the gateway); if it is already gone,
 	 * getppid() no longer returns the parent we saw first. */
 	pid_t parent = getppid();

@@ -4,8 +4,8 @@
  * a fresh connection to the session's unix socket. One thread, poll(2).
  *
  * It is the only process that can reach the socket path, so it is locked
- * down before it reads a byte: stdin/stdout on /dev/null, no other fds, no
- * capabilities, not dumpable (no ptrace, no /proc/PID/mem), no_new_privs,
+ * down before it reads a byte: stdin/stdout on /dev/null, no other fds,
+ * chrooted into the socket's directory, no capabilities, not dumpable (no ptrace, no /proc/PID/mem), no_new_privs,
  * Landlock with no filesystem or TCP rights, and a seccomp filter that only
  * lets it make unix stream sockets. The command cannot name it anyway: it
  * lives outside the command's pid namespace. */
@@ -54,19 +54,22 @@ static struct sockaddr_un target;
 static socklen_t target_len;
 static int last_connect_errno;
 
+static int int_cmp(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
 static void close_all_except(const int *keep, int n)
 {
-	int sorted[2] = { keep[0], n > 1 ? keep[1] : keep[0] };
-	if (sorted[0] > sorted[1]) {
-		int t = sorted[0];
-		sorted[0] = sorted[1];
-		sorted[1] = t;
-	}
+	int sorted[8];
+	memcpy(sorted, keep, (size_t)n * sizeof *keep);
+	qsort(sorted, (size_t)n, sizeof *sorted, int_cmp);
 	unsigned lo = 3;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < n; i++) {
 		if ((unsigned)sorted[i] > lo && syscall(__NR_close_range, lo, (unsigned)sorted[i] - 1, 0) < 0)
 			die_errno(EXIT_LAUNCHER, "close_range");
-		lo = (unsigned)sorted[i] + 1;
+		if ((unsigned)sorted[i] + 1 > lo)
+			lo = (unsigned)sorted[i] + 1;
 	}
 	if (syscall(__NR_close_range, lo, ~0U, 0) < 0)
 		die_errno(EXIT_LAUNCHER, "close_range");
@@ -226,12 +229,30 @@ static _Noreturn void relay_loop(const int *lfds, int n_listen)
 	}
 }
 
-void relay_run(const struct plan *p, const int *listen_fds, int n_listen)
+/* chroot into the socket's directory: from here on the relay can name that
+ * one directory and nothing else, so even a compromised relay (uid 0 when
+ * launched as root) cannot reach /run/docker.sock or any other socket. */
+static void jail_to_socket_dir(const char *socket_path)
 {
+	char dir[sizeof target.sun_path];
+	const char *slash = strrchr(socket_path, '/');
+	size_t dlen = (size_t)(slash - socket_path);
+	memcpy(dir, socket_path, dlen);
+	dir[dlen ? dlen : 1] = '\0';
+	if (dlen == 0)
+		dir[0] = '/';
+	if (chroot(dir) < 0)
+		die_errno(EXIT_LAUNCHER, "chroot to the socket directory %s", dir);
+	if (chdir("/") < 0)
+		die_errno(EXIT_LAUNCHER, "chdir / in the socket directory");
 	memset(&target, 0, sizeof target);
 	target.sun_family = AF_UNIX;
-	memcpy(target.sun_path, p->socket_path, strlen(p->socket_path) + 1);
-	target_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(p->socket_path) + 1);
+	snprintf(target.sun_path, sizeof target.sun_path, "/%s", slash + 1);
+	target_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(target.sun_path) + 1);
+}
+
+void relay_run(const struct plan *p, const int *listen_fds, int n_listen, int ready_fd)
+{
 
 	sigset_t none;
 	sigemptyset(&none);
@@ -241,8 +262,10 @@ void relay_run(const struct plan *p, const int *listen_fds, int n_listen)
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
 		die_errno(EXIT_LAUNCHER, "stdin/stdout to /dev/null");
-	close_all_except(listen_fds, n_listen);
+	int keep[3] = { listen_fds[0], n_listen > 1 ? listen_fds[1] : listen_fds[0], ready_fd };
+	close_all_except(keep, 3);
 
+	jail_to_socket_dir(p->socket_path);
 	privs_drop_caps_keep_uid();
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		die_errno(EXIT_LAUNCHER, "PR_SET_DUMPABLE 0");
@@ -250,5 +273,10 @@ void relay_run(const struct plan *p, const int *listen_fds, int n_listen)
 		die_errno(EXIT_LAUNCHER, "PR_SET_NO_NEW_PRIVS");
 	landlock_apply_relay(p);
 	seccomp_apply(SECCOMP_RELAY);
+	/* Tell the launcher we are confined; it starts the command only then. */
+	const char ok = 1;
+	if (write(ready_fd, &ok, 1) != 1)
+		die_errno(EXIT_LAUNCHER, "write ready");
+	close(ready_fd);
 	relay_loop(listen_fds, n_listen);
 }

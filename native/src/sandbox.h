@@ -104,7 +104,7 @@ void privs_set_rlimits(const struct plan *p);
 void privs_check_clean(void);
 
 /* relay.c */
-_Noreturn void relay_run(const struct plan *p, const int *listen_fds, int n_listen);
+_Noreturn void relay_run(const struct plan *p, const int *listen_fds, int n_listen, int ready_fd);
 
 /* landlock.c */
 int landlock_kernel_abi(void);

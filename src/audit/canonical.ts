@@ -45,7 +45,7 @@ export function toJsonValue(value: unknown, depth = 0): JsonValue | undefined {
   if (depth >= MAX_DEPTH) return '[nested too deep]';
   if (Array.isArray(value)) return value.map((v) => toJsonValue(v, depth + 1) ?? null);
   const out: { [k: string]: JsonValue } = {};
-  for (const k of Object.keys(value).sort()) {
+  for (const k of Object.keys(value as object).sort()) {
     const v = toJsonValue((value as Record<string, unknown>)[k], depth + 1);
     if (v !== undefined) out[wellFormed(k)] = v;
   }

@@ -56,8 +56,10 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
   server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
     if (gateway.isClosing) throw asMcpError(new GatehouseError('UPSTREAM_UNAVAILABLE', 'the gateway is shutting down'));
     const progressToken = req.params._meta?.progressToken;
+    // Progress sent before the result must reach the agent before it: the client drops progress after the response.
+    const progressSent: Promise<unknown>[] = [];
     try {
-      return await gateway.callTool({
+      const result = await gateway.callTool({
         agent: session.agent,
         session: session.id(),
         name: req.params.name,
@@ -66,13 +68,15 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
         ...(progressToken !== undefined
           ? {
               onprogress: (p) => {
-                void extra
-                  .sendNotification({ method: 'notifications/progress', params: { ...gateway.opts.redact(p), progressToken } })
-                  .catch(() => undefined);
+                progressSent.push(
+                  extra.sendNotification({ method: 'notifications/progress', params: { ...gateway.opts.redact(p), progressToken } }).catch(() => undefined),
+                );
               },
             }
           : {}),
       });
+      await Promise.all(progressSent);
+      return result;
     } catch (e) {
       throw asMcpError(e);
     }

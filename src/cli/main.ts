@@ -5,10 +5,13 @@ import { GatehouseError, errorMessage } from '../errors.js';
 import { Exit, type Command, type Io } from './command.js';
 import { approvalsCommand } from './approvals.js';
 import { policyCommand } from './policy.js';
+import { secretCommand } from './secret.js';
+import { doctorCommand } from './doctor.js';
+import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 import { tokenCommand } from './token.js';
 
-const commands: Command[] = [serveCommand, tokenCommand, policyCommand, approvalsCommand];
+const commands: Command[] = [serveCommand, runCommand, doctorCommand, tokenCommand, policyCommand, approvalsCommand, secretCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -51,9 +51,9 @@ export class ProviderApi {
       throw networkFailure(e, ctx);
     }
     this.gate.observe(req.bucket, res);
-    if (res.status < 200 || res.status >= 300) throw httpFailure(res, ctx);
-    const bad = this.opts.check?.(res, ctx);
+    const bad = res.status < 200 || res.status >= 300 ? httpFailure(res, ctx) : this.opts.check?.(res, ctx);
     if (bad) {
+      // Told to wait: later calls fail fast until then instead of hammering the provider.
       if (bad.kind === 'rate_limited' && bad.retryAfterMs !== undefined) this.gate.block(req.bucket, bad.retryAfterMs);
       throw bad;
     }

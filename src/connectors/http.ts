@@ -11,6 +11,8 @@ export interface RestClientOptions {
   /** Per request: time to the response headers, and between body chunks. */
   requestTimeoutMs: number;
   maxResponseBytes?: number;
+  /** Content-Type of JSON request bodies (Slack wants the charset). */
+  jsonContentType?: string;
 }
 
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -39,6 +41,7 @@ export class RestClient {
   readonly basePath: string;
   private readonly pool: Pool;
   private readonly maxBytes: number;
+  private readonly jsonType: string;
 
   constructor(opts: RestClientOptions) {
     const base = new URL(opts.baseUrl);
@@ -46,6 +49,7 @@ export class RestClient {
     this.origin = base.origin;
     this.basePath = base.pathname.replace(/\/+$/, '');
     this.maxBytes = opts.maxResponseBytes ?? MAX_RESPONSE_BYTES;
+    this.jsonType = opts.jsonContentType ?? 'application/json';
     this.pool = new Pool(this.origin, {
       connections: 8,
       connect: { timeout: opts.connectTimeoutMs },
@@ -87,7 +91,7 @@ export class RestClient {
     let body: string | undefined;
     if (req.json !== undefined) {
       body = JSON.stringify(req.json);
-      headers['content-type'] ??= 'application/json';
+      headers['content-type'] = this.jsonType;
     }
     const res = await this.pool.request({
       method: req.method,

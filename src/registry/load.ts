@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadYamlConfig, type ConfigIssue } from '../config/load-yaml.js';
+import { bindingIssues, bindSecrets } from '../secrets/bindings.js';
 import { ConnectorSchema, type Connector } from './schema.js';
 
 export interface Registry {
@@ -35,6 +36,8 @@ export function loadRegistry(dir: string): Registry {
       else throw e;
     }
   }
+  // [secrets] A secret is bound to one connector; referencing another connector's secret is an error.
+  issues.push(...bindingIssues(bindSecrets(connectors).problems));
   if (issues.length > 0) throw new ConfigError(issues);
   return { dir, connectors };
 }

@@ -17,10 +17,11 @@ export function secretForms(value: string): string[] {
   if (value.length < MIN_SECRET_LENGTH) return [];
   const forms = new Set<string>([value]);
   const json = JSON.stringify(value).slice(1, -1);
-  forms.add(json);
-  forms.add(json.replaceAll('/', '\\/'));
-  forms.add(JSON.stringify(json).slice(1, -1));
-  forms.add(asciiJson(json));
+  for (const j of [json, json.replaceAll('/', '\\/'), asciiJson(json)]) {
+    forms.add(j);
+    // JSON text inside a JSON string (a tool that returns JSON as text, or a log line quoting it).
+    forms.add(JSON.stringify(j).slice(1, -1));
+  }
   if (value.length >= RECOMMENDED_SECRET_LENGTH) {
     const uri = encodeURIComponent(value);
     forms.add(uri);
@@ -38,6 +39,8 @@ export function secretForms(value: string): string[] {
       forms.add(b64.replaceAll('+', '-').replaceAll('/', '_'));
     }
   }
+  // JSON encoders that escape '/' (PHP's json_encode, some Java ones) write "\/" in every form.
+  for (const f of [...forms]) if (f.includes('/')) forms.add(f.replaceAll('/', '\\/'));
   return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH);
 }
 

@@ -101,3 +101,19 @@ export class Redactor {
 function escapeRegExp(s: string): string {
   return s.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
 }
+
+/** Every running gateway's redactor; log lines pass through all of them (one process may run several gateways, e.g. in tests). */
+const logRedactors = new Set<Redactor>();
+
+/** Registers `r` for `redactLogLine`; returns the function that unregisters it. */
+export function addLogRedactor(r: Redactor): () => void {
+  logRedactors.add(r);
+  return () => void logRedactors.delete(r);
+}
+
+/** The log line filter (see `setLogLineFilter` in src/log.ts). */
+export function redactLogLine(line: string): string {
+  let out = line;
+  for (const r of logRedactors) out = r.redactText(out);
+  return out;
+}

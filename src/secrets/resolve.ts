@@ -1,11 +1,19 @@
-import { GatehouseError } from '../errors.js';
-import { parseTemplate } from './template.js';
+import { createHmac, randomBytes } from 'node:crypto';
+import { GatehouseError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { SecretBindings } from './bindings.js';
+import { Redactor } from './redact.js';
+import { checkForSink, type Sink } from './safety.js';
 import type { SecretStore } from './store.js';
+import { parseTemplate } from './template.js';
+import { watchNotices } from './notice.js';
 
 export interface RenderContext {
   connector: string;
   /** Where the value goes, for messages: "header Authorization", "env GITHUB_TOKEN". */
   where: string;
+  /** What the value may contain: 'header' (the default, strict: no control characters) or 'env' (no NUL). */
+  sink?: Sink;
 }
 
 /**
@@ -14,10 +22,61 @@ export interface RenderContext {
  */
 export interface SecretResolver {
   render(template: string, ctx: RenderContext): Promise<string>;
+  /**
+   * Calls `onChange` when one of `names` changed since it was last rendered:
+   * a new value, set or deleted, or the keychain became (un)reachable.
+   * Returns the function that stops watching.
+   */
+  watch?(names: readonly string[], onChange: (changed: string[]) => void): () => void;
 }
 
+export interface StoreResolverOptions {
+  /** Who may receive which secret (from the registry); a secret not bound to the rendering connector is refused. */
+  bindings: SecretBindings;
+  /** Learns every value read, so that it can be redacted everywhere. */
+  redactor?: Redactor;
+  /**
+   * How long a value read from the store is reused. A keychain read costs
+   * ~10 ms over D-Bus; http connectors render on every request. A rotation
+   * made with `gatehouse secret set` clears the cache at once (notice file);
+   * one made with another tool takes effect within this time.
+   */
+  cacheMs?: number;
+  /** How often watched secrets are re-read to detect a rotation made outside Gatehouse. */
+  pollMs?: number;
+  /** Directory that `gatehouse secret set/delete` touch after a change (`<state>/secrets`). */
+  noticeDir?: string;
+  logger?: Logger;
+}
+
+export const DEFAULT_CACHE_MS = 500;
+export const DEFAULT_POLL_MS = 3_000;
+
+type Read = { state: 'value'; value: string } | { state: 'missing' } | { state: 'unavailable'; error: GatehouseError };
+
 export class StoreResolver implements SecretResolver {
-  constructor(private readonly store: SecretStore | undefined) {}
+  readonly redactor: Redactor;
+  private readonly cache = new Map<string, { read: Read; at: number }>();
+  private readonly inflight = new Map<string, Promise<Read>>();
+  /** HMAC key for fingerprints: a value's fingerprint says nothing outside this process. */
+  private readonly fpKey = randomBytes(32);
+  /** name → fingerprint of what was last handed out (or 'missing'/'unavailable'). */
+  private readonly served = new Map<string, string>();
+  private readonly watchers = new Set<{ names: Set<string>; onChange: (changed: string[]) => void }>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private stopNotices: (() => void) | undefined;
+  private polling: Promise<void> | undefined;
+  private readonly cacheMs: number;
+  private readonly pollMs: number;
+
+  constructor(
+    private readonly store: SecretStore,
+    private readonly opts: StoreResolverOptions,
+  ) {
+    this.redactor = opts.redactor ?? new Redactor();
+    this.cacheMs = opts.cacheMs ?? DEFAULT_CACHE_MS;
+    this.pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
+  }
 
   async render(template: string, ctx: RenderContext): Promise<string> {
     let out = '';
@@ -26,16 +85,140 @@ export class StoreResolver implements SecretResolver {
         out += part.text;
         continue;
       }
-      const value = this.store ? await this.store.get(part.secret) : null;
-      if (value === null || value === '') {
+      const name = part.secret;
+      const owner = this.opts.bindings.owner.get(name);
+      if (owner !== ctx.connector) {
+        throw new GatehouseError('SECRET_UNSAFE', `secret "${name}" is not bound to connector "${ctx.connector}" (${ctx.where})${owner === undefined ? '' : `; it belongs to "${owner}"`}`, {
+          details: { secret: name, connector: ctx.connector },
+        });
+      }
+      const read = await this.read(name);
+      this.served.set(name, this.fingerprint(read));
+      if (read.state === 'unavailable') throw read.error;
+      if (read.state === 'missing') {
         throw new GatehouseError(
           'SECRET_MISSING',
-          `secret "${part.secret}" (${ctx.where} of connector "${ctx.connector}") is not set; run: gatehouse secret set ${part.secret}`,
-          { details: { secret: part.secret, connector: ctx.connector } },
+          `secret "${name}" (${ctx.where} of connector "${ctx.connector}") is not set; run: gatehouse secret set ${name}`,
+          { details: { secret: name, connector: ctx.connector } },
         );
       }
-      out += value;
+      const verdict = checkForSink(read.value, ctx.sink ?? 'header');
+      if (!verdict.ok) {
+        throw new GatehouseError(
+          'SECRET_UNSAFE',
+          `secret "${name}" (${ctx.where} of connector "${ctx.connector}") ${verdict.reason}; nothing was sent. Store a clean value: gatehouse secret set ${name}`,
+          { details: { secret: name, connector: ctx.connector } },
+        );
+      }
+      out += read.value;
     }
     return out;
+  }
+
+  /** Reads every name (ignoring failures) so their values are redacted before any is used. */
+  async preload(names: Iterable<string>): Promise<void> {
+    await Promise.all([...names].map((n) => this.read(n)));
+  }
+
+  /** Forgets cached values (all, or some names); the next render reads the store. */
+  invalidate(names?: readonly string[]): void {
+    if (names === undefined) this.cache.clear();
+    else for (const n of names) this.cache.delete(n);
+  }
+
+  private async read(name: string, fresh = false): Promise<Read> {
+    const hit = this.cache.get(name);
+    if (!fresh && hit && performance.now() - hit.at < this.cacheMs) return hit.read;
+    const pending = this.inflight.get(name);
+    if (pending) return pending;
+    const p = this.readStore(name).finally(() => this.inflight.delete(name));
+    this.inflight.set(name, p);
+    return p;
+  }
+
+  private async readStore(name: string): Promise<Read> {
+    let read: Read;
+    try {
+      const value = await this.store.get(name);
+      read = value === null || value === '' ? { state: 'missing' } : { state: 'value', value };
+    } catch (e) {
+      const error = e instanceof GatehouseError ? e : new GatehouseError('KEYCHAIN_UNAVAILABLE', `${this.store.description} failed: ${errorMessage(e)}`);
+      read = { state: 'unavailable', error };
+    }
+    if (read.state === 'value') this.redactor.learn(name, read.value);
+    // A failure is not cached: the next render asks the keychain again.
+    if (read.state === 'value' || read.state === 'missing') this.cache.set(name, { read, at: performance.now() });
+    else this.cache.delete(name);
+    return read;
+  }
+
+  private fingerprint(read: Read): string {
+    if (read.state !== 'value') return read.state;
+    return createHmac('sha256', this.fpKey).update(read.value).digest('base64');
+  }
+
+  watch(names: readonly string[], onChange: (changed: string[]) => void): () => void {
+    const w = { names: new Set(names), onChange };
+    if (w.names.size === 0) return () => undefined;
+    this.watchers.add(w);
+    this.startWatching();
+    return () => {
+      this.watchers.delete(w);
+      if (this.watchers.size === 0) this.stopWatching();
+    };
+  }
+
+  private startWatching(): void {
+    if (this.pollTimer === undefined) {
+      this.pollTimer = setInterval(() => void this.poll(), this.pollMs);
+      this.pollTimer.unref();
+    }
+    if (this.stopNotices === undefined && this.opts.noticeDir !== undefined) {
+      this.stopNotices = watchNotices(this.opts.noticeDir, () => {
+        this.invalidate();
+        void this.poll();
+      }, this.opts.logger);
+    }
+  }
+
+  private stopWatching(): void {
+    clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+    this.stopNotices?.();
+    this.stopNotices = undefined;
+  }
+
+  /** Re-reads every watched secret; tells watchers which ones differ from what was last served. */
+  poll(): Promise<void> {
+    this.polling ??= this.pollOnce().finally(() => (this.polling = undefined));
+    return this.polling;
+  }
+
+  private async pollOnce(): Promise<void> {
+    const names = new Set<string>();
+    for (const w of this.watchers) for (const n of w.names) names.add(n);
+    const changed = new Set<string>();
+    await Promise.all(
+      [...names].map(async (n) => {
+        const fp = this.fingerprint(await this.read(n, true));
+        const before = this.served.get(n);
+        if (before !== undefined && before !== fp) {
+          changed.add(n);
+          // Watchers are told once; a render updates this again.
+          this.served.set(n, fp);
+        }
+      }),
+    );
+    if (changed.size === 0) return;
+    this.opts.logger?.info({ secrets: [...changed] }, 'secret changed');
+    for (const w of this.watchers) {
+      const mine = [...changed].filter((n) => w.names.has(n));
+      if (mine.length > 0) w.onChange(mine);
+    }
+  }
+
+  close(): void {
+    this.watchers.clear();
+    this.stopWatching();
   }
 }

@@ -86,7 +86,8 @@ export function createApp(opts: AppOptions): Hono<Env> {
     '/mcp',
     bodyLimit({
       maxSize: maxBody,
-      onError: () => jsonRpcError(413, -32000, `Payload Too Large: request body exceeds ${maxBody} bytes`),
+      // The rest of the body is never read: close the connection, or a keep-alive client's next request stalls behind it.
+      onError: () => jsonRpcError(413, -32000, `Payload Too Large: request body exceeds ${maxBody} bytes`, { connection: 'close' }),
     }),
     async (c) => {
       if (!isJsonContentType(c.req.header('content-type'))) {

@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { DEFAULT_INHERITED_ENV_VARS, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
@@ -13,9 +13,10 @@ import {
 import { Agent, fetch as undiciFetch } from 'undici';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Connector, HttpConnector, StdioConnector } from '../registry/schema.js';
+import { connectorSecrets, type Connector, type HttpConnector, type StdioConnector } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
 import { classifyUpstreamError } from './errors.js';
+import { builtinTransport } from '../connectors/index.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
@@ -62,11 +63,37 @@ export class Upstream {
   private restartTimer: NodeJS.Timeout | undefined;
   private startedAt = 0;
   private generation = 0;
+  private lastNotReady: string | undefined;
+  private readonly unwatchSecrets: () => void;
 
   constructor(opts: UpstreamOptions) {
     this.opts = opts;
     this.connector = opts.connector;
     this.backoff = opts.backoffMs ?? 250;
+    // [secrets] A rotated secret restarts a stdio child (its env is fixed at spawn) and starts a not-ready connector.
+    this.unwatchSecrets = opts.secrets.watch?.(connectorSecrets(opts.connector), () => void this.onSecretsChanged()) ?? (() => undefined);
+  }
+
+  private async onSecretsChanged(): Promise<void> {
+    if (this.stopping) return;
+    const st = this._status.state;
+    if (st === 'not-ready') return this.start();
+    // http and built-in connectors render per request: nothing to do.
+    if (st === 'ready' && this.connector.kind === 'stdio') {
+      this.opts.logger.child({ connector: this.connector.name }).info('a secret in the environment changed; restarting the upstream');
+      return this.restart();
+    }
+  }
+
+  /** Stops the running upstream (if any) and starts it again. */
+  async restart(): Promise<void> {
+    if (this.stopping) return;
+    clearTimeout(this.restartTimer);
+    const old = this.client;
+    this.client = undefined;
+    this.generation++;
+    await old?.close().catch(() => undefined);
+    await this.start();
   }
 
   get status(): UpstreamStatus {
@@ -110,10 +137,14 @@ export class Upstream {
       this.opts.onToolsChanged();
     } catch (e) {
       if (client) await client.close().catch(() => undefined);
-      if (e instanceof GatehouseError && (e.code === 'SECRET_MISSING' || e.code === 'SECRET_UNSAFE')) {
+      if (e instanceof GatehouseError && (e.code === 'SECRET_MISSING' || e.code === 'SECRET_UNSAFE' || e.code === 'KEYCHAIN_UNAVAILABLE')) {
+        // [secrets] Not ready until the secret (or the keychain) changes: the resolver's watch starts it again.
         const name = (e.details?.secret as string | undefined) ?? 'NAME';
-        this._status = { state: 'not-ready', reason: e.message, fix: `gatehouse secret set ${name}` };
-        log.warn({ reason: e.message }, 'connector not ready');
+        const fix = e.code === 'KEYCHAIN_UNAVAILABLE' ? 'start or unlock the OS keychain, then: gatehouse secret check' : `gatehouse secret set ${name}`;
+        const prev = this._status;
+        this._status = { state: 'not-ready', reason: e.message, fix };
+        if (prev.state !== 'starting' || this.lastNotReady !== e.message) log.warn({ reason: e.message }, 'connector not ready');
+        this.lastNotReady = e.message;
         this.opts.onToolsChanged();
         return;
       }
@@ -124,7 +155,15 @@ export class Upstream {
   private async makeTransport(log: Logger): Promise<Transport> {
     const c = this.connector;
     if (c.kind === 'stdio') return this.stdioTransport(c, log);
-    return this.httpTransport(c);
+    if (c.kind === 'http') return this.httpTransport(c);
+    // Built-in REST connector (src/connectors/): an in-process MCP server on a linked in-memory pair.
+    const secrets = this.opts.secrets;
+    return builtinTransport(c, {
+      render: (template, ctx) => secrets.render(template, ctx),
+      logger: log,
+      connectTimeoutMs: this.connectTimeoutMs,
+      callTimeoutMs: this.callTimeoutMs,
+    });
   }
 
   private async stdioTransport(c: StdioConnector, log: Logger): Promise<Transport> {
@@ -134,10 +173,13 @@ export class Upstream {
       HOME: process.env.HOME ?? '/',
       LANG: process.env.LANG ?? 'C.UTF-8',
     };
-    for (const [k, v] of Object.entries(c.env)) env[k] = await this.opts.secrets.render(v, { connector: c.name, where: `env ${k}` });
+    for (const [k, v] of Object.entries(c.env)) env[k] = await this.opts.secrets.render(v, { connector: c.name, where: `env ${k}`, sink: 'env' });
     const command = c.command === 'node' ? process.execPath : c.command;
     const cwd = c.cwd === undefined ? this.opts.baseDir : isAbsolute(c.cwd) ? c.cwd : resolve(this.opts.baseDir, c.cwd);
-    const transport = new StdioClientTransport({ command, args: c.args, env, cwd, stderr: 'pipe' });
+    // The SDK adds HOME, LOGNAME, PATH, SHELL, TERM and USER from our own environment under `env`;
+    // an undefined value makes spawn leave a variable out.
+    const unset = Object.fromEntries(DEFAULT_INHERITED_ENV_VARS.filter((k) => !(k in env)).map((k) => [k, undefined]));
+    const transport = new StdioClientTransport({ command, args: c.args, env: { ...unset, ...env } as Record<string, string>, cwd, stderr: 'pipe' });
     const stderr = transport.stderr;
     if (stderr) {
       let buf = '';
@@ -250,6 +292,7 @@ export class Upstream {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.unwatchSecrets();
     this._status = { state: 'stopped' };
     clearTimeout(this.restartTimer);
     const client = this.client;

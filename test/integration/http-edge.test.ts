@@ -214,7 +214,7 @@ describe('other methods and paths', () => {
   });
 
   it('an unknown path gets 404', async () => {
-    const r = await t.raw({ method: 'GET', path: '/admin/secrets', token });
+    const r = await t.raw({ method: 'GET', path: '/nope', token });
     expect(r.status).toBe(404);
     expectRpcError(r.json(), -32601, 'Not Found');
   });

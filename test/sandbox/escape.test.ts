@@ -9,9 +9,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
 import { homedir, networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -339,7 +339,7 @@ const attacks: Attack[] = [
   { name: 'signal a host process (the test runner) — not in the pid namespace', args: ['kill', String(process.pid), '0'], expect: 'kill:ESRCH' },
   { name: '/proc/<pid>/mem of a host process (the test runner)', args: ['mem', String(process.pid)], expect: 'open:ENOENT' },
   { name: 'process_vm_readv of a host process', args: ['vm-read', String(process.pid)], expect: 'process_vm_readv:EPERM' },
-  { name: 'setuid(0)', args: ['setuid', '0'], expect: 'setuid:EPERM' },
+  { name: 'setuid(0)', args: ['setuid', '0'], expect: /^setuid:(EPERM|EINVAL)$/ }, // EINVAL: 0 is unmapped in a user ns
   { name: 'personality(ADDR_NO_RANDOMIZE)', args: ['personality', '0x0040000'], expect: 'personality:EPERM' },
   { name: 'TIOCSTI to inject keystrokes into a terminal', args: ['tiocsti', '0'], expect: 'ioctl:EPERM' },
   { name: 'bpf()', args: ['syscall', String(sysno.bpf)], expect: 'syscall:EPERM' },
@@ -542,6 +542,13 @@ describe('escape attempts (each must fail, and fail this way)', () => {
     expect(statusField(relay, 'CapEff')).toBe('0000000000000000');
     expect(statusField(relay, 'CapBnd')).toBe('0000000000000000');
     expect(statusField(relay, 'Seccomp')).toBe('2');
+    if (IS_ROOT) {
+      // chrooted into the socket's directory: it can name no other socket.
+      expect(readlinkSync(`/proc/${relay}/root`)).toBe(sockDir);
+    } else {
+      // Not dumpable: even its own user cannot look at /proc/<relay>/root.
+      expect(() => readlinkSync(`/proc/${relay}/root`)).toThrow(/EACCES/);
+    }
     child.stdin.end(`${relay}\n`);
     expect(await closed).toBe(0);
     expect(out.trim().split('\n')).toEqual(['ptrace:EPERM', 'kill:ESRCH', 'open:ENOENT', 'process_vm_readv:EPERM']);
@@ -588,9 +595,16 @@ describe('lifecycle', () => {
     const nf = await run(['/nonexistent-gatehouse']);
     expect(nf.code).toBe(LAUNCHER_EXIT.notFound);
     expect(launcherFailure(nf.code ?? 0, nf.stderr)?.code).toBe('SANDBOX_FAILED');
-    const ne = await run(['/etc/hostname']);
+    const ne = await run([join(roDir, 'readme.txt')], { flags: ['--ro', roDir] });
     expect(ne.code).toBe(LAUNCHER_EXIT.cannotExecute);
     expect(launcherFailure(7, 'gatehouse-sandbox: error: x')).toBeUndefined();
+  });
+
+  it('a session socket in a missing directory fails the launch (125), the command never runs', async () => {
+    const r = await run([PROBE, 'whoami'], { socket: join(root, 'no-such-dir', 's.sock') });
+    expect(r.code).toBe(LAUNCHER_EXIT.launcherError);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/relay: chroot to the socket directory .*ENOENT/);
   });
 
   it('usage errors exit 125 without starting anything', async () => {
@@ -639,8 +653,10 @@ describe('lifecycle', () => {
 });
 
 describe('unprivileged launcher (user namespace path)', () => {
-  const opts: RunOptions = { asNobody: true, socket: nobodyEchoSock, workspace: '' };
+  // Filled in once the top-level beforeAll has made the paths.
+  const opts: RunOptions = { asNobody: true };
   beforeAll(() => {
+    opts.socket = nobodyEchoSock;
     opts.workspace = nobodyWorkspace;
   });
 
@@ -653,7 +669,9 @@ describe('unprivileged launcher (user namespace path)', () => {
   });
 
   it('as a normal user: the relay carries 4 concurrent 1 MB round trips', async () => {
-    expect(await probe(['echo', '127.0.0.1', String(PORT), '4', String(1 << 20)], opts)).toBe(`OK 4 x ${1 << 20}`);
+    const r = await run([PROBE, 'echo', '127.0.0.1', String(PORT), '4', String(1 << 20)], opts);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(`OK 4 x ${1 << 20}`);
   });
 
   it('as a normal user: outside TCP, unix sockets, user namespaces and pid 1 stay out of reach', async () => {

@@ -150,7 +150,7 @@ const pullSummary = (p: J) => ({
 const repoPath = (a: { owner: string; repo: string }) => `/repos/${segment('owner', a.owner, 'githubOwner')}/${segment('repo', a.repo, 'githubRepo')}`;
 const listOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), truncated: z.boolean() });
 
-export const searchIssues = defineTool<GithubApi, z.ZodType<{ query: string; sort?: 'comments' | 'created' | 'updated'; order: 'asc' | 'desc'; maxItems: number }>, ReturnType<typeof listOf<typeof IssueSummary>>>({
+export const searchIssues = defineTool({
   name: 'search_issues',
   title: 'Search GitHub issues and pull requests',
   description: 'Searches issues and pull requests with GitHub search syntax, e.g. "repo:octo/app is:issue is:open label:bug".',
@@ -162,7 +162,7 @@ export const searchIssues = defineTool<GithubApi, z.ZodType<{ query: string; sor
   }),
   output: listOf(IssueSummary).extend({ totalCount: z.number() }),
   annotations: READ,
-  async run(api, a, call) {
+  async run(api: GithubApi, a, call) {
     const r = await collect(api, 'search', '/search/issues', { q: a.query, sort: a.sort, order: a.order }, a.maxItems, (b) => asList((b as J).items), call);
     return { items: (r.items as J[]).map(issueSummary), truncated: r.truncated, totalCount: num((r.last as J | undefined)?.total_count) };
   },

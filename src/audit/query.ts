@@ -1,0 +1,258 @@
+import picomatch from 'picomatch';
+import { GatehouseError } from '../errors.js';
+import { listAuditFiles, readFirstLine, type AuditFile } from './files.js';
+import { scanLines, scanLinesReverse } from './lines.js';
+import type { AuditRecord } from './types.js';
+
+export interface AuditFilters {
+  /** Records at or after this time. */
+  since?: Date;
+  /** Records before this time. */
+  until?: Date;
+  agent?: string;
+  session?: string;
+  connector?: string;
+  /** Glob over the exposed tool name (picomatch). */
+  tool?: string;
+  decision?: string;
+  outcome?: string;
+  event?: string;
+  /** Plain text that must occur in the record's JSON line (case-sensitive). */
+  grep?: string;
+}
+
+export interface QueryOptions {
+  /** From a previous page's `nextCursor`. */
+  cursor?: string;
+  /** At most this many records (default 100, at most 10,000). */
+  limit?: number;
+  /** `desc`: newest first (default); `asc`: oldest first. */
+  order?: 'asc' | 'desc';
+}
+
+export interface QueryPage {
+  records: AuditRecord[];
+  /**
+   * Where the next page starts. `null` when a newest-first query reached the
+   * oldest record. An oldest-first query always returns one (its end), so a
+   * follower can poll with it for records written later.
+   */
+  nextCursor: string | null;
+  /** Whether the scan stopped at `limit` (more matching records may follow). */
+  more: boolean;
+}
+
+export const MAX_QUERY_LIMIT = 10_000;
+
+interface Cursor {
+  /** First seq of the file (stable across rotation, which only renames). */
+  f: number;
+  /** Byte offset: asc, the next line starts here; desc, the next line ends before here. */
+  o: number;
+  d: 'asc' | 'desc';
+}
+
+function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+function decodeCursor(s: string, order: 'asc' | 'desc'): Cursor {
+  try {
+    const c = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Cursor;
+    if (Number.isSafeInteger(c.f) && Number.isSafeInteger(c.o) && c.o >= 0 && c.d === order) return c;
+  } catch {
+    // fall through
+  }
+  throw new GatehouseError('USAGE', 'invalid cursor (it must come from a previous page with the same order)');
+}
+
+/** Strings each matching line must contain, as pino/JSON writes them (a cheap test before JSON.parse). */
+function needlesFor(f: AuditFilters): Buffer[] {
+  const out: string[] = [];
+  const field = (k: string, v: string | undefined) => v !== undefined && out.push(`"${k}":${JSON.stringify(v)}`);
+  field('agent', f.agent);
+  field('session', f.session);
+  field('connector', f.connector);
+  if (f.tool !== undefined) {
+    const literal = (f.tool.match(/[^*?[\]{}()!+@\\|]+/g) ?? []).sort((a, b) => b.length - a.length)[0];
+    if (literal !== undefined && literal.length >= 2) out.push(JSON.stringify(literal).slice(1, -1));
+  }
+  if (f.grep !== undefined && f.grep !== '') out.push(JSON.stringify(f.grep).slice(1, -1));
+  field('decision', f.decision);
+  field('outcome', f.outcome);
+  field('event', f.event);
+  return out.map((s) => Buffer.from(s));
+}
+
+/** The exact test, on a parsed record. */
+export function matcher(f: AuditFilters): (r: AuditRecord) => boolean {
+  const since = f.since?.toISOString();
+  const until = f.until?.toISOString();
+  const tool = f.tool !== undefined ? picomatch(f.tool, { dot: true }) : undefined;
+  return (r) =>
+    (since === undefined || r.time >= since) &&
+    (until === undefined || r.time < until) &&
+    (f.agent === undefined || r.agent === f.agent) &&
+    (f.session === undefined || r.session === f.session) &&
+    (f.connector === undefined || r.connector === f.connector) &&
+    (tool === undefined || (typeof r.tool === 'string' && tool(r.tool))) &&
+    (f.decision === undefined || r.decision === f.decision) &&
+    (f.outcome === undefined || r.outcome === f.outcome) &&
+    (f.event === undefined || r.event === f.event);
+}
+
+/**
+ * Per-line filter over raw bytes: every needle must occur inside the line.
+ * The nearest occurrence of each needle in the scan direction is
+ * remembered, so a chunk is searched about once per needle, not once per line.
+ */
+function lineFilter(needles: Buffer[], ascending: boolean): (buf: Buffer, start: number, end: number) => boolean {
+  if (needles.length === 0) return () => true;
+  let lastBuf: Buffer | undefined;
+  // asc: next occurrence at or after the line start; desc: last occurrence starting before the line end. -1: none.
+  const near: number[] = needles.map(() => NaN);
+  return (buf, start, end) => {
+    if (buf !== lastBuf) {
+      lastBuf = buf;
+      near.fill(NaN);
+    }
+    for (let i = 0; i < needles.length; i++) {
+      const n = needles[i] as Buffer;
+      let at = near[i] as number;
+      if (ascending) {
+        if (Number.isNaN(at) || (at >= 0 && at < start)) near[i] = at = buf.indexOf(n, start);
+        if (at < 0 || at + n.length > end) return false;
+      } else {
+        if (Number.isNaN(at) || at + n.length > end) near[i] = at = end - n.length < 0 ? -1 : buf.lastIndexOf(n, end - n.length);
+        if (at < start) return false;
+      }
+    }
+    return true;
+  };
+}
+
+/** Time of a file's first record (for skipping whole files by time). */
+function firstTime(file: AuditFile): string | undefined {
+  const line = readFirstLine(file.path);
+  const m = line === undefined ? null : /"time":"([^"]+)"/.exec(line.slice(line.lastIndexOf('"time":"')));
+  return m?.[1];
+}
+
+/**
+ * Whether a whole file is outside the time window: records are appended in
+ * time order, so a file ends before the next one's first record and starts
+ * at its own first record. (Assumes the clock did not step back across a
+ * rotation; within a file every record is tested.)
+ */
+function outsideWindow(i: number, files: AuditFile[], f: AuditFilters): boolean {
+  const file = files[i] as AuditFile;
+  const next = files[i + 1];
+  if (f.since !== undefined && next) {
+    const t = firstTime(next);
+    if (t !== undefined && t < f.since.toISOString()) return true;
+  }
+  if (f.until !== undefined) {
+    const t = firstTime(file);
+    if (t !== undefined && t >= f.until.toISOString()) return true;
+  }
+  return false;
+}
+
+/**
+ * Reads the audit log (all files, rotated ones too) and returns one page of
+ * records matching `filters`, newest first by default. Lines are tested on
+ * their raw bytes first (each filter value as it appears in JSON), and only
+ * candidates are parsed.
+ */
+export async function queryAudit(dir: string, filters: AuditFilters = {}, opts: QueryOptions = {}): Promise<QueryPage> {
+  const order = opts.order ?? 'desc';
+  const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? 100)), MAX_QUERY_LIMIT);
+  const files = listAuditFiles(dir).filter((f) => f.firstSeq !== undefined);
+  const cursor = opts.cursor !== undefined ? decodeCursor(opts.cursor, order) : undefined;
+  const match = matcher(filters);
+  const needles = needlesFor(filters);
+  const records: AuditRecord[] = [];
+
+  const visitor = (ascending: boolean) => {
+    const pre = lineFilter(needles, ascending);
+    return (buf: Buffer, start: number, end: number): boolean => {
+      if (end <= start || !pre(buf, start, end)) return true;
+      let r: AuditRecord;
+      try {
+        r = JSON.parse(buf.toString('utf8', start, end)) as AuditRecord;
+      } catch {
+        return true; // a torn line: verify reports it
+      }
+      if (match(r)) records.push(r);
+      return records.length < limit;
+    };
+  };
+
+  if (order === 'asc') {
+    let startIdx = 0;
+    let offset = 0;
+    if (cursor) {
+      const i = files.findIndex((f) => f.firstSeq === cursor.f);
+      // The cursor's file was removed by retention: continue with the first file after it.
+      startIdx = i >= 0 ? i : files.findIndex((f) => (f.firstSeq ?? 0) > cursor.f);
+      offset = i >= 0 ? cursor.o : 0;
+      if (startIdx < 0) startIdx = files.length;
+    }
+    let last: Cursor | undefined = cursor;
+    for (let i = startIdx; i < files.length; i++) {
+      const file = files[i] as AuditFile;
+      if (outsideWindow(i, files, filters)) continue;
+      const res = await scanLines(file.path, i === startIdx ? offset : 0, file.size, visitor(true));
+      last = { f: file.firstSeq as number, o: res.position, d: 'asc' };
+      if (res.stopped) return { records, nextCursor: encodeCursor(last), more: true };
+    }
+    const end = last ?? { f: 1, o: 0, d: 'asc' as const };
+    return { records, nextCursor: encodeCursor(end), more: false };
+  }
+
+  let startIdx = files.length - 1;
+  let offset: number | undefined;
+  if (cursor) {
+    const i = files.findIndex((f) => f.firstSeq === cursor.f);
+    startIdx = i >= 0 ? i : files.findLastIndex((f) => (f.firstSeq ?? 0) < cursor.f);
+    offset = i >= 0 ? cursor.o : undefined;
+  }
+  for (let i = startIdx; i >= 0; i--) {
+    const file = files[i] as AuditFile;
+    if (outsideWindow(i, files, filters)) continue;
+    let to = i === startIdx && offset !== undefined ? Math.min(offset, file.size) : file.size;
+    if (to === file.size) to = await completeEnd(file);
+    const res = await scanLinesReverse(file.path, 0, to, visitor(false));
+    if (res.stopped) {
+      // The last record returned starts at res.position; the next page ends there.
+      const more = res.position > 0 || i > 0;
+      return { records, nextCursor: more ? encodeCursor({ f: file.firstSeq as number, o: res.position, d: 'desc' }) : null, more };
+    }
+  }
+  return { records, nextCursor: null, more: false };
+}
+
+/** End of the last complete line (a line being written has no newline yet). */
+async function completeEnd(file: AuditFile): Promise<number> {
+  if (file.size === 0) return 0;
+  const { open } = await import('node:fs/promises');
+  const fh = await open(file.path, 'r');
+  try {
+    const back = Math.min(file.size, 1 << 20);
+    const buf = Buffer.alloc(back);
+    await fh.read(buf, 0, back, file.size - back);
+    const nl = buf.lastIndexOf(10);
+    return nl < 0 ? file.size - back : file.size - back + nl + 1;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Parses "1h", "30m", "2d", "90s" (ago, from `now`) or an ISO 8601 time. */
+export function parseTime(s: string, now = new Date()): Date {
+  const rel = /^(\d+)(s|m|h|d|w)$/.exec(s.trim());
+  if (rel) return new Date(now.getTime() - Number(rel[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7, w: 6.048e8 }[rel[2] as 's']);
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) throw new GatehouseError('USAGE', `invalid time ${JSON.stringify(s)}: use e.g. 1h, 30m, 2d or 2025-01-06T10:00:00Z`);
+  return new Date(t);
+}

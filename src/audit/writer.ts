@@ -1,0 +1,486 @@
+import { closeSync, existsSync, fdatasync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, write, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { GatehouseError, errorMessage } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import { checkpointKeyPath, loadCheckpointKey, signCheckpoint, type CheckpointKey, type CheckpointPayload } from './checkpoint.js';
+import { CURRENT_FILE, listAuditFiles, readFirstLine, rotatedName, type AuditFile } from './files.js';
+import { acquireWriterLock } from './lock.js';
+import { RecordWriter, ZERO_HASH } from './record.js';
+import { serveAppendSocket, socketPath, type SocketServer } from './socket.js';
+import { scanTail } from './tail.js';
+import type { AuditEvent, AuditSink } from './types.js';
+
+/**
+ * The file operations on the write path, injectable so tests can count
+ * fsyncs and make writes fail. Everything else uses node:fs directly.
+ */
+export interface AuditFs {
+  /** Opens for appending (O_APPEND | O_CREAT, 0600). */
+  open(path: string): number;
+  /** Writes all of `data` at the end of the file. */
+  write(fd: number, data: Buffer): Promise<void>;
+  fdatasync(fd: number): Promise<void>;
+  close(fd: number): void;
+}
+
+export const nodeAuditFs: AuditFs = {
+  open: (path) => openSync(path, 'a', 0o600),
+  async write(fd, data) {
+    for (let off = 0; off < data.length; ) {
+      off += await new Promise<number>((resolve, reject) => write(fd, data, off, data.length - off, null, (e, n) => (e ? reject(e) : resolve(n))));
+    }
+  },
+  fdatasync: (fd) => new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve()))),
+  close: (fd) => closeSync(fd),
+};
+
+export interface AuditLogOptions {
+  /** Directory of the log files: `<state>/audit`. */
+  dir: string;
+  /** Private JWK for checkpoints (default `<dir>/../keys/audit-checkpoint.jwk`). */
+  keyFile?: string;
+  /** A signed checkpoint after this many records (default 1000). */
+  checkpointEvery?: number;
+  /** ... or after this long with unsealed records (default 60 s). */
+  checkpointIntervalMs?: number;
+  /** Rotate when the current file would grow past this (default 64 MiB). */
+  maxFileBytes?: number;
+  /** Keep at most this many rotated files (default: all). */
+  retainFiles?: number;
+  /** Delete rotated files whose last record is older than this many days (default: never). */
+  retainDays?: number;
+  /** While writes fail, try again this often (default 5 s). */
+  retryMs?: number;
+  /** Serve `<dir>/writer.sock` so other local processes can append (the gateway does). */
+  listen?: boolean;
+  logger?: Logger;
+  fs?: AuditFs;
+  now?: () => Date;
+}
+
+export const AUDIT_DEFAULTS = {
+  checkpointEvery: 1000,
+  checkpointIntervalMs: 60_000,
+  maxFileBytes: 64 * 1024 * 1024,
+  retryMs: 5_000,
+} as const;
+
+/** Events only the writer itself may write. */
+const RESERVED_EVENT = /^audit\./;
+
+interface Waiter {
+  resolve: (r: { seq: number; hash: string }) => void;
+  reject: (e: unknown) => void;
+  seq: number;
+  hash: string;
+}
+
+interface Batch {
+  text: string;
+  waiters: Waiter[];
+}
+
+interface Torn {
+  file: string;
+  offset: number;
+  length: number;
+  movedTo: string;
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The durable, hash-chained audit log (see README-audit "Audit log").
+ *
+ * Every append gets the next seq and chains to the previous hash at once (so
+ * file order is seq order); lines wait in a batch while a write is under way,
+ * and one write + fdatasync commits the whole batch (group commit). An
+ * append resolves only after its batch is on disk.
+ */
+export class AuditLog implements AuditSink {
+  readonly dir: string;
+  readonly file: string;
+  readonly #fs: AuditFs;
+  readonly #logger: Logger;
+  readonly #now: () => Date;
+  readonly #records = new RecordWriter();
+  readonly #opts: Required<Pick<AuditLogOptions, 'checkpointEvery' | 'checkpointIntervalMs' | 'maxFileBytes' | 'retryMs'>> & AuditLogOptions;
+
+  #key!: CheckpointKey;
+  #release: () => void = () => undefined;
+  #socket: SocketServer | undefined;
+  #fd = -1;
+  #seq = 0;
+  #prev = ZERO_HASH;
+  #fileBytes = 0;
+  #fileFirstSeq = 1;
+  #batch: Batch = { text: '', waiters: [] };
+  #flushing = false;
+  #idle: Promise<void> = Promise.resolve();
+  #markIdle: () => void = () => undefined;
+  #failed: { code: string; message: string; since: string; fromSeq: number } | undefined;
+  #epoch = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #checkpointTimer: NodeJS.Timeout | undefined;
+  #sinceCheckpoint = 0;
+  #sealedSeq = 0;
+  #checkpointing: Promise<void> | undefined;
+  #retention: Promise<void> | undefined;
+  #closed = false;
+  /** Observability for tests and `gatehouse audit status`. */
+  readonly stats = { appends: 0, batches: 0, fsyncs: 0, checkpoints: 0, rotations: 0 };
+
+  private constructor(opts: AuditLogOptions) {
+    this.#opts = { ...AUDIT_DEFAULTS, ...opts };
+    this.dir = opts.dir;
+    this.file = join(opts.dir, CURRENT_FILE);
+    this.#fs = opts.fs ?? nodeAuditFs;
+    this.#logger = opts.logger ?? silentLogger;
+    this.#now = opts.now ?? (() => new Date());
+  }
+
+  /**
+   * Opens the log: takes the writer lock, finds the end of the chain, moves a
+   * torn last line aside (recorded in an `audit.recovered` record) and loads
+   * or creates the checkpoint key.
+   */
+  static async open(opts: AuditLogOptions): Promise<AuditLog> {
+    const log = new AuditLog(opts);
+    mkdirSync(log.dir, { recursive: true, mode: 0o700 });
+    log.#key = await loadCheckpointKey(opts.keyFile ?? checkpointKeyPath(dirname(log.dir)));
+    log.#release = acquireWriterLock(join(log.dir, 'writer.lock'));
+    try {
+      const torn = log.#openCurrent();
+      log.#sealedSeq = log.#seq;
+      if (torn) {
+        log.#logger.warn({ ...torn }, 'audit: torn last line moved aside');
+        void log.#enqueue({ event: 'audit.recovered', reason: 'torn-last-line', torn }).catch(() => undefined);
+      }
+      if (opts.listen) log.#socket = await serveAppendSocket(socketPath(log.dir), (e) => log.appendRecord(e), log.#logger);
+    } catch (e) {
+      log.#release();
+      if (log.#fd >= 0) log.#fs.close(log.#fd);
+      throw e instanceof GatehouseError ? e : new GatehouseError('AUDIT_UNAVAILABLE', `cannot open the audit log in ${log.dir}: ${errorMessage(e)}`, { cause: e });
+    }
+    log.#checkpointTimer = setInterval(() => {
+      if (log.#seq > log.#sealedSeq) void log.checkpoint();
+    }, log.#opts.checkpointIntervalMs);
+    log.#checkpointTimer.unref();
+    void log.#applyRetention();
+    return log;
+  }
+
+  /** Seq of the last record appended (durable or in flight). */
+  get seq(): number {
+    return this.#seq;
+  }
+
+  get failed(): string | undefined {
+    return this.#failed?.message;
+  }
+
+  /** Public key (JWK) that verifies this log's checkpoints. */
+  get publicJwk(): CheckpointKey['publicJwk'] {
+    return this.#key.publicJwk;
+  }
+
+  assertWritable(): void {
+    if (this.#closed) throw new GatehouseError('AUDIT_UNAVAILABLE', 'the audit log is closed; calls are refused');
+    if (this.#failed !== undefined) {
+      throw new GatehouseError(
+        'AUDIT_UNAVAILABLE',
+        `the audit log cannot be written (${this.#failed.message}); calls are refused until it can (retrying every ${Math.round(this.#opts.retryMs / 1000)} s)`,
+        { details: { code: this.#failed.code, since: this.#failed.since } },
+      );
+    }
+  }
+
+  async append(e: AuditEvent): Promise<void> {
+    await this.appendRecord(e);
+  }
+
+  /** Like `append`, and tells the record's seq and hash. */
+  appendRecord(e: AuditEvent): Promise<{ seq: number; hash: string }> {
+    if (typeof e.event !== 'string' || e.event === '') return Promise.reject(new GatehouseError('AUDIT_UNAVAILABLE', 'an audit event needs an "event" name'));
+    if (RESERVED_EVENT.test(e.event)) return Promise.reject(new GatehouseError('AUDIT_UNAVAILABLE', `"${e.event}" records are written by the audit log itself`));
+    try {
+      this.assertWritable();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#enqueue(e);
+  }
+
+  #enqueue(e: Record<string, unknown>): Promise<{ seq: number; hash: string }> {
+    const seq = this.#seq + 1;
+    let formatted: { line: string; hash: string };
+    try {
+      formatted = this.#records.format({ ...e, seq, time: this.#now().toISOString(), prev: this.#prev });
+    } catch (err) {
+      return Promise.reject(new GatehouseError('AUDIT_UNAVAILABLE', `the audit record could not be serialized: ${errorMessage(err)}`));
+    }
+    this.#seq = seq;
+    this.#prev = formatted.hash;
+    this.stats.appends++;
+    const p = new Promise<{ seq: number; hash: string }>((resolve, reject) => {
+      this.#batch.text += formatted.line;
+      this.#batch.waiters.push({ resolve, reject, seq, hash: formatted.hash });
+    });
+    if (e.event !== 'audit.checkpoint' && ++this.#sinceCheckpoint >= this.#opts.checkpointEvery) void this.checkpoint();
+    this.#kick();
+    return p;
+  }
+
+  #kick(): void {
+    if (this.#flushing || this.#failed !== undefined || this.#batch.waiters.length === 0) return;
+    this.#flushing = true;
+    this.#idle = new Promise((r) => (this.#markIdle = r));
+    void this.#flushLoop();
+  }
+
+  async #flushLoop(): Promise<void> {
+    try {
+      while (this.#batch.waiters.length > 0 && this.#failed === undefined) {
+        const batch = this.#batch;
+        this.#batch = { text: '', waiters: [] };
+        const data = Buffer.from(batch.text);
+        const firstSeq = (batch.waiters[0] as Waiter).seq;
+        try {
+          if (this.#fileBytes > 0 && this.#fileBytes + data.length > this.#opts.maxFileBytes) this.#rotate(firstSeq);
+          if (this.#fileBytes === 0) this.#fileFirstSeq = firstSeq;
+          await this.#fs.write(this.#fd, data);
+          this.#fileBytes += data.length;
+          await this.#fs.fdatasync(this.#fd);
+          this.stats.fsyncs++;
+          this.stats.batches++;
+        } catch (err) {
+          this.#fail(err, batch);
+          break;
+        }
+        for (const w of batch.waiters) w.resolve({ seq: w.seq, hash: w.hash });
+      }
+    } finally {
+      this.#flushing = false;
+      this.#markIdle();
+    }
+  }
+
+  /** Closes the current file under its first seq's name and starts a new one. */
+  #rotate(nextSeq: number): void {
+    this.#fs.close(this.#fd);
+    this.#fd = -1;
+    renameSync(this.file, join(this.dir, rotatedName(this.#fileFirstSeq)));
+    this.#fd = this.#fs.open(this.file);
+    fsyncDir(this.dir);
+    this.#logger.info({ file: rotatedName(this.#fileFirstSeq) }, 'audit: rotated');
+    this.#fileBytes = 0;
+    this.#fileFirstSeq = nextSeq;
+    this.stats.rotations++;
+    queueMicrotask(() => void this.#applyRetention());
+  }
+
+  #fail(err: unknown, batch: Batch): void {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    const fromSeq = (batch.waiters[0] as Waiter).seq;
+    this.#failed = { code, message: `${code}: ${errorMessage(err)}`, since: this.#now().toISOString(), fromSeq };
+    this.#epoch++;
+    this.#logger.error({ code, err: errorMessage(err), file: this.file }, 'audit: write failed; refusing calls until the log can be written');
+    let refusal: unknown;
+    try {
+      this.assertWritable();
+    } catch (e) {
+      refusal = e;
+    }
+    const pending = [...batch.waiters, ...this.#batch.waiters];
+    this.#batch = { text: '', waiters: [] };
+    for (const w of pending) w.reject(refusal);
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
+    if (this.#closed || this.#retryTimer) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.#recover();
+    }, this.#opts.retryMs);
+    this.#retryTimer.unref();
+  }
+
+  /**
+   * After a failed write: reopen, find the end of the chain on disk again
+   * (records of the failed batch may or may not have landed; a cut line is
+   * moved aside), and write an `audit.recovered` record. Until that record is
+   * durable the log stays failed.
+   */
+  async #recover(): Promise<void> {
+    const failed = this.#failed;
+    if (failed === undefined || this.#closed) return;
+    let torn: Torn | undefined;
+    try {
+      if (this.#fd >= 0) this.#fs.close(this.#fd);
+      this.#fd = -1;
+      torn = this.#openCurrent();
+    } catch (e) {
+      this.#logger.warn({ err: errorMessage(e) }, 'audit: still cannot open the log; will retry');
+      this.#scheduleRetry();
+      return;
+    }
+    this.#failed = undefined;
+    try {
+      const r = await this.#enqueue({
+        event: 'audit.recovered',
+        reason: 'write-failed',
+        error: { code: failed.code, message: failed.message },
+        failedAt: failed.since,
+        /** Appends from this seq on were refused (their callers got AUDIT_UNAVAILABLE); some may still have reached the file. */
+        refusedFromSeq: failed.fromSeq,
+        ...(torn ? { torn } : {}),
+      });
+      this.#logger.warn({ seq: r.seq, downSince: failed.since }, 'audit: log writable again; calls are accepted');
+    } catch {
+      // #fail ran again and scheduled the next retry.
+    }
+  }
+
+  /**
+   * Finds the end of the chain (last valid record of the newest non-empty
+   * file), moves any torn tail aside, opens the current file for appending.
+   */
+  #openCurrent(): Torn | undefined {
+    const files = listAuditFiles(this.dir);
+    const newest: AuditFile | undefined = [...files].reverse().find((f) => f.size > 0);
+    let torn: Torn | undefined;
+    this.#seq = 0;
+    this.#prev = ZERO_HASH;
+    if (newest) {
+      const scan = scanTail(newest.path);
+      if (scan.last) {
+        this.#seq = scan.last.seq;
+        this.#prev = scan.last.hash;
+      } else {
+        // Nothing valid in the newest file: continue from the file before, if any.
+        const before = files.filter((f) => f !== newest && f.size > 0).pop();
+        const s = before ? scanTail(before.path) : undefined;
+        if (s?.last) {
+          this.#seq = s.last.seq;
+          this.#prev = s.last.hash;
+        }
+      }
+      if (scan.validEnd < scan.size) torn = this.#moveAside(newest.path, scan.validEnd, scan.size - scan.validEnd);
+    }
+    this.#fd = this.#fs.open(this.file);
+    fsyncDir(this.dir);
+    this.#fileBytes = statSync(this.file).size;
+    this.#fileFirstSeq = this.#fileBytes > 0 ? (listAuditFiles(this.dir).find((f) => f.current)?.firstSeq ?? this.#seq + 1) : this.#seq + 1;
+    return torn;
+  }
+
+  /** Saves bytes [offset, offset+length) of `path` to `<path>.torn-<seq>`, then cuts them off. */
+  #moveAside(path: string, offset: number, length: number): Torn {
+    let movedTo = `${path}.torn-${this.#seq + 1}`;
+    for (let i = 2; existsSync(movedTo); i++) movedTo = `${path}.torn-${this.#seq + 1}-${i}`;
+    const bytes = readFileSync(path).subarray(offset, offset + length);
+    writeFileSync(movedTo, bytes, { mode: 0o600, flush: true });
+    fsyncDir(dirname(path));
+    const fd = openSync(path, 'r+');
+    try {
+      ftruncateSync(fd, offset);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return { file: basename(path), offset, length, movedTo: basename(movedTo) };
+  }
+
+  /**
+   * Appends a signed checkpoint over the last record appended so far. The
+   * JWS is made off the hot path (appends go on meanwhile), so the checkpoint
+   * names the seq it covers, which is at or before its own.
+   */
+  checkpoint(): Promise<void> {
+    if (this.#checkpointing) return this.#checkpointing;
+    if (this.#seq <= this.#sealedSeq || this.#failed !== undefined) return Promise.resolve();
+    const payload: CheckpointPayload = { seq: this.#seq, hash: this.#prev, time: this.#now().toISOString() };
+    const epoch = this.#epoch;
+    this.#sinceCheckpoint = 0;
+    this.#checkpointing = (async () => {
+      const jws = await signCheckpoint(this.#key, payload);
+      // A failed write rewinds the chain; a checkpoint over a record that never landed must not be written.
+      if (epoch !== this.#epoch || this.#failed !== undefined) return;
+      const r = await this.#enqueue({ event: 'audit.checkpoint', checkpoint: payload, kid: this.#key.kid, jws });
+      this.#sealedSeq = Math.max(this.#sealedSeq, r.seq);
+      this.stats.checkpoints++;
+    })()
+      .catch((e: unknown) => this.#logger.error({ err: errorMessage(e) }, 'audit: checkpoint failed'))
+      .finally(() => (this.#checkpointing = undefined));
+    return this.#checkpointing;
+  }
+
+  /**
+   * Deletes the oldest rotated files beyond `retainFiles` / older than
+   * `retainDays`, after an `audit.retention` record names where the kept
+   * chain starts (seq and prev), so verify knows the start is legitimate.
+   */
+  #applyRetention(): Promise<void> {
+    const { retainFiles, retainDays } = this.#opts;
+    if ((retainFiles === undefined && retainDays === undefined) || this.#retention || this.#closed) return this.#retention ?? Promise.resolve();
+    this.#retention = (async () => {
+      const files = listAuditFiles(this.dir);
+      const rotated = files.filter((f) => !f.current);
+      const cutoff = this.#now().getTime() - (retainDays ?? 0) * 86_400_000;
+      const drop: AuditFile[] = [];
+      for (const [i, f] of rotated.entries()) {
+        const tooMany = retainFiles !== undefined && rotated.length - i > retainFiles;
+        const tooOld = retainDays !== undefined && statSync(f.path).mtimeMs < cutoff;
+        if (!tooMany && !tooOld) break;
+        drop.push(f);
+      }
+      const kept = files[drop.length];
+      if (drop.length === 0 || !kept) return;
+      const firstLine = readFirstLine(kept.path);
+      if (firstLine === undefined) return;
+      const first = JSON.parse(firstLine) as { seq: number; prev: string };
+      await this.#enqueue({
+        event: 'audit.retention',
+        deleted: drop.map((f) => ({ file: f.name, firstSeq: f.firstSeq, bytes: f.size })),
+        keptFromSeq: first.seq,
+        keptFromPrev: first.prev,
+        policy: { ...(retainFiles !== undefined ? { files: retainFiles } : {}), ...(retainDays !== undefined ? { days: retainDays } : {}) },
+      });
+      for (const f of drop) unlinkSync(f.path);
+      fsyncDir(this.dir);
+      this.#logger.info({ deleted: drop.map((f) => f.name), keptFromSeq: first.seq }, 'audit: retention applied');
+    })()
+      .catch((e: unknown) => this.#logger.error({ err: errorMessage(e) }, 'audit: retention failed'))
+      .finally(() => (this.#retention = undefined));
+    return this.#retention;
+  }
+
+  /** Waits until every record appended so far is durable (or refused). */
+  async flush(): Promise<void> {
+    while (this.#flushing || (this.#batch.waiters.length > 0 && this.#failed === undefined)) await this.#idle;
+  }
+
+  /** Flushes, seals the log with a final checkpoint, releases the lock. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    clearInterval(this.#checkpointTimer);
+    await this.#retention;
+    await this.#checkpointing;
+    await this.checkpoint();
+    await this.flush();
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    await this.#socket?.close();
+    if (this.#fd >= 0) this.#fs.close(this.#fd);
+    this.#fd = -1;
+    this.#release();
+  }
+}

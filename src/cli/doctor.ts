@@ -1,0 +1,81 @@
+import { existsSync } from 'node:fs';
+import { controlSocketPath, socketAlive } from '../server/control.js';
+import { launcherPath, probeSandbox, type SandboxProbe } from '../sandbox/launcher.js';
+import { Exit, parse, table, type Command } from './command.js';
+import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+
+const HELP = `Usage: gatehouse doctor [--json]
+
+Reports which kernel features the sandbox needs are present on this machine,
+what is missing and how to fix it, and whether a gateway is running.
+Exit 0 when "gatehouse run" can confine fully, 3 when something is missing.
+
+Options:
+  --json             machine-readable output
+${DIR_HELP}
+  -h, --help         this help
+`;
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix: string;
+}
+
+function checks(p: SandboxProbe): Check[] {
+  const ns = (name: string, ok: boolean, flag: string): Check => ({
+    name: `${name} namespace`,
+    ok,
+    detail: ok ? 'available' : 'unavailable',
+    fix: ok ? '' : `enable CONFIG_${flag}_NS${flag === 'USER' ? '; sysctl kernel.unprivileged_userns_clone=1 (Debian) or user.max_user_namespaces>0' : ''}`,
+  });
+  return [
+    {
+      name: 'Landlock',
+      ok: p.landlock.abi >= p.landlock.required,
+      detail: `ABI ${p.landlock.abi}${p.landlock.simulated ? ' (simulated)' : ''}, required ${p.landlock.required}`,
+      fix: p.landlock.abi >= p.landlock.required ? '' : p.landlock.abi === 0 ? 'boot a kernel >= 6.7 with CONFIG_SECURITY_LANDLOCK=y and "landlock" in lsm=' : 'upgrade to a kernel >= 6.12 (ABI 6), or run with --allow-weaker',
+    },
+    { name: 'seccomp filters', ok: p.seccomp, detail: p.seccomp ? 'available' : 'unavailable', fix: p.seccomp ? '' : 'enable CONFIG_SECCOMP_FILTER' },
+    ns('user', p.userns || p.euid === 0, 'USER'),
+    ns('network', p.netns, 'NET'),
+    ns('mount', p.mountns, 'NAMESPACES'),
+    ns('PID', p.pidns, 'PID'),
+    ns('IPC', p.ipcns, 'IPC'),
+    ns('UTS', p.utsns, 'UTS'),
+    { name: 'close_range', ok: p.closeRange, detail: p.closeRange ? 'available' : 'unavailable', fix: p.closeRange ? '' : 'kernel >= 5.9' },
+  ];
+}
+
+export const doctorCommand: Command = {
+  name: 'doctor',
+  summary: 'check this machine for what the sandbox needs',
+  help: HELP,
+  async run(argv, io) {
+    const { values } = parse(argv, { ...dirOptions, json: { type: 'boolean' } });
+    if (values.help) {
+      io.out(HELP);
+      return Exit.Ok;
+    }
+    const dirs = dirsFrom(values, io.env);
+    const gatewayRunning = await socketAlive(controlSocketPath(dirs.state));
+    if (!existsSync(launcherPath())) {
+      const msg = `sandbox launcher not built: ${launcherPath()} (run: npm run build)`;
+      if (values.json) io.out(JSON.stringify({ ok: false, missing: [msg], gatewayRunning }) + '\n');
+      else io.err(msg + '\n');
+      return Exit.Unavailable;
+    }
+    const probe = await probeSandbox();
+    const list = checks(probe);
+    if (values.json) {
+      io.out(JSON.stringify({ ok: probe.ok, probe, checks: list, gatewayRunning, stateDir: dirs.state }) + '\n');
+      return probe.ok ? Exit.Ok : Exit.Unavailable;
+    }
+    io.out(`Kernel ${probe.kernel} (${probe.arch}), running as uid ${probe.euid}\n\n`);
+    io.out(table(['FEATURE', 'STATUS', 'DETAIL', 'FIX'], list.map((c) => [c.name, c.ok ? 'ok' : 'MISSING', c.detail, c.fix])));
+    io.out(`\nGateway: ${gatewayRunning ? `running (control socket ${controlSocketPath(dirs.state)})` : 'not running (gatehouse run will start one in-process)'}\n`);
+    io.out(probe.ok ? '\nThe sandbox can confine agents fully on this machine.\n' : `\nMissing: ${probe.missing.join('; ')}\n`);
+    return probe.ok ? Exit.Ok : Exit.Unavailable;
+  },
+};

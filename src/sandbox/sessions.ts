@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Server as HttpServer } from 'node:http';
+import { createAdaptorServer } from '@hono/node-server';
+import { GatehouseError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createApp } from '../server/app.js';
+import { ensureRunDir } from '../server/control.js';
+import { allowedHosts, allowedOrigins } from '../server/guards.js';
+import type { SessionManager } from '../server/sessions.js';
+import { AGENT_NAME } from '../server/tokens.js';
+import type { AuditSink } from '../audit/types.js';
+
+export interface SandboxSession {
+  id: string;
+  agent: string;
+  /** The unix socket the launcher's relay connects to; connections on it are this agent. */
+  socketPath: string;
+  /** Port of the relay inside the sandbox. */
+  port: number;
+  /** What the agent uses inside the sandbox. */
+  url: string;
+}
+
+export interface SandboxSessionsDeps {
+  stateDir: string;
+  sessions: SessionManager;
+  audit: AuditSink;
+  logger: Logger;
+  maxBodyBytes?: number;
+}
+
+/**
+ * One unix socket per sandbox session, in its own 0700 directory. No token is
+ * involved: whoever connects on the socket is the agent it was made for, and
+ * only the launcher's relay (outside the agent's view) can reach it.
+ */
+export class SandboxSessions {
+  private readonly open = new Map<string, { session: SandboxSession; server: HttpServer; dir: string }>();
+  constructor(private readonly deps: SandboxSessionsDeps) {}
+
+  list(): SandboxSession[] {
+    return [...this.open.values()].map((o) => o.session);
+  }
+
+  async create(agent: string, port: number): Promise<SandboxSession> {
+    if (!AGENT_NAME.test(agent)) throw new GatehouseError('USAGE', `invalid agent name ${JSON.stringify(agent)}: use 1-64 letters, digits, '.', '_', '@' or '-'`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new GatehouseError('USAGE', 'port must be 1-65535');
+    const id = randomBytes(6).toString('hex');
+    const dir = join(ensureRunDir(this.deps.stateDir), `s-${id}`);
+    mkdirSync(dir, { mode: 0o700 });
+    chmodSync(dir, 0o700);
+    const socketPath = join(dir, 'mcp.sock');
+    const app = createApp({
+      sessions: this.deps.sessions,
+      authenticate: async () => ({ ok: true, identity: { agent, via: 'sandbox' } }),
+      hosts: allowedHosts(port),
+      origins: allowedOrigins(port),
+      logger: this.deps.logger,
+      ...(this.deps.maxBodyBytes !== undefined ? { maxBodyBytes: this.deps.maxBodyBytes } : {}),
+    });
+    const server = createAdaptorServer({ fetch: app.fetch }) as HttpServer;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => resolve());
+      });
+      chmodSync(socketPath, 0o600);
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new GatehouseError('SANDBOX_FAILED', `cannot open the session socket ${socketPath}: ${(e as Error).message}`);
+    }
+    const session: SandboxSession = { id, agent, socketPath, port, url: `http://127.0.0.1:${port}/mcp` };
+    this.open.set(id, { session, server, dir });
+    await this.deps.audit.append({ event: 'sandbox.opened', agent, sandbox: id, port }).catch((e: unknown) => {
+      this.deps.logger.error({ err: String(e) }, 'cannot audit a sandbox session');
+    });
+    return session;
+  }
+
+  async close(id: string): Promise<boolean> {
+    const o = this.open.get(id);
+    if (!o) return false;
+    this.open.delete(id);
+    await new Promise<void>((resolve) => {
+      o.server.close(() => resolve());
+      o.server.closeAllConnections();
+    });
+    rmSync(o.dir, { recursive: true, force: true });
+    await this.deps.audit.append({ event: 'sandbox.closed', agent: o.session.agent, sandbox: id }).catch(() => undefined);
+    return true;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.open.keys()].map((id) => this.close(id)));
+  }
+}

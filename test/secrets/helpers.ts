@@ -1,0 +1,56 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+export const ENV_SERVER = join(ROOT, 'test', 'secrets', 'fixtures', 'env-server.mjs');
+
+export const ALLOW_ALL = { version: 1, default: 'deny', rules: [{ id: 'all', match: { tool: '*' }, effect: 'allow' }] };
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI (`node dist/src/cli/main.js ...`) with `env` only (plus PATH), `stdin` piped. */
+export function runCli(args: string[], env: Record<string, string>, stdin = ''): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.once('error', reject);
+    child.once('close', (code) => resolvePromise({ code, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+/** A temporary registry/policies/state tree: one YAML file per connector. */
+export function writeTree(connectors: Record<string, unknown>[], policy: object = ALLOW_ALL) {
+  const root = mkdtempSync(join(tmpdir(), 'gatehouse-secrets-'));
+  const dirs = { registry: join(root, 'registry'), policies: join(root, 'policies'), state: join(root, 'state') };
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  for (const c of connectors) writeFileSync(join(dirs.registry, `${String(c.name)}.yaml`), stringify(c));
+  writeFileSync(join(dirs.policies, 'test.yaml'), stringify(policy));
+  return { root, dirs };
+}
+
+export function dirFlags(dirs: { registry: string; policies: string; state: string }): string[] {
+  return ['--registry', dirs.registry, '--policies', dirs.policies, '--state', dirs.state];
+}
+
+export async function until<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

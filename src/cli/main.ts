@@ -4,14 +4,17 @@ import { VERSION } from '../config/paths.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import { Exit, type Command, type Io } from './command.js';
 import { approvalsCommand } from './approvals.js';
+import { auditCommand } from './audit.js';
+import { connectorCommand } from './connector.js';
 import { policyCommand } from './policy.js';
 import { secretCommand } from './secret.js';
 import { doctorCommand } from './doctor.js';
+import { logsCommand } from './logs.js';
 import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 import { tokenCommand } from './token.js';
 
-const commands: Command[] = [serveCommand, runCommand, doctorCommand, tokenCommand, policyCommand, approvalsCommand, secretCommand];
+const commands: Command[] = [serveCommand, runCommand, doctorCommand, tokenCommand, policyCommand, approvalsCommand, secretCommand, connectorCommand, logsCommand, auditCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -70,6 +73,8 @@ const io: Io = {
 main(process.argv.slice(2), io).then(
   (code) => {
     process.exitCode = code;
+    // Exit once output is flushed: a lingering keep-alive socket or timer must not hold a finished command.
+    process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
   },
   (e: unknown) => {
     process.stderr.write(`gatehouse: ${errorMessage(e)}\n`);

@@ -143,8 +143,9 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
       child.once('error', (e) => reject(new GatehouseError('SANDBOX_FAILED', `cannot start the launcher: ${e.message}`)));
       child.once('close', (c, sig) => resolve(c ?? 128 + (sig ? (signalNumber(sig) ?? 1) : 1)));
     });
+    // The launcher already said what failed on stderr; its own exit codes (124-127) are documented.
     const failure = launcherFailure(code, stderrTail);
-    if (failure) throw failure;
+    if (failure) opts.logger?.warn({ code, reason: failure.message }, 'sandbox launcher failed');
     return code;
   } finally {
     await cleanup();

@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Integration tests start real gateways and upstream processes: longer timeouts,
-// but nothing asserts on speed. Each file runs in its own forked process.
+// Integration tests start real gateways, upstream processes, sandboxes and a
+// keychain: longer timeouts (the machines are shared and can be loaded), but
+// nothing asserts on speed. Each file runs in its own forked process.
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -11,9 +12,9 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
-          testTimeout: 30_000,
-          hookTimeout: 30_000,
+          include: ['test/{integration,sandbox,secrets,connectors,audit,reliability}/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
         },
       },
       {
@@ -21,9 +22,9 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/integration/**', '**/node_modules/**'],
-          testTimeout: 10_000,
-          hookTimeout: 10_000,
+          exclude: ['test/{integration,sandbox,secrets,connectors,audit,reliability}/**', '**/node_modules/**'],
+          testTimeout: 20_000,
+          hookTimeout: 20_000,
         },
       },
     ],

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Server as HttpServer } from 'node:http';
-import { JsonlAudit } from './audit/jsonl.js';
+import { AuditLog, type AuditLogOptions } from './audit/writer.js';
 import type { AuditEvent, AuditSink } from './audit/types.js';
 import { Gateway } from './broker/gateway.js';
 import { policyAuthorizer } from './broker/policy-gate.js';
@@ -51,6 +51,8 @@ export interface GatewayRuntimeOptions {
   backoffMs?: number;
   /** Serve /mcp on TCP (default true). `gatehouse run` with an in-process gateway needs only sandbox sockets. */
   tcp?: boolean;
+  /** Audit log tuning: checkpoint cadence, rotation size, retention (see src/audit/writer.ts). */
+  audit?: Omit<AuditLogOptions, 'dir' | 'listen' | 'logger'>;
 }
 
 export interface RunningGateway {
@@ -90,7 +92,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   const registry = loadRegistry(opts.dirs.registry);
   const policies = new PolicyStore(opts.dirs.policies);
   const keys = await loadTokenKeys(opts.dirs.state);
-  const audit = new JsonlAudit(join(opts.dirs.state, 'audit', 'audit.jsonl'));
+  const audit = await AuditLog.open({ ...opts.audit, dir: join(opts.dirs.state, 'audit'), listen: true, logger });
   const approvals = new Approvals({ onEvent: (ev) => void audit.append(approvalRecord(ev)).catch((e: unknown) => logger.error({ err: String(e) }, 'cannot audit an approval event')) });
   const { authorize, hidden } = policyAuthorizer({ policy: () => policies.current(), approvals });
   const unwatchPolicies = policies.watch((ev) => {

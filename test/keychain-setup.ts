@@ -19,8 +19,14 @@ export interface Keychain {
   home: string;
   /** Environment for this process and children: HOME, DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR. */
   env: { HOME: string; DBUS_SESSION_BUS_ADDRESS: string; XDG_RUNTIME_DIR: string };
-  /** Points this process's environment at the keychain (the native library reads it per call); returns the undo. */
+  /**
+   * Points this process's environment at the keychain; returns the undo. The
+   * native library's libdbus reads the bus address once per process, so a
+   * test file uses one bus for its whole life (restart the keyring, not the bus).
+   */
   use(): () => void;
+  /** Restarts gnome-keyring-daemon on the same bus and HOME, unlocking with `password` (a wrong one leaves it locked). */
+  restartKeyring(password: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -51,12 +57,9 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-/**
- * Starts the bus and the keyring. `home` reuses an existing keyring (to start
- * it again with a wrong `password`: a locked keyring).
- */
-export async function startKeychain(opts: { home?: string; password?: string } = {}): Promise<Keychain> {
-  const home = opts.home ?? mkdtempSync(join(tmpdir(), 'gatehouse-keychain-'));
+/** Starts the bus and the keyring, unlocked with `password`. */
+export async function startKeychain(opts: { password?: string } = {}): Promise<Keychain> {
+  const home = mkdtempSync(join(tmpdir(), 'gatehouse-keychain-'));
   const run = mkdtempSync(join(tmpdir(), 'gatehouse-bus-'));
   mkdirSync(run, { recursive: true, mode: 0o700 });
   writeFileSync(join(run, 'bus.conf'), busConfig(run));
@@ -72,11 +75,15 @@ export async function startKeychain(opts: { home?: string; password?: string } =
     });
   });
   const env = { HOME: home, DBUS_SESSION_BUS_ADDRESS: address, XDG_RUNTIME_DIR: run };
-  const keyring = spawn('gnome-keyring-daemon', ['--foreground', '--unlock', '--components=secrets'], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
-  keyring.stdin?.end(opts.password ?? 'test-password');
+  const startKeyring = (password: string) => {
+    const child = spawn('gnome-keyring-daemon', ['--foreground', '--unlock', '--components=secrets'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    child.stdin?.end(password);
+    return child;
+  };
+  let keyring = startKeyring(opts.password ?? 'test-password');
 
   const stop = async () => {
     await stopChild(keyring);
@@ -95,23 +102,31 @@ export async function startKeychain(opts: { home?: string; password?: string } =
   };
 
   // Ready once org.freedesktop.secrets answers (a search of an unused service).
-  const undo = use();
-  try {
-    const end = Date.now() + 10_000;
-    for (;;) {
-      try {
-        await findCredentialsAsync('gatehouse-fixture-ready');
-        break;
-      } catch (e) {
-        if (Date.now() > end || keyring.exitCode !== null) {
-          await stop();
-          throw new Error(`the test keyring did not start: ${String(e)}`);
+  const ready = async () => {
+    const undo = use();
+    try {
+      const end = Date.now() + 10_000;
+      for (;;) {
+        try {
+          await findCredentialsAsync('gatehouse-fixture-ready');
+          return;
+        } catch (e) {
+          if (Date.now() > end || keyring.exitCode !== null) {
+            await stop();
+            throw new Error(`the test keyring did not start: ${String(e)}`);
+          }
+          await new Promise((r) => setTimeout(r, 25));
         }
-        await new Promise((r) => setTimeout(r, 25));
       }
+    } finally {
+      undo();
     }
-  } finally {
-    undo();
-  }
-  return { home, env, use, stop };
+  };
+  await ready();
+  const restartKeyring = async (password: string) => {
+    await stopChild(keyring);
+    keyring = startKeyring(password);
+    await ready();
+  };
+  return { home, env, use, restartKeyring, stop };
 }

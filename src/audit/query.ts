@@ -256,3 +256,11 @@ export function parseTime(s: string, now = new Date()): Date {
   if (Number.isNaN(t)) throw new GatehouseError('USAGE', `invalid time ${JSON.stringify(s)}: use e.g. 1h, 30m, 2d or 2025-01-06T10:00:00Z`);
   return new Date(t);
 }
+
+/** A cursor at the current end of the log, for following new records (order asc). */
+export async function endCursor(dir: string): Promise<string> {
+  const files = listAuditFiles(dir).filter((f) => f.firstSeq !== undefined);
+  const last = files.at(-1);
+  if (!last) return encodeCursor({ f: 1, o: 0, d: 'asc' });
+  return encodeCursor({ f: last.firstSeq as number, o: await completeEnd(last), d: 'asc' });
+}

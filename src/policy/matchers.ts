@@ -4,6 +4,7 @@
  */
 import picomatch from 'picomatch';
 import { RE2JS } from 're2js';
+import { compileArgGlob } from './arg-glob.js';
 import type { ArgCheck, ArgRule, NameMatcher } from './types.js';
 
 /**
@@ -22,10 +23,6 @@ export function compileName(pattern: string): NameMatcher {
   return { pattern, exact: false, prefix, test: (name) => name.startsWith(prefix) && re.test(name) };
 }
 
-/** Argument globs are path-like: `*` stays inside one "/" segment, `**` crosses them; dot files match. */
-export function compileArgGlob(pattern: string): RegExp {
-  return picomatch.makeRe(pattern, { dot: true });
-}
 
 /**
  * `regex` uses RE2 semantics (re2js, pure JS, linear time in the input: no
@@ -89,8 +86,8 @@ export function compileArgChecks(spec: ArgMatcherSpec): ArgCheck[] {
     checks.push({ describe: `prefix ${show(p)}`, test: (v) => typeof v === 'string' && v.startsWith(p) });
   }
   if (spec.glob !== undefined) {
-    const re = compileArgGlob(spec.glob);
-    checks.push({ describe: `glob ${show(spec.glob)}`, test: (v) => typeof v === 'string' && re.test(v) });
+    const test = compileArgGlob(spec.glob);
+    checks.push({ describe: `glob ${show(spec.glob)}`, test: (v) => typeof v === 'string' && test(v) });
   }
   if (spec.regex !== undefined) {
     const re = compileRegex(spec.regex);

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { parseDuration, parseRate } from './duration.js';
+import { compileArgGlob } from './arg-glob.js';
 import { compileArgChecks, compileRegex, type ArgMatcherSpec } from './matchers.js';
 import { compileWhen } from './when.js';
 import { ANNOTATION_KEYS, type ArgCheck, type CompiledWhen } from './types.js';
@@ -37,7 +38,17 @@ const ArgMatcherSchema = z
     equals: Json.optional(),
     in: z.array(Json).min(1, 'in: needs at least one value').optional(),
     prefix: z.string().optional(),
-    glob: z.string().min(1).optional(),
+    glob: z
+      .string()
+      .min(1)
+      .superRefine((s, ctx) => {
+        try {
+          compileArgGlob(s);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', message: `glob: ${(e as Error).message}` });
+        }
+      })
+      .optional(),
     regex: z
       .string()
       .superRefine((s, ctx) => {

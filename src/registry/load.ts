@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadYamlConfig, type ConfigIssue } from '../config/load-yaml.js';
 import { bindingIssues, bindSecrets } from '../secrets/bindings.js';
@@ -7,6 +7,12 @@ import { ConnectorSchema, type Connector } from './schema.js';
 export interface Registry {
   dir: string;
   connectors: Connector[];
+}
+
+/** The line of the top-level `name:` key (for a problem found after parsing); 1 if it cannot be told. */
+function nameLine(file: string): number {
+  const i = readFileSync(file, 'utf8').split('\n').findIndex((l) => /^name\s*:/.test(l));
+  return i < 0 ? 1 : i + 1;
 }
 
 /** Loads every `*.yaml`/`*.yml` in `dir` (one connector per file). All problems are reported together. */
@@ -26,7 +32,7 @@ export function loadRegistry(dir: string): Registry {
       const c = { ...loadYamlConfig(file, ConnectorSchema), file } as Connector;
       const prev = seen.get(c.name);
       if (prev !== undefined) {
-        issues.push({ file, line: 1, col: 1, key: 'name', message: `connector "${c.name}" is already defined in ${prev}` });
+        issues.push({ file, line: nameLine(file), col: 1, key: 'name', message: `connector "${c.name}" is already defined in ${prev}` });
         continue;
       }
       seen.set(c.name, file);

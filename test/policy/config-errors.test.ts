@@ -115,3 +115,10 @@ describe('config errors name file:line:key', () => {
     expect(policyOf(`${head}  - id: all\n    effect: allow\n`).warnings.join()).toMatch(/allows every call/);
   });
 });
+
+describe('argument glob syntax that RE2 globs do not support is refused at load', () => {
+  it.each(['!secret*', '@(a|b)', '+(a)', '*(a)', '?(a)', '{a,b'])('%s', (glob) => {
+    const issues = issuesOf(() => policyOf(`version: 1\nrules:\n  - id: r\n    match:\n      args:\n        x: { glob: ${JSON.stringify(glob)} }\n    effect: allow\n`));
+    expect(issues[0]).toMatchObject({ line: 6, key: 'rules[0].match.args.x.glob' });
+  });
+});

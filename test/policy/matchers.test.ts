@@ -131,3 +131,41 @@ describe('name globs (agent, connector, tool)', () => {
     expect(evaluate(p, call({ tool: 'slack__post_message' })).effect).toBe('deny');
   });
 });
+
+describe('argument globs run in linear time (RE2), with picomatch-like meaning', () => {
+  const globCases: Array<[string, string, boolean]> = [
+    ['src/*.ts', 'src/a.ts', true],
+    ['src/*.ts', 'src/a/b.ts', false],
+    ['src/**', 'src', true],
+    ['src/**', 'src/a/b/c.ts', true],
+    ['src/**', 'srcx/a', false],
+    ['a/**/b', 'a/b', true],
+    ['a/**/b', 'a/x/y/b', true],
+    ['**/*.env', '.env', true],
+    ['**/*.env', 'deep/dir/prod.env', true],
+    ['**', 'anything/at/all', true],
+    ['file?.txt', 'file1.txt', true],
+    ['file?.txt', 'file/.txt', false],
+    ['[abc]*.js', 'b-x.js', true],
+    ['[!abc]*.js', 'b-x.js', false],
+    ['[a-c]?', 'bz', true],
+    ['{web,api}/*.md', 'api/readme.md', true],
+    ['{web,api}/*.md', 'infra/readme.md', false],
+    ['{a,{b,c}}x', 'cx', true],
+    ['a\\*b', 'a*b', true],
+    ['a\\*b', 'axb', false],
+    ['a.b', 'axb', false],
+    ['(x)', '(x)', true],
+    ['src/**', 'src/../etc/passwd', false],
+    ['*', '..', false],
+  ];
+  it('has cases (guard)', () => expect(globCases.length).toBeGreaterThan(20));
+  it.each(globCases)('glob %j on %j → %s', (glob, value, want) => {
+    expect(allows(`{ glob: ${JSON.stringify(glob)} }`, { x: value })).toBe(want);
+  });
+  it('a glob with many stars on a long agent value stays fast (no backtracking blow-up)', () => {
+    const start = performance.now();
+    expect(allows('{ glob: "*a*a*a*a*a*a*b" }', { x: 'a'.repeat(100_000) })).toBe(false);
+    expect(performance.now() - start).toBeLessThan(5_000);
+  });
+});

@@ -69,7 +69,8 @@ export async function startEchoUpstream(): Promise<EchoUpstream> {
     rawHeaders.push(req.rawHeaders);
     void (async () => {
       const server = makeServer(req.headers.authorization ?? '');
-      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: false });
+      // No sessionIdGenerator: stateless, one server per request (so each sees that request's header).
+      const transport = new StreamableHTTPServerTransport({});
       res.on('close', () => void transport.close().then(() => server.close()));
       await server.connect(transport);
       await transport.handleRequest(req, res, req.method === 'POST' ? await body(req) : undefined);

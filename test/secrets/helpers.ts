@@ -31,9 +31,10 @@ export function runCli(args: string[], env: Record<string, string>, stdin = ''):
   });
 }
 
-/** A temporary registry/policies/state tree: one YAML file per connector. */
-export function writeTree(connectors: Record<string, unknown>[], policy: object = ALLOW_ALL) {
+/** A temporary registry/policies/state tree: one YAML file per connector (`spec` may use the tree's root). */
+export function writeTree(spec: Record<string, unknown>[] | ((root: string) => Record<string, unknown>[]), policy: object = ALLOW_ALL) {
   const root = mkdtempSync(join(tmpdir(), 'gatehouse-secrets-'));
+  const connectors = typeof spec === 'function' ? spec(root) : spec;
   const dirs = { registry: join(root, 'registry'), policies: join(root, 'policies'), state: join(root, 'state') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   for (const c of connectors) writeFileSync(join(dirs.registry, `${String(c.name)}.yaml`), stringify(c));

@@ -17,6 +17,8 @@ export function findLeaks(text: string, value: string): string[] {
   for (const [name, form] of Object.entries(literal)) {
     if (text.includes(form) || unescaped.includes(form)) found.push(name);
   }
+  // The value's own backslashes vanish with the escapes: compare without them too.
+  if (value.includes('\\') && unescaped.includes(value.replaceAll('\\', ''))) found.push('json-escaped');
   for (let k = 0; k < 3; k++) {
     const enc = Buffer.concat([Buffer.alloc(k), bytes]).toString('base64');
     const inner = enc.slice(Math.ceil((8 * k) / 6), Math.floor((8 * (k + bytes.length)) / 6));

@@ -41,7 +41,7 @@ export interface Sim {
   close(): Promise<void>;
 }
 
-export function json(c: Context, status: number, body: unknown, headers: Record<string, string> = {}): Response {
+export function json(_c: Context, status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
 }
 

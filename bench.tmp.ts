@@ -1,2 +1,0 @@
-import { benchPolicy } from './bench/policy.js';
-console.log(await benchPolicy());

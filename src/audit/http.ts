@@ -1,0 +1,60 @@
+import { Hono } from 'hono';
+import { GatehouseError } from '../errors.js';
+import { MAX_QUERY_LIMIT, parseTime, queryAudit, type AuditFilters } from './query.js';
+
+const FILTER_PARAMS = ['since', 'until', 'agent', 'session', 'connector', 'tool', 'decision', 'outcome', 'event', 'grep'] as const;
+const KNOWN = new Set<string>([...FILTER_PARAMS, 'cursor', 'limit', 'order']);
+
+/** Reads query parameters into filters; an unknown or repeated parameter is an error, not ignored. */
+export function filtersFromParams(params: URLSearchParams, now = new Date()): { filters: AuditFilters; limit: number; order: 'asc' | 'desc'; cursor?: string } {
+  const filters: AuditFilters = {};
+  const seen = new Set<string>();
+  for (const key of params.keys()) {
+    if (!KNOWN.has(key)) throw new GatehouseError('USAGE', `unknown query parameter "${key}"; known: ${[...KNOWN].join(', ')}`);
+    if (seen.has(key)) throw new GatehouseError('USAGE', `query parameter "${key}" is given more than once`);
+    seen.add(key);
+  }
+  const get = (k: string) => params.get(k) ?? undefined;
+  for (const k of ['agent', 'session', 'connector', 'tool', 'decision', 'outcome', 'event', 'grep'] as const) {
+    const v = get(k);
+    if (v !== undefined) filters[k] = v;
+  }
+  const since = get('since');
+  const until = get('until');
+  if (since !== undefined) filters.since = parseTime(since, now);
+  if (until !== undefined) filters.until = parseTime(until, now);
+  const limitText = get('limit') ?? '100';
+  const limit = Number(limitText);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUERY_LIMIT) throw new GatehouseError('USAGE', `limit must be 1-${MAX_QUERY_LIMIT}`);
+  const order = get('order') ?? 'desc';
+  if (order !== 'asc' && order !== 'desc') throw new GatehouseError('USAGE', 'order must be asc or desc');
+  const cursor = get('cursor');
+  return { filters, limit, order, ...(cursor !== undefined ? { cursor } : {}) };
+}
+
+/**
+ * `GET /` → `{ records, nextCursor, more }`: one page of audit records,
+ * newest first unless `order=asc`. Query parameters: since, until (1h / ISO
+ * time), agent, session, connector, tool (glob), decision, outcome, event,
+ * grep, limit (1-10000, default 100), order, cursor (from the previous page).
+ * Mount it behind admin authentication: records name agents, tools and arguments.
+ */
+export function auditRoutes(dir: string): Hono {
+  const app = new Hono();
+  app.get('/', async (c) => {
+    let q;
+    try {
+      q = filtersFromParams(new URL(c.req.url).searchParams);
+    } catch (e) {
+      return c.json({ error: { code: 'USAGE', message: (e as Error).message } }, 400);
+    }
+    try {
+      const page = await queryAudit(dir, q.filters, { limit: q.limit, order: q.order, ...(q.cursor !== undefined ? { cursor: q.cursor } : {}) });
+      return c.json(page);
+    } catch (e) {
+      if (e instanceof GatehouseError && e.code === 'USAGE') return c.json({ error: { code: e.code, message: e.message } }, 400);
+      return c.json({ error: { code: 'AUDIT_UNAVAILABLE', message: 'the audit log cannot be read' } }, 503);
+    }
+  });
+  return app;
+}

@@ -1,0 +1,42 @@
+/**
+ * `gatehouse connector list`: each connector's readiness, computed offline
+ * (registry + secret presence; no provider is called, no MCP server started).
+ */
+import { isExposed } from '../broker/catalog.js';
+import { GatehouseError, errorMessage } from '../errors.js';
+import type { Connector } from '../registry/schema.js';
+import { connectorSecrets } from '../registry/schema.js';
+import type { SecretStore } from '../secrets/store.js';
+import { builtinTools, isBuiltinKind } from './index.js';
+
+export interface ConnectorStatus {
+  name: string;
+  kind: Connector['kind'];
+  file: string;
+  ready: boolean;
+  /** Why not ready, and the fix. */
+  reason?: string;
+  fix?: string;
+  secrets: string[];
+  /** Tools exposed (after tools.allow/deny); null for MCP upstreams: known once served. */
+  tools: string[] | null;
+}
+
+export async function connectorStatus(c: Connector, store: SecretStore): Promise<ConnectorStatus> {
+  const secrets = connectorSecrets(c);
+  const tools = isBuiltinKind(c.kind) ? builtinTools(c.kind).map((t) => t.name).filter((n) => isExposed(c.tools, n)) : null;
+  const base = { name: c.name, kind: c.kind, file: c.file, secrets, tools };
+  if (!c.enabled) return { ...base, ready: false, reason: 'disabled (enabled: false)', fix: `set enabled: true in ${c.file}` };
+  const missing: string[] = [];
+  try {
+    for (const s of secrets) if ((await store.get(s)) === null) missing.push(s);
+  } catch (e) {
+    const why = e instanceof GatehouseError ? e.message : errorMessage(e);
+    return { ...base, ready: false, reason: `cannot check secrets: ${why}`, fix: 'unlock the keychain (gatehouse doctor)' };
+  }
+  if (missing.length > 0) {
+    return { ...base, ready: false, reason: `secret${missing.length > 1 ? 's' : ''} not set: ${missing.join(', ')}`, fix: missing.map((s) => `gatehouse secret set ${s}`).join('; ') };
+  }
+  if (tools !== null && tools.length === 0) return { ...base, ready: false, reason: 'tools.allow/deny expose no tool', fix: `widen tools.allow in ${c.file}` };
+  return { ...base, ready: true };
+}

@@ -215,6 +215,7 @@ export async function verifyAudit(dir: string, opts: VerifyOptions = {}): Promis
           return;
         }
         if (c.reason === 'edited') {
+          if (c.record.seq < from && expectSeq === undefined) return;
           problem({ kind: 'edited', file: file.name, line, seq: c.record.seq, message: `record seq ${c.record.seq}: ${c.message}` });
           // Keep walking with the record as it claims to be, so one edit is one problem.
           onRecord(c.record, file, line);

@@ -144,9 +144,12 @@ async function list(argv: string[], io: Io, openStore: () => SecretStore): Promi
   const store = openStore();
   const rows = [];
   for (const c of registry.connectors) rows.push(await connectorStatus(c, store));
+  // A store that cannot be asked makes readiness unknown: say why once, exit 3.
+  const storeError = rows.find((r) => r.storeError !== undefined)?.storeError;
+  const code = storeError !== undefined ? Exit.Unavailable : Exit.Ok;
   if (values.json) {
     io.out(JSON.stringify(rows) + '\n');
-    return Exit.Ok;
+    return code;
   }
   if (rows.length === 0) {
     io.out(`No connectors in ${dirs.registry}. Add one: gatehouse connector add github\n`);
@@ -158,7 +161,8 @@ async function list(argv: string[], io: Io, openStore: () => SecretStore): Promi
       rows.map((r) => [r.name, r.kind, r.ready ? 'ready' : `not ready: ${r.reason ?? ''}`, r.tools === null ? 'n/a until served' : String(r.tools.length), r.fix ?? '']),
     ),
   );
-  return Exit.Ok;
+  if (storeError !== undefined) io.err(`\n${store.description}: ${storeError}\n`);
+  return code;
 }
 
 function exitFor(e: unknown): number {

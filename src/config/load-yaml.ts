@@ -77,7 +77,7 @@ export function parseYamlConfig<T>(file: string, text: string, schema: ZodType<T
     );
   }
   const data: unknown = doc.toJS({ maxAliasCount: 50 });
-  const result = schema.safeParse(data ?? {});
+  const result = schema.safeParse(data ?? {}, { reportInput: true });
   if (result.success) return result.data;
   const issues: ConfigIssue[] = result.error.issues.map((issue) => {
     const path = issue.path as Path;
@@ -88,7 +88,7 @@ export function parseYamlConfig<T>(file: string, text: string, schema: ZodType<T
     const message =
       issue.code === 'unrecognized_keys'
         ? `unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => JSON.stringify(k)).join(', ')} (misspelt?)`
-        : issue.message.endsWith('received undefined')
+        : 'input' in issue && issue.input === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union')
           ? 'required key is missing'
           : issue.message;
     return { file, line: where.line, col: where.col, key: keyOf(fullPath), message };

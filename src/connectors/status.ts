@@ -18,6 +18,8 @@ export interface ConnectorStatus {
   reason?: string;
   fix?: string;
   secrets: string[];
+  /** The secret store could not be asked (the full reason). */
+  storeError?: string;
   /** Tools exposed (after tools.allow/deny); null for MCP upstreams: known once served. */
   tools: string[] | null;
 }
@@ -32,7 +34,7 @@ export async function connectorStatus(c: Connector, store: SecretStore): Promise
     for (const s of secrets) if ((await store.get(s)) === null) missing.push(s);
   } catch (e) {
     const why = e instanceof GatehouseError ? e.message : errorMessage(e);
-    return { ...base, ready: false, reason: `cannot check secrets: ${why}`, fix: 'unlock the keychain (gatehouse doctor)' };
+    return { ...base, ready: false, reason: 'cannot check secrets: the secret store is unavailable', fix: 'gatehouse doctor', storeError: why };
   }
   if (missing.length > 0) {
     return { ...base, ready: false, reason: `secret${missing.length > 1 ? 's' : ''} not set: ${missing.join(', ')}`, fix: missing.map((s) => `gatehouse secret set ${s}`).join('; ') };

@@ -33,6 +33,12 @@ export class KeychainStore implements SecretStore {
   private readonly env: NodeJS.ProcessEnv;
   private readonly entryOptions: EntryOptions;
   private probedOkAt = -Infinity;
+  /**
+   * One entry per name, reused: each entry holds its own D-Bus connection
+   * until garbage-collected, so a fresh entry per read would pile up
+   * connections (a bus refuses more than 256 per user by default).
+   */
+  private readonly entries = new Map<string, AsyncEntry>();
 
   constructor(opts: KeychainOptions = {}) {
     this.service = opts.service ?? KEYCHAIN_SERVICE;
@@ -43,7 +49,12 @@ export class KeychainStore implements SecretStore {
   }
 
   private entry(name: string): AsyncEntry {
-    return new AsyncEntry(this.service, name, this.entryOptions);
+    let e = this.entries.get(name);
+    if (e === undefined) {
+      e = new AsyncEntry(this.service, name, this.entryOptions);
+      this.entries.set(name, e);
+    }
+    return e;
   }
 
   async get(name: string): Promise<string | null> {
@@ -102,6 +113,8 @@ export class KeychainStore implements SecretStore {
   /** `value`: the secret being written, scrubbed from the library's reason as a precaution (the cause is not kept then). */
   private unavailable(cause: unknown, value?: string): GatehouseError {
     this.probedOkAt = -Infinity;
+    // The connections may be dead (bus or keyring restarted): start afresh next time.
+    this.entries.clear();
     let reason = errorMessage(cause);
     if (value !== undefined && value !== '') reason = reason.split(value).join('[REDACTED]');
     return new GatehouseError('KEYCHAIN_UNAVAILABLE', unavailableMessage(this.platform, reason, this.env), value === undefined ? { cause } : {});

@@ -149,7 +149,7 @@ describe('graceful shutdown', () => {
       expect(text(await pending)).toBe('slept 600');
       await closing;
       expect(isAlive(pid)).toBe(false);
-      expect(g.audit().at(-1)).toMatchObject({ event: 'gateway.stop' });
+      expect(g.audit().some((a) => a.event === 'gateway.stop')).toBe(true);
     } finally {
       await g.close();
     }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { evaluate, hiddenFor } from '../../src/policy/evaluate.js';
 import { loadPolicies, loadPolicyFiles } from '../../src/policy/load.js';
-import { splitToolName } from '../../src/policy/test-cases.js';
+import { runPolicyTests, splitToolName } from '../../src/policy/test-cases.js';
 import type { CallContext, Effect, ToolAnnotations } from '../../src/policy/types.js';
 import { rules } from './helpers.js';
 
@@ -124,5 +124,13 @@ describe('hiddenFor (tools/list)', () => {
   });
   it('never hides when the default is not deny and no deny rule applies', () => {
     expect(hiddenFor(rules('  - id: d\n    match: { tool: x }\n    effect: deny\n', 'version: 1\ndefault: ask\n'), 'a', 'c', 'y')).toBe(false);
+  });
+});
+
+describe('shipped test cases', () => {
+  it('policies/tests/default.cases.yaml passes against the shipped policy', () => {
+    const r = runPolicyTests(loadPolicies(root), join(root, 'tests/default.cases.yaml'));
+    expect(r.results.length).toBeGreaterThan(0);
+    expect(r.results.filter((x) => !x.ok)).toEqual([]);
   });
 });

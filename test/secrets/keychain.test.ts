@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatehouseError } from '../../src/errors.js';
 import { KeychainStore, unavailableMessage } from '../../src/secrets/keychain.js';
+import { StoreResolver } from '../../src/secrets/resolve.js';
 import { keychainToolsPresent, startKeychain, type Keychain } from '../keychain-setup.js';
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -40,6 +41,22 @@ describe.skipIf(!keychainToolsPresent())('KeychainStore (real Secret Service)', 
     expect(await store.delete('alpha-token')).toBe(false);
     expect(await store.get('alpha-token')).toBeNull();
     expect(await store.list()).toEqual(['beta-token']);
+  });
+
+  it('the resolver gives a secret only to the connector it is bound to, and sees a rotation made elsewhere', async () => {
+    const store = new KeychainStore();
+    await store.set('bound-token', 'bound-value-123');
+    const resolver = new StoreResolver(store, { bindings: { owner: new Map([['bound-token', 'owner']]) }, cacheMs: 0 });
+    expect(await resolver.render('Bearer ${secret:bound-token}', { connector: 'owner', where: 'header Authorization' })).toBe('Bearer bound-value-123');
+    const other = await codeOf(resolver.render('Bearer ${secret:bound-token}', { connector: 'intruder', where: 'header Authorization' }));
+    expect(other.code).toBe('SECRET_UNSAFE');
+    expect(other.message).toContain('not bound to connector "intruder"');
+    expect(other.message).not.toContain('bound-value');
+    // Another store instance (as another process would) rotates it: the next render sees it.
+    await new KeychainStore().set('bound-token', 'rotated-value-456');
+    expect(await resolver.render('${secret:bound-token}', { connector: 'owner', where: 'env T', sink: 'env' })).toBe('rotated-value-456');
+    expect(resolver.redactor.redactText('bound-value-123 rotated-value-456')).toBe('[REDACTED:bound-token] [REDACTED:bound-token]');
+    await store.delete('bound-token');
   });
 
   it('a secret stored under another service name is not seen', async () => {

@@ -1,0 +1,171 @@
+/**
+ * Per-call overhead: tools/call latency at concurrency 1 and throughput at
+ * 8 and 32, against the same upstream (SDK Streamable HTTP echo server),
+ * direct and through Gatehouse, supergateway and mcp-proxy. Every proxy runs
+ * in its own process; this process only generates load. Rounds are
+ * interleaved (rotated order); medians over rounds, ratios paired per round.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GATEHOUSE_ECHO_TOOL } from './lib/gatehouse-config.js';
+import { openSession, sequentialLatencies, throughput, type McpSession, type McpTarget } from './lib/mcp-client.js';
+import { cpuMs, DIST_BENCH, freePort, ROOT, startProc, waitFor, type Proc } from './lib/procs.js';
+import { fmt, fmtInt, goal, machineLine, median, quantile, ratio, rotated } from './lib/stats.js';
+
+export interface CallsOptions {
+  rounds: number;
+  latencyCalls: number;
+  throughputMs: number;
+  concurrency: number[];
+}
+
+export const CALLS_FULL: CallsOptions = { rounds: 7, latencyCalls: 400, throughputMs: 1500, concurrency: [8, 32] };
+export const CALLS_QUICK: CallsOptions = { rounds: 2, latencyCalls: 120, throughputMs: 500, concurrency: [8, 32] };
+
+interface Path {
+  name: string;
+  note: string;
+  target: McpTarget;
+  tool: string;
+  /** Processes whose CPU time is the path's own cost (the upstream's is not counted, except for "direct"). */
+  pids: number[];
+  sessions: Map<number, McpSession>;
+  lat: { p50: number[]; p99: number[] };
+  tput: Map<number, number[]>;
+  cpu: { ms: number; calls: number };
+}
+
+const SUPERGATEWAY = join(ROOT, 'node_modules', 'supergateway', 'dist', 'index.js');
+
+async function reachable(url: string): Promise<boolean> {
+  const s = await openSession({ url }, 1);
+  await s.close();
+  return true;
+}
+
+export interface CallsResult {
+  markdown: string;
+  goals: { addedP50: boolean; throughput8: boolean; fasterThanPeers: boolean };
+}
+
+export async function benchCalls(opts: CallsOptions, log: (s: string) => void): Promise<CallsResult> {
+  const machine = machineLine();
+  const procs: Proc[] = [];
+  const root = mkdtempSync(join(tmpdir(), 'gatehouse-bench-calls-'));
+  try {
+    const upstream = await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'echo-upstream.js'), '0'], /LISTENING (\d+)/);
+    procs.push(upstream);
+    const upstreamUrl = `http://127.0.0.1:${upstream.match[1]}/mcp`;
+    log(`upstream ${upstreamUrl}`);
+
+    const gh = await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'gatehouse.js'), root, upstreamUrl], /^(\{.*\})$/m);
+    procs.push(gh);
+    const ghInfo = JSON.parse(gh.match[1] ?? '{}') as { url: string; token: string };
+
+    // supergateway cannot forward HTTP to HTTP: its documented way to put an HTTP
+    // endpoint in front of a remote server is an HTTP→stdio child under a stdio→HTTP front.
+    const sgPort = await freePort();
+    const sg = await startProc(
+      process.execPath,
+      [SUPERGATEWAY, '--stdio', `${process.execPath} ${SUPERGATEWAY} --streamableHttp ${upstreamUrl} --logLevel none`, '--outputTransport', 'streamableHttp', '--stateful', '--port', String(sgPort), '--logLevel', 'none'],
+      undefined,
+    );
+    procs.push(sg);
+    const sgUrl = `http://127.0.0.1:${sgPort}/mcp`;
+    await waitFor(() => reachable(sgUrl), 'supergateway to answer initialize', 60_000);
+
+    const mp = await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'mcp-proxy.js'), upstreamUrl], /LISTENING (\d+)/);
+    procs.push(mp);
+
+    const paths: Path[] = [
+      mkPath('direct', 'SDK echo server, no proxy', { url: upstreamUrl }, 'echo', [upstream.child.pid ?? 0]),
+      mkPath('Gatehouse', 'policy + durable audit + secret header + redaction', { url: ghInfo.url, headers: { authorization: `Bearer ${ghInfo.token}` } }, GATEHOUSE_ECHO_TOOL, [gh.child.pid ?? 0]),
+      mkPath('supergateway', 'forward only (stdio→HTTP front + HTTP→stdio child)', { url: sgUrl }, 'echo', [sg.child.pid ?? 0]),
+      mkPath('mcp-proxy', 'forward only (startHTTPServer + proxyServer, no event store)', { url: `http://127.0.0.1:${mp.match[1]}/mcp` }, 'echo', [mp.child.pid ?? 0]),
+    ];
+
+    const maxC = Math.max(1, ...opts.concurrency);
+    for (const p of paths) {
+      for (const c of opts.concurrency) p.tput.set(c, []);
+      for (const c of [1, ...opts.concurrency]) p.sessions.set(c, await openSession(p.target, c));
+      // Warm-up: JIT, connection pools, caches.
+      await sequentialLatencies(p.sessions.get(1)!, p.tool, 100);
+      for (const c of opts.concurrency) await throughput(p.sessions.get(c)!, p.tool, c, 200);
+    }
+    log(`paths ready (${paths.map((p) => p.name).join(', ')}); ${opts.rounds} rounds, up to ${maxC} in flight`);
+
+    for (let r = 0; r < opts.rounds; r++) {
+      for (const p of rotated(paths, r)) {
+        const xs = await sequentialLatencies(p.sessions.get(1)!, p.tool, opts.latencyCalls);
+        p.lat.p50.push(quantile(xs, 0.5));
+        p.lat.p99.push(quantile(xs, 0.99));
+      }
+      for (const c of opts.concurrency) {
+        for (const p of rotated(paths, r)) {
+          const before = p.pids.reduce((s, pid) => s + cpuMs(pid), 0);
+          const n = await throughput(p.sessions.get(c)!, p.tool, c, opts.throughputMs);
+          if (c === opts.concurrency[0]) {
+            p.cpu.ms += p.pids.reduce((s, pid) => s + cpuMs(pid), 0) - before;
+            p.cpu.calls += (n * opts.throughputMs) / 1000;
+          }
+          p.tput.get(c)!.push(n);
+        }
+      }
+      const d = paths[0]!;
+      log(`round ${r + 1}/${opts.rounds}: ` + paths.map((p) => `${p.name} p50 ${fmt(p.lat.p50.at(-1)!)} ms, c=${opts.concurrency[0]} ${fmtInt(p.tput.get(opts.concurrency[0]!)!.at(-1)!)}/s`).join('; ') + ` (direct ${fmt(d.lat.p50.at(-1)!)})`);
+    }
+    for (const p of paths) for (const s of p.sessions.values()) await s.close();
+
+    const direct = paths[0]!;
+    const paired = (p: Path, f: (p: Path, i: number) => number) => median(p.lat.p50.map((_, i) => f(p, i)));
+    const addedP50 = (p: Path) => paired(p, (q, i) => q.lat.p50[i]! - direct.lat.p50[i]!);
+    const tputRatio = (p: Path, c: number) => paired(p, (q, i) => q.tput.get(c)![i]! / direct.tput.get(c)![i]!);
+    const c8 = opts.concurrency[0]!;
+    const rows = paths.map((p) => {
+      const cells = [
+        `**${p.name}**`,
+        fmt(median(p.lat.p50)),
+        fmt(median(p.lat.p99)),
+        p === direct ? '–' : `+${fmt(addedP50(p))}`,
+        ...opts.concurrency.flatMap((c) => [fmtInt(median(p.tput.get(c)!)), p === direct ? '1.00×' : `${tputRatio(p, c).toFixed(2)}×`]),
+        fmtInt((p.cpu.ms * 1000) / Math.max(1, p.cpu.calls)),
+        p.note,
+      ];
+      return `| ${cells.join(' | ')} |`;
+    });
+    const gate = paths[1]!;
+    const peers = paths.slice(2);
+    const goals = {
+      addedP50: addedP50(gate) <= 1,
+      throughput8: tputRatio(gate, c8) >= 0.6,
+      fasterThanPeers: peers.every((q) => addedP50(gate) < addedP50(q) && opts.concurrency.every((c) => tputRatio(gate, c) > tputRatio(q, c))),
+    };
+    const markdown = [
+      '### 1. Per-call overhead (`tools/call` to an SDK Streamable HTTP echo server)',
+      '',
+      `| path | p50 ms (c=1) | p99 ms (c=1) | added p50 ms | ${opts.concurrency.map((c) => `calls/s c=${c} | vs direct`).join(' | ')} | CPU µs/call (c=${c8}) | what it does |`,
+      `|---|---:|---:|---:|${opts.concurrency.map(() => '---:|---:').join('|')}|---:|---|`,
+      ...rows,
+      '',
+      `Goals for Gatehouse: added p50 ≤ 1 ms — ${goal(goals.addedP50)} (+${fmt(addedP50(gate))} ms); c=${c8} throughput ≥ 0.60 of direct — ${goal(goals.throughput8)} (${ratio(tputRatio(gate, c8), 1)}); faster than both peers (added p50 and every throughput ratio) — ${goal(goals.fasterThanPeers)}.`,
+      '',
+      `${opts.rounds} interleaved rounds (order rotated each round); per round ${opts.latencyCalls} sequential calls at c=1 and ${opts.throughputMs} ms of closed-loop load at each concurrency, all on one MCP session per path (c = calls in flight on c keep-alive connections). ` +
+        'p50/p99: median over rounds of each round\'s percentile; "added" and "vs direct": median over rounds of the same-round difference or ratio. ' +
+        'CPU µs/call: user+system time of the path\'s own processes (for direct: the upstream; otherwise the proxy, not the upstream) during the c=' + c8 + ' runs, per call. ' +
+        'Load comes from a lean client in the bench process (pre-serialised JSON over undici, SSE parsed by hand), not the SDK Client. ' +
+        'Gatehouse runs in its own process as `startGateway` does for `gatehouse serve`: bearer JWT per request, a 4-rule policy with a rate limit, durable hash-chained audit (fdatasync before the answer), an `X-Bench-Key: ${secret:…}` header rendered per request, redaction of every result. ' +
+        'Its secret comes from an in-memory `SecretStore` (the OS keychain needs a D-Bus Secret Service, which this machine does not run); resolver, cache and redaction are the real ones.',
+      '',
+      machine,
+    ].join('\n');
+    return { markdown, goals };
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+function mkPath(name: string, note: string, target: McpTarget, tool: string, pids: number[]): Path {
+  return { name, note, target, tool, pids, sessions: new Map(), lat: { p50: [], p99: [] }, tput: new Map(), cpu: { ms: 0, calls: 0 } };
+}

@@ -1,0 +1,44 @@
+/** A temporary registry/policies/state for a gateway in front of the bench echo upstream. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { Dirs } from '../../src/config/paths.js';
+
+export const BENCH_SECRET = { name: 'bench-upstream-key', value: 'bench-s3cr3t-value-0123456789' };
+/** The echo tool as an agent sees it through Gatehouse (connector "echo"). */
+export const GATEHOUSE_ECHO_TOOL = 'echo__echo';
+
+/**
+ * One http connector with a `${secret:...}` header, and a policy of a
+ * realistic size (a deny rule, an agent-scoped rule with an argument check,
+ * a rate limit that is never reached, then the allow).
+ */
+export function writeGatehouseConfig(root: string, upstreamUrl: string): Dirs {
+  const dirs: Dirs = { registry: join(root, 'registry'), policies: join(root, 'policies'), state: join(root, 'state') };
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  writeFileSync(
+    join(dirs.registry, 'echo.yaml'),
+    stringify({
+      name: 'echo',
+      description: 'bench echo upstream',
+      kind: 'http',
+      url: upstreamUrl,
+      headers: { 'X-Bench-Key': `\${secret:${BENCH_SECRET.name}}` },
+      tools: { allow: ['*'], deny: [] },
+    }),
+  );
+  writeFileSync(
+    join(dirs.policies, 'bench.yaml'),
+    stringify({
+      version: 1,
+      default: 'deny',
+      rules: [
+        { id: 'no-deletes', match: { tool: '*__{delete_*,remove_*}' }, effect: 'deny' },
+        { id: 'no-secrets-paths', match: { tool: 'echo__*', args: { text: { regex: '.*/etc/shadow.*' } } }, effect: 'deny' },
+        { id: 'echo-limit', match: { agent: 'bench-*', tool: 'echo__echo' }, effect: 'allow', limit: '10000000/minute' },
+        { id: 'echo', match: { tool: 'echo__*' }, effect: 'allow' },
+      ],
+    }),
+  );
+  return dirs;
+}

@@ -1,0 +1,123 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Io } from '../../src/cli/command.js';
+import { auditCommand } from '../../src/cli/audit.js';
+import { logsCommand } from '../../src/cli/logs.js';
+import { call, lines, openLog, tempState } from './helpers.js';
+
+function io(env: NodeJS.ProcessEnv = {}): Io & { stdout: string; stderr: string } {
+  const o = {
+    stdout: '',
+    stderr: '',
+    out: (s: string) => void (o.stdout += s),
+    err: (s: string) => void (o.stderr += s),
+    env,
+    stdin: process.stdin,
+    isTTY: false,
+  };
+  return o;
+}
+
+let state: string;
+let dir: string;
+
+beforeAll(async () => {
+  ({ state, dir } = tempState());
+  const log = await openLog(dir, { checkpointEvery: 20 });
+  for (let i = 0; i < 60; i++) await log.append(call(i));
+  await log.close();
+});
+
+describe('gatehouse logs', () => {
+  it('prints a table: time, event, agent, tool, decision, rule, outcome, latency', async () => {
+    const o = io();
+    expect(await logsCommand.run(['--state', state, '--event', 'tools/call', '--limit', '5'], o)).toBe(0);
+    const rows = o.stdout.trimEnd().split('\n');
+    expect(rows[0]).toMatch(/^TIME\s+EVENT\s+AGENT\s+TOOL\s+DECISION\s+RULE\s+OUTCOME\s+LATENCY$/);
+    expect(rows).toHaveLength(6);
+    expect(rows[1]).toMatch(/tools\/call\s+agent-\d\s+\w+__\w+\s+(allow|deny)\s+\S+\s+(ok|denied)\s+4\.3ms/);
+    expect(o.stderr).toContain('more match');
+  });
+
+  it('--json prints JSON lines, newest first; --reverse oldest first', async () => {
+    const o = io();
+    await logsCommand.run(['--state', state, '--json', '--decision', 'deny'], o);
+    const recs = o.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { seq: number; decision: string });
+    expect(recs.length).toBeGreaterThan(3);
+    expect(recs.every((r) => r.decision === 'deny')).toBe(true);
+    expect(recs[0]!.seq).toBeGreaterThan(recs[1]!.seq);
+    const r = io();
+    await logsCommand.run(['--state', state, '--json', '--decision', 'deny', '--reverse'], r);
+    expect(r.stdout.trimEnd().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual(recs.map((x) => x.seq).reverse());
+  });
+
+  it('--help, and usage errors', async () => {
+    const o = io();
+    expect(await logsCommand.run(['--help'], o)).toBe(0);
+    expect(o.stdout).toContain('--follow');
+    await expect(logsCommand.run(['--state', state, '--decision', 'maybe'], io())).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(logsCommand.run(['--state', state, '--since', 'yesterday'], io())).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(logsCommand.run(['--bogus'], io())).rejects.toMatchObject({ code: 'USAGE' });
+  });
+});
+
+describe('gatehouse audit verify / pubkey', () => {
+  it('exit 0 on a valid log, with --json report', async () => {
+    const o = io();
+    expect(await auditCommand.run(['verify', '--state', state], o)).toBe(0);
+    expect(o.stdout).toMatch(/^audit log OK: 6\d records/);
+    const j = io();
+    expect(await auditCommand.run(['verify', '--state', state, '--json'], j)).toBe(0);
+    expect(JSON.parse(j.stdout)).toMatchObject({ ok: true, signaturesChecked: true, problems: [] });
+  });
+
+  it('exit 1 on a tampered log, naming the first bad record; --pubkey of another key fails signatures', async () => {
+    const t = tempState();
+    const log = await openLog(t.dir, { checkpointEvery: 10 });
+    for (let i = 0; i < 30; i++) await log.append(call(i));
+    await log.close();
+    const file = join(t.dir, 'audit.jsonl');
+    const ls = lines(file);
+    ls[11] = ls[11]!.replace('"title":"issue', '"title":"ISSUE');
+    writeFileSync(file, ls.join('\n') + '\n');
+    const o = io();
+    expect(await auditCommand.run(['verify', '--state', t.state], o)).toBe(1);
+    expect(o.stdout).toContain('audit log INVALID');
+    expect(o.stdout).toMatch(/audit\.jsonl:12 \(seq 12\): edited/);
+
+    const p = io();
+    expect(await auditCommand.run(['pubkey', '--state', state], p)).toBe(0);
+    const other = join(t.state, 'other.jwk');
+    writeFileSync(other, p.stdout);
+    expect(JSON.parse(readFileSync(other, 'utf8'))).not.toHaveProperty('d');
+    const clean = tempState();
+    const l2 = await openLog(clean.dir, { checkpointEvery: 5 });
+    for (let i = 0; i < 12; i++) await l2.append(call(i));
+    await l2.close();
+    const v = io();
+    expect(await auditCommand.run(['verify', '--state', clean.state, '--pubkey', other, '--json'], v)).toBe(1);
+    expect((JSON.parse(v.stdout) as { problems: { kind: string }[] }).problems[0]?.kind).toBe('signature');
+  });
+
+  it('usage errors: --from, --anchor, unknown subcommand', async () => {
+    await expect(auditCommand.run(['verify', '--state', state, '--from', '0'], io())).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(auditCommand.run(['verify', '--state', state, '--anchor', 'x'], io())).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(auditCommand.run(['frobnicate'], io())).rejects.toMatchObject({ code: 'USAGE' });
+    const h = io();
+    expect(await auditCommand.run(['--help'], h)).toBe(0);
+    expect(h.stdout).toContain('Exit: 0 valid, 1 invalid, 2 usage');
+  });
+
+  const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+  it.runIf(existsSync(cli))('the built CLI: exit codes 0 / 1 / 2', () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+    expect(run('audit', 'verify', '--state', state).status).toBe(0);
+    expect(run('audit', 'verify', '--state', state, '--from', 'x').status).toBe(2);
+    expect(run('logs', '--state', state, '--limit', '0').status).toBe(2);
+    const t = run('logs', '--state', state, '--json', '--limit', '3');
+    expect(t.status).toBe(0);
+    expect(t.stdout.trimEnd().split('\n')).toHaveLength(3);
+  });
+});

@@ -1,0 +1,110 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, openSync, rmSync, unlinkSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { handleToolCall } from '../../src/broker/pipeline.js';
+import { isGatehouseError } from '../../src/errors.js';
+import { verifyAudit } from '../../src/audit/verify.js';
+import { call, countingFs, openLog, tempState } from './helpers.js';
+import { echoDeps } from './pipeline-deps.js';
+
+const mounts: string[] = [];
+afterAll(() => {
+  for (const m of mounts) {
+    execFileSync('umount', ['-l', m]);
+    rmSync(m, { recursive: true, force: true });
+  }
+});
+
+/** A real, tiny filesystem: ENOSPC comes from the kernel, not from a mock. */
+function tinyTmpfs(kib: number): string {
+  const m = mkdtempSync(join(tmpdir(), 'gh-tmpfs-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k,mode=0700`, 'tmpfs', m]);
+  mounts.push(m);
+  return m;
+}
+
+/** Fills the filesystem; returns the filler's path (delete it to free the space). */
+function fill(dir: string): string {
+  const path = join(dir, 'filler');
+  const fd = openSync(path, 'w');
+  const chunk = Buffer.alloc(4096, 120);
+  try {
+    for (;;) writeSync(fd, chunk);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
+async function until(cond: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('disk full: calls are refused, then accepted again when space is back', () => {
+  it('ENOSPC on a real tmpfs: append rejects AUDIT_UNAVAILABLE, assertWritable throws, the pipeline refuses the call; recovery after space is freed', async () => {
+    const state = tinyTmpfs(256);
+    const dir = join(state, 'audit');
+    const log = await openLog(dir, { retryMs: 50 });
+    await log.append(call(0));
+    const filler = fill(state);
+
+    let refused: unknown;
+    for (let i = 1; i < 10_000 && refused === undefined; i++) {
+      await log.append(call(i, { args: { pad: 'x'.repeat(500) } })).catch((e: unknown) => (refused = e));
+    }
+    expect(isGatehouseError(refused, 'AUDIT_UNAVAILABLE')).toBe(true);
+    expect((refused as Error).message).toMatch(/ENOSPC.*calls are refused until it can/);
+    expect(() => log.assertWritable()).toThrow(/ENOSPC/);
+    await expect(log.append(call(1))).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE' });
+
+    // The gateway's pipeline refuses the call and never reaches the upstream.
+    let upstreamCalls = 0;
+    const deps = echoDeps(log, () => upstreamCalls++);
+    await expect(handleToolCall(deps, { agent: 'a', session: 's', name: 'demo__echo', args: { x: 1 }, signal: new AbortController().signal })).rejects.toMatchObject({
+      code: 'AUDIT_UNAVAILABLE',
+    });
+    expect(upstreamCalls).toBe(0);
+
+    // Still full: retries keep failing and the log stays refused.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(log.failed).toMatch(/ENOSPC/);
+
+    unlinkSync(filler);
+    await until(() => log.failed === undefined);
+    const result = await handleToolCall(deps, { agent: 'a', session: 's', name: 'demo__echo', args: { x: 2 }, signal: new AbortController().signal });
+    expect(result.isError).toBeUndefined();
+    expect(upstreamCalls).toBe(1);
+    await log.close();
+
+    const report = await verifyAudit(dir);
+    expect(report.problems).toEqual([]);
+    const { queryAudit } = await import('../../src/audit/query.js');
+    const recovered = (await queryAudit(dir, { event: 'audit.recovered' })).records;
+    expect(recovered[0]).toMatchObject({ reason: 'write-failed', error: { code: 'ENOSPC' } });
+  });
+
+  it('EIO and EACCES from the fs layer: refused with the errno in the message, recovered when writes work again', async () => {
+    for (const errno of ['EIO', 'EACCES']) {
+      const { dir } = tempState();
+      const fs = countingFs();
+      const log = await openLog(dir, { fs, retryMs: 30 });
+      await log.append(call(0));
+      fs.failWith = errno;
+      await expect(log.append(call(1))).rejects.toThrow(new RegExp(`${errno}.*refused`));
+      expect(() => log.assertWritable()).toThrow(errno);
+      fs.failWith = undefined;
+      await until(() => log.failed === undefined);
+      await log.append(call(2));
+      await log.close();
+      expect((await verifyAudit(dir)).problems).toEqual([]);
+    }
+  });
+});

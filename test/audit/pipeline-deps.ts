@@ -1,0 +1,31 @@
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { AuditSink } from '../../src/audit/types.js';
+import type { Catalog, CatalogEntry } from '../../src/broker/catalog.js';
+import type { PipelineDeps } from '../../src/broker/pipeline.js';
+import { silentLogger } from '../../src/log.js';
+import type { Upstream } from '../../src/upstreams/upstream.js';
+
+/** Pipeline dependencies with one tool, `demo__echo`, whose upstream echoes its arguments. */
+export function echoDeps(audit: AuditSink, onCall: () => void = () => undefined): PipelineDeps {
+  const entry: CatalogEntry = {
+    name: 'demo__echo',
+    connector: 'demo',
+    upstreamName: 'echo',
+    tool: { name: 'demo__echo', inputSchema: { type: 'object' } },
+  };
+  const catalog: Catalog = { byName: new Map([[entry.name, entry]]), sorted: [entry], problems: [] };
+  const upstream = {
+    async call(_name: string, args: Record<string, unknown>): Promise<CallToolResult> {
+      onCall();
+      return { content: [{ type: 'text', text: JSON.stringify(args) }] };
+    },
+  } as unknown as Upstream;
+  return {
+    catalog: () => catalog,
+    upstream: () => upstream,
+    authorize: async () => ({ allowed: true, decision: { effect: 'allow', ruleId: 'allow-demo', message: 'ok' } }),
+    audit,
+    redact: (v) => v,
+    logger: silentLogger,
+  };
+}

@@ -1,0 +1,268 @@
+import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { listAuditFiles } from '../../src/audit/files.js';
+import { queryAudit } from '../../src/audit/query.js';
+import { AUDIT_EVENTS, type AuditRecord } from '../../src/audit/types.js';
+import { verifyAudit } from '../../src/audit/verify.js';
+import { loadCheckpointKey, checkpointKeyPath } from '../../src/audit/checkpoint.js';
+import { call, countingFs, lines, openLog, tempState } from './helpers.js';
+
+async function pubkey(state: string) {
+  return (await loadCheckpointKey(checkpointKeyPath(state))).publicKey;
+}
+
+describe('audit writer', () => {
+  it('round-trips every event type with seq, time, event, agent, session, prev and hash', async () => {
+    const { dir } = tempState();
+    const log = await openLog(dir);
+    const events = AUDIT_EVENTS.filter((e) => !e.startsWith('audit.'));
+    expect(events.length).toBeGreaterThan(10); // the list under test is not empty
+    for (const [i, event] of events.entries()) await log.append({ event, agent: `a${i}`, session: `s${i}`, detail: { i, name: event } });
+    await log.close();
+    const recs = lines(join(dir, 'audit.jsonl')).map((l) => JSON.parse(l) as AuditRecord);
+    for (const [i, event] of events.entries()) {
+      expect(recs[i]).toMatchObject({ v: 1, seq: i + 1, event, agent: `a${i}`, session: `s${i}`, detail: { i, name: event } });
+      expect(recs[i]?.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(recs[i]?.prev).toBe(i === 0 ? '0'.repeat(64) : recs[i - 1]?.hash);
+    }
+    // The close seals the log with a checkpoint.
+    expect(recs.at(-1)?.event).toBe('audit.checkpoint');
+    const report = await verifyAudit(dir, { publicKey: await pubkey(dirname(dir)) });
+    expect(report.problems).toEqual([]);
+    expect(report.records).toBe(events.length + 1);
+  });
+
+  it('refuses events reserved for the writer and events without a name', async () => {
+    const { dir } = tempState();
+    const log = await openLog(dir);
+    await expect(log.append({ event: 'audit.checkpoint' })).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE' });
+    await expect(log.append({ event: '' })).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE' });
+    await log.close();
+  });
+
+  it('writer fields win over same-named event fields (a caller cannot forge seq or prev)', async () => {
+    const { dir } = tempState();
+    const log = await openLog(dir);
+    await log.append({ event: 'x', seq: 99, prev: 'f'.repeat(64), hash: 'bad', v: 7 });
+    await log.close();
+    expect(JSON.parse(lines(join(dir, 'audit.jsonl'))[0] ?? '')).toMatchObject({ v: 1, seq: 1, prev: '0'.repeat(64) });
+    expect((await verifyAudit(dir)).ok).toBe(true);
+  });
+
+  it('continues the chain after a restart (seq + 1, prev = last hash)', async () => {
+    const { dir } = tempState();
+    let log = await openLog(dir);
+    for (let i = 0; i < 10; i++) await log.append(call(i));
+    await log.close();
+    const before = lines(join(dir, 'audit.jsonl')).map((l) => JSON.parse(l) as AuditRecord);
+    log = await openLog(dir);
+    await log.append(call(10));
+    await log.close();
+    const after = lines(join(dir, 'audit.jsonl')).map((l) => JSON.parse(l) as AuditRecord);
+    const next = after[before.length] as AuditRecord;
+    expect(next.seq).toBe((before.at(-1) as AuditRecord).seq + 1);
+    expect(next.prev).toBe((before.at(-1) as AuditRecord).hash);
+    expect((await verifyAudit(dir, { publicKey: await pubkey(dirname(dir)) })).ok).toBe(true);
+  });
+
+  it('a torn last line is moved aside, reported in an audit.recovered record, and the chain continues', async () => {
+    const { dir } = tempState();
+    let log = await openLog(dir);
+    for (let i = 0; i < 5; i++) await log.append(call(i));
+    await log.close();
+    const file = join(dir, 'audit.jsonl');
+    const size = statSync(file).size;
+    const torn = '{"v":1,"agent":"agent-0","args":{"n":5,"tit';
+    appendFileSync(file, torn);
+    expect((await verifyAudit(dir)).problems[0]).toMatchObject({ kind: 'truncated' });
+    const lastSeq = (JSON.parse(lines(file).slice(0, -1).at(-1) ?? '') as AuditRecord).seq;
+
+    log = await openLog(dir);
+    await log.append(call(6));
+    await log.close();
+    const movedTo = `${file}.torn-${lastSeq + 1}`;
+    expect(readFileSync(movedTo, 'utf8')).toBe(torn);
+    const recs = lines(file).map((l) => JSON.parse(l) as AuditRecord);
+    const recovered = recs.find((r) => r.event === 'audit.recovered');
+    expect(recovered).toMatchObject({ seq: lastSeq + 1, reason: 'torn-last-line', torn: { file: 'audit.jsonl', offset: size, length: torn.length, movedTo: `audit.jsonl.torn-${lastSeq + 1}` } });
+    const report = await verifyAudit(dir, { publicKey: await pubkey(dirname(dir)) });
+    expect(report.problems).toEqual([]);
+  });
+
+  it('group commit: concurrent appends share fsyncs, and each resolves only after its fsync', async () => {
+    const { dir } = tempState();
+    const fs = countingFs({ syncDelayMs: 5 });
+    const log = await openLog(dir, { fs, checkpointEvery: 1_000_000 });
+    const n = 500;
+    const syncedAtResolve: number[] = [];
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        log.append(call(i)).then(() => {
+          syncedAtResolve.push(fs.fsyncs);
+        }),
+      ),
+    );
+    expect(fs.fsyncs).toBeGreaterThan(0);
+    expect(fs.fsyncs).toBeLessThan(n / 10);
+    // Every append resolved after at least one fsync that followed its write.
+    expect(Math.min(...syncedAtResolve)).toBeGreaterThanOrEqual(1);
+    expect(log.stats.batches).toBe(fs.fsyncs);
+    await log.close();
+    expect(lines(join(dir, 'audit.jsonl')).length).toBe(n + 1);
+  });
+
+  it('an append does not resolve before its batch is fsynced', async () => {
+    const { dir } = tempState();
+    let release: () => void = () => undefined;
+    const fs = countingFs();
+    const gate = new Promise<void>((r) => (release = r));
+    const sync = fs.fdatasync.bind(fs);
+    fs.fdatasync = async (fd: number) => {
+      await gate;
+      await sync(fd);
+    };
+    const log = await openLog(dir, { fs });
+    let done = false;
+    const p = log.append(call(1)).then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fs.writes).toBe(1);
+    expect(done).toBe(false);
+    release();
+    await p;
+    expect(done).toBe(true);
+    await log.close();
+  });
+
+  it('writes a signed checkpoint every N records and every T ms', async () => {
+    const { dir } = tempState();
+    const log = await openLog(dir, { checkpointEvery: 10 });
+    for (let i = 0; i < 35; i++) await log.append(call(i));
+    await log.flush();
+    await new Promise((r) => setTimeout(r, 20));
+    await log.flush();
+    const cps = lines(join(dir, 'audit.jsonl')).map((l) => JSON.parse(l) as AuditRecord).filter((r) => r.event === 'audit.checkpoint');
+    expect(cps.length).toBe(3);
+    expect(cps[0]).toMatchObject({ checkpoint: { seq: 10 } });
+    expect(typeof cps[0]?.jws).toBe('string');
+    await log.close();
+
+    const t = tempState();
+    const timed = await openLog(t.dir, { checkpointEvery: 1000, checkpointIntervalMs: 30 });
+    await timed.append(call(1));
+    await new Promise((r) => setTimeout(r, 120));
+    expect(timed.stats.checkpoints).toBe(1); // one per interval only while there are unsealed records
+    await timed.close();
+  });
+
+  it('stores the checkpoint key 0600 under <state>/keys', async () => {
+    const { state, dir } = tempState();
+    const log = await openLog(dir);
+    await log.close();
+    expect(statSync(checkpointKeyPath(state)).mode & 0o777).toBe(0o600);
+    expect(log.publicJwk).toMatchObject({ kty: 'OKP', crv: 'Ed25519' });
+    expect(log.publicJwk).not.toHaveProperty('d');
+  });
+
+  it('only one writer at a time: a second open is refused while the first holds the lock', async () => {
+    const { dir } = tempState();
+    const log = await openLog(dir);
+    await expect(openLog(dir)).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE', message: expect.stringContaining('another process') });
+    await log.close();
+    const again = await openLog(dir);
+    await again.close();
+  });
+
+  it('takes over a lock left by a dead process', async () => {
+    const { dir } = tempState();
+    const log = await openLog(dir);
+    await log.close();
+    writeFileSync(join(dir, 'writer.lock'), '999999999\n');
+    const again = await openLog(dir);
+    await again.append(call(1));
+    await again.close();
+  });
+});
+
+describe('rotation and retention', () => {
+  it('rotates by size; the chain continues across files and verify walks them all', async () => {
+    const { state, dir } = tempState();
+    const log = await openLog(dir, { maxFileBytes: 8 * 1024, checkpointEvery: 50 });
+    for (let i = 0; i < 300; i++) await log.append(call(i));
+    await log.close();
+    const files = listAuditFiles(dir);
+    expect(files.length).toBeGreaterThan(5);
+    expect(log.stats.rotations).toBe(files.length - 1);
+    for (const [i, f] of files.entries()) {
+      const first = JSON.parse(lines(f.path)[0] ?? '') as AuditRecord;
+      expect(first.seq).toBe(f.firstSeq);
+      if (i > 0) {
+        const prevLast = JSON.parse(lines((files[i - 1] as { path: string }).path).at(-1) ?? '') as AuditRecord;
+        expect(first.prev).toBe(prevLast.hash);
+        expect(first.seq).toBe(prevLast.seq + 1);
+      }
+      if (!f.current) expect(f.size).toBeLessThanOrEqual(8 * 1024);
+    }
+    const report = await verifyAudit(dir, { publicKey: await pubkey(state) });
+    expect(report.problems).toEqual([]);
+    expect(report.records).toBe(300 + report.checkpoints);
+    // Query reads rotated files too, newest first.
+    const page = await queryAudit(dir, { event: 'tools/call' }, { limit: 1000 });
+    expect(page.records.length).toBe(300);
+    expect(page.records[0]?.seq).toBeGreaterThan(page.records[299]?.seq ?? Infinity);
+  });
+
+  it('retention by count deletes the oldest files after an audit.retention record; verify accepts the new start', async () => {
+    const { state, dir } = tempState();
+    const log = await openLog(dir, { maxFileBytes: 8 * 1024, retainFiles: 2 });
+    for (let i = 0; i < 300; i++) await log.append(call(i));
+    await log.close();
+    const files = listAuditFiles(dir);
+    expect(files.filter((f) => !f.current).length).toBe(2);
+    const recs = files.flatMap((f) => lines(f.path).map((l) => JSON.parse(l) as AuditRecord));
+    const retention = recs.filter((r) => r.event === 'audit.retention');
+    expect(retention.length).toBeGreaterThan(0);
+    const first = recs[0] as AuditRecord;
+    expect(first.seq).toBeGreaterThan(1);
+    expect(retention.some((r) => r.keptFromSeq === first.seq && r.keptFromPrev === first.prev)).toBe(true);
+    const report = await verifyAudit(dir, { publicKey: await pubkey(state) });
+    expect(report.problems).toEqual([]);
+    expect(report.retainedFrom).toEqual({ seq: first.seq, prev: first.prev });
+  });
+
+  it('retention by age deletes rotated files whose last write is older than the limit', async () => {
+    const { dir } = tempState();
+    let log = await openLog(dir, { maxFileBytes: 8 * 1024 });
+    for (let i = 0; i < 100; i++) await log.append(call(i));
+    await log.close();
+    const old = listAuditFiles(dir).filter((f) => !f.current);
+    expect(old.length).toBeGreaterThan(1);
+    const tenDaysAgo = new Date(Date.now() - 10 * 86_400_000);
+    for (const f of old) utimesSync(f.path, tenDaysAgo, tenDaysAgo);
+    log = await openLog(dir, { maxFileBytes: 8 * 1024, retainDays: 7 });
+    await log.flush();
+    await log.close();
+    for (const f of old) expect(existsSync(f.path)).toBe(false);
+    // What is left was written now (the retention record itself may have rotated the file).
+    for (const f of listAuditFiles(dir)) expect(statSync(f.path).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+    expect(readdirSync(dir).some((n) => n.endsWith('.jsonl'))).toBe(true);
+    const report = await verifyAudit(dir);
+    expect(report.problems).toEqual([]);
+  });
+
+  it('without a retention record, a log that starts after seq 1 is reported (removed files)', async () => {
+    const { dir } = tempState();
+    const log = await openLog(dir, { maxFileBytes: 8 * 1024 });
+    for (let i = 0; i < 100; i++) await log.append(call(i));
+    await log.close();
+    const first = listAuditFiles(dir)[0];
+    await import('node:fs').then((fs) => fs.unlinkSync(first?.path ?? ''));
+    const report = await verifyAudit(dir);
+    expect(report.ok).toBe(false);
+    expect(report.problems[0]).toMatchObject({ kind: 'start' });
+  });
+});
+
+function dirname(p: string): string {
+  return p.replace(/\/[^/]+$/, '');
+}

@@ -6,7 +6,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
 import { benchCalls, CALLS_FULL, CALLS_QUICK } from './calls.js';
 import { benchMemory } from './memory.js';
 import { benchPolicy } from './policy.js';
@@ -42,7 +41,7 @@ const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 /** bench/audit.ts is owned by the audit work; it may not exist yet. */
 async function auditSection(): Promise<string> {
   const url = new URL('./audit.js', import.meta.url).href;
-  let mod: { benchAudit?: (opts?: { quick?: boolean }) => Promise<string> };
+  let mod: { benchAudit?: (opts?: { records?: number }) => Promise<string> };
   try {
     mod = (await import(url)) as typeof mod;
   } catch (e) {
@@ -50,7 +49,9 @@ async function auditSection(): Promise<string> {
     return ['### 4. Audit log', '', '| measure | result |', '|---|---|', '| durable append, query, verify | not available yet (bench/audit.ts is not in this tree) |', '', machineLine()].join('\n');
   }
   if (typeof mod.benchAudit !== 'function') return ['### 4. Audit log', '', 'bench/audit.ts does not export `benchAudit()`; not run.', '', machineLine()].join('\n');
-  return mod.benchAudit({ quick });
+  const records = quick ? 100_000 : 1_000_000;
+  const table = await mod.benchAudit({ records });
+  return ['### 4. Audit log (bench/audit.ts)', '', table.trim(), '', machineLine()].join('\n');
 }
 
 const results: Partial<Record<Section, string>> = {};
@@ -109,4 +110,3 @@ if (failures.length > 0) {
   process.stderr.write(`\n${failures.join('\n\n')}\n`);
   process.exitCode = 1;
 }
-void pathToFileURL;

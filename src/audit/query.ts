@@ -1,7 +1,7 @@
 import picomatch from 'picomatch';
 import { GatehouseError } from '../errors.js';
 import { listAuditFiles, readFirstLine, type AuditFile } from './files.js';
-import { scanLines, scanLinesReverse } from './lines.js';
+import { linesWith, scanLines, scanLinesReverse, type LineSelector } from './lines.js';
 import type { AuditRecord } from './types.js';
 
 export interface AuditFilters {
@@ -172,6 +172,9 @@ export async function queryAudit(dir: string, filters: AuditFilters = {}, opts: 
   const match = matcher(filters);
   const needles = needlesFor(filters);
   const records: AuditRecord[] = [];
+  // With a needle, jump between its hits; every other needle must be in the same line.
+  const [first, ...others] = needles;
+  const select: LineSelector | undefined = first ? (buf, end) => linesWith(buf, end, first, others) : undefined;
 
   const visitor = (ascending: boolean) => {
     const pre = lineFilter(needles, ascending);
@@ -202,7 +205,7 @@ export async function queryAudit(dir: string, filters: AuditFilters = {}, opts: 
     for (let i = startIdx; i < files.length; i++) {
       const file = files[i] as AuditFile;
       if (outsideWindow(i, files, filters)) continue;
-      const res = await scanLines(file.path, i === startIdx ? offset : 0, file.size, visitor(true));
+      const res = await scanLines(file.path, i === startIdx ? offset : 0, file.size, visitor(true), undefined, select);
       last = { f: file.firstSeq as number, o: res.position, d: 'asc' };
       if (res.stopped) return { records, nextCursor: encodeCursor(last), more: true };
     }
@@ -222,7 +225,7 @@ export async function queryAudit(dir: string, filters: AuditFilters = {}, opts: 
     if (outsideWindow(i, files, filters)) continue;
     let to = i === startIdx && offset !== undefined ? Math.min(offset, file.size) : file.size;
     if (to === file.size) to = await completeEnd(file);
-    const res = await scanLinesReverse(file.path, 0, to, visitor(false));
+    const res = await scanLinesReverse(file.path, 0, to, visitor(false), select);
     if (res.stopped) {
       // The last record returned starts at res.position; the next page ends there.
       const more = res.position > 0 || i > 0;

@@ -204,7 +204,7 @@ export async function verifyAudit(dir: string, opts: VerifyOptions = {}): Promis
       file.size,
       (buf, s, e) => {
         line++;
-        const c = checkLine(buf.toString('utf8', s, e));
+        const c = checkLine(buf.toString('utf8', s, e), buf.subarray(s, e));
         if (first && c.ok && !file.current && c.record.seq !== file.firstSeq) {
           problem({ kind: 'file', file: file.name, line, seq: c.record.seq, message: `file is named for seq ${file.firstSeq} but starts with seq ${c.record.seq}` });
         }

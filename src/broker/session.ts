@@ -18,9 +18,16 @@ export interface SessionInfo {
   id: () => string;
 }
 
+/** McpError prefixes its message with "MCP error <code>: "; the JSON-RPC error on the wire carries ours alone. */
+function rpcError(code: number, message: string, data?: unknown): McpError {
+  const e = new McpError(code, message, data);
+  e.message = message;
+  return e;
+}
+
 function asMcpError(e: unknown): McpError {
   const j = toJsonRpcError(e);
-  return new McpError(j.code, j.message, j.data);
+  return rpcError(j.code, j.message, j.data);
 }
 
 /**
@@ -43,7 +50,7 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
     try {
       page = pageOf(visible(), req.params?.cursor, TOOLS_PAGE_SIZE);
     } catch {
-      throw new McpError(JsonRpc.InvalidParams, 'Invalid cursor');
+      throw rpcError(JsonRpc.InvalidParams, 'Invalid cursor');
     }
     await gateway.opts.audit
       .append({ event: 'tools/list', agent: session.agent, session: session.id(), count: page.page.length })

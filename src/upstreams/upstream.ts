@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { DEFAULT_INHERITED_ENV_VARS, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
@@ -286,6 +286,12 @@ export class Upstream {
       );
       return result as CallToolResult;
     } catch (e) {
+      // 404 on our session: the server forgot it (restarted). Spec 2025-11-25 (transports §session management):
+      // start a new session; closing the client makes onClosed reconnect, and the next call uses the new session.
+      if (e instanceof StreamableHTTPError && e.code === 404) {
+        void client.close().catch(() => undefined);
+        throw new GatehouseError('UPSTREAM_UNAVAILABLE', `connector "${this.connector.name}" no longer knows the gateway's MCP session (did it restart?); reconnecting`, { cause: e });
+      }
       throw classifyUpstreamError(this.connector.name, e, timeout);
     }
   }

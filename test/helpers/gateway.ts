@@ -197,10 +197,10 @@ export async function startTestGateway(opts: TestGatewayOptions): Promise<TestGa
 }
 
 /** Polls `check` until it returns a value other than undefined/false (for effects that emit no event, e.g. a line in a file). */
-export async function until<T>(check: () => T | undefined | false, what: string, timeoutMs = 10_000): Promise<T> {
+export async function until<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const v = check();
+    const v = await check();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 15));
@@ -215,8 +215,8 @@ export interface HttpFixture {
 }
 
 /** Runs the fixture as a Streamable HTTP server in a child process; resolves once it printed LISTENING. */
-export function spawnHttpFixture(env: Record<string, string> = {}): Promise<HttpFixture> {
-  const child = spawn(process.execPath, [FIXTURE, 'http', '0'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+export function spawnHttpFixture(env: Record<string, string> = {}, port = 0): Promise<HttpFixture> {
+  const child = spawn(process.execPath, [FIXTURE, 'http', String(port)], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolvePromise, reject) => {
     let out = '';
     const onExit = (code: number | null) => reject(new Error(`HTTP fixture exited (${code}) before listening: ${out}`));

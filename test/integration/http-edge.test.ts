@@ -39,6 +39,23 @@ describe('the hand-made session works (control)', () => {
   });
 });
 
+describe('JSON-RPC errors on the wire', () => {
+  it('an unknown tool is -32602 with the plain message and a stable code, never forwarded', async () => {
+    const before = t.calls().length;
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'fx__nope', arguments: {} } });
+    const r = await t.raw({ token, headers: session(sid), body });
+    expect(r.status).toBe(200);
+    expect(r.messages()).toEqual([{ jsonrpc: '2.0', id: 8, error: { code: -32602, message: 'Unknown tool: fx__nope', data: { code: 'TOOL_UNKNOWN' } } }]);
+    expect(t.calls().length).toBe(before);
+  });
+
+  it('an invalid cursor is -32602 "Invalid cursor"', async () => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list', params: { cursor: '!!' } });
+    const r = await t.raw({ token, headers: session(sid), body });
+    expect(r.messages()).toEqual([{ jsonrpc: '2.0', id: 9, error: { code: -32602, message: 'Invalid cursor' } }]);
+  });
+});
+
 describe('DNS rebinding protection', () => {
   it('a browser Origin from another site gets 403 and nothing is forwarded', async () => {
     const before = t.calls().length;

@@ -123,7 +123,7 @@ describe('a tool that is not exposed does not exist for the agent', () => {
     const before = t.calls().length;
     const e = await rpcError(c.callTool({ name: 'fx__does_not_exist', arguments: {} }));
     expect(e.code).toBe(-32602);
-    expect(e.message).toContain('Unknown tool: fx__does_not_exist');
+    expect(e.message).toBe('MCP error -32602: Unknown tool: fx__does_not_exist');
     expect(t.calls().length).toBe(before);
   });
 

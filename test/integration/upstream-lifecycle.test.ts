@@ -86,9 +86,13 @@ describe('progress and cancellation', () => {
   it('progress notifications from the upstream are passed back to the agent', async () => {
     const c = await t.client('alice');
     const seen: Progress[] = [];
-    const r = await c.callTool({ name: 'fx__slow', arguments: { ms: 200, steps: 4 } }, undefined, { onprogress: (p) => seen.push(p) });
-    expect(text(r)).toBe('slept 200');
-    expect(seen).toEqual([1, 2, 3, 4].map((i) => ({ progress: i, total: 4, message: `step ${i}` })));
+    const r = await c.callTool({ name: 'fx__slow', arguments: { ms: 400, steps: 4 } }, undefined, { onprogress: (p) => seen.push(p) });
+    expect(text(r)).toBe('slept 400');
+    // The SDK Client handles a progress notification a microtask later than a response read in
+    // the same chunk, and drops it once the response is in. Under heavy load a notification can
+    // land in the same chunk as the result at either hop, so only the order and a clear majority are asserted.
+    expect(seen.length).toBeGreaterThanOrEqual(3);
+    expect(seen).toEqual([1, 2, 3, 4].slice(0, seen.length).map((i) => ({ progress: i, total: 4, message: `step ${i}` })));
   });
 
   it('no progress is sent when the agent did not ask for it', async () => {

@@ -1,0 +1,210 @@
+/**
+ * Sandboxed agent: launcher start-up over /bin/true beside bwrap and unshare
+ * (interleaved), and per-call latency from inside the sandbox through the
+ * relay vs from outside on the session socket (and on TCP with a token).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../src/log.js';
+import { startGateway } from '../src/runtime.js';
+import { buildLauncherArgs, launcherPath } from '../src/sandbox/launcher.js';
+import { mintToken } from '../src/server/tokens.js';
+import { BENCH_SECRET, GATEHOUSE_ECHO_TOOL, writeGatehouseConfig } from './lib/gatehouse-config.js';
+import { MemorySecretStore } from './lib/memory-store.js';
+import { DIST_BENCH, freePort, ROOT, startProc, type Proc } from './lib/procs.js';
+import { fmt, goal, machineLine, median, rotated } from './lib/stats.js';
+
+export interface SandboxOptions {
+  rounds: number;
+  startsPerRound: number;
+  relayRounds: number;
+  relayCalls: number;
+}
+export const SANDBOX_FULL: SandboxOptions = { rounds: 10, startsPerRound: 30, relayRounds: 5, relayCalls: 400 };
+export const SANDBOX_QUICK: SandboxOptions = { rounds: 3, startsPerRound: 10, relayRounds: 2, relayCalls: 120 };
+
+interface Starter {
+  name: string;
+  cmd: string;
+  args: string[];
+  note: string;
+  ms: number[];
+  skip?: string;
+}
+
+function which(cmd: string): string | undefined {
+  for (const d of (process.env.PATH ?? '/usr/bin:/bin').split(':')) if (existsSync(join(d, cmd))) return join(d, cmd);
+  return undefined;
+}
+
+/** Wall time of one spawn-to-exit, in ms (spawnSync: no event loop in the way). */
+function timeOnce(cmd: string, args: string[]): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { stdio: 'ignore' });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.error?.message ?? ''}`);
+  return ms;
+}
+
+async function startupTable(opts: SandboxOptions, log: (s: string) => void): Promise<{ md: string; launcherAdded: number }> {
+  const machine = machineLine();
+  const ws = mkdtempSync(join(tmpdir(), 'gatehouse-bench-ws-'));
+  const sockDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-sock-'));
+  try {
+    const launcher = launcherPath();
+    const bwrap = which('bwrap');
+    const unshare = which('unshare');
+    const starters: Starter[] = [
+      { name: '`/bin/true` (baseline)', cmd: '/bin/true', args: [], note: 'fork + exec from Node', ms: [] },
+      {
+        name: '**gatehouse-sandbox**',
+        cmd: launcher,
+        args: buildLauncherArgs({ socketPath: join(sockDir, 'mcp.sock'), port: 8931, workspace: ws, command: ['/bin/true'] }),
+        note: 'user/net/mount/pid/ipc/uts/cgroup ns, new root, relay on lo, no_new_privs, Landlock, seccomp, rlimits',
+        ms: [],
+      },
+      { name: '`bwrap --unshare-all`', cmd: bwrap ?? 'bwrap', args: ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '/bin/true'], note: 'all namespaces, read-only / bind, /proc, /dev; no Landlock, no seccomp', ms: [], ...(bwrap ? {} : { skip: 'bwrap not installed (apt-get install -y bubblewrap)' }) },
+      { name: '`unshare -Urnmpf --mount-proc`', cmd: unshare ?? 'unshare', args: ['-Urnmpf', '--mount-proc', '/bin/true'], note: 'user/net/mount/pid ns and /proc only', ms: [], ...(unshare ? {} : { skip: 'unshare not found' }) },
+      { name: '`unshare -Urn`', cmd: unshare ?? 'unshare', args: ['-Urn', '/bin/true'], note: 'user + net ns only', ms: [], ...(unshare ? {} : { skip: 'unshare not found' }) },
+    ];
+    if (!existsSync(launcher)) starters[1]!.skip = `launcher not built (${launcher}); run npm run build`;
+    const live = starters.filter((s) => s.skip === undefined);
+    for (const s of live) for (let i = 0; i < 5; i++) timeOnce(s.cmd, s.args); // warm the page cache
+    const baseline = starters[0]!;
+    const added = new Map<Starter, number[]>(live.map((s) => [s, []]));
+    for (let r = 0; r < opts.rounds; r++) {
+      const perRound = new Map<Starter, number[]>(live.map((s) => [s, []]));
+      // Interleaved one start at a time, order rotated each round.
+      for (let i = 0; i < opts.startsPerRound; i++) for (const s of rotated(live, r + i)) perRound.get(s)!.push(timeOnce(s.cmd, s.args));
+      for (const s of live) {
+        s.ms.push(...perRound.get(s)!);
+        added.get(s)!.push(median(perRound.get(s)!) - median(perRound.get(baseline)!));
+      }
+      await new Promise((res) => setImmediate(res));
+    }
+    log(`start-up: ${live.map((s) => `${s.name} ${fmt(median(s.ms))} ms`).join(', ')}`);
+    const launcherAdded = starters[1]!.skip === undefined ? median(added.get(starters[1]!)!) : Number.NaN;
+    const rows = starters.map((s) =>
+      s.skip !== undefined
+        ? `| ${s.name} | – | – | ${s.skip} |`
+        : `| ${s.name} | ${fmt(median(s.ms))} | ${s === baseline ? '–' : `+${fmt(median(added.get(s)!))}`} | ${s.note} |`,
+    );
+    const md = [
+      '### 2a. Sandbox start-up over `/bin/true`',
+      '',
+      '| launcher | median ms | added over `/bin/true` ms | what it sets up |',
+      '|---|---:|---:|---|',
+      ...rows,
+      '',
+      `Goal: gatehouse-sandbox start-up ≤ 4 ms median — ${goal(launcherAdded + median(baseline.ms) <= 4)} (${fmt(median(starters[1]!.ms))} ms, +${fmt(launcherAdded)} over \`/bin/true\`). ` +
+        `${opts.rounds} rounds × ${opts.startsPerRound} starts each, one start of each launcher at a time in rotated order; "added" is the median over rounds of the same-round difference of medians. ` +
+        'Spawned with `spawnSync` from Node, so every time includes Node\'s fork/exec (the baseline row).',
+      '',
+      machine,
+    ].join('\n');
+    return { md, launcherAdded };
+  } finally {
+    rmSync(ws, { recursive: true, force: true });
+    rmSync(sockDir, { recursive: true, force: true });
+  }
+}
+
+function runClient(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ p50: number; p99: number }> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (err = (err + c.toString('utf8')).slice(-3000)));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0 || !line.startsWith('{')) return reject(new Error(`${cmd} exited ${code}: ${err || out}`));
+      resolvePromise(JSON.parse(line) as { p50: number; p99: number });
+    });
+  });
+}
+
+async function relayTable(opts: SandboxOptions, log: (s: string) => void): Promise<{ md: string; added: number }> {
+  const machine = machineLine();
+  const root = mkdtempSync(join(tmpdir(), 'gatehouse-bench-relay-'));
+  const ws = join(root, 'workspace');
+  mkdirSync(ws);
+  const procs: Proc[] = [];
+  try {
+    const upstream = await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'echo-upstream.js'), '0'], /LISTENING (\d+)/);
+    procs.push(upstream);
+    const dirs = writeGatehouseConfig(root, `http://127.0.0.1:${upstream.match[1]}/mcp`);
+    const gw = await startGateway({
+      dirs,
+      port: 0,
+      logger: createLogger({ level: 'warn', destination: process.stderr }),
+      secrets: new MemorySecretStore({ [BENCH_SECRET.name]: BENCH_SECRET.value }),
+      upstreamWaitMs: 10_000,
+    });
+    try {
+      const port = await freePort();
+      const session = await gw.sandboxes.create('bench-agent', port);
+      const token = (await mintToken(gw.keys, 'bench-agent', 3_600_000)).token;
+      const client = join(DIST_BENCH, 'sandbox-client.js');
+      const n = String(opts.relayCalls);
+      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+      const paths = [
+        {
+          name: '**inside the sandbox** → relay → session socket',
+          cmd: launcherPath(),
+          args: buildLauncherArgs({ socketPath: session.socketPath, port, workspace: ws, ro: [ROOT], command: [process.execPath, client, session.url, GATEHOUSE_ECHO_TOOL, n] }),
+          p50: [] as number[],
+          p99: [] as number[],
+        },
+        { name: 'outside → session socket (no relay)', cmd: process.execPath, args: [client, session.url, GATEHOUSE_ECHO_TOOL, n, '--socket', session.socketPath], p50: [] as number[], p99: [] as number[] },
+        { name: 'outside → TCP with bearer token', cmd: process.execPath, args: [client, gw.url, GATEHOUSE_ECHO_TOOL, n, '--token', token], p50: [] as number[], p99: [] as number[] },
+      ];
+      const added: number[] = [];
+      for (let r = 0; r < opts.relayRounds; r++) {
+        for (const p of rotated(paths, r)) {
+          const res = await runClient(p.cmd, p.args, env);
+          p.p50.push(res.p50);
+          p.p99.push(res.p99);
+        }
+        added.push(paths[0]!.p50.at(-1)! - paths[1]!.p50.at(-1)!);
+        log(`relay round ${r + 1}/${opts.relayRounds}: ${paths.map((p) => fmt(p.p50.at(-1)!, 3)).join(' / ')} ms`);
+      }
+      await gw.sandboxes.close(session.id);
+      const relayAdded = median(added);
+      const base = paths[1]!;
+      const rows = paths.map((p) => {
+        const d = median(p.p50.map((v, i) => v - base.p50[i]!));
+        return `| ${p.name} | ${fmt(median(p.p50), 3)} | ${fmt(median(p.p99), 3)} | ${p === base ? '–' : `${d >= 0 ? '+' : ''}${fmt(d, 3)}`} |`;
+      });
+      const md = [
+        '### 2b. Per-call latency from inside the sandbox (through the relay) vs outside',
+        '',
+        '| agent → gateway | p50 ms | p99 ms | added p50 ms vs session socket |',
+        '|---|---:|---:|---:|',
+        ...rows,
+        '',
+        `Goal: relay adds ≤ 0.3 ms p50 — ${goal(relayAdded <= 0.3)} (${relayAdded >= 0 ? '+' : ''}${fmt(relayAdded, 3)} ms). ` +
+          `The same client (Node, lean Streamable HTTP client, one session, ${opts.relayCalls} sequential \`tools/call\` after 60 warm-up calls) runs in a fresh process per round; ${opts.relayRounds} interleaved rounds; medians over rounds, "added" paired per round. ` +
+          'Inside: `gatehouse-sandbox --ro <repo> --workspace <tmp>` (full confinement), the client talks to `127.0.0.1:PORT` in the sandbox\'s own network namespace; the relay carries it to the session\'s unix socket. ' +
+          'Same in-process gateway (policy, durable audit, secret header, redaction) and echo upstream for every row.',
+        '',
+        machine,
+      ].join('\n');
+      return { md, added: relayAdded };
+    } finally {
+      await gw.close(1000);
+    }
+  } finally {
+    for (const p of procs) await p.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+export async function benchSandbox(opts: SandboxOptions, log: (s: string) => void): Promise<string> {
+  const a = await startupTable(opts, log);
+  const b = await relayTable(opts, log);
+  return `${a.md}\n\n${b.md}`;
+}

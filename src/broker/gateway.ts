@@ -106,7 +106,8 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
         name: c.name,
         kind: c.kind,
         file: c.file,
-        status: u ? u.status : { state: 'disabled' as const },
+        // An upstream's failure text may carry anything: redact it like every other output.
+        status: u ? this.opts.redact(u.status) : { state: 'disabled' as const },
         tools: this._catalog.sorted.filter((e) => e.connector === c.name).length,
         secrets: connectorSecrets(c),
         problems: this._catalog.problems.filter((p) => p.connector === c.name),

@@ -58,7 +58,7 @@ export const serveCommand: Command = {
       const rows = report.map((r) => {
         const st = r.status;
         const fix =
-          st.state === 'not-ready' ? `${cli} secret set ${st.fix.replace(/^gatehouse secret set /, '')}` : st.state === 'failed' ? `see the log: ${st.reason}` : '';
+          st.state === 'not-ready' ? st.fix.replace(/\bgatehouse /g, `${cli} `) : st.state === 'failed' ? `see the log: ${st.reason}` : '';
         return [r.name, r.kind, st.state, st.state === 'ready' ? String(r.tools) : '-', fix];
       });
       io.out(

@@ -89,7 +89,7 @@ export function parseYamlConfig<T>(file: string, text: string, schema: ZodType<T
       issue.code === 'unrecognized_keys'
         ? `unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => JSON.stringify(k)).join(', ')} (misspelt?)`
         : 'input' in issue && issue.input === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union')
-          ? 'required key is missing'
+          ? `required key is missing${issue.code === 'invalid_value' && 'values' in issue ? ` (one of: ${(issue.values as unknown[]).map(String).join(', ')})` : ''}`
           : issue.message;
     return { file, line: where.line, col: where.col, key: keyOf(fullPath), message };
   });

@@ -5,8 +5,12 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
+  ErrorCode,
+  LoggingMessageNotificationSchema,
+  McpError,
   ToolListChangedNotificationSchema,
   type CallToolResult,
+  type ClientCapabilities,
   type Progress,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -17,6 +21,7 @@ import { connectorSecrets, type Connector, type HttpConnector, type StdioConnect
 import type { SecretResolver } from '../secrets/resolve.js';
 import { classifyUpstreamError } from './errors.js';
 import { builtinTransport } from '../connectors/index.js';
+import { callContext, routeMessage, type CallOrigin, type ServerMessageHandler } from './call-context.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
@@ -40,11 +45,23 @@ export interface UpstreamOptions {
   onToolsChanged: () => void;
   /** Initial restart backoff; tests shorten it. */
   backoffMs?: number;
+  /** Where the upstream's sampling/elicitation requests and log messages go; without it they are refused or dropped. */
+  serverMessages?: ServerMessageHandler;
 }
 
 export interface CallOptions {
   signal: AbortSignal;
   onprogress?: (p: Progress) => void;
+  /** The agent call this is, so the upstream's requests and log messages during it can reach that agent. */
+  origin?: CallOrigin;
+}
+
+/** What the gateway's client declares: sampling and elicitation only where the registry allows them (form mode only, no tools, no context). */
+export function clientCapabilities(c: Connector): ClientCapabilities {
+  return {
+    ...(c.sampling === 'allow' ? { sampling: {} } : {}),
+    ...(c.elicitation === 'allow' ? { elicitation: { form: {} } } : {}),
+  };
 }
 
 /**
@@ -65,6 +82,8 @@ export class Upstream {
   private generation = 0;
   private lastNotReady: string | undefined;
   private readonly unwatchSecrets: () => void;
+  /** Agent calls in flight here, for routing the upstream's own requests (see call-context.ts). */
+  private readonly inFlight = new Set<CallOrigin>();
 
   constructor(opts: UpstreamOptions) {
     this.opts = opts;
@@ -118,8 +137,9 @@ export class Upstream {
     let client: Client | undefined;
     try {
       const transport = await this.makeTransport(log);
-      client = new Client({ name: 'gatehouse', version: '0.1.0' }, { capabilities: {} });
+      client = new Client({ name: 'gatehouse', version: '0.1.0' }, { capabilities: clientCapabilities(this.connector) });
       client.onerror = (e) => log.debug({ err: errorMessage(e) }, 'upstream transport error');
+      this.handleServerMessages(client);
       client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
         if (gen === this.generation) await this.refreshTools(log);
       });
@@ -221,6 +241,27 @@ export class Upstream {
     return new StreamableHTTPClientTransport(new URL(c.url), { fetch: fetchWithSecrets });
   }
 
+  /**
+   * Server-to-client traffic. A fallback handler (not setRequestHandler) so that a
+   * request for a capability we did not declare still reaches the broker, which
+   * refuses and audits it, and so that params are forwarded as sent.
+   */
+  private handleServerMessages(client: Client): void {
+    const handler = this.opts.serverMessages;
+    // Only an HTTP response stream is read inside the call that opened it; a stdio pipe or in-memory pair is not.
+    const contextFollowsCall = this.connector.kind === 'http';
+    client.fallbackRequestHandler = async (req, extra) => {
+      if (!handler || (req.method !== 'sampling/createMessage' && req.method !== 'elicitation/create')) {
+        throw new McpError(ErrorCode.MethodNotFound, 'Method not found');
+      }
+      const route = routeMessage(this, contextFollowsCall, this.inFlight);
+      return handler.request({ connector: this.connector, method: req.method, params: req.params, route, signal: extra.signal, timeoutMs: this.callTimeoutMs });
+    };
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      handler?.log({ connector: this.connector, params: n.params, route: routeMessage(this, contextFollowsCall, this.inFlight) });
+    });
+  }
+
   private async listAllTools(client: Client): Promise<Tool[]> {
     const tools: Tool[] = [];
     let cursor: string | undefined;
@@ -274,8 +315,9 @@ export class Upstream {
       throw new GatehouseError('CONNECTOR_NOT_READY', `connector "${this.connector.name}" is not ready: ${why}`);
     }
     const timeout = this.callTimeoutMs;
-    try {
-      const result = await client.request(
+    const origin = opts.origin;
+    const send = () =>
+      client.request(
         { method: 'tools/call', params: { name, arguments: args } },
         CallToolResultSchema,
         {
@@ -284,6 +326,10 @@ export class Upstream {
           ...(opts.onprogress ? { onprogress: opts.onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: timeout * 10 } : {}),
         },
       );
+    if (origin) this.inFlight.add(origin);
+    try {
+      // The call's origin travels with the request, so the upstream's requests made during it find their agent.
+      const result = origin ? await callContext.run({ owner: this, origin }, send) : await send();
       return result as CallToolResult;
     } catch (e) {
       // 404 on our session: the server forgot it (restarted). Spec 2025-11-25 (transports §session management):
@@ -293,6 +339,8 @@ export class Upstream {
         throw new GatehouseError('UPSTREAM_UNAVAILABLE', `connector "${this.connector.name}" no longer knows the gateway's MCP session (did it restart?); reconnecting`, { cause: e });
       }
       throw classifyUpstreamError(this.connector.name, e, timeout);
+    } finally {
+      if (origin) this.inFlight.delete(origin);
     }
   }
 

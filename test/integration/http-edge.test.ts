@@ -5,7 +5,7 @@
  * inside it never reaches the upstream.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MCP_HEADERS, initializeBody, startTestGateway, stdioFixture, type TestGateway } from '../helpers/gateway.js';
+import { MCP_HEADERS, initializeBody, startTestGateway, stdioFixture, until, type TestGateway } from '../helpers/gateway.js';
 
 const MAX_BODY = 64 * 1024;
 let t: TestGateway;
@@ -194,7 +194,7 @@ describe('sessions (Mcp-Session-Id)', () => {
     expect(r.status).toBe(404);
     expectRpcError(r.json(), -32001, 'Session not found');
     expect(t.calls().length).toBe(before);
-    expect(t.audit().some((a) => a.event === 'session.closed' && a.session === own)).toBe(true);
+    await until(() => t.audit().some((a) => a.event === 'session.closed' && a.session === own), 'the session.closed audit record');
   });
 
   it('GET and DELETE without a session id get 400', async () => {

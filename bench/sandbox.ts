@@ -4,7 +4,7 @@
  * relay vs from outside on the session socket (and on TCP with a token).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../src/log.js';
@@ -34,6 +34,13 @@ interface Starter {
   skip?: string;
 }
 
+/** As root the launcher runs the command as nobody (65534): the workspace must be its own, as with `gatehouse run`. */
+function agentWorkspace(dir: string): string {
+  chmodSync(dir, 0o755);
+  if (process.getuid?.() === 0) chownSync(dir, 65534, 65534);
+  return dir;
+}
+
 function which(cmd: string): string | undefined {
   for (const d of (process.env.PATH ?? '/usr/bin:/bin').split(':')) if (existsSync(join(d, cmd))) return join(d, cmd);
   return undefined;
@@ -42,15 +49,15 @@ function which(cmd: string): string | undefined {
 /** Wall time of one spawn-to-exit, in ms (spawnSync: no event loop in the way). */
 function timeOnce(cmd: string, args: string[]): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { stdio: 'ignore' });
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.error?.message ?? ''}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.error?.message ?? String(r.stderr).trim()}`);
   return ms;
 }
 
 async function startupTable(opts: SandboxOptions, log: (s: string) => void): Promise<{ md: string; launcherAdded: number }> {
   const machine = machineLine();
-  const ws = mkdtempSync(join(tmpdir(), 'gatehouse-bench-ws-'));
+  const ws = agentWorkspace(mkdtempSync(join(tmpdir(), 'gatehouse-bench-ws-')));
   const sockDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-sock-'));
   try {
     const launcher = launcherPath();
@@ -130,8 +137,10 @@ function runClient(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise
 async function relayTable(opts: SandboxOptions, log: (s: string) => void): Promise<{ md: string; added: number }> {
   const machine = machineLine();
   const root = mkdtempSync(join(tmpdir(), 'gatehouse-bench-relay-'));
+  chmodSync(root, 0o755);
   const ws = join(root, 'workspace');
   mkdirSync(ws);
+  agentWorkspace(ws);
   const procs: Proc[] = [];
   try {
     const upstream = await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'echo-upstream.js'), '0'], /LISTENING (\d+)/);

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Server as HttpServer } from 'node:http';
+import { auditRoutes } from './audit/http.js';
 import { AuditLog, type AuditLogOptions } from './audit/writer.js';
 import type { AuditEvent, AuditSink } from './audit/types.js';
 import { Gateway } from './broker/gateway.js';
@@ -133,7 +134,10 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     logger,
   });
   const sandboxes = new SandboxSessions({ stateDir: opts.dirs.state, sessions, audit, logger, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
-  const adminApi = createAdminApi({ gateway, sessions, approvals, mounts: [{ path: '/sandbox', app: sandboxRoutes(sandboxes) }] });
+  const adminApi = createAdminApi({ gateway, sessions, approvals, mounts: [
+      { path: '/sandbox', app: sandboxRoutes(sandboxes) },
+      { path: '/audit', app: auditRoutes(join(opts.dirs.state, 'audit')) },
+    ] });
   const controlApp = new Hono();
   controlApp.route('/admin/v1', adminApi);
   // Listening on the control socket first also checks that no other gateway uses this state directory.

@@ -7,6 +7,7 @@ import type { SecretResolver } from '../secrets/resolve.js';
 import { Upstream, type UpstreamStatus } from '../upstreams/upstream.js';
 import type { Authorize, Hidden } from './authorize.js';
 import { buildCatalog, type Catalog, type CatalogProblem } from './catalog.js';
+import { createPassthrough } from './passthrough.js';
 import { handleToolCall, type CallRequest, type PipelineDeps } from './pipeline.js';
 
 export interface GatewayOptions {
@@ -50,6 +51,8 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
     // One 'catalog' listener per open session (up to maxSessions): not a leak.
     this.setMaxListeners(0);
     this.opts = opts;
+    // Upstreams' sampling/elicitation requests and log messages, to the agent whose call they belong to.
+    const serverMessages = createPassthrough({ audit: opts.audit, redact: opts.redact, logger: opts.logger });
     for (const c of opts.registry.connectors) {
       if (!c.enabled) continue;
       this.upstreams.set(
@@ -60,6 +63,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
           secrets: opts.secrets,
           logger: opts.logger,
           onToolsChanged: () => this.rebuildCatalog(),
+          serverMessages,
           ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
         }),
       );

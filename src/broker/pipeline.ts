@@ -4,6 +4,7 @@ import { summarizeArgs } from '../audit/summarize.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CallContext } from '../policy/types.js';
+import type { AgentChannel } from '../upstreams/call-context.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import { checkArgs } from './args.js';
 import type { Authorize, Verdict } from './authorize.js';
@@ -27,6 +28,8 @@ export interface CallRequest {
   args: unknown;
   signal: AbortSignal;
   onprogress?: (p: Progress) => void;
+  /** The agent's side of this call, for the upstream's sampling/elicitation requests and log messages. */
+  channel?: AgentChannel;
 }
 
 export type Outcome = 'ok' | 'error' | 'denied' | 'timeout' | 'rejected' | 'cancelled';
@@ -110,6 +113,7 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     result = await upstream.call(entry.upstreamName, args, {
       signal: req.signal,
       ...(req.onprogress ? { onprogress: req.onprogress } : {}),
+      ...(req.channel ? { origin: { agent: req.agent, session: req.session, tool: entry.name, signal: req.signal, channel: req.channel } } : {}),
     });
   } catch (e) {
     const err = e instanceof GatehouseError ? e : new GatehouseError('INTERNAL', errorMessage(e));

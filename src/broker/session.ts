@@ -1,10 +1,14 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
   CallToolRequestSchema,
+  CreateMessageResultSchema,
+  ElicitResultSchema,
   ListToolsRequestSchema,
   SetLevelRequestSchema,
   type ListToolsResult,
+  type LoggingLevel,
 } from '@modelcontextprotocol/sdk/types.js';
+import type { AgentChannel } from '../upstreams/call-context.js';
 import { GatehouseError, JsonRpc, toJsonRpcError } from '../errors.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Gateway } from './gateway.js';
@@ -43,6 +47,9 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
     },
   );
 
+  // logging/setLevel is per session: it filters the upstreams' log messages forwarded to this agent's calls.
+  let logLevel: LoggingLevel | undefined;
+
   const visible = () => gateway.catalog.sorted.filter((e) => !gateway.opts.hidden(session.agent, e.connector, e.name, hintsOf(e.tool.annotations)));
 
   server.setRequestHandler(ListToolsRequestSchema, async (req): Promise<ListToolsResult> => {
@@ -63,8 +70,18 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
   server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
     if (gateway.isClosing) throw asMcpError(new GatehouseError('UPSTREAM_UNAVAILABLE', 'the gateway is shutting down'));
     const progressToken = req.params._meta?.progressToken;
-    // Progress sent before the result must reach the agent before it: the client drops progress after the response.
+    // Progress and log messages sent before the result must reach the agent before it: the client drops progress after the response.
     const progressSent: Promise<unknown>[] = [];
+    // The upstream's own requests and log messages during this call ride this call's stream (relatedRequestId).
+    const channel: AgentChannel = {
+      capabilities: () => server.getClientCapabilities(),
+      logLevel: () => logLevel,
+      createMessage: (params, o) => extra.sendRequest({ method: 'sampling/createMessage', params }, CreateMessageResultSchema, o),
+      elicit: (params, o) => extra.sendRequest({ method: 'elicitation/create', params }, ElicitResultSchema, o),
+      log: (params) => {
+        progressSent.push(extra.sendNotification({ method: 'notifications/message', params }).catch(() => undefined));
+      },
+    };
     try {
       const result = await gateway.callTool({
         agent: session.agent,
@@ -72,6 +89,7 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
         name: req.params.name,
         args: req.params.arguments ?? {},
         signal: extra.signal,
+        channel,
         ...(progressToken !== undefined
           ? {
               onprogress: (p) => {
@@ -89,7 +107,10 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
     }
   });
 
-  server.setRequestHandler(SetLevelRequestSchema, async () => ({}));
+  server.setRequestHandler(SetLevelRequestSchema, async (req) => {
+    logLevel = req.params.level;
+    return {};
+  });
 
   const onCatalog = () => {
     void server.sendToolListChanged().catch(() => undefined);

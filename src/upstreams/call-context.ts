@@ -44,7 +44,7 @@ export interface CallOrigin {
   session: string;
   /** The tool name as the agent called it. */
   tool: string;
-  /** Aborted when the agent's call ends or is cancelled. */
+  /** Aborted when the agent cancels the call. */
   signal: AbortSignal;
   channel: AgentChannel;
 }

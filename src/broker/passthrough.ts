@@ -1,0 +1,170 @@
+/**
+ * Server-to-client traffic through the gateway: an upstream's `sampling/createMessage`
+ * and `elicitation/create` made during an agent's call go to that agent, on the
+ * call's own stream, and the agent's answer goes back; its `notifications/message`
+ * during a call go to the call's stream at the session's log level.
+ *
+ * An upstream may not drive the agent's model or ask its user unless the registry
+ * says `sampling: allow` / `elicitation: allow` for it (default deny). Every such
+ * request is audited (`sampling.request` / `elicitation.request`, decision allow|deny)
+ * before the upstream gets its answer or its error.
+ */
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ErrorCode,
+  LoggingLevelSchema,
+  McpError,
+  type CreateMessageRequest,
+  type ElicitRequest,
+  type LoggingMessageNotification,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { AuditSink } from '../audit/types.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Connector } from '../registry/schema.js';
+import type { CallOrigin, Route, ServerMessageHandler } from '../upstreams/call-context.js';
+
+export interface PassthroughLimits {
+  /** Largest sampling request (JSON bytes) forwarded to an agent. */
+  samplingBytes: number;
+  /** Largest elicitation request forwarded to an agent. */
+  elicitationBytes: number;
+  /** Largest answer from the agent passed back to the upstream. */
+  answerBytes: number;
+  /** Larger log `data` is replaced by a truncated string. */
+  logDataBytes: number;
+}
+
+export const DEFAULT_PASSTHROUGH_LIMITS: PassthroughLimits = {
+  samplingBytes: 1024 * 1024,
+  elicitationBytes: 64 * 1024,
+  answerBytes: 1024 * 1024,
+  logDataBytes: 16 * 1024,
+};
+
+export interface PassthroughDeps {
+  audit: AuditSink;
+  /** Removes secret values from anything leaving the gateway. */
+  redact: <T>(value: T) => T;
+  logger: Logger;
+  limits?: Partial<PassthroughLimits>;
+}
+
+type Kind = 'sampling' | 'elicitation';
+
+export type Decision =
+  | { allow: true; origin: CallOrigin; params: Record<string, unknown> }
+  | { allow: false; reason: string };
+
+const LEVELS = LoggingLevelSchema.options;
+
+function jsonBytes(v: unknown): number {
+  return Buffer.byteLength(JSON.stringify(v) ?? '');
+}
+
+/**
+ * Whether an upstream's request may go to the agent, and in what form. Pure: the
+ * registry entry, the request, the route and the agent's declared capabilities.
+ */
+export function decide(kind: Kind, connector: Connector, params: unknown, route: Route, limits: PassthroughLimits): Decision {
+  if (connector[kind] !== 'allow') {
+    return { allow: false, reason: `${kind} is not allowed for connector "${connector.name}" (an admin can set "${kind}: allow" in its registry entry)` };
+  }
+  const method = kind === 'sampling' ? 'sampling/createMessage' : 'elicitation/create';
+  const parsed = (kind === 'sampling' ? CreateMessageRequestSchema : ElicitRequestSchema).safeParse({ method, params });
+  if (!parsed.success) return { allow: false, reason: `invalid ${method} request` };
+  const bytes = jsonBytes(params);
+  const max = kind === 'sampling' ? limits.samplingBytes : limits.elicitationBytes;
+  if (bytes > max) return { allow: false, reason: `the ${kind} request is ${bytes} bytes, over the limit of ${max}` };
+  if (!route.ok) return { allow: false, reason: `cannot tell which agent call it belongs to: ${route.reason}` };
+  const caps = route.origin.channel.capabilities();
+  const p = params as Record<string, unknown>;
+  if (kind === 'sampling') {
+    if (!caps?.sampling) return { allow: false, reason: 'the agent did not declare the sampling capability' };
+    // We declare neither sampling.tools nor sampling.context to upstreams (MCP 2025-11-25, client/sampling).
+    if (p.tools !== undefined || p.toolChoice !== undefined) return { allow: false, reason: 'sampling with tools is not supported through the gateway' };
+    // Context from the agent's other servers must not flow to this upstream.
+    const { includeContext: _ignored, ...rest } = p;
+    return { allow: true, origin: route.origin, params: { ...rest, includeContext: 'none' } };
+  }
+  if (!caps?.elicitation) return { allow: false, reason: 'the agent did not declare the elicitation capability' };
+  // Only form mode is declared to upstreams; a URL-mode request would send the user to a page of the upstream's choosing.
+  if (p.mode !== undefined && p.mode !== 'form') return { allow: false, reason: `elicitation mode "${String(p.mode)}" is not supported through the gateway` };
+  return { allow: true, origin: route.origin, params: p };
+}
+
+/** The broker's handler for an upstream's server-to-client traffic (given to every Upstream). */
+export function createPassthrough(deps: PassthroughDeps): ServerMessageHandler {
+  const limits = { ...DEFAULT_PASSTHROUGH_LIMITS, ...deps.limits };
+
+  return {
+    async request({ connector, method, params, route, signal, timeoutMs }) {
+      const kind: Kind = method === 'sampling/createMessage' ? 'sampling' : 'elicitation';
+      const started = performance.now();
+      const base = {
+        event: `${kind}.request`,
+        connector: connector.name,
+        ...(route.ok ? { agent: route.origin.agent, session: route.origin.session, tool: route.origin.tool, via: route.via } : {}),
+        requestBytes: jsonBytes(params),
+      };
+      const durationMs = () => Math.round((performance.now() - started) * 1000) / 1000;
+      const audit = (fields: Record<string, unknown>) => deps.audit.append(deps.redact({ ...base, ...fields, durationMs: durationMs() }));
+
+      const d = decide(kind, connector, params, route, limits);
+      if (!d.allow) {
+        await audit({ decision: 'deny', outcome: 'denied', reason: d.reason }).catch((e: unknown) => {
+          deps.logger.error({ err: errorMessage(e) }, `cannot audit a refused ${kind} request`);
+        });
+        throw new McpError(ErrorCode.InvalidRequest, `Gatehouse refused the ${kind} request: ${d.reason}`);
+      }
+
+      // Forwarded as sent (decide() checked the shape): the SDK's parsed copy would drop fields it does not know.
+      const forwarded: unknown = deps.redact({ ...d.params, _meta: { ...(d.params._meta as object | undefined), 'gatehouse/connector': connector.name } });
+      const opts = { signal: AbortSignal.any([signal, d.origin.signal]), timeout: timeoutMs };
+      let result: Record<string, unknown>;
+      try {
+        result =
+          kind === 'sampling'
+            ? await d.origin.channel.createMessage(forwarded as CreateMessageRequest['params'], opts)
+            : await d.origin.channel.elicit(forwarded as ElicitRequest['params'], opts);
+      } catch (e) {
+        const message = deps.redact(errorMessage(e));
+        const outcome = opts.signal.aborted ? 'cancelled' : 'error';
+        await audit({ decision: 'allow', outcome, error: { message } }).catch((err: unknown) => {
+          deps.logger.error({ err: errorMessage(err) }, `cannot audit a failed ${kind} request`);
+        });
+        throw e instanceof McpError ? new McpError(e.code, message) : new McpError(ErrorCode.InternalError, `the agent did not answer the ${kind} request: ${message}`);
+      }
+      const resultBytes = jsonBytes(result);
+      if (resultBytes > limits.answerBytes) {
+        const reason = `the agent's answer is ${resultBytes} bytes, over the limit of ${limits.answerBytes}`;
+        await audit({ decision: 'allow', outcome: 'error', resultBytes, error: { message: reason } }).catch(() => undefined);
+        throw new McpError(ErrorCode.InternalError, `Gatehouse refused to pass on the ${kind} answer: ${reason}`);
+      }
+      const summary = kind === 'sampling' ? { model: String(result.model).slice(0, 200) } : { action: result.action };
+      try {
+        await audit({ decision: 'allow', outcome: 'ok', resultBytes, ...summary });
+      } catch (e) {
+        // Fail closed: no answer passes without its record.
+        throw new McpError(ErrorCode.InternalError, `Gatehouse could not audit the ${kind} request: ${errorMessage(e)}`);
+      }
+      return result;
+    },
+
+    log({ connector, params, route }) {
+      if (!route.ok) {
+        deps.logger.debug({ connector: connector.name, reason: route.reason }, 'upstream log message not forwarded');
+        return;
+      }
+      const min = route.origin.channel.logLevel();
+      if (min !== undefined && LEVELS.indexOf(params.level) < LEVELS.indexOf(min)) return;
+      // Redact first, so truncation cannot cut a secret into pieces the redactor no longer recognises.
+      const clean = deps.redact(params);
+      const bytes = jsonBytes(clean.data);
+      const data = bytes > limits.logDataBytes ? `${(JSON.stringify(clean.data) ?? '').slice(0, limits.logDataBytes)}… (truncated by Gatehouse, ${bytes} bytes)` : clean.data;
+      const out: LoggingMessageNotification['params'] = { ...clean, data };
+      route.origin.channel.log(out);
+    },
+  };
+}

@@ -16,13 +16,17 @@ import { MemorySecretStore } from './lib/memory-store.js';
 import { DIST_BENCH, freePort, ROOT, startProc, type Proc } from './lib/procs.js';
 import { fmt, goal, machineLine, median, rotated } from './lib/stats.js';
 
+/** Bench only: measure another build of the launcher (e.g. a patched copy) without touching native/. */
+export const LAUNCHER_ENV = 'GATEHOUSE_BENCH_LAUNCHER';
+const benchLauncher = (): string => process.env[LAUNCHER_ENV] ?? launcherPath();
+
 export interface SandboxOptions {
   rounds: number;
   startsPerRound: number;
   relayRounds: number;
   relayCalls: number;
 }
-export const SANDBOX_FULL: SandboxOptions = { rounds: 10, startsPerRound: 30, relayRounds: 5, relayCalls: 400 };
+export const SANDBOX_FULL: SandboxOptions = { rounds: 10, startsPerRound: 30, relayRounds: 7, relayCalls: 300 };
 export const SANDBOX_QUICK: SandboxOptions = { rounds: 3, startsPerRound: 10, relayRounds: 2, relayCalls: 120 };
 
 interface Starter {
@@ -60,7 +64,7 @@ async function startupTable(opts: SandboxOptions, log: (s: string) => void): Pro
   const ws = agentWorkspace(mkdtempSync(join(tmpdir(), 'gatehouse-bench-ws-')));
   const sockDir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-sock-'));
   try {
-    const launcher = launcherPath();
+    const launcher = benchLauncher();
     const bwrap = which('bwrap');
     const unshare = which('unshare');
     const starters: Starter[] = [
@@ -163,7 +167,7 @@ async function relayTable(opts: SandboxOptions, log: (s: string) => void): Promi
       const paths = [
         {
           name: '**inside the sandbox** → relay → session socket',
-          cmd: launcherPath(),
+          cmd: benchLauncher(),
           args: buildLauncherArgs({ socketPath: session.socketPath, port, workspace: ws, ro: [ROOT], command: [process.execPath, client, session.url, GATEHOUSE_ECHO_TOOL, n] }),
           p50: [] as number[],
           p99: [] as number[],
@@ -215,5 +219,6 @@ async function relayTable(opts: SandboxOptions, log: (s: string) => void): Promi
 export async function benchSandbox(opts: SandboxOptions, log: (s: string) => void): Promise<string> {
   const a = await startupTable(opts, log);
   const b = await relayTable(opts, log);
-  return `${a.md}\n\n${b.md}`;
+  const which = process.env[LAUNCHER_ENV] ? `\n\nLauncher measured: ${benchLauncher()} (from ${LAUNCHER_ENV}), not native/build.` : '';
+  return `${a.md}\n\n${b.md}${which}`;
 }

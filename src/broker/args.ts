@@ -40,6 +40,10 @@ export function checkArgs(toolName: string, inputSchema: object, args: unknown):
   if (args === null || typeof args !== 'object' || Array.isArray(args)) {
     throw new GatehouseError('ARGS_INVALID', `Invalid arguments for tool ${toolName}: arguments must be an object`);
   }
+  const inf = nonFinitePath(args);
+  if (inf !== undefined) {
+    throw new GatehouseError('ARGS_INVALID', `Invalid arguments for tool ${toolName}: ${inf} is not a finite number (JSON numbers beyond ±1.8e308 cannot be forwarded as sent)`);
+  }
   const v = compile(inputSchema);
   if (v instanceof Error) {
     throw new GatehouseError('ARGS_INVALID', `Tool ${toolName} has an input schema the gateway cannot check (${v.message}); the call is refused`);
@@ -48,4 +52,25 @@ export function checkArgs(toolName: string, inputSchema: object, args: unknown):
     const first = v.errors?.[0];
     throw new GatehouseError('ARGS_INVALID', `Invalid arguments for tool ${toolName}: ${first ? describe(first) : 'does not match the input schema'}`);
   }
+}
+
+/**
+ * Where a non-finite number sits (JSON.parse turns 1e400 into Infinity, which the
+ * schema check accepts as a number and JSON.stringify then sends on as null).
+ * Iterative: the value may be as deep as the edge allows.
+ */
+function nonFinitePath(args: object): string | undefined {
+  // [value, path of its parent, key in the parent]: the path string is built only for the culprit.
+  const stack: Array<[unknown, string, string | number]> = [[args, '', 'arguments']];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const [v, parent, key] = item;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return typeof key === 'number' ? `${parent}[${key}]` : parent === '' ? key : `${parent}.${key}`;
+    } else if (v !== null && typeof v === 'object') {
+      const here = parent === '' ? String(key) : typeof key === 'number' ? `${parent}[${key}]` : `${parent}.${key}`;
+      if (Array.isArray(v)) for (let i = 0; i < v.length; i++) stack.push([v[i], here, i]);
+      else for (const k of Object.keys(v)) stack.push([(v as Record<string, unknown>)[k], here, k]);
+    }
+  }
+  return undefined;
 }

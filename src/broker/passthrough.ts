@@ -105,7 +105,11 @@ export function createPassthrough(deps: PassthroughDeps): ServerMessageHandler {
       const base = {
         event: `${kind}.request`,
         connector: connector.name,
-        ...(route.ok ? { agent: route.origin.agent, session: route.origin.session, tool: route.origin.tool, via: route.via } : {}),
+        ...(route.ok
+          ? { agent: route.origin.agent, session: route.origin.session, tool: route.origin.tool, via: route.via }
+          : route.candidates.length > 0
+            ? { candidates: route.candidates }
+            : {}),
         requestBytes: jsonBytes(params),
       };
       const durationMs = () => Math.round((performance.now() - started) * 1000) / 1000;

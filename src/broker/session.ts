@@ -1,4 +1,5 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { z } from 'zod';
 import {
   CallToolRequestSchema,
   CreateMessageResultSchema,
@@ -15,6 +16,14 @@ import type { Gateway } from './gateway.js';
 import { hintsOf, pageOf } from './catalog.js';
 
 export const TOOLS_PAGE_SIZE = 100;
+
+/**
+ * What tools/call is registered with. The SDK parses a request with the registered schema
+ * first, and a failure there reaches the agent as -32603 carrying zod's raw issue list;
+ * with this loose envelope its tools/call wrapper checks the params against
+ * CallToolRequestSchema before our handler runs, and answers -32602.
+ */
+const CallToolEnvelopeSchema = CallToolRequestSchema.extend({ params: z.looseObject({}) }) as unknown as typeof CallToolRequestSchema;
 
 export interface SessionInfo {
   agent: string;
@@ -67,7 +76,7 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
     return { tools: page.page.map((e) => e.tool), ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}) };
   });
 
-  server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
+  server.setRequestHandler(CallToolEnvelopeSchema, async (req, extra) => {
     if (gateway.isClosing) throw asMcpError(new GatehouseError('UPSTREAM_UNAVAILABLE', 'the gateway is shutting down'));
     const progressToken = req.params._meta?.progressToken;
     // Progress and log messages sent before the result must reach the agent before it: the client drops progress after the response.

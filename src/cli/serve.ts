@@ -50,6 +50,15 @@ export const serveCommand: Command = {
       allowedHosts: values['allowed-host'] ?? [],
       allowedOrigins: values['allowed-origin'] ?? [],
     });
+    // Handlers before the report: whoever reads it may signal at once, and must get a graceful stop.
+    const stopped = new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        io.err(`\n${sig}: finishing in-flight calls and stopping upstreams...\n`);
+        void gw.close().then(resolve);
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
     const report = gw.gateway.report();
     const cli = invocation();
     if (values.json) {
@@ -69,14 +78,7 @@ export const serveCommand: Command = {
           `then point its MCP client at ${gw.url} with "Authorization: Bearer <token>".\n`,
       );
     }
-    await new Promise<void>((resolve) => {
-      const stop = (sig: string) => {
-        io.err(`\n${sig}: finishing in-flight calls and stopping upstreams...\n`);
-        void gw.close().then(resolve);
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
+    await stopped;
     return Exit.Ok;
   },
 };

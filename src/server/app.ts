@@ -3,6 +3,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../log.js';
 import { checkHost, checkOrigin } from './guards.js';
+import { parseJsonRpcBody } from './json-body.js';
 import type { Identity, SessionManager } from './sessions.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -93,12 +94,9 @@ export function createApp(opts: AppOptions): Hono<Env> {
       if (!isJsonContentType(c.req.header('content-type'))) {
         return jsonRpcError(415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
       }
-      let body: unknown;
-      try {
-        body = JSON.parse(await c.req.text());
-      } catch {
-        return jsonRpcError(400, -32700, 'Parse error: Invalid JSON');
-      }
+      const parsed = parseJsonRpcBody(new Uint8Array(await c.req.arrayBuffer()));
+      if (!parsed.ok) return jsonRpcError(parsed.status, parsed.code, parsed.message);
+      const body = parsed.body;
       const identity = c.get('identity');
       const sid = c.req.header('mcp-session-id');
       if (sid === undefined) {

@@ -51,7 +51,7 @@ export interface CallOrigin {
 
 export type Route =
   | { ok: true; origin: CallOrigin; /** How the call was found. */ via: 'call-stream' | 'only-call' }
-  | { ok: false; reason: string };
+  | { ok: false; reason: string; /** The calls in flight it could have belonged to. */ candidates: Array<Pick<CallOrigin, 'agent' | 'session' | 'tool'>> };
 
 /** The store set around an upstream call; `owner` is the Upstream making it. */
 export interface CallScope {
@@ -73,8 +73,9 @@ export function routeMessage(owner: object, contextFollowsCall: boolean, inFligh
     const [only] = inFlight;
     if (only) return { ok: true, origin: only, via: 'only-call' };
   }
-  if (inFlight.size === 0) return { ok: false, reason: 'no tool call is in flight on this connector' };
-  return { ok: false, reason: `${inFlight.size} tool calls are in flight on this connector and the message does not say which one it belongs to` };
+  if (inFlight.size === 0) return { ok: false, reason: 'no tool call is in flight on this connector', candidates: [] };
+  const candidates = [...inFlight].slice(0, 20).map(({ agent, session, tool }) => ({ agent, session, tool }));
+  return { ok: false, reason: `${inFlight.size} tool calls are in flight on this connector and the message does not say which one it belongs to`, candidates };
 }
 
 /** Server-to-client traffic from an upstream, handed to the broker (src/broker/passthrough.ts). */

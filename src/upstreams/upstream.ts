@@ -66,6 +66,21 @@ export function clientCapabilities(c: Connector): ClientCapabilities {
 }
 
 /**
+ * The SDK runs a notification's handler a microtask late but settles a response at
+ * once, dropping the request's progress handler: a progress notification read in
+ * the same chunk as the result (typical over stdio) was lost. Delivering responses
+ * a microtask late keeps the wire order. Call after `client.connect()` (it sets onmessage).
+ */
+function deliverResponsesInOrder(t: Transport): void {
+  const deliver = t.onmessage;
+  if (!deliver) return;
+  t.onmessage = (m, extra) => {
+    if ('id' in m && !('method' in m)) queueMicrotask(() => deliver(m, extra));
+    else deliver(m, extra);
+  };
+}
+
+/**
  * One upstream MCP server, shared by every session: its lifecycle (start,
  * restart with backoff, stop), its tool list, and forwarding of calls.
  */
@@ -145,6 +160,7 @@ export class Upstream {
         if (gen === this.generation) await this.refreshTools(log);
       });
       await client.connect(transport, { timeout: this.connectTimeoutMs });
+      deliverResponsesInOrder(transport);
       if (this.stopping || gen !== this.generation) {
         await client.close();
         return;

@@ -102,8 +102,10 @@ describe('gatehouse serve', () => {
   it('--json prints one JSON line with the URL and connector report', async () => {
     const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--json'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let err = '';
     proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    proc.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    const exited = new Promise<unknown>((r) => proc.once('exit', (code, signal) => r({ code, signal, err: code === 0 ? '' : err })));
     try {
       const line = await until(() => out.includes('\n') && out.split('\n')[0], 'the JSON line', 45_000);
       const report = JSON.parse(line) as { url: string; connectors: Array<{ name: string; status: { state: string } }> };
@@ -112,7 +114,7 @@ describe('gatehouse serve', () => {
     } finally {
       proc.kill('SIGTERM');
     }
-    expect(await exited).toBe(0);
+    expect(await exited).toEqual({ code: 0, signal: null, err: '' });
   }, 60_000);
 
   it('invalid configuration exits 2 naming file, line and key', async () => {

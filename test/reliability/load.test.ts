@@ -99,7 +99,7 @@ describe(`load: ${SESSIONS} concurrent sessions x ${CALLS} calls, stdio + HTTP u
             latencies.push(performance.now() - t0);
             if (p.allowed ? r.isError === true || text(r) !== p.key : errCode(r) !== 'POLICY_DENIED') wrong.push(`${p.key}: ${JSON.stringify(r).slice(0, 200)}`);
           } catch (e) {
-            transportErrors.push(`${p.key}: ${String(e)}`);
+            transportErrors.push(`${p.key} (${new Date().toISOString()}): ${String(e)} ${String((e as { cause?: unknown }).cause ?? '')}`);
           }
         }
       }),

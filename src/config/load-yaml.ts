@@ -27,7 +27,7 @@ export class ConfigError extends GatehouseError {
 type Path = ReadonlyArray<PropertyKey>;
 
 /** Finds the line/column where `path` starts in the document (the deepest node that exists). */
-function locate(doc: Document, lc: LineCounter, path: Path): { line: number; col: number } {
+export function locate(doc: Document, lc: LineCounter, path: Path): { line: number; col: number } {
   let node: unknown = doc.contents;
   let offset = 0;
   const rangeOf = (n: unknown): number | undefined => (n as { range?: [number, number, number] } | null)?.range?.[0];

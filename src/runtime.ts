@@ -80,6 +80,8 @@ export function bearerAuthenticator(keys: TokenKeys): Authenticate {
     if (!m?.[1]) return { ok: false, error: 'invalid_token', description: 'malformed Authorization header; expected "Bearer <token>"' };
     try {
       const t = await verifyToken(keys, m[1]);
+      // Separation of duties: an admin token manages the gateway, it is not an agent identity.
+      if (t.admin) return { ok: false, error: 'invalid_token', description: 'this is an admin token; agents need a token minted without --admin' };
       return { ok: true, identity: { agent: t.agent, via: 'token' } };
     } catch (e) {
       return { ok: false, error: 'invalid_token', description: e instanceof GatehouseError ? e.message : 'invalid token' };

@@ -100,6 +100,8 @@ export class Upstream {
   private readonly unwatchSecrets: () => void;
   /** Agent calls in flight here, for routing the upstream's own requests (see call-context.ts). */
   private readonly inFlight = new Set<CallOrigin>();
+  private refreshing: Promise<void> | undefined;
+  private refreshAgain = false;
 
   constructor(opts: UpstreamOptions) {
     this.opts = opts;
@@ -134,8 +136,14 @@ export class Upstream {
   get status(): UpstreamStatus {
     return this._status;
   }
+  /**
+   * The tools to expose. While a crashed upstream restarts, its last known
+   * tools stay listed, so a call gets "not ready, retrying" rather than
+   * "unknown tool"; a connector that is not ready (missing secret) lists none.
+   */
   get tools(): readonly Tool[] {
-    return this._status.state === 'ready' ? this._tools : [];
+    const st = this._status.state;
+    return st === 'ready' || st === 'failed' || st === 'starting' ? this._tools : [];
   }
   get callTimeoutMs(): number {
     return this.connector.timeouts.call ?? DEFAULT_CALL_TIMEOUT_MS;
@@ -313,7 +321,25 @@ export class Upstream {
     return tools;
   }
 
-  private async refreshTools(log: Logger): Promise<void> {
+  /**
+   * Coalesced: while a listing is under way, further list_changed notifications only ask for one
+   * more listing after it. A storm of them (a faulty or hostile upstream) costs two listings, not one each.
+   */
+  private refreshTools(log: Logger): Promise<void> {
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.refreshAgain = false;
+        await this.listOnce(log);
+      } while (this.refreshAgain);
+    })().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async listOnce(log: Logger): Promise<void> {
     const client = this.client;
     if (!client) return;
     try {

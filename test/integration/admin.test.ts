@@ -53,3 +53,17 @@ describe('admin API', () => {
     expect(r.text).toMatch(/decision/);
   });
 });
+
+describe('token roles', () => {
+  it('an_admin_token_is_not_an_agent_identity_at_mcp', async () => {
+    const admin = (await mintToken(t.gw.keys, 'ops', 600_000, Date.now(), { admin: true })).token;
+    const r = await t.raw({
+      token: admin,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+    });
+    expect(r.status).toBe(401);
+    expect(String(r.headers['www-authenticate'])).toContain('error="invalid_token"');
+    expect(r.text).toContain('admin token');
+  });
+});

@@ -168,7 +168,7 @@ describe('policy decisions through the gateway', () => {
     await first;
     expect((await c.callTool({ name: 'fx__slow', arguments: { ms: 1 } })).isError).toBeFalsy();
     const tg = t;
-    await until(() => tg.audit().find((l) => l.event === 'grant.expired'), 'grant expiry', 5000);
+    await until(() => tg.audit().find((l) => l.event === 'grant.expired'), 'grant expiry', 20_000);
     const after = (await c.callTool({ name: 'fx__slow', arguments: { ms: 1 } })) as CallToolResult;
     expect(after._meta?.['gatehouse/error']).toBe('APPROVAL_TIMEOUT');
   });

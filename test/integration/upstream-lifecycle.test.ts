@@ -159,3 +159,23 @@ describe('graceful shutdown', () => {
     }
   });
 });
+
+describe('a crashed upstream while it restarts', () => {
+  it('keeps_its_tools_listed_and_calls_get_not_ready_with_the_retry_time_instead_of_unknown_tool', async () => {
+    // A long backoff makes the restart window observable.
+    const slow = await startTestGateway({ connectors: (log) => [stdioFixture('down', log)], runtime: { backoffMs: 5_000 } });
+    try {
+      const c = await slow.client('alice');
+      await c.callTool({ name: 'down__crash', arguments: {} });
+      await until(() => slow.gw.gateway.report()[0]?.status.state === 'failed', 'the upstream to be marked failed');
+      expect((await c.listTools()).tools.map((x) => x.name)).toContain('down__echo');
+      const r = (await c.callTool({ name: 'down__echo', arguments: { text: 'hi' } })) as CallToolResult;
+      expect(r.isError).toBe(true);
+      expect(r._meta).toEqual({ 'gatehouse/error': 'CONNECTOR_NOT_READY' });
+      expect(text(r)).toMatch(/^connector "down" is not ready: .*retrying in \d+ ms$/);
+      expect(slow.calls().filter((l) => l.tool === 'echo')).toEqual([]);
+    } finally {
+      await slow.close();
+    }
+  });
+});

@@ -1,6 +1,5 @@
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { createAdaptorServer } from '@hono/node-server';
 import type { Server as HttpServer } from 'node:http';
 import { auditRoutes } from './audit/http.js';
 import { AuditLog, type AuditLogOptions } from './audit/writer.js';
@@ -29,6 +28,7 @@ import { listenControl } from './server/control.js';
 import { sandboxRoutes } from './sandbox/admin-routes.js';
 import { SandboxSessions } from './sandbox/sessions.js';
 import { allowedHosts, allowedOrigins } from './server/guards.js';
+import { createHttpServer, type HttpLimits } from './server/listen.js';
 import { SessionManager } from './server/sessions.js';
 import { loadTokenKeys, verifyToken, type TokenKeys } from './server/tokens.js';
 
@@ -47,6 +47,8 @@ export interface GatewayRuntimeOptions {
   /** How often referenced secrets are re-read to detect rotation (default 3 s). */
   secretPollMs?: number;
   maxBodyBytes?: number;
+  /** Connection limits of the /mcp listeners (see src/server/listen.ts); tests shorten them. */
+  http?: Partial<HttpLimits>;
   /** How long start-up waits for upstreams before serving anyway. */
   upstreamWaitMs?: number;
   backoffMs?: number;
@@ -135,7 +137,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     audit,
     logger,
   });
-  const sandboxes = new SandboxSessions({ stateDir: opts.dirs.state, sessions, audit, logger, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}) });
+  const sandboxes = new SandboxSessions({ stateDir: opts.dirs.state, sessions, audit, logger, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.http ? { http: opts.http } : {}) });
   const adminApi = createAdminApi({ gateway, sessions, approvals, mounts: [
       { path: '/sandbox', app: sandboxRoutes(sandboxes) },
       { path: '/audit', app: auditRoutes(join(opts.dirs.state, 'audit')) },
@@ -171,7 +173,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
         });
         app.route('/admin/v1', adminApi);
         return app;
-      });
+      }, opts.http);
     } catch (e) {
       await control.close();
       await gateway.close(0);
@@ -223,11 +225,10 @@ async function listenTcp(
   host: string,
   wanted: number,
   makeApp: (port: number) => { fetch: (req: Request, env: object) => Response | Promise<Response> },
+  limits: Partial<HttpLimits> = {},
 ): Promise<{ server: HttpServer; port: number }> {
   let fetchApp: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response(null, { status: 503 });
-  const server = createAdaptorServer({ fetch: (req, env) => fetchApp(req, env) }) as HttpServer;
-  server.headersTimeout = 30_000;
-  server.requestTimeout = 0;
+  const server = createHttpServer((req, env) => fetchApp(req, env), limits);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

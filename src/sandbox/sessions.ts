@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server as HttpServer } from 'node:http';
-import { createAdaptorServer } from '@hono/node-server';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createApp } from '../server/app.js';
 import { ensureRunDir } from '../server/control.js';
 import { allowedHosts, allowedOrigins } from '../server/guards.js';
+import { createHttpServer, type HttpLimits } from '../server/listen.js';
 import type { SessionManager } from '../server/sessions.js';
 import { AGENT_NAME } from '../server/tokens.js';
 import type { AuditSink } from '../audit/types.js';
@@ -29,6 +29,8 @@ export interface SandboxSessionsDeps {
   audit: AuditSink;
   logger: Logger;
   maxBodyBytes?: number;
+  /** Connection limits of the session sockets: the agent is untrusted (a slowloris from inside the box must not hold the gateway). */
+  http?: Partial<HttpLimits>;
 }
 
 /**
@@ -60,7 +62,7 @@ export class SandboxSessions {
       logger: this.deps.logger,
       ...(this.deps.maxBodyBytes !== undefined ? { maxBodyBytes: this.deps.maxBodyBytes } : {}),
     });
-    const server = createAdaptorServer({ fetch: app.fetch }) as HttpServer;
+    const server = createHttpServer((req, env) => app.fetch(req, env as object), this.deps.http);
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

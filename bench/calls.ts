@@ -15,13 +15,14 @@ import { fmt, fmtInt, goal, machineLine, median, quantile, ratio, rotated } from
 
 export interface CallsOptions {
   rounds: number;
+  warmupCalls: number;
   latencyCalls: number;
   throughputMs: number;
   concurrency: number[];
 }
 
-export const CALLS_FULL: CallsOptions = { rounds: 7, latencyCalls: 400, throughputMs: 1500, concurrency: [8, 32] };
-export const CALLS_QUICK: CallsOptions = { rounds: 2, latencyCalls: 120, throughputMs: 500, concurrency: [8, 32] };
+export const CALLS_FULL: CallsOptions = { rounds: 7, warmupCalls: 100, latencyCalls: 400, throughputMs: 1500, concurrency: [8, 32] };
+export const CALLS_QUICK: CallsOptions = { rounds: 2, warmupCalls: 30, latencyCalls: 60, throughputMs: 250, concurrency: [8, 32] };
 
 interface Path {
   name: string;
@@ -121,8 +122,8 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
       for (const c of opts.concurrency) p.tput.set(c, []);
       for (const c of [1, ...opts.concurrency]) p.sessions.set(c, await openSession(p.target, c));
       // Warm-up: JIT, connection pools, caches.
-      await sequentialLatencies(p.sessions.get(1)!, p.tool, 100);
-      for (const c of opts.concurrency) await throughput(p.sessions.get(c)!, p.tool, c, 200);
+      await sequentialLatencies(p.sessions.get(1)!, p.tool, opts.warmupCalls);
+      for (const c of opts.concurrency) await throughput(p.sessions.get(c)!, p.tool, c, opts.warmupCalls * 2);
     }
     log(`paths ready (${paths.map((p) => p.name).join(', ')}); ${opts.rounds} rounds, up to ${maxC} in flight`);
 

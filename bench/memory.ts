@@ -27,7 +27,7 @@ function childrenOf(pid: number): number[] {
   }
 }
 
-export async function benchMemory(opts: { sessions: number }, log: (s: string) => void): Promise<string> {
+export async function benchMemory(opts: { sessions: number; settleMs: number }, log: (s: string) => void): Promise<string> {
   const machine = machineLine();
   const state = mkdtempSync(join(tmpdir(), 'gatehouse-bench-state-'));
   const serve = await startProc(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'serve', '--port', '0', '--json', '--state', state], /^(\{.*\})$/m, {
@@ -39,7 +39,7 @@ export async function benchMemory(opts: { sessions: number }, log: (s: string) =
     const info = JSON.parse(serve.match[1] ?? '{}') as ServeInfo;
     const pid = serve.child.pid ?? 0;
     const connectors = info.connectors.map((c) => `${c.name} ${c.status.state}`).join(', ');
-    await sleep(2000);
+    await sleep(opts.settleMs);
     const idle = rssMiB(pid);
     const upstreamRss = childrenOf(pid).reduce((s, c) => s + rssMiB(c), 0);
     const token = (await mintToken(await loadTokenKeys(state), 'bench-memory', 3_600_000)).token;
@@ -48,7 +48,7 @@ export async function benchMemory(opts: { sessions: number }, log: (s: string) =
       sessions.push(s);
       await s.call('everything__echo', { message: `session ${i}` });
     }
-    await sleep(2000);
+    await sleep(opts.settleMs);
     const open = rssMiB(pid);
     log(`memory: idle ${fmt(idle, 1)} MiB, ${opts.sessions} sessions ${fmt(open, 1)} MiB`);
     return [
@@ -60,7 +60,7 @@ export async function benchMemory(opts: { sessions: number }, log: (s: string) =
       `| ${opts.sessions} open sessions (each initialized, one \`tools/call\`) | ${fmt(open, 1)} | ${fmt(((open - idle) * 1024) / opts.sessions, 1)} | – |`,
       '',
       '`node dist/src/cli/main.js serve --port 0 --json --state <tmp>` as a child, cwd the repository (so registry/ and policies/ are the shipped defaults); ' +
-        'VmRSS from /proc/PID/status 2 s after start (idle) and 2 s after the last session opened (no forced GC). ' +
+        `VmRSS from /proc/PID/status ${opts.settleMs / 1000} s after start (idle) and ${opts.settleMs / 1000} s after the last session opened (no forced GC). ` +
         '`github` is not ready without its token and a keychain: only `everything` (a stdio child, counted apart) runs offline.',
       '',
       machine,

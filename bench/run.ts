@@ -49,7 +49,7 @@ async function auditSection(): Promise<string> {
     return ['### 4. Audit log', '', '| measure | result |', '|---|---|', '| durable append, query, verify | not available yet (bench/audit.ts is not in this tree) |', '', machineLine()].join('\n');
   }
   if (typeof mod.benchAudit !== 'function') return ['### 4. Audit log', '', 'bench/audit.ts does not export `benchAudit()`; not run.', '', machineLine()].join('\n');
-  const records = quick ? 100_000 : 1_000_000;
+  const records = quick ? 20_000 : 1_000_000;
   const table = await mod.benchAudit({ records });
   return ['### 4. Audit log (bench/audit.ts)', '', table.trim(), '', machineLine()].join('\n');
 }
@@ -80,7 +80,7 @@ for (const s of SECTIONS.filter((x) => only.includes(x))) {
         results.audit = await auditSection();
         break;
       case 'memory':
-        results.memory = await benchMemory({ sessions: 100 }, log);
+        results.memory = await benchMemory({ sessions: 100, settleMs: quick ? 1000 : 2000 }, log);
         break;
     }
   } catch (e) {

@@ -14,7 +14,7 @@ import { mintToken } from '../src/server/tokens.js';
 import { BENCH_SECRET, GATEHOUSE_ECHO_TOOL, writeGatehouseConfig } from './lib/gatehouse-config.js';
 import { MemorySecretStore } from './lib/memory-store.js';
 import { DIST_BENCH, freePort, ROOT, startProc, type Proc } from './lib/procs.js';
-import { fmt, goal, machineLine, median, rotated } from './lib/stats.js';
+import { fmt, goal, machineLine, median, ratio, rotated } from './lib/stats.js';
 
 /** Bench only: measure another build of the launcher (e.g. a patched copy) without touching native/. */
 export const LAUNCHER_ENV = 'GATEHOUSE_BENCH_LAUNCHER';
@@ -27,7 +27,7 @@ export interface SandboxOptions {
   relayCalls: number;
 }
 export const SANDBOX_FULL: SandboxOptions = { rounds: 10, startsPerRound: 30, relayRounds: 7, relayCalls: 300 };
-export const SANDBOX_QUICK: SandboxOptions = { rounds: 3, startsPerRound: 10, relayRounds: 2, relayCalls: 120 };
+export const SANDBOX_QUICK: SandboxOptions = { rounds: 3, startsPerRound: 6, relayRounds: 2, relayCalls: 60 };
 
 interface Starter {
   name: string;
@@ -97,6 +97,7 @@ async function startupTable(opts: SandboxOptions, log: (s: string) => void): Pro
     }
     log(`start-up: ${live.map((s) => `${s.name} ${fmt(median(s.ms))} ms`).join(', ')}`);
     const launcherAdded = starters[1]!.skip === undefined ? median(added.get(starters[1]!)!) : Number.NaN;
+    const bwrapAdded = starters[2]!.skip === undefined ? median(added.get(starters[2]!)!) : undefined;
     const rows = starters.map((s) =>
       s.skip !== undefined
         ? `| ${s.name} | – | – | ${s.skip} |`
@@ -109,7 +110,8 @@ async function startupTable(opts: SandboxOptions, log: (s: string) => void): Pro
       '|---|---:|---:|---|',
       ...rows,
       '',
-      `Goal: gatehouse-sandbox start-up ≤ 4 ms median — ${goal(launcherAdded + median(baseline.ms) <= 4)} (${fmt(median(starters[1]!.ms))} ms, +${fmt(launcherAdded)} over \`/bin/true\`). ` +
+      `Goal: gatehouse-sandbox start-up ≤ 4 ms median — ${goal(launcherAdded + median(baseline.ms) <= 4)} (${fmt(median(starters[1]!.ms))} ms, +${fmt(launcherAdded)} over \`/bin/true\`); ` +
+        `faster than \`bwrap --unshare-all\` — ${goal(bwrapAdded === undefined ? undefined : launcherAdded < bwrapAdded)}${bwrapAdded === undefined ? '' : ` (added time ${ratio(launcherAdded, bwrapAdded)} bwrap's)`}. ` +
         `${opts.rounds} rounds × ${opts.startsPerRound} starts each, one start of each launcher at a time in rotated order; "added" is the median over rounds of the same-round difference of medians. ` +
         'Spawned with `spawnSync` from Node, so every time includes Node\'s fork/exec (the baseline row).',
       '',

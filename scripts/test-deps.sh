@@ -1,30 +1,53 @@
 #!/bin/sh
-# Installs what the integration tests need from the OS: a real Secret Service
-# (gnome-keyring) on a private D-Bus session bus. Debian/Ubuntu only; does
-# nothing when everything is already there. Safe to run repeatedly.
+# Installs what the tests need beyond `npm ci`, and nothing when it is there:
+#  - a real Secret Service (gnome-keyring) on a private D-Bus session bus, for
+#    the keychain tests (Debian/Ubuntu, through apt-get, when run as root);
+#  - Node 22 for the official MCP conformance suite (it needs Node >= 22), kept
+#    in .cache/node22, outside node_modules, so that `npm run` keeps the
+#    machine's Node (>= 20.19) first on PATH for everything else.
+# Safe to run repeatedly.
 set -eu
 
-need=""
-command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus-daemon"
-command -v gnome-keyring-daemon >/dev/null 2>&1 || need="$need gnome-keyring"
+os_packages() {
+  need=""
+  command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus-daemon"
+  command -v gnome-keyring-daemon >/dev/null 2>&1 || need="$need gnome-keyring"
+  if [ -z "$need" ]; then
+    echo "test-deps: dbus-daemon and gnome-keyring-daemon are present"
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "test-deps: missing:$need; install them with your package manager (the keychain tests need them)" >&2
+    exit 1
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test-deps: missing:$need; run as root (or: sudo apt-get install -y --no-install-recommends$need)" >&2
+    exit 1
+  fi
+  echo "test-deps: apt-get install -y --no-install-recommends$need"
+  export DEBIAN_FRONTEND=noninteractive
+  # shellcheck disable=SC2086
+  if ! apt-get install -y --no-install-recommends $need; then
+    echo "test-deps: install failed; refreshing the package lists once (apt-get update) and retrying"
+    apt-get update
+    # shellcheck disable=SC2086
+    apt-get install -y --no-install-recommends $need
+  fi
+  echo "test-deps: installed:$need"
+}
 
-if [ -z "$need" ]; then
-  echo "test-deps: dbus-daemon and gnome-keyring-daemon are present; nothing to install"
-  exit 0
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "test-deps: missing:$need; install them with your package manager (the keychain tests need them)" >&2
-  exit 1
-fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "test-deps: missing:$need; run as root (or: sudo apt-get install -y --no-install-recommends$need)" >&2
-  exit 1
-fi
-echo "test-deps: apt-get install -y --no-install-recommends$need"
-export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y --no-install-recommends $need; then
-  echo "test-deps: install failed; refreshing the package lists once (apt-get update) and retrying"
-  apt-get update
-  apt-get install -y --no-install-recommends $need
-fi
-echo "test-deps: installed:$need"
+node22() {
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  bin="$root/.cache/node22/node_modules/node/bin/node"
+  if [ -x "$bin" ]; then
+    echo "test-deps: Node $("$bin" --version) for the conformance suite is present"
+    return 0
+  fi
+  echo "test-deps: installing Node 22 for the conformance suite into .cache/node22 (npm package node@22.23.3)"
+  mkdir -p "$root/.cache/node22"
+  npm install --no-save --no-package-lock --no-audit --no-fund --prefix "$root/.cache/node22" node@22.23.3
+  echo "test-deps: Node $("$bin" --version) installed"
+}
+
+os_packages
+node22

@@ -5,7 +5,8 @@ import { ROOT, type ConnectorSpec, type HttpFixture } from '../helpers/gateway.j
 
 export const CONFORMANCE_FIXTURE = join(ROOT, 'test', 'fixtures', 'conformance-upstream.mjs');
 /** Node 22 from the npm package `node` (the conformance CLI needs Node >= 22). */
-export const NODE22 = join(ROOT, 'node_modules', 'node', 'bin', 'node');
+/** Node >= 22 for the conformance suite, installed by scripts/test-deps.sh (outside node_modules). */
+export const NODE22 = join(ROOT, '.cache', 'node22', 'node_modules', 'node', 'bin', 'node');
 export const CONFORMANCE_CLI = join(ROOT, 'node_modules', '@modelcontextprotocol', 'conformance', 'dist', 'index.js');
 
 /** The conformance fixture as a stdio connector. */

@@ -30,7 +30,7 @@ import { SandboxSessions } from './sandbox/sessions.js';
 import { allowedHosts, allowedOrigins } from './server/guards.js';
 import { createHttpServer, type HttpLimits } from './server/listen.js';
 import { SessionManager } from './server/sessions.js';
-import { loadTokenKeys, verifyToken, type TokenKeys } from './server/tokens.js';
+import { loadTokenKeys, TokenVerifier, type TokenKeys } from './server/tokens.js';
 
 export interface GatewayRuntimeOptions {
   dirs: Dirs;
@@ -74,14 +74,14 @@ export interface RunningGateway {
   close(graceMs?: number): Promise<void>;
 }
 
-export function bearerAuthenticator(keys: TokenKeys): Authenticate {
+export function bearerAuthenticator(verifier: TokenVerifier): Authenticate {
   return async (req) => {
     const h = req.headers.get('authorization');
     if (h === null) return { ok: false, description: 'a bearer token is required (gatehouse token mint --agent NAME)' };
     const m = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(h);
     if (!m?.[1]) return { ok: false, error: 'invalid_token', description: 'malformed Authorization header; expected "Bearer <token>"' };
     try {
-      const t = await verifyToken(keys, m[1]);
+      const t = await verifier.verify(m[1]);
       // Separation of duties: an admin token manages the gateway, it is not an agent identity.
       if (t.admin) return { ok: false, error: 'invalid_token', description: 'this is an admin token; agents need a token minted without --admin' };
       return { ok: true, identity: { agent: t.agent, via: 'token' } };
@@ -97,6 +97,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   const registry = loadRegistry(opts.dirs.registry);
   const policies = new PolicyStore(opts.dirs.policies);
   const keys = await loadTokenKeys(opts.dirs.state);
+  const verifier = new TokenVerifier(keys);
   const audit = await AuditLog.open({ ...opts.audit, dir: join(opts.dirs.state, 'audit'), listen: true, logger });
   const approvals = new Approvals({ onEvent: (ev) => void audit.append(approvalRecord(ev)).catch((e: unknown) => logger.error({ err: String(e) }, 'cannot audit an approval event')) });
   const { authorize, hidden } = policyAuthorizer({ policy: () => policies.current(), approvals });
@@ -156,7 +157,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       tcp = await listenTcp(host, opts.port ?? 8931, (port) => {
         const app = createApp({
           sessions,
-          authenticate: bearerAuthenticator(keys),
+          authenticate: bearerAuthenticator(verifier),
           hosts: allowedHosts(port, opts.allowedHosts),
           origins: allowedOrigins(port, opts.allowedOrigins),
           logger,
@@ -166,7 +167,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
         // The admin API on TCP needs a token minted with --admin; agent tokens get 403.
         app.use('/admin/*', async (c, next) => {
           const m = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '');
-          const t = m?.[1] ? await verifyToken(keys, m[1]).catch(() => undefined) : undefined;
+          const t = m?.[1] ? await verifier.verify(m[1]).catch(() => undefined) : undefined;
           if (!t) return jsonRpcError(401, -32001, 'Unauthorized: an admin token is required (gatehouse token mint --admin)', { 'www-authenticate': 'Bearer realm="gatehouse-admin"' });
           if (!t.admin) return jsonRpcError(403, -32001, 'Forbidden: this token is not an admin token');
           return next();

@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -124,6 +126,11 @@ static void accept_all(int lfd)
 			continue;
 		}
 		last_connect_errno = 0;
+		/* The gateway answers an SSE request in several small writes; with
+		 * Nagle's algorithm the second one waits for the client's delayed ACK
+		 * (~40 ms). Forward each write as it comes. */
+		int one = 1;
+		setsockopt(tcp, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		struct conn *c = calloc(1, sizeof *c);
 		if (!c) {
 			close(ux);

@@ -8,7 +8,7 @@
  * dns-rebinding-protection passes only through the gateway's own check.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -122,6 +122,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await fixture?.close();
   rmSync(base, { recursive: true, force: true });
+});
+
+describe('the conformance suite set-up', () => {
+  it('has its Node 22 (installed by scripts/test-deps.sh, which the README test command runs)', () => {
+    expect(existsSync(NODE22), `${NODE22} is missing: run sh scripts/test-deps.sh`).toBe(true);
+  });
 });
 
 describe.each(['http', 'stdio'] as const)('the conformance suite through gatehouse run, upstream over %s', (transport) => {

@@ -8,6 +8,7 @@ import { Upstream, type UpstreamStatus } from '../upstreams/upstream.js';
 import type { Authorize, Hidden } from './authorize.js';
 import { buildCatalog, type Catalog, type CatalogProblem } from './catalog.js';
 import { createPassthrough } from './passthrough.js';
+import { flushLateRecords } from './late-audit.js';
 import { handleToolCall, type CallRequest, type PipelineDeps } from './pipeline.js';
 
 export interface GatewayOptions {
@@ -146,5 +147,6 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
       clearTimeout(timer);
     }
     await Promise.all([...this.upstreams.values()].map((u) => u.stop()));
+    await flushLateRecords(this.opts.audit);
   }
 }

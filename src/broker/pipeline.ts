@@ -1,12 +1,13 @@
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditSink } from '../audit/types.js';
 import { summarizeArgs } from '../audit/summarize.js';
-import { GatehouseError, errorMessage } from '../errors.js';
+import { GatehouseError, errorMessage, isGatehouseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CallContext } from '../policy/types.js';
 import type { AgentChannel } from '../upstreams/call-context.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import { checkArgs } from './args.js';
+import { appendWhenWritable } from './late-audit.js';
 import type { Authorize, Verdict } from './authorize.js';
 import { hintsOf, type Catalog, type CatalogEntry } from './catalog.js';
 
@@ -67,6 +68,16 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
   const record = async (fields: Record<string, unknown>) => {
     await deps.audit.append(deps.redact({ ...base, ...fields, durationMs: Math.round((performance.now() - started) * 1000) / 1000 }));
   };
+  // Once the upstream has run, its record must land even if the log fails right now (see late-audit.ts).
+  const recordForwarded = async (fields: Record<string, unknown>) => {
+    const rec = deps.redact({ ...base, ...fields, durationMs: Math.round((performance.now() - started) * 1000) / 1000 });
+    try {
+      await deps.audit.append(rec);
+    } catch (e) {
+      if (isGatehouseError(e, 'AUDIT_UNAVAILABLE')) appendWhenWritable(deps.audit, { ...rec, delivered: false, late: { reason: e.message } });
+      throw e;
+    }
+  };
 
   let entry: CatalogEntry;
   try {
@@ -120,7 +131,7 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     if (err.code === 'AUDIT_UNAVAILABLE') throw err;
     const cancelled = req.signal.aborted;
     const message = deps.redact(err.message);
-    await record({
+    await recordForwarded({
       ...where,
       ...decided,
       outcome: cancelled ? 'cancelled' : outcomeOf(err),
@@ -131,7 +142,7 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     return toolError(message, err.code);
   }
   const safe = deps.redact(result);
-  await record({
+  await recordForwarded({
     ...where,
     ...decided,
     outcome: safe.isError === true ? 'error' : 'ok',

@@ -26,7 +26,7 @@ const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
 /** Signs any header with the gateway's real key (jose refuses to sign some of the headers we need to send). */
 async function rawSign(key: unknown, header: object, claims: object): Promise<string> {
   const input = `${b64(header)}.${b64(claims)}`;
-  const sig = await crypto.subtle.sign('Ed25519', key as CryptoKey, new TextEncoder().encode(input));
+  const sig = await crypto.subtle.sign('Ed25519', key as Parameters<typeof crypto.subtle.sign>[1], new TextEncoder().encode(input));
   return `${input}.${Buffer.from(sig).toString('base64url')}`;
 }
 

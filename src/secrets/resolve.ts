@@ -1,4 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SecretBindings } from './bindings.js';
@@ -56,8 +58,8 @@ type Read = { state: 'value'; value: string } | { state: 'missing' } | { state: 
 
 export class StoreResolver implements SecretResolver {
   readonly redactor: Redactor;
-  private readonly cache = new Map<string, { read: Read; at: number }>();
-  private readonly inflight = new Map<string, Promise<Read>>();
+  private readonly cache = new Map<string, { read: Read; at: number; stamp: number }>();
+  private readonly inflight = new Map<string, { p: Promise<Read>; stamp: number }>();
   /** HMAC key for fingerprints: a value's fingerprint says nothing outside this process. */
   private readonly fpKey = randomBytes(32);
   /** name → fingerprint of what was last handed out (or 'missing'/'unavailable'). */
@@ -126,17 +128,34 @@ export class StoreResolver implements SecretResolver {
     else for (const n of names) this.cache.delete(n);
   }
 
+  /**
+   * When `gatehouse secret set/delete` last wrote its notice. Checked on every
+   * cache hit (one stat), so the first call after `secret set` returns always
+   * carries the new value, even before the folder watch fires.
+   */
+  private noticeStamp(): number {
+    if (this.opts.noticeDir === undefined) return 0;
+    try {
+      return statSync(join(this.opts.noticeDir, 'changed')).mtimeMs;
+    } catch {
+      return 0;
+    }
+  }
+
   private async read(name: string, fresh = false): Promise<Read> {
     const hit = this.cache.get(name);
-    if (!fresh && hit && performance.now() - hit.at < this.cacheMs) return hit.read;
+    const stamp = this.noticeStamp();
+    if (!fresh && hit && hit.stamp === stamp && performance.now() - hit.at < this.cacheMs) return hit.read;
     const pending = this.inflight.get(name);
-    if (pending) return pending;
-    const p = this.readStore(name).finally(() => this.inflight.delete(name));
-    this.inflight.set(name, p);
+    if (pending && pending.stamp === stamp) return pending.p;
+    const p = this.readStore(name, stamp).finally(() => {
+      if (this.inflight.get(name)?.p === p) this.inflight.delete(name);
+    });
+    this.inflight.set(name, { p, stamp });
     return p;
   }
 
-  private async readStore(name: string): Promise<Read> {
+  private async readStore(name: string, stamp: number): Promise<Read> {
     let read: Read;
     try {
       const value = await this.store.get(name);
@@ -147,7 +166,7 @@ export class StoreResolver implements SecretResolver {
     }
     if (read.state === 'value') this.redactor.learn(name, read.value);
     // A failure is not cached: the next render asks the keychain again.
-    if (read.state === 'value' || read.state === 'missing') this.cache.set(name, { read, at: performance.now() });
+    if (read.state === 'value' || read.state === 'missing') this.cache.set(name, { read, at: performance.now(), stamp });
     else this.cache.delete(name);
     return read;
   }

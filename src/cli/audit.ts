@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { checkpointKeyPath, loadCheckpointKey, loadPublicJwk } from '../audit/checkpoint.js';
 import { verifyAudit, type VerifyReport } from '../audit/verify.js';
 import { GatehouseError } from '../errors.js';
-import { Exit, parse, type Command } from './command.js';
+import { type Command, Exit, helpForSubcommand, parse } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
 
 const HELP = `Usage: gatehouse audit verify [--from SEQ] [--pubkey FILE] [--anchor SEQ:HASH] [--json]
@@ -35,10 +35,8 @@ export const auditCommand: Command = {
   help: HELP,
   async run(argv, io) {
     const sub = argv[0];
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      io.out(HELP);
-      return sub === undefined ? Exit.Usage : Exit.Ok;
-    }
+    const helped = helpForSubcommand(sub, HELP, io);
+    if (helped !== undefined) return helped;
     if (sub === 'pubkey') {
       const { values } = parse(argv.slice(1), { ...dirOptions });
       if (values.help) {

@@ -46,3 +46,14 @@ export function table(headers: string[], rows: string[][]): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
+
+/**
+ * For commands with subcommands: prints the help when there is no subcommand
+ * (exit 2: a script forgot it) or when help was asked for (exit 0).
+ * Returns undefined when a subcommand was given.
+ */
+export function helpForSubcommand(sub: string | undefined, help: string, io: Io): number | undefined {
+  if (sub !== undefined && sub !== '--help' && sub !== '-h' && sub !== 'help') return undefined;
+  io.out(help);
+  return sub === undefined ? Exit.Usage : Exit.Ok;
+}

@@ -12,7 +12,7 @@ import { StoreResolver } from '../secrets/resolve.js';
 import type { SecretStore } from '../secrets/store.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, Upstream } from '../upstreams/upstream.js';
 import { dirname } from 'node:path';
-import { Exit, parse, table, type Command, type Io } from './command.js';
+import { type Command, Exit, helpForSubcommand, type Io, parse, table } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
 import { invocation } from './invocation.js';
 
@@ -77,10 +77,8 @@ export function connectorCommandWith(openStore: () => SecretStore): Command {
     help: HELP,
     async run(argv, io) {
       const sub = argv[0];
-      if (sub === undefined || sub === '--help' || sub === '-h') {
-        io.out(HELP);
-        return sub === undefined ? Exit.Usage : Exit.Ok;
-      }
+      const helped = helpForSubcommand(sub, HELP, io);
+      if (helped !== undefined) return helped;
       const rest = argv.slice(1);
       if (sub === 'add') return add(rest, io);
       if (sub === 'list') return list(rest, io, openStore);

@@ -8,7 +8,7 @@ import { notifySecretChanged } from '../secrets/notice.js';
 import { checkForSink, checkNewValue, MAX_SECRET_LENGTH, type Sink } from '../secrets/safety.js';
 import type { SecretStore } from '../secrets/store.js';
 import { SECRET_NAME } from '../secrets/template.js';
-import { Exit, parse, table, type Command, type Io } from './command.js';
+import { type Command, Exit, helpForSubcommand, type Io, parse, table } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
 
 const HELP = `Usage: gatehouse secret <set|list|delete|check> [options]
@@ -92,10 +92,8 @@ export const secretCommand: Command = {
   help: HELP,
   async run(argv, io) {
     const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-      io.out(HELP);
-      return sub === undefined ? Exit.Usage : Exit.Ok;
-    }
+    const helped = helpForSubcommand(sub, HELP, io);
+    if (helped !== undefined) return helped;
     switch (sub) {
       case 'set':
         return setSecret(rest, io);

@@ -1,6 +1,6 @@
 import { GatehouseError } from '../errors.js';
 import { loadTokenKeys, mintToken, parseTtl } from '../server/tokens.js';
-import { Exit, parse, type Command } from './command.js';
+import { type Command, Exit, helpForSubcommand, parse } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
 
 const HELP = `Usage: gatehouse token mint --agent NAME [--ttl DUR] [--json]
@@ -26,10 +26,8 @@ export const tokenCommand: Command = {
   help: HELP,
   async run(argv, io) {
     const sub = argv[0];
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      io.out(HELP);
-      return sub === undefined ? Exit.Usage : Exit.Ok;
-    }
+    const helped = helpForSubcommand(sub, HELP, io);
+    if (helped !== undefined) return helped;
     if (sub !== 'mint') throw new GatehouseError('USAGE', `unknown subcommand "token ${sub}"; try: gatehouse token mint --help`);
     const { values } = parse(argv.slice(1), { ...dirOptions, agent: { type: 'string' }, ttl: { type: 'string', default: '8h' }, json: { type: 'boolean' }, admin: { type: 'boolean' } });
     if (values.help) {

@@ -1,6 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync, unlinkSync, writeSync, closeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { handleToolCall } from '../../src/broker/pipeline.js';
@@ -8,45 +6,10 @@ import { isGatehouseError } from '../../src/errors.js';
 import { verifyAudit } from '../../src/audit/verify.js';
 import { call, countingFs, openLog, tempState } from './helpers.js';
 import { echoDeps } from './pipeline-deps.js';
+import { until } from '../helpers/gateway.js';
+import { fill, tinyTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 
-const mounts: string[] = [];
-afterAll(() => {
-  for (const m of mounts) {
-    execFileSync('umount', ['-l', m]);
-    rmSync(m, { recursive: true, force: true });
-  }
-});
-
-/** A real, tiny filesystem: ENOSPC comes from the kernel, not from a mock. */
-function tinyTmpfs(kib: number): string {
-  const m = mkdtempSync(join(tmpdir(), 'gh-tmpfs-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k,mode=0700`, 'tmpfs', m]);
-  mounts.push(m);
-  return m;
-}
-
-/** Fills the filesystem; returns the filler's path (delete it to free the space). */
-function fill(dir: string): string {
-  const path = join(dir, 'filler');
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(4096, 120);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
-
-async function until(cond: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+afterAll(unmountTmpfs);
 
 describe('disk full: calls are refused, then accepted again when space is back', () => {
   it('ENOSPC on a real tmpfs: append rejects AUDIT_UNAVAILABLE, assertWritable throws, the pipeline refuses the call; recovery after space is freed', async () => {
@@ -78,7 +41,7 @@ describe('disk full: calls are refused, then accepted again when space is back',
     expect(log.failed).toMatch(/ENOSPC/);
 
     unlinkSync(filler);
-    await until(() => log.failed === undefined);
+    await until(() => log.failed === undefined, 'the audit log to recover', 5_000);
     const result = await handleToolCall(deps, { agent: 'a', session: 's', name: 'demo__echo', args: { x: 2 }, signal: new AbortController().signal });
     expect(result.isError).toBeUndefined();
     expect(upstreamCalls).toBe(1);
@@ -101,7 +64,7 @@ describe('disk full: calls are refused, then accepted again when space is back',
       await expect(log.append(call(1))).rejects.toThrow(new RegExp(`${errno}.*refused`));
       expect(() => log.assertWritable()).toThrow(errno);
       fs.failWith = undefined;
-      await until(() => log.failed === undefined);
+      await until(() => log.failed === undefined, 'the audit log to recover', 5_000);
       await log.append(call(2));
       await log.close();
       expect((await verifyAudit(dir)).problems).toEqual([]);

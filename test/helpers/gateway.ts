@@ -214,12 +214,12 @@ export interface HttpFixture {
   close(): Promise<void>;
 }
 
-/** Runs the fixture as a Streamable HTTP server in a child process; resolves once it printed LISTENING. */
-export function spawnHttpFixture(env: Record<string, string> = {}, port = 0): Promise<HttpFixture> {
-  const child = spawn(process.execPath, [FIXTURE, 'http', String(port)], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs an HTTP fixture script (it prints "LISTENING <port>") in a child process; resolves once it listens. */
+export function spawnListening(script: string, args: string[], env: Record<string, string> = {}): Promise<HttpFixture> {
+  const child = spawn(process.execPath, [script, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolvePromise, reject) => {
     let out = '';
-    const onExit = (code: number | null) => reject(new Error(`HTTP fixture exited (${code}) before listening: ${out}`));
+    const onExit = (code: number | null) => reject(new Error(`${script} exited (${code}) before listening: ${out}`));
     child.once('exit', onExit);
     child.stdout?.on('data', (c: Buffer) => {
       out += c.toString('utf8');
@@ -240,6 +240,11 @@ export function spawnHttpFixture(env: Record<string, string> = {}, port = 0): Pr
       });
     });
   });
+}
+
+/** Runs test/fixtures/upstream.mjs as a Streamable HTTP server. */
+export function spawnHttpFixture(env: Record<string, string> = {}, port = 0): Promise<HttpFixture> {
+  return spawnListening(FIXTURE, ['http', String(port)], env);
 }
 
 /** Whether a process id is alive (signal 0). */

@@ -7,48 +7,22 @@
  *   - `gatehouse serve` SIGKILLed under load and restarted on the same state:
  *     no delivered call without a record, the chain verifies, no orphan child.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { startGateway } from '../../src/runtime.js';
 import { loadTokenKeys, mintToken } from '../../src/server/tokens.js';
 import { CLI, isAlive, readJsonLines, stdioFixture, tempDir, until, writeConfig } from '../helpers/gateway.js';
+import { fill, tinyTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 import { agentClient, auditRecords, descendants, text, verifyChain, type AgentClient } from './helpers.js';
 
-const mounts: string[] = [];
 const cleanup: string[] = [];
 afterAll(() => {
-  for (const m of mounts) {
-    execFileSync('umount', ['-l', m]);
-    rmSync(m, { recursive: true, force: true });
-  }
+  unmountTmpfs();
   for (const d of cleanup) rmSync(d, { recursive: true, force: true });
 });
-
-/** A real, tiny filesystem (as root): ENOSPC comes from the kernel. */
-function tinyTmpfs(kib: number): string {
-  const m = mkdtempSync(join(tmpdir(), 'gh-rel-tmpfs-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k,mode=0700`, 'tmpfs', m]);
-  mounts.push(m);
-  return m;
-}
-
-function fill(dir: string): string {
-  const path = join(dir, 'filler');
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(4096, 120);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
 
 const isRoot = process.getuid?.() === 0;
 

@@ -15,7 +15,7 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { checkpointKeyPath, loadCheckpointKey } from '../../src/audit/checkpoint.js';
 import { listAuditFiles } from '../../src/audit/files.js';
 import { verifyAudit, type VerifyReport } from '../../src/audit/verify.js';
-import { ROOT } from '../helpers/gateway.js';
+import { ROOT, spawnListening, type HttpFixture } from '../helpers/gateway.js';
 
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
 export const FAULTY_HTTP = join(FIXTURES, 'faulty-http.mjs');
@@ -182,40 +182,6 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export interface Spawned {
-  url: string;
-  port: number;
-  pid: number;
-  close(): Promise<void>;
-}
-
-/** Runs an HTTP fixture script (prints "LISTENING <port>") in a child process. */
-export function spawnListening(script: string, args: string[], env: Record<string, string> = {}): Promise<Spawned> {
-  return import('node:child_process').then(
-    ({ spawn }) =>
-      new Promise<Spawned>((resolvePromise, reject) => {
-        const child = spawn(process.execPath, [script, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        const onExit = (code: number | null) => reject(new Error(`${script} exited (${code}) before listening: ${out}`));
-        child.once('exit', onExit);
-        child.stdout?.on('data', (c: Buffer) => {
-          out += c.toString('utf8');
-          const m = /LISTENING (\d+)/.exec(out);
-          if (!m) return;
-          child.off('exit', onExit);
-          const port = Number(m[1]);
-          resolvePromise({
-            url: `http://127.0.0.1:${port}/mcp`,
-            port,
-            pid: child.pid ?? 0,
-            close: () =>
-              new Promise<void>((r) => {
-                if (child.exitCode !== null || child.signalCode !== null) return r();
-                child.once('exit', () => r());
-                child.kill('SIGKILL');
-              }),
-          });
-        });
-      }),
-  );
-}
+/** An HTTP fixture process (see spawnListening in test/helpers/gateway.ts). */
+export type Spawned = HttpFixture;
+export { spawnListening };

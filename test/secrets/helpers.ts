@@ -46,12 +46,4 @@ export function dirFlags(dirs: { registry: string; policies: string; state: stri
   return ['--registry', dirs.registry, '--policies', dirs.policies, '--state', dirs.state];
 }
 
-export async function until<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+export { until } from '../helpers/gateway.js';

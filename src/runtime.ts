@@ -149,10 +149,11 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     audit,
     logger,
   });
+  const auditDir = join(opts.dirs.state, 'audit');
   const sandboxes = new SandboxSessions({ stateDir: opts.dirs.state, sessions, audit, logger, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.http ? { http: opts.http } : {}) });
   const adminApi = createAdminApi({ gateway, sessions, approvals, mounts: [
       { path: '/sandbox', app: sandboxRoutes(sandboxes) },
-      { path: '/audit', app: auditRoutes(join(opts.dirs.state, 'audit')) },
+      { path: '/audit', app: auditRoutes(auditDir) },
     ] });
   const controlApp = new Hono();
   controlApp.route('/admin/v1', adminApi);
@@ -164,6 +165,24 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
 
   const host = opts.host ?? '127.0.0.1';
   let tcp: { server: HttpServer; port: number } | undefined;
+  // One way down, for close() and for a start-up that fails after this point.
+  let closed: Promise<void> | undefined;
+  const shutdown = (graceMs: number): Promise<void> =>
+    (closed ??= (async () => {
+      tcp?.server.close();
+      unwatchPolicies();
+      policies.close();
+      await control.close();
+      await sandboxes.closeAll();
+      approvals.close();
+      await gateway.close(graceMs);
+      secrets.close();
+      unregisterRedactor();
+      await sessions.closeAll();
+      tcp?.server.closeAllConnections();
+      await audit.append({ event: 'gateway.stop' }).catch(() => undefined);
+      await audit.close();
+    })());
   if (opts.tcp !== false) {
     try {
       tcp = await listenTcp(host, opts.port ?? 8931, (port) => {
@@ -188,17 +207,12 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
         return app;
       }, opts.http);
     } catch (e) {
-      await control.close();
-      await gateway.close(0);
-      await audit.close();
+      await shutdown(0);
       throw e;
     }
   }
   const port = tcp?.port ?? 0;
-  const server = tcp?.server;
-
   const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
-  let closed: Promise<void> | undefined;
   return {
     url: tcp ? `http://${urlHost}:${port}/mcp` : '',
     port,
@@ -212,24 +226,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     sandboxes,
     audit,
     logger,
-    close(graceMs = 10_000) {
-      closed ??= (async () => {
-        server?.close();
-        unwatchPolicies();
-        policies.close();
-        await control.close();
-        await sandboxes.closeAll();
-        approvals.close();
-        await gateway.close(graceMs);
-        secrets.close();
-        unregisterRedactor();
-        await sessions.closeAll();
-        server?.closeAllConnections();
-        await audit.append({ event: 'gateway.stop' }).catch(() => undefined);
-        await audit.close();
-      })();
-      return closed;
-    },
+    close: (graceMs = 10_000) => shutdown(graceMs),
   };
 }
 

@@ -65,12 +65,11 @@ function outcomeOf(e: GatehouseError): Outcome {
 export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Promise<CallToolResult> {
   const started = performance.now();
   const base = { event: 'tools/call', agent: req.agent, session: req.session, tool: String(req.name).slice(0, 200) };
-  const record = async (fields: Record<string, unknown>) => {
-    await deps.audit.append(deps.redact({ ...base, ...fields, durationMs: Math.round((performance.now() - started) * 1000) / 1000 }));
-  };
+  const recordOf = (fields: Record<string, unknown>) => deps.redact({ ...base, ...fields, durationMs: Math.round((performance.now() - started) * 1000) / 1000 });
+  const record = (fields: Record<string, unknown>) => deps.audit.append(recordOf(fields));
   // Once the upstream has run, its record must land even if the log fails right now (see late-audit.ts).
   const recordForwarded = async (fields: Record<string, unknown>) => {
-    const rec = deps.redact({ ...base, ...fields, durationMs: Math.round((performance.now() - started) * 1000) / 1000 });
+    const rec = recordOf(fields);
     try {
       await deps.audit.append(rec);
     } catch (e) {

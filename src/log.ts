@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { jsonForTerminal } from './terminal.js';
 
 export type { Logger };
 
@@ -49,7 +50,8 @@ export function createLogger(options: { level?: string; destination?: NodeJS.Wri
       base: { name: 'gatehouse' },
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
     },
-    { write: (line: string) => dest.write(filter(line)) },
+    // Lines often land on a terminal (`gatehouse serve`): C1 and invisible characters from agents and upstreams as \u escapes (still the same JSON).
+    { write: (line: string) => dest.write(jsonForTerminal(filter(line))) },
   );
 }
 

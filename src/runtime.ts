@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import type { Server as HttpServer } from 'node:http';
 import { appendAuditRecord } from './audit/append.js';
 import { auditRoutes } from './audit/http.js';
+import { summarizeArgs } from './audit/summarize.js';
 import { AuditLog, type AuditLogOptions } from './audit/writer.js';
 import type { AuditEvent, AuditSink } from './audit/types.js';
 import { Gateway } from './broker/gateway.js';
@@ -12,9 +13,11 @@ import type { Dirs } from './config/paths.js';
 import { VERSION } from './config/paths.js';
 import { GatehouseError } from './errors.js';
 import { createLogger, setLogLineFilter, type Logger } from './log.js';
+import { approvalStateIn } from './policy/approval-state.js';
 import { Approvals, type ApprovalEvent } from './policy/approvals.js';
 import { PolicyStore } from './policy/store.js';
 import { loadRegistry, type Registry } from './registry/load.js';
+import { RegistryStore, type RegistryChange } from './registry/store.js';
 import { ConfigError } from './config/load-yaml.js';
 import { connectorSecrets } from './registry/schema.js';
 import { bindSecrets } from './secrets/bindings.js';
@@ -33,6 +36,8 @@ import { allowedHosts, allowedOrigins } from './server/guards.js';
 import { createHttpServer, type HttpLimits } from './server/listen.js';
 import { SessionManager } from './server/sessions.js';
 import { loadTokenKeys, TokenVerifier, type TokenKeys } from './server/tokens.js';
+import { RevocationList } from './server/revocations.js';
+import { revocationRoutes } from './server/revocation-routes.js';
 
 export interface GatewayRuntimeOptions {
   dirs: Dirs;
@@ -56,6 +61,12 @@ export interface GatewayRuntimeOptions {
   backoffMs?: number;
   /** Serve /mcp on TCP (default true). `gatehouse run` with an in-process gateway needs only sandbox sockets. */
   tcp?: boolean;
+  /** Open MCP sessions: across the gateway, per token agent or sandbox, idle time (see src/server/sessions.ts). */
+  maxSessions?: number;
+  maxSessionsPerAgent?: number;
+  sessionIdleMs?: number;
+  /** How often the registry folder is checked for changes fs.watch missed (default 2 s; 0 = never). */
+  registryPollMs?: number;
   /** Audit log tuning: checkpoint cadence, rotation size, retention (see src/audit/writer.ts). */
   audit?: Omit<AuditLogOptions, 'dir' | 'listen' | 'logger'>;
 }
@@ -71,6 +82,7 @@ export interface RunningGateway {
   policies: PolicyStore;
   controlSocket: string;
   sandboxes: SandboxSessions;
+  revocations: RevocationList;
   audit: AuditSink;
   logger: Logger;
   close(graceMs?: number): Promise<void>;
@@ -106,11 +118,30 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     }
     throw e;
   }
+  const registryStore = new RegistryStore(registry, opts.registryPollMs !== undefined ? { pollMs: opts.registryPollMs } : {});
+  // Which connector may receive which secret; a registry reload rebinds (see applyRegistryChange).
+  const secretBindings = { owner: bindSecrets(registry.connectors).bindings.owner };
   const policies = new PolicyStore(opts.dirs.policies);
   const keys = await loadTokenKeys(opts.dirs.state);
-  const verifier = new TokenVerifier(keys);
   const audit = await AuditLog.open({ ...opts.audit, dir: join(opts.dirs.state, 'audit'), listen: true, logger });
-  const approvals = new Approvals({ onEvent: (ev) => void audit.append(approvalRecord(ev)).catch((e: unknown) => logger.error({ err: String(e) }, 'cannot audit an approval event')) });
+  // [tokens] Checked on every request, cached tokens too; an unreadable list refuses every token.
+  const revocations = new RevocationList(opts.dirs.state, {
+    onChange: (ev) => {
+      if (!ev.ok) logger.error({ error: ev.error }, 'token revocation list unreadable: every token is refused');
+      else logger.info({ tokens: ev.tokens, agents: ev.agents }, 'token revocation list reloaded');
+      void audit.append({ event: 'token.revocations', ...ev }).catch(() => undefined);
+    },
+  });
+  const verifier = new TokenVerifier(keys, 1024, revocations);
+  // [approvals] Pending approvals and grants survive a restart (the audit lock above makes this gateway the state's only writer).
+  const approvals = new Approvals({
+    state: approvalStateIn(opts.dirs.state),
+    onEvent: (ev) => {
+      if (ev.type === 'state_rejected') logger.error({ file: ev.file, error: ev.error, movedTo: ev.movedTo }, 'approval state rejected: starting with no grants');
+      if (ev.type === 'state_error') logger.error({ file: ev.file, error: ev.error }, 'cannot save the approval state');
+      void audit.append(approvalRecord(ev)).catch((e: unknown) => logger.error({ err: String(e) }, 'cannot audit an approval event'));
+    },
+  });
   const { authorize, hidden } = policyAuthorizer({ policy: () => policies.current(), approvals });
   const unwatchPolicies = policies.watch((ev) => {
     if (ev.ok) logger.info({ files: ev.files, digest: ev.digest }, 'policy reloaded');
@@ -125,7 +156,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   setLogLineFilter(redactLogLine);
   const unregisterRedactor = addLogRedactor(redactor);
   const secrets = new StoreResolver(opts.secrets ?? new KeychainStore(), {
-    bindings: bindSecrets(registry.connectors).bindings,
+    bindings: secretBindings,
     redactor,
     noticeDir: noticeDir(opts.dirs.state),
     logger,
@@ -148,12 +179,16 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     makeServer: (identity, id) => createSessionServer(gateway, { agent: identity.agent, id }),
     audit,
     logger,
+    ...(opts.maxSessions !== undefined ? { maxSessions: opts.maxSessions } : {}),
+    ...(opts.maxSessionsPerAgent !== undefined ? { maxSessionsPerAgent: opts.maxSessionsPerAgent } : {}),
+    ...(opts.sessionIdleMs !== undefined ? { idleMs: opts.sessionIdleMs } : {}),
   });
   const auditDir = join(opts.dirs.state, 'audit');
   const sandboxes = new SandboxSessions({ stateDir: opts.dirs.state, sessions, audit, logger, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.http ? { http: opts.http } : {}) });
-  const adminApi = createAdminApi({ gateway, sessions, approvals, mounts: [
+  const adminApi = createAdminApi({ gateway, sessions, approvals, dirs: opts.dirs, mounts: [
       { path: '/sandbox', app: sandboxRoutes(sandboxes) },
       { path: '/audit', app: auditRoutes(auditDir) },
+      { path: '/tokens', app: revocationRoutes(revocations, audit, logger) },
     ] });
   const controlApp = new Hono();
   controlApp.route('/admin/v1', adminApi);
@@ -162,6 +197,8 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   await audit.append({ event: 'registry.reload', ok: true, dir: opts.dirs.registry, connectors: registry.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })) });
   await audit.append({ event: 'gateway.start', version: VERSION, connectors: registry.connectors.map((c) => c.name), policyDigest: policies.current().digest });
   await gateway.start(opts.upstreamWaitMs);
+  // [registry] Hot reload: a valid folder is applied without dropping sessions; an invalid one keeps the old, audited.
+  const unwatchRegistry = registryStore.watch((ev) => void applyRegistryChange(ev, { gateway, secrets, secretBindings, audit, logger }));
 
   const host = opts.host ?? '127.0.0.1';
   let tcp: { server: HttpServer; port: number } | undefined;
@@ -170,11 +207,12 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   const shutdown = (graceMs: number): Promise<void> =>
     (closed ??= (async () => {
       tcp?.server.close();
+      unwatchRegistry();
       unwatchPolicies();
       policies.close();
       await control.close();
       await sandboxes.closeAll();
-      approvals.close();
+      await approvals.close();
       await gateway.close(graceMs);
       secrets.close();
       unregisterRedactor();
@@ -224,10 +262,37 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     policies,
     controlSocket: control.path,
     sandboxes,
+    revocations,
     audit,
     logger,
     close: (graceMs = 10_000) => shutdown(graceMs),
   };
+}
+
+/**
+ * A registry change, applied: secrets rebound and preloaded (so their values
+ * are redacted before any use), upstreams swapped, audited. An invalid change
+ * is only audited: the registry in force stays.
+ */
+async function applyRegistryChange(
+  ev: RegistryChange,
+  deps: { gateway: Gateway; secrets: StoreResolver; secretBindings: { owner: ReadonlyMap<string, string> }; audit: AuditSink; logger: Logger },
+): Promise<void> {
+  const { gateway, audit, logger } = deps;
+  const dir = ev.registry.dir;
+  if (!ev.ok) {
+    logger.error({ error: ev.error }, 'registry reload rejected; the previous registry stays in force');
+    await audit.append({ event: 'registry.reload', ok: false, dir, error: ev.error }).catch(() => undefined);
+    return;
+  }
+  const next = ev.registry;
+  deps.secretBindings.owner = bindSecrets(next.connectors).bindings.owner;
+  await deps.secrets.preload(next.connectors.flatMap(connectorSecrets));
+  const diff = await gateway.applyRegistry(next);
+  logger.info(diff, 'registry reloaded');
+  await audit
+    .append({ event: 'registry.reload', ok: true, dir, connectors: next.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })), ...diff })
+    .catch((e: unknown) => logger.error({ err: String(e) }, 'cannot audit a registry reload'));
 }
 
 /** Listens on TCP; the app is built once the port is known (Host/Origin checks need it). */
@@ -260,15 +325,19 @@ async function listenTcp(
 function approvalRecord(ev: ApprovalEvent): AuditEvent {
   switch (ev.type) {
     case 'requested':
-      return { event: 'approval.requested', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, args: ev.approval.args, expiresAt: ev.approval.expiresAt };
+      return { event: 'approval.requested', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, args: summarizeArgs(ev.approval.args), expiresAt: ev.approval.expiresAt };
     case 'approved':
       return { event: 'approval.approved', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, by: ev.by, ...(ev.grant ? { grant: { id: ev.grant.id, expiresAt: ev.grant.expiresAt, maxUses: ev.grant.maxUses } } : {}) };
     case 'denied':
       return { event: 'approval.denied', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, by: ev.by, reason: ev.reason };
     case 'timed_out':
       return { event: 'approval.timeout', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId };
-    case 'cancelled':
-      return { event: 'approval.cancelled', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, reason: ev.reason };
+    case 'withdrawn':
+      return { event: 'approval.withdrawn', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, reason: ev.reason };
+    case 'state_rejected':
+      return { event: 'approvals.state', ok: false, file: ev.file, error: ev.error, ...(ev.movedTo !== undefined ? { movedTo: ev.movedTo } : {}), effect: 'started with no grants' };
+    case 'state_error':
+      return { event: 'approvals.state', ok: false, file: ev.file, error: ev.error };
     case 'refused':
       return { event: 'approval.refused', agent: ev.agent, tool: ev.tool, rule: ev.ruleId, reason: ev.reason };
     case 'grant_used':

@@ -67,6 +67,33 @@ static void json_bool(const char *k, bool v, bool comma)
 	printf("\"%s\":%s%s", k, v ? "true" : "false", comma ? "," : "");
 }
 
+static void json_str(const char *k, const char *v, bool comma)
+{
+	printf("\"%s\":\"", k);
+	for (const unsigned char *c = (const unsigned char *)v; *c; c++)
+		if (*c == '"' || *c == '\\')
+			printf("\\%c", *c);
+		else if (*c < 0x20 || *c == 0x7f)
+			printf("\\u%04x", *c);
+		else
+			putchar(*c);
+	printf("\"%s", comma ? "," : "");
+}
+
+/* Which per-sandbox limit a launch by this user would get (cgroup.c). */
+static void print_limits(bool root)
+{
+	char detail[512];
+	enum cgroup_mode mode;
+	cgroup_describe(detail, sizeof detail, &mode);
+	const char *mech = mode == CGROUP_V2 ? "cgroup-v2" : mode == CGROUP_V1 ? "cgroup-v1" : root ? "session-uid" : "rlimit-per-user";
+	printf("\"limits\":{");
+	json_str("mechanism", mech, true);
+	json_str("detail", detail, true);
+	json_bool("sessionUid", root, false);
+	printf("},");
+}
+
 int doctor_run(void)
 {
 	const int kernel_abi = landlock_kernel_abi();
@@ -116,6 +143,7 @@ int doctor_run(void)
 	       u.release, (unsigned)geteuid());
 	printf("\"landlock\":{\"abi\":%d,\"kernelAbi\":%d,\"required\":%d,\"simulated\":%s},", abi, kernel_abi,
 	       LANDLOCK_ABI_REQUIRED, abi != kernel_abi ? "true" : "false");
+	print_limits(root);
 	json_bool("userns", ns & NS_USER, true);
 	json_bool("netns", ns & NS_NET, true);
 	json_bool("mountns", ns & NS_MNT, true);

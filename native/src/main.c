@@ -3,7 +3,8 @@
  *   launcher (host pid ns, host mount ns; new user*, net, ipc, uts ns)
  *   |   supervises: forwards signals to init, exits with the command's code
  *   +-- relay  (same namespaces as the launcher: sees the session socket)
- *   +-- init   (pid 1 of a new pid ns, new mount + cgroup ns; builds the
+ *   +-- init   (pid 1 of a new pid ns, in the sandbox's cgroup (if any);
+ *       |       new mount + cgroup ns; builds the
  *       |       root, then waits, reaps and forwards signals)
  *       +-- agent: setsid, credentials, rlimits, env, no_new_privs,
  *                  Landlock, seccomp, close fds, exec COMMAND
@@ -171,9 +172,14 @@ static _Noreturn void init_main(struct plan *p, int status_fd, int parent_pidfd)
 {
 	gh_set_child("init", status_fd);
 	die_with_parent(parent_pidfd);
+	/* Into the sandbox's own cgroup first: its namespace is rooted there. */
+	cgroup_join(p);
+	if (p->limits.uid_lock_fd >= 0)
+		close(p->limits.uid_lock_fd); /* the launcher holds the uid's slot */
 	if (unshare(CLONE_NEWNS | CLONE_NEWCGROUP) < 0)
 		die_errno(EXIT_UNAVAILABLE, "unshare(CLONE_NEWNS|CLONE_NEWCGROUP)");
 	mounts_setup(p);
+	idmap_close(p);
 
 	/* pid 1 only gets signals it has a handler for; they stay blocked and
 	 * are taken with sigwaitinfo() below. */
@@ -252,6 +258,11 @@ static int supervise(struct plan *p)
 	close(ready[0]);
 	if (got != 1 || ok != 1)
 		die(EXIT_LAUNCHER, "the relay failed to start");
+	/* After the relay's fork: it holds neither the uid lock nor cgroup
+	 * or idmap fds. The idmaps need the uid, so it comes first. */
+	privs_session_uid(p);
+	cgroup_setup(p);
+	idmap_prepare(p);
 
 	int status[2];
 	if (pipe2(status, O_CLOEXEC) < 0)
@@ -267,6 +278,8 @@ static int supervise(struct plan *p)
 		init_main(p, status[1], self);
 	}
 	close(status[1]);
+	cgroup_close_fds(p);
+	idmap_close(p);
 
 	int failure = 0;
 	ssize_t n;
@@ -330,6 +343,8 @@ int main(int argc, char **argv)
 	}
 	preflight(&p);
 	int code = supervise(&p);
+	protect_report_created(&p);
+	cgroup_remove(&p);
 	plan_free(&p);
 	return code;
 }

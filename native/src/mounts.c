@@ -34,6 +34,19 @@
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef __NR_open_tree
+#define __NR_open_tree 428
+#define __NR_move_mount 429
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
 struct gh_mount_attr {
 	uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
@@ -121,6 +134,47 @@ static void bind_path(const char *inside, bool writable)
 	make_mountpoint(inside, S_ISDIR(st.st_mode));
 	do_mount(src, dst, NULL, MS_BIND | MS_REC, NULL);
 	set_attr(dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (writable ? 0 : MOUNT_ATTR_RDONLY), true);
+}
+
+/* A writable bind as root: a detached clone of the tree, idmapped so that
+ * the command's ids are the owner's on disk (idmap.c), then attached. The
+ * owner is checked again on the clone itself, so a change of owner since
+ * the mapping was made cannot hand the command someone else's files. */
+static void bind_idmapped(const struct bind *b)
+{
+	char src[PATH_MAX], dst[PATH_MAX];
+	snprintf(src, sizeof src, "%s%s", OLDROOT, b->path);
+	snprintf(dst, sizeof dst, "%s%s", NEWROOT, b->path);
+	int tree = (int)syscall(__NR_open_tree, AT_FDCWD, src,
+				OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+	if (tree < 0)
+		die_errno(EXIT_LAUNCHER, "open_tree %s", b->path);
+	struct stat st;
+	if (fstat(tree, &st) < 0)
+		die_errno(EXIT_LAUNCHER, "stat %s", b->path);
+	if (st.st_uid != b->owner_uid || st.st_gid != b->owner_gid)
+		die(EXIT_LAUNCHER, "%s changed owner during setup", b->path);
+	make_mountpoint(b->path, S_ISDIR(st.st_mode));
+	struct gh_mount_attr a = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+				   .userns_fd = (uint64_t)b->idmap_userns_fd };
+	if (syscall(__NR_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0) {
+		if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+			char fix[128];
+			snprintf(fix, sizeof fix, b->owner_uid ? "run gatehouse as its owner (uid %u), not as root"
+							     : "chown it to the user who runs the agent and run gatehouse as that user",
+				 (unsigned)b->owner_uid);
+			die_errno(EXIT_UNAVAILABLE,
+				  "%s: cannot make an idmapped mount (its filesystem, or one mounted below it, does "
+				  "not support them: Linux >= 5.12 with ext4, xfs, btrfs, or tmpfs >= 6.3). As root "
+				  "the agent has a uid of its own and writes as the owner (uid %u) only through one: "
+				  "move the path to such a filesystem, or %s",
+				  b->path, (unsigned)b->owner_uid, fix);
+		}
+		die_errno(EXIT_LAUNCHER, "mount_setattr(MOUNT_ATTR_IDMAP) %s", b->path);
+	}
+	if (syscall(__NR_move_mount, tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		die_errno(EXIT_LAUNCHER, "move_mount %s", b->path);
+	close(tree);
 }
 
 static void copy_symlink(const char *inside)
@@ -230,9 +284,14 @@ void mounts_setup(struct plan *p)
 	setup_dev(p);
 	setup_proc(p);
 	for (size_t i = 0; i < p->n_binds; i++) {
-		bind_path(p->binds[i].path, p->binds[i].writable);
+		if (p->binds[i].idmap_userns_fd >= 0)
+			bind_idmapped(&p->binds[i]);
+		else
+			bind_path(p->binds[i].path, p->binds[i].writable);
 		add_rule(p, p->binds[i].path, p->binds[i].writable ? FS_RW : FS_RO);
 	}
+	/* Read-only .git, shell and editor config inside writable roots. */
+	mounts_protect(p, NEWROOT);
 
 	if (umount2(OLDROOT, MNT_DETACH) < 0)
 		die_errno(EXIT_LAUNCHER, "detach old root");

@@ -29,23 +29,38 @@ static const char usage_text[] =
 	"  --workspace DIR     read-write at the same absolute path; the cwd\n"
 	"  --ro PATH           extra path, read-only (repeatable)\n"
 	"  --rw PATH           extra path, read-write (repeatable)\n"
+	"  --allow-write PATH  leave one protected path writable, with a warning (repeatable);\n"
+	"                      protected, read-only inside the workspace and each --rw dir:\n"
+	"                      .git .gitmodules .bashrc .bash_profile .bash_login .bash_logout\n"
+	"                      .profile .zshrc .zshenv .zprofile .zlogin .zlogout .envrc .vscode\n"
+	"                      .idea .devcontainer .claude .mcp.json .codex .cursor .gemini\n"
+	"  --protect PATH      also protect this existing path in a writable dir (repeatable)\n"
 	"  --env NAME=VALUE    add to the (otherwise cleared) environment (repeatable)\n"
 	"  --allow-weaker      run with Landlock ABI 1-5, without what it lacks\n"
-	"  --uid N, --gid N    ids of the command inside (root default: 65534)\n"
+	"  --uid N, --gid N    ids of the command inside (root default: a uid of its own)\n"
 	"  --tmp-size MIB      size of the private /tmp (default 256)\n"
 	"  --max-procs N       RLIMIT_NPROC of the command (default 1024)\n"
 	"  --max-files N       RLIMIT_NOFILE of the command (default 4096)\n"
+	"  --pids-max N        per-sandbox cgroup pids.max (default 1024)\n"
+	"  --memory-max SIZE   per-sandbox cgroup memory limit, bytes or K/M/G/T (default 4G)\n"
+	"  --cpu-weight N      per-sandbox cgroup cpu.weight 1-10000 (default 100)\n"
+	"                      given explicitly, a limit is required: no usable cgroup = exit 124;\n"
+	"                      by default limits apply where a cgroup can be made. As root the\n"
+	"                      command gets its own uid (2^31 + slot) unless --uid is given\n"
 	"  --probe             print one JSON object describing kernel support\n"
 	"\n"
 	"Exit: the command's code, 128+N if it died of signal N; 124 confinement\n"
 	"unavailable (refused), 125 launcher error, 126 cannot execute, 127 not found.\n"
-	"Env " SIMULATE_ABI_ENV "=N pretends the kernel's Landlock ABI is N (tests).\n";
+	"Env " SIMULATE_ABI_ENV "=N pretends the kernel's Landlock ABI is N (tests).\n"
+	"Env " SIMULATE_NO_CGROUP_ENV "=1 pretends no cgroup can be made (tests).\n";
 
 enum {
 	OPT_SOCKET = 1000, OPT_PORT, OPT_WORKSPACE, OPT_RO, OPT_RW, OPT_ENV,
 	OPT_ALLOW_WEAKER, OPT_UID, OPT_GID, OPT_TMP_SIZE, OPT_MAX_PROCS,
-	OPT_MAX_FILES, OPT_PROBE, OPT_HELP, OPT_VERSION,
+	OPT_MAX_FILES, OPT_PIDS_MAX, OPT_MEMORY_MAX, OPT_CPU_WEIGHT, OPT_PROBE, OPT_HELP, OPT_VERSION,
 };
+
+enum { OPT_ALLOW_WRITE = 1100, OPT_PROTECT };
 
 static const struct option options[] = {
 	{ "socket", required_argument, NULL, OPT_SOCKET },
@@ -53,6 +68,8 @@ static const struct option options[] = {
 	{ "workspace", required_argument, NULL, OPT_WORKSPACE },
 	{ "ro", required_argument, NULL, OPT_RO },
 	{ "rw", required_argument, NULL, OPT_RW },
+	{ "allow-write", required_argument, NULL, OPT_ALLOW_WRITE },
+	{ "protect", required_argument, NULL, OPT_PROTECT },
 	{ "env", required_argument, NULL, OPT_ENV },
 	{ "allow-weaker", no_argument, NULL, OPT_ALLOW_WEAKER },
 	{ "uid", required_argument, NULL, OPT_UID },
@@ -60,6 +77,9 @@ static const struct option options[] = {
 	{ "tmp-size", required_argument, NULL, OPT_TMP_SIZE },
 	{ "max-procs", required_argument, NULL, OPT_MAX_PROCS },
 	{ "max-files", required_argument, NULL, OPT_MAX_FILES },
+	{ "pids-max", required_argument, NULL, OPT_PIDS_MAX },
+	{ "memory-max", required_argument, NULL, OPT_MEMORY_MAX },
+	{ "cpu-weight", required_argument, NULL, OPT_CPU_WEIGHT },
 	{ "probe", no_argument, NULL, OPT_PROBE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -117,6 +137,30 @@ static char *canonical_path(const char *given, const char *flag, bool want_dir)
 	return real;
 }
 
+/* SIZE: bytes, or a number with K, M, G or T (powers of 1024). */
+static unsigned long long parse_size(const char *s, const char *what)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s < '0' || *s > '9')
+		usage_error("%s: not a size", what);
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned shift = 0;
+	if (*end && !end[1]) {
+		const char *units = "KMGT", *u = strchr(units, *end);
+		if (!u)
+			usage_error("%s: unknown unit %c (use K, M, G or T)", what, *end);
+		shift = 10 * (unsigned)(u - units + 1);
+		end++;
+	}
+	if (errno || *end || v > (1ULL << 50) >> shift)
+		usage_error("%s: out of range or not a size", what);
+	v <<= shift;
+	if (v < (16ULL << 20))
+		usage_error("%s: at least 16M", what);
+	return v;
+}
+
 static void add_bind(struct plan *p, char *path, bool writable)
 {
 	for (size_t i = 0; i < p->n_binds; i++)
@@ -125,7 +169,7 @@ static void add_bind(struct plan *p, char *path, bool writable)
 	p->binds = realloc(p->binds, (p->n_binds + 1) * sizeof *p->binds);
 	if (!p->binds)
 		die_errno(EXIT_LAUNCHER, "realloc");
-	p->binds[p->n_binds++] = (struct bind){ .path = path, .writable = writable };
+	p->binds[p->n_binds++] = (struct bind){ .path = path, .writable = writable, .idmap_userns_fd = -1 };
 }
 
 static int bind_cmp(const void *a, const void *b)
@@ -136,6 +180,15 @@ static int bind_cmp(const void *a, const void *b)
 	if (lx != ly)
 		return lx < ly ? -1 : 1;
 	return strcmp(x->path, y->path);
+}
+
+/* Appends optarg to a list of --allow-write / --protect arguments. */
+static void push_arg(const char ***list, size_t *n)
+{
+	*list = realloc(*list, (*n + 1) * sizeof **list);
+	if (!*list)
+		die_errno(EXIT_LAUNCHER, "realloc");
+	(*list)[(*n)++] = optarg;
 }
 
 static bool valid_env_name(const char *s, size_t len)
@@ -156,11 +209,15 @@ enum run_mode plan_parse(struct plan *p, int argc, char **argv)
 	p->tmp_size_mib = 256;
 	p->max_procs = 1024;
 	p->max_files = 4096;
+	p->limits = (struct limits){ .pids_max = 1024, .memory_max = 4ULL << 30, .cpu_weight = 100,
+				     .procs_fd = { -1, -1, -1 }, .uid_lock_fd = -1 };
 	p->outer_uid = geteuid();
 	p->outer_gid = getegid();
 	p->as_root = p->outer_uid == 0;
 	bool uid_set = false, gid_set = false;
 	const char *workspace = NULL;
+	const char **allow_args = NULL, **protect_args = NULL; /* checked once the roots are known */
+	size_t n_allow_args = 0, n_protect_args = 0;
 
 	if (argc < 2)
 		usage_error("%s", "missing arguments");
@@ -180,6 +237,12 @@ enum run_mode plan_parse(struct plan *p, int argc, char **argv)
 		case OPT_RO:
 		case OPT_RW:
 			add_bind(p, canonical_path(optarg, c == OPT_RO ? "--ro" : "--rw", false), c == OPT_RW);
+			break;
+		case OPT_ALLOW_WRITE:
+			push_arg(&allow_args, &n_allow_args);
+			break;
+		case OPT_PROTECT:
+			push_arg(&protect_args, &n_protect_args);
 			break;
 		case OPT_ENV: {
 			const char *eq = strchr(optarg, '=');
@@ -211,6 +274,18 @@ enum run_mode plan_parse(struct plan *p, int argc, char **argv)
 		case OPT_MAX_FILES:
 			p->max_files = parse_num(optarg, 16, 1UL << 20, "--max-files");
 			break;
+		case OPT_PIDS_MAX:
+			p->limits.pids_max = parse_num(optarg, 8, 1UL << 22, "--pids-max");
+			p->limits.explicit_ |= LIMIT_PIDS;
+			break;
+		case OPT_MEMORY_MAX:
+			p->limits.memory_max = parse_size(optarg, "--memory-max");
+			p->limits.explicit_ |= LIMIT_MEMORY;
+			break;
+		case OPT_CPU_WEIGHT:
+			p->limits.cpu_weight = parse_num(optarg, 1, 10000, "--cpu-weight");
+			p->limits.explicit_ |= LIMIT_CPU;
+			break;
 		case OPT_PROBE:
 			return MODE_PROBE;
 		case OPT_HELP:
@@ -240,10 +315,16 @@ enum run_mode plan_parse(struct plan *p, int argc, char **argv)
 	p->workspace = canonical_path(workspace, "--workspace", true);
 	add_bind(p, p->workspace, true);
 	qsort(p->binds, p->n_binds, sizeof *p->binds, bind_cmp);
+	protect_plan(p, protect_args, n_protect_args, allow_args, n_allow_args);
+	free(allow_args);
+	free(protect_args);
 
-	/* As root there is no user namespace: the command becomes nobody unless
-	 * told otherwise. Unprivileged, the caller's own ids are mapped 1:1
-	 * (or to --uid/--gid) in a new user namespace. */
+	/* As root there is no user namespace: the command gets a uid of its own
+	 * for this session (privs_session_uid(), later) unless told otherwise.
+	 * Unprivileged, the caller's own ids are mapped 1:1 (or to --uid/--gid)
+	 * in a new user namespace. */
+	p->uid_set = uid_set;
+	p->gid_set = gid_set;
 	if (!uid_set)
 		p->uid = p->as_root ? 65534 : p->outer_uid;
 	if (!gid_set)
@@ -255,6 +336,7 @@ enum run_mode plan_parse(struct plan *p, int argc, char **argv)
 
 void plan_free(struct plan *p)
 {
+	protect_free(p);
 	for (size_t i = 0; i < p->n_binds; i++)
 		free(p->binds[i].path); /* the workspace is one of them */
 	free(p->binds);

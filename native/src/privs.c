@@ -3,11 +3,14 @@
  * inheritable) and an unprivileged uid; this is verified, not assumed. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -105,4 +108,41 @@ void privs_set_rlimits(const struct plan *p)
 	cap_limit(RLIMIT_NPROC, p->max_procs, "RLIMIT_NPROC");
 	cap_limit(RLIMIT_NOFILE, p->max_files, "RLIMIT_NOFILE");
 	cap_limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
+}
+
+/* As root without --uid: a uid of this session's own, so that RLIMIT_NPROC
+ * (and everything else keyed on the uid) is not shared with any other
+ * sandbox. The lowest free slot of a documented range is held by an flock
+ * on SESSION_UID_LOCK_DIR/uid-N for as long as the launcher lives. */
+void privs_session_uid(struct plan *p)
+{
+	if (!p->as_root || p->uid_set)
+		return;
+	if (mkdir(SESSION_UID_LOCK_DIR, 0700) < 0 && errno != EEXIST)
+		die_errno(EXIT_LAUNCHER, "mkdir %s", SESSION_UID_LOCK_DIR);
+	int dir = open(SESSION_UID_LOCK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (dir < 0 || fstat(dir, &st) < 0)
+		die_errno(EXIT_LAUNCHER, "open %s", SESSION_UID_LOCK_DIR);
+	if (st.st_uid != 0 || (st.st_mode & 022))
+		die(EXIT_LAUNCHER, "%s must be owned by root and not group/other-writable", SESSION_UID_LOCK_DIR);
+	for (unsigned long slot = 0; slot < SESSION_UID_COUNT; slot++) {
+		char name[32];
+		snprintf(name, sizeof name, "uid-%lu", slot);
+		int fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			die_errno(EXIT_LAUNCHER, "open %s/%s", SESSION_UID_LOCK_DIR, name);
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			close(dir);
+			p->limits.uid_lock_fd = fd;
+			p->uid = (uid_t)(SESSION_UID_BASE + slot);
+			if (!p->gid_set)
+				p->gid = (gid_t)(SESSION_UID_BASE + slot);
+			return;
+		}
+		if (errno != EWOULDBLOCK)
+			die_errno(EXIT_LAUNCHER, "flock %s/%s", SESSION_UID_LOCK_DIR, name);
+		close(fd);
+	}
+	die(EXIT_LAUNCHER, "all %lu per-session uids are in use", SESSION_UID_COUNT);
 }

@@ -4,12 +4,15 @@
  * applies it in a fixed order (bubblewrap style), dying on the first failure:
  *
  *   preflight (Landlock ABI, seccomp) -> user/net/ipc/uts namespaces -> lo up
- *   + relay listener -> fork relay -> pid namespace -> fork init -> mount
- *   namespace + new root -> fork agent -> setsid, credentials, rlimits, env
- *   -> no_new_privs -> Landlock -> seccomp -> close fds -> exec
+ *   + relay listener -> fork relay -> per-session uid (root), cgroup leaf,
+ *   idmap user namespaces -> pid namespace -> fork init -> join the cgroup
+ *   -> mount + cgroup namespace, new root -> fork agent -> setsid,
+ *   credentials, rlimits, env -> no_new_privs -> Landlock -> seccomp ->
+ *   close fds -> exec
  *
  * One file per concern: plan.c (flags), ns.c (namespaces, network),
- * mounts.c (new root), privs.c (credentials, capabilities, rlimits),
+ * mounts.c (new root), idmap.c (owner mapping of writable binds as root),
+ * cgroup.c (per-sandbox limits), privs.c (credentials, capabilities, rlimits),
  * relay.c (TCP <-> unix socket), landlock.c, seccomp.c, doctor.c (--probe),
  * util.c (die, small I/O helpers), main.c (the process tree).
  */
@@ -39,6 +42,44 @@ enum {
 struct bind {
 	char *path; /* canonical absolute path, same inside and outside */
 	bool writable;
+	bool is_dir; /* set by protect_plan() */
+	/* As root, a writable bind is mounted idmapped so that the command's
+	 * uid/gid is its owner on disk (idmap.c): the owner seen at launch and
+	 * a user namespace fd holding "owner -> command" (-1 when unused). */
+	int idmap_userns_fd;
+	uid_t owner_uid;
+	gid_t owner_gid;
+};
+
+/* Per-sandbox resource limits (cgroup.c). */
+#define SIMULATE_NO_CGROUP_ENV "GATEHOUSE_SANDBOX_SIMULATE_NO_CGROUP"
+#define SESSION_UID_BASE 2147483648UL /* 2^31: per-session uids as root ... */
+#define SESSION_UID_COUNT 65536UL     /* ... up to 2^31 + 65535 */
+#define SESSION_UID_LOCK_DIR "/run/gatehouse-sandbox"
+enum cgroup_mode { CGROUP_NONE, CGROUP_V2, CGROUP_V1 };
+enum { LIMIT_PIDS = 1, LIMIT_MEMORY = 2, LIMIT_CPU = 4 };
+struct limits {
+	unsigned long pids_max;        /* pids.max */
+	unsigned long long memory_max; /* bytes: memory.max / memory.limit_in_bytes */
+	unsigned long cpu_weight;      /* cpu.weight 1-10000 (v1: cpu.shares = weight * 1024 / 100) */
+	unsigned explicit_;            /* LIMIT_* given as flags: required, else exit 124 */
+	/* Derived by cgroup_setup() in the launcher. */
+	enum cgroup_mode mode;
+	char *leaf[3]; /* leaf directories (v2: one; v1: pids, memory, cpu) */
+	int procs_fd[3]; /* their cgroup.procs, opened by the launcher, written by init */
+	size_t n_leaf;
+	char why[256]; /* why no cgroup is used (CGROUP_NONE) */
+	int uid_lock_fd; /* flock on the per-session uid's slot, held by the launcher */
+};
+
+/* A path inside a writable root that is mounted read-only over itself
+ * (protect.c decides, mounts_protect.c mounts). */
+struct protected_path {
+	char *path;       /* absolute, strictly inside `root` */
+	const char *root; /* the innermost writable directory root holding it */
+	bool required;    /* --protect: must exist */
+	bool allowed;     /* --allow-write named it: left writable */
+	bool absent;      /* did not exist at launch: not protected (reported if it appears) */
 };
 
 /* What Landlock allows under one path inside the new root. */
@@ -62,7 +103,13 @@ struct plan {
 	unsigned long tmp_size_mib;
 	unsigned long max_procs;
 	unsigned long max_files;
+	struct limits limits;
+	bool uid_set, gid_set; /* --uid/--gid given: no per-session id */
 	char **argv; /* the command */
+	struct protected_path *protected_paths; /* protect.c */
+	size_t n_protected;
+	char **write_holes; /* --allow-write paths inside a protected folder */
+	size_t n_write_holes;
 
 	/* Derived during preflight and setup. */
 	bool as_root;     /* launched with euid 0: no user namespace */
@@ -94,14 +141,34 @@ void plan_free(struct plan *p);
 void ns_enter_outer(const struct plan *p);
 int ns_relay_listeners(const struct plan *p, int fds[2]);
 
+/* cgroup.c */
+void cgroup_setup(struct plan *p);
+void cgroup_join(const struct plan *p);
+void cgroup_close_fds(struct plan *p);
+void cgroup_remove(struct plan *p);
+const char *cgroup_describe(char *buf, size_t len, enum cgroup_mode *mode);
+
+/* idmap.c */
+void idmap_prepare(struct plan *p);
+int idmap_userns(uid_t owner_uid, gid_t owner_gid, uid_t uid, gid_t gid);
+void idmap_close(struct plan *p);
+
 /* mounts.c */
 void mounts_setup(struct plan *p);
+
+/* protect.c, mounts_protect.c */
+void protect_plan(struct plan *p, const char *const *extra, size_t n_extra, const char *const *allow,
+		  size_t n_allow);
+void protect_report_created(const struct plan *p);
+void protect_free(struct plan *p);
+void mounts_protect(const struct plan *p, const char *newroot);
 
 /* privs.c */
 void privs_drop_to_agent(const struct plan *p);
 void privs_drop_caps_keep_uid(void);
 void privs_set_rlimits(const struct plan *p);
 void privs_check_clean(void);
+void privs_session_uid(struct plan *p);
 
 /* relay.c */
 _Noreturn void relay_run(const struct plan *p, const int *listen_fds, int n_listen, int ready_fd);

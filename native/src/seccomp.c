@@ -3,7 +3,8 @@
  *    AArch32 on arm64), as their syscall numbers mean other things;
  *  - socket(): AF_INET/AF_INET6 + SOCK_STREAM + protocol 0 or IPPROTO_TCP
  *    only (no unix, UDP, raw, packet, netlink, vsock, MPTCP, SCTP); the
- *    relay instead gets AF_UNIX stream only. socketpair(): AF_UNIX only;
+ *    relay instead gets AF_UNIX stream only. socketpair(): AF_UNIX stream
+ *    or seqpacket only (a datagram pair can sendto() any named socket);
  *  - namespace, mount, tracing, kernel-extension and keyring syscalls
  *    refused with EPERM; clone() with any CLONE_NEW* flag refused; clone3()
  *    answers ENOSYS (its flags live in memory BPF cannot read; libc then
@@ -25,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -237,6 +239,59 @@ static void allow_only_values(struct bpf_asm *a, int nr, int arg, const uint32_t
 	here(a, skip);
 }
 
+/* socketpair(): AF_UNIX, SOCK_STREAM or SOCK_SEQPACKET (plus the two flag
+ * bits). Such a pair is connected from birth and can address nobody else:
+ * connect() gives EISCONN, a name given to sendto()/sendmsg() gives EISCONN
+ * (stream) or is ignored (seqpacket). A SOCK_DGRAM socket, connected or
+ * not, sends to whatever datagram socket it names (journald's /dev/log,
+ * syslog), which Landlock (ABI <= 7) does not mediate. */
+static void socketpair_block(struct bpf_asm *a)
+{
+	int skip = label(a), deny = label(a), allow = label(a);
+	jump(a, BPF_JEQ, __NR_socketpair, NEXT, skip);
+	ld_arg(a, 0);
+	jump(a, BPF_JEQ, AF_UNIX, NEXT, deny);
+	ld_arg(a, 1);
+	emit(a, BPF_ALU | BPF_AND | BPF_K, ~(uint32_t)(SOCK_NONBLOCK | SOCK_CLOEXEC));
+	jump(a, BPF_JEQ, SOCK_STREAM, allow, NEXT);
+	jump(a, BPF_JEQ, SOCK_SEQPACKET, allow, deny);
+	here(a, allow);
+	ret(a, SECCOMP_RET_ALLOW);
+	here(a, deny);
+	ret(a, ERRNO(EPERM));
+	here(a, skip);
+}
+
+/* The same rule for sockets the command would inherit as fd 0-2 (the only
+ * fds it inherits): a socket there must be a connected AF_UNIX stream or
+ * seqpacket one (what a pipe-like stdio, e.g. Node's or journald's, is).
+ * Anything else could send or connect where the command's own sockets
+ * cannot, in the caller's network namespace: refuse to start. */
+static void refuse_open_sockets_on_stdio(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		struct stat st;
+		if (fstat(fd, &st) < 0)
+			die_errno(EXIT_LAUNCHER, "fstat fd %d", fd);
+		if (!S_ISSOCK(st.st_mode))
+			continue;
+		int domain = -1, type = -1, listening = 0;
+		socklen_t l1 = sizeof domain, l2 = sizeof type, l3 = sizeof listening;
+		struct sockaddr_storage peer;
+		socklen_t lp = sizeof peer;
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l1) < 0 ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l2) < 0 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l3) < 0)
+			die_errno(EXIT_LAUNCHER, "getsockopt fd %d", fd);
+		bool connected = getpeername(fd, (struct sockaddr *)&peer, &lp) == 0;
+		if (domain != AF_UNIX || (type != SOCK_STREAM && type != SOCK_SEQPACKET) || listening || !connected)
+			die(EXIT_LAUNCHER,
+			    "fd %d is a socket (family %d, type %d%s) the command could send or connect through "
+			    "to places its own sockets cannot reach; give it a pipe, a file or a terminal instead",
+			    fd, domain, type, listening ? ", listening" : connected ? "" : ", not connected");
+	}
+}
+
 static void socket_block(struct bpf_asm *a, enum seccomp_profile profile)
 {
 	int skip = label(a), deny = label(a), family_ok = label(a), allow = label(a);
@@ -266,6 +321,36 @@ static void socket_block(struct bpf_asm *a, enum seccomp_profile profile)
 	here(a, skip);
 }
 
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452
+#endif
+#ifndef __NR_openat2
+#define __NR_openat2 437
+#endif
+
+/* No set-user/group-ID bit on any file the command makes: as root its
+ * writes land as the owner of the workspace (idmap.c), so a setuid file
+ * there would be the owner's (root's) outside. The mount is nosuid inside;
+ * this keeps the bit off the disk. openat2() carries its mode in memory
+ * BPF cannot read: ENOSYS, and libc's open() never needs it. */
+static void setid_block(struct bpf_asm *a)
+{
+	const uint32_t setid = 06000; /* S_ISUID | S_ISGID */
+	static const int mode_arg[][2] = {
+#ifdef __NR_chmod
+		{ __NR_chmod, 1 }, { __NR_creat, 1 }, { __NR_open, 2 }, { __NR_mknod, 1 },
+#endif
+		{ __NR_fchmod, 1 }, { __NR_fchmodat, 2 }, { __NR_fchmodat2, 2 }, { __NR_openat, 3 },
+		{ __NR_mknodat, 2 },
+	};
+	for (size_t i = 0; i < sizeof mode_arg / sizeof *mode_arg; i++)
+		deny_if_any_bit(a, mode_arg[i][0], mode_arg[i][1], setid, EPERM);
+	int skip = label(a);
+	jump(a, BPF_JEQ, __NR_openat2, NEXT, skip);
+	ret(a, ERRNO(ENOSYS));
+	here(a, skip);
+}
+
 static void build(struct bpf_asm *a, enum seccomp_profile profile)
 {
 	int kill = label(a);
@@ -288,9 +373,10 @@ static void build(struct bpf_asm *a, enum seccomp_profile profile)
 		here(a, skip);
 	}
 	deny_if_any_bit(a, __NR_clone, 0, CLONE_NEW_MASK, EPERM);
+	if (profile == SECCOMP_AGENT)
+		setid_block(a);
 	socket_block(a, profile);
-	static const uint32_t unix_only[] = { AF_UNIX };
-	allow_only_values(a, __NR_socketpair, 0, unix_only, 1, EPERM);
+	socketpair_block(a);
 	static const uint32_t persona_query[] = { 0 /* PER_LINUX */, 0xffffffffU /* query */ };
 	allow_only_values(a, __NR_personality, 0, persona_query, 2, EPERM);
 	deny_if_any_bit(a, __NR_sendto, 3, MSG_FASTOPEN, EPERM);
@@ -325,6 +411,8 @@ bool seccomp_available(void)
 void seccomp_apply(enum seccomp_profile profile)
 {
 	static struct bpf_asm a; /* static: ~3 KiB, and the program must outlive nothing */
+	if (profile == SECCOMP_AGENT)
+		refuse_open_sockets_on_stdio();
 	memset(&a, 0, sizeof a);
 	build(&a, profile);
 	struct sock_fprog prog = { .len = (unsigned short)a.n, .filter = a.insn };

@@ -228,6 +228,93 @@ static int cmd_unix(char **a)
 	return ok(NULL);
 }
 
+static socklen_t unix_addr(const char *path, struct sockaddr_un *sun)
+{
+	memset(sun, 0, sizeof *sun);
+	sun->sun_family = AF_UNIX;
+	strncpy(sun->sun_path, path, sizeof sun->sun_path - 1);
+	return (socklen_t)sizeof *sun;
+}
+
+/* socketpair-type FAMILY TYPE: TYPE may carry SOCK_CLOEXEC/SOCK_NONBLOCK. */
+static int cmd_socketpair_type(char **a)
+{
+	int sv[2];
+	if (socketpair(atoi(a[0]), (int)strtol(a[1], NULL, 0), 0, sv) < 0)
+		return fail("socketpair");
+	return ok(NULL);
+}
+
+/* unix-sendto TYPE PATH: a unix socketpair of TYPE, then sendto() PATH by
+ * name, then connect() to it and send: the first step that fails, or OK. */
+static int cmd_unix_sendto(char **a)
+{
+	struct sockaddr_un sun;
+	socklen_t len = unix_addr(a[1], &sun);
+	int sv[2];
+	if (socketpair(AF_UNIX, (int)strtol(a[0], NULL, 0), 0, sv) < 0)
+		return fail("socketpair");
+	if (sendto(sv[0], "pwned-sendto", 12, MSG_DONTWAIT, (struct sockaddr *)&sun, len) < 0)
+		return fail("sendto");
+	struct iovec iov = { .iov_base = "pwned-sendmsg", .iov_len = 13 };
+	struct msghdr m = { .msg_name = &sun, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1 };
+	if (sendmsg(sv[1], &m, MSG_DONTWAIT) < 0)
+		return fail("sendmsg");
+	if (connect(sv[0], (struct sockaddr *)&sun, len) < 0)
+		return fail("connect");
+	if (send(sv[0], "pwned-connect", 13, MSG_DONTWAIT) < 0)
+		return fail("send");
+	return ok(NULL);
+}
+
+/* sendto-fd FD PATH: send by name through an inherited socket. */
+static int cmd_sendto_fd(char **a)
+{
+	struct sockaddr_un sun;
+	socklen_t len = unix_addr(a[1], &sun);
+	if (sendto(atoi(a[0]), "pwned-inherited", 15, MSG_DONTWAIT, (struct sockaddr *)&sun, len) < 0)
+		return fail("sendto");
+	return ok(NULL);
+}
+
+/* Outside helpers for the tests. dgram-recv PATH MS: bind a datagram
+ * socket at PATH (0666), print READY, then print every datagram as
+ * "GOT <text>" until MS pass without one; then DONE. */
+static int cmd_dgram_recv(char **a)
+{
+	struct sockaddr_un sun;
+	socklen_t len = unix_addr(a[0], &sun);
+	int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (s < 0 || bind(s, (struct sockaddr *)&sun, len) < 0 || chmod(a[0], 0666) < 0)
+		return fail("bind");
+	puts("READY");
+	for (;;) {
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		if (poll(&p, 1, atoi(a[1])) <= 0)
+			break;
+		char buf[256];
+		ssize_t n = recv(s, buf, sizeof buf - 1, 0);
+		if (n < 0)
+			return fail("recv");
+		buf[n] = '\0';
+		printf("GOT %s\n", buf);
+	}
+	puts("DONE");
+	unlink(a[0]);
+	return 0;
+}
+
+/* with-dgram-stdin PROG [ARG]...: exec PROG with an unbound unix datagram
+ * socket as its stdin (as a careless caller might hand one down). */
+static int cmd_with_dgram_stdin(char **a)
+{
+	int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (s < 0 || dup2(s, 0) < 0)
+		return fail("socket");
+	execv(a[0], a);
+	return fail("exec");
+}
+
 static int cmd_io_uring(char **a)
 {
 	(void)a;
@@ -554,6 +641,73 @@ static int cmd_x32(char **a)
 	return fail("x32");
 }
 
+/* Limits (test/sandbox/limits.test.ts). forkflood: fork children that
+ * wait until fork fails, say how many and why, hold them HOLD seconds. */
+static int cmd_forkflood(char **a)
+{
+	unsigned n = 0;
+	for (;;) {
+		pid_t pid = fork();
+		if (pid < 0)
+			break;
+		if (pid == 0) {
+			for (;;)
+				pause();
+		}
+		if (++n >= 100000)
+			break;
+	}
+	const char *e = strerrorname_np(errno);
+	printf("FLOOD %u %s\n", n, e ? e : "E?");
+	sleep((unsigned)atoi(a[0]));
+	return 0;
+}
+
+/* alloc: touch MIB mebibytes, one at a time; prints only if it survives. */
+static int cmd_alloc(char **a)
+{
+	long mib = atol(a[0]);
+	for (long i = 0; i < mib; i++) {
+		char *p = malloc(1 << 20);
+		if (!p)
+			return fail("malloc");
+		memset(p, 1, 1 << 20);
+	}
+	printf("OK alloc %ld\n", mib);
+	return 0;
+}
+
+/* Workspace ownership as root (test/sandbox/root-workspace.test.ts).
+ * setid FILE: every way to put a set-user-ID bit on a file. */
+static int cmd_setid(char **a)
+{
+	char line[256] = "";
+	const char *r;
+#define STEP(name, call)                                                       \
+	do {                                                                   \
+		r = (call) < 0 ? strerrorname_np(errno) : "OK";                \
+		snprintf(line + strlen(line), sizeof line - strlen(line), "%s%s:%s", \
+			 *line ? " " : "", name, r ? r : "E?");                 \
+	} while (0)
+	int fd = open(a[0], O_WRONLY | O_CREAT | O_EXCL, 04755);
+	STEP("create", fd);
+	if (fd < 0)
+		fd = open(a[0], O_WRONLY | O_CREAT, 0755);
+	STEP("chmod", chmod(a[0], 04755));
+	STEP("fchmod", fchmod(fd, 02755));
+	STEP("fchmodat", fchmodat(AT_FDCWD, a[0], 06755, 0));
+	STEP("openat2", syscall(SYS_openat2, AT_FDCWD, a[0], NULL, 0));
+#undef STEP
+	puts(line);
+	return 0;
+}
+
+/* chown PATH UID: give a file away (or take it). */
+static int cmd_chown(char **a)
+{
+	return chown(a[0], (uid_t)atol(a[1]), (gid_t)-1) < 0 ? fail("chown") : ok(NULL);
+}
+
 static const struct {
 	const char *name;
 	int argc;
@@ -580,6 +734,11 @@ static const struct {
 	{ "echo", 4, cmd_echo },	 { "sleep", 1, cmd_sleep },
 	{ "trap", 1, cmd_trap },	 { "exit", 1, cmd_exit },
 	{ "x32", 0, cmd_x32 },
+	{ "socketpair-type", 2, cmd_socketpair_type }, { "unix-sendto", 2, cmd_unix_sendto },
+	{ "sendto-fd", 2, cmd_sendto_fd },	{ "dgram-recv", 2, cmd_dgram_recv },
+	{ "with-dgram-stdin", -1, cmd_with_dgram_stdin }, /* -N: at least N arguments */
+	{ "forkflood", 1, cmd_forkflood }, { "alloc", 1, cmd_alloc },
+	{ "setid", 1, cmd_setid },	 { "chown", 2, cmd_chown },
 };
 
 int main(int argc, char **argv)
@@ -588,7 +747,7 @@ int main(int argc, char **argv)
 	if (argc >= 2)
 		for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
 			if (!strcmp(argv[1], cmds[i].name)) {
-				if (argc - 2 != cmds[i].argc) {
+				if (cmds[i].argc >= 0 ? argc - 2 != cmds[i].argc : argc - 2 < -cmds[i].argc) {
 					fprintf(stderr, "probe %s: expected %d arguments\n", argv[1], cmds[i].argc);
 					return 2;
 				}

@@ -20,8 +20,8 @@ export function filtersFromParams(params: URLSearchParams, now = new Date()): { 
     if (v !== undefined) filters[k] = v;
   }
   if (filters.decision !== undefined && !['allow', 'deny', 'ask'].includes(filters.decision)) throw new GatehouseError('USAGE', 'decision must be allow, deny or ask');
-  if (filters.outcome !== undefined && !['ok', 'error', 'denied', 'timeout', 'rejected', 'cancelled'].includes(filters.outcome)) {
-    throw new GatehouseError('USAGE', 'outcome must be ok, error, denied, timeout, rejected or cancelled');
+  if (filters.outcome !== undefined && !['ok', 'error', 'denied', 'timeout', 'rejected', 'cancelled', 'pending', 'unknown'].includes(filters.outcome)) {
+    throw new GatehouseError('USAGE', 'outcome must be ok, error, denied, timeout, rejected, cancelled, pending or unknown');
   }
   const since = get('since');
   const until = get('until');

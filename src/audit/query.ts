@@ -1,8 +1,9 @@
 import picomatch from 'picomatch';
 import { GatehouseError } from '../errors.js';
+import { isIntent, outcomesFollowing, unfinishedStatus, type CallStatus, type IntentAt } from './calls.js';
 import { listAuditFiles, readFirstLine, type AuditFile } from './files.js';
 import { linesWith, scanLines, scanLinesReverse, type LineSelector } from './lines.js';
-import type { AuditRecord } from './types.js';
+import { CALL_INTENT_EVENT, type AuditRecord } from './types.js';
 
 export interface AuditFilters {
   /** Records at or after this time. */
@@ -15,6 +16,7 @@ export interface AuditFilters {
   /** Glob over the exposed tool name (picomatch). */
   tool?: string;
   decision?: string;
+  /** A recorded outcome, or `pending` / `unknown`: forwarded calls with an intent and no outcome (in flight / gateway stopped). */
   outcome?: string;
   event?: string;
   /** Plain text that must occur in the record's JSON line (case-sensitive). */
@@ -31,6 +33,12 @@ export interface QueryOptions {
 }
 
 export interface QueryPage {
+  /**
+   * Matching records. An intent (`tools/call.intent`) whose call has an
+   * outcome record is left out (the outcome stands for the call) unless the
+   * query asks for intents by event; every intent returned carries
+   * `callStatus` (derived when read, not part of the stored, hashed record).
+   */
   records: AuditRecord[];
   /**
    * Where the next page starts. `null` when a newest-first query reached the
@@ -165,9 +173,42 @@ function outsideWindow(i: number, files: AuditFile[], f: AuditFilters): boolean 
  * candidates are parsed.
  */
 export async function queryAudit(dir: string, filters: AuditFilters = {}, opts: QueryOptions = {}): Promise<QueryPage> {
-  const order = opts.order ?? 'desc';
   const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? 100)), MAX_QUERY_LIMIT);
+  const wanted = filters.outcome === 'pending' || filters.outcome === 'unknown' ? filters.outcome : undefined;
+  const { outcome: _outcome, ...rest } = filters;
+  const scan: AuditFilters = wanted ? { ...rest, event: CALL_INTENT_EVENT } : filters;
+  const showDone = scan.event === CALL_INTENT_EVENT && wanted === undefined;
   const files = listAuditFiles(dir).filter((f) => f.firstSeq !== undefined);
+  let status: ((seq: number) => CallStatus) | undefined;
+  const records: AuditRecord[] = [];
+  let cursor = opts.cursor;
+  for (;;) {
+    const page = await scanPage(files, scan, { ...opts, limit: limit - records.length, ...(cursor !== undefined ? { cursor } : {}) });
+    if (page.intents.length > 0) {
+      const inPage = new Set(page.records.filter((r) => r.event === 'tools/call' && typeof r.call === 'string').map((r) => r.call as string));
+      const done = await outcomesFollowing(files, page.intents.filter((i) => !inPage.has(i.record.call as string)));
+      for (const { record } of page.intents) {
+        const id = record.call as string;
+        if (inPage.has(id) || done.has(id)) record.callStatus = 'done';
+        else record.callStatus = (status ??= await unfinishedStatus(dir))(record.seq);
+      }
+    }
+    for (const r of page.records) {
+      if (isIntent(r)) {
+        const st = r.callStatus as CallStatus;
+        if (st === 'done' ? !showDone : wanted !== undefined && !st.startsWith(wanted)) continue;
+      }
+      records.push(r);
+    }
+    if (records.length >= limit || !page.more || page.nextCursor === null) return { records, nextCursor: page.nextCursor, more: page.more };
+    cursor = page.nextCursor;
+  }
+}
+
+async function scanPage(files: AuditFile[], filters: AuditFilters, opts: QueryOptions & { limit: number }): Promise<QueryPage & { intents: IntentAt[] }> {
+  const order = opts.order ?? 'desc';
+  const limit = opts.limit;
+  const intents: IntentAt[] = [];
   const cursor = opts.cursor !== undefined ? decodeCursor(opts.cursor, order) : undefined;
   const match = matcher(filters);
   const needles = needlesFor(filters);
@@ -176,9 +217,9 @@ export async function queryAudit(dir: string, filters: AuditFilters = {}, opts: 
   const [first, ...others] = needles;
   const select: LineSelector | undefined = first ? (buf, end) => linesWith(buf, end, first, others) : undefined;
 
-  const visitor = (ascending: boolean) => {
+  const visitor = (ascending: boolean, file: number) => {
     const pre = lineFilter(needles, ascending);
-    return (buf: Buffer, start: number, end: number): boolean => {
+    return (buf: Buffer, start: number, end: number, offset: number): boolean => {
       if (end <= start || !pre(buf, start, end)) return true;
       let r: AuditRecord;
       try {
@@ -186,7 +227,10 @@ export async function queryAudit(dir: string, filters: AuditFilters = {}, opts: 
       } catch {
         return true; // a torn line: verify reports it
       }
-      if (match(r)) records.push(r);
+      if (match(r)) {
+        records.push(r);
+        if (isIntent(r)) intents.push({ record: r, file, after: offset + (end - start) + 1 });
+      }
       return records.length < limit;
     };
   };
@@ -205,12 +249,12 @@ export async function queryAudit(dir: string, filters: AuditFilters = {}, opts: 
     for (let i = startIdx; i < files.length; i++) {
       const file = files[i] as AuditFile;
       if (outsideWindow(i, files, filters)) continue;
-      const res = await scanLines(file.path, i === startIdx ? offset : 0, file.size, visitor(true), undefined, select);
+      const res = await scanLines(file.path, i === startIdx ? offset : 0, file.size, visitor(true, i), undefined, select);
       last = { f: file.firstSeq as number, o: res.position, d: 'asc' };
-      if (res.stopped) return { records, nextCursor: encodeCursor(last), more: true };
+      if (res.stopped) return { records, intents, nextCursor: encodeCursor(last), more: true };
     }
     const end = last ?? { f: 1, o: 0, d: 'asc' as const };
-    return { records, nextCursor: encodeCursor(end), more: false };
+    return { records, intents, nextCursor: encodeCursor(end), more: false };
   }
 
   let startIdx = files.length - 1;
@@ -225,14 +269,14 @@ export async function queryAudit(dir: string, filters: AuditFilters = {}, opts: 
     if (outsideWindow(i, files, filters)) continue;
     let to = i === startIdx && offset !== undefined ? Math.min(offset, file.size) : file.size;
     if (to === file.size) to = await completeEnd(file);
-    const res = await scanLinesReverse(file.path, 0, to, visitor(false), select);
+    const res = await scanLinesReverse(file.path, 0, to, visitor(false, i), select);
     if (res.stopped) {
       // The last record returned starts at res.position; the next page ends there.
       const more = res.position > 0 || i > 0;
-      return { records, nextCursor: more ? encodeCursor({ f: file.firstSeq as number, o: res.position, d: 'desc' }) : null, more };
+      return { records, intents, nextCursor: more ? encodeCursor({ f: file.firstSeq as number, o: res.position, d: 'desc' }) : null, more };
     }
   }
-  return { records, nextCursor: null, more: false };
+  return { records, intents, nextCursor: null, more: false };
 }
 
 /** End of the last complete line (a line being written has no newline yet). */

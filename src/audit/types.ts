@@ -9,8 +9,18 @@ export interface AuditEvent {
 export interface AuditSink {
   /** Resolves once the record is durable; rejects with GatehouseError('AUDIT_UNAVAILABLE') otherwise. */
   append(e: AuditEvent): Promise<void>;
-  /** Throws GatehouseError('AUDIT_UNAVAILABLE') when records cannot currently be written. */
+  /**
+   * Throws GatehouseError('AUDIT_UNAVAILABLE') when a new call must not start:
+   * records cannot currently be written, or the audit disk is below its headroom.
+   */
   assertWritable(): void;
+  /**
+   * For the record of something that already happened (an upstream acted):
+   * never refused for headroom, and if the log cannot take it now it is kept
+   * and written once the log recovers (marked `delivered: false`). Still
+   * rejects in that case, so the caller does not hand back an unaudited result.
+   */
+  appendOutcome?(e: AuditEvent): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -38,18 +48,23 @@ export const AUDIT_EVENTS = [
   'gateway.stop',
   'session.opened',
   'session.closed',
+  'session.refused',
   'tools/list',
+  'tools/call.intent',
   'tools/call',
   'approval.requested',
   'approval.approved',
   'approval.denied',
   'approval.timeout',
-  'approval.cancelled',
+  'approval.withdrawn',
+  'approvals.state',
   'approval.refused',
   'grant.used',
   'grant.expired',
   'policy.reload',
   'registry.reload',
+  'token.revoked',
+  'token.revocations',
   'secret.set',
   'secret.delete',
   'sandbox.opened',
@@ -59,4 +74,12 @@ export const AUDIT_EVENTS = [
   'audit.checkpoint',
   'audit.recovered',
   'audit.retention',
+  'audit.headroom',
 ] as const;
+
+/**
+ * Written durably before a call is forwarded (after policy allowed it); its
+ * `tools/call` outcome record carries the same `call` id. An intent without
+ * an outcome is a call the upstream may have run while the gateway stopped.
+ */
+export const CALL_INTENT_EVENT = 'tools/call.intent';

@@ -1,9 +1,10 @@
 import type { KeyObject } from 'node:crypto';
+import { unfinishedStatus, type CallStatus } from './calls.js';
 import { CHECKPOINT_TYP, verifyCheckpoint, type CheckpointPayload } from './checkpoint.js';
 import { listAuditFiles, type AuditFile } from './files.js';
 import { scanLines } from './lines.js';
 import { checkLine, ZERO_HASH } from './record.js';
-import type { AuditRecord } from './types.js';
+import { CALL_INTENT_EVENT, type AuditRecord } from './types.js';
 
 export type ProblemKind =
   /** A record's content does not match its hash. */
@@ -65,7 +66,28 @@ export interface VerifyReport {
   /** Where the chain legitimately starts after retention, if it does not start at seq 1. */
   retainedFrom: { seq: number; prev: string } | undefined;
   problems: VerifyProblem[];
+  /**
+   * Forwarded calls with an intent record and no outcome (at most 1000 listed;
+   * `unfinishedCount` has them all): `pending` while the gateway that wrote
+   * the intent runs, else `unknown (gateway stopped)`: the upstream may have acted.
+   * Not a problem of the chain: `ok` does not depend on them.
+   */
+  unfinished: UnfinishedCall[];
+  unfinishedCount: number;
 }
+
+export interface UnfinishedCall {
+  seq: number;
+  call: string;
+  time: string;
+  agent: string | undefined;
+  tool: string | undefined;
+  file: string;
+  line: number;
+  status: CallStatus;
+}
+
+const MAX_UNFINISHED = 1000;
 
 const RING = 1 << 18;
 
@@ -93,7 +115,10 @@ export async function verifyAudit(dir: string, opts: VerifyOptions = {}): Promis
     unsealed: 0,
     retainedFrom: undefined,
     problems: [],
+    unfinished: [],
+    unfinishedCount: 0,
   };
+  const openCalls = new Map<string, Omit<UnfinishedCall, 'status'>>();
   const problem = (p: VerifyProblem) => {
     if (report.problems.length < maxProblems) report.problems.push(p);
   };
@@ -151,6 +176,11 @@ export async function verifyAudit(dir: string, opts: VerifyOptions = {}): Promis
     }
     if (r.event === 'audit.retention' && typeof r.keptFromSeq === 'number' && typeof r.keptFromPrev === 'string') retention.push({ seq: r.keptFromSeq, prev: r.keptFromPrev });
     if (r.event === 'audit.checkpoint') onCheckpoint(r, file, line);
+    if (typeof r.call === 'string') {
+      if (r.event === CALL_INTENT_EVENT) {
+        openCalls.set(r.call, { seq: r.seq, call: r.call, time: r.time, agent: typeof r.agent === 'string' ? r.agent : undefined, tool: typeof r.tool === 'string' ? r.tool : undefined, file: file.name, line });
+      } else if (r.event === 'tools/call') openCalls.delete(r.call);
+    }
   };
 
   const onCheckpoint = (r: AuditRecord, file: AuditFile, line: number) => {
@@ -262,6 +292,14 @@ export async function verifyAudit(dir: string, opts: VerifyOptions = {}): Promis
   }
   report.unsealed = report.lastSeq === undefined ? 0 : report.lastSeq - Math.max(report.lastCheckpoint?.atSeq ?? 0, (report.firstSeq ?? 1) - 1);
   report.problems.sort((a, b) => fileIndex(files, a.file) - fileIndex(files, b.file) || a.line - b.line);
+  if (openCalls.size > 0) {
+    const status = await unfinishedStatus(dir);
+    report.unfinishedCount = openCalls.size;
+    for (const c of openCalls.values()) {
+      if (report.unfinished.length >= MAX_UNFINISHED) break;
+      report.unfinished.push({ ...c, status: status(c.seq) });
+    }
+  }
   report.ok = report.problems.length === 0;
   return report;
 }

@@ -4,8 +4,9 @@ import { GatehouseError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkpointKeyPath, loadCheckpointKey, signCheckpoint, type CheckpointKey, type CheckpointPayload } from './checkpoint.js';
 import { CURRENT_FILE, listAuditFiles, readFirstLine, rotatedName, type AuditFile } from './files.js';
-import { acquireWriterLock } from './lock.js';
+import { acquireWriterLock, type WriterLock } from './lock.js';
 import { RecordWriter, ZERO_HASH } from './record.js';
+import { MiB, freeBytes, mib, mountPointOf, releaseReserve, reserveAfterEnd } from './reserve.js';
 import { serveAppendSocket, socketPath, type SocketServer } from './socket.js';
 import { scanTail } from './tail.js';
 import type { AuditEvent, AuditSink } from './types.js';
@@ -51,6 +52,15 @@ export interface AuditLogOptions {
   retainDays?: number;
   /** While writes fail, try again this often (default 5 s). */
   retryMs?: number;
+  /**
+   * Disk headroom kept for the audit (default 32 MiB; 0 turns it off): that
+   * much is preallocated past the end of the current file, and while the
+   * filesystem has less than this free outside it, new calls are refused
+   * (records of calls already forwarded still land, in the reserve).
+   */
+  headroomBytes?: number;
+  /** Free space is looked up at most this often (default 1 s). */
+  spaceCheckMs?: number;
   /** Serve `<dir>/writer.sock` so other local processes can append (the gateway does). */
   listen?: boolean;
   logger?: Logger;
@@ -63,6 +73,8 @@ export const AUDIT_DEFAULTS = {
   checkpointIntervalMs: 60_000,
   maxFileBytes: 64 * 1024 * 1024,
   retryMs: 5_000,
+  headroomBytes: 32 * MiB,
+  spaceCheckMs: 1_000,
 } as const;
 
 /** Events only the writer itself may write. */
@@ -111,10 +123,10 @@ export class AuditLog implements AuditSink {
   readonly #logger: Logger;
   readonly #now: () => Date;
   readonly #records = new RecordWriter();
-  readonly #opts: Required<Pick<AuditLogOptions, 'checkpointEvery' | 'checkpointIntervalMs' | 'maxFileBytes' | 'retryMs'>> & AuditLogOptions;
+  readonly #opts: Required<Pick<AuditLogOptions, 'checkpointEvery' | 'checkpointIntervalMs' | 'maxFileBytes' | 'retryMs' | 'headroomBytes' | 'spaceCheckMs'>> & AuditLogOptions;
 
   #key!: CheckpointKey;
-  #release: () => void = () => undefined;
+  #lock: WriterLock | undefined;
   #socket: SocketServer | undefined;
   #fd = -1;
   #seq = 0;
@@ -134,6 +146,16 @@ export class AuditLog implements AuditSink {
   #checkpointing: Promise<void> | undefined;
   #retention: Promise<void> | undefined;
   #closed = false;
+  /** Records of calls that had reached their upstream while the log could not be written (see appendOutcome). */
+  #late: Record<string, unknown>[] = [];
+  /** Headroom: file offset up to which blocks are preallocated, free space outside them, low-space state. */
+  #reservedTo = 0;
+  #reserving: Promise<void> | undefined;
+  #reserveError: string | undefined;
+  #free = Number.POSITIVE_INFINITY;
+  #spaceAt = Number.NEGATIVE_INFINITY;
+  #low: { since: string; refusals: number } | undefined;
+  #mount = '';
   /** Observability for tests and `gatehouse audit status`. */
   readonly stats = { appends: 0, batches: 0, fsyncs: 0, checkpoints: 0, rotations: 0 };
 
@@ -155,17 +177,23 @@ export class AuditLog implements AuditSink {
     const log = new AuditLog(opts);
     mkdirSync(log.dir, { recursive: true, mode: 0o700 });
     log.#key = await loadCheckpointKey(opts.keyFile ?? checkpointKeyPath(dirname(log.dir)));
-    log.#release = acquireWriterLock(join(log.dir, 'writer.lock'));
+    log.#lock = await acquireWriterLock(log.dir);
     try {
       const torn = log.#openCurrent();
+      log.#lock.publish(log.#seq);
       log.#sealedSeq = log.#seq;
+      log.#mount = mountPointOf(log.dir);
+      if (log.#opts.headroomBytes > 0) {
+        log.#checkSpace();
+        await log.#reserving;
+      }
       if (torn) {
         log.#logger.warn({ ...torn }, 'audit: torn last line moved aside');
         void log.#enqueue({ event: 'audit.recovered', reason: 'torn-last-line', torn }).catch(() => undefined);
       }
       if (opts.listen) log.#socket = await serveAppendSocket(socketPath(log.dir), (e) => log.appendRecord(e), log.#logger);
     } catch (e) {
-      log.#release();
+      log.#lock.release();
       if (log.#fd >= 0) log.#fs.close(log.#fd);
       throw e instanceof GatehouseError ? e : new GatehouseError('AUDIT_UNAVAILABLE', `cannot open the audit log in ${log.dir}: ${errorMessage(e)}`, { cause: e });
     }
@@ -191,7 +219,31 @@ export class AuditLog implements AuditSink {
     return this.#key.publicJwk;
   }
 
+  /** Throws when a new call must not start: the log cannot be written, or its disk is below the headroom. */
   assertWritable(): void {
+    this.#assertOpen();
+    this.#checkSpace();
+    if (this.#low !== undefined) {
+      this.#low.refusals++;
+      throw new GatehouseError(
+        'AUDIT_UNAVAILABLE',
+        `audit disk headroom below ${mib(this.#opts.headroomBytes)} MiB on ${this.#mount}; free space ${mib(this.#free)} MiB: new calls are refused until space is freed there (records of calls already forwarded are still written)`,
+        { details: { code: 'AUDIT_HEADROOM', freeBytes: this.#free, headroomBytes: this.#opts.headroomBytes, filesystem: this.#mount } },
+      );
+    }
+  }
+
+  /** Headroom state, for status and tests. */
+  get headroom(): { low: boolean; freeBytes: number; headroomBytes: number; reservedBytes: number; reserveError: string | undefined } {
+    return { low: this.#low !== undefined, freeBytes: this.#free, headroomBytes: this.#opts.headroomBytes, reservedBytes: Math.max(0, this.#reservedTo - this.#fileBytes), reserveError: this.#reserveError };
+  }
+
+  /** Records of executed calls waiting for the log to be writable again. */
+  get lateRecords(): number {
+    return this.#late.length;
+  }
+
+  #assertOpen(): void {
     if (this.#closed) throw new GatehouseError('AUDIT_UNAVAILABLE', 'the audit log is closed; calls are refused');
     if (this.#failed !== undefined) {
       throw new GatehouseError(
@@ -211,11 +263,92 @@ export class AuditLog implements AuditSink {
     if (typeof e.event !== 'string' || e.event === '') return Promise.reject(new GatehouseError('AUDIT_UNAVAILABLE', 'an audit event needs an "event" name'));
     if (RESERVED_EVENT.test(e.event)) return Promise.reject(new GatehouseError('AUDIT_UNAVAILABLE', `"${e.event}" records are written by the audit log itself`));
     try {
-      this.assertWritable();
+      this.#assertOpen();
     } catch (err) {
       return Promise.reject(err);
     }
     return this.#enqueue(e);
+  }
+
+  /**
+   * The record of something that already happened (an upstream acted). Not
+   * refused for headroom (it lands in the reserve). If the log cannot take it
+   * now, it is kept here and written right after the log recovers, marked
+   * `delivered: false` (the caller gets this rejection and must not hand the
+   * result back), so nothing executed goes unaudited. Bounded by the calls in
+   * flight when the log failed: new calls are refused before forwarding.
+   */
+  async appendOutcome(e: AuditEvent): Promise<void> {
+    if (typeof e.event !== 'string' || e.event === '' || RESERVED_EVENT.test(e.event)) throw new GatehouseError('AUDIT_UNAVAILABLE', 'an outcome record needs an ordinary "event" name');
+    try {
+      this.#assertOpen();
+      await this.#enqueue(e);
+    } catch (err) {
+      // Only a failed log keeps it: a closed log or an unserializable record would never take it.
+      if (this.#failed !== undefined && !this.#closed) {
+        this.#late.push({ ...e, delivered: false, late: { reason: errorMessage(err) } });
+        this.#scheduleRetry();
+      }
+      throw err;
+    }
+  }
+
+  /** Appends the kept records of executed calls (after a recovery, and at close). */
+  #drainLate(): Promise<unknown> {
+    const late = this.#late.splice(0);
+    return Promise.all(late.map((rec) => this.#enqueue(rec).catch(() => void this.#late.push(rec))));
+  }
+
+  /**
+   * Looks up free space (at most every `spaceCheckMs`), enters or leaves the
+   * low-space state, and tops the reserve up. Leaving needs room for the
+   * missing reserve too, so topping it up does not flip the state back.
+   */
+  #checkSpace(): void {
+    const headroom = this.#opts.headroomBytes;
+    if (headroom <= 0 || this.#closed) return;
+    const now = Date.now();
+    if (now - this.#spaceAt < this.#opts.spaceCheckMs) return;
+    this.#spaceAt = now;
+    try {
+      this.#free = freeBytes(this.dir);
+    } catch (e) {
+      this.#logger.warn({ err: errorMessage(e) }, 'audit: cannot look up free space');
+      return;
+    }
+    const missing = Math.max(0, this.#fileBytes + headroom - this.#reservedTo);
+    if (this.#low === undefined && this.#free < headroom) {
+      this.#low = { since: this.#now().toISOString(), refusals: 0 };
+      this.#logger.error({ freeBytes: this.#free, headroomBytes: headroom, filesystem: this.#mount }, 'audit: disk headroom low; refusing new calls');
+      void this.#enqueue({ event: 'audit.headroom', state: 'low', freeBytes: this.#free, headroomBytes: headroom, filesystem: this.#mount }).catch(() => undefined);
+    } else if (this.#low !== undefined && this.#free >= headroom + missing) {
+      const low = this.#low;
+      this.#low = undefined;
+      this.#logger.warn({ freeBytes: this.#free, since: low.since }, 'audit: disk headroom back; accepting calls');
+      void this.#enqueue({ event: 'audit.headroom', state: 'ok', freeBytes: this.#free, headroomBytes: headroom, filesystem: this.#mount, lowSince: low.since, refusals: low.refusals }).catch(() => undefined);
+    }
+    if (missing > headroom / 2) this.#topUp(missing);
+  }
+
+  /** Preallocates the missing part of the reserve, from space above the watermark only (never the last free bytes). */
+  #topUp(missing: number): void {
+    if (this.#reserving || this.#reserveError !== undefined || this.#fd < 0) return;
+    const fd = this.#fd;
+    const from = Math.max(this.#reservedTo, this.#fileBytes);
+    const length = Math.min(missing, Math.floor((this.#free - this.#opts.headroomBytes) / 4096) * 4096);
+    if (length <= 0) return;
+    this.#reserving = reserveAfterEnd(fd, from, length)
+      .then(
+        () => {
+          if (fd === this.#fd) this.#reservedTo = Math.max(this.#reservedTo, from + length);
+        },
+        (e: NodeJS.ErrnoException) => {
+          if (e.code === 'ENOSPC') return;
+          this.#reserveError = errorMessage(e);
+          this.#logger.warn({ err: this.#reserveError }, 'audit: cannot preallocate the disk headroom here; new calls are still refused below the watermark');
+        },
+      )
+      .finally(() => (this.#reserving = undefined));
   }
 
   #enqueue(e: Record<string, unknown>): Promise<{ seq: number; hash: string }> {
@@ -253,13 +386,15 @@ export class AuditLog implements AuditSink {
         const data = Buffer.from(batch.text);
         const firstSeq = (batch.waiters[0] as Waiter).seq;
         try {
-          if (this.#fileBytes > 0 && this.#fileBytes + data.length > this.#opts.maxFileBytes) this.#rotate(firstSeq);
+          // While space is low the file grows past its size limit: a new file would start without a reserve.
+          if (this.#fileBytes > 0 && this.#fileBytes + data.length > this.#opts.maxFileBytes && this.#low === undefined) await this.#rotate(firstSeq);
           if (this.#fileBytes === 0) this.#fileFirstSeq = firstSeq;
           await this.#fs.write(this.#fd, data);
           this.#fileBytes += data.length;
           await this.#fs.fdatasync(this.#fd);
           this.stats.fsyncs++;
           this.stats.batches++;
+          this.#checkSpace();
         } catch (err) {
           this.#fail(err, batch);
           break;
@@ -273,15 +408,29 @@ export class AuditLog implements AuditSink {
   }
 
   /** Closes the current file under its first seq's name and starts a new one. */
-  #rotate(nextSeq: number): void {
-    this.#fs.close(this.#fd);
-    this.#fd = -1;
-    renameSync(this.file, join(this.dir, rotatedName(this.#fileFirstSeq)));
-    this.#fd = this.#fs.open(this.file);
+  async #rotate(nextSeq: number): Promise<void> {
+    await this.#reserving;
+    const old = this.#fd;
+    const rotated = rotatedName(this.#fileFirstSeq);
+    try {
+      renameSync(this.file, join(this.dir, rotated));
+      this.#fd = this.#fs.open(this.file);
+    } catch (e) {
+      this.#fd = old;
+      throw e;
+    }
     fsyncDir(this.dir);
-    this.#logger.info({ file: rotatedName(this.#fileFirstSeq) }, 'audit: rotated');
     this.#fileBytes = 0;
     this.#fileFirstSeq = nextSeq;
+    // The new file's reserve first, then the old one's is given back.
+    this.#reservedTo = 0;
+    if (this.#opts.headroomBytes > 0) {
+      this.#topUp(this.#opts.headroomBytes);
+      await this.#reserving;
+    }
+    releaseReserve(old);
+    this.#fs.close(old);
+    this.#logger.info({ file: rotated }, 'audit: rotated');
     this.stats.rotations++;
     queueMicrotask(() => void this.#applyRetention());
   }
@@ -343,7 +492,8 @@ export class AuditLog implements AuditSink {
         refusedFromSeq: failed.fromSeq,
         ...(torn ? { torn } : {}),
       });
-      this.#logger.warn({ seq: r.seq, downSince: failed.since }, 'audit: log writable again; calls are accepted');
+      this.#logger.warn({ seq: r.seq, downSince: failed.since, lateRecords: this.#late.length }, 'audit: log writable again; calls are accepted');
+      void this.#drainLate();
     } catch {
       // #fail ran again and scheduled the next retry.
     }
@@ -378,6 +528,8 @@ export class AuditLog implements AuditSink {
     this.#fd = this.#fs.open(this.file);
     fsyncDir(this.dir);
     this.#fileBytes = statSync(this.file).size;
+    this.#reservedTo = 0;
+    this.#spaceAt = Number.NEGATIVE_INFINITY;
     this.#fileFirstSeq = this.#fileBytes > 0 ? (listAuditFiles(this.dir).find((f) => f.current)?.firstSeq ?? this.#seq + 1) : this.#seq + 1;
     return torn;
   }
@@ -474,13 +626,19 @@ export class AuditLog implements AuditSink {
     clearInterval(this.#checkpointTimer);
     await this.#retention;
     await this.#checkpointing;
+    if (this.#late.length > 0 && this.#failed === undefined) await this.#drainLate();
     await this.checkpoint();
     await this.flush();
+    if (this.#late.length > 0) this.#logger.error({ records: this.#late.length, reason: this.#failed?.message }, 'audit: records of executed calls could not be written before close');
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     await this.#socket?.close();
-    if (this.#fd >= 0) this.#fs.close(this.#fd);
+    await this.#reserving;
+    if (this.#fd >= 0) {
+      releaseReserve(this.#fd);
+      this.#fs.close(this.#fd);
+    }
     this.#fd = -1;
-    this.#release();
+    this.#lock?.release();
   }
 }

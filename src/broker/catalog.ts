@@ -63,12 +63,22 @@ export interface CatalogSource {
  * Builds the agent-facing catalog. Pure. Names that are invalid or collide
  * (exactly or by case) are reported and left out, so a look-alike can never
  * shadow another tool.
+ *
+ * `redact` removes secret values from everything an upstream says about a
+ * tool (title, description, schemas with their defaults, examples and enums,
+ * annotations, `_meta`), as from results; a tool whose name holds one is left
+ * out. (tools/list redacts again when it answers, for values learned later.)
  */
-export function buildCatalog(sources: readonly CatalogSource[]): Catalog {
+export function buildCatalog(sources: readonly CatalogSource[], redact: <T>(v: T) => T = (v) => v): Catalog {
   const problems: CatalogProblem[] = [];
   const candidates: CatalogEntry[] = [];
   for (const src of sources) {
-    for (const tool of src.tools) {
+    for (const listed of src.tools) {
+      const tool = redact(listed);
+      if (tool.name !== listed.name) {
+        problems.push({ connector: src.connector, tool: tool.name, message: 'the tool name holds a secret value; the tool is not exposed' });
+        continue;
+      }
       if (!isExposed(src.filter, tool.name)) continue;
       const name = exposedName(src.prefix, tool.name);
       if (!EXPOSED_NAME.test(name)) {

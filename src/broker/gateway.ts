@@ -8,7 +8,6 @@ import { Upstream, type UpstreamStatus } from '../upstreams/upstream.js';
 import type { Authorize, Hidden } from './authorize.js';
 import { buildCatalog, type Catalog, type CatalogProblem } from './catalog.js';
 import { createPassthrough } from './passthrough.js';
-import { flushLateRecords } from './late-audit.js';
 import { handleToolCall, type CallRequest, type PipelineDeps } from './pipeline.js';
 
 export interface GatewayOptions {
@@ -22,6 +21,18 @@ export interface GatewayOptions {
   redact: <T>(value: T) => T;
   logger: Logger;
   backoffMs?: number;
+}
+
+/** What a registry reload changed, by connector name. */
+export interface RegistryDiff {
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
+/** Same definition (every key, in load order), so its upstream can keep running. */
+function sameConnector(a: Connector, b: Connector): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 export interface ConnectorReport {
@@ -46,6 +57,9 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
   private drained: (() => void) | undefined;
   private closing = false;
   private readonly deps: PipelineDeps;
+  private readonly serverMessages: ReturnType<typeof createPassthrough>;
+  /** Registry reloads, one after the other. */
+  private applying: Promise<unknown> = Promise.resolve();
 
   constructor(opts: GatewayOptions) {
     super();
@@ -53,22 +67,8 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
     this.setMaxListeners(0);
     this.opts = opts;
     // Upstreams' sampling/elicitation requests and log messages, to the agent whose call they belong to.
-    const serverMessages = createPassthrough({ audit: opts.audit, redact: opts.redact, logger: opts.logger });
-    for (const c of opts.registry.connectors) {
-      if (!c.enabled) continue;
-      this.upstreams.set(
-        c.name,
-        new Upstream({
-          connector: c,
-          baseDir: opts.baseDir,
-          secrets: opts.secrets,
-          logger: opts.logger,
-          onToolsChanged: () => this.rebuildCatalog(),
-          serverMessages,
-          ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
-        }),
-      );
-    }
+    this.serverMessages = createPassthrough({ audit: opts.audit, redact: opts.redact, logger: opts.logger });
+    for (const c of opts.registry.connectors) if (c.enabled) this.upstreams.set(c.name, this.makeUpstream(c));
     this.deps = {
       catalog: () => this._catalog,
       upstream: (name) => this.upstreams.get(name),
@@ -81,6 +81,67 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
 
   get catalog(): Catalog {
     return this._catalog;
+  }
+
+  private makeUpstream(c: Connector): Upstream {
+    const u: Upstream = new Upstream({
+      connector: c,
+      baseDir: this.opts.baseDir,
+      secrets: this.opts.secrets,
+      logger: this.opts.logger,
+      // A replaced or removed upstream's late news must not touch the catalog.
+      onToolsChanged: () => {
+        if (this.upstreams.get(c.name) === u) this.rebuildCatalog();
+      },
+      serverMessages: this.serverMessages,
+      ...(this.opts.backoffMs !== undefined ? { backoffMs: this.opts.backoffMs } : {}),
+    });
+    return u;
+  }
+
+  /**
+   * Swaps in a new (already validated) registry without dropping sessions:
+   * unchanged connectors keep their running upstream; removed ones stop and
+   * their tools leave the catalog at once (sessions hear list_changed);
+   * added and changed ones start (a changed one restarts with its new
+   * definition). Resolves once the old upstreams stopped; new ones start in
+   * the background and join the catalog when ready.
+   */
+  applyRegistry(next: Registry): Promise<RegistryDiff> {
+    const run = this.applying.then(() => this.swapRegistry(next));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async swapRegistry(next: Registry): Promise<RegistryDiff> {
+    const diff: RegistryDiff = { added: [], removed: [], changed: [] };
+    if (this.closing) return diff;
+    const prev = new Map(this.opts.registry.connectors.map((c) => [c.name, c]));
+    const nextNames = new Set(next.connectors.map((c) => c.name));
+    for (const c of next.connectors) {
+      const old = prev.get(c.name);
+      if (old === undefined) diff.added.push(c.name);
+      else if (!sameConnector(old, c)) diff.changed.push(c.name);
+    }
+    for (const name of prev.keys()) if (!nextNames.has(name)) diff.removed.push(name);
+    const stopping: Upstream[] = [];
+    for (const name of [...diff.removed, ...diff.changed]) {
+      const u = this.upstreams.get(name);
+      if (u) stopping.push(u);
+      this.upstreams.delete(name);
+    }
+    const starting: Upstream[] = [];
+    for (const c of next.connectors) {
+      if (!c.enabled || !(diff.added.includes(c.name) || diff.changed.includes(c.name))) continue;
+      const u = this.makeUpstream(c);
+      this.upstreams.set(c.name, u);
+      starting.push(u);
+    }
+    this.opts.registry = next;
+    if (stopping.length > 0 || starting.length > 0) this.rebuildCatalog();
+    await Promise.all(stopping.map((u) => u.stop()));
+    for (const u of starting) void u.start();
+    return diff;
   }
 
   /** Starts every upstream; waits for them at most `waitMs` (a dead one never blocks the gateway). */
@@ -99,6 +160,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
         filter: u.connector.tools,
         tools: u.tools,
       })),
+      this.opts.redact,
     );
     for (const p of this._catalog.problems) this.opts.logger.warn(p, 'tool not exposed');
     this.emit('catalog');
@@ -147,6 +209,5 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
       clearTimeout(timer);
     }
     await Promise.all([...this.upstreams.values()].map((u) => u.stop()));
-    await flushLateRecords(this.opts.audit);
   }
 }

@@ -1,13 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
-import type { AuditSink } from '../audit/types.js';
+import { CALL_INTENT_EVENT, type AuditSink } from '../audit/types.js';
 import { summarizeArgs } from '../audit/summarize.js';
-import { GatehouseError, errorMessage, isGatehouseError } from '../errors.js';
+import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CallContext } from '../policy/types.js';
 import type { AgentChannel } from '../upstreams/call-context.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import { checkArgs } from './args.js';
-import { appendWhenWritable } from './late-audit.js';
 import type { Authorize, Verdict } from './authorize.js';
 import { hintsOf, type Catalog, type CatalogEntry } from './catalog.js';
 
@@ -57,8 +57,11 @@ function outcomeOf(e: GatehouseError): Outcome {
 }
 
 /**
- * The call pipeline: catalog → argument check → policy → upstream → redaction,
- * with one audit record on disk before the result is returned.
+ * The call pipeline: catalog → argument check → policy → intent record →
+ * upstream → redaction → outcome record. A call refused before the upstream
+ * has one record; a forwarded call has an intent on disk before it is
+ * forwarded and its outcome on disk before the result is returned, linked by
+ * a random `call` id (an intent alone: the gateway stopped mid-call).
  * Throws GatehouseError (TOOL_UNKNOWN, ARGS_INVALID, AUDIT_UNAVAILABLE) for
  * JSON-RPC errors; every other failure is a tool result with isError.
  */
@@ -67,16 +70,8 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
   const base = { event: 'tools/call', agent: req.agent, session: req.session, tool: String(req.name).slice(0, 200) };
   const recordOf = (fields: Record<string, unknown>) => deps.redact({ ...base, ...fields, durationMs: Math.round((performance.now() - started) * 1000) / 1000 });
   const record = (fields: Record<string, unknown>) => deps.audit.append(recordOf(fields));
-  // Once the upstream has run, its record must land even if the log fails right now (see late-audit.ts).
-  const recordForwarded = async (fields: Record<string, unknown>) => {
-    const rec = recordOf(fields);
-    try {
-      await deps.audit.append(rec);
-    } catch (e) {
-      if (isGatehouseError(e, 'AUDIT_UNAVAILABLE')) appendWhenWritable(deps.audit, { ...rec, delivered: false, late: { reason: e.message } });
-      throw e;
-    }
-  };
+  // Once the upstream has run, its record must land even if the log fails right now (AuditSink.appendOutcome).
+  const recordForwarded = (fields: Record<string, unknown>) => (deps.audit.appendOutcome ? deps.audit.appendOutcome(recordOf(fields)) : record(fields));
 
   let entry: CatalogEntry;
   try {
@@ -115,11 +110,18 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
   }
 
   const upstream = deps.upstream(entry.connector);
+  // Refused here (log failing, disk below headroom): a JSON-RPC error, nothing forwarded.
+  deps.audit.assertWritable();
+  if (!upstream) {
+    const message = `connector "${entry.connector}" is not running`;
+    await record({ ...where, ...decided, outcome: 'error', error: { code: 'CONNECTOR_NOT_READY', message } });
+    return toolError(message, 'CONNECTOR_NOT_READY');
+  }
+  const call = randomUUID();
+  await record({ ...where, ...decided, event: CALL_INTENT_EVENT, call });
   const upStart = performance.now();
   let result: CallToolResult;
   try {
-    deps.audit.assertWritable();
-    if (!upstream) throw new GatehouseError('CONNECTOR_NOT_READY', `connector "${entry.connector}" is not running`);
     result = await upstream.call(entry.upstreamName, args, {
       signal: req.signal,
       ...(req.onprogress ? { onprogress: req.onprogress } : {}),
@@ -127,12 +129,12 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     });
   } catch (e) {
     const err = e instanceof GatehouseError ? e : new GatehouseError('INTERNAL', errorMessage(e));
-    if (err.code === 'AUDIT_UNAVAILABLE') throw err;
     const cancelled = req.signal.aborted;
     const message = deps.redact(err.message);
     await recordForwarded({
       ...where,
       ...decided,
+      call,
       outcome: cancelled ? 'cancelled' : outcomeOf(err),
       upstreamMs: Math.round(performance.now() - upStart),
       error: { code: err.code, message },
@@ -144,6 +146,7 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
   await recordForwarded({
     ...where,
     ...decided,
+    call,
     outcome: safe.isError === true ? 'error' : 'ok',
     upstreamMs: Math.round(performance.now() - upStart),
     resultBytes: Buffer.byteLength(JSON.stringify(safe)),

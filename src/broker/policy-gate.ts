@@ -1,4 +1,3 @@
-import { summarizeArgs } from '../audit/summarize.js';
 import type { Approvals } from '../policy/approvals.js';
 import { formatDuration } from '../policy/duration.js';
 import { evaluate, hiddenFor } from '../policy/evaluate.js';
@@ -28,8 +27,13 @@ export function policyAuthorizer(deps: AuthorizeDeps): { authorize: Authorize; h
       if (!deps.approvals) {
         return { allowed: false, decision, code: 'APPROVAL_DENIED', message: 'this call needs a human approval, and approvals are not enabled on this gateway' };
       }
-      const outcome = await deps.approvals.request(ctx, decision, redact(summarizeArgs(ctx.args) as Record<string, unknown>), { signal });
+      // The approver sees every argument whole (an agent could hide its payload past a preview); the audit record keeps a bounded summary.
+      const outcome = await deps.approvals.request(ctx, decision, redact(ctx.args), { signal });
       approvalId = outcome.approvalId ?? outcome.grantId;
+      // An approval is for a caller who is still there: never run a call for nobody.
+      if (outcome.approved && signal.aborted) {
+        return { allowed: false, decision, code: 'APPROVAL_DENIED', message: 'not run: the caller went away before the approval arrived', ...(approvalId !== undefined ? { approvalId } : {}) };
+      }
       if (!outcome.approved) {
         return {
           allowed: false,

@@ -73,7 +73,8 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
       .catch((e: unknown) => {
         throw asMcpError(e);
       });
-    return { tools: page.page.map((e) => e.tool), ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}) };
+    // Redacted when built too; again here for a secret value learned since (a rotation).
+    return { tools: gateway.opts.redact(page.page.map((e) => e.tool)), ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}) };
   });
 
   server.setRequestHandler(CallToolEnvelopeSchema, async (req, extra) => {

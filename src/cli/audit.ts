@@ -5,6 +5,7 @@ import { verifyAudit, type VerifyReport } from '../audit/verify.js';
 import { GatehouseError } from '../errors.js';
 import { type Command, Exit, helpForSubcommand, parse } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+import { esc, jsonLine } from '../terminal.js';
 
 const HELP = `Usage: gatehouse audit verify [--from SEQ] [--pubkey FILE] [--anchor SEQ:HASH] [--json]
        gatehouse audit pubkey
@@ -44,7 +45,7 @@ export const auditCommand: Command = {
         return Exit.Ok;
       }
       const key = await loadCheckpointKey(checkpointKeyPath(dirsFrom(values, io.env).state));
-      io.out(JSON.stringify(key.publicJwk) + '\n');
+      io.out(jsonLine(key.publicJwk));
       return Exit.Ok;
     }
     if (sub !== 'verify') throw new GatehouseError('USAGE', `unknown subcommand "audit ${sub}"; try: gatehouse audit verify`);
@@ -76,15 +77,15 @@ export const auditCommand: Command = {
             onProgress: (done: number, total: number) => {
               if (Date.now() - lastShown < 200) return;
               lastShown = Date.now();
-              io.err(`\rverifying… ${Math.floor((done / Math.max(total, 1)) * 100)}% (${Math.round(done / 1048576)} of ${Math.round(total / 1048576)} MiB)`);
+              io.err(`\r\x1b[Kverifying… ${Math.floor((done / Math.max(total, 1)) * 100)}% (${Math.round(done / 1048576)} of ${Math.round(total / 1048576)} MiB)`);
             },
           }
         : {}),
     });
     if (lastShown > 0) io.err('\r\x1b[K');
-    if (values.json) io.out(JSON.stringify(report) + '\n');
+    if (values.json) io.out(jsonLine(report));
     else io.out(describe(report, dir));
-    if (!report.signaturesChecked && !values.json) io.err(`warning: no checkpoint public key (${keyFile}); signatures were not checked. Pass --pubkey FILE.\n`);
+    if (!report.signaturesChecked && !values.json) io.err(esc`warning: no checkpoint public key (${keyFile}); signatures were not checked. Pass --pubkey FILE.\n`);
     return report.ok ? Exit.Ok : Exit.Failed;
   },
 };
@@ -96,12 +97,23 @@ function describe(r: VerifyReport, dir: string): string {
     ? `last checkpoint covers seq ${r.lastCheckpoint.seq} (${r.lastCheckpoint.time}); ${r.unsealed} record${r.unsealed === 1 ? '' : 's'} after it\n  anchor for the next verify: --anchor ${r.lastCheckpoint.seq}:${r.lastCheckpoint.hash}\n`
     : `no checkpoint yet; all ${r.unsealed} records are unsealed\n`;
   const start = r.retainedFrom ? `  chain starts at seq ${r.retainedFrom.seq} after retention (accounted for by an audit.retention record)\n` : '';
-  if (r.ok) return `audit log OK: ${head}${r.signaturesChecked ? ' (signatures valid)' : ''}\n  ${cp}${start}`;
+  if (r.ok) return `audit log OK: ${head}${r.signaturesChecked ? ' (signatures valid)' : ''}\n  ${cp}${start}` + unfinishedText(r);
   const [first, ...rest] = r.problems;
-  const line = (p: NonNullable<typeof first>) => `  ${p.file}:${p.line}${p.seq !== undefined ? ` (seq ${p.seq})` : ''}: ${p.kind}: ${p.message}\n`;
+  const line = (p: NonNullable<typeof first>) => esc`  ${p.file}:${p.line}${p.seq !== undefined ? ` (seq ${p.seq})` : ''}: ${p.kind}: ${p.message}` + '\n';
   return (
     `audit log INVALID: ${head}\nfirst bad record:\n${first ? line(first) : ''}` +
-    (rest.length ? `then ${rest.length} more problem${rest.length === 1 ? '' : 's'}:\n${rest.map(line).join('')}` : '')
+    (rest.length ? `then ${rest.length} more problem${rest.length === 1 ? '' : 's'}:\n${rest.map(line).join('')}` : '') +
+    unfinishedText(r)
   );
+}
+
+/** Forwarded calls with an intent record and no outcome (see VerifyReport.unfinished). */
+function unfinishedText(r: VerifyReport): string {
+  if (r.unfinishedCount === 0) return '';
+  const shown = r.unfinished.slice(0, 20);
+  const rows = shown.map((c) => esc`  ${c.file}:${c.line} (seq ${c.seq}) ${c.time} agent ${c.agent ?? '-'} tool ${c.tool ?? '-'} call ${c.call}: ${c.status}` + '\n');
+  const more = r.unfinishedCount > shown.length ? `  … and ${r.unfinishedCount - shown.length} more (--json lists up to ${r.unfinished.length})\n` : '';
+  const n = r.unfinishedCount;
+  return `${n} forwarded call${n === 1 ? '' : 's'} without an outcome record (unknown: the upstream may have acted; check there):\n${rows.join('')}${more}`;
 }
 

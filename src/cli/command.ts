@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GatehouseError } from '../errors.js';
+import { escapeText } from '../terminal.js';
 
 /** Exit codes that scripts can trust. */
 export const Exit = {
@@ -40,8 +41,9 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
   }
 }
 
-/** Prints rows as an aligned table with a header. */
-export function table(headers: string[], rows: string[][]): string {
+/** Prints rows as an aligned table with a header. Cells are data: each is escaped to one visible line (a cell cannot forge a row). */
+export function table(headers: string[], data: string[][]): string {
+  const rows = data.map((r) => r.map((c) => escapeText(c)));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';

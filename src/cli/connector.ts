@@ -15,6 +15,7 @@ import { dirname } from 'node:path';
 import { type Command, Exit, helpForSubcommand, type Io, parse, table } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
 import { invocation } from './invocation.js';
+import { esc, escapeText, jsonLine } from '../terminal.js';
 
 const HELP = `Usage: gatehouse connector <add|list|test> [options]
 
@@ -124,9 +125,10 @@ async function add(argv: string[], io: Io): Promise<number> {
   if (c.kind === 'jira' && 'email' in c.auth && /@example\.com$/.test(c.auth.email)) todo.push(`  edit auth.email in ${r.file} (or pass --email)`);
   if (c.kind === 'jira' && /example\.com|your-site/.test(c.baseUrl)) todo.push(`  set baseUrl in ${r.file} (or pass --base-url)`);
   io.out(
-    `Wrote ${r.file} (connector "${c.name}", kind ${c.kind}).\nNext:\n` +
-      [...todo, ...steps, `  ${cli} connector test ${c.name}`].join('\n') +
-      `\nThen give its tools a policy (reads allow, writes ask) and restart "${cli} serve".\n`,
+    esc`Wrote ${r.file} (connector "${c.name}", kind ${c.kind}).` +
+      '\nNext:\n' +
+      [...todo, ...steps, `  ${cli} connector test ${c.name}`].map((l) => escapeText(l)).join('\n') +
+      esc`\nThen give its tools a policy (reads allow, writes ask) and restart "${cli} serve".\n`,
   );
   return Exit.Ok;
 }
@@ -146,11 +148,11 @@ async function list(argv: string[], io: Io, openStore: () => SecretStore): Promi
   const storeError = rows.find((r) => r.storeError !== undefined)?.storeError;
   const code = storeError !== undefined ? Exit.Unavailable : Exit.Ok;
   if (values.json) {
-    io.out(JSON.stringify(rows) + '\n');
+    io.out(jsonLine(rows));
     return code;
   }
   if (rows.length === 0) {
-    io.out(`No connectors in ${dirs.registry}. Add one: gatehouse connector add github\n`);
+    io.out(esc`No connectors in ${dirs.registry}. Add one: gatehouse connector add github\n`);
     return Exit.Ok;
   }
   io.out(
@@ -159,7 +161,7 @@ async function list(argv: string[], io: Io, openStore: () => SecretStore): Promi
       rows.map((r) => [r.name, r.kind, r.ready ? 'ready' : `not ready: ${r.reason ?? ''}`, r.tools === null ? 'n/a until served' : String(r.tools.length), r.fix ?? '']),
     ),
   );
-  if (storeError !== undefined) io.err(`\n${store.description}: ${storeError}\n`);
+  if (storeError !== undefined) io.err('\n' + esc`${store.description}: ${storeError}` + '\n');
   return code;
 }
 
@@ -182,8 +184,9 @@ async function test(argv: string[], io: Io, openStore: () => SecretStore): Promi
   if (!c) throw new GatehouseError('USAGE', `no connector "${positionals[0]}" in ${dirs.registry}; see: gatehouse connector list`);
   const resolver = new StoreResolver(openStore(), { bindings: bindSecrets(registry.connectors).bindings, cacheMs: 0 });
   const report = (ok: boolean, detail: string, code: number) => {
-    if (values.json) io.out(JSON.stringify({ ok, connector: c.name, kind: c.kind, detail }) + '\n');
-    else (ok ? io.out : io.err)(`${c.name} (${c.kind}): ${ok ? 'ok' : 'FAILED'}: ${detail}\n`);
+    if (values.json) io.out(jsonLine({ ok, connector: c.name, kind: c.kind, detail }));
+    // detail carries what the service or MCP server said (tool names, error text): escaped.
+    else (ok ? io.out : io.err)(esc`${c.name} (${c.kind}): ${ok ? 'ok' : 'FAILED'}: ${detail}\n`);
     return code;
   };
   try {

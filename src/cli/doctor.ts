@@ -3,6 +3,7 @@ import { controlSocketPath, socketAlive } from '../server/control.js';
 import { launcherPath, probeSandbox, type SandboxProbe } from '../sandbox/launcher.js';
 import { Exit, parse, table, type Command } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+import { esc, escapeText, jsonLine } from '../terminal.js';
 
 const HELP = `Usage: gatehouse doctor [--json]
 
@@ -48,6 +49,22 @@ function checks(p: SandboxProbe): Check[] {
   ];
 }
 
+/** Which mechanism keeps one sandbox's processes, memory and CPU from starving the others, and how to get a better one. */
+export function limitsLine(p: SandboxProbe): string {
+  const l = p.limits;
+  if (l === undefined) return 'Per-sandbox limits: unknown (launcher predates them; run: make -C native)';
+  const how: Record<typeof l.mechanism, string> = {
+    'cgroup-v2': 'pids.max, memory.max and cpu.weight in a cgroup v2 leaf per sandbox',
+    'cgroup-v1': 'pids.max, memory.limit_in_bytes and cpu.shares in cgroup v1 groups per sandbox',
+    'session-uid': 'no cgroup: each sandbox runs under a uid of its own, so RLIMIT_NPROC (--max-procs) is per sandbox; memory and CPU are not limited per sandbox',
+    'rlimit-per-user': 'no cgroup: RLIMIT_NPROC counts all processes of your uid, shared by every sandbox you run; memory and CPU are not limited per sandbox',
+  };
+  const better = l.mechanism.startsWith('cgroup')
+    ? ''
+    : ` To get per-sandbox limits: use a cgroup v2 machine (systemd.unified_cgroup_hierarchy=1) and run as root, or as a user under systemd's user@UID.service with delegation (Delegate=pids memory cpu)${l.sessionUid ? '' : ', or run as root (a uid per sandbox)'}.`;
+  return `Per-sandbox limits: ${l.mechanism}: ${how[l.mechanism]} (${l.detail}).${better}`;
+}
+
 export const doctorCommand: Command = {
   name: 'doctor',
   summary: 'check this machine for what the sandbox needs',
@@ -62,20 +79,21 @@ export const doctorCommand: Command = {
     const gatewayRunning = await socketAlive(controlSocketPath(dirs.state));
     if (!existsSync(launcherPath())) {
       const msg = `sandbox launcher not built: ${launcherPath()} (run: npm run build)`;
-      if (values.json) io.out(JSON.stringify({ ok: false, missing: [msg], gatewayRunning }) + '\n');
-      else io.err(msg + '\n');
+      if (values.json) io.out(jsonLine({ ok: false, missing: [msg], gatewayRunning }));
+      else io.err(escapeText(msg) + '\n');
       return Exit.Unavailable;
     }
     const probe = await probeSandbox();
     const list = checks(probe);
     if (values.json) {
-      io.out(JSON.stringify({ ok: probe.ok, probe, checks: list, gatewayRunning, stateDir: dirs.state }) + '\n');
+      io.out(jsonLine({ ok: probe.ok, probe, checks: list, gatewayRunning, stateDir: dirs.state }));
       return probe.ok ? Exit.Ok : Exit.Unavailable;
     }
-    io.out(`Kernel ${probe.kernel} (${probe.arch}), running as uid ${probe.euid}\n\n`);
+    io.out(esc`Kernel ${probe.kernel} (${probe.arch}), running as uid ${probe.euid}\n\n`);
     io.out(table(['FEATURE', 'STATUS', 'DETAIL', 'FIX'], list.map((c) => [c.name, c.ok ? 'ok' : 'MISSING', c.detail, c.fix])));
-    io.out(`\nGateway: ${gatewayRunning ? `running (control socket ${controlSocketPath(dirs.state)})` : 'not running (gatehouse run will start one in-process)'}\n`);
-    io.out(probe.ok ? '\nThe sandbox can confine agents fully on this machine.\n' : `\nMissing: ${probe.missing.join('; ')}\n`);
+    io.out(`\n${escapeText(limitsLine(probe))}\n`);
+    io.out(`\nGateway: ${gatewayRunning ? esc`running (control socket ${controlSocketPath(dirs.state)})` : 'not running (gatehouse run will start one in-process)'}\n`);
+    io.out(probe.ok ? '\nThe sandbox can confine agents fully on this machine.\n' : esc`\nMissing: ${probe.missing.join('; ')}\n`);
     return probe.ok ? Exit.Ok : Exit.Unavailable;
   },
 };

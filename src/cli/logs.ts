@@ -4,6 +4,7 @@ import { endCursor, parseTime, queryAudit, type AuditFilters } from '../audit/qu
 import type { AuditRecord } from '../audit/types.js';
 import { Exit, parse, table, type Command } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+import { jsonLine } from '../terminal.js';
 
 const HELP = `Usage: gatehouse logs [filters] [--limit N] [--json] [--reverse] [--follow]
 
@@ -18,7 +19,9 @@ Filters (all must match):
   --connector C      connector name
   --tool GLOB        exposed tool name, e.g. "github__*"
   --decision D       allow | deny | ask
-  --outcome O        ok | error | denied | timeout | rejected | cancelled
+  --outcome O        ok | error | denied | timeout | rejected | cancelled, or
+                     pending | unknown: forwarded calls with no outcome record
+                     (in flight / the gateway stopped: the upstream may have acted)
   --event E          e.g. tools/call, session.opened, policy.reload
   --grep TEXT        text anywhere in the record (case-sensitive)
 Output:
@@ -44,7 +47,8 @@ export function formatRow(r: AuditRecord): string[] {
     cell(r.tool),
     cell(r.decision),
     cell(r.rule),
-    cell(r.outcome) + (err?.code ? ` (${err.code})` : ''),
+    // An intent without its outcome shows what became of the call: pending, or unknown (gateway stopped).
+    cell(r.outcome ?? r.callStatus) + (err?.code ? ` (${err.code})` : ''),
     latency,
   ];
 }
@@ -90,7 +94,7 @@ export const logsCommand: Command = {
     const dir = join(dirsFrom(values, io.env).state, 'audit');
 
     const print = (records: AuditRecord[], header: boolean) => {
-      if (values.json) for (const r of records) io.out(JSON.stringify(r) + '\n');
+      if (values.json) for (const r of records) io.out(jsonLine(r));
       else if (records.length > 0) {
         const text = table(HEADERS, records.map(formatRow));
         io.out(header ? text : text.slice(text.indexOf('\n') + 1));

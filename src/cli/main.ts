@@ -2,6 +2,7 @@
 import { ConfigError } from '../config/load-yaml.js';
 import { VERSION } from '../config/paths.js';
 import { GatehouseError, errorMessage } from '../errors.js';
+import { escapeText, terminalSafe } from '../terminal.js';
 import { Exit, type Command, type Io } from './command.js';
 import { approvalsCommand } from './approvals.js';
 import { auditCommand } from './audit.js';
@@ -42,29 +43,31 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
   const cmd = commands.find((c) => c.name === name);
   if (!cmd) {
-    io.err(`gatehouse: unknown command "${name}"\n\n${usage()}`);
+    io.err(`gatehouse: unknown command "${escapeText(name)}"\n\n${usage()}`);
     return Exit.Usage;
   }
   try {
     return await cmd.run(rest, io);
   } catch (e) {
     if (e instanceof ConfigError) {
-      io.err(`gatehouse ${name}: invalid configuration:\n${e.message}\n`);
+      io.err(`gatehouse ${name}: invalid configuration:\n${escapeText(e.message, { keepNewlines: true })}\n`);
       return Exit.Usage;
     }
     if (e instanceof GatehouseError) {
-      io.err(`gatehouse ${name}: ${e.message}\n`);
+      // A message may quote what an agent or upstream sent (a tool name, a gateway's answer).
+      io.err(`gatehouse ${name}: ${escapeText(e.message, { keepNewlines: true })}\n`);
       if (e.code === 'USAGE') io.err(`Run "gatehouse ${name} --help" for usage.\n`);
       return e.code === 'USAGE' || e.code === 'CONFIG_INVALID' ? Exit.Usage : e.code.endsWith('UNAVAILABLE') ? Exit.Unavailable : Exit.Failed;
     }
-    io.err(`gatehouse ${name}: unexpected error: ${errorMessage(e)}\n`);
+    io.err(`gatehouse ${name}: unexpected error: ${escapeText(errorMessage(e), { keepNewlines: true })}\n`);
     return Exit.Failed;
   }
 }
 
+// Every byte to the terminal passes terminalSafe, behind the escaping each command does where it formats data.
 const io: Io = {
-  out: (s) => void process.stdout.write(s),
-  err: (s) => void process.stderr.write(s),
+  out: (s) => void process.stdout.write(terminalSafe(s)),
+  err: (s) => void process.stderr.write(terminalSafe(s)),
   env: process.env,
   stdin: process.stdin,
   isTTY: process.stdout.isTTY === true,
@@ -77,7 +80,7 @@ main(process.argv.slice(2), io).then(
     process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
   },
   (e: unknown) => {
-    process.stderr.write(`gatehouse: ${errorMessage(e)}\n`);
+    process.stderr.write(terminalSafe(`gatehouse: ${errorMessage(e)}\n`));
     process.exitCode = Exit.Failed;
   },
 );

@@ -8,6 +8,7 @@ import { loadPolicies } from '../policy/load.js';
 import { runPolicyTests, splitToolName } from '../policy/test-cases.js';
 import { ANNOTATION_KEYS, type CallContext, type Decision, type Policy, type ToolAnnotations } from '../policy/types.js';
 import { Exit, parse, table, type Command, type Io } from './command.js';
+import { esc, escapeText, jsonText } from '../terminal.js';
 
 const DIR_HELP = `  --policies DIR   policy folder (default: $GATEHOUSE_POLICIES, else ./policies)`;
 
@@ -75,7 +76,7 @@ function policyDir(flag: string | undefined, io: Io): string {
 }
 
 function json(io: Io, v: unknown): void {
-  io.out(`${JSON.stringify(v, null, 2)}\n`);
+  io.out(`${jsonText(v, 2)}\n`);
 }
 
 function parseJsonObject(flag: string, text: string | undefined): Record<string, unknown> {
@@ -105,7 +106,7 @@ function parseAnnotations(text: string | undefined): ToolAnnotations | undefined
 function describeDecision(d: Decision, policy: Policy, dir: string): string[] {
   const rule = d.ruleId === null ? undefined : policy.rules.find((r) => r.id === d.ruleId);
   const where = rule === undefined ? 'the policy default' : `rule "${rule.id}" (${relative(dir, rule.file)}:${rule.line})`;
-  const lines = [`Decision: ${d.effect.toUpperCase()} by ${where}`, `Message:  ${d.message}`];
+  const lines = [`Decision: ${d.effect.toUpperCase()} by ${escapeText(where)}`, esc`Message:  ${d.message}`];
   if (d.limit !== undefined) lines.push(`Limit:    ${d.limit.capacity} per ${formatDuration(d.limit.perMs)} per agent`);
   if (d.ask !== undefined) {
     const g = d.ask.grant;
@@ -120,7 +121,7 @@ function loadOrReport(dir: string, io: Io): Policy | undefined {
     return loadPolicies(dir);
   } catch (e) {
     if (e instanceof ConfigError) {
-      io.err(`Invalid policy in ${dir}:\n${e.message}\n`);
+      io.err(esc`Invalid policy in ${dir}:` + `\n${escapeText(e.message, { keepNewlines: true })}\n`);
       return undefined;
     }
     throw e;
@@ -137,7 +138,7 @@ async function check(argv: string[], io: Io): Promise<number> {
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     if (values.json === true) json(io, { ok: false, dir, issues: e.issues });
-    else io.out(`INVALID ${dir}\n${e.issues.map((i) => `  ${i.file}:${i.line}:${i.col}: ${i.key === '' ? '(top level)' : i.key}: ${i.message}`).join('\n')}\n`);
+    else io.out(esc`INVALID ${dir}` + `\n${e.issues.map((i) => esc`  ${i.file}:${i.line}:${i.col}: ${i.key === '' ? '(top level)' : i.key}: ${i.message}`).join('\n')}\n`);
     return Exit.Failed;
   }
   const files = policy.files.map((f) => ({ file: f, rules: policy.rules.filter((r) => r.file === f).length }));
@@ -145,9 +146,9 @@ async function check(argv: string[], io: Io): Promise<number> {
     json(io, { ok: true, dir, default: policy.default, rules: policy.rules.length, files, digest: policy.digest, warnings: policy.warnings });
     return Exit.Ok;
   }
-  io.out(`OK ${dir}: ${policy.rules.length} rules from ${files.length} files, default ${policy.default}\n`);
+  io.out(esc`OK ${dir}: ${policy.rules.length} rules from ${files.length} files, default ${policy.default}\n`);
   if (files.length > 0) io.out(table(['FILE', 'RULES'], files.map((f) => [relative(dir, f.file), String(f.rules)])));
-  for (const w of policy.warnings) io.out(`warning: ${w}\n`);
+  for (const w of policy.warnings) io.out(esc`warning: ${w}\n`);
   return Exit.Ok;
 }
 
@@ -219,7 +220,7 @@ async function test(argv: string[], io: Io): Promise<number> {
     report = runPolicyTests(policy, file);
   } catch (e) {
     if (e instanceof ConfigError) {
-      io.err(`Invalid cases file:\n${e.message}\n`);
+      io.err(`Invalid cases file:\n${escapeText(e.message, { keepNewlines: true })}\n`);
       return Exit.Usage;
     }
     throw e;
@@ -270,7 +271,7 @@ export const policyCommand: Command = {
       }
     } catch (e) {
       if (e instanceof GatehouseError && e.code === 'USAGE') {
-        io.err(`gatehouse policy: ${e.message}\n`);
+        io.err(`gatehouse policy: ${escapeText(e.message, { keepNewlines: true })}\n`);
         return Exit.Usage;
       }
       throw e;

@@ -1,5 +1,6 @@
 import { basename, resolve } from 'node:path';
 import { GatehouseError } from '../errors.js';
+import type { SandboxLimits } from '../sandbox/launcher.js';
 import { DEFAULT_RELAY_PORT, runSandboxed } from '../sandbox/run.js';
 import { AGENT_NAME } from '../server/tokens.js';
 import { Exit, parse, type Command } from './command.js';
@@ -23,9 +24,21 @@ Options:
   --workspace DIR    read-write, same path inside, the agent's cwd (default: .)
   --ro PATH          extra path visible read-only (repeatable)
   --rw PATH          extra path visible read-write (repeatable)
+  --allow-write PATH let the agent change a protected path (repeatable; loud). Inside
+                     the workspace and each --rw dir these are read-only: .git,
+                     .gitmodules, shell start-up files (.bashrc .profile .zshrc ...,
+                     .envrc), .vscode .idea .devcontainer .claude .mcp.json .codex
+                     .cursor .gemini — they run code when you work there later
   --port N           the relay's port inside the sandbox (default ${DEFAULT_RELAY_PORT})
   --allow-weaker     run on Landlock ABI 1-5 (less confinement; says what is missing)
   --no-mcp-config    do not write .mcp.json into the workspace
+  --pids-max N       this sandbox's process/thread limit (default 1024)
+  --memory-max SIZE  this sandbox's memory limit, e.g. 2G (K/M/G/T; default 4G)
+  --cpu-weight N     this sandbox's CPU share, 1-10000 (default 100)
+                     Each sandbox gets its own cgroup where one can be made
+                     (root, or a systemd user slice); a limit given here is
+                     then required (exit 124 where it cannot be applied).
+                     "gatehouse doctor" says which mechanism applies.
 ${DIR_HELP}
   -h, --help         this help
 `;
@@ -43,9 +56,13 @@ export const runCommand: Command = {
         workspace: { type: 'string' },
         ro: { type: 'string', multiple: true },
         rw: { type: 'string', multiple: true },
+        'allow-write': { type: 'string', multiple: true },
         port: { type: 'string' },
         'allow-weaker': { type: 'boolean' },
         'no-mcp-config': { type: 'boolean' },
+        'pids-max': { type: 'string' },
+        'memory-max': { type: 'string' },
+        'cpu-weight': { type: 'string' },
       },
       true,
     );
@@ -64,11 +81,31 @@ export const runCommand: Command = {
       workspace: resolve(values.workspace ?? '.'),
       ro: (values.ro ?? []).map((p) => resolve(p)),
       rw: (values.rw ?? []).map((p) => resolve(p)),
+      allowWrite: (values['allow-write'] ?? []).map((p) => resolve(p)),
       port,
       allowWeaker: values['allow-weaker'] === true,
+      limits: limitsFrom(values['pids-max'], values['memory-max'], values['cpu-weight']),
       mcpConfig: values['no-mcp-config'] !== true,
       command: positionals,
       stderr: process.stderr,
     });
   },
 };
+
+function limitsFrom(pids: string | undefined, memory: string | undefined, cpu: string | undefined): SandboxLimits {
+  const int = (flag: string, v: string, min: number, max: number): number => {
+    const n = Number(v);
+    if (!/^[0-9]+$/.test(v) || n < min || n > max) throw new GatehouseError('USAGE', `${flag} must be an integer in ${min}..${max}`);
+    return n;
+  };
+  const limits: SandboxLimits = {};
+  if (pids !== undefined) limits.pidsMax = int('--pids-max', pids, 8, 1 << 22);
+  if (memory !== undefined) {
+    const m = /^([0-9]+)([KMGT]?)$/i.exec(memory);
+    const bytes = m ? Number(m[1]) * 1024 ** 'BKMGT'.indexOf((m[2] || 'B').toUpperCase()) : NaN;
+    if (!m || !(bytes >= 16 * 2 ** 20)) throw new GatehouseError('USAGE', `--memory-max ${JSON.stringify(memory)}: use a size of at least 16M, e.g. 512M or 2G`);
+    limits.memoryMax = `${m[1]}${(m[2] ?? '').toUpperCase()}`;
+  }
+  if (cpu !== undefined) limits.cpuWeight = int('--cpu-weight', cpu, 1, 10000);
+  return limits;
+}

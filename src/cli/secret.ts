@@ -10,6 +10,7 @@ import type { SecretStore } from '../secrets/store.js';
 import { SECRET_NAME } from '../secrets/template.js';
 import { type Command, Exit, helpForSubcommand, type Io, parse, table } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+import { esc, jsonLine } from '../terminal.js';
 
 const HELP = `Usage: gatehouse secret <set|list|delete|check> [options]
 
@@ -139,7 +140,7 @@ async function audit(dirs: Dirs, event: 'secret.set' | 'secret.delete', name: st
     await appendAuditRecord(dirs.state, { event, name, via: 'cli' });
     return Exit.Ok;
   } catch (e) {
-    io.err(`gatehouse secret: the change was made but could not be audited: ${errorMessage(e)}\n`);
+    io.err(esc`gatehouse secret: the change was made but could not be audited: ${errorMessage(e)}\n`);
     return Exit.Unavailable;
   }
 }
@@ -165,8 +166,8 @@ async function setSecret(argv: string[], io: Io): Promise<number> {
   notifySecretChanged(dirs.state, name);
   io.err(
     uses.length === 0
-      ? `stored "${name}" in ${store.description}; no connector in ${dirs.registry} references \${secret:${name}} yet\n`
-      : `stored "${name}" in ${store.description}; used by ${[...new Set(uses.map((u) => u.connector))].join(', ')}\n`,
+      ? esc`stored "${name}" in ${store.description}; no connector in ${dirs.registry} references \${secret:${name}} yet\n`
+      : esc`stored "${name}" in ${store.description}; used by ${[...new Set(uses.map((u) => u.connector))].join(', ')}\n`,
   );
   return audit(dirs, 'secret.set', name, io);
 }
@@ -181,12 +182,12 @@ async function deleteSecret(argv: string[], io: Io): Promise<number> {
   const dirs = dirsFrom(values, io.env);
   const store = openStore();
   if (!(await store.delete(name))) {
-    io.err(`gatehouse secret delete: no secret "${name}" in ${store.description}\n`);
+    io.err(esc`gatehouse secret delete: no secret "${name}" in ${store.description}\n`);
     return Exit.Failed;
   }
   notifySecretChanged(dirs.state, name);
   const users = [...new Set((usesByName(tryLoadRegistry(dirs, io)).get(name) ?? []).map((u) => u.connector))];
-  io.err(`deleted "${name}"${users.length > 0 ? `; connectors that need it are no longer ready: ${users.join(', ')}` : ''}\n`);
+  io.err(esc`deleted "${name}"` + (users.length > 0 ? esc`; connectors that need it are no longer ready: ${users.join(', ')}` : '') + '\n');
   return audit(dirs, 'secret.delete', name, io);
 }
 
@@ -201,7 +202,7 @@ async function listSecrets(argv: string[], io: Io): Promise<number> {
   const stored = new Set(await openStore().list());
   const names = [...new Set([...stored, ...uses.keys()])].sort();
   const rows = names.map((name) => ({ name, present: stored.has(name), connectors: [...new Set((uses.get(name) ?? []).map((u) => u.connector))].sort() }));
-  if (values.json) io.out(JSON.stringify({ secrets: rows }) + '\n');
+  if (values.json) io.out(jsonLine({ secrets: rows }));
   else if (rows.length === 0) io.out('no secrets stored and none referenced by the registry\n');
   else io.out(table(['NAME', 'STATUS', 'USED BY'], rows.map((r) => [r.name, r.present ? 'present' : 'missing', r.connectors.length > 0 ? r.connectors.join(', ') : '(unused)'])));
   return Exit.Ok;
@@ -231,12 +232,12 @@ async function checkSecrets(argv: string[], io: Io): Promise<number> {
   }
   const ok = rows.every((r) => r.status === 'present');
   if (values.json) {
-    io.out(JSON.stringify({ ok, secrets: rows }) + '\n');
+    io.out(jsonLine({ ok, secrets: rows }));
   } else if (rows.length === 0) {
-    io.out(`no connector in ${dirs.registry} references a secret\n`);
+    io.out(esc`no connector in ${dirs.registry} references a secret\n`);
   } else {
     io.out(table(['SECRET', 'STATUS', 'USED BY'], rows.map((r) => [r.name, r.status + (r.reason ? `: ${r.reason}` : ''), r.connectors.join(', ')])));
-    for (const r of rows) if (r.status !== 'present') io.out(`fix: gatehouse secret set ${r.name}\n`);
+    for (const r of rows) if (r.status !== 'present') io.out(esc`fix: gatehouse secret set ${r.name}\n`);
   }
   return ok ? Exit.Ok : Exit.Failed;
 }
@@ -245,7 +246,7 @@ function tryLoadRegistry(dirs: Dirs, io: Io): Registry | undefined {
   try {
     return loadRegistry(dirs.registry);
   } catch (e) {
-    io.err(`warning: cannot load the registry (${errorMessage(e).split('\n')[0]}); showing the keychain only\n`);
+    io.err(esc`warning: cannot load the registry (${errorMessage(e).split('\n')[0]}); showing the keychain only\n`);
     return undefined;
   }
 }

@@ -4,6 +4,8 @@ import { VERSION } from '../config/paths.js';
 import { Exit, parse, table, type Command } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
 import { invocation } from './invocation.js';
+import { SESSION_HELP, sessionLimitsFrom, sessionOptions } from './session-limits.js';
+import { esc, jsonLine } from '../terminal.js';
 
 const HELP = `Usage: gatehouse serve [--host H] [--port N] [options]
 
@@ -16,6 +18,7 @@ Options:
   --allowed-host H   extra Host header value accepted (host:port), repeatable
   --allowed-origin O extra browser Origin accepted, repeatable
   --json             print the start-up report as one JSON line instead of a table
+${SESSION_HELP}
 ${DIR_HELP}
   -h, --help         this help
 
@@ -34,6 +37,7 @@ export const serveCommand: Command = {
       'allowed-host': { type: 'string', multiple: true },
       'allowed-origin': { type: 'string', multiple: true },
       json: { type: 'boolean' },
+      ...sessionOptions,
     });
     if (values.help) {
       io.out(HELP);
@@ -49,6 +53,7 @@ export const serveCommand: Command = {
       port,
       allowedHosts: values['allowed-host'] ?? [],
       allowedOrigins: values['allowed-origin'] ?? [],
+      ...sessionLimitsFrom(values, io.env),
     });
     // Handlers before the report: whoever reads it may signal at once, and must get a graceful stop.
     const stopped = new Promise<void>((resolve) => {
@@ -62,7 +67,7 @@ export const serveCommand: Command = {
     const report = gw.gateway.report();
     const cli = invocation();
     if (values.json) {
-      io.out(JSON.stringify({ url: gw.url, version: VERSION, dirs, connectors: report }) + '\n');
+      io.out(jsonLine({ url: gw.url, version: VERSION, dirs, connectors: report }));
     } else {
       const rows = report.map((r) => {
         const st = r.status;
@@ -71,8 +76,8 @@ export const serveCommand: Command = {
         return [r.name, r.kind, st.state, st.state === 'ready' ? String(r.tools) : '-', fix];
       });
       io.out(
-        `Gatehouse ${VERSION} serving MCP at ${gw.url}\n` +
-          `  registry ${dirs.registry}\n  policies ${dirs.policies}\n  state    ${dirs.state}\n\n` +
+        esc`Gatehouse ${VERSION} serving MCP at ${gw.url}\n` +
+          esc`  registry ${dirs.registry}\n  policies ${dirs.policies}\n  state    ${dirs.state}\n\n` +
           table(['CONNECTOR', 'KIND', 'STATUS', 'TOOLS', 'FIX'], rows) +
           `\nGive an agent a token (8 hours):\n  ${cli} token mint --agent laptop-claude --ttl 8h\n` +
           `then point its MCP client at ${gw.url} with "Authorization: Bearer <token>".\n`,

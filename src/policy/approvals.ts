@@ -10,11 +10,24 @@
  * than the rule's `ask.grant` (the rule's numbers are the upper bound); a rule
  * without `ask.grant` allows approvals of the one call only.
  *
- * Everything is in memory (one gateway process). Every state change is
- * reported through `onEvent` so the caller can audit it.
+ * A waiting call whose caller is gone (its `signal` aborts: the client
+ * disconnected, cancelled, or its session closed) is withdrawn: it can no
+ * longer be approved, so it never runs for nobody.
+ *
+ * With a `state` store, pending approvals, grants (with their uses) and
+ * recently withdrawn approvals are saved on every change (written in the
+ * background, coalesced) and loaded at start: a grant outlives a restart with
+ * the same ttl and uses left; a call that was waiting when the gateway stopped
+ * cannot be answered (its caller is gone), so it is shown as withdrawn. Nothing
+ * that gives a permission takes effect before it is saved: a call waits for the
+ * save of its pending approval, of the grant that approved it, or of the grant
+ * use that lets it through, and is refused when the save fails. Every state
+ * change is reported through `onEvent` so the caller can audit it.
  */
 import { randomBytes } from 'node:crypto';
+import { summarizeArgs } from '../audit/summarize.js';
 import { GatehouseError } from '../errors.js';
+import { StateWriter, type ApprovalStateStore, type ApprovalsSnapshot } from './approval-state.js';
 import type { CallContext, Decision, GrantLimit } from './types.js';
 
 export interface Clock {
@@ -49,6 +62,12 @@ export interface PendingApproval {
   grantLimit?: GrantLimit;
 }
 
+/** A pending approval whose caller went away (or the gateway restarted) before anyone answered. */
+export interface WithdrawnApproval extends PendingApproval {
+  withdrawnAt: string;
+  reason: string;
+}
+
 export interface Grant {
   id: string;
   agent: string;
@@ -79,10 +98,14 @@ export type ApprovalEvent =
   | { type: 'approved'; approval: PendingApproval; by: string; grant?: Grant }
   | { type: 'denied'; approval: PendingApproval; by: string; reason: string }
   | { type: 'timed_out'; approval: PendingApproval }
-  | { type: 'cancelled'; approval: PendingApproval; reason: string }
+  | { type: 'withdrawn'; approval: PendingApproval; reason: string }
   | { type: 'refused'; agent: string; tool: string; ruleId: string | null; reason: string }
   | { type: 'grant_used'; grant: Grant; agent: string; tool: string }
-  | { type: 'grant_expired'; grant: Grant; reason: 'ttl' | 'uses' | 'revoked' };
+  | { type: 'grant_expired'; grant: Grant; reason: 'ttl' | 'uses' | 'revoked' }
+  /** The saved state could not be trusted at start: no grants were loaded (it was moved to `movedTo`). */
+  | { type: 'state_rejected'; file: string; error: string; movedTo?: string }
+  /** A change could not be saved. */
+  | { type: 'state_error'; file: string; error: string };
 
 export interface ApprovalsOptions {
   clock?: Clock;
@@ -92,10 +115,36 @@ export interface ApprovalsOptions {
   maxPending?: number;
   /** Pending asks at once, per agent. */
   maxPendingPerAgent?: number;
+  /** Where pending approvals and grants survive a restart (absent: memory only). */
+  state?: ApprovalStateStore;
+  /** How long a withdrawn approval stays listed (default 24 h; at most the newest 100). */
+  withdrawnKeepMs?: number;
+}
+
+const WITHDRAWN_MAX = 100;
+/** Saved and withdrawn approvals keep at most this much of the arguments (they are never approved again, only shown). */
+const KEPT_ARGS_BYTES = 4096;
+const RESTARTED = 'the gateway restarted while the call waited; its caller is gone';
+/** What the agent is told when a save fails (no host path; the state_error event names the file). */
+const UNSAVED = 'the gateway cannot save its approval state right now';
+
+function keptArgs(args: Record<string, unknown>): Record<string, unknown> {
+  const summary = summarizeArgs(args);
+  const bytes = Buffer.byteLength(JSON.stringify(summary) ?? '');
+  return bytes <= KEPT_ARGS_BYTES ? (summary as Record<string, unknown>) : { '…': `[arguments not kept: ${bytes} bytes]` };
+}
+
+/** Why a waiting call's signal aborted, for the approver and the audit. The reason may come from the client: bounded. */
+function abortReason(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  if (typeof r === 'string' && r !== '') return `the caller is gone: ${r.slice(0, 200)}`;
+  return 'the caller is gone (the call was cancelled or its session closed)';
 }
 
 interface Waiting {
   approval: PendingApproval;
+  /** What is saved and, once withdrawn, listed: the same with bounded arguments. */
+  kept: PendingApproval;
   resolve: (o: ApprovalOutcome) => void;
   timer: unknown;
   onAbort?: () => void;
@@ -114,6 +163,10 @@ export class Approvals {
   readonly #pending = new Map<string, Waiting>();
   readonly #grants = new Map<string, Grant>();
   readonly #grantTimers = new Map<string, unknown>();
+  /** Newest last. */
+  #withdrawn: WithdrawnApproval[] = [];
+  readonly #withdrawnKeepMs: number;
+  readonly #writer: StateWriter | undefined;
 
   constructor(opts: ApprovalsOptions = {}) {
     this.#clock = opts.clock ?? systemClock;
@@ -127,30 +180,68 @@ export class Approvals {
     };
     this.#maxPending = opts.maxPending ?? 1_000;
     this.#maxPerAgent = opts.maxPendingPerAgent ?? 20;
+    this.#withdrawnKeepMs = opts.withdrawnKeepMs ?? 86_400_000;
+    const state = opts.state;
+    if (state !== undefined) {
+      this.#writer = new StateWriter(state, () => this.#snapshot(), (e) => this.#onEvent({ type: 'state_error', file: state.file, error: e.message }));
+      this.#restore(state);
+    }
+  }
+
+  /** Loads the saved state: grants carry on, calls that were waiting are withdrawn (their callers are gone). */
+  #restore(state: ApprovalStateStore): void {
+    let snap: ApprovalsSnapshot | undefined;
+    try {
+      snap = state.load();
+    } catch (e) {
+      // Fail closed: no grants from a file we cannot trust. Keep it for the admin, out of the way.
+      const movedTo = state.quarantine(new Date(this.#clock.now()));
+      this.#onEvent({ type: 'state_rejected', file: state.file, error: (e as Error).message, ...(movedTo !== undefined ? { movedTo } : {}) });
+    }
+    if (snap !== undefined) {
+      const now = this.#clock.now();
+      this.#withdrawn = snap.withdrawn.slice(-WITHDRAWN_MAX);
+      for (const g of snap.grants) {
+        this.#grants.set(g.id, g);
+        if (!this.#expireIfDone(g, now)) this.#armGrantTimer(g);
+      }
+      for (const p of snap.pending) this.#recordWithdrawn(p, RESTARTED);
+    }
+    this.#saveLater();
+  }
+
+  /** Resolves when every change made so far is saved (or its save failed). For shutdown and tests. */
+  flushed(): Promise<void> {
+    return this.#writer?.idle() ?? Promise.resolve();
   }
 
   /**
    * Waits for a human on a call whose decision is `ask`. A live grant for the
    * same agent, rule and tool is used first. Resolves (never rejects) with the
-   * outcome; timeout, cancellation and refusal resolve as not approved.
+   * outcome; timeout, withdrawal and refusal resolve as not approved.
    */
   request(ctx: CallContext, decision: Decision, secretFreeArgs: Record<string, unknown>, opts: { signal?: AbortSignal } = {}): Promise<ApprovalOutcome> {
     if (decision.effect !== 'ask' || decision.ask === undefined) {
       return Promise.reject(new GatehouseError('INTERNAL', 'Approvals.request needs an ask decision'));
     }
+    const refused = (reason: string): ApprovalOutcome => {
+      this.#onEvent({ type: 'refused', agent: ctx.agent, tool: ctx.tool, ruleId: decision.ruleId, reason });
+      return { approved: false, reason };
+    };
+    if (opts.signal?.aborted === true) return Promise.resolve(refused('the call was cancelled before it was asked'));
     const grant = this.#useGrant(ctx.agent, decision.ruleId, ctx.tool);
     if (grant !== undefined) {
-      return Promise.resolve({ approved: true, by: grant.by, grantId: grant.id, reason: `grant ${grant.id} by ${grant.by} (${grant.uses}/${grant.maxUses} used)` });
+      const outcome: ApprovalOutcome = { approved: true, by: grant.by, grantId: grant.id, reason: `grant ${grant.id} by ${grant.by} (${grant.uses}/${grant.maxUses} used)` };
+      // A restart must not refill uses: the call goes through once its use is on disk (a failed save keeps the use spent).
+      return this.#save().then(
+        () => outcome,
+        () => refused(`a grant covers this call, but its use cannot be recorded (${UNSAVED})`),
+      );
     }
-    const refuse = (reason: string): Promise<ApprovalOutcome> => {
-      this.#onEvent({ type: 'refused', agent: ctx.agent, tool: ctx.tool, ruleId: decision.ruleId, reason });
-      return Promise.resolve({ approved: false, reason });
-    };
-    if (opts.signal?.aborted === true) return refuse('the call was cancelled before it was asked');
-    if (this.#pending.size >= this.#maxPending) return refuse('too many approvals are pending; try again later');
+    if (this.#pending.size >= this.#maxPending) return Promise.resolve(refused('too many approvals are pending; try again later'));
     let mine = 0;
     for (const w of this.#pending.values()) if (w.approval.agent === ctx.agent) mine++;
-    if (mine >= this.#maxPerAgent) return refuse(`agent has ${mine} approvals pending already; try again later`);
+    if (mine >= this.#maxPerAgent) return Promise.resolve(refused(`agent has ${mine} approvals pending already; try again later`));
 
     const now = this.#clock.now();
     const timeoutMs = decision.ask.timeoutMs;
@@ -167,13 +258,16 @@ export class Approvals {
       expiresAt: new Date(now + timeoutMs).toISOString(),
     };
     if (decision.ask.grant !== undefined) approval.grantLimit = { ...decision.ask.grant };
+    const kept: PendingApproval = { ...approval, args: keptArgs(approval.args) };
 
     return new Promise<ApprovalOutcome>((resolve) => {
       const w: Waiting = {
         approval,
+        kept,
         resolve,
         timer: this.#clock.setTimeout(() => {
           if (this.#settle(approval.id)) {
+            this.#saveLater();
             this.#onEvent({ type: 'timed_out', approval });
             resolve({ approved: false, approvalId: approval.id, timedOut: true, reason: `no answer within ${Math.round(timeoutMs / 1000)}s: denied` });
           }
@@ -184,15 +278,27 @@ export class Approvals {
         w.signal = signal;
         w.onAbort = () => {
           if (this.#settle(approval.id)) {
-            this.#onEvent({ type: 'cancelled', approval, reason: 'the call was cancelled' });
-            resolve({ approved: false, approvalId: approval.id, reason: 'the call was cancelled' });
+            const reason = abortReason(signal);
+            this.#recordWithdrawn(kept, reason);
+            this.#saveLater();
+            resolve({ approved: false, approvalId: approval.id, reason: `withdrawn: ${reason}` });
           }
         };
         signal.addEventListener('abort', w.onAbort, { once: true });
       }
       this.#pending.set(approval.id, w);
       this.#onEvent({ type: 'requested', approval });
+      // Saved so that after a crash it is reported withdrawn, not silently lost; unsaved, it is not kept waiting.
+      this.#save().catch(() => {
+        if (this.#settle(approval.id)) resolve({ ...refused(`this call needs a human approval, and ${UNSAVED}`), approvalId: approval.id });
+      });
     });
+  }
+
+  /** Recently withdrawn approvals, newest first (kept for a day, at most 100). */
+  withdrawn(): WithdrawnApproval[] {
+    this.#trimWithdrawn();
+    return [...this.#withdrawn].reverse();
   }
 
   /** Pending approvals, oldest first. */
@@ -214,11 +320,13 @@ export class Approvals {
   /**
    * Approves a pending call; with `grant`, later matching calls pass too
    * (clamped to the rule's `ask.grant`). Throws NOT_FOUND for an unknown or
-   * settled id, USAGE when the rule allows no grant.
+   * settled id, USAGE when the rule allows no grant. Resolves once saved; when
+   * the grant cannot be saved it is not given (the call itself is still
+   * approved) and this rejects with STATE_UNAVAILABLE.
    */
-  approve(id: string, opts: { grant?: GrantLimit; by: string }): { approval: PendingApproval; grant?: Grant } {
+  async approve(id: string, opts: { grant?: GrantLimit; by: string }): Promise<{ approval: PendingApproval; grant?: Grant }> {
     const w = this.#pending.get(id);
-    if (w === undefined) throw new GatehouseError('NOT_FOUND', `no pending approval "${id}" (already decided or timed out?)`);
+    if (w === undefined) throw this.#notPending(id);
     let grant: Grant | undefined;
     if (opts.grant !== undefined) {
       const limit = w.approval.grantLimit;
@@ -243,13 +351,22 @@ export class Approvals {
     }
     this.#settle(id);
     if (grant !== undefined) {
-      const g = grant;
-      this.#grants.set(g.id, g);
-      // Report the expiry when it happens, not only when the grant is next looked at.
-      this.#grantTimers.set(g.id, this.#clock.setTimeout(() => this.#expireIfDone(g, this.#clock.now()), Date.parse(g.expiresAt) - this.#clock.now()));
+      this.#grants.set(grant.id, grant);
+      this.#armGrantTimer(grant);
     }
     this.#onEvent(grant === undefined ? { type: 'approved', approval: w.approval, by: opts.by } : { type: 'approved', approval: w.approval, by: opts.by, grant });
     const outcome: ApprovalOutcome = { approved: true, approvalId: id, by: opts.by, reason: `approved by ${opts.by}` };
+    try {
+      await this.#save();
+    } catch {
+      // The human approved this call, which needs nothing saved; a grant that could not survive a restart is not given.
+      w.resolve(outcome);
+      if (grant === undefined) return { approval: w.approval };
+      this.#dropGrant(grant.id);
+      this.#saveLater();
+      this.#onEvent({ type: 'grant_expired', grant, reason: 'revoked' });
+      throw new GatehouseError('STATE_UNAVAILABLE', `the call was approved, but the grant could not be saved and was not given (see the gateway log); fix the state directory`);
+    }
     if (grant !== undefined) outcome.grantId = grant.id;
     w.resolve(outcome);
     return grant === undefined ? { approval: w.approval } : { approval: w.approval, grant };
@@ -258,32 +375,83 @@ export class Approvals {
   /** Denies a pending call. Throws NOT_FOUND for an unknown or settled id. */
   deny(id: string, opts: { by: string; reason?: string }): PendingApproval {
     const w = this.#pending.get(id);
-    if (w === undefined) throw new GatehouseError('NOT_FOUND', `no pending approval "${id}" (already decided or timed out?)`);
+    if (w === undefined) throw this.#notPending(id);
     this.#settle(id);
+    this.#saveLater();
     const reason = opts.reason ?? `denied by ${opts.by}`;
     this.#onEvent({ type: 'denied', approval: w.approval, by: opts.by, reason });
     w.resolve({ approved: false, approvalId: id, by: opts.by, reason });
     return w.approval;
   }
 
-  /** Ends a grant before its time. Throws NOT_FOUND for an unknown id. */
-  revokeGrant(id: string): Grant {
+  /**
+   * Ends a grant before its time (at once, in this process). Throws NOT_FOUND
+   * for an unknown id; rejects with STATE_UNAVAILABLE when the revocation
+   * cannot be saved (the next change that is saved makes it stick).
+   */
+  async revokeGrant(id: string): Promise<Grant> {
     const g = this.#grants.get(id);
     if (g === undefined) throw new GatehouseError('NOT_FOUND', `no grant "${id}"`);
     this.#dropGrant(id);
     this.#onEvent({ type: 'grant_expired', grant: g, reason: 'revoked' });
+    try {
+      await this.#save();
+    } catch {
+      throw new GatehouseError('STATE_UNAVAILABLE', `grant "${id}" is revoked in the running gateway, but the revocation could not be saved (see the gateway log): it would come back after a restart; fix the state directory`);
+    }
     return g;
   }
 
-  /** Denies everything pending (the gateway is stopping) and drops grants. */
-  close(): void {
+  /**
+   * The gateway is stopping: everything pending is withdrawn (its callers get
+   * "not approved"); grants stay saved for the next start. Resolves once saved.
+   */
+  async close(): Promise<void> {
     for (const [id, w] of [...this.#pending]) {
       if (this.#settle(id)) {
-        this.#onEvent({ type: 'cancelled', approval: w.approval, reason: 'the gateway is shutting down' });
-        w.resolve({ approved: false, reason: 'the gateway is shutting down' });
+        this.#recordWithdrawn(w.kept, 'the gateway shut down while the call waited');
+        w.resolve({ approved: false, approvalId: id, reason: 'the gateway is shutting down' });
       }
     }
-    for (const id of [...this.#grants.keys()]) this.#dropGrant(id);
+    for (const t of this.#grantTimers.values()) this.#clock.clearTimeout(t);
+    this.#grantTimers.clear();
+    await this.#save().catch(() => undefined);
+  }
+
+  #notPending(id: string): GatehouseError {
+    const gone = this.#withdrawn.find((a) => a.id === id);
+    if (gone !== undefined) return new GatehouseError('NOT_FOUND', `approval "${id}" was withdrawn at ${gone.withdrawnAt} (${gone.reason}); there is nothing to approve or deny`);
+    return new GatehouseError('NOT_FOUND', `no pending approval "${id}" (already decided or timed out?)`);
+  }
+
+  #recordWithdrawn(approval: PendingApproval, reason: string): void {
+    this.#withdrawn.push({ ...approval, withdrawnAt: new Date(this.#clock.now()).toISOString(), reason });
+    this.#trimWithdrawn();
+    this.#onEvent({ type: 'withdrawn', approval, reason });
+  }
+
+  #trimWithdrawn(): void {
+    const cutoff = this.#clock.now() - this.#withdrawnKeepMs;
+    this.#withdrawn = this.#withdrawn.filter((a) => Date.parse(a.withdrawnAt) >= cutoff).slice(-WITHDRAWN_MAX);
+  }
+
+  #snapshot(): ApprovalsSnapshot {
+    return { pending: [...this.#pending.values()].map((w) => w.kept), grants: [...this.#grants.values()].map((g) => ({ ...g })), withdrawn: [...this.#withdrawn] };
+  }
+
+  /** Resolves once the state as it is now is on disk; rejects when that save failed (reported as state_error). */
+  #save(): Promise<void> {
+    return this.#writer?.save() ?? Promise.resolve();
+  }
+
+  /** A removal: it has taken effect already; the save just follows. */
+  #saveLater(): void {
+    this.#save().catch(() => undefined);
+  }
+
+  #armGrantTimer(g: Grant): void {
+    // Report the expiry when it happens, not only when the grant is next looked at.
+    this.#grantTimers.set(g.id, this.#clock.setTimeout(() => this.#expireIfDone(g, this.#clock.now()), Date.parse(g.expiresAt) - this.#clock.now()));
   }
 
   #dropGrant(id: string): void {
@@ -303,30 +471,28 @@ export class Approvals {
     return true;
   }
 
+  /** Drops a grant whose ttl passed or whose uses ran out; true when it is gone. */
   #expireIfDone(g: Grant, now: number): boolean {
     if (!this.#grants.has(g.id)) return true;
-    if (now >= Date.parse(g.expiresAt)) {
-      this.#dropGrant(g.id);
-      this.#onEvent({ type: 'grant_expired', grant: g, reason: 'ttl' });
-      return true;
-    }
-    if (g.uses >= g.maxUses) {
-      this.#dropGrant(g.id);
-      this.#onEvent({ type: 'grant_expired', grant: g, reason: 'uses' });
-      return true;
-    }
-    return false;
+    const reason = now >= Date.parse(g.expiresAt) ? 'ttl' : g.uses >= g.maxUses ? 'uses' : undefined;
+    if (reason === undefined) return false;
+    this.#dropGrant(g.id);
+    this.#saveLater();
+    this.#onEvent({ type: 'grant_expired', grant: g, reason });
+    return true;
   }
 
+  /** Spends one use of a live grant for this call (in memory, at once: two calls cannot share the last use). */
   #useGrant(agent: string, ruleId: string | null, tool: string): Grant | undefined {
     const now = this.#clock.now();
     for (const g of [...this.#grants.values()]) {
       if (this.#expireIfDone(g, now)) continue;
       if (g.agent !== agent || g.ruleId !== ruleId || g.tool !== tool) continue;
       g.uses++;
-      this.#onEvent({ type: 'grant_used', grant: { ...g }, agent, tool });
+      const used = { ...g };
+      this.#onEvent({ type: 'grant_used', grant: used, agent, tool });
       if (g.uses >= g.maxUses) this.#expireIfDone(g, now);
-      return g;
+      return used;
     }
     return undefined;
   }

@@ -42,9 +42,11 @@ function matchRest(rule: Rule, ctx: CallContext): RuleMatch {
   const ann = matchAnnotations(rule, ctx.annotations);
   if (!ann.ok) return ann;
   const args: Record<string, unknown> = typeof ctx.args === 'object' && ctx.args !== null ? ctx.args : {};
+  let note: string | undefined;
   for (const a of rule.args) {
-    const r = testArgRule(a, args);
+    const r = testArgRule(a, args, rule.effect);
     if (!r.ok) return r;
+    note ??= r.note;
   }
   if (rule.when !== null) {
     let result: boolean;
@@ -58,7 +60,7 @@ function matchRest(rule: Rule, ctx: CallContext): RuleMatch {
     }
     if (!result) return { ok: false, reason: `when is false: ${rule.when.source}` };
   }
-  return { ok: true };
+  return note === undefined ? { ok: true } : { ok: true, note };
 }
 
 function decide(rule: Rule): Decision {

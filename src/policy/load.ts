@@ -196,6 +196,13 @@ export function loadPolicyFiles(files: readonly string[], src: PolicySource = di
     if (r.effect === 'allow' && r.agent === null && r.connector === null && r.tool === null && r.args.length === 0 && r.when === null) {
       warnings.push(`${r.file}:${r.line}: rule "${r.id}" allows every call of every agent`);
     }
+    // prefix and glob compare strings: on a path they are passed by "/safe/../etc" and "/safe-evil".
+    for (const a of r.effect === 'allow' ? r.args : []) {
+      const stringOnly = a.checks.find((c) => /^(prefix|glob) "\//.test(c.describe));
+      if (stringOnly !== undefined) {
+        warnings.push(`${r.file}:${r.line}: rule "${r.id}" args.${a.key}: ${stringOnly.describe.split(' ')[0]} is string-only and a path passes it with ".." or a longer name; use path: { under: DIR }`);
+      }
+    }
   }
 
   const hash = createHash('sha256');

@@ -5,7 +5,8 @@
 import picomatch from 'picomatch';
 import { RE2JS } from 're2js';
 import { compileArgGlob } from './arg-glob.js';
-import type { ArgCheck, ArgRule, NameMatcher } from './types.js';
+import { compilePathCheck, type PathMatcherSpec } from './path-match.js';
+import type { ArgCheck, ArgRule, Effect, NameMatcher } from './types.js';
 
 /**
  * Names are matched with picomatch in `bash` mode, where `*` also crosses "/"
@@ -44,6 +45,7 @@ export interface ArgMatcherSpec {
   min?: number;
   max?: number;
   maxLength?: number;
+  path?: PathMatcherSpec;
 }
 
 const show = (v: unknown): string => {
@@ -101,6 +103,7 @@ export function compileArgChecks(spec: ArgMatcherSpec): ArgCheck[] {
     const max = spec.max;
     checks.push({ describe: `max ${max}`, test: (v) => typeof v === 'number' && Number.isFinite(v) && v <= max });
   }
+  if (spec.path !== undefined) checks.push(compilePathCheck(spec.path));
   if (spec.maxLength !== undefined) {
     const n = spec.maxLength;
     // UTF-16 length: never smaller than the count of code points, so the bound is never looser.
@@ -134,11 +137,23 @@ export function resolvePath(args: unknown, path: readonly string[]): unknown {
   return cur;
 }
 
-/** Checks one argument rule; on failure says which matcher failed and what the value was. */
-export function testArgRule(rule: ArgRule, args: Record<string, unknown>): { ok: true } | { ok: false; reason: string } {
+/**
+ * Checks one argument rule; on failure says which matcher failed and what the value was.
+ * A value a check cannot judge (see ArgCheck.unjudgeable) fails an allow rule and
+ * satisfies that check in a deny or ask rule: fail closed, like `when` errors.
+ */
+export function testArgRule(rule: ArgRule, args: Record<string, unknown>, effect: Effect = 'allow'): { ok: true; note?: string } | { ok: false; reason: string } {
   const v = resolvePath(args, rule.path);
+  let note: string | undefined;
   for (const c of rule.checks) {
-    if (!c.test(v)) return { ok: false, reason: `args.${rule.key}: ${c.describe} failed (got ${v === undefined ? 'nothing' : show(v)})` };
+    if (c.test(v)) continue;
+    const why = c.unjudgeable?.(v);
+    if (why !== undefined && effect !== 'allow') {
+      note ??= `args.${rule.key}: ${why}; a ${effect} rule fails closed: counts as matching`;
+      continue;
+    }
+    const got = v === undefined ? 'nothing' : show(v);
+    return { ok: false, reason: `args.${rule.key}: ${c.describe} failed (got ${got}${why !== undefined ? `, which ${why}` : ''})` };
   }
-  return { ok: true };
+  return note === undefined ? { ok: true } : { ok: true, note };
 }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { parseDuration, parseRate } from './duration.js';
 import { compileArgGlob } from './arg-glob.js';
 import { compileArgChecks, compileRegex, type ArgMatcherSpec } from './matchers.js';
+import { checkPathGlob, checkUnderDir } from './path-match.js';
 import { compileWhen } from './when.js';
 import { ANNOTATION_KEYS, type ArgCheck, type CompiledWhen } from './types.js';
 
@@ -31,6 +32,30 @@ function duration(what: string, minMs: number, maxMs: number) {
 }
 
 const Json: z.ZodType<unknown> = z.json();
+
+/** `path: { under: DIR | [DIR, ...], glob: G }`: filesystem paths, normalised (see path-match.ts). */
+const PathMatcherSchema = z
+  .strictObject({
+    under: z.union([z.string(), z.array(z.string()).min(1, 'under: needs at least one directory')]).optional(),
+    glob: z.string().min(1).optional(),
+  })
+  .superRefine((p, ctx) => {
+    if (p.under === undefined && p.glob === undefined) ctx.addIssue({ code: 'custom', message: 'empty path matcher: give under (a directory or a list) and/or glob' });
+    for (const dir of p.under === undefined ? [] : Array.isArray(p.under) ? p.under : [p.under]) {
+      try {
+        checkUnderDir(dir);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', path: ['under'], message: (e as Error).message });
+      }
+    }
+    if (p.glob !== undefined) {
+      try {
+        checkPathGlob(p.glob);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', path: ['glob'], message: (e as Error).message });
+      }
+    }
+  });
 
 const ArgMatcherSchema = z
   .strictObject({
@@ -62,9 +87,10 @@ const ArgMatcherSchema = z
     min: z.number().optional(),
     max: z.number().optional(),
     maxLength: z.number().int().nonnegative().optional(),
+    path: PathMatcherSchema.optional(),
   })
   .superRefine((m, ctx) => {
-    if (Object.keys(m).length === 0) ctx.addIssue({ code: 'custom', message: 'empty matcher: give at least one of equals, in, glob, prefix, regex, min, max, maxLength, absent' });
+    if (Object.keys(m).length === 0) ctx.addIssue({ code: 'custom', message: 'empty matcher: give at least one of path, equals, in, glob, prefix, regex, min, max, maxLength, absent' });
     if (m.min !== undefined && m.max !== undefined && m.min > m.max) ctx.addIssue({ code: 'custom', path: ['min'], message: 'min is greater than max' });
   })
   .transform((m): ArgCheck[] => compileArgChecks(m as ArgMatcherSpec));

@@ -67,6 +67,11 @@ export interface ArgCheck {
   describe: string;
   /** `value` is undefined when the path is absent. Must never throw. */
   test(value: unknown): boolean;
+  /**
+   * Why the value cannot be judged at all (e.g. a path with a ".." segment), or undefined.
+   * Such a value never satisfies `test`; in a deny or ask rule the check counts as holding (fail closed).
+   */
+  unjudgeable?(value: unknown): string | undefined;
 }
 
 export interface ArgRule {

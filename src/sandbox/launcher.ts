@@ -26,12 +26,35 @@ export const LAUNCHER_EXIT = {
 /** Environment switch for tests: pretend the kernel's Landlock ABI is N (only ever lowers it). */
 export const SIMULATE_LANDLOCK_ABI_ENV = 'GATEHOUSE_SANDBOX_SIMULATE_LANDLOCK_ABI';
 
+/** Environment switch for tests: pretend no per-sandbox cgroup can be made (the uid/rlimit fallback). */
+export const SIMULATE_NO_CGROUP_ENV = 'GATEHOUSE_SANDBOX_SIMULATE_NO_CGROUP';
+
+/** How one sandbox's processes, memory and CPU are kept apart from the others'. */
+export type LimitMechanism = 'cgroup-v2' | 'cgroup-v1' | 'session-uid' | 'rlimit-per-user';
+
+/**
+ * Per-sandbox limits. Given, a limit is required: the launcher refuses to
+ * start (exit 124) where no cgroup can be made. Left out, the launcher's
+ * defaults (pids 1024, memory 4G, cpu weight 100) apply where it can.
+ */
+export interface SandboxLimits {
+  pidsMax?: number;
+  /** Bytes, or a size with K, M, G or T (powers of 1024), e.g. "2G". */
+  memoryMax?: number | string;
+  /** Relative CPU share, 1-10000 (100 = default). */
+  cpuWeight?: number;
+}
+
+const SIZE = /^[0-9]+[KMGT]?$/;
+
 /** Output of `gatehouse-sandbox --probe`. */
 export interface SandboxProbe {
   version: string;
   arch: string;
   kernel: string;
   euid: number;
+  /** Which mechanism bounds each sandbox here, and why (absent from launchers older than the limits). */
+  limits?: { mechanism: LimitMechanism; detail: string; sessionUid: boolean };
   landlock: { abi: number; kernelAbi: number; required: number; simulated: boolean };
   userns: boolean;
   netns: boolean;
@@ -64,6 +87,15 @@ export interface LauncherPlan {
   env?: Record<string, string>;
   /** Run on Landlock ABI 1-5 without what it lacks (the launcher prints what). */
   allowWeaker?: boolean;
+  /**
+   * Protected paths (read-only inside the workspace and each `rw` dir: .git,
+   * shell start-up files, editor/agent config; see native/README.md) to leave
+   * writable; the launcher warns about each on stderr.
+   */
+  allowWrite?: string[];
+  /** Extra existing paths inside a writable root to protect the same way (e.g. a .mcp.json the host wrote). */
+  protect?: string[];
+  limits?: SandboxLimits;
   command: string[];
 }
 
@@ -153,7 +185,31 @@ export function buildLauncherArgs(plan: LauncherPlan): string[] {
     args.push('--env', `${name}=${value}`);
   }
   if (plan.allowWeaker === true) args.push('--allow-weaker');
+  for (const [flag, paths] of [['--allow-write', plan.allowWrite ?? []], ['--protect', plan.protect ?? []]] as const) {
+    for (const p of paths) {
+      if (!isAbsolute(p)) bad(`${flag} ${p} must be absolute`);
+      args.push(flag, p);
+    }
+  }
+  args.push(...limitArgs(plan.limits ?? {}, bad));
   args.push('--', ...plan.command);
+  return args;
+}
+
+function limitArgs(l: SandboxLimits, bad: (message: string) => never): string[] {
+  const args: string[] = [];
+  const int = (flag: string, v: number | undefined, min: number, max: number) => {
+    if (v === undefined) return;
+    if (!Number.isInteger(v) || v < min || v > max) bad(`${flag} must be an integer in ${min}..${max}`);
+    args.push(flag, String(v));
+  };
+  int('--pids-max', l.pidsMax, 8, 1 << 22);
+  if (l.memoryMax !== undefined) {
+    const m = String(l.memoryMax);
+    if (!SIZE.test(m)) bad(`--memory-max ${JSON.stringify(m)}: use bytes or a number with K, M, G or T`);
+    args.push('--memory-max', m);
+  }
+  int('--cpu-weight', l.cpuWeight, 1, 10000);
   return args;
 }
 

@@ -1,14 +1,15 @@
 import { spawn } from 'node:child_process';
-import { existsSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { constants } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { constants, homedir } from 'node:os';
 import { Agent, request } from 'undici';
 import type { Dirs } from '../config/paths.js';
 import { GatehouseError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { startGateway, type RunningGateway } from '../runtime.js';
 import { controlSocketPath, socketAlive } from '../server/control.js';
-import { buildLauncherArgs, launcherFailure, launcherPath, SIMULATE_LANDLOCK_ABI_ENV } from './launcher.js';
+import { buildLauncherArgs, launcherFailure, launcherPath, SIMULATE_LANDLOCK_ABI_ENV, SIMULATE_NO_CGROUP_ENV, type SandboxLimits } from './launcher.js';
+import { assertNoOverlap, protectedPaths, type Exposed } from './overlap.js';
+import { SafeDir } from './safe-dir.js';
 import type { SandboxSession } from './sessions.js';
 
 export const DEFAULT_RELAY_PORT = 8931;
@@ -21,6 +22,10 @@ export interface RunOptions {
   rw: string[];
   port: number;
   allowWeaker: boolean;
+  /** Protected paths (.git, shell and editor config in writable roots) the agent may change anyway (`--allow-write`). */
+  allowWrite: string[];
+  /** Per-sandbox pids/memory/CPU limits given by the user (required when given); else the launcher's defaults. */
+  limits?: SandboxLimits;
   /** Write `<workspace>/.mcp.json` naming the gateway URL when there is none. */
   mcpConfig: boolean;
   command: string[];
@@ -31,7 +36,7 @@ export interface RunOptions {
 
 /** The launcher gets a minimal environment too; it clears the agent's to an allowlist itself. */
 function launcherEnv(): NodeJS.ProcessEnv {
-  const keep = ['PATH', 'LANG', 'TERM', 'TZ', SIMULATE_LANDLOCK_ABI_ENV];
+  const keep = ['PATH', 'LANG', 'TERM', 'TZ', SIMULATE_LANDLOCK_ABI_ENV, SIMULATE_NO_CGROUP_ENV];
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && (keep.includes(k) || k.startsWith('LC_'))) env[k] = v;
   return env;
@@ -40,6 +45,64 @@ function launcherEnv(): NodeJS.ProcessEnv {
 interface Attached {
   session: SandboxSession;
   release(): Promise<void>;
+}
+
+/** The directories the running gateway actually uses (they may differ from this command's flags). */
+async function gatewayDirs(dirs: Dirs): Promise<Dirs> {
+  const dispatcher = new Agent({ connect: { socketPath: controlSocketPath(dirs.state), timeout: 2000 } });
+  try {
+    const res = await request('http://localhost/admin/v1/status', { dispatcher });
+    const body = (await res.body.json()) as { dirs?: Partial<Dirs> };
+    const d = body.dirs;
+    if (res.statusCode !== 200 || typeof d?.registry !== 'string' || typeof d.policies !== 'string' || typeof d.state !== 'string') {
+      throw new GatehouseError('SANDBOX_FAILED', 'the running gateway did not say which registry, policies and state it uses; upgrade it (restart gatehouse serve)');
+    }
+    return { registry: d.registry, policies: d.policies, state: d.state };
+  } finally {
+    await dispatcher.destroy().catch(() => undefined);
+  }
+}
+
+/** Refuses (exit 2) when a path the agent would see holds, or lies in, what must stay outside. */
+function checkExposure(opts: RunOptions, workspace: string, dirs: Dirs): void {
+  const exposed: Exposed[] = [
+    { flag: '--workspace', path: workspace },
+    ...opts.rw.map((path) => ({ flag: '--rw' as const, path })),
+    ...opts.ro.map((path) => ({ flag: '--ro' as const, path })),
+  ];
+  const home = process.env.HOME && process.env.HOME !== '' ? process.env.HOME : homedir();
+  assertNoOverlap(exposed, protectedPaths(dirs), home);
+}
+
+/** An agent that fills a disk shared with the audit log makes every agent's calls fail closed: say so up front. */
+function warnSharedDisk(opts: RunOptions, workspace: string, state: string): void {
+  try {
+    if (statSync(workspace).dev === statSync(state).dev) {
+      opts.stderr.write(
+        `gatehouse run: warning: the workspace and the gateway state (${state}) share a filesystem; an agent that fills it ` +
+          'eats the audit log\'s headroom and new calls are refused until space is freed. Keep workspaces on another filesystem (or a quota) where you can.\n',
+      );
+    }
+  } catch {
+    // The state directory may not exist yet (the gateway makes it); nothing to compare.
+  }
+}
+
+/** The host's own `.mcp.json`, written without following any link the agent left, removed only if it is still ours. */
+function writeMcpConfig(workspace: string, url: string, stderr: NodeJS.WritableStream): { dir: SafeDir; file: Stats } | undefined {
+  const dir = SafeDir.open(workspace);
+  const there = dir.lstat('.mcp.json');
+  if (there) {
+    if (!there.isFile()) stderr.write(`gatehouse run: warning: ${workspace}/.mcp.json is ${there.isSymbolicLink() ? 'a symlink' : 'not a regular file'}; left alone (not written, not followed)\n`);
+    dir.close();
+    return undefined;
+  }
+  const file = dir.createExclusive('.mcp.json', JSON.stringify({ mcpServers: { gatehouse: { type: 'http', url } } }, null, 2) + '\n');
+  if (!file) {
+    dir.close();
+    return undefined;
+  }
+  return { dir, file };
 }
 
 /** Opens a sandbox session on the running `gatehouse serve`, held by a lease connection. */
@@ -88,13 +151,17 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
     throw new GatehouseError('USAGE', `--workspace ${opts.workspace} is not an existing directory`);
   }
 
+  const attaching = await socketAlive(controlSocketPath(opts.dirs.state));
+  checkExposure(opts, workspace, attaching ? await gatewayDirs(opts.dirs) : opts.dirs);
+  warnSharedDisk(opts, workspace, opts.dirs.state);
+
   const cleanups: Array<() => Promise<void> | void> = [];
   const cleanup = async () => {
     for (const f of cleanups.reverse()) await Promise.resolve(f()).catch(() => undefined);
   };
   try {
     let session: SandboxSession;
-    if (await socketAlive(controlSocketPath(opts.dirs.state))) {
+    if (attaching) {
       const a = await attach(opts.dirs, opts.agent, opts.port);
       cleanups.push(() => a.release());
       session = a.session;
@@ -106,11 +173,16 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
       cleanups.push(async () => void (await gw.sandboxes.close(session.id)));
     }
 
+    const protect: string[] = [];
     if (opts.mcpConfig) {
-      const file = join(workspace, '.mcp.json');
-      if (!existsSync(file)) {
-        writeFileSync(file, JSON.stringify({ mcpServers: { gatehouse: { type: 'http', url: session.url } } }, null, 2) + '\n');
-        cleanups.push(() => rmSync(file, { force: true }));
+      const written = writeMcpConfig(workspace, session.url, opts.stderr);
+      if (written) {
+        // Read-only inside the sandbox (the launcher binds it over itself): the agent cannot swap it for a link.
+        protect.push(`${workspace}/.mcp.json`);
+        cleanups.push(() => {
+          written.dir.removeIfSame('.mcp.json', written.file);
+          written.dir.close();
+        });
       }
     }
 
@@ -122,6 +194,9 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
       rw: opts.rw,
       env: { GATEHOUSE_MCP_URL: session.url, GATEHOUSE_AGENT: opts.agent },
       allowWeaker: opts.allowWeaker,
+      ...(opts.limits ? { limits: opts.limits } : {}),
+      protect,
+      allowWrite: opts.allowWrite,
       command: opts.command,
     });
     const child = spawn(launcher, args, { stdio: ['inherit', 'inherit', 'pipe'], env: launcherEnv() });

@@ -40,6 +40,7 @@ export interface SandboxSessionsDeps {
  */
 export class SandboxSessions {
   private readonly open = new Map<string, { session: SandboxSession; server: HttpServer; dir: string }>();
+  private readonly closing = new Map<string, Promise<void>>();
   constructor(private readonly deps: SandboxSessionsDeps) {}
 
   list(): SandboxSession[] {
@@ -56,7 +57,7 @@ export class SandboxSessions {
     const socketPath = join(dir, 'mcp.sock');
     const app = createApp({
       sessions: this.deps.sessions,
-      authenticate: async () => ({ ok: true, identity: { agent, via: 'sandbox' } }),
+      authenticate: async () => ({ ok: true, identity: { agent, via: 'sandbox', sandbox: id } }),
       hosts: allowedHosts(port),
       origins: allowedOrigins(port),
       logger: this.deps.logger,
@@ -81,20 +82,31 @@ export class SandboxSessions {
     return session;
   }
 
+  /** Closes a sandbox session; a second caller (the lease dropping, then DELETE) waits for the same close. */
   async close(id: string): Promise<boolean> {
+    const running = this.closing.get(id);
+    if (running) return running.then(() => true);
     const o = this.open.get(id);
     if (!o) return false;
     this.open.delete(id);
+    const done = this.shut(id, o).finally(() => this.closing.delete(id));
+    this.closing.set(id, done);
+    await done;
+    return true;
+  }
+
+  private async shut(id: string, o: { session: SandboxSession; server: HttpServer; dir: string }): Promise<void> {
+    // The sandbox is gone: so are the MCP sessions that came in on its socket (they would otherwise hold quota until idle).
+    await this.deps.sessions.closeSandbox(id);
     await new Promise<void>((resolve) => {
       o.server.close(() => resolve());
       o.server.closeAllConnections();
     });
     rmSync(o.dir, { recursive: true, force: true });
     await this.deps.audit.append({ event: 'sandbox.closed', agent: o.session.agent, sandbox: id }).catch(() => undefined);
-    return true;
   }
 
   async closeAll(): Promise<void> {
-    await Promise.all([...this.open.keys()].map((id) => this.close(id)));
+    await Promise.all([...this.open.keys(), ...this.closing.keys()].map((id) => this.close(id)));
   }
 }

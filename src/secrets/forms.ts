@@ -6,7 +6,10 @@ import { MIN_SECRET_LENGTH, RECOMMENDED_SECRET_LENGTH } from './safety.js';
  * JSON string), URL-encoded (RFC 3986 and form encoding, upper and lower
  * case hex), hex, and base64/base64url at each of the three byte alignments
  * it can have inside a longer base64 text ("Basic " + base64("user:" + token)
- * puts the token at an arbitrary offset).
+ * puts the token at an arbitrary offset), base32 likewise at each of its five
+ * alignments, and the value reversed. The redactor finds every form in any
+ * letter case, and the hex also with separators (`de:ad:be:ef`, `\xde\xad`,
+ * `0xde, 0xad`; see `hexForms`).
  *
  * Values shorter than RECOMMENDED_SECRET_LENGTH get only their literal and
  * JSON forms: an encoded fragment of a 5-byte value is 4-6 characters, short
@@ -38,6 +41,8 @@ export function secretForms(value: string): string[] {
       forms.add(b64);
       forms.add(b64.replaceAll('+', '-').replaceAll('/', '_'));
     }
+    for (const b32 of base32Fragments(bytes)) forms.add(b32);
+    forms.add([...value].reverse().join(''));
   }
   // JSON encoders that escape '/' (PHP's json_encode, some Java ones) write "\/" in every form.
   for (const f of [...forms]) if (f.includes('/')) forms.add(f.replaceAll('/', '\\/'));
@@ -68,4 +73,45 @@ function lowerPercent(s: string): string {
 /** JSON text with every non-ASCII character as a \uXXXX escape (what many JSON encoders emit). */
 function asciiJson(json: string): string {
   return json.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The value's hex (lower case), for values long enough to have encoded forms; the redactor finds it in any case, split by separators. */
+export function hexForms(value: string): string[] {
+  return value.length >= RECOMMENDED_SECRET_LENGTH ? [Buffer.from(value, 'utf8').toString('hex')] : [];
+}
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** RFC 4648 base32 (section 6; base32hex, section 7, with its alphabet), padded. */
+export function base32(bytes: Uint8Array, alphabet = BASE32): string {
+  let out = '';
+  let bits = 0;
+  let acc = 0;
+  for (const b of bytes) {
+    acc = ((acc << 8) | b) & 0xfff;
+    bits += 8;
+    while (bits >= 5) {
+      out += alphabet[(acc >> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += alphabet[(acc << (5 - bits)) & 31];
+  return out + '='.repeat((8 - (out.length % 8)) % 8);
+}
+
+/**
+ * Like base64Fragments, for base32: the characters that depend on the value's
+ * bytes only, at each of the five byte offsets in a 5-byte group (offset 0 is
+ * the value's own encoding but its last, partial character).
+ */
+export function base32Fragments(bytes: Buffer, alphabet = BASE32): string[] {
+  const out: string[] = [];
+  const n = bytes.length;
+  for (let k = 0; k < 5; k++) {
+    const enc = base32(Buffer.concat([Buffer.alloc(k), bytes]), alphabet);
+    const first = Math.ceil((8 * k) / 5);
+    const end = Math.floor((8 * (k + n)) / 5);
+    if (end > first) out.push(enc.slice(first, end));
+  }
+  return out;
 }

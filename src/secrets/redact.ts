@@ -1,4 +1,5 @@
-import { secretForms } from './forms.js';
+import { FormIndex, LONG } from './form-index.js';
+import { hexForms, secretForms } from './forms.js';
 
 export const redactedMark = (name: string): string => `[REDACTED:${name}]`;
 
@@ -6,19 +7,50 @@ export const redactedMark = (name: string): string => `[REDACTED:${name}]`;
 const VALUES_PER_SECRET = 16;
 /** Deeper than this, a value is replaced whole rather than walked (results come from JSON, so this is never reached in practice). */
 const MAX_DEPTH = 256;
+/**
+ * Between two bytes of hex as people and tools write it: up to 3 separator
+ * characters (`:`, ` `, `-`, `, `, `\\`, `%`, a newline) and an optional
+ * `x`/`0x` prefix. A separator is never a letter or digit, so there is one way
+ * to match and matching stays linear.
+ */
+const HEX_SEPARATOR = '[^0-9a-z]{0,3}(?:0?x)?';
+
+interface Span {
+  start: number;
+  end: number;
+  name: string;
+}
+
+interface Matchers {
+  /** Forms of at least LONG characters. */
+  long: FormIndex;
+  /** The few shorter ones (literal and JSON forms of short values). */
+  short: RegExp | undefined;
+  /** Each value's hex, with or without separators. */
+  hex: RegExp | undefined;
+}
 
 /**
  * Knows every secret value the gateway has read and replaces each of its
  * forms (see `secretForms`) by `[REDACTED:NAME]` in strings, however deep in
  * a result, error, notification, audit record or log line.
  *
- * Matching is one combined regular expression of the literal forms, longest
- * first, so one pass over a string finds every form of every secret.
+ * Every form is found in any letter case, in one pass over a string that does
+ * not slow down with the number of forms (see `FormIndex`); the hex of each
+ * value also with separators between its bytes. Matching is linear in the
+ * text. Adjacent text items of one array (a result's `content`) are searched
+ * as one text, so a value split across them is caught.
+ *
+ * This is defence in depth, not a guarantee: an upstream that holds a secret
+ * can always encode it some other way. Confinement of the upstream is what
+ * keeps a secret it does not need away from it.
  */
 export class Redactor {
   private readonly values = new Map<string, string[]>();
-  private formOwner = new Map<string, string>();
-  private matcher: RegExp | undefined;
+  private formCountValue = 0;
+  /** Lower-cased short form or hex → secret name. */
+  private owner = new Map<string, string>();
+  private matchers: Matchers | undefined;
   private shortest = Infinity;
 
   /** Remembers a value read for secret `name`; idempotent. */
@@ -33,30 +65,77 @@ export class Redactor {
 
   /** Number of distinct literal forms being looked for (for tests and metrics). */
   get formCount(): number {
-    return this.formOwner.size;
+    return this.formCountValue;
   }
 
   private rebuild(): void {
+    const long = new FormIndex();
     const owner = new Map<string, string>();
+    const short: string[] = [];
+    const hexes: string[] = [];
+    const seen = new Set<string>();
     for (const [name, values] of this.values) {
-      for (const v of values) for (const f of secretForms(v)) if (!owner.has(f)) owner.set(f, name);
+      for (const v of values) {
+        for (const f of secretForms(v)) {
+          const key = f.toLowerCase();
+          if (seen.has(key)) continue;
+          seen.add(key);
+          if (f.length >= LONG) long.add(f, name);
+          else {
+            short.push(key);
+            owner.set(key, name);
+          }
+        }
+        for (const h of hexForms(v)) {
+          if (owner.has(h)) continue;
+          hexes.push(h);
+          owner.set(h, name);
+        }
+      }
     }
-    this.formOwner = owner;
-    if (owner.size === 0) {
-      this.matcher = undefined;
-      this.shortest = Infinity;
+    this.owner = owner;
+    this.formCountValue = seen.size;
+    this.shortest = Math.min(LONG, ...short.map((f) => f.length));
+    if (seen.size === 0) {
+      this.matchers = undefined;
       return;
     }
-    const forms = [...owner.keys()].sort((a, b) => b.length - a.length);
-    this.shortest = forms[forms.length - 1]?.length ?? Infinity;
-    this.matcher = new RegExp(forms.map(escapeRegExp).join('|'), 'g');
+    const longestFirst = (a: string, b: string) => b.length - a.length;
+    this.matchers = {
+      long,
+      short: short.length === 0 ? undefined : new RegExp(short.sort(longestFirst).map(escapeRegExp).join('|'), 'gi'),
+      hex: hexes.length === 0 ? undefined : new RegExp(hexes.sort(longestFirst).map((h) => (h.match(/../g) ?? []).join(HEX_SEPARATOR)).join('|'), 'gi'),
+    };
   }
 
   /** Replaces every known secret form in `text`. */
   redactText(text: string): string {
-    const m = this.matcher;
-    if (m === undefined || text.length < this.shortest) return text;
-    return text.replace(m, (f) => redactedMark(this.formOwner.get(f) ?? 'secret'));
+    const spans = this.spansOf(text);
+    return spans.length === 0 ? text : applySpans(text, spans);
+  }
+
+  /** Where secret forms are in `text`: sorted, not overlapping. */
+  private spansOf(text: string): Span[] {
+    const m = this.matchers;
+    if (m === undefined || text.length < this.shortest) return [];
+    const found: Span[] = [];
+    m.long.find(text, found);
+    if (m.short !== undefined) {
+      m.short.lastIndex = 0;
+      for (let x = m.short.exec(text); x !== null; x = m.short.exec(text)) {
+        found.push({ start: x.index, end: x.index + x[0].length, name: this.owner.get(x[0].toLowerCase()) ?? 'secret' });
+      }
+    }
+    if (m.hex !== undefined) {
+      m.hex.lastIndex = 0;
+      for (let x = m.hex.exec(text); x !== null; x = m.hex.exec(text)) {
+        // The first byte's prefix (x, 0x, \x) goes too.
+        let start = x.index;
+        if (/[xX]/.test(text[start - 1] ?? '')) start -= /[0\\]/.test(text[start - 2] ?? '') ? 2 : 1;
+        found.push({ start, end: x.index + x[0].length, name: this.owner.get(hexDigits(x[0])) ?? 'secret' });
+      }
+    }
+    return mergeSpans(found);
   }
 
   /**
@@ -64,7 +143,7 @@ export class Redactor {
    * it: arrays and plain objects are copied only where something changed.
    */
   redact<T>(value: T): T {
-    if (this.matcher === undefined) return value;
+    if (this.matchers === undefined) return value;
     return this.walk(value, 0) as T;
   }
 
@@ -73,9 +152,12 @@ export class Redactor {
     if (v === null || typeof v !== 'object') return v;
     if (depth > MAX_DEPTH) return '[REDACTED:too-deep]';
     if (Array.isArray(v)) {
+      const joined = this.acrossItems(v);
       let out: unknown[] | undefined;
       for (let i = 0; i < v.length; i++) {
-        const r = this.walk(v[i], depth + 1);
+        const text = joined?.get(i);
+        const item: unknown = v[i];
+        const r = text === undefined ? this.walk(item, depth + 1) : typeof item === 'string' ? text : this.walkObject(item as object, depth, text);
         if (r !== v[i]) (out ??= v.slice())[i] = r;
       }
       return out ?? v;
@@ -84,18 +166,98 @@ export class Redactor {
       const message = this.redactText(v.message);
       return message === v.message ? v : Object.assign(new Error(message), { name: v.name });
     }
-    const proto = Object.getPrototypeOf(v) as unknown;
-    if (proto !== Object.prototype && proto !== null) return v;
+    return isPlain(v) ? this.walkObject(v, depth) : v;
+  }
+
+  /** A plain object's keys and values redacted; with `text`, its `text` (already redacted) replaced by it. */
+  private walkObject(v: object, depth: number, text?: string): unknown {
     let changed = false;
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
       const rk = this.redactText(k);
-      const rx = this.walk(x, depth + 1);
+      const rx = text !== undefined && k === 'text' ? text : this.walk(x, depth + 1);
       if (rk !== k || rx !== x) changed = true;
       out[rk] = rx;
     }
     return changed ? out : v;
   }
+
+  /**
+   * Runs of adjacent text items (strings, or plain objects with a string
+   * `text`, as in a result's `content`) are searched as one text, so a value
+   * split across items is found; each item loses its piece. Returns every such
+   * item's redacted text by index (undefined: no run of two or more).
+   */
+  private acrossItems(items: readonly unknown[]): Map<number, string> | undefined {
+    let result: Map<number, string> | undefined;
+    let i = 0;
+    while (i < items.length) {
+      let j = i;
+      const texts: string[] = [];
+      for (let t = textOf(items[j]); t !== undefined && j < items.length; t = textOf(items[++j])) texts.push(t);
+      if (texts.length > 1) {
+        const spans = this.spansOf(texts.join(''));
+        let from = 0;
+        for (const [k, t] of texts.entries()) {
+          const local = spans
+            .filter((s) => s.start < from + t.length && s.end > from)
+            .map((s) => ({ start: Math.max(s.start, from) - from, end: Math.min(s.end, from + t.length) - from, name: s.name }));
+          (result ??= new Map()).set(i + k, local.length === 0 ? t : applySpans(t, local));
+          from += t.length;
+        }
+      }
+      i = Math.max(j, i + 1);
+    }
+    return result;
+  }
+}
+
+const HEX_BYTE = new RegExp(`${HEX_SEPARATOR}([0-9a-f]{2})`, 'giy');
+
+/** The digits of a separated hex match, read byte by byte as the pattern did (a byte "30" before "x6f" keeps its 0). */
+function hexDigits(match: string): string {
+  let digits = '';
+  HEX_BYTE.lastIndex = 0;
+  for (let b = HEX_BYTE.exec(match); b !== null; b = HEX_BYTE.exec(match)) digits += b[1] ?? '';
+  return digits.toLowerCase();
+}
+
+function isPlain(v: object): boolean {
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/** The string an array item contributes to a run of adjacent text items, if it is one. */
+function textOf(item: unknown): string | undefined {
+  if (typeof item === 'string') return item;
+  if (item !== null && typeof item === 'object' && !Array.isArray(item) && isPlain(item)) {
+    const t = (item as { text?: unknown }).text;
+    if (typeof t === 'string') return t;
+  }
+  return undefined;
+}
+
+/** Sorts spans and merges overlapping ones (the first one's name wins). */
+function mergeSpans(spans: Span[]): Span[] {
+  if (spans.length < 2) return spans;
+  spans.sort((a, b) => a.start - b.start || b.end - a.end);
+  const out: Span[] = [];
+  for (const s of spans) {
+    const last = out.at(-1);
+    if (last !== undefined && s.start < last.end) last.end = Math.max(last.end, s.end);
+    else out.push({ ...s });
+  }
+  return out;
+}
+
+function applySpans(text: string, spans: readonly Span[]): string {
+  let out = '';
+  let at = 0;
+  for (const s of spans) {
+    out += text.slice(at, s.start) + redactedMark(s.name);
+    at = s.end;
+  }
+  return out + text.slice(at);
 }
 
 function escapeRegExp(s: string): string {

@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Gateway } from '../broker/gateway.js';
-import { VERSION } from '../config/paths.js';
+import { VERSION, type Dirs } from '../config/paths.js';
 import { GatehouseError } from '../errors.js';
 import type { Approvals } from '../policy/approvals.js';
 import { parseDuration } from '../policy/duration.js';
@@ -11,6 +11,8 @@ export interface AdminDeps {
   gateway: Gateway;
   sessions: SessionManager;
   approvals: Approvals;
+  /** The registry, policies and state in use: `gatehouse run` keeps them out of every sandbox. */
+  dirs?: Dirs;
   /** Extra routes mounted under /admin/v1 (audit query, sandbox sessions). */
   mounts?: Array<{ path: string; app: Hono }>;
 }
@@ -39,10 +41,10 @@ export function createAdminApi(deps: AdminDeps): Hono {
   });
 
   api.get('/status', (c) =>
-    c.json({ version: VERSION, pid: process.pid, sessions: deps.sessions.size, connectors: deps.gateway.report(), pendingApprovals: deps.approvals.list().length }),
+    c.json({ version: VERSION, pid: process.pid, sessions: deps.sessions.size, connectors: deps.gateway.report(), pendingApprovals: deps.approvals.list().length, ...(deps.dirs ? { dirs: deps.dirs } : {}) }),
   );
 
-  api.get('/approvals', (c) => c.json({ pending: deps.approvals.list(), grants: deps.approvals.grants() }));
+  api.get('/approvals', (c) => c.json({ pending: deps.approvals.list(), grants: deps.approvals.grants(), withdrawn: deps.approvals.withdrawn() }));
 
   const decideBody = async (req: Request) => {
     let raw: unknown = {};
@@ -67,7 +69,7 @@ export function createAdminApi(deps: AdminDeps): Hono {
       if (ttlMs === undefined) throw new GatehouseError('USAGE', `invalid grant ttl ${JSON.stringify(body.grant.ttl)}: use e.g. 30m, 1h`);
       grant = { ttlMs, maxUses: body.grant.uses };
     }
-    const r = deps.approvals.approve(c.req.param('id'), { by: body.by ?? 'admin', ...(grant ? { grant } : {}) });
+    const r = await deps.approvals.approve(c.req.param('id'), { by: body.by ?? 'admin', ...(grant ? { grant } : {}) });
     return c.json(r);
   });
 
@@ -77,7 +79,7 @@ export function createAdminApi(deps: AdminDeps): Hono {
     return c.json({ approval: r });
   });
 
-  api.delete('/grants/:id', (c) => c.json({ grant: deps.approvals.revokeGrant(c.req.param('id')) }));
+  api.delete('/grants/:id', async (c) => c.json({ grant: await deps.approvals.revokeGrant(c.req.param('id')) }));
 
   for (const m of deps.mounts ?? []) api.route(m.path, m.app);
   api.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no admin route ${c.req.method} ${c.req.path}` } }, 404));

@@ -3,6 +3,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from '../log.js';
 import { checkHost, checkOrigin } from './guards.js';
+import { cancelOnHangUp } from './hang-up.js';
 import { parseJsonRpcBody } from './json-body.js';
 import type { Identity, SessionManager } from './sessions.js';
 
@@ -103,15 +104,15 @@ export function createApp(opts: AppOptions): Hono<Env> {
         if (!isInitializeRequest(body)) {
           return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required (send initialize first to open a session)');
         }
-        if (opts.sessions.size >= opts.sessions.maxSessions) {
-          return jsonRpcError(503, -32000, 'Service Unavailable: too many open sessions', { 'retry-after': '5' });
-        }
-        const transport = await opts.sessions.open(identity);
-        return transport.handleRequest(c.req.raw, { parsedBody: body });
+        // Admission (per-agent quota, global cap) and the new session, in one place.
+        return opts.sessions.initialize(identity, c.req.raw, body);
       }
       const session = opts.sessions.get(sid, identity);
       if (!session) return jsonRpcError(404, -32001, 'Session not found');
-      return session.transport.handleRequest(c.req.raw, { parsedBody: body });
+      const res = await session.transport.handleRequest(c.req.raw, { parsedBody: body });
+      // A client gone before its result has cancelled its calls (a pending approval is withdrawn, not run later).
+      cancelOnHangUp(c.req.raw.signal, session.transport, body);
+      return res;
     },
   );
 

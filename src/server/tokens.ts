@@ -11,7 +11,9 @@ export const TOKEN_ALG = 'EdDSA';
 export const TOKEN_ISSUER = 'gatehouse';
 /** Bounded clock skew between minting and verifying. */
 export const CLOCK_TOLERANCE_S = 30;
-export const MAX_TTL_MS = 90 * 86_400_000;
+/** The longest lifetime a token may have (30 days); `token mint` defaults to DEFAULT_TTL. */
+export const MAX_TTL_MS = 30 * 86_400_000;
+export const DEFAULT_TTL = '8h';
 /** A token longer than this is refused before any parsing. */
 export const MAX_TOKEN_LENGTH = 4096;
 export const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
@@ -74,9 +76,11 @@ export async function mintToken(
   opts: { admin?: boolean } = {},
 ): Promise<{ token: string; expiresAt: Date; id: string }> {
   if (!AGENT_NAME.test(agent)) throw new GatehouseError('USAGE', `invalid agent name ${JSON.stringify(agent)}: use 1-64 letters, digits, '.', '_', '@' or '-'`);
-  if (!(ttlMs > 0) || ttlMs > MAX_TTL_MS) throw new GatehouseError('USAGE', `--ttl must be between 1s and 90d`);
+  if (!(ttlMs > 0) || ttlMs > MAX_TTL_MS) throw new GatehouseError('USAGE', `--ttl must be between 1s and 30d`);
   const id = randomUUID();
-  const iat = Math.floor(now / 1000);
+  // iat to the millisecond (RFC 7519 NumericDate may be fractional): `token revoke --agent` refuses
+  // tokens issued before the revocation, and one minted just after it must pass.
+  const iat = now / 1000;
   const exp = Math.floor((now + ttlMs) / 1000);
   const token = await new SignJWT(opts.admin ? { scope: ADMIN_SCOPE } : {})
     .setProtectedHeader({ alg: TOKEN_ALG, kid: keys.kid, typ: 'at+jwt' })
@@ -84,7 +88,7 @@ export async function mintToken(
     .setSubject(agent)
     .setAudience(keys.audience)
     .setIssuedAt(iat)
-    .setNotBefore(iat)
+    .setNotBefore(Math.floor(iat))
     .setExpirationTime(exp)
     .setJti(id)
     .sign(keys.privateKey);
@@ -94,6 +98,7 @@ export async function mintToken(
 export interface VerifiedToken {
   agent: string;
   tokenId: string;
+  issuedAt: Date;
   expiresAt: Date;
   admin: boolean;
 }
@@ -115,7 +120,7 @@ export async function verifyToken(keys: TokenKeys, token: string, now?: Date): P
     const agent = payload.sub ?? '';
     if (!AGENT_NAME.test(agent)) throw new GatehouseError('AUTH_INVALID', 'token subject is not a valid agent name');
     const admin = typeof payload.scope === 'string' && payload.scope.split(' ').includes(ADMIN_SCOPE);
-    return { agent, tokenId: String(payload.jti), expiresAt: new Date((payload.exp ?? 0) * 1000), admin };
+    return { agent, tokenId: String(payload.jti), issuedAt: new Date(Math.round((payload.iat ?? 0) * 1000)), expiresAt: new Date((payload.exp ?? 0) * 1000), admin };
   } catch (e) {
     if (e instanceof GatehouseError) throw e;
     const code = (e as { code?: string }).code ?? '';
@@ -140,10 +145,16 @@ export function parseTtl(s: string): number {
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
+/** The revocation list as the verifier sees it (src/server/revocations.ts): why a token is refused, or undefined. */
+export interface RevocationChecker {
+  check(t: VerifiedToken): string | undefined;
+}
+
 /**
  * Verifies bearer tokens, remembering the ones that passed (bounded, oldest
- * dropped first) until they expire: a token's verification depends only on
- * its bytes, the key and the clock, so a hit needs just the expiry check.
+ * dropped first) until they expire: a token's signature and claims depend only
+ * on its bytes, the key and the clock, so a hit needs just the expiry check —
+ * and the revocation check, which runs on every request, hit or not.
  * This saves an Ed25519 verification on every request of a session.
  */
 export class TokenVerifier {
@@ -151,7 +162,14 @@ export class TokenVerifier {
   constructor(
     private readonly keys: TokenKeys,
     private readonly max = 1024,
+    private readonly revocations?: RevocationChecker,
   ) {}
+
+  private notRevoked(t: VerifiedToken): VerifiedToken {
+    const reason = this.revocations?.check(t);
+    if (reason !== undefined) throw new GatehouseError('AUTH_INVALID', reason);
+    return t;
+  }
 
   get size(): number {
     return this.cache.size;
@@ -160,10 +178,10 @@ export class TokenVerifier {
   async verify(token: string): Promise<VerifiedToken> {
     const hit = this.cache.get(token);
     if (hit !== undefined) {
-      if (Date.now() <= hit.expiresAt.getTime() + CLOCK_TOLERANCE_S * 1000) return hit;
+      if (Date.now() <= hit.expiresAt.getTime() + CLOCK_TOLERANCE_S * 1000) return this.notRevoked(hit);
       this.cache.delete(token);
     }
-    const t = await verifyToken(this.keys, token);
+    const t = this.notRevoked(await verifyToken(this.keys, token));
     if (this.cache.size >= this.max) {
       const oldest = this.cache.keys().next();
       if (oldest.done !== true) this.cache.delete(oldest.value);

@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { appendAuditRecord } from '../../src/audit/append.js';
+import { writerAlive } from '../../src/audit/lock.js';
 import { queryAudit } from '../../src/audit/query.js';
 import { verifyAudit } from '../../src/audit/verify.js';
 import { call, openLog, tempState } from './helpers.js';
@@ -11,7 +10,7 @@ describe('appendAuditRecord: a second process appends (secret set/delete)', () =
     const { state, dir } = tempState();
     const r = await appendAuditRecord(state, { event: 'secret.set', name: 'GITHUB_TOKEN', via: 'cli' });
     expect(r.seq).toBe(1);
-    expect(existsSync(join(dir, 'writer.lock'))).toBe(false);
+    expect(await writerAlive(dir)).toMatchObject({ alive: false });
     const r2 = await appendAuditRecord(state, { event: 'secret.delete', name: 'GITHUB_TOKEN', via: 'cli' });
     expect(r2.seq).toBeGreaterThan(r.seq);
     expect((await verifyAudit(dir)).problems).toEqual([]);

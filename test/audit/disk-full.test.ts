@@ -15,7 +15,8 @@ describe('disk full: calls are refused, then accepted again when space is back',
   it('ENOSPC on a real tmpfs: append rejects AUDIT_UNAVAILABLE, assertWritable throws, the pipeline refuses the call; recovery after space is freed', async () => {
     const state = tinyTmpfs(256);
     const dir = join(state, 'audit');
-    const log = await openLog(dir, { retryMs: 50 });
+    // No headroom: this is the last line of defence, when even the reserve is gone.
+    const log = await openLog(dir, { retryMs: 50, headroomBytes: 0 });
     await log.append(call(0));
     const filler = fill(state);
 

@@ -5,8 +5,8 @@ import type { PipelineDeps } from '../../src/broker/pipeline.js';
 import { silentLogger } from '../../src/log.js';
 import type { Upstream } from '../../src/upstreams/upstream.js';
 
-/** Pipeline dependencies with one tool, `demo__echo`, whose upstream echoes its arguments. */
-export function echoDeps(audit: AuditSink, onCall: () => void = () => undefined): PipelineDeps {
+/** Pipeline dependencies with one tool, `demo__echo`, whose upstream echoes its arguments (after `onCall`, which may wait). */
+export function echoDeps(audit: AuditSink, onCall: () => unknown = () => undefined): PipelineDeps {
   const entry: CatalogEntry = {
     name: 'demo__echo',
     connector: 'demo',
@@ -16,7 +16,7 @@ export function echoDeps(audit: AuditSink, onCall: () => void = () => undefined)
   const catalog: Catalog = { byName: new Map([[entry.name, entry]]), sorted: [entry], problems: [] };
   const upstream = {
     async call(_name: string, args: Record<string, unknown>): Promise<CallToolResult> {
-      onCall();
+      await onCall();
       return { content: [{ type: 'text', text: JSON.stringify(args) }] };
     },
   } as unknown as Upstream;

@@ -1,38 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { Approvals, type ApprovalEvent, type Clock } from '../../src/policy/approvals.js';
+import { Approvals, type ApprovalEvent } from '../../src/policy/approvals.js';
 import { isGatehouseError } from '../../src/errors.js';
 import type { Decision } from '../../src/policy/types.js';
+import { FakeClock } from './fake-clock.js';
 import { call } from './helpers.js';
-
-/** A manual clock: time moves only when the test says so. */
-class FakeClock implements Clock {
-  t = 1_700_000_000_000;
-  #timers = new Map<number, { at: number; fn: () => void }>();
-  #next = 1;
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.#next++;
-    this.#timers.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(h: unknown): void {
-    this.#timers.delete(h as number);
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    for (const [id, tm] of [...this.#timers].sort((a, b) => a[1].at - b[1].at)) {
-      if (tm.at <= this.t && this.#timers.has(id)) {
-        this.#timers.delete(id);
-        tm.fn();
-      }
-    }
-  }
-  get pendingTimers(): number {
-    return this.#timers.size;
-  }
-}
 
 const askDecision: Decision = {
   effect: 'ask',
@@ -52,7 +23,7 @@ function setup() {
 const slack = call({ connector: 'slack', tool: 'slack__post_message', upstreamTool: 'post_message', args: { channel: '#general', text: 'hi' } });
 
 describe('Approvals', () => {
-  it('a pending ask shows agent, tool and the exact secret-free arguments', () => {
+  it('a pending ask shows agent, tool and the exact secret-free arguments', async () => {
     const { approvals } = setup();
     void approvals.request(slack, askDecision, { channel: '#general', text: 'hi' });
     const [p] = approvals.list();
@@ -60,7 +31,7 @@ describe('Approvals', () => {
     expect(p?.grantLimit).toEqual({ ttlMs: 3_600_000, maxUses: 2 });
   });
 
-  it('the shown arguments are a copy: changing the caller object later does not change what is approved', () => {
+  it('the shown arguments are a copy: changing the caller object later does not change what is approved', async () => {
     const { approvals } = setup();
     const args = { text: 'hi' };
     void approvals.request(slack, askDecision, args);
@@ -72,7 +43,7 @@ describe('Approvals', () => {
     const { approvals, types } = setup();
     const pending = approvals.request(slack, askDecision, {});
     const id = approvals.list()[0]?.id ?? '';
-    approvals.approve(id, { by: 'alice' });
+    await approvals.approve(id, { by: 'alice' });
     await expect(pending).resolves.toMatchObject({ approved: true, approvalId: id, by: 'alice' });
     expect(approvals.list()).toEqual([]);
     expect(types()).toEqual(['requested', 'approved']);
@@ -98,18 +69,18 @@ describe('Approvals', () => {
     expect(types()).toEqual(['requested', 'timed_out']);
   });
 
-  it('an answer after the timeout is refused with NOT_FOUND', () => {
+  it('an answer after the timeout is refused with NOT_FOUND', async () => {
     const { approvals, clock } = setup();
     void approvals.request(slack, askDecision, {});
     const id = approvals.list()[0]?.id ?? '';
     clock.advance(10 * 60_000);
-    expect(() => approvals.approve(id, { by: 'alice' })).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+    await expect(approvals.approve(id, { by: 'alice' })).rejects.toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
   });
 
   it('a grant lets matching calls through without asking until its uses run out', async () => {
     const { approvals, types } = setup();
     const first = approvals.request(slack, askDecision, {});
-    const { grant } = approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice', grant: { ttlMs: 3_600_000, maxUses: 2 } });
+    const { grant } = await approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice', grant: { ttlMs: 3_600_000, maxUses: 2 } });
     expect(grant).toMatchObject({ agent: 'coder-1', ruleId: 'posting-needs-a-human', tool: 'slack__post_message', maxUses: 2, uses: 0 });
     await expect(first).resolves.toMatchObject({ approved: true, grantId: grant?.id });
     // Different arguments: the grant is per agent, rule and tool.
@@ -125,7 +96,7 @@ describe('Approvals', () => {
   it('a grant expires after its ttl (reported when it happens)', async () => {
     const { approvals, clock, events } = setup();
     void approvals.request(slack, askDecision, {});
-    approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice', grant: { ttlMs: 60_000, maxUses: 100 } });
+    await approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice', grant: { ttlMs: 60_000, maxUses: 100 } });
     await expect(approvals.request(slack, askDecision, {})).resolves.toMatchObject({ approved: true });
     clock.advance(60_000);
     expect(events.at(-1)).toMatchObject({ type: 'grant_expired', reason: 'ttl' });
@@ -133,48 +104,43 @@ describe('Approvals', () => {
     expect(approvals.list()).toHaveLength(1);
   });
 
-  it('a grant does not cover another agent, another rule or another tool', () => {
+  it('a grant does not cover another agent, another rule or another tool', async () => {
     const { approvals } = setup();
     void approvals.request(slack, askDecision, {});
-    approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice', grant: { ttlMs: 60_000, maxUses: 100 } });
+    await approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice', grant: { ttlMs: 60_000, maxUses: 100 } });
     void approvals.request({ ...slack, agent: 'coder-2' }, askDecision, {});
     void approvals.request(slack, { ...askDecision, ruleId: 'other-rule' }, {});
     void approvals.request({ ...slack, tool: 'slack__reply_in_thread' }, askDecision, {});
     expect(approvals.list()).toHaveLength(3);
   });
 
-  it("a grant is clamped to the rule's grant bound", () => {
+  it("a grant is clamped to the rule's grant bound", async () => {
     const { approvals } = setup();
     void approvals.request(slack, askDecision, {});
-    const { grant } = approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice', grant: { ttlMs: 7 * 86_400_000, maxUses: 1_000 } });
+    const { grant } = await approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice', grant: { ttlMs: 7 * 86_400_000, maxUses: 1_000 } });
     expect(grant?.maxUses).toBe(2);
     expect(Date.parse(grant?.expiresAt ?? '') - Date.parse(grant?.createdAt ?? '')).toBe(3_600_000);
   });
 
-  it('a rule without ask.grant allows no grant (USAGE), and the call stays pending', () => {
+  it('a rule without ask.grant allows no grant (USAGE), and the call stays pending', async () => {
     const { approvals } = setup();
     void approvals.request(slack, noGrantDecision, {});
     const id = approvals.list()[0]?.id ?? '';
-    try {
-      approvals.approve(id, { by: 'alice', grant: { ttlMs: 1_000, maxUses: 1 } });
-      expect.unreachable();
-    } catch (e) {
-      expect(isGatehouseError(e, 'USAGE')).toBe(true);
-    }
+    await expect(approvals.approve(id, { by: 'alice', grant: { ttlMs: 1_000, maxUses: 1 } })).rejects.toSatisfy((e) => isGatehouseError(e, 'USAGE'));
     expect(approvals.list()).toHaveLength(1);
   });
 
-  it('a revoked grant stops covering calls', () => {
+  it('a revoked grant stops covering calls', async () => {
     const { approvals, events } = setup();
     void approvals.request(slack, askDecision, {});
-    const { grant } = approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice', grant: { ttlMs: 60_000, maxUses: 2 } });
-    approvals.revokeGrant(grant?.id ?? '');
+    const { grant } = await approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice', grant: { ttlMs: 60_000, maxUses: 2 } });
+    await approvals.revokeGrant(grant?.id ?? '');
     expect(events.at(-1)).toMatchObject({ type: 'grant_expired', reason: 'revoked' });
     void approvals.request(slack, askDecision, {});
     expect(approvals.list()).toHaveLength(1);
   });
 
-  it('a cancelled call leaves the queue', async () => {
+  it('a cancelled call is withdrawn: it leaves the queue and cannot be approved later', async () => {
     const { approvals, clock, types } = setup();
     const ac = new AbortController();
     const pending = approvals.request(slack, askDecision, {}, { signal: ac.signal });
@@ -182,7 +148,9 @@ describe('Approvals', () => {
     await expect(pending).resolves.toMatchObject({ approved: false });
     expect(approvals.list()).toEqual([]);
     expect(clock.pendingTimers).toBe(0);
-    expect(types()).toEqual(['requested', 'cancelled']);
+    expect(types()).toEqual(['requested', 'withdrawn']);
+    expect(approvals.withdrawn()).toMatchObject([{ agent: 'coder-1', tool: 'slack__post_message' }]);
+    await expect(approvals.approve(approvals.withdrawn()[0]?.id ?? '', { by: 'alice' })).rejects.toThrow(/was withdrawn at .*the caller is gone/);
   });
 
   it('too many pending asks from one agent are refused at once (no unbounded queue)', async () => {
@@ -197,7 +165,7 @@ describe('Approvals', () => {
   it('close denies everything pending', async () => {
     const { approvals, clock } = setup();
     const pending = approvals.request(slack, askDecision, {});
-    approvals.close();
+    await approvals.close();
     await expect(pending).resolves.toMatchObject({ approved: false });
     expect(clock.pendingTimers).toBe(0);
   });
@@ -216,7 +184,7 @@ describe('Approvals', () => {
       },
     });
     const pending = approvals.request(slack, askDecision, {});
-    approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice' });
+    await approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice' });
     await expect(pending).resolves.toMatchObject({ approved: true });
   });
 });

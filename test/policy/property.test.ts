@@ -18,6 +18,8 @@ const argMatchers = fc.constantFrom<Record<string, unknown>>(
   { n: { min: 0, max: 5 } },
   { title: { maxLength: 3, prefix: 'a' } },
   { 'repo.name': { glob: 'web*' } },
+  { path: { path: { under: '/safe' } } },
+  { path: { path: { under: ['/safe', '/tmp'], glob: '/**/*.txt' } } },
 );
 
 const ruleArb = (effect: fc.Arbitrary<Effect>) =>
@@ -63,6 +65,7 @@ const callArb: fc.Arbitrary<CallContext> = fc
         n: fc.oneof(fc.integer({ min: -3, max: 9 }), fc.double(), fc.string()),
         title: fc.oneof(fc.string({ maxLength: 5 }), fc.jsonValue()),
         repo: fc.oneof(fc.record({ name: fc.constantFrom('web', 'web-2', 'api') }), fc.jsonValue()),
+        path: fc.oneof(fc.constantFrom('/safe/a.txt', '/safe/../etc/passwd', '/safe-evil', 'safe/x', '/tmp//b.txt', '/safe\\..\\x'), fc.string(), fc.jsonValue()),
       },
       { requiredKeys: [] },
     ),

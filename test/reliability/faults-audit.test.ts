@@ -4,11 +4,14 @@
  *   - the audit disk fills up: calls are refused with a clear reason, no call
  *     that an agent saw succeed or an upstream executed is missing from the
  *     log, and calls are accepted again once there is space;
+ *   - the agent fills the disk the state is on, with a headroom: calls in
+ *     flight still complete and are recorded, new calls are refused;
  *   - `gatehouse serve` SIGKILLed under load and restarted on the same state:
- *     no delivered call without a record, the chain verifies, no orphan child.
+ *     no delivered call without a record, no call the upstream ran without
+ *     an intent record, the chain verifies, no orphan child.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, unlinkSync } from 'node:fs';
+import { mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
@@ -32,7 +35,7 @@ describe.skipIf(!isRoot)('audit disk full, through the gateway under load', () =
     cleanup.push(root);
     const callLog = join(root, 'calls.jsonl'); // on the real disk: the upstream's view survives the full audit disk
     const dirs = { ...writeConfig(root, [stdioFixture('fx', callLog)]), state: tinyTmpfs(1024) };
-    const gw = await startGateway({ dirs, port: 0, logger: silentLogger, backoffMs: 20, upstreamWaitMs: 20_000, audit: { retryMs: 100 } });
+    const gw = await startGateway({ dirs, port: 0, logger: silentLogger, backoffMs: 20, upstreamWaitMs: 20_000, audit: { retryMs: 100, headroomBytes: 0 } }); // no headroom: the log's own fail-closed path
     const clients: AgentClient[] = [];
     try {
       const token = (await mintToken(gw.keys, 'filler', 3_600_000)).token;
@@ -86,6 +89,48 @@ describe.skipIf(!isRoot)('audit disk full, through the gateway under load', () =
       await Promise.all(clients.map((c) => c.close()));
       await gw.close(1_000);
     }
+  });
+});
+
+describe.skipIf(!isRoot)('audit disk headroom, through the gateway', () => {
+  it('agent fills the disk the state directory is on: slow calls in flight still get their results and records; new calls are refused with the headroom error; accepted again when space is back', { timeout: 90_000 }, async () => {
+    const root = tempDir('gh-rel-headroom-');
+    cleanup.push(root);
+    const callLog = join(root, 'calls.jsonl');
+    const disk = tinyTmpfs(4096);
+    const workspace = join(disk, 'workspace');
+    mkdirSync(workspace);
+    const dirs = { ...writeConfig(root, [stdioFixture('fx', callLog)]), state: join(disk, 'state') };
+    const HEADROOM = 512 * 1024;
+    const gw = await startGateway({ dirs, port: 0, logger: silentLogger, backoffMs: 20, upstreamWaitMs: 20_000, audit: { headroomBytes: HEADROOM, spaceCheckMs: 50 } });
+    const token = (await mintToken(gw.keys, 'filler', 3_600_000)).token;
+    const agent = await agentClient(gw.url, token);
+    try {
+      const slow = Array.from({ length: 6 }, (_, i) => agent.client.callTool({ name: 'fx__slow', arguments: { ms: 3_000 + i } }, undefined, { timeout: 30_000 }));
+      await until(() => readJsonLines(callLog).filter((c) => c.tool === 'slow').length === 6, 'the slow calls to reach the upstream');
+      const filler = fill(workspace);
+      await new Promise((r) => setTimeout(r, 100)); // the next free-space look-up
+      const refused = await agent.client.callTool({ name: 'fx__echo', arguments: { text: 'after the fill' } }).then(
+        () => 'accepted',
+        (e: unknown) => String((e as Error).message),
+      );
+      expect(refused).toMatch(/audit disk headroom below 0\.50 MiB on .*; free space 0\.\d+ MiB: new calls are refused/);
+      expect(readJsonLines(callLog).some((c) => (c.args as { text?: string }).text === 'after the fill')).toBe(false);
+      const results = await Promise.all(slow);
+      expect(results.map((r) => r.isError === true)).toEqual(Array(6).fill(false));
+
+      unlinkSync(filler);
+      await until(async () => (await agent.client.callTool({ name: 'fx__echo', arguments: { text: 'back' } }).catch(() => undefined))?.isError === false, 'calls to be accepted again', 10_000);
+    } finally {
+      await agent.close();
+      await gw.close(2_000);
+    }
+    const records = auditRecords(dirs.state);
+    const outcomes = records.filter((r) => r.event === 'tools/call' && r.tool === 'fx__slow');
+    expect(outcomes.map((r) => r.outcome)).toEqual(Array(6).fill('ok'));
+    expect(outcomes.some((r) => r.delivered === false)).toBe(false);
+    expect(records.filter((r) => r.event === 'audit.headroom').map((r) => r.state)).toEqual(['low', 'ok']);
+    expect((await verifyChain(dirs.state)).problems).toEqual([]);
   });
 });
 
@@ -153,6 +198,11 @@ describe('gatehouse serve SIGKILLed under load, then restarted', () => {
       const audited = new Set(records.filter((r) => r.event === 'tools/call' && r.outcome === 'ok').map((r) => (r.args as { text: string }).text));
       expect([...delivered].filter((k) => !audited.has(k))).toEqual([]);
       expect(delivered.size).toBeGreaterThanOrEqual(400);
+      // Every call the upstream ran, even one cut by the kill, has its intent on disk (written before forwarding).
+      const traced = new Set(records.filter((r) => r.event === 'tools/call.intent').map((r) => (r.args as { text?: string } | undefined)?.text));
+      const executed = readJsonLines(callLog).filter((l) => l.event === 'call' && String((l.args as { text?: string }).text).startsWith(`r${round}-`));
+      expect(executed.length).toBeGreaterThanOrEqual(400);
+      expect(executed.map((l) => String((l.args as { text: string }).text)).filter((k) => !traced.has(k)), 'ran upstream with no intent record').toEqual([]);
       const report = await verifyChain(dirs.state);
       expect(report.problems).toEqual([]);
       expect(records.filter((r) => r.event === 'gateway.start')).toHaveLength(2 * round + 2);

@@ -318,6 +318,10 @@ const attacks: Attack[] = [
   { name: 'AF_ALG crypto socket', args: ['socket', '38', '5', '0'], expect: 'socket:EPERM' },
   { name: 'unix socket creation (AF_UNIX, SOCK_STREAM)', args: ['socket', '1', '1', '0'], expect: 'socket:EPERM' },
   { name: 'socketpair other than AF_UNIX (AF_INET)', args: ['socketpair', '2'], expect: 'socketpair:EPERM' },
+  { name: 'unix datagram socketpair (AF_UNIX, SOCK_DGRAM): it could sendto() any named datagram socket', args: ['socketpair-type', '1', '2'], expect: 'socketpair:EPERM' },
+  { name: 'unix datagram socketpair hidden behind SOCK_CLOEXEC|SOCK_NONBLOCK', args: ['socketpair-type', '1', String(0x80802)], expect: 'socketpair:EPERM' },
+  { name: 'unix SOCK_RAW socketpair (the kernel makes it a datagram socket)', args: ['socketpair-type', '1', '3'], expect: 'socketpair:EPERM' },
+  { name: 'unix socketpair with a type plus unknown high bits', args: ['socketpair-type', '1', String(0x40000001)], expect: 'socketpair:EPERM' },
   { name: 'io_uring_setup (IORING_OP_SOCKET would bypass socket() checks)', args: ['io_uring'], expect: 'io_uring_setup:EPERM' },
   { name: 'bind a TCP port (127.0.0.1:9000)', args: ['bind', '127.0.0.1', '9000'], expect: 'bind:EACCES' },
   { name: 'bind an ephemeral TCP port (0.0.0.0:0)', args: ['bind', '0.0.0.0', '0'], expect: 'bind:EACCES' },
@@ -415,6 +419,60 @@ describe('escape attempts (each must fail, and fail this way)', () => {
     }
   });
 
+  /** A datagram socket at `path` (outside, 0666) that reports what reaches it. */
+  async function dgramReceiver(path: string): Promise<{ received: Promise<string[]> }> {
+    const rx = spawn(PROBE, ['dgram-recv', path, '3000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    rx.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const received = new Promise<string[]>((resolve) => rx.on('close', () => resolve(out.split('\n').filter((l) => l.startsWith('GOT ')))));
+    await waitForLine(rx, /READY/);
+    return { received };
+  }
+
+  it("agent opens a unix datagram socketpair and sendto()s the host's /dev/log", async () => {
+    // A log socket visible read-only inside, as /dev/log or syslog's would be.
+    const dir = mkdtempSync(join(root, 'devlog-'));
+    chmodSync(dir, 0o755);
+    const log = join(dir, 'log');
+    const { received } = await dgramReceiver(log);
+    // Control: the same attack from outside reaches it (sendto, sendmsg, connect+send).
+    const control = await new Promise<string>((resolve) => {
+      const c = spawn(PROBE, ['unix-sendto', '2', log], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let o = '';
+      c.stdout.on('data', (d: Buffer) => (o += d.toString()));
+      c.on('close', () => resolve(o.trim()));
+    });
+    expect(control).toBe('OK');
+    const flags = ['--ro', dir];
+    expect(await probe(['unix-sendto', '2', log], { flags })).toBe('socketpair:EPERM');
+    expect(await probe(['unix-sendto', String(0x80802), log], { flags })).toBe('socketpair:EPERM');
+    // What stays allowed cannot address anyone: stream says EISCONN, seqpacket
+    // ignores the name (its peer gets it) and cannot connect elsewhere.
+    expect(await probe(['unix-sendto', '1', log], { flags })).toBe('sendto:EISCONN');
+    expect(await probe(['unix-sendto', '5', log], { flags })).toMatch(/^connect:(EISCONN|EPROTOTYPE)$/);
+    expect(await received).toEqual(['GOT pwned-sendto', 'GOT pwned-sendmsg', 'GOT pwned-connect']); // the control's, nothing more
+  });
+
+  it('agent inherits an unconnected unix datagram socket as stdin and sendto()s by name: the launcher refuses to start', async () => {
+    const dir = mkdtempSync(join(root, 'devlog-'));
+    chmodSync(dir, 0o755);
+    const log = join(dir, 'log');
+    const { received } = await dgramReceiver(log);
+    const argv = ['--socket', echoSock, '--port', String(PORT), '--workspace', workspace, '--ro', BUILD, '--ro', dir, '--', PROBE, 'sendto-fd', '0', log];
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const c = spawn(PROBE, ['with-dgram-stdin', LAUNCHER, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      c.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(r.code).toBe(LAUNCHER_EXIT.launcherError);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/fd 0 is a socket \(family 1, type 2, not connected\)/);
+    expect(await received).toEqual([]);
+  });
+
   it("read a secret in the invoking user's home (~/.ssh-like key and ~/.local/share/keyrings)", async () => {
     const home = homedir();
     const keyDir = join(home, `.gatehouse-escape-${tag}`);
@@ -470,7 +528,8 @@ describe('escape attempts (each must fail, and fail this way)', () => {
   it('the workspace is writable at its own path, /tmp is private, and the cwd is the workspace', async () => {
     const w = await probe(['whoami']);
     expect(w).toContain(`cwd=${workspace}`);
-    expect(w).toContain(IS_ROOT ? `uid=${NOBODY} gid=${NOBODY}` : `uid=${process.getuid?.()}`);
+    // As root: a per-session uid (2^31 + slot, issue #12 item 7), never the shared nobody.
+    expect(w).toMatch(IS_ROOT ? /uid=(2147\d{6}) gid=\1 / : new RegExp(`uid=${process.getuid?.()} `));
     expect(w).toContain('pid=2 ppid=1');
     expect(await probe(['write', join(workspace, `ok-${tag}`)])).toBe('OK');
     expect(readFileSync(join(workspace, `ok-${tag}`), 'utf8')).toBe('pwned\n');
@@ -677,6 +736,7 @@ describe('unprivileged launcher (user namespace path)', () => {
   it('as a normal user: outside TCP, unix sockets, user namespaces and pid 1 stay out of reach', async () => {
     expect(await probe(['connect', '1.1.1.1', '443'], opts)).toBe('connect:EACCES');
     expect(await probe(['unix', nobodyEchoSock], opts)).toBe('socket:EPERM');
+    expect(await probe(['socketpair-type', '1', '2'], opts)).toBe('socketpair:EPERM');
     expect(await probe(['unshare', '0x10000000'], opts)).toBe('unshare:EPERM');
     expect(await probe(['kill', '1', '15'], opts)).toBe('kill:EPERM');
     expect(await probe(['mem', '1'], opts)).toBe('open:EACCES');

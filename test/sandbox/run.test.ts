@@ -46,7 +46,7 @@ function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; onSpawn?: (c: Chil
 }
 
 let registry: string;
-const runArgs = (agent: string, ...cmd: string[]) => ['run', '--agent', agent, '--workspace', workspace, '--ro', ROOT, '--registry', registry, '--policies', join(ROOT, 'policies'), '--', ...cmd];
+const runArgs = (agent: string, ...cmd: string[]) => ['run', '--agent', agent, '--workspace', workspace, '--ro', join(ROOT, 'node_modules'), '--registry', registry, '--policies', join(ROOT, 'policies'), '--', ...cmd];
 
 function auditLines(): Array<Record<string, unknown>> {
   const dir = join(state, 'audit');

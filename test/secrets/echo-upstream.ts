@@ -62,13 +62,18 @@ async function body(req: IncomingMessage): Promise<unknown> {
 }
 
 export async function startEchoUpstream(): Promise<EchoUpstream> {
+  return startStatelessUpstream(makeServer);
+}
+
+/** A stateless Streamable HTTP upstream: a fresh SDK server per request, made for that request's Authorization header. */
+export async function startStatelessUpstream(make: (auth: string) => Server): Promise<EchoUpstream> {
   const received: (string | undefined)[] = [];
   const rawHeaders: string[][] = [];
   const http = createServer((req, res) => {
     received.push(req.headers.authorization);
     rawHeaders.push(req.rawHeaders);
     void (async () => {
-      const server = makeServer(req.headers.authorization ?? '');
+      const server = make(req.headers.authorization ?? '');
       // No sessionIdGenerator: stateless, one server per request (so each sees that request's header).
       const transport = new StreamableHTTPServerTransport({});
       res.on('close', () => void transport.close().then(() => server.close()));

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { secretForms } from '../../src/secrets/forms.js';
 import { addLogRedactor, redactLogLine, Redactor } from '../../src/secrets/redact.js';
 import { forms } from './fixtures/forms.mjs';
+import { base32Of } from './hostile-upstream.js';
 import { findLeaks } from './leaks.js';
 
 const TOKEN = 'ghp_Ab/Cd+Ef=Gh"Ij\\Kl_Mn0123456789';
@@ -110,5 +111,103 @@ describe('Redactor', () => {
     const v = { a: 'b' };
     expect(r.redact(v)).toBe(v);
     expect(r.redactText('anything')).toBe('anything');
+  });
+});
+
+describe('Redactor: a hostile upstream disguising a value', () => {
+  const value = 'sk-live_4f9a1B2c3D4e5F6g7H8i9J0kLmNoP';
+  const r = redactorWith({ k: value });
+  const clean = (text: string) => expect(findLeaks(r.redactText(text), value), r.redactText(text)).toEqual([]);
+
+  it('a value split across adjacent content items: each item loses its piece, other items are untouched', () => {
+    for (const cut of [1, 5, 17, value.length - 1]) {
+      const result = {
+        content: [
+          { type: 'text', text: 'unrelated' },
+          { type: 'image', data: 'AAAA', mimeType: 'image/png' },
+          { type: 'text', text: `key: ${value.slice(0, cut)}` },
+          { type: 'text', text: `${value.slice(cut)} (end)`, annotations: { audience: ['user'] } },
+        ],
+      };
+      const out = r.redact(result);
+      expect(out.content[0]).toBe(result.content[0]);
+      expect(out.content[1]).toBe(result.content[1]);
+      expect(out.content[2]).toEqual({ type: 'text', text: 'key: [REDACTED:k]' });
+      expect(out.content[3]).toEqual({ type: 'text', text: '[REDACTED:k] (end)', annotations: { audience: ['user'] } });
+      expect(findLeaks(out.content.map((c) => ('text' in c ? c.text : '')).join(''), value)).toEqual([]);
+    }
+    // Three items, and plain string arrays.
+    const third = Math.floor(value.length / 3);
+    const parts = [value.slice(0, third), value.slice(third, 2 * third), value.slice(2 * third)];
+    expect(r.redact(parts)).toEqual(['[REDACTED:k]', '[REDACTED:k]', '[REDACTED:k]']);
+    // Not adjacent (an image between): not joined.
+    const apart = ['abc', 42, 'def'];
+    expect(r.redact(apart)).toBe(apart);
+  });
+
+  it('reversed, upper-cased, lower-cased and mixed-case values, in every encoding', () => {
+    clean([...value].reverse().join(''));
+    clean(value.toUpperCase());
+    clean(value.toLowerCase());
+    clean([...value].map((c, i) => (i % 2 ? c.toUpperCase() : c.toLowerCase())).join(''));
+    for (const f of Object.values(forms(value))) {
+      clean(f.toUpperCase());
+      clean(f.toLowerCase());
+    }
+  });
+
+  it('base32 at every byte offset, upper and lower case, padded or not', () => {
+    for (const prefix of ['', 'a', 'ab', 'abc', 'abcd', 'user:']) {
+      const b32 = base32Of(`${prefix}${value}-tail`);
+      for (const text of [b32, b32.toLowerCase(), b32.replace(/=+$/, '')]) {
+        expect(r.redactText(text), `${prefix}: ${text}`).toContain('[REDACTED:k]');
+        clean(text);
+      }
+    }
+  });
+
+  it('hex with separators: colons, spaces, dashes, newlines, \\x, 0x, %, either case', () => {
+    const bytes = [...Buffer.from(value)].map((b) => b.toString(16).padStart(2, '0'));
+    const shapes = [
+      bytes.join(':'),
+      bytes.join(' '),
+      bytes.join('-'),
+      bytes.join('\n'),
+      bytes.join(', '),
+      bytes.map((b) => `\\x${b}`).join(''),
+      bytes.map((b) => `0x${b}`).join(', '),
+      bytes.map((b) => `%${b}`).join(''),
+      bytes.join(':').toUpperCase(),
+    ];
+    for (const shape of shapes) {
+      expect(r.redactText(`fp ${shape} end`), shape).toMatch(/^fp %?\[REDACTED:k\] end$/);
+      clean(shape);
+    }
+  });
+
+  it('a byte ending in 0 before an x prefix is read as the pattern read it (the right secret is named)', () => {
+    const v = 'zp0-secret-value';
+    const rr = redactorWith({ named: v });
+    const text = [...Buffer.from(v)].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+    expect(Buffer.from(v).toString('hex')).toContain('30');
+    expect(rr.redactText(text)).toBe('[REDACTED:named]');
+  });
+
+  it('finds every form at every position of a text, whatever the letters around it (the sampled index misses nothing)', () => {
+    const rr = redactorWith({ a: 'abcdefgh', b: value, c: 'ZZZZZZZZZZZZZZZZZZZZZZZZ' });
+    const filler = 'the quick brown fox 0123456789 ';
+    for (const secret of ['abcdefgh', value, 'ZZZZZZZZZZZZZZZZZZZZZZZZ']) {
+      for (let at = 0; at < 40; at++) {
+        const text = `${filler.repeat(3).slice(0, at)}${secret.toUpperCase()}${filler}`;
+        const out = rr.redactText(text);
+        expect(out, `${secret} at ${at}`).toMatch(/\[REDACTED:[abc]\]/);
+        expect(out.toLowerCase()).not.toContain(secret.toLowerCase());
+      }
+    }
+  });
+
+  it('leaves ordinary text alone: hashes, UUIDs, MAC addresses, prose', () => {
+    const text = 'commit 3f786850e387550fdab836ed7e6dc881de23001b; id 550e8400-e29b-41d4-a716-446655440000; mac de:ad:be:ef:00:11; The Quick Brown Fox.';
+    expect(r.redactText(text)).toBe(text);
   });
 });

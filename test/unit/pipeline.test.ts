@@ -113,18 +113,24 @@ describe('stage 3: policy', () => {
 });
 
 describe('stage 4: upstream and audit', () => {
-  it('an allowed call is forwarded under the upstream name and audited once with its outcome', async () => {
+  it('an allowed call is forwarded under the upstream name, with an intent record before and its outcome after, linked by call id', async () => {
     const p = setup();
     expect(await p.call('fx__add', { a: 1, b: 2 })).toEqual({ content: [{ type: 'text', text: '3' }] });
     expect(p.forwarded).toEqual([{ name: 'add', args: { a: 1, b: 2 } }]);
-    expect(p.audit.records).toEqual([expect.objectContaining({ connector: 'fx', upstreamTool: 'add', decision: 'allow', rule: 'r-allow', outcome: 'ok' })]);
+    const call = expect.stringMatching(/^[0-9a-f-]{36}$/);
+    expect(p.audit.records).toEqual([
+      expect.objectContaining({ event: 'tools/call.intent', call, connector: 'fx', upstreamTool: 'add', args: { a: 1, b: 2 }, decision: 'allow', rule: 'r-allow' }),
+      expect.objectContaining({ event: 'tools/call', call, connector: 'fx', upstreamTool: 'add', decision: 'allow', rule: 'r-allow', outcome: 'ok' }),
+    ]);
+    expect(p.audit.records[0]?.call).toBe(p.audit.records[1]?.call);
+    expect(p.audit.records[0]).not.toHaveProperty('outcome');
   });
 
   it('an upstream failure becomes a tool error with its code, audited', async () => {
     const p = setup({ result: new GatehouseError('UPSTREAM_TIMEOUT', 'connector "fx" did not answer within 5 ms') });
     const r = await p.call('fx__add', { a: 1, b: 2 });
     expect(r).toEqual(toolError('connector "fx" did not answer within 5 ms', 'UPSTREAM_TIMEOUT'));
-    expect(p.audit.records[0]).toMatchObject({ outcome: 'timeout', error: { code: 'UPSTREAM_TIMEOUT' } });
+    expect(p.audit.records[1]).toMatchObject({ outcome: 'timeout', error: { code: 'UPSTREAM_TIMEOUT' } });
   });
 
   it('an unexpected upstream exception is an INTERNAL tool error (not a crash of the session)', async () => {

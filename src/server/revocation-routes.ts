@@ -1,0 +1,35 @@
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { AuditSink } from '../audit/types.js';
+import { GatehouseError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { RevocationList } from './revocations.js';
+
+const RevokeBody = z.union([z.strictObject({ jti: z.string() }), z.strictObject({ agent: z.string() })]);
+
+/**
+ * Admin routes for token revocation (`gatehouse token revoke` goes here when a
+ * gateway runs, so the list has one writer and the next request sees it).
+ */
+export function revocationRoutes(revocations: RevocationList, audit: AuditSink, logger: Logger): Hono {
+  const r = new Hono();
+  r.post('/revoke', async (c) => {
+    let raw: unknown;
+    try {
+      raw = await c.req.json();
+    } catch {
+      throw new GatehouseError('USAGE', 'request body is not valid JSON');
+    }
+    const body = RevokeBody.safeParse(raw);
+    if (!body.success) throw new GatehouseError('USAGE', 'body must be {"jti": ID} or {"agent": NAME}');
+    const revoked = revocations.revoke(body.data);
+    logger.info(revoked, 'token revoked');
+    try {
+      await audit.append({ event: 'token.revoked', ...revoked, via: 'gateway' });
+    } catch (e) {
+      throw new GatehouseError('AUDIT_UNAVAILABLE', `the revocation is in force, but its audit record could not be written: ${(e as Error).message}`);
+    }
+    return c.json({ revoked });
+  });
+  return r;
+}

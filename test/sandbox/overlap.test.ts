@@ -1,0 +1,163 @@
+/**
+ * Gateway configuration and state never inside an agent-visible path (issue
+ * #12, item 3). With the defaults (`--workspace .`, `./policies`,
+ * `./registry`) an agent run in the wrong directory could rewrite its own
+ * policy, plant a registry command that runs outside at the next start, or
+ * read the signing keys and `~/.ssh`. `gatehouse run` refuses (exit 2).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canonical, overlaps, protectedPaths, within } from '../../src/sandbox/overlap.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const CLI = join(ROOT, 'dist/src/cli/main.js');
+
+let base: string;
+let home: string;
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Ran> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { PATH: process.env.PATH, HOME: home, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.once('error', rej);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(() => {
+  base = mkdtempSync(join(tmpdir(), 'gh-overlap-'));
+  home = join(base, 'home');
+  mkdirSync(join(home, '.ssh'), { recursive: true });
+});
+
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+describe('overlap checks (pure)', () => {
+  const dirs = () => ({ registry: join(base, 'proj', 'registry'), policies: join(base, 'proj', 'policies'), state: join(home, '.local', 'state', 'gatehouse') });
+
+  it('the list of protected paths is not empty and names state, policies, registry, keyrings and ~/.ssh', () => {
+    const list = protectedPaths(dirs(), { HOME: home });
+    expect(list.length).toBeGreaterThanOrEqual(5);
+    expect(list.map((p) => p.path)).toEqual(expect.arrayContaining([dirs().state, dirs().policies, dirs().registry, join(home, '.local', 'share', 'keyrings'), join(home, '.ssh')]));
+  });
+
+  it('segment boundaries: /safe is not inside /saf, /safe-evil is not inside /safe', () => {
+    expect(within('/a/safe', '/a/saf')).toBe(false);
+    expect(within('/a/safe-evil', '/a/safe')).toBe(false);
+    expect(within('/a/safe/x', '/a/safe')).toBe(true);
+    expect(within('/a/safe', '/a/safe')).toBe(true);
+    expect(within('/', '/a')).toBe(false);
+    expect(within('/a', '/')).toBe(true);
+  });
+
+  it('workspace that holds the policies and registry (gatehouse run in the project directory): two overlaps', () => {
+    const p = overlaps([{ flag: '--workspace', path: join(base, 'proj') }], protectedPaths(dirs(), { HOME: home }), home);
+    expect(p).toEqual([expect.stringMatching(/contains the policies in use/), expect.stringMatching(/contains the registry in use/)]);
+  });
+
+  it('--workspace ~ exposes the state directory, ~/.ssh and the keyrings, and is $HOME read-write', () => {
+    const p = overlaps([{ flag: '--workspace', path: home }], protectedPaths(dirs(), { HOME: home }), home).join('\n');
+    expect(p).toMatch(/contains the gateway state directory/);
+    expect(p).toMatch(/contains SSH keys/);
+    expect(p).toMatch(/contains the keychain's files/);
+    expect(p).toMatch(/is your home directory, read-write/);
+  });
+
+  it('--ro ~ is refused too (it shows ~/.ssh), but a read-only project beside it is fine', () => {
+    expect(overlaps([{ flag: '--ro', path: home }], protectedPaths(dirs(), { HOME: home }), home).join('\n')).toMatch(/--ro .* contains SSH keys/);
+    mkdirSync(join(base, 'docs'), { recursive: true });
+    expect(overlaps([{ flag: '--ro', path: join(base, 'docs') }], protectedPaths(dirs(), { HOME: home }), home)).toEqual([]);
+  });
+
+  it('--rw / contains everything, including $HOME', () => {
+    expect(overlaps([{ flag: '--rw', path: '/' }], protectedPaths(dirs(), { HOME: home }), home).join('\n')).toMatch(/contains your home directory, read-write/);
+  });
+
+  it('--rw inside the state directory (e.g. its audit folder) is refused', () => {
+    expect(overlaps([{ flag: '--rw', path: join(dirs().state, 'audit') }], protectedPaths(dirs(), { HOME: home }), home)).toEqual([expect.stringMatching(/is inside the gateway state directory/)]);
+  });
+
+  it('agent-side symlink to the state directory given as --workspace: resolved, then refused', () => {
+    const state = dirs().state;
+    mkdirSync(state, { recursive: true });
+    const link = join(base, 'innocent-looking');
+    symlinkSync(state, link);
+    expect(canonical(link)).toBe(state);
+    expect(overlaps([{ flag: '--workspace', path: link }], protectedPaths(dirs(), { HOME: home }), home)).toEqual([expect.stringMatching(/innocent-looking is the gateway state directory/)]);
+  });
+});
+
+describe('gatehouse run refuses to expose gateway configuration', () => {
+  it('agent run in a directory holding policies/ and registry/ (the defaults): exit 2, naming both, nothing started', async () => {
+    const proj = join(base, 'proj-e2e');
+    mkdirSync(join(proj, 'policies'), { recursive: true });
+    mkdirSync(join(proj, 'registry'), { recursive: true });
+    writeFileSync(join(proj, 'policies', 'p.yaml'), 'version: 1\nrules: []\n');
+    const state = join(base, 'state-e2e');
+    const r = await cli(['run', '--state', state, '--', '/bin/sh', '-c', 'echo RAN'], proj);
+    expect(r.code).toBe(2);
+    expect(r.stdout).not.toContain('RAN');
+    expect(r.stderr).toMatch(/--workspace .*proj-e2e contains the policies in use/);
+    expect(r.stderr).toMatch(/contains the registry in use/);
+    expect(r.stderr).toMatch(/--workspace \.\/repo/);
+  });
+
+  it('--workspace ~ : exit 2 (state directory, ~/.ssh, home read-write)', async () => {
+    const r = await cli(['run', '--workspace', home, '--policies', join(ROOT, 'policies'), '--registry', join(ROOT, 'registry'), '--', '/bin/true'], base);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/contains SSH keys/);
+    expect(r.stderr).toMatch(/is your home directory, read-write/);
+  });
+
+  describe('attached to a running gatehouse serve', () => {
+    let serve: ChildProcess | undefined;
+    const state = () => join(base, 'state-serve');
+    const servePolicies = () => join(base, 'serve-proj', 'policies');
+    beforeAll(async () => {
+      mkdirSync(servePolicies(), { recursive: true });
+      writeFileSync(join(servePolicies(), 'p.yaml'), 'version: 1\nrules: []\n');
+      const reg = join(base, 'serve-registry');
+      mkdirSync(reg, { recursive: true });
+      serve = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--registry', reg, '--policies', servePolicies(), '--state', state()], {
+        env: { PATH: process.env.PATH, HOME: home },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      await new Promise<void>((res, rej) => {
+        let out = '';
+        serve?.stdout?.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('serving MCP at')) res();
+        });
+        serve?.once('exit', (c) => rej(new Error(`serve exited ${c}`)));
+      });
+    });
+    afterAll(async () => {
+      serve?.kill('SIGTERM');
+      await new Promise((r) => (serve?.exitCode !== null ? r(undefined) : serve.once('exit', r)));
+    });
+
+    it("workspace holds the serving gateway's policies though run's own flags point elsewhere: exit 2", async () => {
+      const elsewhere = join(base, 'elsewhere');
+      mkdirSync(join(elsewhere, 'policies'), { recursive: true });
+      const r = await cli(['run', '--state', state(), '--workspace', join(base, 'serve-proj'), '--policies', join(elsewhere, 'policies'), '--registry', join(ROOT, 'registry'), '--', '/bin/true'], base);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/serve-proj contains the policies in use/);
+    });
+  });
+});

@@ -20,7 +20,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <linux/openat2.h>
+
 #include "sandbox.h"
+
+#ifndef __NR_openat2
+#define __NR_openat2 437
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
 
 #ifndef __NR_mount_setattr
 #define __NR_mount_setattr 442
@@ -123,17 +132,55 @@ static void make_mountpoint(const char *inside, bool is_dir)
 	}
 }
 
+/* The source of a bind, opened without following any symlink. Plan paths
+ * are canonical: a symlink here now means someone (an agent sharing the
+ * workspace's parent) swapped a component since, and a bind that followed
+ * it would mount whatever it points to, writable. */
+static int open_source(const char *inside)
+{
+	char src[PATH_MAX];
+	if (snprintf(src, sizeof src, "%s%s", OLDROOT, inside) >= (int)sizeof src)
+		die(EXIT_LAUNCHER, "path too long: %s", inside);
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
+	int fd = (int)syscall(__NR_openat2, AT_FDCWD, src, &how, sizeof how);
+	if (fd < 0 && errno == ELOOP)
+		die(EXIT_LAUNCHER, "%s goes through a symlink now (it did not when the plan was made): refusing to follow it", inside);
+	if (fd < 0)
+		die_errno(EXIT_LAUNCHER, "open %s", inside);
+	return fd;
+}
+
+/* Attach a detached mount tree at `inside` under NEWROOT, through an fd of
+ * the mount point opened without following symlinks. */
+static void attach_tree(int tree, const char *inside, bool is_dir)
+{
+	char dst[PATH_MAX];
+	snprintf(dst, sizeof dst, "%s%s", NEWROOT, inside);
+	make_mountpoint(inside, is_dir);
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
+	int at = (int)syscall(__NR_openat2, AT_FDCWD, dst, &how, sizeof how);
+	if (at < 0)
+		die_errno(EXIT_LAUNCHER, "open mount point %s", inside);
+	if (syscall(__NR_move_mount, tree, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		die_errno(EXIT_LAUNCHER, "move_mount %s", inside);
+	close(at);
+}
+
 static void bind_path(const char *inside, bool writable)
 {
-	char src[PATH_MAX], dst[PATH_MAX];
-	snprintf(src, sizeof src, "%s%s", OLDROOT, inside);
-	snprintf(dst, sizeof dst, "%s%s", NEWROOT, inside);
+	int src = open_source(inside);
+	int tree = (int)syscall(__NR_open_tree, src, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+	if (tree < 0)
+		die_errno(EXIT_LAUNCHER, "open_tree %s", inside);
+	close(src);
 	struct stat st;
-	if (stat(src, &st) < 0)
+	if (fstat(tree, &st) < 0)
 		die_errno(EXIT_LAUNCHER, "stat %s", inside);
-	make_mountpoint(inside, S_ISDIR(st.st_mode));
-	do_mount(src, dst, NULL, MS_BIND | MS_REC, NULL);
-	set_attr(dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (writable ? 0 : MOUNT_ATTR_RDONLY), true);
+	struct gh_mount_attr a = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (writable ? 0 : MOUNT_ATTR_RDONLY) };
+	if (syscall(__NR_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
+		die_errno(EXIT_LAUNCHER, "mount_setattr %s", inside);
+	attach_tree(tree, inside, S_ISDIR(st.st_mode));
+	close(tree);
 }
 
 /* A writable bind as root: a detached clone of the tree, idmapped so that
@@ -142,19 +189,16 @@ static void bind_path(const char *inside, bool writable)
  * the mapping was made cannot hand the command someone else's files. */
 static void bind_idmapped(const struct bind *b)
 {
-	char src[PATH_MAX], dst[PATH_MAX];
-	snprintf(src, sizeof src, "%s%s", OLDROOT, b->path);
-	snprintf(dst, sizeof dst, "%s%s", NEWROOT, b->path);
-	int tree = (int)syscall(__NR_open_tree, AT_FDCWD, src,
-				OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+	int src = open_source(b->path);
+	int tree = (int)syscall(__NR_open_tree, src, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
 	if (tree < 0)
 		die_errno(EXIT_LAUNCHER, "open_tree %s", b->path);
+	close(src);
 	struct stat st;
 	if (fstat(tree, &st) < 0)
 		die_errno(EXIT_LAUNCHER, "stat %s", b->path);
 	if (st.st_uid != b->owner_uid || st.st_gid != b->owner_gid)
 		die(EXIT_LAUNCHER, "%s changed owner during setup", b->path);
-	make_mountpoint(b->path, S_ISDIR(st.st_mode));
 	struct gh_mount_attr a = { .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
 				   .userns_fd = (uint64_t)b->idmap_userns_fd };
 	if (syscall(__NR_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0) {
@@ -172,8 +216,7 @@ static void bind_idmapped(const struct bind *b)
 		}
 		die_errno(EXIT_LAUNCHER, "mount_setattr(MOUNT_ATTR_IDMAP) %s", b->path);
 	}
-	if (syscall(__NR_move_mount, tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-		die_errno(EXIT_LAUNCHER, "move_mount %s", b->path);
+	attach_tree(tree, b->path, S_ISDIR(st.st_mode));
 	close(tree);
 }
 
@@ -283,6 +326,15 @@ void mounts_setup(struct plan *p)
 	setup_tmp(p);
 	setup_dev(p);
 	setup_proc(p);
+#ifdef GH_TEST_HOOKS
+	/* Test builds only (the ASan one): hold here so a test can swap a bind
+	 * source for a symlink after the plan was made. */
+	const char *hold = getenv("GATEHOUSE_SANDBOX_TEST_HOLD_BEFORE_BINDS_MS");
+	if (hold) {
+		warnx_("test hook: holding before binds");
+		usleep((useconds_t)strtoul(hold, NULL, 10) * 1000);
+	}
+#endif
 	for (size_t i = 0; i < p->n_binds; i++) {
 		if (p->binds[i].idmap_userns_fd >= 0)
 			bind_idmapped(&p->binds[i]);

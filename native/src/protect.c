@@ -195,6 +195,23 @@ void protect_plan(struct plan *p, const char *const *extra, size_t n_extra, cons
 		       path);
 		if (strcmp(owner->path, path) == 0) {
 			owner->allowed = true;
+			/* A writable .git (so that the command can commit) still keeps
+			 * the pieces that run code read-only; commondir and worktrees/
+			 * could redirect git elsewhere, which the warning says. */
+			size_t n = strlen(path);
+			if (n >= 5 && strcmp(path + n - 5, "/.git") == 0 && !owner->required) {
+				static const char *const inner[] = { "config", "hooks", "info", "modules", "commondir" };
+				warnx_("--allow-write %s: %s/config, hooks, info, modules and commondir stay read-only "
+				       "when they exist; a new commondir or worktrees/ entry could still point git at "
+				       "a config the command wrote",
+				       path, path);
+				for (size_t k = 0; k < sizeof inner / sizeof *inner; k++) {
+					char *sub;
+					if (asprintf(&sub, "%s/%s", path, inner[k]) < 0)
+						die_errno(EXIT_LAUNCHER, "alloc");
+					add_protected(p, sub, false);
+				}
+			}
 			free(path);
 			continue;
 		}

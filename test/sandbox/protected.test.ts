@@ -256,6 +256,26 @@ describe('protected paths stay read-only inside writable roots', () => {
     expect(rw.stderr).toContain(`warning: --allow-write ${join(ws, '.git')}`);
   });
 
+  it('with --allow-write <ws>/.git the agent commits, but still cannot set core.fsmonitor, add a hook or swap config/hooks', async () => {
+    const ws = makeWorkspace('commit-but-not-config');
+    const git = `${GIT} -c user.name=agent -c user.email=agent@example.org`;
+    const o = { workspace: ws, flags: ['--allow-write', join(ws, '.git')] };
+    const r = await sh(
+      `echo more >> README.md && ${git} commit -qam agent && echo COMMITTED; ` +
+        'printf "[core]\\n\\tfsmonitor = /tmp/pwn\\n" >> .git/config || echo CONFIG-REFUSED; ' +
+        'echo pwned > .git/hooks/pre-commit || echo HOOK-REFUSED; ' +
+        'mv .git/config .git/config.old || echo MV-CONFIG-REFUSED; ' +
+        'mv .git/hooks .git/hooks.old || echo MV-HOOKS-REFUSED; ' +
+        'mv .git .git.old || echo MV-GIT-REFUSED',
+      o,
+    );
+    expect(r.stdout.trim().split('\n')).toEqual(['COMMITTED', 'CONFIG-REFUSED', 'HOOK-REFUSED', 'MV-CONFIG-REFUSED', 'MV-HOOKS-REFUSED', 'MV-GIT-REFUSED']);
+    expect(r.stderr).toMatch(/config, hooks, info, modules and commondir stay read-only/);
+    expect(readFileSync(join(ws, '.git', 'config'), 'utf8')).toBe(CONFIG);
+    expect(existsSync(join(ws, '.git', 'hooks', 'pre-commit'))).toBe(false);
+    expect(execFileSync(GIT, ['-c', 'safe.directory=*', '-C', ws, 'log', '--oneline']).toString().trim().split('\n')).toHaveLength(2);
+  });
+
   it('--rw roots are protected too (their .git and .bashrc)', async () => {
     const ws = makeWorkspace('main');
     const extra = makeWorkspace('extra');

@@ -38,6 +38,13 @@ export function escapeChar(c: string): string {
   return `\\u{${cp.toString(16)}}`;
 }
 
+/** `\uXXXX` for each UTF-16 unit of `c`: valid in JSON strings and readable on a terminal. */
+function unicodeEscape(c: string): string {
+  let out = '';
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out;
+}
+
 /** Whether `s` holds a character that `escapeText` would escape. */
 export function hasUnsafe(s: string): boolean {
   return UNSAFE.test(s);
@@ -62,11 +69,7 @@ export function esc(strings: TemplateStringsArray, ...values: unknown[]): string
 
 /** JSON text made terminal-safe without changing its meaning: DEL, C1 and invisible characters as `\uXXXX`. */
 export function jsonForTerminal(json: string): string {
-  return json.replace(UNSAFE_IN_JSON, (c) => {
-    let out = '';
-    for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
-    return out;
-  });
+  return json.replace(UNSAFE_IN_JSON, unicodeEscape);
 }
 
 /** `JSON.stringify(v, null, indent)`, terminal-safe (see jsonForTerminal). */
@@ -86,7 +89,8 @@ const OWN_CODES = /\r\x1b\[K|\x1b\[[0-9;]{0,32}m/y;
  * The last line of defence for everything the CLI writes: escapes every unsafe
  * character except newlines, tabs and our own colour and line-erase codes.
  * Data is escaped where it is formatted (a field cannot forge a row); this
- * catches what a formatter missed.
+ * catches what a formatter missed. Escapes are `\uXXXX`, so JSON output that
+ * did not go through jsonText stays valid, identical JSON.
  */
 export function terminalSafe(out: string): string {
   if (!UNSAFE.test(out)) return out;
@@ -104,7 +108,7 @@ export function terminalSafe(out: string): string {
         continue;
       }
     }
-    result += c !== '\n' && c !== '\t' && UNSAFE.test(c) ? escapeChar(c) : c;
+    result += c !== '\n' && c !== '\t' && UNSAFE.test(c) ? unicodeEscape(c) : c;
     i += c.length;
   }
   return result;

@@ -306,7 +306,7 @@ export class AuditLog implements AuditSink {
    */
   #checkSpace(): void {
     const headroom = this.#opts.headroomBytes;
-    if (headroom <= 0 || this.#closed) return;
+    if (headroom <= 0 || this.#closed || this.#failed !== undefined) return;
     const now = Date.now();
     if (now - this.#spaceAt < this.#opts.spaceCheckMs) return;
     this.#spaceAt = now;
@@ -316,7 +316,7 @@ export class AuditLog implements AuditSink {
       this.#logger.warn({ err: errorMessage(e) }, 'audit: cannot look up free space');
       return;
     }
-    const missing = Math.max(0, this.#fileBytes + headroom - this.#reservedTo);
+    const missing = headroom - Math.max(0, this.#reservedTo - this.#fileBytes);
     if (this.#low === undefined && this.#free < headroom) {
       this.#low = { since: this.#now().toISOString(), refusals: 0 };
       this.#logger.error({ freeBytes: this.#free, headroomBytes: headroom, filesystem: this.#mount }, 'audit: disk headroom low; refusing new calls');
@@ -334,6 +334,7 @@ export class AuditLog implements AuditSink {
   #topUp(missing: number): void {
     if (this.#reserving || this.#reserveError !== undefined || this.#fd < 0) return;
     const fd = this.#fd;
+    // Reserved again up to headroom bytes past the end of the file.
     const from = Math.max(this.#reservedTo, this.#fileBytes);
     const length = Math.min(missing, Math.floor((this.#free - this.#opts.headroomBytes) / 4096) * 4096);
     if (length <= 0) return;

@@ -73,6 +73,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
       catalog: () => this._catalog,
       upstream: (name) => this.upstreams.get(name),
       authorize: opts.authorize,
+      hidden: opts.hidden,
       audit: opts.audit,
       redact: opts.redact,
       logger: opts.logger,

@@ -8,13 +8,15 @@ import type { CallContext } from '../policy/types.js';
 import type { AgentChannel } from '../upstreams/call-context.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import { checkArgs } from './args.js';
-import type { Authorize, Verdict } from './authorize.js';
+import type { Authorize, Hidden, Verdict } from './authorize.js';
 import { hintsOf, type Catalog, type CatalogEntry } from './catalog.js';
 
 export interface PipelineDeps {
   catalog: () => Catalog;
   upstream: (connector: string) => Upstream | undefined;
   authorize: Authorize;
+  /** Tools the policy denies this agent in every case: hidden from tools/list, and unknown when called. */
+  hidden?: Hidden;
   audit: AuditSink;
   /** Removes secret values from anything leaving the gateway (results, errors, audit). */
   redact: <T>(value: T) => T;
@@ -35,10 +37,26 @@ export interface CallRequest {
 
 export type Outcome = 'ok' | 'error' | 'denied' | 'timeout' | 'rejected' | 'cancelled';
 
+function unknownTool(name: unknown): GatehouseError {
+  return new GatehouseError('TOOL_UNKNOWN', `Unknown tool: ${String(name).slice(0, 100)}`);
+}
+
 /** Stage 1: the catalog. A tool that is not exposed does not exist for the agent. */
 export function lookupTool(catalog: Catalog, name: string): CatalogEntry {
   const entry = typeof name === 'string' ? catalog.byName.get(name) : undefined;
-  if (!entry) throw new GatehouseError('TOOL_UNKNOWN', `Unknown tool: ${String(name).slice(0, 100)}`);
+  if (!entry) throw unknownTool(name);
+  return entry;
+}
+
+/**
+ * Stage 1b: a tool the policy hides from this agent is unknown to it, with
+ * the very error an absent tool gets, and before its arguments are looked at
+ * (a schema error would confirm that the tool exists and what it takes).
+ */
+export function visibleTool(deps: Pick<PipelineDeps, 'hidden'>, agent: string, entry: CatalogEntry): CatalogEntry {
+  if (deps.hidden?.(agent, entry.connector, entry.name, hintsOf(entry.tool.annotations)) === true) {
+    throw new GatehouseError('TOOL_UNKNOWN', unknownTool(entry.name).message, { details: { hiddenByPolicy: true } });
+  }
   return entry;
 }
 
@@ -67,7 +85,8 @@ function outcomeOf(e: GatehouseError): Outcome {
  */
 export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Promise<CallToolResult> {
   const started = performance.now();
-  const base = { event: 'tools/call', agent: req.agent, session: req.session, tool: String(req.name).slice(0, 200) };
+  // The tool name is agent data: stored as sent; only a very long one is cut, with its size noted (as arguments are).
+  const base = { event: 'tools/call', agent: req.agent, session: req.session, tool: summarizeArgs(String(req.name)) as string };
   const recordOf = (fields: Record<string, unknown>) => deps.redact({ ...base, ...fields, durationMs: Math.round((performance.now() - started) * 1000) / 1000 });
   const record = (fields: Record<string, unknown>) => deps.audit.append(recordOf(fields));
   // Once the upstream has run, its record must land even if the log fails right now (AuditSink.appendOutcome).
@@ -76,11 +95,12 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
   let entry: CatalogEntry;
   try {
     deps.audit.assertWritable();
-    entry = lookupTool(deps.catalog(), req.name);
+    entry = visibleTool(deps, req.agent, lookupTool(deps.catalog(), req.name));
     checkArgs(entry.name, entry.tool.inputSchema, req.args ?? {});
   } catch (e) {
     if (e instanceof GatehouseError && e.code !== 'AUDIT_UNAVAILABLE') {
-      await record({ outcome: 'rejected', error: { code: e.code, message: e.message } });
+      // The admin sees why (hiddenByPolicy); the agent sees an unknown tool.
+      await record({ outcome: 'rejected', error: { code: e.code, message: e.message }, ...(e.details?.hiddenByPolicy === true ? { hiddenByPolicy: true } : {}) });
     }
     throw e;
   }

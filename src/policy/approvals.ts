@@ -145,6 +145,8 @@ interface Waiting {
   approval: PendingApproval;
   /** What is saved and, once withdrawn, listed: the same with bounded arguments. */
   kept: PendingApproval;
+  /** Shown (and decidable) only once saved: what an admin sees survives a crash. */
+  visible: boolean;
   resolve: (o: ApprovalOutcome) => void;
   timer: unknown;
   onAbort?: () => void;
@@ -264,6 +266,7 @@ export class Approvals {
       const w: Waiting = {
         approval,
         kept,
+        visible: false,
         resolve,
         timer: this.#clock.setTimeout(() => {
           if (this.#settle(approval.id)) {
@@ -287,9 +290,14 @@ export class Approvals {
         signal.addEventListener('abort', w.onAbort, { once: true });
       }
       this.#pending.set(approval.id, w);
-      this.#onEvent({ type: 'requested', approval });
-      // Saved so that after a crash it is reported withdrawn, not silently lost; unsaved, it is not kept waiting.
-      this.#save().catch(() => {
+      const show = () => {
+        if (!this.#pending.has(approval.id)) return;
+        w.visible = true;
+        this.#onEvent({ type: 'requested', approval });
+      };
+      if (this.#writer === undefined) return show();
+      // Shown once saved, so that after a crash it is reported withdrawn, not silently lost; unsaved, it is not kept waiting.
+      this.#save().then(show, () => {
         if (this.#settle(approval.id)) resolve({ ...refused(`this call needs a human approval, and ${UNSAVED}`), approvalId: approval.id });
       });
     });
@@ -303,11 +311,12 @@ export class Approvals {
 
   /** Pending approvals, oldest first. */
   list(): PendingApproval[] {
-    return [...this.#pending.values()].map((w) => w.approval);
+    return [...this.#pending.values()].filter((w) => w.visible).map((w) => w.approval);
   }
 
   get(id: string): PendingApproval | undefined {
-    return this.#pending.get(id)?.approval;
+    const w = this.#pending.get(id);
+    return w?.visible === true ? w.approval : undefined;
   }
 
   /** Live grants (expired ones are dropped and reported). */
@@ -326,7 +335,7 @@ export class Approvals {
    */
   async approve(id: string, opts: { grant?: GrantLimit; by: string }): Promise<{ approval: PendingApproval; grant?: Grant }> {
     const w = this.#pending.get(id);
-    if (w === undefined) throw this.#notPending(id);
+    if (w === undefined || !w.visible) throw this.#notPending(id);
     let grant: Grant | undefined;
     if (opts.grant !== undefined) {
       const limit = w.approval.grantLimit;
@@ -375,7 +384,7 @@ export class Approvals {
   /** Denies a pending call. Throws NOT_FOUND for an unknown or settled id. */
   deny(id: string, opts: { by: string; reason?: string }): PendingApproval {
     const w = this.#pending.get(id);
-    if (w === undefined) throw this.#notPending(id);
+    if (w === undefined || !w.visible) throw this.#notPending(id);
     this.#settle(id);
     this.#saveLater();
     const reason = opts.reason ?? `denied by ${opts.by}`;

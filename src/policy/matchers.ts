@@ -153,7 +153,7 @@ export function testArgRule(rule: ArgRule, args: Record<string, unknown>, effect
       continue;
     }
     const got = v === undefined ? 'nothing' : show(v);
-    return { ok: false, reason: `args.${rule.key}: ${c.describe} failed (got ${got}${why !== undefined ? `, which ${why}` : ''})` };
+    return { ok: false, reason: `args.${rule.key}: ${c.describe} failed (got ${got}${why !== undefined ? `: ${why}` : ''})` };
   }
   return note === undefined ? { ok: true } : { ok: true, note };
 }

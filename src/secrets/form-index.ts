@@ -52,28 +52,24 @@ function foldedAt(text: string, start: number, folded: string): boolean {
 export class FormIndex {
   private readonly bits = new Uint32Array(1 << (KEY_BITS - 5));
   private readonly entries = new Map<number, Entry[]>();
-  private count = 0;
   /** Sampled positions are this far apart: the shortest string's length - Q + 1. */
-  private step = Infinity;
+  private readonly step: number;
 
-  /** Adds `form` (at least LONG characters) for secret `name`. */
-  add(form: string, name: string): void {
-    if (form.length < LONG) throw new RangeError(`form shorter than ${LONG}`);
-    const folded = form.replace(/[A-Z]/g, (c) => c.toLowerCase());
-    // Every key of the form: an occurrence may put any of them on a sampled position.
-    for (let o = 0; o + Q <= folded.length; o++) {
-      const key = keyAt(folded, o);
-      this.bits[key >>> 5]! |= 1 << (key & 31);
-      const list = this.entries.get(key);
-      if (list === undefined) this.entries.set(key, [{ folded, offset: o, name }]);
-      else list.push({ folded, offset: o, name });
+  /** Indexes `forms` (each at least LONG characters), each found as its secret's `name`. */
+  constructor(forms: readonly { form: string; name: string }[]) {
+    this.step = forms.reduce((min, f) => Math.min(min, f.form.length), Infinity) - Q + 1;
+    if (!(this.step >= LONG - Q + 1)) throw new RangeError(`every form must be at least ${LONG} characters`);
+    for (const { form, name } of forms) {
+      const folded = form.replace(/[A-Z]/g, (c) => c.toLowerCase());
+      // The first sampled position inside an occurrence is less than `step` into it: those keys suffice.
+      for (let o = 0; o < this.step; o++) {
+        const key = keyAt(folded, o);
+        this.bits[key >>> 5]! |= 1 << (key & 31);
+        const list = this.entries.get(key);
+        if (list === undefined) this.entries.set(key, [{ folded, offset: o, name }]);
+        else list.push({ folded, offset: o, name });
+      }
     }
-    this.count++;
-    this.step = Math.min(this.step, folded.length - Q + 1);
-  }
-
-  get size(): number {
-    return this.count;
   }
 
   /** Appends every occurrence in `text` (overlapping and repeated ones included) to `out`. */
@@ -86,8 +82,7 @@ export class FormIndex {
       if ((bits[key >>> 5]! & (1 << (key & 31))) === 0) continue;
       for (const e of this.entries.get(key) ?? []) {
         const start = i - e.offset;
-        // Reported from the first sampled position inside the occurrence only.
-        if (start >= 0 && start > i - step && start + e.folded.length <= n && foldedAt(text, start, e.folded)) out.push({ start, end: start + e.folded.length, name: e.name });
+        if (start >= 0 && start + e.folded.length <= n && foldedAt(text, start, e.folded)) out.push({ start, end: start + e.folded.length, name: e.name });
       }
     }
   }

@@ -1,5 +1,5 @@
 import { FormIndex, LONG } from './form-index.js';
-import { hexForms, secretForms } from './forms.js';
+import { secretForms } from './forms.js';
 
 export const redactedMark = (name: string): string => `[REDACTED:${name}]`;
 
@@ -7,13 +7,6 @@ export const redactedMark = (name: string): string => `[REDACTED:${name}]`;
 const VALUES_PER_SECRET = 16;
 /** Deeper than this, a value is replaced whole rather than walked (results come from JSON, so this is never reached in practice). */
 const MAX_DEPTH = 256;
-/**
- * Between two bytes of hex as people and tools write it: up to 3 separator
- * characters (`:`, ` `, `-`, `, `, `\\`, `%`, a newline) and an optional
- * `x`/`0x` prefix. A separator is never a letter or digit, so there is one way
- * to match and matching stays linear.
- */
-const HEX_SEPARATOR = '[^0-9a-z]{0,3}(?:0?x)?';
 
 interface Span {
   start: number;
@@ -23,11 +16,9 @@ interface Span {
 
 interface Matchers {
   /** Forms of at least LONG characters. */
-  long: FormIndex;
+  long: FormIndex | undefined;
   /** The few shorter ones (literal and JSON forms of short values). */
   short: RegExp | undefined;
-  /** Each value's hex, with or without separators. */
-  hex: RegExp | undefined;
 }
 
 /**
@@ -36,8 +27,7 @@ interface Matchers {
  * a result, error, notification, audit record or log line.
  *
  * Every form is found in any letter case, in one pass over a string that does
- * not slow down with the number of forms (see `FormIndex`); the hex of each
- * value also with separators between its bytes. Matching is linear in the
+ * not slow down with the number of forms (see `FormIndex`), linear in the
  * text. Adjacent text items of one array (a result's `content`) are searched
  * as one text, so a value split across them is caught.
  *
@@ -48,7 +38,7 @@ interface Matchers {
 export class Redactor {
   private readonly values = new Map<string, string[]>();
   private formCountValue = 0;
-  /** Lower-cased short form or hex → secret name. */
+  /** Lower-cased short form → secret name. */
   private owner = new Map<string, string>();
   private matchers: Matchers | undefined;
   private shortest = Infinity;
@@ -69,10 +59,9 @@ export class Redactor {
   }
 
   private rebuild(): void {
-    const long = new FormIndex();
+    const long: { form: string; name: string }[] = [];
     const owner = new Map<string, string>();
     const short: string[] = [];
-    const hexes: string[] = [];
     const seen = new Set<string>();
     for (const [name, values] of this.values) {
       for (const v of values) {
@@ -80,16 +69,11 @@ export class Redactor {
           const key = f.toLowerCase();
           if (seen.has(key)) continue;
           seen.add(key);
-          if (f.length >= LONG) long.add(f, name);
+          if (f.length >= LONG) long.push({ form: f, name });
           else {
             short.push(key);
             owner.set(key, name);
           }
-        }
-        for (const h of hexForms(v)) {
-          if (owner.has(h)) continue;
-          hexes.push(h);
-          owner.set(h, name);
         }
       }
     }
@@ -102,9 +86,8 @@ export class Redactor {
     }
     const longestFirst = (a: string, b: string) => b.length - a.length;
     this.matchers = {
-      long,
+      long: long.length === 0 ? undefined : new FormIndex(long),
       short: short.length === 0 ? undefined : new RegExp(short.sort(longestFirst).map(escapeRegExp).join('|'), 'gi'),
-      hex: hexes.length === 0 ? undefined : new RegExp(hexes.sort(longestFirst).map((h) => (h.match(/../g) ?? []).join(HEX_SEPARATOR)).join('|'), 'gi'),
     };
   }
 
@@ -119,20 +102,11 @@ export class Redactor {
     const m = this.matchers;
     if (m === undefined || text.length < this.shortest) return [];
     const found: Span[] = [];
-    m.long.find(text, found);
+    m.long?.find(text, found);
     if (m.short !== undefined) {
       m.short.lastIndex = 0;
       for (let x = m.short.exec(text); x !== null; x = m.short.exec(text)) {
         found.push({ start: x.index, end: x.index + x[0].length, name: this.owner.get(x[0].toLowerCase()) ?? 'secret' });
-      }
-    }
-    if (m.hex !== undefined) {
-      m.hex.lastIndex = 0;
-      for (let x = m.hex.exec(text); x !== null; x = m.hex.exec(text)) {
-        // The first byte's prefix (x, 0x, \x) goes too.
-        let start = x.index;
-        if (/[xX]/.test(text[start - 1] ?? '')) start -= /[0\\]/.test(text[start - 2] ?? '') ? 2 : 1;
-        found.push({ start, end: x.index + x[0].length, name: this.owner.get(hexDigits(x[0])) ?? 'secret' });
       }
     }
     return mergeSpans(found);
@@ -210,16 +184,6 @@ export class Redactor {
     }
     return result;
   }
-}
-
-const HEX_BYTE = new RegExp(`${HEX_SEPARATOR}([0-9a-f]{2})`, 'giy');
-
-/** The digits of a separated hex match, read byte by byte as the pattern did (a byte "30" before "x6f" keeps its 0). */
-function hexDigits(match: string): string {
-  let digits = '';
-  HEX_BYTE.lastIndex = 0;
-  for (let b = HEX_BYTE.exec(match); b !== null; b = HEX_BYTE.exec(match)) digits += b[1] ?? '';
-  return digits.toLowerCase();
 }
 
 function isPlain(v: object): boolean {

@@ -92,7 +92,7 @@ export class SessionManager {
   }
 
   /** Whether `identity` may open one more session: its own quota first, then the global cap. */
-  admit(identity: Identity): SessionRefusal | undefined {
+  private admit(identity: Identity): SessionRefusal | undefined {
     const key = quotaKey(identity);
     const mine = this.counts.get(key) ?? 0;
     let refusal: SessionRefusal | undefined;

@@ -173,7 +173,7 @@ describe('audit writer', () => {
     await again.close();
   });
 
-  it('takes over a lock left by a dead process', async () => {
+  it('a writer.lock file left behind (a dead writer, or the bare pid of an older version) does not block the next writer: only the kernel lock counts', async () => {
     const { dir } = tempState();
     const log = await openLog(dir);
     await log.close();

@@ -21,6 +21,7 @@ const POLICY = {
   default: 'deny',
   rules: [
     { id: 'echo-ok', match: { tool: 'fx__echo' }, effect: 'allow' },
+    { id: 'echo-no-wipes', match: { tool: 'fx__echo', args: { text: { equals: 'rm -rf /' } } }, effect: 'deny', message: 'No wipes.' },
     { id: 'add-limited', match: { tool: 'fx__add' }, effect: 'allow', limit: '2/hour' },
     { id: 'env-never', match: { tool: 'fx__env' }, effect: 'deny', message: 'Environment dumps are not for agents.' },
     { id: 'slow-asks', match: { tool: 'fx__slow', args: { ms: { max: 50 } } }, effect: 'ask', ask: { timeout: '2s', grant: { ttl: '1h', maxUses: 2 } } },
@@ -50,11 +51,14 @@ describe('policy decisions through the gateway', () => {
   it('deny_returns_a_tool_error_naming_the_rule_and_forwards_nothing', async () => {
     t = await startTestGateway({ connectors: (log) => [stdioFixture('fx', log)], policy: POLICY });
     const c = await t.client('coder');
-    const r = (await c.callTool({ name: 'fx__env', arguments: {} })) as CallToolResult;
+    const r = (await c.callTool({ name: 'fx__echo', arguments: { text: 'rm -rf /' } })) as CallToolResult;
     expect(r.isError).toBe(true);
-    expect(text(r)).toBe('Environment dumps are not for agents. (denied by rule "env-never")');
+    expect(text(r)).toBe('No wipes. (denied by rule "echo-no-wipes")');
+    expect(t.calls().filter((l) => l.tool === 'echo')).toEqual([]);
+    expect(t.audit().filter((l) => l.event === 'tools/call').at(-1)).toMatchObject({ tool: 'fx__echo', decision: 'deny', rule: 'echo-no-wipes', outcome: 'denied' });
+    // Denied in every case: hidden, and so unknown to the agent (nothing forwarded either).
+    await expect(c.callTool({ name: 'fx__env', arguments: {} })).rejects.toThrow(/Unknown tool: fx__env/);
     expect(t.calls().filter((l) => l.tool === 'env')).toEqual([]);
-    expect(t.audit().filter((l) => l.event === 'tools/call').at(-1)).toMatchObject({ tool: 'fx__env', decision: 'deny', rule: 'env-never', outcome: 'denied' });
   });
 
   it('tools_list_hides_tools_denied_in_every_case', async () => {
@@ -153,9 +157,9 @@ describe('policy decisions through the gateway', () => {
     // Valid: swapped atomically; echo is now denied.
     writeFileSync(file, stringify({ ...POLICY, rules: [{ id: 'echo-now-denied', match: { tool: 'fx__echo' }, effect: 'deny' }] }));
     await until(() => tg.audit().find((l) => l.event === 'policy.reload' && l.ok === true), 'accepted reload');
-    const r = (await c.callTool({ name: 'fx__echo', arguments: { text: 'c' } })) as CallToolResult;
-    expect(r.isError).toBe(true);
-    expect(text(r)).toContain('echo-now-denied');
+    // Denied in every case now: hidden, so the agent sees an unknown tool.
+    await expect(c.callTool({ name: 'fx__echo', arguments: { text: 'c' } })).rejects.toThrow(/Unknown tool: fx__echo/);
+    expect((await c.listTools()).tools.map((x) => x.name)).not.toContain('fx__echo');
     expect(t.calls().filter((l) => l.tool === 'echo')).toHaveLength(2);
   });
 

@@ -89,6 +89,16 @@ describe('terminal injection into the admin', { timeout: 60_000 }, () => {
     expect(records.map((r) => r.tool)).toEqual(HOSTILE_NAMES);
   });
 
+  it('agent calls a tool with a 3,000-character name: the audit keeps 1 KiB of it and says it was cut, not a silent 200', async () => {
+    t = await startTestGateway({ connectors: (log) => [stdioFixture('fx', log)], policy: POLICY });
+    const c = await t.client('mallory');
+    const name = `${'a'.repeat(1500)}\x1b[2J${'b'.repeat(1496)}`;
+    await expect(c.callTool({ name, arguments: {} })).rejects.toThrow(/Unknown tool/);
+    const rec = t.audit().find((r) => r.event === 'tools/call' && r.outcome === 'rejected') as { tool: string } | undefined;
+    expect(rec?.tool.startsWith('a'.repeat(1024))).toBe(true);
+    expect(rec?.tool).toContain('[truncated, 3000 bytes]');
+  });
+
   it('approval args with escapes: approvals list and show print them escaped, show --json keeps them exact', async () => {
     t = await startTestGateway({ connectors: (log) => [stdioFixture('fx', log)], policy: POLICY });
     const c = await t.client('mallory');

@@ -120,7 +120,10 @@ describe.skipIf(!isRoot)('audit disk headroom, through the gateway', () => {
       expect(results.map((r) => r.isError === true)).toEqual(Array(6).fill(false));
 
       unlinkSync(filler);
-      await until(async () => (await agent.client.callTool({ name: 'fx__echo', arguments: { text: 'back' } }).catch(() => undefined))?.isError === false, 'calls to be accepted again', 10_000);
+      await until(async () => {
+        const r = await agent.client.callTool({ name: 'fx__echo', arguments: { text: 'back' } }).catch(() => undefined);
+        return r !== undefined && r.isError !== true;
+      }, 'calls to be accepted again', 10_000);
     } finally {
       await agent.close();
       await gw.close(2_000);

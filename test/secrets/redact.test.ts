@@ -180,7 +180,7 @@ describe('Redactor: a hostile upstream disguising a value', () => {
       bytes.join(':').toUpperCase(),
     ];
     for (const shape of shapes) {
-      expect(r.redactText(`fp ${shape} end`), shape).toMatch(/^fp %?\[REDACTED:k\] end$/);
+      expect(r.redactText(`fp ${shape} end`), shape).toBe('fp [REDACTED:k] end');
       clean(shape);
     }
   });

@@ -86,11 +86,14 @@ describe('escaping text for the terminal', () => {
     expect(jsonLine({ a: 1 })).toBe('{"a":1}\n');
   });
 
-  it('terminalSafe, the last filter before the terminal: keeps newlines, tabs, colour and the progress line erase; escapes the rest', () => {
+  it('terminalSafe, the last filter before the terminal: keeps newlines, tabs, colour and the progress line erase; escapes the rest as \\uXXXX', () => {
     expect(terminalSafe('a\tb\n\x1b[31mred\x1b[0m\r\x1b[Kprogress')).toBe('a\tb\n\x1b[31mred\x1b[0m\r\x1b[Kprogress');
-    expect(terminalSafe('\x1b]52;c;aGk=\x07')).toBe('\\x1b]52;c;aGk=\\x07');
-    expect(terminalSafe('\x1b[2J\x1b[H')).toBe('\\x1b[2J\\x1b[H');
-    expect(terminalSafe('over\rwrite')).toBe('over\\rwrite');
+    expect(terminalSafe('\x1b]52;c;aGk=\x07')).toBe('\\u001b]52;c;aGk=\\u0007');
+    expect(terminalSafe('\x1b[2J\x1b[H')).toBe('\\u001b[2J\\u001b[H');
+    expect(terminalSafe('over\rwrite')).toBe('over\\u000dwrite');
+    // JSON that did not go through jsonText stays the same JSON.
+    const raw = JSON.stringify({ s: 'a\u009b\u202e\u{e0041}' });
+    expect(JSON.parse(terminalSafe(raw))).toEqual({ s: 'a\u009b\u202e\u{e0041}' });
     for (const c of ALL.filter((x) => x !== '\n' && x !== '\t')) expect(terminalSafe(`a${c}b`)).toMatch(/^[\x20-\x7e]*$/);
   });
 

@@ -176,7 +176,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
   });
   const sessions = new SessionManager({
-    makeServer: (identity, id) => createSessionServer(gateway, { agent: identity.agent, id }),
+    makeServer: (identity, id, busy) => createSessionServer(gateway, { agent: identity.agent, id, busy }),
     audit,
     logger,
     ...(opts.maxSessions !== undefined ? { maxSessions: opts.maxSessions } : {}),

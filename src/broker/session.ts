@@ -29,6 +29,8 @@ export interface SessionInfo {
   agent: string;
   /** Filled in once the transport assigned it. */
   id: () => string;
+  /** Told when a call starts (+1) and ends (-1): a session waiting on a call (an approval may take hours) is not idle. */
+  busy?: (delta: 1 | -1) => void;
 }
 
 /** McpError prefixes its message with "MCP error <code>: "; the JSON-RPC error on the wire carries ours alone. */
@@ -92,6 +94,7 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
         progressSent.push(extra.sendNotification({ method: 'notifications/message', params }).catch(() => undefined));
       },
     };
+    session.busy?.(1);
     try {
       const result = await gateway.callTool({
         agent: session.agent,
@@ -114,6 +117,8 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
       return result;
     } catch (e) {
       throw asMcpError(e);
+    } finally {
+      session.busy?.(-1);
     }
   });
 

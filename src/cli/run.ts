@@ -1,4 +1,5 @@
 import { basename, resolve } from 'node:path';
+import { parseSize } from '../config/size.js';
 import { GatehouseError } from '../errors.js';
 import type { SandboxLimits } from '../sandbox/launcher.js';
 import { DEFAULT_RELAY_PORT, runSandboxed } from '../sandbox/run.js';
@@ -101,10 +102,9 @@ function limitsFrom(pids: string | undefined, memory: string | undefined, cpu: s
   const limits: SandboxLimits = {};
   if (pids !== undefined) limits.pidsMax = int('--pids-max', pids, 8, 1 << 22);
   if (memory !== undefined) {
-    const m = /^([0-9]+)([KMGT]?)$/i.exec(memory);
-    const bytes = m ? Number(m[1]) * 1024 ** 'BKMGT'.indexOf((m[2] || 'B').toUpperCase()) : NaN;
-    if (!m || !(bytes >= 16 * 2 ** 20)) throw new GatehouseError('USAGE', `--memory-max ${JSON.stringify(memory)}: use a size of at least 16M, e.g. 512M or 2G`);
-    limits.memoryMax = `${m[1]}${(m[2] ?? '').toUpperCase()}`;
+    const bytes = parseSize(memory);
+    if (bytes === undefined || bytes < 16 * 2 ** 20) throw new GatehouseError('USAGE', `--memory-max ${JSON.stringify(memory)}: use a size of at least 16M, e.g. 512M or 2G`);
+    limits.memoryMax = memory.trim().toUpperCase();
   }
   if (cpu !== undefined) limits.cpuWeight = int('--cpu-weight', cpu, 1, 10000);
   return limits;

@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import { parseSize } from '../config/size.js';
 import { GatehouseError } from '../errors.js';
 import { startGateway } from '../runtime.js';
 import { VERSION } from '../config/paths.js';
@@ -18,6 +20,8 @@ Options:
   --allowed-host H   extra Host header value accepted (host:port), repeatable
   --allowed-origin O extra browser Origin accepted, repeatable
   --json             print the start-up report as one JSON line instead of a table
+  --audit-headroom SIZE  free space kept for the audit log (default 32M; env GATEHOUSE_AUDIT_HEADROOM):
+                     below it new calls are refused, records of calls in flight still land
 ${SESSION_HELP}
 ${DIR_HELP}
   -h, --help         this help
@@ -37,6 +41,7 @@ export const serveCommand: Command = {
       'allowed-host': { type: 'string', multiple: true },
       'allowed-origin': { type: 'string', multiple: true },
       json: { type: 'boolean' },
+      'audit-headroom': { type: 'string' },
       ...sessionOptions,
     });
     if (values.help) {
@@ -47,6 +52,9 @@ export const serveCommand: Command = {
     const port = Number(portText);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new GatehouseError('USAGE', `--port must be 0-65535, got ${JSON.stringify(portText)}`);
     const dirs = dirsFrom(values, io.env);
+    const headroomText = values['audit-headroom'] ?? io.env.GATEHOUSE_AUDIT_HEADROOM;
+    const headroomBytes = headroomText === undefined ? undefined : parseSize(headroomText);
+    if (headroomText !== undefined && headroomBytes === undefined) throw new GatehouseError('USAGE', `--audit-headroom ${JSON.stringify(headroomText)}: use a size, e.g. 32M or 1G (0 turns the reserve off)`);
     const gw = await startGateway({
       dirs,
       host: values.host ?? io.env.GATEHOUSE_HOST ?? '127.0.0.1',
@@ -54,7 +62,9 @@ export const serveCommand: Command = {
       allowedHosts: values['allowed-host'] ?? [],
       allowedOrigins: values['allowed-origin'] ?? [],
       ...sessionLimitsFrom(values, io.env),
+      ...(headroomBytes !== undefined ? { audit: { headroomBytes } } : {}),
     });
+    warnSharedDisk(dirs.state, process.cwd(), io.err);
     // Handlers before the report: whoever reads it may signal at once, and must get a graceful stop.
     const stopped = new Promise<void>((resolve) => {
       const stop = (sig: string) => {
@@ -87,3 +97,20 @@ export const serveCommand: Command = {
     return Exit.Ok;
   },
 };
+
+/**
+ * Agents' workspaces usually live beside where the gateway is started. If
+ * they share a filesystem with the state directory, an agent that fills it
+ * eats the audit log's headroom, and every agent's new calls are refused.
+ */
+export function warnSharedDisk(state: string, workspaces: string, err: (s: string) => void): void {
+  try {
+    if (statSync(state).dev !== statSync(workspaces).dev) return;
+  } catch {
+    return;
+  }
+  err(
+    esc`warning: the state directory ${state} shares a filesystem with ${workspaces}: an agent that fills a workspace there ` +
+      'eats the audit log\'s headroom and new calls are refused until space is freed. Keep workspaces on another filesystem (or under a quota) where you can.\n',
+  );
+}

@@ -39,10 +39,12 @@ export interface Session {
   lastSeen: number;
   /** False until a request after `initialize` arrives. */
   used: boolean;
+  /** Calls in progress (one may wait hours for an approval): a busy session is never swept as idle. */
+  activity: { busy: number };
 }
 
 export interface SessionManagerOptions {
-  makeServer: (identity: Identity, id: () => string) => Server;
+  makeServer: (identity: Identity, id: () => string, busy: (delta: 1 | -1) => void) => Server;
   audit: AuditSink;
   logger: Logger;
   /** Open sessions across every agent (default 1000). */
@@ -172,7 +174,7 @@ export class SessionManager {
       onsessioninitialized: (id) => {
         sessionId = id;
         onRegistered();
-        this.sessions.set(id, { id, identity, transport, server, lastSeen: Date.now(), used: false });
+        this.sessions.set(id, { id, identity, transport, server, lastSeen: Date.now(), used: false, activity });
         void this.opts.audit.append({ event: 'session.opened', agent: identity.agent, session: id, via: identity.via, ...(identity.sandbox !== undefined ? { sandbox: identity.sandbox } : {}) }).catch((e: unknown) => {
           this.opts.logger.error({ err: String(e) }, 'cannot audit session open; closing it');
           void this.close(id);
@@ -182,7 +184,13 @@ export class SessionManager {
         void this.forget(id, 'deleted');
       },
     });
-    const server = this.opts.makeServer(identity, () => sessionId);
+    const activity = { busy: 0 };
+    const server = this.opts.makeServer(identity, () => sessionId, (delta) => {
+      activity.busy += delta;
+      // Idle time counts from the end of the last call, not from its start.
+      const s = this.sessions.get(sessionId);
+      if (s) s.lastSeen = Date.now();
+    });
     transport.onclose = () => {
       if (sessionId !== '') void this.forget(sessionId, 'closed');
     };
@@ -218,6 +226,7 @@ export class SessionManager {
   private sweep(idleMs: number, unusedMs: number): void {
     const now = Date.now();
     for (const s of this.sessions.values()) {
+      if (s.activity.busy > 0) continue;
       if (s.lastSeen < now - idleMs) void this.close(s.id, 'idle');
       else if (!s.used && s.lastSeen < now - unusedMs) void this.close(s.id, 'unused');
     }

@@ -10,6 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { adminRequest } from '../../src/cli/control-client.js';
 import { controlSocketPath } from '../../src/server/control.js';
 import { CLI, initializeBody, MCP_HEADERS, startTestGateway, tempDir, writeConfig, stdioFixture, until, type RawResponse, type TestGateway } from '../helpers/gateway.js';
 
@@ -137,6 +138,27 @@ describe('per-agent session quota', () => {
     expect((await initialize(t, token)).status).toBe(429);
     await until(() => t?.audit().some((r) => r.event === 'session.closed' && r.session === sid && r.reason === 'idle'), 'the idle session to be closed', 10_000);
     expect((await initialize(t, token)).status).toBe(200);
+  });
+
+  it('a call waiting for approval longer than the idle timeout keeps its session (the approval is not withdrawn by the sweep)', async () => {
+    t = await startTestGateway({
+      connectors: (log) => [stdioFixture('fx', log)],
+      policy: { version: 1, default: 'deny', rules: [{ id: 'echo-asks', match: { tool: 'fx__echo' }, effect: 'ask', ask: { timeout: '60s' } }] },
+      runtime: { sessionIdleMs: 1000 },
+    });
+    const c = await t.client('patient');
+    const call = c.callTool({ name: 'fx__echo', arguments: { text: 'after a long wait' } });
+    const tg = t;
+    const pendingId = await until(async () => ((await adminRequest(tg.dirs.state, 'GET', '/approvals')) as { pending: Array<{ id: string }> }).pending[0]?.id, 'the approval request');
+    // Three idle timeouts pass while the human thinks.
+    await new Promise((r) => setTimeout(r, 3500));
+    expect(t.audit().some((r) => r.event === 'session.closed' && r.reason === 'idle')).toBe(false);
+    await adminRequest(t.dirs.state, 'POST', `/approvals/${pendingId}/approve`, { by: 'alice' });
+    const r = (await call) as { content: Array<{ text: string }>; isError?: boolean };
+    expect(r.isError).toBeFalsy();
+    expect(r.content[0]?.text).toContain('after a long wait');
+    // Idle again afterwards: now it is swept.
+    await until(() => tg.audit().some((x) => x.event === 'session.closed' && x.reason === 'idle'), 'the idle sweep after the call', 10_000);
   });
 });
 

@@ -1,17 +1,21 @@
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { sharedDiskWarning, sharesFilesystem } from '../config/disk.js';
 import { controlSocketPath, socketAlive } from '../server/control.js';
 import { launcherPath, probeSandbox, type SandboxProbe } from '../sandbox/launcher.js';
 import { Exit, parse, table, type Command } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 
-const HELP = `Usage: gatehouse doctor [--json]
+const HELP = `Usage: gatehouse doctor [--workspace DIR] [--json]
 
 Reports which kernel features the sandbox needs are present on this machine,
 what is missing and how to fix it, and whether a gateway is running.
 Exit 0 when "gatehouse run" can confine fully, 3 when something is missing.
 
 Options:
+  --workspace DIR    where agents' workspaces live (default: .): warns when it
+                     shares a filesystem with the gateway state (audit headroom)
   --json             machine-readable output
 ${DIR_HELP}
   -h, --help         this help
@@ -70,7 +74,7 @@ export const doctorCommand: Command = {
   summary: 'check this machine for what the sandbox needs',
   help: HELP,
   async run(argv, io) {
-    const { values } = parse(argv, { ...dirOptions, json: { type: 'boolean' } });
+    const { values } = parse(argv, { ...dirOptions, workspace: { type: 'string' }, json: { type: 'boolean' } });
     if (values.help) {
       io.out(HELP);
       return Exit.Ok;
@@ -85,13 +89,16 @@ export const doctorCommand: Command = {
     }
     const probe = await probeSandbox();
     const list = checks(probe);
+    const workspaces = resolve(values.workspace ?? '.');
+    const sharedDisk = sharesFilesystem(dirs.state, workspaces);
     if (values.json) {
-      io.out(jsonLine({ ok: probe.ok, probe, checks: list, gatewayRunning, stateDir: dirs.state }));
+      io.out(jsonLine({ ok: probe.ok, probe, checks: list, gatewayRunning, stateDir: dirs.state, workspaceSharesStateFilesystem: sharedDisk }));
       return probe.ok ? Exit.Ok : Exit.Unavailable;
     }
     io.out(esc`Kernel ${probe.kernel} (${probe.arch}), running as uid ${probe.euid}\n\n`);
     io.out(table(['FEATURE', 'STATUS', 'DETAIL', 'FIX'], list.map((c) => [c.name, c.ok ? 'ok' : 'MISSING', c.detail, c.fix])));
     io.out(`\n${escapeText(limitsLine(probe))}\n`);
+    if (sharedDisk) io.out(`\nWarning: ${escapeText(sharedDiskWarning(dirs.state, workspaces))}\n`);
     io.out(`\nGateway: ${gatewayRunning ? esc`running (control socket ${controlSocketPath(dirs.state)})` : 'not running (gatehouse run will start one in-process)'}\n`);
     io.out(probe.ok ? '\nThe sandbox can confine agents fully on this machine.\n' : esc`\nMissing: ${probe.missing.join('; ')}\n`);
     return probe.ok ? Exit.Ok : Exit.Unavailable;

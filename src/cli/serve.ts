@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { sharedDiskWarning, sharesFilesystem } from '../config/disk.js';
 import { parseSize } from '../config/size.js';
 import { GatehouseError } from '../errors.js';
 import { startGateway } from '../runtime.js';
@@ -7,7 +7,7 @@ import { Exit, parse, table, type Command } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
 import { invocation } from './invocation.js';
 import { SESSION_HELP, sessionLimitsFrom, sessionOptions } from './session-limits.js';
-import { esc, jsonLine } from '../terminal.js';
+import { esc, escapeText, jsonLine } from '../terminal.js';
 
 const HELP = `Usage: gatehouse serve [--host H] [--port N] [options]
 
@@ -64,7 +64,7 @@ export const serveCommand: Command = {
       ...sessionLimitsFrom(values, io.env),
       ...(headroomBytes !== undefined ? { audit: { headroomBytes } } : {}),
     });
-    warnSharedDisk(dirs.state, process.cwd(), io.err);
+    if (sharesFilesystem(dirs.state, process.cwd())) io.err(`warning: ${escapeText(sharedDiskWarning(dirs.state, process.cwd()))}\n`);
     // Handlers before the report: whoever reads it may signal at once, and must get a graceful stop.
     const stopped = new Promise<void>((resolve) => {
       const stop = (sig: string) => {
@@ -98,19 +98,3 @@ export const serveCommand: Command = {
   },
 };
 
-/**
- * Agents' workspaces usually live beside where the gateway is started. If
- * they share a filesystem with the state directory, an agent that fills it
- * eats the audit log's headroom, and every agent's new calls are refused.
- */
-export function warnSharedDisk(state: string, workspaces: string, err: (s: string) => void): void {
-  try {
-    if (statSync(state).dev !== statSync(workspaces).dev) return;
-  } catch {
-    return;
-  }
-  err(
-    esc`warning: the state directory ${state} shares a filesystem with ${workspaces}: an agent that fills a workspace there ` +
-      'eats the audit log\'s headroom and new calls are refused until space is freed. Keep workspaces on another filesystem (or under a quota) where you can.\n',
-  );
-}

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { constants, homedir } from 'node:os';
 import { Agent, request } from 'undici';
+import { sharedDiskWarning, sharesFilesystem } from '../config/disk.js';
 import type { Dirs } from '../config/paths.js';
 import { GatehouseError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
@@ -74,20 +75,6 @@ function checkExposure(opts: RunOptions, workspace: string, dirs: Dirs): void {
   assertNoOverlap(exposed, protectedPaths(dirs), home);
 }
 
-/** An agent that fills a disk shared with the audit log makes every agent's calls fail closed: say so up front. */
-function warnSharedDisk(opts: RunOptions, workspace: string, state: string): void {
-  try {
-    if (statSync(workspace).dev === statSync(state).dev) {
-      opts.stderr.write(
-        `gatehouse run: warning: the workspace and the gateway state (${state}) share a filesystem; an agent that fills it ` +
-          'eats the audit log\'s headroom and new calls are refused until space is freed. Keep workspaces on another filesystem (or a quota) where you can.\n',
-      );
-    }
-  } catch {
-    // The state directory may not exist yet (the gateway makes it); nothing to compare.
-  }
-}
-
 /** The host's own `.mcp.json`, written without following any link the agent left, removed only if it is still ours. */
 function writeMcpConfig(workspace: string, url: string, stderr: NodeJS.WritableStream): { dir: SafeDir; file: Stats } | undefined {
   const dir = SafeDir.open(workspace);
@@ -153,7 +140,7 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
 
   const attaching = await socketAlive(controlSocketPath(opts.dirs.state));
   checkExposure(opts, workspace, attaching ? await gatewayDirs(opts.dirs) : opts.dirs);
-  warnSharedDisk(opts, workspace, opts.dirs.state);
+  if (sharesFilesystem(workspace, opts.dirs.state)) opts.stderr.write(`gatehouse run: warning: ${sharedDiskWarning(opts.dirs.state, workspace)}\n`);
 
   const cleanups: Array<() => Promise<void> | void> = [];
   const cleanup = async () => {

@@ -19,12 +19,14 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const FIXTURE = join(ROOT, 'test', 'fixtures', 'upstream.mjs');
 export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
-/** Allows every tool to every agent, except `echo` to "mallory" (a deny rule wins). */
+/** Allows every tool to every agent, except `echo` to "mallory" (a deny rule wins) and `env`, hidden from her. */
 export const TEST_POLICY = {
   version: 1,
   default: 'deny',
   rules: [
-    { id: 'mallory-may-not-echo', match: { agent: 'mallory', tool: '*__echo' }, effect: 'deny', message: 'mallory may not echo' },
+    // Conditional on an argument, so echo stays listed for mallory: a tool denied in every case is hidden, and unknown when called.
+    { id: 'mallory-may-not-echo', match: { agent: 'mallory', tool: '*__echo', args: { text: { maxLength: 1_000_000 } } }, effect: 'deny', message: 'mallory may not echo' },
+    { id: 'mallory-never-env', match: { agent: 'mallory', tool: '*__env' }, effect: 'deny' },
     { id: 'fixture-tools', match: { tool: '*' }, effect: 'allow' },
   ],
 };

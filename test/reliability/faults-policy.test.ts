@@ -14,7 +14,9 @@ const POLICY = {
   version: 1,
   default: 'deny',
   rules: [
-    { id: 'no-add', match: { tool: '*__add' }, effect: 'deny' },
+    // Conditional, so add stays listed (denied in every case would make it an unknown tool).
+    { id: 'no-add', match: { tool: '*__add', args: { a: { min: -1e15 } } }, effect: 'deny' },
+    { id: 'add-listed', match: { tool: '*__add' }, effect: 'allow' },
     { id: 'echo-ok', match: { tool: '*__echo' }, effect: 'allow' },
   ],
 };
@@ -88,7 +90,7 @@ describe('policy file replaced with garbage mid-load', () => {
     expect(reloads.every((r) => r.ok === false)).toBe(true);
     expect(reloads.length).toBeGreaterThanOrEqual(GARBAGE.length);
     for (const r of reloads) expect(String(r.error)).toMatch(/test\.yaml|polic/i);
-    expect(t.gw.policies.current().rules.map((r) => r.id)).toEqual(['no-add', 'echo-ok']);
+    expect(t.gw.policies.current().rules.map((r) => r.id)).toEqual(['no-add', 'add-listed', 'echo-ok']);
 
     // A valid policy still takes effect afterwards (the watcher survived the garbage).
     writeFileSync(file, stringify({ ...POLICY, rules: [{ id: 'all-ok', match: { tool: '*' }, effect: 'allow' }] }));

@@ -24,7 +24,9 @@ const POLICY = {
   version: 1,
   default: 'deny',
   rules: [
-    { id: 'no-add', match: { tool: '*__add' }, effect: 'deny', message: 'adding is not allowed under load' },
+    // Conditional, so add stays listed (denied in every case would make it an unknown tool).
+    { id: 'no-add', match: { tool: '*__add', args: { a: { min: -1e15 } } }, effect: 'deny', message: 'adding is not allowed under load' },
+    { id: 'add-listed', match: { tool: '*__add' }, effect: 'allow' },
     { id: 'echo-ok', match: { tool: '*__echo' }, effect: 'allow' },
   ],
 };

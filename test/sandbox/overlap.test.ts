@@ -161,3 +161,24 @@ describe('gatehouse run refuses to expose gateway configuration', () => {
     });
   });
 });
+
+describe('an agent that can fill the audit disk is pointed out (shared filesystem)', () => {
+  it('workspace on the same filesystem as the state: doctor and run warn; on another filesystem: no warning', async () => {
+    const ws = join(base, 'ws-disk');
+    mkdirSync(ws, { recursive: true });
+    const state = join(base, 'state-disk');
+    const registry = join(base, 'reg-disk');
+    mkdirSync(registry, { recursive: true });
+    const same = await cli(['doctor', '--state', state, '--workspace', ws, '--json'], base);
+    expect(JSON.parse(same.stdout) as { workspaceSharesStateFilesystem: boolean }).toMatchObject({ workspaceSharesStateFilesystem: true });
+    const sameText = await cli(['doctor', '--state', state, '--workspace', ws], base);
+    expect(sameText.stdout).toMatch(/Warning: the gateway state .* shares a filesystem with .*ws-disk/);
+    // /dev/shm is a tmpfs of its own.
+    const other = await cli(['doctor', '--state', state, '--workspace', '/dev/shm', '--json'], base);
+    expect(JSON.parse(other.stdout) as { workspaceSharesStateFilesystem: boolean }).toMatchObject({ workspaceSharesStateFilesystem: false });
+
+    const run = await cli(['run', '--state', state, '--workspace', ws, '--policies', join(ROOT, 'policies'), '--registry', registry, '--', '/bin/true'], base);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/gatehouse run: warning: the gateway state .* shares a filesystem with .*ws-disk.*audit log's headroom/);
+  });
+});

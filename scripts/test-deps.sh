@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the tests need beyond `npm ci`, and nothing when it is there:
 #  - a real Secret Service (gnome-keyring) on a private D-Bus session bus, for
-#    the keychain tests (Debian/Ubuntu, through apt-get, when run as root);
+#    the keychain tests, and git for the protected-path tests (Debian/Ubuntu,
+#    through apt-get, when run as root);
 #  - Node 22 for the official MCP conformance suite (it needs Node >= 22), kept
 #    in .cache/node22, outside node_modules, so that `npm run` keeps the
 #    machine's Node (>= 20.19) first on PATH for everything else.
@@ -12,8 +13,10 @@ os_packages() {
   need=""
   command -v dbus-daemon >/dev/null 2>&1 || need="$need dbus-daemon"
   command -v gnome-keyring-daemon >/dev/null 2>&1 || need="$need gnome-keyring"
+  # The protected-path tests run git inside the sandbox.
+  command -v git >/dev/null 2>&1 || need="$need git"
   if [ -z "$need" ]; then
-    echo "test-deps: dbus-daemon and gnome-keyring-daemon are present"
+    echo "test-deps: dbus-daemon, gnome-keyring-daemon and git are present"
     return 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then

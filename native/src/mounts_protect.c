@@ -28,33 +28,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "mountapi.h"
 #include "sandbox.h"
 
-#ifndef __NR_openat2
-#define __NR_openat2 437
-#endif
-#ifndef __NR_open_tree
-#define __NR_open_tree 428
-#define __NR_move_mount 429
-#endif
-#ifndef __NR_mount_setattr
-#define __NR_mount_setattr 442
-#endif
-#ifndef OPEN_TREE_CLONE
-#define OPEN_TREE_CLONE 1
-#endif
-#ifndef MOVE_MOUNT_F_EMPTY_PATH
-#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
-#endif
-#ifndef MOVE_MOUNT_T_EMPTY_PATH
-#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
-#endif
-#ifndef MOUNT_ATTR_RDONLY
-#define MOUNT_ATTR_RDONLY 0x00000001
-#endif
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
 #ifndef STATX_ATTR_MOUNT_ROOT
 #define STATX_ATTR_MOUNT_ROOT 0x00002000
 #endif
@@ -62,10 +38,6 @@
 /* Entries looked at inside one protected folder before giving up (a .git
  * with this many loose files is better opened with --allow-write). */
 #define MAX_CHECKED 200000
-
-struct protect_attr {
-	uint64_t attr_set, attr_clr, propagation, userns_fd;
-};
 
 static _Noreturn void refuse(const char *path, const char *what)
 {
@@ -268,7 +240,7 @@ static void protect_one(const struct plan *p, const char *newroot, const struct 
 	}
 
 	int tree = clone_tree(fd, pp->path);
-	struct protect_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+	struct gh_mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
 	if (syscall(__NR_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
 		die_errno(EXIT_LAUNCHER, "mount_setattr read-only %s", pp->path);
 	attach_tree(tree, fd, pp->path);

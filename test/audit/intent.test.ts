@@ -4,7 +4,7 @@
  * call id. A call with an intent and no outcome is `pending` while the
  * gateway that wrote it runs, and `unknown (gateway stopped)` once it is gone.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { queryAudit } from '../../src/audit/query.js';
 import { verifyAudit } from '../../src/audit/verify.js';
 import { handleToolCall } from '../../src/broker/pipeline.js';
 import { loadTokenKeys, mintToken } from '../../src/server/tokens.js';
+import { startServe } from '../helpers/cli.js';
 import { CLI, isAlive, readJsonLines, stdioFixture, tempDir, until, writeConfig } from '../helpers/gateway.js';
 import { agentClient, descendants } from '../reliability/helpers.js';
 import { openLog, tempState } from './helpers.js';
@@ -24,23 +25,8 @@ afterAll(() => {
   for (const d of cleanup) rmSync(d, { recursive: true, force: true });
 });
 
-function serve(root: string, dirs: { registry: string; policies: string; state: string }): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--registry', dirs.registry, '--policies', dirs.policies], {
-    env: { PATH: process.env.PATH ?? '', HOME: root, GATEHOUSE_STATE: dirs.state, GATEHOUSE_LOG_LEVEL: 'error' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /serving MCP at (http:\/\/\S+)/.exec(out);
-      if (m?.[1]) resolve({ child, url: m[1] });
-    });
-    child.once('exit', (c) => reject(new Error(`serve exited ${c}: ${out} ${err}`)));
-  });
-}
+const serve = (root: string, dirs: { registry: string; policies: string; state: string }) =>
+  startServe(['--registry', dirs.registry, '--policies', dirs.policies], { HOME: root, GATEHOUSE_STATE: dirs.state, GATEHOUSE_LOG_LEVEL: 'error' });
 
 /** Runs the real `gatehouse` CLI against a state directory. */
 function gatehouse(state: string, args: string[]): { status: number | null; stdout: string; stderr: string } {

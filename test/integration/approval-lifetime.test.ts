@@ -3,7 +3,7 @@
  * survive a gateway restart. Real gateway, real MCP SDK clients (in this
  * process and in a child process that is SIGKILLed), real `gatehouse serve`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { silentLogger } from '../../src/log.js';
 import type { Grant, PendingApproval, WithdrawnApproval } from '../../src/policy/approvals.js';
 import { startGateway, type RunningGateway } from '../../src/runtime.js';
 import { loadTokenKeys, mintToken } from '../../src/server/tokens.js';
+import { startServe, type Serving } from '../helpers/cli.js';
 import { CLI, MCP_HEADERS, ROOT, readJsonLines, startTestGateway, stdioFixture, tempDir, until, writeConfig, type TestGateway } from '../helpers/gateway.js';
 
 const run = promisify(execFile);
@@ -217,23 +218,10 @@ describe('approvals and grants survive a restart', () => {
   });
 
   describe('gatehouse serve SIGKILLed', () => {
-    function serve(root: string, dirs: ReturnType<typeof config>['dirs']): Promise<{ child: ChildProcess; url: string }> {
-      const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--registry', dirs.registry, '--policies', dirs.policies], {
-        env: { PATH: process.env.PATH ?? '', HOME: root, GATEHOUSE_STATE: dirs.state, GATEHOUSE_LOG_LEVEL: 'error' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      cleanups.push(() => void child.kill('SIGKILL'));
-      return new Promise((resolve, reject) => {
-        let out = '';
-        let err = '';
-        child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-        child.stdout?.on('data', (d: Buffer) => {
-          out += d.toString();
-          const m = /serving MCP at (http:\/\/\S+)/.exec(out);
-          if (m?.[1]) resolve({ child, url: m[1] });
-        });
-        child.once('exit', (c) => reject(new Error(`serve exited ${c}: ${out} ${err}`)));
-      });
+    async function serve(root: string, dirs: ReturnType<typeof config>['dirs']): Promise<Serving> {
+      const s = await startServe(['--registry', dirs.registry, '--policies', dirs.policies], { HOME: root, GATEHOUSE_STATE: dirs.state, GATEHOUSE_LOG_LEVEL: 'error' });
+      cleanups.push(() => void s.child.kill('SIGKILL'));
+      return s;
     }
 
     it('gateway restarts with a call waiting for approval: the approval is reported withdrawn, never executed; a grant and its uses carry over', { timeout: 60_000 }, async () => {

@@ -3,10 +3,10 @@
  * running gateway: the next request of a revoked token is refused, even on a
  * session whose token the gateway remembers; an unreadable list refuses all.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { runCli, type Ran } from '../helpers/cli.js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RevocationList, revocationsPath } from '../../src/server/revocations.js';
 import { mintToken } from '../../src/server/tokens.js';
@@ -21,17 +21,8 @@ beforeAll(() => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
 });
 
-function cli(args: string[], dirs: { registry: string; policies: string; state: string }): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = { PATH: process.env.PATH, HOME: dirs.state, GATEHOUSE_REGISTRY: dirs.registry, GATEHOUSE_POLICIES: dirs.policies, GATEHOUSE_STATE: dirs.state, GATEHOUSE_LOG_LEVEL: 'warn' };
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    p.once('error', reject);
-    p.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[], dirs: { registry: string; policies: string; state: string }): Promise<Ran> {
+  return runCli(args, { cwd: ROOT, env: { HOME: dirs.state, GATEHOUSE_REGISTRY: dirs.registry, GATEHOUSE_POLICIES: dirs.policies, GATEHOUSE_STATE: dirs.state, GATEHOUSE_LOG_LEVEL: 'warn' } });
 }
 
 async function connect(gw: TestGateway, token: string): Promise<Client> {

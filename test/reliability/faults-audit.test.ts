@@ -10,14 +10,14 @@
  *     no delivered call without a record, no call the upstream ran without
  *     an intent record, the chain verifies, no orphan child.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { startGateway } from '../../src/runtime.js';
 import { loadTokenKeys, mintToken } from '../../src/server/tokens.js';
-import { CLI, isAlive, readJsonLines, stdioFixture, tempDir, until, writeConfig } from '../helpers/gateway.js';
+import { startServe } from '../helpers/cli.js';
+import { isAlive, readJsonLines, stdioFixture, tempDir, until, writeConfig } from '../helpers/gateway.js';
 import { fill, tinyTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 import { agentClient, auditRecords, descendants, text, verifyChain, type AgentClient } from './helpers.js';
 
@@ -138,23 +138,8 @@ describe.skipIf(!isRoot)('audit disk headroom, through the gateway', () => {
 });
 
 describe('gatehouse serve SIGKILLed under load, then restarted', () => {
-  function serve(root: string, dirs: { registry: string; policies: string; state: string }): Promise<{ child: ChildProcess; url: string }> {
-    const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--registry', dirs.registry, '--policies', dirs.policies], {
-      env: { PATH: process.env.PATH ?? '', HOME: root, GATEHOUSE_STATE: dirs.state, GATEHOUSE_LOG_LEVEL: 'error' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    return new Promise((resolve, reject) => {
-      let out = '';
-      let err = '';
-      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-      child.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /serving MCP at (http:\/\/\S+)/.exec(out);
-        if (m?.[1]) resolve({ child, url: m[1] });
-      });
-      child.once('exit', (c) => reject(new Error(`serve exited ${c}: ${out} ${err}`)));
-    });
-  }
+  const serve = (root: string, dirs: { registry: string; policies: string; state: string }) =>
+    startServe(['--registry', dirs.registry, '--policies', dirs.policies], { HOME: root, GATEHOUSE_STATE: dirs.state, GATEHOUSE_LOG_LEVEL: 'error' });
 
   it('every call an agent got a result for has its record; the restarted gateway continues the chain; the stdio child does not outlive it', { timeout: 120_000 }, async () => {
     const root = tempDir('gh-rel-kill-');

@@ -5,48 +5,31 @@
  * prepare in one run (the workspace outlives it) against the next run, which
  * may be started by root. Real CLI, real launcher, real in-process gateway.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SafeDir } from '../../src/sandbox/safe-dir.js';
+import { runCli, type Ran } from '../helpers/cli.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 
 let base: string;
 let state: string;
 let registry: string;
 let outside: string;
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function run(workspace: string, cmd: string[], during?: () => void): Promise<Ran> {
   const args = ['run', '--agent', 'planter', '--workspace', workspace, '--registry', registry, '--policies', join(ROOT, 'policies'), '--', ...cmd];
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, HOME: base, GATEHOUSE_STATE: state }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
+  return runCli(args, {
+    env: { HOME: base, GATEHOUSE_STATE: state },
+    onStdout: (stdout) => {
       if (during && stdout.includes('ready')) {
         const f = during;
         during = undefined;
         f();
       }
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
-    child.once('error', rej);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      res({ code, stdout, stderr });
-    });
+    },
   });
 }
 

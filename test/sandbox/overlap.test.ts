@@ -5,40 +5,19 @@
  * policy, plant a registry command that runs outside at the next start, or
  * read the signing keys and `~/.ssh`. `gatehouse run` refuses (exit 2).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonical, overlaps, protectedPaths, within } from '../../src/sandbox/overlap.js';
+import { runCli, startServe, type Serving } from '../helpers/cli.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 
 let base: string;
 let home: string;
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Ran> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { PATH: process.env.PATH, HOME: home, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('error', rej);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      res({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) => runCli(args, { cwd, env: { HOME: home, ...env }, timeoutMs: 30_000 });
 
 beforeAll(() => {
   base = mkdtempSync(join(tmpdir(), 'gh-overlap-'));
@@ -126,7 +105,7 @@ describe('gatehouse run refuses to expose gateway configuration', () => {
   });
 
   describe('attached to a running gatehouse serve', () => {
-    let serve: ChildProcess | undefined;
+    let serve: Serving | undefined;
     const state = () => join(base, 'state-serve');
     const servePolicies = () => join(base, 'serve-proj', 'policies');
     beforeAll(async () => {
@@ -134,23 +113,9 @@ describe('gatehouse run refuses to expose gateway configuration', () => {
       writeFileSync(join(servePolicies(), 'p.yaml'), 'version: 1\nrules: []\n');
       const reg = join(base, 'serve-registry');
       mkdirSync(reg, { recursive: true });
-      serve = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--registry', reg, '--policies', servePolicies(), '--state', state()], {
-        env: { PATH: process.env.PATH, HOME: home },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      await new Promise<void>((res, rej) => {
-        let out = '';
-        serve?.stdout?.on('data', (d: Buffer) => {
-          out += d.toString();
-          if (out.includes('serving MCP at')) res();
-        });
-        serve?.once('exit', (c) => rej(new Error(`serve exited ${c}`)));
-      });
+      serve = await startServe(['--registry', reg, '--policies', servePolicies(), '--state', state()], { HOME: home });
     });
-    afterAll(async () => {
-      serve?.kill('SIGTERM');
-      await new Promise((r) => (serve?.exitCode !== null ? r(undefined) : serve.once('exit', r)));
-    });
+    afterAll(async () => serve?.stop());
 
     it("workspace holds the serving gateway's policies though run's own flags point elsewhere: exit 2", async () => {
       const elsewhere = join(base, 'elsewhere');

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAUNCHER_EXIT, buildLauncherArgs, launcherPath } from '../../src/sandbox/launcher.js';
+import { runCli } from '../helpers/cli.js';
 
 const LAUNCHER = launcherPath();
 const ASAN = `${LAUNCHER}-asan`;
@@ -23,7 +24,6 @@ const IS_ROOT = process.getuid?.() === 0;
 const NOBODY = 65534;
 const PORT = 8931;
 const ROOT = resolve(import.meta.dirname, '../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 
 let root: string;
 let sock: string;
@@ -392,19 +392,7 @@ describe('gatehouse run --allow-write (real CLI, in-process gateway)', () => {
     mkdirSync(registry, { recursive: true });
     writeFileSync(join(registry, 'README.md'), 'empty registry\n');
     const args = ['run', '--agent', 'protected', '--workspace', ws, '--registry', registry, '--policies', join(ROOT, 'policies'), '--no-mcp-config', ...extra, '--', ...cmd];
-    return new Promise((res, rej) => {
-      const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { PATH: process.env.PATH, HOME: root, GATEHOUSE_STATE: state }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
-      child.once('error', rej);
-      child.once('close', (code) => {
-        clearTimeout(timer);
-        res({ code, stdout, stderr });
-      });
-    });
+    return runCli(args, { cwd, env: { HOME: root, GATEHOUSE_STATE: state } });
   }
 
   it('agent under gatehouse run writes a git hook: refused; with --allow-write .git/hooks (relative) it lands, loudly', async () => {

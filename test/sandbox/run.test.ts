@@ -3,45 +3,26 @@
  * gateway (in-process, or a separate `gatehouse serve` it attaches to), and an
  * MCP client inside the sandbox that has nothing but GATEHOUSE_MCP_URL.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, startServe, type Ran, type Serving } from '../helpers/cli.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const CLI = join(ROOT, 'dist/src/cli/main.js');
 const SDK = join(ROOT, 'node_modules/@modelcontextprotocol/sdk/dist/esm');
 
 let base: string;
 let workspace: string;
 let state: string;
 
-interface Ran {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; onSpawn?: (c: ChildProcess) => void; timeoutMs?: number } = {}): Promise<Ran> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH, HOME: base, GATEHOUSE_STATE: state, GATEHOUSE_TEST_SECRET: 'hunter2-should-never-be-inside', ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 40_000);
-    child.once('error', rej);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      res({ code, signal, stdout, stderr });
-    });
-    opts.onSpawn?.(child);
+  return runCli(args, {
+    env: { HOME: base, GATEHOUSE_STATE: state, GATEHOUSE_TEST_SECRET: 'hunter2-should-never-be-inside', ...opts.env },
+    ...(opts.onSpawn ? { onSpawn: opts.onSpawn } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
   });
 }
 
@@ -149,25 +130,11 @@ describe('gatehouse run (in-process gateway)', () => {
 });
 
 describe('gatehouse run attached to a running gatehouse serve', () => {
-  let serve: ChildProcess | undefined;
+  let serve: Serving | undefined;
   beforeAll(async () => {
-    serve = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--registry', registry, '--policies', join(ROOT, 'policies')], {
-      env: { PATH: process.env.PATH, HOME: base, GATEHOUSE_STATE: state },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    await new Promise<void>((res, rej) => {
-      let out = '';
-      serve?.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('serving MCP at')) res();
-      });
-      serve?.once('exit', (c) => rej(new Error(`serve exited ${c}`)));
-    });
+    serve = await startServe(['--registry', registry, '--policies', join(ROOT, 'policies')], { HOME: base, GATEHOUSE_STATE: state });
   });
-  afterAll(async () => {
-    serve?.kill('SIGTERM');
-    await new Promise((r) => serve?.once('exit', r));
-  });
+  afterAll(async () => serve?.stop());
 
   it('uses_the_running_gateway_over_its_control_socket', async () => {
     const before = auditLines().length;

@@ -1,20 +1,25 @@
 /**
  * What a sandbox may never see: the gateway's own configuration and state,
- * the keychain's files and the user's keys. A workspace (or --rw/--ro path)
+ * the keychain's files and the users' keys; and what it may never write:
+ * gatehouse's own code, the users' homes and what runs code in them. A workspace (or --rw/--ro path)
  * that contains one of them, or lies inside one, would let the agent rewrite
  * its own policy, plant a registry command that runs outside at the next
  * start, or read signing keys. Checked before anything starts (exit 2).
  */
-import { realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import type { Dirs } from '../config/paths.js';
+import { packageRoot, type Dirs } from '../config/paths.js';
 import { GatehouseError } from '../errors.js';
 
 export interface Protected {
   /** What it is, for the message. */
   what: string;
   path: string;
+  /** Only writing is refused: a sandbox may see it read-only. */
+  writeOnly?: boolean;
+  /** Only the path itself (or a parent of it) clashes, not a path inside it. */
+  exact?: boolean;
 }
 
 export interface Exposed {
@@ -44,49 +49,120 @@ export function within(inner: string, outer: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
 }
 
-/** The paths no sandbox may see, for the gateway whose directories are `dirs`. */
-export function protectedPaths(dirs: Dirs, env: NodeJS.ProcessEnv = process.env): Protected[] {
+/** Secrets in a home directory: never visible to a sandbox, not even read-only. */
+const HOME_SECRETS: Array<[string, string]> = [
+  ['.ssh', 'SSH keys'],
+  ['.gnupg', 'GnuPG keys'],
+  ['.local/share/keyrings', "the keychain's files"],
+  ['.netrc', 'netrc credentials'],
+  ['.git-credentials', 'git credentials'],
+  ['.npmrc', 'npm tokens'],
+  ['.pypirc', 'PyPI tokens'],
+  ['.aws', 'AWS credentials'],
+  ['.azure', 'Azure credentials'],
+  ['.kube', 'Kubernetes credentials'],
+  ['.docker', 'Docker credentials'],
+  ['.config/gcloud', 'Google Cloud credentials'],
+  ['.config/gh', 'GitHub CLI tokens'],
+];
+
+/** What runs code for the user later (shells, git, systemd, autostart, ~/.local/bin): never writable by a sandbox. */
+const HOME_CONFIG: Array<[string, string]> = [
+  ['.config', 'user configuration (git, systemd units, autostart)'],
+  ['.local', 'user programs and data (~/.local/bin)'],
+  ['.gitconfig', 'git configuration'],
+  ['.bashrc', 'a shell start-up file'],
+  ['.bash_profile', 'a shell start-up file'],
+  ['.bash_login', 'a shell start-up file'],
+  ['.bash_logout', 'a shell start-up file'],
+  ['.profile', 'a shell start-up file'],
+  ['.zshrc', 'a shell start-up file'],
+  ['.zshenv', 'a shell start-up file'],
+  ['.zprofile', 'a shell start-up file'],
+  ['.zlogin', 'a shell start-up file'],
+];
+
+/**
+ * Home directories whose owners may later work outside the sandbox: ours
+ * ($HOME), the user who ran sudo (sudo resets HOME to /root), and every
+ * login account in /etc/passwd (root's, and those under /home).
+ */
+export function homeDirectories(env: NodeJS.ProcessEnv = process.env, passwd = '/etc/passwd'): string[] {
+  const homes = new Set<string>([env.HOME && env.HOME !== '' ? env.HOME : homedir()]);
+  let text = '';
+  try {
+    text = readFileSync(passwd, 'utf8');
+  } catch {
+    // No passwd file (a minimal container): $HOME alone.
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    const [name, , uid, , , home] = f;
+    if (home === undefined || home === '' || !home.startsWith('/')) continue;
+    if (name === env.SUDO_USER || uid === '0' || home.startsWith('/home/')) homes.add(home);
+  }
+  return [...homes];
+}
+
+/** The paths no sandbox may see (or, `writeOnly`, may not write), for the gateway whose directories are `dirs`. */
+export function protectedPaths(dirs: Dirs, env: NodeJS.ProcessEnv = process.env, homes: string[] = homeDirectories(env)): Protected[] {
   const home = env.HOME && env.HOME !== '' ? env.HOME : homedir();
   const dataHome = env.XDG_DATA_HOME && env.XDG_DATA_HOME !== '' ? env.XDG_DATA_HOME : join(home, '.local', 'share');
-  return [
+  const list: Protected[] = [
     { what: 'the gateway state directory (signing keys, audit log, sockets)', path: dirs.state },
     { what: 'the policies in use', path: dirs.policies },
     { what: 'the registry in use', path: dirs.registry },
     { what: "the keychain's files", path: join(dataHome, 'keyrings') },
-    { what: 'SSH keys', path: join(home, '.ssh') },
-    { what: 'GnuPG keys', path: join(home, '.gnupg') },
   ];
+  // Gatehouse's own code, the modules it loads and the node that runs it: the
+  // agent may read them, but what it writes there would run outside, as us.
+  const root = packageRoot();
+  list.push({ what: "gatehouse's own code (and its sandbox launcher)", path: root, writeOnly: true });
+  for (let d = dirname(root); ; d = dirname(d)) {
+    const nm = join(d, 'node_modules');
+    if (existsSync(nm)) list.push({ what: 'modules gatehouse loads', path: nm, writeOnly: true });
+    if (dirname(d) === d) break;
+  }
+  list.push({ what: 'the node binary that runs gatehouse', path: process.execPath, writeOnly: true });
+  for (const h of homes) {
+    list.push({ what: `a home directory (${h})`, path: h, writeOnly: true, exact: true });
+    for (const [rel, what] of HOME_SECRETS) list.push({ what, path: join(h, rel) });
+    for (const [rel, what] of HOME_CONFIG) list.push({ what, path: join(h, rel), writeOnly: true });
+  }
+  return list;
 }
 
 /**
  * Every overlap between what the sandbox would see and what it must not, as
- * one message per overlap; empty when there is none. `$HOME` (or a parent
- * of it) may be read-only at most.
+ * one message per overlap; empty when there is none. A `writeOnly` path may
+ * be seen read-only; an `exact` one (a home directory) only clashes with a
+ * writable path that is it or contains it, not with one inside it.
  */
-export function overlaps(exposed: Exposed[], prot: Protected[], home: string): string[] {
+export function overlaps(exposed: Exposed[], prot: Protected[]): string[] {
   const problems: string[] = [];
-  const homeC = canonical(home);
+  const resolved = prot.map((q) => ({ q, c: canonical(q.path) }));
   for (const e of exposed) {
     const p = canonical(e.path);
-    for (const q of prot) {
-      const c = canonical(q.path);
-      if (c === p) problems.push(`${e.flag} ${e.path} is ${q.what}`);
-      else if (within(c, p)) problems.push(`${e.flag} ${e.path} contains ${q.what} (${q.path})`);
-      else if (within(p, c)) problems.push(`${e.flag} ${e.path} is inside ${q.what} (${q.path})`);
+    for (const { q, c } of resolved) {
+      if (q.writeOnly === true && e.flag === '--ro') continue;
+      const how = q.writeOnly === true ? ', read-write' : '';
+      if (c === p) problems.push(`${e.flag} ${e.path} is ${q.what}${how}`);
+      else if (within(c, p)) problems.push(`${e.flag} ${e.path} contains ${q.what} (${q.path})${how}`);
+      else if (q.exact !== true && within(p, c)) problems.push(`${e.flag} ${e.path} is inside ${q.what} (${q.path})${how}`);
     }
-    if (e.flag !== '--ro' && within(homeC, p)) problems.push(`${e.flag} ${e.path} ${p === homeC ? 'is' : 'contains'} your home directory, read-write`);
   }
   return problems;
 }
 
 /** Throws CONFIG_INVALID (exit 2) naming each overlap and how to fix it. */
-export function assertNoOverlap(exposed: Exposed[], prot: Protected[], home: string): void {
-  const problems = overlaps(exposed, prot, home);
+export function assertNoOverlap(exposed: Exposed[], prot: Protected[]): void {
+  const problems = overlaps(exposed, prot);
   if (problems.length === 0) return;
   throw new GatehouseError(
     'CONFIG_INVALID',
     `refusing to start: the sandbox would see what must stay outside it:\n  - ${problems.join('\n  - ')}\n` +
       'Run the agent in a project directory that holds none of these (e.g. --workspace ./repo), ' +
-      'or move the gateway state, policies and registry elsewhere (--state, --policies, --registry).',
+      'or move the gateway state, policies and registry elsewhere (--state, --policies, --registry); ' +
+      'install gatehouse outside the workspace (npm install -g).',
   );
 }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, realpathSync, statSync, type Stats } from 'node:fs';
-import { constants, homedir } from 'node:os';
+import { constants } from 'node:os';
 import { Agent, request } from 'undici';
 import { sharedDiskWarning, sharesFilesystem } from '../config/disk.js';
 import type { Dirs } from '../config/paths.js';
@@ -10,6 +10,7 @@ import { startGateway, type RunningGateway } from '../runtime.js';
 import { controlSocketPath, socketAlive } from '../server/control.js';
 import { buildLauncherArgs, launcherFailure, launcherPath, SIMULATE_LANDLOCK_ABI_ENV, SIMULATE_NO_CGROUP_ENV, type SandboxLimits } from './launcher.js';
 import { assertNoOverlap, protectedPaths, type Exposed } from './overlap.js';
+import { guardWorkspace } from './nested.js';
 import { SafeDir } from './safe-dir.js';
 import type { SandboxSession } from './sessions.js';
 
@@ -64,15 +65,23 @@ async function gatewayDirs(dirs: Dirs): Promise<Dirs> {
   }
 }
 
+/** The real path of an existing --ro/--rw path: what is checked is exactly what the launcher gets (it refuses anything else). */
+function realPath(flag: string, path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    throw new GatehouseError('USAGE', `${flag} ${path} does not exist`);
+  }
+}
+
 /** Refuses (exit 2) when a path the agent would see holds, or lies in, what must stay outside. */
-function checkExposure(opts: RunOptions, workspace: string, dirs: Dirs): void {
+function checkExposure(workspace: string, ro: string[], rw: string[], dirs: Dirs): void {
   const exposed: Exposed[] = [
     { flag: '--workspace', path: workspace },
-    ...opts.rw.map((path) => ({ flag: '--rw' as const, path })),
-    ...opts.ro.map((path) => ({ flag: '--ro' as const, path })),
+    ...rw.map((path) => ({ flag: '--rw' as const, path })),
+    ...ro.map((path) => ({ flag: '--ro' as const, path })),
   ];
-  const home = process.env.HOME && process.env.HOME !== '' ? process.env.HOME : homedir();
-  assertNoOverlap(exposed, protectedPaths(dirs), home);
+  assertNoOverlap(exposed, protectedPaths(dirs));
 }
 
 /** The host's own `.mcp.json`, written without following any link the agent left, removed only if it is still ours. */
@@ -138,8 +147,10 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
     throw new GatehouseError('USAGE', `--workspace ${opts.workspace} is not an existing directory`);
   }
 
+  const ro = opts.ro.map((p) => realPath('--ro', p));
+  const rw = opts.rw.map((p) => realPath('--rw', p));
   const attaching = await socketAlive(controlSocketPath(opts.dirs.state));
-  checkExposure(opts, workspace, attaching ? await gatewayDirs(opts.dirs) : opts.dirs);
+  checkExposure(workspace, ro, rw, attaching ? await gatewayDirs(opts.dirs) : opts.dirs);
   if (sharesFilesystem(workspace, opts.dirs.state)) opts.stderr.write(`gatehouse run: warning: ${sharedDiskWarning(opts.dirs.state, workspace)}\n`);
 
   const cleanups: Array<() => Promise<void> | void> = [];
@@ -172,13 +183,16 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
         });
       }
     }
+    // Nested repositories, editor folders and core.hooksPath folders: read-only too (nested.ts).
+    const guard = guardWorkspace(workspace, rw, (line) => opts.stderr.write(`gatehouse run: warning: ${line}\n`));
+    protect.push(...guard.protect);
 
     const args = buildLauncherArgs({
       socketPath: session.socketPath,
       port: session.port,
       workspace,
-      ro: opts.ro,
-      rw: opts.rw,
+      ro,
+      rw,
       env: { GATEHOUSE_MCP_URL: session.url, GATEHOUSE_AGENT: opts.agent },
       allowWeaker: opts.allowWeaker,
       ...(opts.limits ? { limits: opts.limits } : {}),
@@ -205,6 +219,7 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
       child.once('error', (e) => reject(new GatehouseError('SANDBOX_FAILED', `cannot start the launcher: ${e.message}`)));
       child.once('close', (c, sig) => resolve(c ?? 128 + (sig ? (signalNumber(sig) ?? 1) : 1)));
     });
+    for (const line of guard.after()) opts.stderr.write(`gatehouse run: warning: ${line}\n`);
     // The launcher already said what failed on stderr; its own exit codes (124-127) are documented.
     const failure = launcherFailure(code, stderrTail);
     if (failure) opts.logger?.warn({ code, reason: failure.message }, 'sandbox launcher failed');

@@ -7,9 +7,9 @@
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonical, overlaps, protectedPaths, within } from '../../src/sandbox/overlap.js';
+import { canonical, homeDirectories, overlaps, protectedPaths, within } from '../../src/sandbox/overlap.js';
 import { runCli, startServe, type Serving } from '../helpers/cli.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -31,7 +31,7 @@ describe('overlap checks (pure)', () => {
   const dirs = () => ({ registry: join(base, 'proj', 'registry'), policies: join(base, 'proj', 'policies'), state: join(home, '.local', 'state', 'gatehouse') });
 
   it('the list of protected paths is not empty and names state, policies, registry, keyrings and ~/.ssh', () => {
-    const list = protectedPaths(dirs(), { HOME: home });
+    const list = protectedPaths(dirs(), { HOME: home }, [home]);
     expect(list.length).toBeGreaterThanOrEqual(5);
     expect(list.map((p) => p.path)).toEqual(expect.arrayContaining([dirs().state, dirs().policies, dirs().registry, join(home, '.local', 'share', 'keyrings'), join(home, '.ssh')]));
   });
@@ -46,30 +46,30 @@ describe('overlap checks (pure)', () => {
   });
 
   it('workspace that holds the policies and registry (gatehouse run in the project directory): two overlaps', () => {
-    const p = overlaps([{ flag: '--workspace', path: join(base, 'proj') }], protectedPaths(dirs(), { HOME: home }), home);
+    const p = overlaps([{ flag: '--workspace', path: join(base, 'proj') }], protectedPaths(dirs(), { HOME: home }, [home]));
     expect(p).toEqual([expect.stringMatching(/contains the policies in use/), expect.stringMatching(/contains the registry in use/)]);
   });
 
   it('--workspace ~ exposes the state directory, ~/.ssh and the keyrings, and is $HOME read-write', () => {
-    const p = overlaps([{ flag: '--workspace', path: home }], protectedPaths(dirs(), { HOME: home }), home).join('\n');
+    const p = overlaps([{ flag: '--workspace', path: home }], protectedPaths(dirs(), { HOME: home }, [home])).join('\n');
     expect(p).toMatch(/contains the gateway state directory/);
     expect(p).toMatch(/contains SSH keys/);
     expect(p).toMatch(/contains the keychain's files/);
-    expect(p).toMatch(/is your home directory, read-write/);
+    expect(p).toMatch(/is a home directory \(.*\), read-write/);
   });
 
   it('--ro ~ is refused too (it shows ~/.ssh), but a read-only project beside it is fine', () => {
-    expect(overlaps([{ flag: '--ro', path: home }], protectedPaths(dirs(), { HOME: home }), home).join('\n')).toMatch(/--ro .* contains SSH keys/);
+    expect(overlaps([{ flag: '--ro', path: home }], protectedPaths(dirs(), { HOME: home }, [home])).join('\n')).toMatch(/--ro .* contains SSH keys/);
     mkdirSync(join(base, 'docs'), { recursive: true });
-    expect(overlaps([{ flag: '--ro', path: join(base, 'docs') }], protectedPaths(dirs(), { HOME: home }), home)).toEqual([]);
+    expect(overlaps([{ flag: '--ro', path: join(base, 'docs') }], protectedPaths(dirs(), { HOME: home }, [home]))).toEqual([]);
   });
 
   it('--rw / contains everything, including $HOME', () => {
-    expect(overlaps([{ flag: '--rw', path: '/' }], protectedPaths(dirs(), { HOME: home }), home).join('\n')).toMatch(/contains your home directory, read-write/);
+    expect(overlaps([{ flag: '--rw', path: '/' }], protectedPaths(dirs(), { HOME: home }, [home])).join('\n')).toMatch(/contains a home directory \(.*\), read-write/);
   });
 
   it('--rw inside the state directory (e.g. its audit folder) is refused', () => {
-    expect(overlaps([{ flag: '--rw', path: join(dirs().state, 'audit') }], protectedPaths(dirs(), { HOME: home }), home)).toEqual([expect.stringMatching(/is inside the gateway state directory/)]);
+    expect(overlaps([{ flag: '--rw', path: join(dirs().state, 'audit') }], protectedPaths(dirs(), { HOME: home }, [home]))).toEqual(expect.arrayContaining([expect.stringMatching(/is inside the gateway state directory/)]));
   });
 
   it('agent-side symlink to the state directory given as --workspace: resolved, then refused', () => {
@@ -78,7 +78,53 @@ describe('overlap checks (pure)', () => {
     const link = join(base, 'innocent-looking');
     symlinkSync(state, link);
     expect(canonical(link)).toBe(state);
-    expect(overlaps([{ flag: '--workspace', path: link }], protectedPaths(dirs(), { HOME: home }), home)).toEqual([expect.stringMatching(/innocent-looking is the gateway state directory/)]);
+    expect(overlaps([{ flag: '--workspace', path: link }], protectedPaths(dirs(), { HOME: home }, [home]))).toEqual(expect.arrayContaining([expect.stringMatching(/innocent-looking is the gateway state directory/)]));
+  });
+});
+
+describe('what runs outside later is never writable inside (code, homes, user config)', () => {
+  const dirs = () => ({ registry: join(base, 'p2', 'registry'), policies: join(base, 'p2', 'policies'), state: join(base, 'p2', 'state') });
+
+  it("agent's workspace holds gatehouse's own code (a project with gatehouse in node_modules): read-write refused, read-only allowed", () => {
+    const prot = protectedPaths(dirs(), { HOME: home }, [home]);
+    expect(overlaps([{ flag: '--workspace', path: ROOT }], prot).join('\n')).toMatch(/is gatehouse's own code .*read-write/);
+    expect(overlaps([{ flag: '--rw', path: join(ROOT, 'native') }], prot).join('\n')).toMatch(/is inside gatehouse's own code/);
+    expect(overlaps([{ flag: '--rw', path: join(ROOT, 'node_modules', 'hono') }], prot).join('\n')).toMatch(/inside (gatehouse's own code|modules gatehouse loads)/);
+    expect(overlaps([{ flag: '--ro', path: join(ROOT, 'node_modules') }], prot)).toEqual([]);
+  });
+
+  it('agent gets the directory of the node binary that runs gatehouse read-write: refused', () => {
+    const prot = protectedPaths(dirs(), { HOME: home }, [home]);
+    expect(overlaps([{ flag: '--rw', path: dirname(process.execPath) }], prot).join('\n')).toMatch(/contains the node binary that runs gatehouse/);
+  });
+
+  it("sudo gatehouse run --workspace /home/alice (HOME=/root): alice's home is refused read-write, her ~/.ssh even read-only", () => {
+    const alice = join(base, 'home-alice');
+    mkdirSync(join(alice, '.ssh'), { recursive: true });
+    const passwd = join(base, 'passwd');
+    writeFileSync(passwd, `root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:${alice}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`);
+    const homes = homeDirectories({ HOME: '/root', SUDO_USER: 'alice' }, passwd);
+    expect(homes).toEqual(expect.arrayContaining(['/root', alice]));
+    expect(homes).not.toContain('/nonexistent');
+    const prot = protectedPaths(dirs(), { HOME: '/root' }, homes);
+    const ws = overlaps([{ flag: '--workspace', path: alice }], prot).join('\n');
+    expect(ws).toMatch(/is a home directory .*read-write/);
+    expect(ws).toMatch(/contains SSH keys/);
+    expect(overlaps([{ flag: '--ro', path: alice }], prot).join('\n')).toMatch(/contains SSH keys/);
+    // A project inside her home is fine.
+    mkdirSync(join(alice, 'src', 'proj'), { recursive: true });
+    expect(overlaps([{ flag: '--workspace', path: join(alice, 'src', 'proj') }], prot)).toEqual([]);
+  });
+
+  it('--rw ~/.config or ~/.local/bin (git config, systemd user units, programs on PATH): refused; read-only is fine', () => {
+    const prot = protectedPaths(dirs(), { HOME: home }, [home]);
+    expect(overlaps([{ flag: '--rw', path: join(home, '.config') }], prot).join('\n')).toMatch(/is user configuration/);
+    expect(overlaps([{ flag: '--rw', path: join(home, '.config', 'git') }], prot).join('\n')).toMatch(/is inside user configuration/);
+    expect(overlaps([{ flag: '--rw', path: join(home, '.local', 'bin') }], prot).join('\n')).toMatch(/is inside user programs/);
+    expect(overlaps([{ flag: '--rw', path: join(home, '.gitconfig') }], prot).join('\n')).toMatch(/is git configuration/);
+    expect(overlaps([{ flag: '--ro', path: join(home, '.config', 'git') }], prot)).toEqual([]);
+    // Credentials never, not even read-only.
+    expect(overlaps([{ flag: '--ro', path: join(home, '.config', 'gh') }], prot).join('\n')).toMatch(/is GitHub CLI tokens/);
   });
 });
 
@@ -101,7 +147,7 @@ describe('gatehouse run refuses to expose gateway configuration', () => {
     const r = await cli(['run', '--workspace', home, '--policies', join(ROOT, 'policies'), '--registry', join(ROOT, 'registry'), '--', '/bin/true'], base);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/contains SSH keys/);
-    expect(r.stderr).toMatch(/is your home directory, read-write/);
+    expect(r.stderr).toMatch(/is a home directory \(.*\), read-write/);
   });
 
   describe('attached to a running gatehouse serve', () => {

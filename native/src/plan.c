@@ -34,6 +34,8 @@ static const char usage_text[] =
 	"                      .git .gitmodules .bashrc .bash_profile .bash_login .bash_logout\n"
 	"                      .profile .zshrc .zshenv .zprofile .zlogin .zlogout .envrc .vscode\n"
 	"                      .idea .devcontainer .claude .mcp.json .codex .cursor .gemini\n"
+	"                      .husky .githooks .pre-commit-config.yaml lefthook.yml .lefthook.yml\n"
+	"                      lefthook-local.yml .lefthook-local.yml .lefthook\n"
 	"  --protect PATH      also protect this existing path in a writable dir (repeatable)\n"
 	"  --env NAME=VALUE    add to the (otherwise cleared) environment (repeatable)\n"
 	"  --allow-weaker      run with Landlock ABI 1-5, without what it lacks\n"
@@ -110,8 +112,12 @@ static unsigned long parse_num(const char *s, unsigned long min, unsigned long m
 	return v;
 }
 
-/* An absolute, existing path, canonicalised. Not /, and not under the
- * mounts the launcher itself owns (/proc, /dev, /sys). */
+/* An absolute, existing, canonical path. Not /, and not under the mounts
+ * the launcher itself owns (/proc, /dev, /sys). The caller (gatehouse run)
+ * checked the path it gives against the gateway's own files: a path that
+ * resolves to something else now was changed since (an agent of another
+ * sandbox flipping a component between a directory and a symlink), so it is
+ * refused, never replaced by what it resolves to. Trailing slashes aside. */
 static char *canonical_path(const char *given, const char *flag, bool want_dir)
 {
 	if (given[0] != '/')
@@ -119,6 +125,12 @@ static char *canonical_path(const char *given, const char *flag, bool want_dir)
 	char *real = realpath(given, NULL);
 	if (!real)
 		die_errno(EXIT_LAUNCHER, "%s %s", flag, given);
+	size_t len = strlen(given);
+	while (len > 1 && given[len - 1] == '/')
+		len--;
+	if (strlen(real) != len || strncmp(real, given, len) != 0)
+		die(EXIT_LAUNCHER, "%s %s is not canonical (a symlink or ./.. in it): give its real path, %s",
+		    flag, given, real);
 	struct stat st;
 	if (stat(real, &st) < 0)
 		die_errno(EXIT_LAUNCHER, "stat %s", real);

@@ -44,6 +44,11 @@ static const char *const protected_names[] = {
 	/* editors and agents: tasks run on open, launch configs, hooks, MCP
 	 * server commands (.devcontainer's initializeCommand runs on the host) */
 	".vscode", ".idea", ".devcontainer", ".claude", ".mcp.json", ".codex", ".cursor", ".gemini",
+	/* git hook managers that keep the hooks in the working tree, run by
+	 * git through core.hooksPath (husky: .husky; by hand: .githooks) or by
+	 * the manager's own hook (pre-commit, lefthook: commands in YAML) */
+	".husky", ".githooks", ".pre-commit-config.yaml", "lefthook.yml", ".lefthook.yml",
+	"lefthook-local.yml", ".lefthook-local.yml", ".lefthook",
 };
 
 static bool is_under(const char *path, const char *dir)
@@ -66,10 +71,12 @@ static const struct bind *root_of(const struct plan *p, const char *path)
 }
 
 /* `given` as a path strictly inside a writable root, or die. It must be
- * absolute and plain (no ".", "..", "//"). Only the part up to the root may
- * go through symlinks (e.g. /home -> /usr/home): prefixes are canonicalised
- * shortest first and the first one that is a root stops the walk, so that no
- * link inside a root (which the command controls) is ever followed. */
+ * absolute and plain (no ".", "..", "//") and name the root as given (the
+ * roots are canonical): a path that reaches a root only through a symlink
+ * (e.g. /home -> /usr/home) is refused, like a non-canonical --rw, rather
+ * than resolved. Its prefixes are resolved, shortest first, only to say so;
+ * the walk stops at the first root, so no link inside a root (which the
+ * command controls) is ever followed. */
 static char *inside_root(const struct plan *p, const char *given, const char *flag)
 {
 	if (given[0] != '/')
@@ -103,13 +110,9 @@ static char *inside_root(const struct plan *p, const char *given, const char *fl
 			break;
 		for (size_t i = 0; i < p->n_binds; i++) {
 			const struct bind *b = &p->binds[i];
-			if (b->writable && b->is_dir && strcmp(real, b->path) == 0) {
-				char *out;
-				if (asprintf(&out, "%s%s", real, s) < 0)
-					die_errno(EXIT_LAUNCHER, "alloc");
-				free(real);
-				return out;
-			}
+			if (b->writable && b->is_dir && strcmp(real, b->path) == 0)
+				die(EXIT_LAUNCHER, "%s %s is not canonical (a symlink or ./.. in it): give its real path, "
+				    "%s%s", flag, given, real, s);
 		}
 		free(real);
 	}
@@ -132,28 +135,104 @@ static void add_protected(struct plan *p, char *path, bool required)
 		(struct protected_path){ .path = path, .root = root->path, .required = required };
 }
 
-/* Whether anything is at `path` (under `root`), looked at without following
- * a symlink: a link, or a path through one, counts as something. */
-static bool exists_beneath(const char *root, const char *path)
+/* O_PATH fd of `path` (under `root`), opened without following any
+ * symlink (a trailing one comes back as itself), or -1 with errno. */
+static int open_beneath(const char *root, const char *path)
 {
 	struct open_how dir = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
 	int rootfd = (int)syscall(__NR_openat2, AT_FDCWD, root, &dir, sizeof dir);
 	if (rootfd < 0)
-		return true; /* cannot tell: no report either way */
+		return -1;
 	struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
 				.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
 	int fd = (int)syscall(__NR_openat2, rootfd, path + strlen(root) + 1, &how, sizeof how);
 	int err = errno;
 	close(rootfd);
-	if (fd >= 0)
-		close(fd);
-	return fd >= 0 || (err != ENOENT && err != ENOTDIR);
+	errno = err;
+	return fd;
 }
 
-static void note_absent(struct plan *p)
+#define HASH_MAX (1 << 20)
+
+/* FNV-1a of a small regular file's bytes, read through the O_PATH fd (no
+ * second lookup). Only a backstop: the kernel sets ctime on every change
+ * of the inode, and the inode number changes when the file is replaced. */
+static bool hash_file(int fd, uint64_t *out)
 {
-	for (size_t i = 0; i < p->n_protected; i++)
-		p->protected_paths[i].absent = !exists_beneath(p->protected_paths[i].root, p->protected_paths[i].path);
+	char proc[64];
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	int rfd = open(proc, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (rfd < 0)
+		return false;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	char buf[8192];
+	ssize_t n;
+	size_t total = 0;
+	while ((n = read(rfd, buf, sizeof buf)) > 0 && total <= HASH_MAX) {
+		total += (size_t)n;
+		for (ssize_t i = 0; i < n; i++)
+			h = (h ^ (unsigned char)buf[i]) * 0x100000001b3ULL;
+	}
+	close(rfd);
+	if (n < 0)
+		return false;
+	*out = h;
+	return true;
+}
+
+/* What is at `path` (under `root`) now. Something that cannot be opened
+ * without following a link (a symlink swapped in above it) is present,
+ * with type 0, so that it differs from anything recorded. */
+static struct file_id identify(const char *root, const char *path)
+{
+	struct file_id id = { 0 };
+	int fd = open_beneath(root, path);
+	if (fd < 0) {
+		id.present = errno != ENOENT && errno != ENOTDIR;
+		return id;
+	}
+	struct stat st;
+	id.present = true;
+	if (fstat(fd, &st) == 0) {
+		id.dev = st.st_dev;
+		id.ino = st.st_ino;
+		id.type = st.st_mode & S_IFMT;
+		id.size = st.st_size;
+		id.mtime_s = st.st_mtim.tv_sec;
+		id.mtime_ns = st.st_mtim.tv_nsec;
+		id.ctime_s = st.st_ctim.tv_sec;
+		id.ctime_ns = st.st_ctim.tv_nsec;
+		if (S_ISREG(st.st_mode) && st.st_size <= HASH_MAX)
+			id.hashed = hash_file(fd, &id.hash);
+	}
+	close(fd);
+	return id;
+}
+
+/* A directory bound read-only as a whole shows the live directory: what the
+ * host changes inside it stays covered. Only the protected name itself can
+ * lose its bind (Linux >= 3.18 detaches a mount in every namespace when its
+ * mount point is unlinked or renamed over outside): git's lock-and-rename,
+ * an editor's save, another run's cleanup do that to files. So a directory
+ * is compared by identity, a file by identity, times and content. */
+static bool same_file(const struct file_id *a, const struct file_id *b)
+{
+	if (a->dev != b->dev || a->ino != b->ino || a->type != b->type || !a->type)
+		return false;
+	if (a->type == S_IFDIR)
+		return true;
+	return a->size == b->size && a->mtime_s == b->mtime_s && a->mtime_ns == b->mtime_ns &&
+	       a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns &&
+	       (!a->hashed || !b->hashed || a->hash == b->hash);
+}
+
+static void note_present(struct plan *p)
+{
+	for (size_t i = 0; i < p->n_protected; i++) {
+		struct protected_path *pp = &p->protected_paths[i];
+		pp->id = identify(pp->root, pp->path);
+		pp->absent = !pp->id.present;
+	}
 }
 
 void protect_plan(struct plan *p, const char *const *extra, size_t n_extra, const char *const *allow,
@@ -186,9 +265,9 @@ void protect_plan(struct plan *p, const char *const *extra, size_t n_extra, cons
 				owner = &p->protected_paths[j];
 		if (!owner)
 			die(EXIT_LAUNCHER,
-			    "--allow-write %s: not a protected path (protected: .git, shell start-up files, "
-			    "editor and agent config inside the workspace and each --rw directory, and --protect "
-			    "paths; see --help)",
+			    "--allow-write %s: not a protected path (protected: .git, git hook managers' files, shell "
+			    "start-up files, editor and agent config inside the workspace and each --rw directory, "
+			    "and --protect paths; see --help)",
 			    path);
 		warnx_("--allow-write %s: the command may change it, and what it writes there can run code "
 		       "outside the sandbox later (git hooks and config, shell and editor settings)",
@@ -221,17 +300,25 @@ void protect_plan(struct plan *p, const char *const *extra, size_t n_extra, cons
 			die_errno(EXIT_LAUNCHER, "alloc");
 		p->write_holes[p->n_write_holes++] = path;
 	}
-	note_absent(p);
+	note_present(p);
 }
 
 void protect_report_created(const struct plan *p)
 {
 	for (size_t i = 0; i < p->n_protected; i++) {
 		const struct protected_path *pp = &p->protected_paths[i];
-		if (pp->absent && !pp->allowed && exists_beneath(pp->root, pp->path))
+		if (pp->allowed)
+			continue;
+		struct file_id now = identify(pp->root, pp->path);
+		if (pp->absent && now.present)
 			warnx_("the command created %s, which did not exist when it started and so was not "
 			       "protected: it may run code when you use git, your shell or an editor there; "
 			       "inspect it before you do",
+			       pp->path);
+		else if (!pp->absent && now.present && !same_file(&pp->id, &now))
+			warnx_("%s was replaced or changed during the run (something outside the sandbox "
+			       "replaced it, so its read-only bind no longer covered it, and the command may "
+			       "have written it): inspect it before you use git, your shell or an editor there",
 			       pp->path);
 	}
 }

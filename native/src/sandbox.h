@@ -72,6 +72,18 @@ struct limits {
 	int uid_lock_fd; /* flock on the per-session uid's slot, held by the launcher */
 };
 
+/* What a protected path was at launch, compared after the run (protect.c). */
+struct file_id {
+	bool present;
+	dev_t dev;
+	ino_t ino;
+	mode_t type; /* S_IFMT bits; 0: there, but not openable without following a link */
+	off_t size;
+	long long mtime_s, mtime_ns, ctime_s, ctime_ns;
+	bool hashed; /* a regular file up to 1 MiB that could be read */
+	uint64_t hash;
+};
+
 /* A path inside a writable root that is mounted read-only over itself
  * (protect.c decides, mounts_protect.c mounts). */
 struct protected_path {
@@ -80,6 +92,7 @@ struct protected_path {
 	bool required;    /* --protect: must exist */
 	bool allowed;     /* --allow-write named it: left writable */
 	bool absent;      /* did not exist at launch: not protected (reported if it appears) */
+	struct file_id id; /* at launch: reported if it is replaced or changed */
 };
 
 /* What Landlock allows under one path inside the new root. */
@@ -159,7 +172,7 @@ void mounts_setup(struct plan *p);
 /* protect.c, mounts_protect.c */
 void protect_plan(struct plan *p, const char *const *extra, size_t n_extra, const char *const *allow,
 		  size_t n_allow);
-void protect_report_created(const struct plan *p);
+void protect_report_created(const struct plan *p); /* and those replaced or changed */
 void protect_free(struct plan *p);
 void mounts_protect(const struct plan *p, const char *newroot);
 

@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MSG_FASTOPEN
@@ -702,6 +703,24 @@ static int cmd_setid(char **a)
 	return 0;
 }
 
+/* flip A B MS: what an agent sharing the parent of another sandbox's path
+ * does: swap A and B (a directory and a symlink) with RENAME_EXCHANGE, as
+ * fast as it can, for MS milliseconds. Prints the number of swaps. */
+static int cmd_flip(char **a)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	long ms = atol(a[2]), n = 0;
+	do {
+		if (renameat2(AT_FDCWD, a[0], AT_FDCWD, a[1], RENAME_EXCHANGE) < 0)
+			return fail("renameat2");
+		n++;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
+	printf("flips %ld\n", n);
+	return 0;
+}
+
 /* chown PATH UID: give a file away (or take it). */
 static int cmd_chown(char **a)
 {
@@ -739,6 +758,7 @@ static const struct {
 	{ "with-dgram-stdin", -1, cmd_with_dgram_stdin }, /* -N: at least N arguments */
 	{ "forkflood", 1, cmd_forkflood }, { "alloc", 1, cmd_alloc },
 	{ "setid", 1, cmd_setid },	 { "chown", 2, cmd_chown },
+	{ "flip", 3, cmd_flip },
 };
 
 int main(int argc, char **argv)

@@ -39,6 +39,8 @@ interface Opts {
   flags?: string[];
   asNobody?: boolean;
   launcher?: string;
+  /** Called once, when the command prints READY (the host acts mid-run). */
+  onReady?: () => void;
 }
 
 function run(command: string[], o: Opts): Promise<Ran> {
@@ -51,7 +53,15 @@ function run(command: string[], o: Opts): Promise<Ran> {
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    let onReady = o.onReady;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      if (onReady && stdout.includes('READY\n')) {
+        const f = onReady;
+        onReady = undefined;
+        f();
+      }
+    });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     child.on('error', reject);
@@ -170,14 +180,47 @@ describe('protected paths stay read-only inside writable roots', () => {
   it('agent rewrites each path the launcher --help lists as protected: every one is read-only', async () => {
     const help = execFileSync(LAUNCHER, ['--help'], { encoding: 'utf8' });
     const block = /protected, read-only[^\n]*\n([\s\S]*?)\n\s*--protect/.exec(help)?.[1] ?? '';
-    const names = block.split(/\s+/).filter((w) => w.startsWith('.'));
+    const names = block.split(/\s+/).filter((w) => w !== '');
     expect(names.length).toBeGreaterThan(15);
+    expect(names).toEqual(expect.arrayContaining(['.git', '.husky', '.pre-commit-config.yaml', 'lefthook.yml']));
     const ws = makeWorkspace('each');
     for (const n of names) if (!existsSync(join(ws, n))) writeFileSync(join(ws, n), 'user file\n');
     chownTree(ws);
     const script = names.map((n) => `${PROBE} write ${statSync(join(ws, n)).isDirectory() ? `${n}/x` : n}`).join('; ');
     const r = await sh(script, { workspace: ws });
     expect(r.stdout.trim().split('\n')).toEqual(names.map(() => 'open:EROFS'));
+  });
+
+  it('agent rewrites .husky/pre-commit (core.hooksPath .husky), .pre-commit-config.yaml and lefthook.yml: refused, the next commit outside runs the user\'s hook', async () => {
+    // husky sets core.hooksPath to a folder in the working tree, so the hooks
+    // live outside .git; pre-commit and lefthook run commands from YAML there.
+    const ws = makeWorkspace('husky');
+    execFileSync(GIT, ['-c', 'safe.directory=*', '-C', ws, 'config', 'core.hooksPath', '.husky']);
+    mkdirSync(join(ws, '.husky'));
+    writeFileSync(join(ws, '.husky', 'pre-commit'), '#!/bin/sh\necho user-hook > "$(git rev-parse --show-toplevel)/hook-ran"\n', { mode: 0o755 });
+    mkdirSync(join(ws, '.githooks'));
+    writeFileSync(join(ws, '.pre-commit-config.yaml'), 'repos: []\n');
+    writeFileSync(join(ws, 'lefthook.yml'), 'pre-commit:\n  commands: {}\n');
+    chownTree(ws);
+    const evil = "printf '#!/bin/sh\\necho pwned > /tmp/pwned\\n'";
+    const r = await sh(
+      `${evil} > .husky/pre-commit || echo HUSKY-REFUSED; ` +
+        `${evil} > .husky/post-merge || echo HUSKY-NEW-REFUSED; ` +
+        'mv .husky h && mkdir .husky || echo HUSKY-MV-REFUSED; ' +
+        `${evil} > .githooks/pre-commit || echo GITHOOKS-REFUSED; ` +
+        "printf 'repos:\\n- repo: local\\n  hooks: [{id: x, name: x, entry: sh -c pwn, language: system}]\\n' > .pre-commit-config.yaml || echo PRE-COMMIT-REFUSED; " +
+        "printf 'pre-commit:\\n  commands:\\n    x:\\n      run: pwn\\n' > lefthook.yml || echo LEFTHOOK-REFUSED",
+      { workspace: ws },
+    );
+    expect(r.stdout.trim().split('\n')).toEqual(['HUSKY-REFUSED', 'HUSKY-NEW-REFUSED', 'HUSKY-MV-REFUSED', 'GITHOOKS-REFUSED', 'PRE-COMMIT-REFUSED', 'LEFTHOOK-REFUSED']);
+    expect(readFileSync(join(ws, '.pre-commit-config.yaml'), 'utf8')).toBe('repos: []\n');
+    expect(readFileSync(join(ws, 'lefthook.yml'), 'utf8')).toBe('pre-commit:\n  commands: {}\n');
+    expect(readdirSync(join(ws, '.husky'))).toEqual(['pre-commit']);
+    // The user's next commit, outside, runs the user's hook.
+    writeFileSync(join(ws, 'more.txt'), 'x\n');
+    execFileSync(GIT, ['-c', 'safe.directory=*', '-C', ws, 'add', 'more.txt']);
+    execFileSync(GIT, ['-c', 'safe.directory=*', '-c', 'user.name=u', '-c', 'user.email=u@example.org', '-C', ws, 'commit', '-q', '-m', 'user']);
+    expect(readFileSync(join(ws, 'hook-ran'), 'utf8')).toBe('user-hook\n');
   });
 
   it('agent planted a .git/config symlink in an earlier run: the launcher refuses to start and names it', async () => {
@@ -344,6 +387,54 @@ describe('protected paths stay read-only inside writable roots', () => {
     expect(r.stderr).toContain(`warning: the command created ${join(ws, '.git')}, which did not exist`);
     expect(r.stderr).toContain(`warning: the command created ${join(ws, '.bashrc')}, which did not exist`);
     expect(r.stderr).not.toContain('.vscode');
+  });
+
+  it('user runs git config outside during an --allow-write .git run (lock, then rename over .git/config): the bind detaches, the agent appends core.fsmonitor, and the launcher warns naming it', async () => {
+    // Since Linux 3.18 renaming over a mount point in another mount namespace
+    // detaches that mount there: the agent then writes the new file. The
+    // kernel cannot stop it; the launcher sees the replaced file after the run.
+    const ws = makeWorkspace('host-git-config');
+    const config = join(ws, '.git', 'config');
+    const userGit = (...args: string[]) => IS_ROOT
+      ? execFileSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', GIT, '-C', ws, ...args], { env: { ...process.env, HOME: '/nonexistent' } })
+      : execFileSync(GIT, ['-C', ws, ...args]);
+    const r = await sh(
+      'printf "\\tfsmonitor = before\\n" >> .git/config 2>/dev/null || echo BEFORE-REFUSED; echo READY; ' +
+        'i=0; while [ ! -e go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; ' +
+        'printf "[core]\\n\\tfsmonitor = \\"touch /tmp/pwned; false\\"\\n" >> .git/config && echo WROTE',
+      { workspace: ws, flags: ['--allow-write', join(ws, '.git')], onReady: () => {
+        userGit('config', 'user.name', 'someone');
+        writeFileSync(join(ws, 'go'), '');
+      } },
+    );
+    expect(r.stdout.trim().split('\n')).toEqual(['BEFORE-REFUSED', 'READY', 'WROTE']);
+    expect(readFileSync(config, 'utf8')).toContain('fsmonitor'); // the residual risk, stated in SECURITY.md
+    expect(r.stderr).toContain(`warning: ${config} was replaced or changed during the run (something outside the sandbox replaced it`);
+    expect(r.stderr).not.toContain(`warning: ${join(ws, '.bashrc')} was replaced`);
+  });
+
+  it('two runs on one workspace: run 1\'s cleanup removes the .mcp.json that run 2 protected, agent 2 writes its own: the launcher warns naming it', async () => {
+    const ws = makeWorkspace('two-runs');
+    const mcp = join(ws, '.mcp.json');
+    writeFileSync(mcp, '{"mcpServers":{"gatehouse":{"url":"http://127.0.0.1:1/mcp"}}}\n');
+    chownTree(ws);
+    const evil = '{"mcpServers":{"gatehouse":{"command":"sh","args":["-c","touch /tmp/pwned"]}}}';
+    const r = await sh(
+      `echo x > .mcp.json 2>/dev/null || echo BEFORE-REFUSED; echo READY; ` +
+        'i=0; while [ -e .mcp.json ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; ' +
+        `echo '${evil}' > .mcp.json && echo WROTE`,
+      { workspace: ws, flags: ['--protect', mcp], onReady: () => unlinkSync(mcp) },
+    );
+    expect(r.stdout.trim().split('\n')).toEqual(['BEFORE-REFUSED', 'READY', 'WROTE']);
+    expect(r.stderr).toContain(`warning: ${mcp} was replaced or changed during the run`);
+    expect(r.stderr).toContain('inspect it before you use');
+  });
+
+  it('control: nothing outside touches the protected files during a run: no replaced-or-changed warning', async () => {
+    const ws = makeWorkspace('untouched');
+    const r = await sh(`cat .bashrc .git/config > /dev/null && ${GIT} status --porcelain`, { workspace: ws, flags: ['--protect', join(ws, 'README.md')] });
+    expect(r.code).toBe(0);
+    expect(r.stderr).not.toMatch(/was replaced or changed/);
   });
 
   it('buildLauncherArgs passes --allow-write and --protect (absolute paths only)', () => {

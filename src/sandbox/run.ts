@@ -9,7 +9,7 @@ import { createLogger, type Logger } from '../log.js';
 import { startGateway, type RunningGateway } from '../runtime.js';
 import { controlSocketPath, socketAlive } from '../server/control.js';
 import { buildLauncherArgs, launcherFailure, launcherPath, SIMULATE_LANDLOCK_ABI_ENV, SIMULATE_NO_CGROUP_ENV, type SandboxLimits } from './launcher.js';
-import { assertNoOverlap, protectedPaths, type Exposed } from './overlap.js';
+import { assertNoOverlap, canonical, protectedPaths, type Exposed } from './overlap.js';
 import { guardWorkspace } from './nested.js';
 import { SafeDir } from './safe-dir.js';
 import type { SandboxSession } from './sessions.js';
@@ -197,7 +197,8 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
       allowWeaker: opts.allowWeaker,
       ...(opts.limits ? { limits: opts.limits } : {}),
       protect,
-      allowWrite: opts.allowWrite,
+      // Canonical, as the launcher requires; a link inside the workspace resolves outside it and is refused there.
+      allowWrite: opts.allowWrite.map((p) => canonical(p)),
       command: opts.command,
     });
     const child = spawn(launcher, args, { stdio: ['inherit', 'inherit', 'pipe'], env: launcherEnv() });

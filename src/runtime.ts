@@ -143,7 +143,10 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     },
   });
   const { authorize, hidden } = policyAuthorizer({ policy: () => policies.current(), approvals });
+  // Set once the gateway exists: a reload may change what each agent sees (tools hidden by policy).
+  let policyChanged: () => void = () => undefined;
   const unwatchPolicies = policies.watch((ev) => {
+    if (ev.ok) policyChanged();
     if (ev.ok) logger.info({ files: ev.files, digest: ev.digest }, 'policy reloaded');
     else logger.error({ error: ev.error }, 'policy reload rejected; the previous policy stays in force');
     void audit
@@ -175,6 +178,8 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     logger,
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
   });
+  // Each session compares its own visible list and sends list_changed only when that changed.
+  policyChanged = () => gateway.emit('catalog');
   const sessions = new SessionManager({
     makeServer: (identity, id, busy) => createSessionServer(gateway, { agent: identity.agent, id, busy }),
     audit,

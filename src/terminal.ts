@@ -60,6 +60,17 @@ export function escapeText(s: string, opts: { keepNewlines?: boolean } = {}): st
   return s.replace(UNSAFE_ALL, (c) => (c === '\n' && opts.keepNewlines === true ? c : escapeChar(c)));
 }
 
+/**
+ * Text an agent or upstream chose, embedded in a message of ours (an error, a
+ * stored reason): one line whatever it holds, quoted so a reader sees where it
+ * starts and ends, and at most `max` characters of it. A JSON string, so every
+ * control, newline and invisible character is an escape.
+ */
+export function quoteLine(s: string, max = 200): string {
+  const cut = [...s];
+  return jsonText(cut.length > max ? `${cut.slice(0, max).join('')}…` : s);
+}
+
 /** A template tag: the literal parts as written, every `${value}` escaped for one line. */
 export function esc(strings: TemplateStringsArray, ...values: unknown[]): string {
   let out = strings[0] ?? '';

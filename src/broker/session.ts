@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { z } from 'zod';
 import {
@@ -31,6 +32,13 @@ export interface SessionInfo {
   id: () => string;
   /** Told when a call starts (+1) and ends (-1): a session waiting on a call (an approval may take hours) is not idle. */
   busy?: (delta: 1 | -1) => void;
+}
+
+/** A digest of the tool objects an agent is listed (names, descriptions, schemas, annotations): equal digests, the same list. */
+function fingerprint(entries: ReadonlyArray<{ tool: unknown }>): string {
+  const h = createHash('sha256');
+  for (const e of entries) h.update(JSON.stringify(e.tool)).update('\n');
+  return h.digest('hex');
 }
 
 /** McpError prefixes its message with "MCP error <code>: "; the JSON-RPC error on the wire carries ours alone. */
@@ -127,7 +135,12 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
     return {};
   });
 
+  // list_changed only when this agent's own list changed: a change to a tool hidden from it must not reach it (an oracle on hidden tools).
+  let listed = fingerprint(visible());
   const onCatalog = () => {
+    const now = fingerprint(visible());
+    if (now === listed) return;
+    listed = now;
     void server.sendToolListChanged().catch(() => undefined);
   };
   gateway.on('catalog', onCatalog);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { ConfigError } from '../config/load-yaml.js';
+import { ConfigError, formatIssue } from '../config/load-yaml.js';
 import { VERSION } from '../config/paths.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import { escapeText, terminalSafe } from '../terminal.js';
@@ -50,16 +50,17 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return await cmd.run(rest, io);
   } catch (e) {
     if (e instanceof ConfigError) {
-      io.err(`gatehouse ${name}: invalid configuration:\n${escapeText(e.message, { keepNewlines: true })}\n`);
+      // One line per issue: the line breaks are ours, and nothing inside an issue can add one.
+      io.err(`gatehouse ${name}: invalid configuration:\n${e.issues.map((i) => escapeText(formatIssue(i))).join('\n')}\n`);
       return Exit.Usage;
     }
     if (e instanceof GatehouseError) {
-      // A message may quote what an agent or upstream sent (a tool name, a gateway's answer).
-      io.err(`gatehouse ${name}: ${escapeText(e.message, { keepNewlines: true })}\n`);
+      // One line: a message may quote what an agent or upstream sent (a tool name, a cancel reason, a gateway's answer), and a newline there would forge a line of ours.
+      io.err(`gatehouse ${name}: ${escapeText(e.message)}\n`);
       if (e.code === 'USAGE') io.err(`Run "gatehouse ${name} --help" for usage.\n`);
       return e.code === 'USAGE' || e.code === 'CONFIG_INVALID' ? Exit.Usage : e.code.endsWith('UNAVAILABLE') ? Exit.Unavailable : Exit.Failed;
     }
-    io.err(`gatehouse ${name}: unexpected error: ${escapeText(errorMessage(e), { keepNewlines: true })}\n`);
+    io.err(`gatehouse ${name}: unexpected error: ${escapeText(errorMessage(e))}\n`);
     return Exit.Failed;
   }
 }

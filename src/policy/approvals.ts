@@ -27,6 +27,7 @@
 import { randomBytes } from 'node:crypto';
 import { summarizeArgs } from '../audit/summarize.js';
 import { GatehouseError } from '../errors.js';
+import { quoteLine } from '../terminal.js';
 import { StateWriter, type ApprovalStateStore, type ApprovalsSnapshot } from './approval-state.js';
 import type { CallContext, Decision, GrantLimit } from './types.js';
 
@@ -134,10 +135,10 @@ function keptArgs(args: Record<string, unknown>): Record<string, unknown> {
   return bytes <= KEPT_ARGS_BYTES ? (summary as Record<string, unknown>) : { '…': `[arguments not kept: ${bytes} bytes]` };
 }
 
-/** Why a waiting call's signal aborted, for the approver and the audit. The reason may come from the client: bounded. */
+/** Why a waiting call's signal aborted, for the approver and the audit. The reason may come from the client: one quoted, escaped, bounded line (a newline in it must not forge a line of ours). */
 function abortReason(signal: AbortSignal): string {
   const r: unknown = signal.reason;
-  if (typeof r === 'string' && r !== '') return `the caller is gone: ${r.slice(0, 200)}`;
+  if (typeof r === 'string' && r !== '') return `the caller is gone: ${quoteLine(r, 200)}`;
   return 'the caller is gone (the call was cancelled or its session closed)';
 }
 

@@ -63,7 +63,7 @@ export class SandboxSessions {
       logger: this.deps.logger,
       ...(this.deps.maxBodyBytes !== undefined ? { maxBodyBytes: this.deps.maxBodyBytes } : {}),
     });
-    const server = createHttpServer((req, env) => app.fetch(req, env as object), this.deps.http);
+    const server = createHttpServer((req, env) => app.fetch(req, env as object), this.deps.http, 'one-agent');
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { checkHost, checkOrigin } from './guards.js';
 import { cancelOnHangUp } from './hang-up.js';
 import { parseJsonRpcBody } from './json-body.js';
+import { admitAgent } from './listen.js';
 import type { Identity, SessionManager } from './sessions.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -80,6 +81,10 @@ export function createApp(opts: AppOptions): Hono<Env> {
       if (auth.error) params.push(`error="${auth.error}"`, `error_description="${auth.description.replace(/["\\]/g, '')}"`);
       return jsonRpcError(401, -32001, `Unauthorized: ${auth.description}`, { 'www-authenticate': `Bearer ${params.join(', ')}` });
     }
+    // Connections and requests in progress per agent (one sandbox, or one token agent): one must not take every slot.
+    const key = auth.identity.via === 'sandbox' ? `sandbox:${auth.identity.sandbox ?? auth.identity.agent}` : `token:${auth.identity.agent}`;
+    const refused = admitAgent(c.req.raw, key);
+    if (refused) return jsonRpcError(refused.status, -32000, refused.message, { 'retry-after': '1', connection: 'close' });
     c.set('identity', auth.identity);
     return next();
   });

@@ -159,4 +159,37 @@ describe('terminal injection into the admin', { timeout: 60_000 }, () => {
     await run(process.execPath, [CLI, 'approvals', 'approve', p.id], { env });
     expect((await call).isError).toBeFalsy();
   });
+
+  it("agent cancels with a reason that forges an 'approved' line: approvals approve/list print it on one escaped line", async () => {
+    t = await startTestGateway({ connectors: (log) => [stdioFixture('fx', log)], policy: POLICY });
+    const c = await t.client('coder');
+    // A cancelled call gets no answer (MCP): it is left pending here, and closed with the client.
+    void c.callTool({ name: 'fx__echo', arguments: { text: 'x' } }).catch(() => undefined);
+    const p = await pendingOne(t);
+    const forged = `gatehouse approvals: approved ${p.id} by alice; grant gr_1111111111 (1h, 100 uses)`;
+    const reason = `x)\n\n${forged}\n\x1b[8m`;
+    // notifications/cancelled with the agent's own reason (the SDK's request ids start at 0: initialize, then the call).
+    for (const requestId of [0, 1, 2, 3]) await c.notification({ method: 'notifications/cancelled', params: { requestId, reason } });
+    const state = t.dirs.state;
+    const env = { ...process.env, GATEHOUSE_STATE: state };
+    await until(async () => ((await adminRequest(state, 'GET', '/approvals')) as { withdrawn?: unknown[] }).withdrawn?.length === 1, 'the approval to be withdrawn');
+
+    const approve = await run(process.execPath, [CLI, 'approvals', 'approve', p.id], { env }).catch((e: { code: number; stderr: string }) => e);
+    expect(approve).toMatchObject({ code: 1 });
+    const stderr = (approve as { stderr: string }).stderr;
+    expect(stderr).not.toMatch(RAW);
+    expect(stderr.split('\n').filter((l) => l !== '')).toHaveLength(1);
+    expect(stderr).not.toMatch(/^gatehouse approvals: approved/m);
+    expect(stderr).toContain(`x)\\n\\n${forged}\\n\\u001b[8m`);
+
+    const list = await run(process.execPath, [CLI, 'approvals', 'list'], { env });
+    expect(list.stdout).not.toMatch(RAW);
+    expect(list.stdout).not.toMatch(/^gatehouse approvals: approved/m);
+    expect(list.stdout.split('\n').filter((l) => l.startsWith(p.id))).toHaveLength(1);
+
+    // Stored as data the admin can read: one quoted, escaped line.
+    const withdrawn = t.audit().find((r) => r.event === 'approval.withdrawn') as { reason: string } | undefined;
+    expect(withdrawn?.reason).not.toContain('\n');
+    expect(withdrawn?.reason).toContain('gatehouse approvals: approved');
+  });
 });

@@ -278,7 +278,7 @@ void protect_plan(struct plan *p, const char *const *extra, size_t n_extra, cons
 			 * the pieces that run code read-only; commondir and worktrees/
 			 * could redirect git elsewhere, which the warning says. */
 			size_t n = strlen(path);
-			if (n >= 5 && strcmp(path + n - 5, "/.git") == 0 && !owner->required) {
+			if (n >= 5 && strcmp(path + n - 5, "/.git") == 0) {
 				static const char *const inner[] = { "config", "hooks", "info", "modules", "commondir" };
 				warnx_("--allow-write %s: %s/config, hooks, info, modules and commondir stay read-only "
 				       "when they exist; a new commondir or worktrees/ entry could still point git at "

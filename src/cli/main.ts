@@ -56,7 +56,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
     }
     if (e instanceof GatehouseError) {
       // One line: a message may quote what an agent or upstream sent (a tool name, a cancel reason, a gateway's answer), and a newline there would forge a line of ours.
-      io.err(`gatehouse ${name}: ${escapeText(e.message)}\n`);
+      // Several lines only where we built them as such (details.lines), each escaped on its own.
+      const lines = Array.isArray(e.details?.lines) && e.details.lines.every((l) => typeof l === 'string') ? (e.details.lines as string[]) : [e.message];
+      io.err(`gatehouse ${name}: ${lines.map((l) => escapeText(l)).join('\n')}\n`);
       if (e.code === 'USAGE') io.err(`Run "gatehouse ${name} --help" for usage.\n`);
       return e.code === 'USAGE' || e.code === 'CONFIG_INVALID' ? Exit.Usage : e.code.endsWith('UNAVAILABLE') ? Exit.Unavailable : Exit.Failed;
     }

@@ -27,9 +27,14 @@ Options:
   --rw PATH          extra path visible read-write (repeatable)
   --allow-write PATH let the agent change a protected path (repeatable; loud). Inside
                      the workspace and each --rw dir these are read-only: .git,
-                     .gitmodules, shell start-up files (.bashrc .profile .zshrc ...,
-                     .envrc), .vscode .idea .devcontainer .claude .mcp.json .codex
-                     .cursor .gemini — they run code when you work there later
+                     .gitmodules, hook managers (.husky .githooks .lefthook,
+                     lefthook.yml, .pre-commit-config.yaml), shell start-up files
+                     (.bashrc .profile .zshrc ..., .envrc), .vscode .idea
+                     .devcontainer .claude .mcp.json .codex .cursor .gemini; also
+                     nested repositories and editor folders at any depth, and the
+                     folder core.hooksPath names — they run code when you work
+                     there later. --allow-write PATH/.git lets the agent commit
+                     while that .git's config, hooks, info and modules stay read-only
   --port N           the relay's port inside the sandbox (default ${DEFAULT_RELAY_PORT})
   --allow-weaker     run on Landlock ABI 1-5 (less confinement; says what is missing)
   --no-mcp-config    do not write .mcp.json into the workspace

@@ -158,11 +158,12 @@ export function overlaps(exposed: Exposed[], prot: Protected[]): string[] {
 export function assertNoOverlap(exposed: Exposed[], prot: Protected[]): void {
   const problems = overlaps(exposed, prot);
   if (problems.length === 0) return;
-  throw new GatehouseError(
-    'CONFIG_INVALID',
-    `refusing to start: the sandbox would see what must stay outside it:\n  - ${problems.join('\n  - ')}\n` +
-      'Run the agent in a project directory that holds none of these (e.g. --workspace ./repo), ' +
+  const lines = [
+    'refusing to start: the sandbox would see what must stay outside it:',
+    ...problems.map((p) => `  - ${p}`),
+    'Run the agent in a project directory that holds none of these (e.g. --workspace ./repo), ' +
       'or move the gateway state, policies and registry elsewhere (--state, --policies, --registry); ' +
       'install gatehouse outside the workspace (npm install -g).',
-  );
+  ];
+  throw new GatehouseError('CONFIG_INVALID', lines.join('\n'), { details: { lines } });
 }

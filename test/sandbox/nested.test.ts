@@ -59,6 +59,25 @@ describe('nested repositories and hook folders are read-only inside the sandbox'
     expect(existsSync(join(ws, 'src/.git/hooks/post-checkout'))).toBe(false);
   });
 
+  it('--allow-write on a nested .git lets the agent commit there, but its config and hooks stay read-only', async () => {
+    const ws = freshWorkspace('nested-allow');
+    mkdirSync(join(ws, 'src'));
+    git(join(ws, 'src'), 'init', '-q');
+    const config = readFileSync(join(ws, 'src/.git/config'), 'utf8');
+    const g = 'git -c user.name=agent -c user.email=agent@example.org';
+    const r = await run(
+      ws,
+      `cd src && echo hi > f && ${g} add f && ${g} commit -qm agent && echo COMMITTED; printf "[core]\\n\\tfsmonitor = touch /tmp/pwned\\n" >> .git/config && echo WROTE-CONFIG; echo x > .git/hooks/pre-commit && echo WROTE-HOOK; true`,
+      {},
+      ['--allow-write', join(ws, 'src', '.git')],
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('COMMITTED');
+    expect(r.stdout).not.toMatch(/WROTE/);
+    expect(readFileSync(join(ws, 'src/.git/config'), 'utf8')).toBe(config);
+    expect(existsSync(join(ws, 'src/.git/hooks/pre-commit'))).toBe(false);
+  });
+
   it('agent plants a .git with core.fsmonitor in a subdirectory: the run warns afterwards and names it', async () => {
     const ws = freshWorkspace('planted');
     const marker = join(base, 'planted-pwned');

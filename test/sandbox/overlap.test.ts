@@ -141,6 +141,8 @@ describe('gatehouse run refuses to expose gateway configuration', () => {
     expect(r.stderr).toMatch(/--workspace .*proj-e2e contains the policies in use/);
     expect(r.stderr).toMatch(/contains the registry in use/);
     expect(r.stderr).toMatch(/--workspace \.\/repo/);
+    // One overlap a line (our line breaks; each line escaped on its own).
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('  - '))).toHaveLength(2);
   });
 
   it('--workspace ~ : exit 2 (state directory, ~/.ssh, home read-write)', async () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { ZodType } from 'zod';
-import { GatehouseError } from '../errors.js';
+import { errorMessage, GatehouseError } from '../errors.js';
 
 /** One problem in a config file, located at file:line:col and a dotted key path. */
 export interface ConfigIssue {
@@ -76,7 +76,13 @@ export function parseYamlConfig<T>(file: string, text: string, schema: ZodType<T
       }),
     );
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 50 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 50 });
+  } catch (e) {
+    // yaml throws a plain ReferenceError for an alias bomb: report it like any other config problem.
+    throw new ConfigError([{ file, line: 1, col: 1, key: '', message: `YAML: ${errorMessage(e)}; expand the aliases (&name / *name) into plain values` }]);
+  }
   const result = schema.safeParse(data ?? {}, { reportInput: true });
   if (result.success) return result.data;
   const issues: ConfigIssue[] = result.error.issues.map((issue) => {

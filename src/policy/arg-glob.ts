@@ -101,6 +101,7 @@ const DOT_SEGMENT = /(?:^|\/)\.{1,2}(?:\/|$)/;
 
 /** Compiles an argument glob to a total, linear-time test. Throws on unsupported syntax. */
 export function compileArgGlob(glob: string): (value: string) => boolean {
-  const re = RE2JS.compile(globToRe2(glob));
+  // DOTALL: "**" becomes ".*", which must cross a newline too (else "/etc/**" in a deny rule misses "/etc/a\nb").
+  const re = RE2JS.compile(globToRe2(glob), RE2JS.DOTALL);
   return (value) => !DOT_SEGMENT.test(value) && re.matches(value);
 }

@@ -177,10 +177,18 @@ describe('audit writer', () => {
     const { dir } = tempState();
     const log = await openLog(dir);
     await log.close();
-    writeFileSync(join(dir, 'writer.lock'), '999999999\n');
-    const again = await openLog(dir);
-    await again.append(call(1));
-    await again.close();
+    const before = lines(join(dir, 'audit.jsonl')).length;
+    for (const stale of ['999999999\n', JSON.stringify({ pid: 999999999, since: new Date(0).toISOString(), fromSeq: 1 })]) {
+      writeFileSync(join(dir, 'writer.lock'), stale);
+      const again = await openLog(dir);
+      // The lock file now names this writer, and the append lands on the chain.
+      expect(JSON.parse(readFileSync(join(dir, 'writer.lock'), 'utf8'))).toMatchObject({ pid: process.pid });
+      await again.append({ ...call(1), stale });
+      await again.close();
+    }
+    const recs = lines(join(dir, 'audit.jsonl')).map((l) => JSON.parse(l) as AuditRecord);
+    expect(recs.filter((r) => typeof r.stale === 'string').map((r) => r.seq)).toEqual([before + 1, before + 3]);
+    expect((await verifyAudit(dir)).problems).toEqual([]);
   });
 });
 

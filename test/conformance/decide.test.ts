@@ -2,12 +2,13 @@
  * The pass-through's pure decision and its log forwarding, without a server:
  * what may reach an agent, in what form, and what is refused.
  */
+import { Writable } from 'node:stream';
 import type { ClientCapabilities, LoggingLevel, LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
 import { createPassthrough, decide, DEFAULT_PASSTHROUGH_LIMITS } from '../../src/broker/passthrough.js';
-import { silentLogger } from '../../src/log.js';
+import { createLogger, silentLogger } from '../../src/log.js';
 import type { Connector } from '../../src/registry/schema.js';
-import type { AgentChannel, CallOrigin, Route } from '../../src/upstreams/call-context.js';
+import { routeMessage, type AgentChannel, type CallOrigin, type Route } from '../../src/upstreams/call-context.js';
 
 const connector = (over: Partial<Record<'sampling' | 'elicitation', 'allow' | 'deny'>> = {}) =>
   ({ name: 'up', kind: 'stdio', sampling: 'deny', elicitation: 'deny', ...over }) as unknown as Connector;
@@ -78,7 +79,23 @@ describe('log forwarding', () => {
     expect(logs).toHaveLength(2);
   });
 
-  it('drops a message that belongs to no call rather than guessing a session', () => {
-    expect(() => pass.log({ connector: connector(), params: { level: 'error', data: 'x' }, route: { ok: false, reason: 'none', candidates: [] } })).not.toThrow();
+  it('drops a message that belongs to no call rather than guessing a session: with two calls in flight, neither agent hears it', () => {
+    const heardA: Array<LoggingMessageNotification['params']> = [];
+    const heardB: Array<LoggingMessageNotification['params']> = [];
+    const a = origin(BOTH, 'debug', heardA);
+    const b = { ...origin(BOTH, 'debug', heardB), agent: 'bob', session: 's2' };
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString('utf8')), cb()) }) });
+    const p = createPassthrough({ audit: { append: async () => undefined, assertWritable: () => undefined, close: async () => undefined }, redact: <T>(v: T): T => v, logger, limits: { logDataBytes: 64 } });
+    const route = routeMessage({}, false, new Set([a, b]));
+    expect(route).toMatchObject({ ok: false, candidates: [{ agent: 'alice' }, { agent: 'bob' }] });
+    p.log({ connector: connector(), params: { level: 'emergency', data: 'for whom?' }, route });
+    expect(heardA).toEqual([]);
+    expect(heardB).toEqual([]);
+    expect(lines.join('')).toContain('upstream log message not forwarded');
+    // Control: with one call in flight, the same message reaches its agent.
+    p.log({ connector: connector(), params: { level: 'emergency', data: 'for you' }, route: routeMessage({}, false, new Set([a])) });
+    expect(heardA).toEqual([{ level: 'emergency', data: 'for you' }]);
+    expect(heardB).toEqual([]);
   });
 });

@@ -5,8 +5,10 @@ const hosts = allowedHosts(8931, ['Gate.Example:443']);
 const origins = allowedOrigins(8931, ['https://App.Example']);
 
 describe('checkHost (DNS rebinding: the Host must be ours)', () => {
-  it('the allowed list is not empty', () => {
-    expect(hosts.size).toBeGreaterThan(0);
+  it('the allowed list is exactly our loopback names on our port and the configured extras (lower-cased), nothing wider', () => {
+    expect([...hosts].sort()).toEqual(['127.0.0.1:8931', '[::1]:8931', 'gate.example:443', 'localhost:8931']);
+    expect([...allowedHosts(8931)].sort()).toEqual(['127.0.0.1:8931', '[::1]:8931', 'localhost:8931']);
+    expect([...origins].sort()).toEqual(['http://127.0.0.1:8931', 'http://[::1]:8931', 'http://localhost:8931', 'https://app.example']);
   });
 
   it.each(['127.0.0.1:8931', 'localhost:8931', '[::1]:8931', 'LOCALHOST:8931', 'gate.example:443'])('accepts %s', (h) => {

@@ -11,15 +11,21 @@ const Schema = z.strictObject({
   nested: z.strictObject({ items: z.array(z.strictObject({ id: z.string() })).default([]) }).optional(),
 });
 
-function issues(text: string, file = '/cfg/a.yaml'): ConfigIssue[] {
+/** The error `parseYamlConfig` throws for `text`; fails the test when it throws nothing or something else. */
+function configError(text: string, file = '/cfg/a.yaml'): ConfigError {
+  let thrown: unknown;
   try {
     parseYamlConfig(file, text, Schema);
   } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    expect((e as ConfigError).code).toBe('CONFIG_INVALID');
-    return (e as ConfigError).issues;
+    thrown = e;
   }
-  throw new Error('expected a ConfigError');
+  expect(thrown).toBeInstanceOf(ConfigError);
+  expect((thrown as ConfigError).code).toBe('CONFIG_INVALID');
+  return thrown as ConfigError;
+}
+
+function issues(text: string, file = '/cfg/a.yaml'): ConfigIssue[] {
+  return configError(text, file).issues;
 }
 
 describe('parseYamlConfig', () => {
@@ -66,7 +72,8 @@ describe('parseYamlConfig', () => {
 
   it('an alias bomb (billion laughs) is refused', () => {
     const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefgh'.split('').map((k, i) => `${k}: &${k} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`), 'name: *h', 'port: 1'].join('\n');
-    expect(() => parseYamlConfig('/bomb.yaml', bomb, Schema)).toThrow();
+    expect(() => parseYamlConfig('/bomb.yaml', bomb, Schema)).toThrow(ConfigError);
+    expect(issues(bomb, '/bomb.yaml')).toEqual([expect.objectContaining({ file: '/bomb.yaml', message: expect.stringMatching(/^YAML: .*alias.*expand the aliases/i) })]);
   });
 
   it('an empty file is validated as an empty object (so required keys are reported)', () => {
@@ -79,13 +86,12 @@ describe('parseYamlConfig', () => {
   });
 
   it('the error message lists every issue, one per line', () => {
-    try {
-      parseYamlConfig('/cfg/a.yaml', 'name: 1\nprot: 2\n', Schema);
-    } catch (e) {
-      const lines = (e as Error).message.split('\n');
-      expect(lines.length).toBeGreaterThanOrEqual(2);
-      for (const l of lines) expect(l).toMatch(/^\/cfg\/a\.yaml:\d+:\d+: /);
-    }
+    const e = configError('name: 1\nprot: 2\n');
+    const lines = e.message.split('\n');
+    expect(lines).toHaveLength(e.issues.length);
+    expect(lines.length).toBeGreaterThanOrEqual(3); // name, prot, and the missing port
+    for (const l of lines) expect(l).toMatch(/^\/cfg\/a\.yaml:\d+:\d+: /);
+    expect(lines).toContain('/cfg/a.yaml:2:1: prot: unknown key "prot" (misspelt?)');
   });
 });
 

@@ -14,7 +14,10 @@
  *   \x     x literally
  * Extglobs ("!(..)", "@(..)", "+(..)") and a leading "!" are refused at load.
  * A value with a "." or ".." path segment never matches (as in picomatch,
- * wildcards do not match them; normalising paths is the connector's job).
+ * wildcards do not match them): it fails an allow rule, and in a deny or ask
+ * rule it counts as matching (see `dotSegmentReason`), so "/etc/./passwd"
+ * cannot slip past a deny on "/etc/**". For paths, the `path` matcher is the
+ * one that normalises.
  */
 import { RE2JS } from 're2js';
 
@@ -98,6 +101,11 @@ export function globToRe2(glob: string): string {
 }
 
 const DOT_SEGMENT = /(?:^|\/)\.{1,2}(?:\/|$)/;
+
+/** Why a glob cannot judge `value` (it has a "." or ".." segment), or undefined when it can. */
+export function dotSegmentReason(value: unknown): string | undefined {
+  return typeof value === 'string' && DOT_SEGMENT.test(value) ? 'a "." or ".." path segment, which globs do not judge (use the path matcher)' : undefined;
+}
 
 /** Compiles an argument glob to a total, linear-time test. Throws on unsupported syntax. */
 export function compileArgGlob(glob: string): (value: string) => boolean {

@@ -4,7 +4,7 @@
  */
 import picomatch from 'picomatch';
 import { RE2JS } from 're2js';
-import { compileArgGlob } from './arg-glob.js';
+import { compileArgGlob, dotSegmentReason } from './arg-glob.js';
 import { compilePathCheck, type PathMatcherSpec } from './path-match.js';
 import type { ArgCheck, ArgRule, Effect, NameMatcher } from './types.js';
 
@@ -89,7 +89,7 @@ export function compileArgChecks(spec: ArgMatcherSpec): ArgCheck[] {
   }
   if (spec.glob !== undefined) {
     const test = compileArgGlob(spec.glob);
-    checks.push({ describe: `glob ${show(spec.glob)}`, test: (v) => typeof v === 'string' && test(v) });
+    checks.push({ describe: `glob ${show(spec.glob)}`, test: (v) => typeof v === 'string' && test(v), unjudgeable: dotSegmentReason });
   }
   if (spec.regex !== undefined) {
     const re = compileRegex(spec.regex);

@@ -38,7 +38,7 @@ const POLICY = {
 
 const AGENTS = ['alice', 'mallory', 'bob'] as const;
 
-/** A path segment "." or "..": argument globs never match such a value (documented in src/policy/arg-glob.ts; the `path` matcher is the one that refuses them). */
+/** A path segment "." or "..": argument globs cannot judge such a value, so a deny rule's glob counts it as matching (fail closed; src/policy/arg-glob.ts). */
 const dotSegment = (p: string) => p.split('/').some((s) => s === '.' || s === '..');
 
 /**
@@ -50,7 +50,7 @@ function expected(agent: string, connector: string, tool: string, args: Record<s
   const { a, path } = args;
   if (agent === 'mallory' && tool.endsWith('__echo')) return 'deny';
   if (tool === 'fx__add' && typeof a === 'number' && Number.isFinite(a) && a >= 100) return 'deny';
-  if (tool === 'any__anything' && typeof path === 'string' && !dotSegment(path) && (path === '/etc' || path.startsWith('/etc/'))) return 'deny';
+  if (tool === 'any__anything' && typeof path === 'string' && (dotSegment(path) || path === '/etc' || path.startsWith('/etc/'))) return 'deny';
   if (agent === 'bob' && connector === 'any' && tool === 'any__anything') return 'deny';
   if (tool === 'fx__echo' || tool === 'fx__add' || connector === 'any') return 'allow';
   return 'deny';
@@ -210,7 +210,8 @@ describe('the reference decision itself', () => {
     expect(expected('alice', 'any', 'any__anything', { path: '/etc' })).toBe('deny');
     expect(expected('alice', 'any', 'any__anything', { path: '/etc/a\nb' })).toBe('deny');
     expect(expected('alice', 'any', 'any__anything', { path: '/etcx' })).toBe('allow');
-    expect(expected('alice', 'any', 'any__anything', { path: '/etc/../x' })).toBe('allow');
+    expect(expected('alice', 'any', 'any__anything', { path: '/etc/../x' })).toBe('deny');
+    expect(expected('alice', 'any', 'any__anything', { path: '/tmp/./ok' })).toBe('deny');
     expect(expected('bob', 'any', 'any__anything', { path: '/tmp/ok' })).toBe('deny');
     expect(expected('bob', 'any', 'any__ok', {})).toBe('allow');
     expect(expected('alice', 'fx', 'fx__env', {})).toBe('deny');

@@ -299,12 +299,19 @@ void mounts_setup(struct plan *p)
 		warnx_("test hook: holding before binds");
 		usleep((useconds_t)strtoul(hold, NULL, 10) * 1000);
 	}
+	/* Test builds only: --ro binds left writable, so that Landlock alone
+	 * must refuse the writes (test/sandbox/layers.test.ts). */
+	const bool ro_mount_off = getenv("GATEHOUSE_SANDBOX_TEST_NO_RO_MOUNT") != NULL;
+	if (ro_mount_off)
+		warnx_("test hook: --ro binds mounted writable (Landlock alone guards them)");
+#else
+	const bool ro_mount_off = false;
 #endif
 	for (size_t i = 0; i < p->n_binds; i++) {
 		if (p->binds[i].idmap_userns_fd >= 0)
 			bind_idmapped(&p->binds[i]);
 		else
-			bind_path(p->binds[i].path, p->binds[i].writable);
+			bind_path(p->binds[i].path, p->binds[i].writable || ro_mount_off);
 		add_rule(p, p->binds[i].path, p->binds[i].writable ? FS_RW : FS_RO);
 	}
 	/* Read-only .git, shell and editor config inside writable roots. */

@@ -280,6 +280,23 @@ void relay_run(const struct plan *p, const int *listen_fds, int n_listen, int re
 		die_errno(EXIT_LAUNCHER, "PR_SET_NO_NEW_PRIVS");
 	landlock_apply_relay(p);
 	seccomp_apply(SECCOMP_RELAY);
+#ifdef GH_TEST_HOOKS
+	/* Test builds only (the ASan one): what a compromised relay would try,
+	 * once confined. Opening a file of its own directory is refused only by
+	 * Landlock (the relay may be root and owns that directory), a TCP
+	 * socket only by seccomp: test/sandbox/layers.test.ts reads the line. */
+	const char *try_open = getenv("GATEHOUSE_SANDBOX_TEST_RELAY_OPEN");
+	if (try_open) {
+		int fd = open(try_open, O_RDONLY | O_CLOEXEC);
+		const char *open_r = fd < 0 ? errno_name(errno) : "OK";
+		int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		warnx_("test hook: relay open %s: %s; tcp socket: %s", try_open, open_r, s < 0 ? errno_name(errno) : "OK");
+		if (fd >= 0)
+			close(fd);
+		if (s >= 0)
+			close(s);
+	}
+#endif
 	/* Tell the launcher we are confined; it starts the command only then. */
 	const char ok = 1;
 	if (write(ready_fd, &ok, 1) != 1)

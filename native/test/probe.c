@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -642,6 +643,65 @@ static int cmd_x32(char **a)
 	return fail("x32");
 }
 
+/* i386: a 32-bit syscall (int 0x80, getpid = 20 in the i386 table) from
+ * this 64-bit process. Its numbers mean other things than x86_64's: the
+ * filter must kill it on the architecture check (SIGSYS), never run it. */
+static int cmd_i386(char **a)
+{
+	(void)a;
+#ifdef __x86_64__
+	long r;
+	__asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory", "r8", "r9", "r10", "r11");
+	if (r < 0 && r > -4096) {
+		errno = (int)-r;
+		return fail("int80");
+	}
+	printf("OK ran as i386 getpid: %ld\n", r);
+	return 0;
+#else
+	return ok("not x86_64");
+#endif
+}
+
+/* tioclinux PATH|FD: TIOCLINUX (TIOCL_PASTESEL = 3 pastes the console
+ * selection as input, like TIOCSTI) on a terminal opened at PATH, or on FD.
+ * Only seccomp answers EPERM; the tty itself says ENOTTY or EINVAL. */
+static int cmd_tioclinux(char **a)
+{
+	int fd = a[0][0] == '/' ? open(a[0], O_RDWR | O_NOCTTY | O_CLOEXEC) : atoi(a[0]);
+	if (fd < 0)
+		return fail("open");
+	char sub = 3;
+	return ioctl(fd, TIOCLINUX, &sub) < 0 ? fail("ioctl") : ok(NULL);
+}
+
+/* tfo-msg / tfo-mmsg IP PORT: TCP Fast Open through sendmsg()/sendmmsg()
+ * (a connect that no connect() hook sees), as cmd_tfo does with sendto(). */
+static int tfo_via(char **a, bool mmsg)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fam = parse_addr(a[0], a[1], &ss, &len);
+	int s = socket(fam, SOCK_STREAM, 0);
+	if (s < 0)
+		return fail("socket");
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	struct mmsghdr mm = { .msg_hdr = { .msg_name = &ss, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1 } };
+	if (mmsg)
+		return sendmmsg(s, &mm, 1, MSG_FASTOPEN) < 0 ? fail("sendmmsg") : ok(NULL);
+	return sendmsg(s, &mm.msg_hdr, MSG_FASTOPEN) < 0 ? fail("sendmsg") : ok(NULL);
+}
+
+static int cmd_tfo_msg(char **a)
+{
+	return tfo_via(a, false);
+}
+
+static int cmd_tfo_mmsg(char **a)
+{
+	return tfo_via(a, true);
+}
+
 /* Limits (test/sandbox/limits.test.ts). forkflood: fork children that
  * wait until fork fails, say how many and why, hold them HOLD seconds. */
 static int cmd_forkflood(char **a)
@@ -752,7 +812,9 @@ static const struct {
 	{ "env", 0, cmd_env },		 { "whoami", 0, cmd_whoami },
 	{ "echo", 4, cmd_echo },	 { "sleep", 1, cmd_sleep },
 	{ "trap", 1, cmd_trap },	 { "exit", 1, cmd_exit },
-	{ "x32", 0, cmd_x32 },
+	{ "x32", 0, cmd_x32 },		 { "i386", 0, cmd_i386 },
+	{ "tioclinux", 1, cmd_tioclinux }, { "tfo-msg", 2, cmd_tfo_msg },
+	{ "tfo-mmsg", 2, cmd_tfo_mmsg },
 	{ "socketpair-type", 2, cmd_socketpair_type }, { "unix-sendto", 2, cmd_unix_sendto },
 	{ "sendto-fd", 2, cmd_sendto_fd },	{ "dgram-recv", 2, cmd_dgram_recv },
 	{ "with-dgram-stdin", -1, cmd_with_dgram_stdin }, /* -N: at least N arguments */

@@ -1,5 +1,6 @@
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { handleToolCall } from '../../src/broker/pipeline.js';
 import { isGatehouseError } from '../../src/errors.js';
@@ -16,7 +17,10 @@ describe('disk full: calls are refused, then accepted again when space is back',
     const state = tinyTmpfs(256);
     const dir = join(state, 'audit');
     // No headroom: this is the last line of defence, when even the reserve is gone.
-    const log = await openLog(dir, { retryMs: 50, headroomBytes: 0 });
+    // Failed retries counted from the log's own messages (each one logs why): the event that shows retries happened.
+    let failedRetries = 0;
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void (/still cannot open|write failed/.test(line) && failedRetries++) });
+    const log = await openLog(dir, { logger, retryMs: 50, headroomBytes: 0 });
     await log.append(call(0));
     const filler = fill(state);
 
@@ -37,12 +41,14 @@ describe('disk full: calls are refused, then accepted again when space is back',
     });
     expect(upstreamCalls).toBe(0);
 
-    // Still full: retries keep failing and the log stays refused.
-    await new Promise((r) => setTimeout(r, 200));
+    // Still full: retries keep failing and the log stays refused. The wait is for two more failed
+    // retries (a retry clears the failure for a moment, then fails again), not for a fixed time.
+    const failedSoFar = failedRetries;
+    await until(() => failedRetries >= failedSoFar + 2 && log.failed !== undefined, 'two failed retries on the full disk', 20_000);
     expect(log.failed).toMatch(/ENOSPC/);
 
     unlinkSync(filler);
-    await until(() => log.failed === undefined, 'the audit log to recover', 5_000);
+    await until(() => log.failed === undefined, 'the audit log to recover', 20_000);
     const result = await handleToolCall(deps, { agent: 'a', session: 's', name: 'demo__echo', args: { x: 2 }, signal: new AbortController().signal });
     expect(result.isError).toBeUndefined();
     expect(upstreamCalls).toBe(1);
@@ -65,7 +71,7 @@ describe('disk full: calls are refused, then accepted again when space is back',
       await expect(log.append(call(1))).rejects.toThrow(new RegExp(`${errno}.*refused`));
       expect(() => log.assertWritable()).toThrow(errno);
       fs.failWith = undefined;
-      await until(() => log.failed === undefined, 'the audit log to recover', 5_000);
+      await until(() => log.failed === undefined, 'the audit log to recover', 20_000);
       await log.append(call(2));
       await log.close();
       expect((await verifyAudit(dir)).problems).toEqual([]);

@@ -68,13 +68,13 @@ describe('audit writer lock (flock on the audit directory)', () => {
     const holder = await holdLog(dir);
     holder.kill('SIGKILL');
     await killed(holder);
-    const t0 = performance.now();
+    // No waiting on a stale lock: the kernel dropped it with the dead process. Shown without a clock:
+    // a non-blocking probe finds it free at once, and the writer (which gives up after waiting 0.5 s
+    // for a lock held by anyone) opens the log.
+    expect(await writerAlive(dir)).toMatchObject({ alive: false });
     const log = await openLog(dir);
-    const tookMs = performance.now() - t0;
     await log.append({ event: 'gateway.start', after: 'takeover' });
     await log.close();
-    // No waiting on a stale lock: the kernel dropped it with the dead process (the writer waits at most 0.5 s for a reader's probe).
-    expect(tookMs).toBeLessThan(450);
     expect((await verifyAudit(dir)).problems).toEqual([]);
     expect(await writerAlive(dir)).toMatchObject({ alive: false });
   });

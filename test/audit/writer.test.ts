@@ -118,14 +118,20 @@ describe('audit writer', () => {
     const fs = countingFs();
     const gate = new Promise<void>((r) => (release = r));
     const sync = fs.fdatasync.bind(fs);
+    let syncing: () => void = () => undefined;
+    const syncStarted = new Promise<void>((r) => (syncing = r));
     fs.fdatasync = async (fd: number) => {
+      syncing();
       await gate;
       await sync(fd);
     };
     const log = await openLog(dir, { fs });
     let done = false;
     const p = log.append(call(1)).then(() => (done = true));
-    await new Promise((r) => setTimeout(r, 50));
+    // The event, not a sleep: the batch was written and its fsync began; one more turn of the
+    // loop lets an append that (wrongly) resolved on the write run its callback.
+    await syncStarted;
+    await new Promise((r) => setImmediate(r));
     expect(fs.writes).toBe(1);
     expect(done).toBe(false);
     release();
@@ -138,8 +144,8 @@ describe('audit writer', () => {
     const { dir } = tempState();
     const log = await openLog(dir, { checkpointEvery: 10 });
     for (let i = 0; i < 35; i++) await log.append(call(i));
-    await log.flush();
-    await new Promise((r) => setTimeout(r, 20));
+    // Checkpoints are signed off the hot path: wait for the third (the hang guard is the test timeout).
+    while (log.stats.checkpoints < 3) await new Promise((r) => setTimeout(r, 10));
     await log.flush();
     const cps = lines(join(dir, 'audit.jsonl')).map((l) => JSON.parse(l) as AuditRecord).filter((r) => r.event === 'audit.checkpoint');
     expect(cps.length).toBe(3);
@@ -150,7 +156,15 @@ describe('audit writer', () => {
     const t = tempState();
     const timed = await openLog(t.dir, { checkpointEvery: 1000, checkpointIntervalMs: 30 });
     await timed.append(call(1));
-    await new Promise((r) => setTimeout(r, 120));
+    // The interval seals the record (however late its timer fires on a loaded machine)...
+    while (timed.stats.checkpoints < 1) await new Promise((r) => setTimeout(r, 10));
+    // ...and then writes none while nothing is unsealed. Clock: a 30 ms interval started after the
+    // log's, in the same loop, so each of its ticks comes after one of the log's (load delays both).
+    await new Promise<void>((r) => {
+      let ticks = 0;
+      const witness = setInterval(() => ++ticks >= 5 && (clearInterval(witness), r()), 30);
+    });
+    await timed.flush();
     expect(timed.stats.checkpoints).toBe(1); // one per interval only while there are unsealed records
     await timed.close();
   });

@@ -49,7 +49,10 @@ async function onePending(state: string): Promise<PendingApproval> {
 }
 
 /** The approval is withdrawn (audited, listed) and approving it now fails and forwards nothing. */
-async function expectWithdrawnForGood(state: string, audit: () => Array<Record<string, unknown>>, calls: () => Array<Record<string, unknown>>, id: string, reason: RegExp) {
+async function expectWithdrawnForGood(tg: TestGateway, id: string, reason: RegExp) {
+  const state = tg.dirs.state;
+  const audit = () => tg.audit();
+  const calls = () => tg.calls();
   const rec = await until(() => audit().find((r) => r.event === 'approval.withdrawn' && r.approvalId === id), 'the withdrawal in the audit log');
   expect(String(rec.reason)).toMatch(reason);
   const v = await view(state);
@@ -57,8 +60,14 @@ async function expectWithdrawnForGood(state: string, audit: () => Array<Record<s
   expect(v.withdrawn.map((w) => w.id)).toContain(id);
   await expect(adminRequest(state, 'POST', `/approvals/${id}/approve`, { by: 'alice' })).rejects.toThrow(/was withdrawn/);
   await expect(adminRequest(state, 'POST', `/approvals/${id}/approve`, { by: 'alice', grant: { ttl: '1h', uses: 5 } })).rejects.toThrow(/was withdrawn/);
-  // Give a wrongly approved call every chance to reach the upstream.
-  await new Promise((r) => setTimeout(r, 300));
+  // The event, not a pause: a later call, approved after those attempts, reaches the same upstream
+  // (one stdio pipe, in order). A wrongly approved call would have been forwarded before it.
+  const witness = await tg.client('witness');
+  const done = witness.callTool({ name: 'fx__add', arguments: { a: 2, b: 3 } });
+  const wp = await until(async () => (await view(state)).pending.find((x) => x.agent === 'witness'), "the witness's approval");
+  await adminRequest(state, 'POST', `/approvals/${wp.id}/approve`, { by: 'alice' });
+  expect(((await done) as CallToolResult).isError).toBeFalsy();
+  await until(() => calls().some((l) => l.event === 'call' && l.tool === 'add'), 'the witness call to reach the upstream');
   expect(calls().filter((l) => l.event === 'call' && l.tool === 'echo')).toEqual([]);
 }
 
@@ -72,7 +81,7 @@ describe('an approval does not outlive its caller', () => {
     await c.close();
     await result;
     const tg = t;
-    await expectWithdrawnForGood(tg.dirs.state, () => tg.audit(), () => tg.calls(), p.id, /the client disconnected/);
+    await expectWithdrawnForGood(tg, p.id, /the client disconnected/);
     expect(tg.audit().find((r) => r.event === 'tools/call' && r.approvalId === p.id)).toMatchObject({ decision: 'ask', outcome: 'denied' });
   });
 
@@ -93,7 +102,7 @@ describe('an approval does not outlive its caller', () => {
     const p = await onePending(t.dirs.state);
     req.destroy();
     const tg = t;
-    await expectWithdrawnForGood(tg.dirs.state, () => tg.audit(), () => tg.calls(), p.id, /the client disconnected/);
+    await expectWithdrawnForGood(tg, p.id, /the client disconnected/);
   });
 
   it('session DELETEd while a call waits for approval: the approval is withdrawn and approving it later forwards nothing', async () => {
@@ -107,7 +116,7 @@ describe('an approval does not outlive its caller', () => {
     expect(del.status).toBe(200);
     await waiting.catch(() => undefined);
     const tg = t;
-    await expectWithdrawnForGood(tg.dirs.state, () => tg.audit(), () => tg.calls(), p.id, /the caller is gone/);
+    await expectWithdrawnForGood(tg, p.id, /the caller is gone/);
   });
 
   it('client process SIGKILLed while a call waits for approval: the approval is withdrawn and approving it later forwards nothing', async () => {
@@ -138,7 +147,7 @@ console.log('RETURNED');
     child.kill('SIGKILL');
     await exited;
     const tg = t;
-    await expectWithdrawnForGood(tg.dirs.state, () => tg.audit(), () => tg.calls(), p.id, /the client disconnected/);
+    await expectWithdrawnForGood(tg, p.id, /the client disconnected/);
     expect(out).not.toContain('RETURNED');
   });
 

@@ -44,20 +44,22 @@ describe('list_changed oracle', () => {
     writeFileSync(join(t.dirs.registry, 'fy.yaml'), stringify(stdioFixture('fy', t.callLog)));
     await until(async () => (await alice.names()).includes('fy__echo'), "fy's tools for alice");
     await until(() => alice.changes() > 0, "alice's list_changed");
-    await new Promise((r) => setTimeout(r, 500));
-    expect(mallory.changes()).toBe(0);
+    // No sleep to wait for a non-event: a list_changed to mallory would go out with alice's, on her
+    // own stream, before the one she gets for fz below (one stream, in order): it is counted there.
     expect((await mallory.names()).some((n) => n.startsWith('fy__'))).toBe(false);
 
     // It changes (restarts with a new definition: its tools go and come back): still nothing for mallory.
+    const aliceBefore = alice.changes();
     writeFileSync(join(t.dirs.registry, 'fy.yaml'), stringify(stdioFixture('fy', t.callLog, { prefix: 'fy' }, { FIXTURE_EXTRA: '1' })));
     await until(() => t!.audit().filter((r) => r.event === 'registry.reload' && r.ok === true).length >= 3, 'the second reload');
-    await new Promise((r) => setTimeout(r, 800));
-    expect(mallory.changes()).toBe(0);
+    // The event: alice heard the tools go and come back, so mallory's would be out too.
+    await until(async () => alice.changes() >= aliceBefore + 2 && (await alice.names()).includes('fy__echo'), "fy's tools back for alice");
 
-    // A connector she can see comes up: she is told.
+    // A connector she can see comes up: she is told, once, and that is the only list_changed she ever got.
     writeFileSync(join(t.dirs.registry, 'fz.yaml'), stringify(stdioFixture('fz', t.callLog)));
     await until(() => mallory.changes() > 0, "mallory's list_changed");
     await until(async () => (await mallory.names()).includes('fz__echo'), "fz's tools for mallory");
+    expect(mallory.changes()).toBe(1);
   });
 
   it('a policy reload that hides or shows a tool tells exactly the agents whose list changed', async () => {
@@ -70,7 +72,13 @@ describe('list_changed oracle', () => {
     writeFileSync(join(t.dirs.policies, 'test.yaml'), stringify(next));
     await until(() => mallory.changes() > 0, "mallory's list_changed after the reload");
     expect(await mallory.names()).not.toContain('fx__echo');
-    await new Promise((r) => setTimeout(r, 500));
-    expect(alice.changes()).toBe(0);
+    // No sleep for a non-event: a second reload hides echo from alice too. A list_changed she got
+    // from the first reload would have come before this one on her stream: she has exactly one.
+    const third = { ...next, rules: [{ id: 'alice-no-echo', match: { agent: 'alice', tool: 'fx__echo' }, effect: 'deny' }, ...next.rules] };
+    writeFileSync(join(t.dirs.policies, 'test.yaml'), stringify(third));
+    await until(() => alice.changes() > 0, "alice's list_changed after the second reload");
+    expect(await alice.names()).not.toContain('fx__echo');
+    expect(alice.changes()).toBe(1);
+    expect(mallory.changes()).toBe(1);
   });
 });

@@ -72,7 +72,8 @@ describe('per-agent session quota', () => {
     await other.close();
 
     // The burst of 50 refusals is one audit record, not 50.
-    await until(() => t?.audit().some((a) => a.event === 'session.refused'), 'the session.refused record');
+    // The audit is in order: alice's session.opened was appended after every refusal (all answered before), so once it is on disk every refusal record is too.
+    await until(() => t?.audit().some((a) => a.event === 'session.opened' && a.agent === 'alice'), "alice's session.opened record");
     const records = t.audit().filter((a) => a.event === 'session.refused');
     expect(records).toHaveLength(1);
     expect(records[0]).toMatchObject({ agent: 'flood', via: 'token', limit: 4, scope: 'agent', open: 4 });
@@ -92,15 +93,17 @@ describe('per-agent session quota', () => {
     t = await start({ maxSessionsPerAgent: 2 });
     const token = await t.mint('tidy');
     const a = await t.openSession(token);
-    await t.openSession(token);
+    const b = await t.openSession(token);
     expect((await initialize(t, token)).status).toBe(429);
     const del = await t.raw({ token, method: 'DELETE', headers: { 'mcp-session-id': a, 'mcp-protocol-version': '2025-11-25' } });
     expect(del.status).toBe(200);
     expect((await initialize(t, token)).status).toBe(200);
     // A new burst after that is audited again.
     expect((await initialize(t, token)).status).toBe(429);
-    await until(() => t?.audit().filter((r) => r.event === 'session.refused').length === 2, 'a second session.refused record');
-    await new Promise((r) => setTimeout(r, 100));
+    // No pause for a non-event: a record appended after every refusal (a session closed), then the count.
+    const delB = await t.raw({ token, method: 'DELETE', headers: { 'mcp-session-id': b, 'mcp-protocol-version': '2025-11-25' } });
+    expect(delB.status).toBe(200);
+    await until(() => t?.audit().some((r) => r.event === 'session.closed' && r.session === b), "the second session's session.closed record");
     expect(t.audit().filter((r) => r.event === 'session.refused')).toHaveLength(2);
   });
 
@@ -150,15 +153,17 @@ describe('per-agent session quota', () => {
     const call = c.callTool({ name: 'fx__echo', arguments: { text: 'after a long wait' } });
     const tg = t;
     const pendingId = await until(async () => ((await adminRequest(tg.dirs.state, 'GET', '/approvals')) as { pending: Array<{ id: string }> }).pending[0]?.id, 'the approval request');
-    // Three idle timeouts pass while the human thinks.
-    await new Promise((r) => setTimeout(r, 3500));
-    expect(t.audit().some((r) => r.event === 'session.closed' && r.reason === 'idle')).toBe(false);
+    // Idle timeouts pass while the human thinks. The event that shows it: a witness session, opened
+    // after the patient one and idle since, is swept (the sweep would have taken the patient one first).
+    await t.client('witness');
+    await until(() => tg.audit().some((x) => x.event === 'session.closed' && x.reason === 'idle' && x.agent === 'witness'), "the idle witness's sweep", 20_000);
+    expect(t.audit().some((r) => r.event === 'session.closed' && r.reason === 'idle' && r.agent === 'patient')).toBe(false);
     await adminRequest(t.dirs.state, 'POST', `/approvals/${pendingId}/approve`, { by: 'alice' });
     const r = (await call) as { content: Array<{ text: string }>; isError?: boolean };
     expect(r.isError).toBeFalsy();
     expect(r.content[0]?.text).toContain('after a long wait');
     // Idle again afterwards: now it is swept.
-    await until(() => tg.audit().some((x) => x.event === 'session.closed' && x.reason === 'idle'), 'the idle sweep after the call', 10_000);
+    await until(() => tg.audit().some((x) => x.event === 'session.closed' && x.reason === 'idle' && x.agent === 'patient'), 'the idle sweep after the call', 20_000);
   });
 });
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/load-yaml.js';
 import { evaluate } from '../../src/policy/evaluate.js';
+import { loadPolicies } from '../../src/policy/load.js';
 import { PolicyStore, type PolicyChange } from '../../src/policy/store.js';
 import { call, tmpDir, writeFiles } from './helpers.js';
 
@@ -12,13 +13,38 @@ afterEach(() => {
   for (const s of stores.splice(0)) s.close();
 });
 
-function open(dir: string): PolicyStore {
-  const s = new PolicyStore(dir, { debounceMs: 30 });
+function open(dir: string, opts: { debounceMs?: number; load?: (dir: string) => ReturnType<typeof loadPolicies> } = {}): PolicyStore {
+  const s = new PolicyStore(dir, { debounceMs: 30, ...opts });
   stores.push(s);
   return s;
 }
 
-function nextChange(store: PolicyStore, timeoutMs = 5_000): Promise<PolicyChange> {
+/** A loader that counts its calls: a reload is the event that proves the store looked at a write. */
+function countingLoader() {
+  let wake: () => void = () => undefined;
+  const counter = {
+    loads: 0,
+    load: (dir: string) => {
+      counter.loads++;
+      wake();
+      return loadPolicies(dir);
+    },
+    /** Resolves at the next load (the timeout is a hang guard only). */
+    nextLoad: (timeoutMs = 15_000) =>
+      new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('the store did not reload')), timeoutMs);
+        wake = () => {
+          clearTimeout(t);
+          wake = () => undefined;
+          resolve();
+        };
+      }),
+  };
+  return counter;
+}
+
+/** The next change event; the timeout is a hang guard only (generous: the machine may be loaded). */
+function nextChange(store: PolicyStore, timeoutMs = 15_000): Promise<PolicyChange> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => {
       off();
@@ -97,22 +123,33 @@ describe('PolicyStore (hot reload)', () => {
 
   it('a write that does not change the policy text raises no event and keeps the same object', async () => {
     const dir = tmpDir({ 'p.yaml': allowGithub });
-    const store = open(dir);
+    const counter = countingLoader();
+    const store = open(dir, { load: counter.load });
     const before = store.current();
-    const change = nextChange(store, 400);
+    const seen: PolicyChange[] = [];
+    store.watch((ev) => seen.push(ev));
+    const reloaded = counter.nextLoad();
     writeFiles(dir, { 'p.yaml': allowGithub });
-    await expect(change).rejects.toThrow(/no policy change/);
+    // The store reloaded after the write, and raises its events in that same reload: no wait for a non-event.
+    await reloaded;
+    expect(seen).toEqual([]);
     expect(store.current()).toBe(before);
   });
 
   it('close stops watching', async () => {
     const dir = tmpDir({ 'p.yaml': allowGithub });
-    const store = open(dir);
+    const counter = countingLoader();
+    const store = open(dir, { load: counter.load });
     const seen: PolicyChange[] = [];
     store.watch((ev) => seen.push(ev));
     store.close();
+    // A witness on the same folder with a longer debounce: when it hears the change, the closed
+    // store (same events, shorter debounce, same event loop) would have reloaded already.
+    const witness = nextChange(open(dir, { debounceMs: 300 }));
+    const loadsBefore = counter.loads;
     writeFiles(dir, { 'p.yaml': denyGithub });
-    await new Promise((r) => setTimeout(r, 200));
+    expect((await witness).ok).toBe(true);
+    expect(counter.loads).toBe(loadsBefore);
     expect(seen).toEqual([]);
     expect(evaluate(store.current(), call()).effect).toBe('allow');
   });

@@ -9,7 +9,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MCP_HEADERS, rawRequest, startTestGateway, stdioFixture, until, type TestGateway } from '../helpers/gateway.js';
-import { acceptedOn, sleep, text } from './helpers.js';
+import { acceptedOn, text, within } from './helpers.js';
 
 const LIMITS = { maxConnections: 300, maxConnectionsPerAgent: 6, maxInFlightPerAgent: 3, unauthenticatedKeepAliveMs: 1000, checkIntervalMs: 250 };
 
@@ -85,8 +85,10 @@ describe('connection slots', () => {
       flood.push(...wave);
       await Promise.all(wave.map((r) => r.head));
     }
-    // Every one is closed by the server (none waits out a keep-alive), without our destroying any.
-    await Promise.race([Promise.all(flood.map((r) => r.closed)), sleep(10_000)]);
+    // Every one is closed by the server, without our destroying any: the wait is for that event,
+    // with a hang guard only. That it was the 401 that closed it (not a keep-alive running out) is
+    // the `connection: close` each answer carries, below.
+    await within(Promise.all(flood.map((r) => r.closed)), 40_000, 'the server to close every flood connection');
     expect(flood.filter((r) => !r.socket.destroyed).length).toBe(0);
     const answered = flood.filter((r) => r.received().startsWith('HTTP/1.1 401'));
     expect(answered.length).toBeGreaterThan(1000);
@@ -97,7 +99,10 @@ describe('connection slots', () => {
 
   it('a local process holds silent connections up to the cap: the oldest unauthenticated ones make room and an agent with a token still connects', async () => {
     const silent = Array.from({ length: 400 }, () => open(''));
-    await sleep(800);
+    let closed = 0;
+    for (const r of silent) void r.closed.then(() => closed++);
+    // The event: the server has dealt with all 400 (each is held or was closed), however long that took.
+    await until(() => closed + acceptedOn(t.port) >= silent.length, 'the server to accept or close every silent connection', 30_000);
     // Never more than the share left after the agents' reserve (a quarter of 300).
     expect(acceptedOn(t.port)).toBeLessThanOrEqual(LIMITS.maxConnections - 75 + 10);
     expect(silent.filter((r) => !r.socket.destroyed).length).toBeGreaterThan(100);
@@ -109,16 +114,24 @@ describe('connection slots', () => {
   it('a connection that never authenticated gets a short keep-alive, announced; an agent keeps its connection', async () => {
     const anon = open(`GET /healthz HTTP/1.1\r\nhost: 127.0.0.1:${t.port}\r\n\r\n`);
     expect((await anon.head).toLowerCase()).toContain('keep-alive: timeout=1');
-    const t0 = performance.now();
-    await anon.closed;
-    expect(performance.now() - t0).toBeLessThan(LIMITS.unauthenticatedKeepAliveMs + 1500);
+    // Closed by the 1 s keep-alive, not the 65 s default: the guard is far from both.
+    await within(anon.closed, 30_000, 'the short keep-alive to close the connection');
 
     const token = await t.mint('keeper');
     const sid = await t.openSession(token);
     const agent = open(mcpRequest(token, 'POST', sid, echo('kept')));
     expect(await agent.head).toMatch(/^HTTP\/1\.1 200/);
-    await sleep(LIMITS.unauthenticatedKeepAliveMs + 1000);
+    await until(() => agent.received().includes('kept"'), 'the whole answer');
+    // A witness: an anonymous connection answered after the agent's. When its short keep-alive
+    // has closed it, the agent's would have run out before (same timer, set earlier).
+    const witness = open(`GET /healthz HTTP/1.1\r\nhost: 127.0.0.1:${t.port}\r\n\r\n`);
+    await witness.head;
+    await within(witness.closed, 30_000, 'the short keep-alive to close the witness');
     expect(agent.socket.destroyed).toBe(false);
+    // And the kept connection still carries a request.
+    const before = agent.received().length;
+    agent.socket.write(mcpRequest(token, 'POST', sid, echo('kept again')));
+    await until(() => agent.received().slice(before).includes('kept again"'), 'a second answer on the kept connection');
     agent.socket.destroy();
   });
 
@@ -129,8 +142,8 @@ describe('connection slots', () => {
     for (let i = 0; i < LIMITS.maxConnectionsPerAgent + 4; i++) {
       const r = open(mcpRequest(token, 'POST', sid, echo(`greedy ${i}`)));
       // The whole answer (its result, or the refusal), so that only connections are held, not requests in progress.
+      // Sequential: at most the one just answered can still count as in flight (limit 3), so no pause is needed.
       await until(() => r.received().includes(`greedy ${i}"`) || r.received().startsWith('HTTP/1.1 429') || r.socket.destroyed, 'an answer');
-      await sleep(30);
       held.push(r);
     }
     const ok = held.filter((r) => r.received().startsWith('HTTP/1.1 200'));
@@ -164,12 +177,15 @@ describe('connection slots', () => {
     expect(statuses[LIMITS.maxInFlightPerAgent]).toBe('429');
     expect(streams[LIMITS.maxInFlightPerAgent]?.received()).toContain('requests in progress');
     expect(await victimCalls('bystander2')).toBe('bystander2 served');
-    // Its streams closed, it is served again.
+    // Its streams closed, it is served again: the event is the server noticing the closes (a
+    // request answered 200); a limit never released never gets there (hang guard).
     for (const r of streams) r.socket.destroy();
-    await sleep(200);
-    const again = open(mcpRequest(token, 'POST', sids[0], echo('after')));
-    expect(await again.head).toMatch(/^HTTP\/1\.1 200/);
-    again.socket.destroy();
+    await until(async () => {
+      const again = open(mcpRequest(token, 'POST', sids[0], echo('after')));
+      const head = await again.head;
+      again.socket.destroy();
+      return /^HTTP\/1\.1 200/.test(head);
+    }, 'the agent to be served again after closing its streams', 30_000);
   });
 
   it('a sandboxed agent opens connections on its session socket past its limit: refused at accept, another sandbox still served', async () => {
@@ -182,8 +198,8 @@ describe('connection slots', () => {
         s.on('error', () => undefined);
         return s;
       });
-      await sleep(500);
-      expect(flood.filter((s) => !s.destroyed).length).toBeLessThanOrEqual(LIMITS.maxConnectionsPerAgent);
+      // Refused at accept: the server closes every one past the limit (the event; the guard only stops a hang).
+      await until(() => flood.filter((s) => !s.destroyed).length <= LIMITS.maxConnectionsPerAgent, 'the connections past the limit to be closed', 30_000);
       const other = connect(b.socketPath);
       sockets.push(other);
       let got = '';

@@ -109,7 +109,15 @@ describe.skipIf(!isRoot)('audit disk headroom, through the gateway', () => {
       const slow = Array.from({ length: 6 }, (_, i) => agent.client.callTool({ name: 'fx__slow', arguments: { ms: 3_000 + i } }, undefined, { timeout: 30_000 }));
       await until(() => readJsonLines(callLog).filter((c) => c.tool === 'slow').length === 6, 'the slow calls to reach the upstream');
       const filler = fill(workspace);
-      await new Promise((r) => setTimeout(r, 100)); // the next free-space look-up
+      // The next free-space look-up has seen the fill (the event, however late its timer runs).
+      await until(() => {
+        try {
+          gw.audit.assertWritable();
+          return false;
+        } catch {
+          return true;
+        }
+      }, 'the free-space look-up to see the fill', 20_000);
       const refused = await agent.client.callTool({ name: 'fx__echo', arguments: { text: 'after the fill' } }).then(
         () => 'accepted',
         (e: unknown) => String((e as Error).message),

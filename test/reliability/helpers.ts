@@ -182,6 +182,20 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/**
+ * `p`, or a failure naming `what` after `ms`: a hang guard, not a speed check. Make `ms`
+ * generous (far above the work on a loaded machine), so that only a real hang trips it.
+ */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`hang guard: ${what} took over ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([p, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** An HTTP fixture process (see spawnListening in test/helpers/gateway.ts). */
 export type Spawned = HttpFixture;
 export { spawnListening };

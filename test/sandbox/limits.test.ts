@@ -119,7 +119,8 @@ describe('per-sandbox limits', () => {
     // The command dies with its launcher (PR_SET_PDEATHSIG, pid namespace); nobody removed the leaf.
     for (const dir of dirs.values()) expect(existsSync(dir), dir).toBe(true);
     const empty = () => [...dirs.values()].every((d) => read(d, 'cgroup.procs') === '');
-    for (let i = 0; i < 250 && !empty(); i++) await new Promise((r) => setTimeout(r, 20));
+    // A hang guard only (about 20 s): the kernel empties the cgroup as the killed processes are reaped.
+    for (let i = 0; i < 1000 && !empty(); i++) await new Promise((r) => setTimeout(r, 20));
     expect(empty(), 'the killed sandbox\'s processes are gone').toBe(true);
     const b = await runToEnd(s, ws, [], ['/bin/true']);
     expect(b.code).toBe(0);

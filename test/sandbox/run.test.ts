@@ -157,7 +157,7 @@ describe('gatehouse run attached to a running gatehouse serve', () => {
       },
     });
     // The lease connection dropped with the run process: the gateway closes the session.
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 20_000; // a hang guard only: the wait ends at the event
     let left: string[] = [];
     while (Date.now() < deadline) {
       left = readdirSync(join(state, 'run')).filter((f) => f.startsWith('s-'));

@@ -279,10 +279,16 @@ void protect_plan(struct plan *p, const char *const *extra, size_t n_extra, cons
 			 * could redirect git elsewhere, which the warning says. */
 			size_t n = strlen(path);
 			if (n >= 5 && strcmp(path + n - 5, "/.git") == 0) {
-				static const char *const inner[] = { "config", "hooks", "info", "modules", "commondir" };
-				warnx_("--allow-write %s: %s/config, hooks, info, modules and commondir stay read-only "
-				       "when they exist; a new commondir or worktrees/ entry could still point git at "
-				       "a config the command wrote",
+				/* config.worktree (extensions.worktreeConfig), worktrees/ (their
+				 * gitdirs and configs), and an interrupted rebase's or
+				 * cherry-pick's todo lists, whose `exec` lines run on
+				 * `git rebase --continue`. */
+				static const char *const inner[] = { "config", "config.worktree", "hooks", "info", "modules",
+								     "commondir", "worktrees", "rebase-merge", "rebase-apply",
+								     "sequencer" };
+				warnx_("--allow-write %s: %s/config, config.worktree, hooks, info, modules, commondir, "
+				       "worktrees and rebase/sequencer state stay read-only when they exist (and are named "
+				       "after the run when the command creates them)",
 				       path, path);
 				for (size_t k = 0; k < sizeof inner / sizeof *inner; k++) {
 					char *sub;

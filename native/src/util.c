@@ -34,16 +34,46 @@ const char *errno_name(int e)
 	return n ? n : "E?";
 }
 
+/* Messages name paths, and an agent chooses the names in its workspace: a
+ * control character (ESC, a newline forging a line of ours), a C1 control
+ * (U+0080-009F, e.g. U+009B CSI) or a bidi/zero-width/line-separator
+ * character is written as an escape, never to the terminal as it is. */
+static void put_escaped(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned c = p[0];
+		if (c < 0x20 || c == 0x7f) {
+			fprintf(stderr, "\\x%02x", c);
+			p++;
+		} else if (c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			fprintf(stderr, "\\u%04x", (unsigned)p[1]);
+			p += 2;
+		} else if (c == 0xe2 && (p[1] == 0x80 || p[1] == 0x81) && p[2] != 0) {
+			unsigned cp = 0x2000 | ((unsigned)(p[1] & 0x3f) << 6) | (p[2] & 0x3f);
+			bool invisible = (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202e) ||
+					 (cp >= 0x2060 && cp <= 0x2069);
+			if (invisible)
+				fprintf(stderr, "\\u%04x", cp);
+			else
+				fwrite(p, 1, 3, stderr);
+			p += 3;
+		} else {
+			fputc((int)c, stderr);
+			p++;
+		}
+	}
+}
+
 static _Noreturn void vdie(int code, int err, const char *fmt, va_list ap)
 {
 	char msg[1024];
 	vsnprintf(msg, sizeof msg, fmt, ap);
+	fprintf(stderr, "%s: error%s%s: ", GH_NAME, gh_role ? " in " : "", gh_role ? gh_role : "");
+	put_escaped(msg);
 	if (err)
-		fprintf(stderr, "%s: error%s%s: %s: %s (%s)\n", GH_NAME, gh_role ? " in " : "",
-			gh_role ? gh_role : "", msg, strerror(err), errno_name(err));
-	else
-		fprintf(stderr, "%s: error%s%s: %s\n", GH_NAME, gh_role ? " in " : "",
-			gh_role ? gh_role : "", msg);
+		fprintf(stderr, ": %s (%s)", strerror(err), errno_name(err));
+	fputc('\n', stderr);
 	fflush(stderr);
 	if (status_fd >= 0) {
 		/* The launcher reads this to tell our failure from the command's exit. */
@@ -72,12 +102,14 @@ void die_errno(int code, const char *fmt, ...)
 
 void warnx_(const char *fmt, ...)
 {
+	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "%s: warning: ", GH_NAME);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	fprintf(stderr, "%s: warning: ", GH_NAME);
+	put_escaped(msg);
+	fputc('\n', stderr);
 }
 
 void write_file(const char *path, const char *content)

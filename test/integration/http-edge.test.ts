@@ -219,7 +219,9 @@ describe('sessions (Mcp-Session-Id)', () => {
   it('initialize opens a session bound to the agent and audits it', async () => {
     const own = await t.openSession(token);
     expect(own).toMatch(/^[0-9a-f-]{36}$/);
-    expect(t.audit().some((a) => a.event === 'session.opened' && a.session === own && a.agent === 'alice')).toBe(true);
+    // The record is appended as the session is registered, not before the answer: wait for it.
+    const tg = t;
+    await until(() => tg.audit().some((a) => a.event === 'session.opened' && a.session === own && a.agent === 'alice'), 'the session.opened record');
   });
 });
 

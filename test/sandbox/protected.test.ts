@@ -236,6 +236,19 @@ describe('protected paths stay read-only inside writable roots', () => {
     expect(r.stderr).toContain(`--allow-write ${config}`);
   });
 
+  it("agent names a folder with ESC sequences and a newline, then plants a symlink in its .git: the launcher's refusal prints the name escaped, on one line", async () => {
+    const ws = makeWorkspace('escapes');
+    const evil = join(ws, 'sub\x1b[2K\x1b[1A\ngatehouse run: all protected paths verified OK\u202e\x07');
+    mkdirSync(join(evil, '.git'), { recursive: true });
+    symlinkSync('../../notes.txt', join(evil, '.git', 'config'));
+    const r = await run([PROBE, 'whoami'], { workspace: ws, flags: ['--protect', join(evil, '.git')] });
+    expect(r.code).toBe(LAUNCHER_EXIT.launcherError);
+    expect(r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u202e]/);
+    const lines = r.stderr.split('\n').filter((l) => l !== '');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^gatehouse-sandbox: error in init: protected path .*sub\\x1b\[2K\\x1b\[1A\\x0agatehouse run: all protected paths verified OK\\u202e\\x07\/\.git\/config is a symlink/);
+  });
+
   it('agent planted a .vscode symlink to a writable folder: the launcher refuses to start', async () => {
     const ws = makeWorkspace('planted-dir');
     rmSync(join(ws, '.vscode'), { recursive: true });
@@ -313,10 +326,28 @@ describe('protected paths stay read-only inside writable roots', () => {
       o,
     );
     expect(r.stdout.trim().split('\n')).toEqual(['COMMITTED', 'CONFIG-REFUSED', 'HOOK-REFUSED', 'MV-CONFIG-REFUSED', 'MV-HOOKS-REFUSED', 'MV-GIT-REFUSED']);
-    expect(r.stderr).toMatch(/config, hooks, info, modules and commondir stay read-only/);
+    expect(r.stderr).toMatch(/config, config\.worktree, hooks, info, modules, commondir, worktrees and rebase\/sequencer state stay read-only/);
     expect(readFileSync(join(ws, '.git', 'config'), 'utf8')).toBe(CONFIG);
     expect(existsSync(join(ws, '.git', 'hooks', 'pre-commit'))).toBe(false);
     expect(execFileSync(GIT, ['-c', 'safe.directory=*', '-C', ws, 'log', '--oneline']).toString().trim().split('\n')).toHaveLength(2);
+  });
+
+  it('with --allow-write <ws>/.git the agent cannot write config.worktree (sparse checkout) or plant a rebase todo: refused, or named after the run', async () => {
+    const ws = makeWorkspace('worktree-config');
+    writeFileSync(join(ws, '.git', 'config.worktree'), '[core]\n\tsparseCheckout = true\n');
+    chownTree(ws);
+    const o = { workspace: ws, flags: ['--allow-write', join(ws, '.git')] };
+    const r = await sh(
+      'echo ok > control.txt; printf "[core]\\n\\tfsmonitor = /tmp/pwn\\n" >> .git/config.worktree || echo WTCONFIG-REFUSED; ' +
+        'mkdir -p .git/rebase-merge && echo "exec touch /tmp/pwn" > .git/rebase-merge/git-rebase-todo && echo PLANTED-TODO',
+      o,
+    );
+    expect(readFileSync(join(ws, 'control.txt'), 'utf8')).toBe('ok\n');
+    expect(r.stdout).toContain('WTCONFIG-REFUSED');
+    expect(readFileSync(join(ws, '.git', 'config.worktree'), 'utf8')).toBe('[core]\n\tsparseCheckout = true\n');
+    // Absent at the start, so it could not be protected: named after the run instead.
+    expect(r.stdout).toContain('PLANTED-TODO');
+    expect(r.stderr).toContain(`the command created ${join(ws, '.git', 'rebase-merge')}`);
   });
 
   it('--rw roots are protected too (their .git and .bashrc)', async () => {

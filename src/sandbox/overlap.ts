@@ -6,7 +6,7 @@
  * its own policy, plant a registry command that runs outside at the next
  * start, or read signing keys. Checked before anything starts (exit 2).
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { packageRoot, type Dirs } from '../config/paths.js';
@@ -64,6 +64,8 @@ const HOME_SECRETS: Array<[string, string]> = [
   ['.docker', 'Docker credentials'],
   ['.config/gcloud', 'Google Cloud credentials'],
   ['.config/gh', 'GitHub CLI tokens'],
+  ['.pgpass', 'PostgreSQL passwords'],
+  ['.my.cnf', 'MySQL passwords'],
 ];
 
 /** What runs code for the user later (shells, git, systemd, autostart, ~/.local/bin): never writable by a sandbox. */
@@ -80,12 +82,35 @@ const HOME_CONFIG: Array<[string, string]> = [
   ['.zshenv', 'a shell start-up file'],
   ['.zprofile', 'a shell start-up file'],
   ['.zlogin', 'a shell start-up file'],
+  ['.zlogout', 'a shell start-up file'],
+  ['bin', 'programs on your PATH (~/bin)'],
+  ['.claude', "an agent's settings and hooks"],
+  ['.codex', "an agent's settings"],
+  ['.cargo', 'Rust toolchain and programs on your PATH'],
+  ['.rustup', 'Rust toolchains'],
+  ['.pyenv', 'Python versions on your PATH'],
+  ['.nvm', 'Node versions on your PATH'],
+  ['.volta', 'Node versions on your PATH'],
+  ['.bun', 'programs on your PATH'],
+  ['.deno', 'programs on your PATH'],
+  ['.oh-my-zsh', 'shell plugins'],
+  ['.tmux.conf', 'tmux configuration (runs commands)'],
+  ['.gdbinit', 'gdb start-up commands'],
+  ['.vimrc', 'editor start-up commands'],
+  ['.vim', 'editor plugins'],
+  ['.emacs', 'editor start-up code'],
+  ['.emacs.d', 'editor start-up code'],
+  ['.ipython', 'IPython start-up scripts'],
 ];
+
+/** A shell that logs nobody in: accounts with one have no one who works in their home later. */
+const NO_LOGIN = /(?:^|\/)(?:nologin|false|sync|halt|shutdown)$/;
 
 /**
  * Home directories whose owners may later work outside the sandbox: ours
  * ($HOME), the user who ran sudo (sudo resets HOME to /root), and every
- * login account in /etc/passwd (root's, and those under /home).
+ * account in /etc/passwd that can log in (root's, those under /home, and
+ * service accounts with a shell, e.g. postgres in /var/lib/postgresql).
  */
 export function homeDirectories(env: NodeJS.ProcessEnv = process.env, passwd = '/etc/passwd'): string[] {
   const homes = new Set<string>([env.HOME && env.HOME !== '' ? env.HOME : homedir()]);
@@ -97,9 +122,10 @@ export function homeDirectories(env: NodeJS.ProcessEnv = process.env, passwd = '
   }
   for (const line of text.split('\n')) {
     const f = line.split(':');
-    const [name, , uid, , , home] = f;
-    if (home === undefined || home === '' || !home.startsWith('/')) continue;
-    if (name === env.SUDO_USER || uid === '0' || home.startsWith('/home/')) homes.add(home);
+    const [name, , uid, , , home, shell] = f;
+    if (home === undefined || home === '' || home === '/' || !home.startsWith('/')) continue;
+    const login = shell !== undefined && shell !== '' && !NO_LOGIN.test(shell);
+    if (name === env.SUDO_USER || uid === '0' || home.startsWith('/home/') || login) homes.add(home);
   }
   return [...homes];
 }
@@ -140,18 +166,45 @@ export function protectedPaths(dirs: Dirs, env: NodeJS.ProcessEnv = process.env,
  */
 export function overlaps(exposed: Exposed[], prot: Protected[]): string[] {
   const problems: string[] = [];
-  const resolved = prot.map((q) => ({ q, c: canonical(q.path) }));
+  const resolved = prot.map((q) => {
+    const c = canonical(q.path);
+    return { q, c, chain: identities(c) };
+  });
   for (const e of exposed) {
     const p = canonical(e.path);
-    for (const { q, c } of resolved) {
+    const chain = identities(p);
+    const self = identity(p);
+    for (const { q, c, chain: qChain } of resolved) {
       if (q.writeOnly === true && e.flag === '--ro') continue;
       const how = q.writeOnly === true ? ', read-write' : '';
-      if (c === p) problems.push(`${e.flag} ${e.path} is ${q.what}${how}`);
-      else if (within(c, p)) problems.push(`${e.flag} ${e.path} contains ${q.what} (${q.path})${how}`);
-      else if (q.exact !== true && within(p, c)) problems.push(`${e.flag} ${e.path} is inside ${q.what} (${q.path})${how}`);
+      const qSelf = qChain[0] === identity(c) ? qChain[0] : undefined;
+      // By name first; then by identity, which sees the same directory reached through a bind mount.
+      if (c === p || (self !== undefined && self === qSelf)) problems.push(`${e.flag} ${e.path} is ${q.what}${how}`);
+      else if (within(c, p) || (self !== undefined && qChain.includes(self))) problems.push(`${e.flag} ${e.path} contains ${q.what} (${q.path})${how}`);
+      else if (q.exact !== true && (within(p, c) || (qSelf !== undefined && chain.includes(qSelf)))) problems.push(`${e.flag} ${e.path} is inside ${q.what} (${q.path})${how}`);
     }
   }
   return problems;
+}
+
+/** "dev:ino" of an existing path, else undefined. */
+function identity(path: string): string | undefined {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The identities of a path and of each of its ancestors that exist, the path's own first. */
+function identities(path: string): string[] {
+  const out: string[] = [];
+  for (let p = path; ; p = dirname(p)) {
+    const id = identity(p);
+    if (id !== undefined) out.push(id);
+    if (dirname(p) === p) return out;
+  }
 }
 
 /** Throws CONFIG_INVALID (exit 2) naming each overlap and how to fix it. */

@@ -5,6 +5,7 @@
  * policy, plant a registry command that runs outside at the next start, or
  * read the signing keys and `~/.ssh`. `gatehouse run` refuses (exit 2).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -114,6 +115,41 @@ describe('what runs outside later is never writable inside (code, homes, user co
     // A project inside her home is fine.
     mkdirSync(join(alice, 'src', 'proj'), { recursive: true });
     expect(overlaps([{ flag: '--workspace', path: join(alice, 'src', 'proj') }], prot)).toEqual([]);
+  });
+
+  it('a service account with a login shell (postgres in /var/lib/postgresql) counts as a home; nologin accounts do not', () => {
+    const passwd = join(base, 'passwd-services');
+    writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/bash\npostgres:x:105:113:PostgreSQL:/var/lib/postgresql:/bin/bash\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\nsync:x:4:65534:sync:/bin:/bin/sync\n');
+    const homes = homeDirectories({ HOME: '/root' }, passwd);
+    expect(homes).toEqual(expect.arrayContaining(['/root', '/var/lib/postgresql']));
+    expect(homes).not.toContain('/var/www');
+    expect(homes).not.toContain('/bin');
+    const prot = protectedPaths(dirs(), { HOME: '/root' }, homes);
+    expect(overlaps([{ flag: '--rw', path: '/var/lib/postgresql' }], prot).join('\n')).toMatch(/is a home directory \(\/var\/lib\/postgresql\), read-write/);
+    expect(overlaps([{ flag: '--ro', path: '/var/lib' }], prot).join('\n')).toMatch(/contains PostgreSQL passwords/);
+  });
+
+  it("--rw ~/.claude, ~/.cargo or ~/bin (an agent's hooks, programs on PATH): refused", () => {
+    const prot = protectedPaths(dirs(), { HOME: home }, [home]);
+    for (const [rel, what] of [['.claude', /an agent's settings and hooks/], ['.cargo', /programs on your PATH/], ['bin', /programs on your PATH/]] as const) {
+      expect(overlaps([{ flag: '--rw', path: join(home, rel) }], prot).join('\n'), rel).toMatch(what);
+    }
+  });
+
+  it('the state directory reached through a bind mount (a second path to the same directory): refused all the same', () => {
+    if (process.getuid?.() !== 0) throw new Error('this test needs root (it bind-mounts a directory)');
+    const state = join(base, 'p2', 'state-bound');
+    mkdirSync(join(state, 'keys'), { recursive: true });
+    const alias = join(base, 'innocent-alias');
+    mkdirSync(alias);
+    execFileSync('mount', ['--bind', state, alias]);
+    try {
+      const prot = protectedPaths({ ...dirs(), state }, { HOME: home }, [home]);
+      expect(overlaps([{ flag: '--rw', path: alias }], prot).join('\n')).toMatch(/innocent-alias is the gateway state directory/);
+      expect(overlaps([{ flag: '--rw', path: join(alias, 'keys') }], prot).join('\n')).toMatch(/keys is inside the gateway state directory/);
+    } finally {
+      execFileSync('umount', [alias]);
+    }
   });
 
   it('--rw ~/.config or ~/.local/bin (git config, systemd user units, programs on PATH): refused; read-only is fine', () => {

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { sharedDiskWarning, sharesFilesystem } from '../config/disk.js';
 import { controlSocketPath, socketAlive } from '../server/control.js';
 import { launcherPath, probeSandbox, type SandboxProbe } from '../sandbox/launcher.js';
+import { bareRepositoryHint } from '../sandbox/hook-dirs.js';
 import { Exit, parse, table, type Command } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
@@ -99,6 +100,8 @@ export const doctorCommand: Command = {
     io.out(table(['FEATURE', 'STATUS', 'DETAIL', 'FIX'], list.map((c) => [c.name, c.ok ? 'ok' : 'MISSING', c.detail, c.fix])));
     io.out(`\n${escapeText(limitsLine(probe))}\n`);
     if (sharedDisk) io.out(`\nWarning: ${escapeText(sharedDiskWarning(dirs.state, workspaces))}\n`);
+    const bare = bareRepositoryHint();
+    if (bare !== undefined) io.out(`\nHint: ${escapeText(bare)}\n`);
     io.out(`\nGateway: ${gatewayRunning ? esc`running (control socket ${controlSocketPath(dirs.state)})` : 'not running (gatehouse run will start one in-process)'}\n`);
     io.out(probe.ok ? '\nThe sandbox can confine agents fully on this machine.\n' : esc`\nMissing: ${probe.missing.join('; ')}\n`);
     return probe.ok ? Exit.Ok : Exit.Unavailable;

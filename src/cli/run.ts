@@ -38,6 +38,9 @@ Options:
   --port N           the relay's port inside the sandbox (default ${DEFAULT_RELAY_PORT})
   --allow-weaker     run on Landlock ABI 1-5 (less confinement; says what is missing)
   --no-mcp-config    do not write .mcp.json into the workspace
+  --allow-partial-scan  start even when the scan for nested repositories gives
+                     up (too many folders or too slow; else exit 2): those past
+                     that point are then not protected
   --pids-max N       this sandbox's process/thread limit (default 1024)
   --memory-max SIZE  this sandbox's memory limit, e.g. 2G (K/M/G/T; default 4G)
   --cpu-weight N     this sandbox's CPU share, 1-10000 (default 100)
@@ -66,6 +69,7 @@ export const runCommand: Command = {
         port: { type: 'string' },
         'allow-weaker': { type: 'boolean' },
         'no-mcp-config': { type: 'boolean' },
+        'allow-partial-scan': { type: 'boolean' },
         'pids-max': { type: 'string' },
         'memory-max': { type: 'string' },
         'cpu-weight': { type: 'string' },
@@ -92,6 +96,7 @@ export const runCommand: Command = {
       allowWeaker: values['allow-weaker'] === true,
       limits: limitsFrom(values['pids-max'], values['memory-max'], values['cpu-weight']),
       mcpConfig: values['no-mcp-config'] !== true,
+      allowPartialScan: values['allow-partial-scan'] === true,
       command: positionals,
       stderr: process.stderr,
     });

@@ -4,7 +4,8 @@
  * system config; husky sets `.husky/_`, others `scripts/hooks`) can name a
  * folder of the worktree, which the agent can write: protected here. Also
  * a git directory reached through a `.git` *file* (`gitdir: elsewhere`)
- * inside a writable root.
+ * inside a writable root, and the common dir of a linked worktree (its
+ * config is the one git reads: `ws/.bare` of a bare clone with worktrees).
  *
  * Asked of git itself (`rev-parse --git-path hooks`, which applies
  * core.hooksPath, `~` and includes as git does), which reads config and
@@ -24,12 +25,14 @@ export interface HookDirs {
   protect: string[];
   /** Hook folders configured but absent: the agent could create them. */
   absent: string[];
+  /** Where git could not be asked (failed or timed out): its config could not be read either. */
+  failed: string[];
   warnings: string[];
 }
 
 /** Env for git: where the user's own config is, and nothing that redirects the repository. */
-function gitEnv(ceiling?: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { GIT_TERMINAL_PROMPT: '0', GIT_OPTIONAL_LOCKS: '0' };
+export function gitEnv(ceiling?: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { GIT_TERMINAL_PROMPT: '0', GIT_OPTIONAL_LOCKS: '0', GIT_PAGER: 'cat', PAGER: 'cat' };
   for (const [k, v] of Object.entries(process.env)) {
     if (v === undefined) continue;
     if (['PATH', 'HOME', 'XDG_CONFIG_HOME', 'GIT_CONFIG_GLOBAL', 'GIT_CONFIG_SYSTEM', 'GIT_CONFIG_NOSYSTEM', 'GIT_CONFIG_COUNT'].includes(k) || /^GIT_CONFIG_(KEY|VALUE)_[0-9]+$/.test(k)) env[k] = v;
@@ -38,11 +41,28 @@ function gitEnv(ceiling?: string): NodeJS.ProcessEnv {
   return env;
 }
 
-type Asked = { gitDir: string; hooks: string } | 'none' | 'no-git' | 'failed';
+type Asked = { gitDir: string; commonDir: string; hooks: string } | 'none' | 'no-git' | 'failed';
 
-function ask(dir: string, ceiling?: string): Asked {
-  const r = spawnSync('git', ['-c', 'safe.directory=*', '-C', dir, 'rev-parse', '--path-format=absolute', '--absolute-git-dir', '--git-path', 'hooks'], {
-    env: gitEnv(ceiling),
+/** Where git is asked from: a folder (found as git finds it, up to `ceiling`), or a git directory named outright. */
+export interface Target {
+  dir: string;
+  ceiling?: string;
+  gitDir?: boolean;
+}
+
+/** The arguments and env that make git look at `t` (a git directory by --git-dir: found by our scan, not by discovery). */
+export function targetArgs(t: Target): { args: string[]; env: NodeJS.ProcessEnv } {
+  return { args: ['-c', 'safe.directory=*', ...(t.gitDir ? [`--git-dir=${t.dir}`] : ['-C', t.dir])], env: gitEnv(t.ceiling) };
+}
+
+export function targets(roots: readonly string[], nestedRepos: readonly string[], gitDirs: readonly string[]): Target[] {
+  return [...roots.map((dir) => ({ dir })), ...nestedRepos.map((d) => ({ dir: d, ceiling: dirname(d) })), ...gitDirs.map((dir) => ({ dir, gitDir: true }))];
+}
+
+function ask(t: Target): Asked {
+  const { args, env } = targetArgs(t);
+  const r = spawnSync('git', [...args, 'rev-parse', '--path-format=absolute', '--absolute-git-dir', '--git-common-dir', '--git-path', 'hooks'], {
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 5000,
     encoding: 'utf8',
@@ -51,16 +71,16 @@ function ask(dir: string, ceiling?: string): Asked {
   if (r.error) return (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no-git' : 'failed';
   if (r.status === 128) return 'none'; // not a repository (or one git cannot use, which then runs nothing either)
   const lines = r.stdout.split('\n');
-  const [gitDir, hooks] = lines;
-  if (r.status !== 0 || gitDir === undefined || hooks === undefined || !isAbsolute(gitDir) || !isAbsolute(hooks)) return 'failed';
-  return { gitDir: normalize(gitDir), hooks: normalize(hooks) };
+  const [gitDir, commonDir, hooks] = lines;
+  if (r.status !== 0 || gitDir === undefined || commonDir === undefined || hooks === undefined || ![gitDir, commonDir, hooks].every((p) => isAbsolute(p))) return 'failed';
+  return { gitDir: normalize(gitDir), commonDir: normalize(commonDir), hooks: normalize(hooks) };
 }
 
-function under(path: string, dir: string): boolean {
+export function under(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith('/') ? dir : dir + '/');
 }
 
-function exists(path: string): boolean {
+export function exists(path: string): boolean {
   try {
     lstatSync(path);
     return true;
@@ -74,30 +94,33 @@ function exists(path: string): boolean {
  *   that a repository around the workspace whose hooksPath points into it counts
  * @param nestedRepos folders holding a `.git` found inside the roots
  * @param covered paths already protected whole (a `.git` inside is not protected twice)
+ * @param gitDirs git directories under other names found inside the roots (asked by --git-dir)
  */
-export function hookDirs(roots: readonly string[], nestedRepos: readonly string[], covered: readonly string[]): HookDirs {
-  const out: HookDirs = { protect: [], absent: [], warnings: [] };
+export function hookDirs(roots: readonly string[], nestedRepos: readonly string[], covered: readonly string[], gitDirs: readonly string[] = []): HookDirs {
+  const out: HookDirs = { protect: [], absent: [], failed: [], warnings: [] };
   const seen = new Set<string>();
   const isCovered = (p: string) => covered.some((c) => under(p, c)) || out.protect.some((c) => under(p, c));
   const inRoot = (p: string) => roots.some((r) => p !== r && under(p, r));
-  const asks: Array<[string, string | undefined]> = [...roots.map((r) => [r, undefined] as [string, undefined]), ...nestedRepos.map((d) => [d, dirname(d)] as [string, string])];
-  for (const [dir, ceiling] of asks) {
-    const a = ask(dir, ceiling);
-    if (a === 'no-git') return { protect: [], absent: [], warnings: [] }; // no git: nothing here runs hooks
+  for (const t of targets(roots, nestedRepos, gitDirs)) {
+    const dir = t.dir;
+    const a = ask(t);
+    if (a === 'no-git') return { protect: [], absent: [], failed: [], warnings: [] }; // no git: nothing here runs hooks
     if (a === 'none') continue;
     if (a === 'failed') {
+      out.failed.push(dir);
       out.warnings.push(`could not ask git where the hooks of ${escapeText(dir)} are: a core.hooksPath there is not protected`);
       continue;
     }
     if (roots.includes(a.hooks)) {
       out.warnings.push(`core.hooksPath of ${escapeText(dir)} is ${escapeText(a.hooks)}, a folder the agent can write: hooks it adds there run when you commit; point core.hooksPath at a folder of its own`);
     }
-    for (const p of [a.gitDir, a.hooks]) {
+    // The common dir first (a linked worktree's config and hooks are there, e.g. ws/.bare of a bare clone with worktrees): whole.
+    for (const p of [a.commonDir, a.gitDir, a.hooks]) {
       if (seen.has(p) || !inRoot(p)) continue;
       seen.add(p);
       if (exists(p)) {
         if (!isCovered(p)) out.protect.push(p);
-      } else if (p === a.hooks) out.absent.push(p);
+      } else if (p === a.hooks && !isCovered(p)) out.absent.push(p);
     }
   }
   for (const p of out.absent) {
@@ -109,4 +132,16 @@ export function hookDirs(roots: readonly string[], nestedRepos: readonly string[
 /** After the run: configured hook folders that the agent created. */
 export function reportHookDirs(absent: readonly string[]): string[] {
   return absent.filter(exists).map((p) => `the agent created ${escapeText(p)}, the hooks folder core.hooksPath names: git runs what is in it when you commit; inspect it before you do`);
+}
+
+/**
+ * For `gatehouse doctor`: with safe.bareRepository=explicit git uses no
+ * folder as a git directory unless it is named .git or given with --git-dir,
+ * so an agent cannot turn a workspace folder into one (`src/HEAD`, `objects`,
+ * `refs`, `config`). Read from / (system and global config only).
+ */
+export function bareRepositoryHint(): string | undefined {
+  const r = spawnSync('git', ['-C', '/', 'config', '--get', 'safe.bareRepository'], { env: gitEnv(), stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000, encoding: 'utf8' });
+  if (r.error || r.stdout.trim().toLowerCase() === 'explicit') return undefined;
+  return 'git: safe.bareRepository is not "explicit": an agent can turn a folder of its workspace into a git directory whose config runs code when you use git there (gatehouse run names it afterwards). To stop git from using such folders: git config --global safe.bareRepository explicit';
 }

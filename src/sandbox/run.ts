@@ -30,6 +30,8 @@ export interface RunOptions {
   limits?: SandboxLimits;
   /** Write `<workspace>/.mcp.json` naming the gateway URL when there is none. */
   mcpConfig: boolean;
+  /** Start even when the nested-path scan could not look everywhere (`--allow-partial-scan`). */
+  allowPartialScan?: boolean;
   command: string[];
   /** Where the gateway and run messages go (never the agent's own output). */
   stderr: NodeJS.WritableStream;
@@ -184,7 +186,7 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
       }
     }
     // Nested repositories, editor folders and core.hooksPath folders: read-only too (nested.ts).
-    const guard = guardWorkspace(workspace, rw, (line) => opts.stderr.write(`gatehouse run: warning: ${line}\n`));
+    const guard = guardWorkspace(workspace, rw, (line) => opts.stderr.write(`gatehouse run: warning: ${line}\n`), opts.allowPartialScan === true);
     protect.push(...guard.protect);
 
     const args = buildLauncherArgs({

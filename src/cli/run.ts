@@ -34,7 +34,8 @@ Options:
                      nested repositories and editor folders at any depth, and the
                      folder core.hooksPath names — they run code when you work
                      there later. --allow-write PATH/.git lets the agent commit
-                     while that .git's config, hooks, info and modules stay read-only
+                     while that .git's config, config.worktree, hooks, info, modules,
+                     commondir, worktrees and rebase state stay read-only
   --port N           the relay's port inside the sandbox (default ${DEFAULT_RELAY_PORT})
   --allow-weaker     run on Landlock ABI 1-5 (less confinement; says what is missing)
   --no-mcp-config    do not write .mcp.json into the workspace

@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// Mutation testing (StrykerJS) of the security-critical modules, one group at
+// a time, each against the test files that are meant to catch its breaks
+// (vitest.mutation.config.ts includes only those): a module's own tests must
+// kill its mutants, and a mutant that changes a module-level constant re-runs
+// only those files. (Not Stryker's --testFiles: with it, Stryker 9.6 activates
+// such "static" mutants only after the module has loaded, so they all survive.)
+//
+//   npm run test:mutation                 every group
+//   npm run test:mutation -- policy audit some groups (names below)
+//
+// Reports: reports/mutation/<group>.json and .html; the score of each group
+// and the time it took are printed at the end. Surviving mutants that cannot
+// be killed are listed in test/mutation/equivalent.md.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+
+export const GROUPS = {
+  policy: {
+    mutate: ['src/policy/evaluate.ts', 'src/policy/matchers.ts', 'src/policy/path-match.ts', 'src/policy/arg-glob.ts', 'src/policy/rule-index.ts'],
+    tests: ['test/policy/{explain,matchers,path-matcher,precedence,presets,property,test-cases}.test.ts', 'test/unit/evaluate-edges.test.ts'],
+  },
+  redaction: {
+    mutate: ['src/secrets/redact.ts', 'src/secrets/forms.ts', 'src/secrets/form-index.ts'],
+    tests: ['test/secrets/{redact,forms}.test.ts', 'test/unit/redact-edges.test.ts'],
+  },
+  tokens: {
+    mutate: ['src/server/tokens.ts', 'src/server/revocations.ts', 'src/server/guards.ts'],
+    tests: ['test/unit/{tokens,token-verifier,revocations,guards,token-edges}.test.ts'],
+  },
+  sessions: {
+    // The quota key and the identity check of get(); the control socket; the sandbox session sockets.
+    mutate: ['src/server/sessions.ts:29-32', 'src/server/sessions.ts:87-94', 'src/server/control.ts', 'src/sandbox/sessions.ts:50-83'],
+    tests: ['test/unit/{session-identity,socket-setup}.test.ts'],
+  },
+  audit: {
+    mutate: ['src/audit/verify.ts', 'src/audit/canonical.ts', 'src/audit/record.ts'],
+    tests: ['test/audit/{verify,verify-kinds,canonical}.test.ts', 'test/unit/{audit-edges,verify-edges}.test.ts'],
+  },
+  catalog: {
+    mutate: ['src/broker/catalog.ts'],
+    tests: ['test/unit/{catalog,catalog-edges}.test.ts'],
+  },
+};
+
+const wanted = process.argv.slice(2);
+for (const g of wanted) if (!(g in GROUPS)) {
+  console.error(`unknown group "${g}"; groups: ${Object.keys(GROUPS).join(', ')}`);
+  process.exit(2);
+}
+const groups = wanted.length > 0 ? wanted : Object.keys(GROUPS);
+mkdirSync('reports/mutation', { recursive: true });
+
+/** Expands one {a,b} brace group (all the patterns above use), keeping the files that exist. */
+function files(patterns) {
+  return patterns.flatMap((p) => {
+    const m = /^(.*)\{([^}]*)\}(.*)$/.exec(p);
+    return m ? m[2].split(',').map((x) => `${m[1]}${x}${m[3]}`) : [p];
+  }).filter((f) => existsSync(f));
+}
+
+const results = [];
+let failed = false;
+for (const name of groups) {
+  const g = GROUPS[name];
+  const started = Date.now();
+  const r = spawnSync('npx', ['stryker', 'run', '--mutate', g.mutate.join(','), ...(process.env.STRYKER_ARGS?.split(' ').filter(Boolean) ?? [])], {
+    stdio: 'inherit',
+    env: { ...process.env, GATEHOUSE_MUTATION_TESTS: files(g.tests).join(',') },
+  });
+  const seconds = Math.round((Date.now() - started) / 1000);
+  for (const ext of ['json', 'html']) if (existsSync(`reports/mutation/mutation.${ext}`)) copyFileSync(`reports/mutation/mutation.${ext}`, `reports/mutation/${name}.${ext}`);
+  const report = existsSync('reports/mutation/mutation.json') ? JSON.parse(readFileSync('reports/mutation/mutation.json', 'utf8')) : undefined;
+  const counts = {};
+  for (const f of Object.values(report?.files ?? {})) for (const m of f.mutants) counts[m.status] = (counts[m.status] ?? 0) + 1;
+  const detected = (counts.Killed ?? 0) + (counts.Timeout ?? 0);
+  const valid = detected + (counts.Survived ?? 0) + (counts.NoCoverage ?? 0);
+  results.push({ name, seconds, score: valid === 0 ? 'n/a' : `${((100 * detected) / valid).toFixed(1)}%`, ...counts, exit: r.status });
+  if (r.status !== 0) failed = true;
+}
+console.table(results);
+process.exit(failed ? 1 : 0);

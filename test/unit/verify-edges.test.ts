@@ -1,0 +1,159 @@
+/**
+ * Edges of `verifyAudit` that mutation testing (npm run test:mutation) found
+ * unguarded: what the report says about a clean log, a log legitimately cut
+ * by retention (and one cut without its retention record), calls with an
+ * intent and no outcome, the problem cap, and the exact messages. Logs are
+ * built record by record with the real serializer, so every hash is right
+ * unless a test breaks it.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RecordWriter, ZERO_HASH } from '../../src/audit/record.js';
+import { verifyAudit } from '../../src/audit/verify.js';
+
+const TIME = '2030-01-01T00:00:00.000Z';
+
+/** Lines of a chain of `events` starting at `firstSeq` with `firstPrev`; returns the lines and their hashes. */
+function chain(events: Record<string, unknown>[], firstSeq = 1, firstPrev = ZERO_HASH): { lines: string[]; hashes: string[] } {
+  const w = new RecordWriter();
+  let prev = firstPrev;
+  const lines: string[] = [];
+  const hashes: string[] = [];
+  for (const [i, e] of events.entries()) {
+    const { line, hash } = w.format({ seq: firstSeq + i, time: TIME, prev, event: 'test.event', ...e });
+    lines.push(line.slice(0, -1));
+    hashes.push(hash);
+    prev = hash;
+  }
+  return { lines, hashes };
+}
+
+function logDir(lines: string[]): string {
+  const dir = join(mkdtempSync(join(tmpdir(), 'gh-verify-')), 'audit');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'audit.jsonl'), lines.map((l) => `${l}\n`).join(''));
+  return dir;
+}
+
+const n = (k: number) => Array.from({ length: k }, (_, i) => ({ i }));
+
+describe('the report of a clean log', () => {
+  it('counts records, first and last seq and hash, file sizes; unsealed is every record (no checkpoint); nothing unfinished', async () => {
+    const { lines, hashes } = chain(n(4));
+    const dir = logDir(lines);
+    const r = await verifyAudit(dir);
+    const bytes = lines.reduce((s, l) => s + Buffer.byteLength(l) + 1, 0);
+    expect(r).toMatchObject({ ok: true, records: 4, firstSeq: 1, lastSeq: 4, lastHash: hashes[3], checkpoints: 0, signaturesChecked: false, unsealed: 4, problems: [], unfinished: [], unfinishedCount: 0 });
+    expect(r.retainedFrom).toBeUndefined();
+    expect(r.lastCheckpoint).toBeUndefined();
+    expect(r.files).toEqual([{ name: 'audit.jsonl', firstSeq: 1, bytes }]);
+    const progress: [number, number][] = [];
+    await verifyAudit(dir, { onProgress: (d, t) => progress.push([d, t]) });
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.every(([d, t]) => t === bytes && d >= 0 && d <= bytes)).toBe(true);
+    expect(progress.at(-1)?.[0]).toBe(bytes);
+  });
+});
+
+describe('retention: a log that starts after seq 1', () => {
+  it('is fine when an audit.retention record names exactly where it starts (seq and prev)', async () => {
+    const startPrev = 'b'.repeat(64);
+    const { lines } = chain([{ i: 0 }, { event: 'audit.retention', keptFromSeq: 5, keptFromPrev: startPrev }, { i: 2 }], 5, startPrev);
+    const r = await verifyAudit(logDir(lines));
+    expect(r.problems).toEqual([]);
+    expect(r.ok).toBe(true);
+    expect(r.retainedFrom).toEqual({ seq: 5, prev: startPrev });
+    expect(r.firstSeq).toBe(5);
+    expect(r.unsealed).toBe(3);
+  });
+
+  it.each([
+    ['no retention record', []],
+    ['a retention record for another seq', [{ event: 'audit.retention', keptFromSeq: 4, keptFromPrev: 'b'.repeat(64) }]],
+    ['a retention record with another prev', [{ event: 'audit.retention', keptFromSeq: 5, keptFromPrev: 'c'.repeat(64) }]],
+    ['a retention record whose seq is a string', [{ event: 'audit.retention', keptFromSeq: '5', keptFromPrev: 'b'.repeat(64) }]],
+    ['a retention record without prev', [{ event: 'audit.retention', keptFromSeq: 5 }]],
+    ['another event with the retention fields', [{ event: 'audit.other', keptFromSeq: 5, keptFromPrev: 'b'.repeat(64) }]],
+  ])('is a "start" problem with %s (earlier records were removed)', async (_what, extra) => {
+    const { lines } = chain([{ i: 0 }, ...extra, { i: 2 }], 5, 'b'.repeat(64));
+    const r = await verifyAudit(logDir(lines));
+    expect(r.problems).toEqual([
+      { kind: 'start', file: 'audit.jsonl', line: 1, seq: 5, message: 'the log starts at seq 5, not 1, and no audit.retention record accounts for it (earlier records were removed)' },
+    ]);
+    expect(r.retainedFrom).toBeUndefined();
+  });
+
+  it('--from past the start accepts the cut without a retention record; records before --from are not counted as problems', async () => {
+    const { lines } = chain(n(3), 5, 'b'.repeat(64));
+    const r = await verifyAudit(logDir(lines), { from: 6 });
+    expect(r.problems).toEqual([]);
+    expect(r.retainedFrom).toEqual({ seq: 6, prev: JSON.parse(lines[1] as string).prev });
+  });
+});
+
+describe('calls with an intent record and no outcome', () => {
+  it('are listed (seq, call, agent, tool, file, line) and do not make the log bad; an outcome closes one', async () => {
+    const { lines } = chain([
+      { event: 'tools/call.intent', call: 'c1', agent: 'alice', tool: 'gh__merge' },
+      { event: 'tools/call.intent', call: 'c2', agent: 5, tool: null },
+      { event: 'tools/call', call: 'c2', outcome: 'ok' },
+      { event: 'tools/call.intent', call: 7 },
+      { event: 'other', call: 'c3' },
+    ]);
+    const r = await verifyAudit(logDir(lines));
+    expect(r.ok).toBe(true);
+    expect(r.unfinishedCount).toBe(1);
+    expect(r.unfinished).toEqual([{ seq: 1, call: 'c1', time: TIME, agent: 'alice', tool: 'gh__merge', file: 'audit.jsonl', line: 1, status: expect.any(String) }]);
+    const { lines: l2 } = chain([{ event: 'tools/call.intent', call: 'c9', agent: 5, tool: 6 }]);
+    const r2 = await verifyAudit(logDir(l2));
+    expect(r2.unfinished).toEqual([expect.objectContaining({ call: 'c9', agent: undefined, tool: undefined })]);
+  });
+});
+
+describe('problems', () => {
+  it('at most maxProblems are kept (default 20)', async () => {
+    const junk = Array.from({ length: 30 }, (_, i) => `junk ${i}`);
+    expect((await verifyAudit(logDir(junk), { maxProblems: 2 })).problems).toHaveLength(2);
+    expect((await verifyAudit(logDir(junk))).problems).toHaveLength(20);
+  });
+
+  it('exact messages: gap, reordered, duplicate, edited', async () => {
+    const { lines } = chain(n(5));
+    const [a, b, c, d, e] = lines as [string, string, string, string, string];
+    const gap = await verifyAudit(logDir([a, b, d, e]));
+    expect(gap.problems).toEqual([{ kind: 'gap', file: 'audit.jsonl', line: 3, seq: 4, message: 'records 3..3 are missing before seq 4 (removed)' }]);
+    const tailGap = await verifyAudit(logDir([a, b, c, e]));
+    expect(tailGap.problems.map((p) => p.message)).toEqual(['records 4..4 are missing before seq 5 (removed)']);
+    const swapped = await verifyAudit(logDir([a, b, d, c, e]));
+    expect(swapped.problems.map((p) => [p.kind, p.seq, p.message])).toEqual([
+      ['reordered', 4, 'record seq 4 comes before seq 3 (records were reordered)'],
+      ['reordered', 3, 'record seq 3 comes after seq 4 (records were reordered)'],
+    ]);
+    const late = await verifyAudit(logDir([a, c, d, b, e]));
+    expect(late.problems.map((p) => [p.kind, p.seq, p.message])).toContainEqual(['reordered', 2, 'record seq 2 comes after seq 4 (records were reordered)']);
+    const dup = await verifyAudit(logDir([a, b, c, c, d, e]));
+    expect(dup.problems).toEqual([{ kind: 'duplicate', file: 'audit.jsonl', line: 4, seq: 3, message: 'record seq 3 appears twice' }]);
+    const edited = await verifyAudit(logDir([a, b.replace('"i":1', '"i":9'), c]));
+    expect(edited.problems.map((p) => [p.kind, p.message])).toContainEqual(['edited', 'record seq 2: content does not match its hash (the record was edited)']);
+  });
+
+  it('a record replayed with the same seq but other content is reordered, not a duplicate', async () => {
+    const { lines } = chain(n(3));
+    const { lines: other } = chain([{ i: 0 }, { i: 99 }]);
+    const r = await verifyAudit(logDir([...lines, other[1] as string]));
+    expect(r.problems.map((p) => p.kind)).toEqual(['reordered']);
+  });
+
+  it('an anchor whose hash the log no longer has: "rewritten", quoting 12 characters of the anchored hash', async () => {
+    const { lines } = chain(n(3));
+    const anchor = { seq: 2, hash: 'f'.repeat(64) };
+    const r = await verifyAudit(logDir(lines), { anchor });
+    expect(r.problems).toEqual([{ kind: 'rewritten', file: 'audit.jsonl', line: 2, seq: 2, message: `seq 2 no longer has the anchored hash ${'f'.repeat(12)}…` }]);
+    const ok = await verifyAudit(logDir(lines), { anchor: { seq: 3, hash: JSON.parse(lines[2] as string).hash } });
+    expect(ok.problems).toEqual([]);
+    const cut = await verifyAudit(logDir(lines.slice(0, 2)), { anchor: { seq: 3, hash: 'f'.repeat(64) } });
+    expect(cut.problems).toEqual([{ kind: 'truncated', file: 'audit.jsonl', line: 0, message: 'the log ends at seq 2, before the anchored seq 3 (records were cut off)' }]);
+  });
+});

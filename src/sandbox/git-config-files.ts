@@ -12,11 +12,10 @@
  * include target blocks git: the timeout then counts as a failure, and the
  * caller refuses to start (fail closed).
  */
-import { spawnSync } from 'node:child_process';
 import { lstatSync } from 'node:fs';
 import { dirname, isAbsolute, normalize, resolve } from 'node:path';
 import { escapeText } from '../terminal.js';
-import { exists, targetArgs, targets, under, type Target } from './hook-dirs.js';
+import { exists, runGit, targetArgs, targets, under, type Target } from './hook-dirs.js';
 
 export interface ConfigFiles {
   /** Config files inside a writable root, to `--protect`. */
@@ -32,18 +31,9 @@ const INCLUDE_KEY = /^include(if\..*)?\.path$/i;
 
 /** Every file git read for `t`, and every include target named, as absolute paths. */
 function listFiles(t: Target): { files: string[]; includes: string[] } | 'none' | 'no-git' | 'failed' {
-  const { args, env } = targetArgs(t);
-  const r = spawnSync('git', [...args, 'config', '--list', '--show-origin', '--includes', '-z'], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 5000,
-    encoding: 'utf8',
-    maxBuffer: 8 << 20,
-  });
-  if (r.error) return (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no-git' : 'failed';
-  if (r.status === 128) return 'none'; // not a repository, or config git refuses: then git reads none of it for the user either
-  if (r.status !== 0 || r.signal !== null) return 'failed';
-  const home = env.HOME;
+  const r = runGit(t, ['config', '--list', '--show-origin', '--includes', '-z'], 8 << 20);
+  if (typeof r === 'string') return r;
+  const home = targetArgs(t).env.HOME;
   const files = new Set<string>();
   const includes = new Set<string>();
   const parts = r.stdout.split('\0');

@@ -59,20 +59,25 @@ export function targets(roots: readonly string[], nestedRepos: readonly string[]
   return [...roots.map((dir) => ({ dir })), ...nestedRepos.map((d) => ({ dir: d, ceiling: dirname(d) })), ...gitDirs.map((dir) => ({ dir, gitDir: true }))];
 }
 
-function ask(t: Target): Asked {
+/**
+ * One read-only git query about a target (5 s at most): its output, or
+ * 'none' (not a repository, or one git refuses: then git reads nothing of it
+ * for the user either), 'no-git', or 'failed'.
+ */
+export function runGit(t: Target, gitArgs: string[], maxBuffer: number): { stdout: string } | 'none' | 'no-git' | 'failed' {
   const { args, env } = targetArgs(t);
-  const r = spawnSync('git', [...args, 'rev-parse', '--path-format=absolute', '--absolute-git-dir', '--git-common-dir', '--git-path', 'hooks'], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 5000,
-    encoding: 'utf8',
-    maxBuffer: 1 << 20,
-  });
+  const r = spawnSync('git', [...args, ...gitArgs], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000, encoding: 'utf8', maxBuffer });
   if (r.error) return (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no-git' : 'failed';
-  if (r.status === 128) return 'none'; // not a repository (or one git cannot use, which then runs nothing either)
-  const lines = r.stdout.split('\n');
-  const [gitDir, commonDir, hooks] = lines;
-  if (r.status !== 0 || gitDir === undefined || commonDir === undefined || hooks === undefined || ![gitDir, commonDir, hooks].every((p) => isAbsolute(p))) return 'failed';
+  if (r.status === 128) return 'none';
+  if (r.status !== 0 || r.signal !== null) return 'failed';
+  return { stdout: r.stdout };
+}
+
+function ask(t: Target): Asked {
+  const r = runGit(t, ['rev-parse', '--path-format=absolute', '--absolute-git-dir', '--git-common-dir', '--git-path', 'hooks'], 1 << 20);
+  if (typeof r === 'string') return r;
+  const [gitDir, commonDir, hooks] = r.stdout.split('\n');
+  if (gitDir === undefined || commonDir === undefined || hooks === undefined || ![gitDir, commonDir, hooks].every((p) => isAbsolute(p))) return 'failed';
   return { gitDir: normalize(gitDir), commonDir: normalize(commonDir), hooks: normalize(hooks) };
 }
 

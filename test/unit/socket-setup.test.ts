@@ -6,6 +6,7 @@
  * test/integration/socket-modes.test.ts.
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,6 +17,7 @@ import { silentLogger } from '../../src/log.js';
 import { SandboxSessions } from '../../src/sandbox/sessions.js';
 import { controlSocketPath, ensureRunDir, listenControl, runDir, socketAlive } from '../../src/server/control.js';
 import { SessionManager } from '../../src/server/sessions.js';
+import { initializeBody, MCP_HEADERS } from '../helpers/gateway.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -109,8 +111,44 @@ describe('sandbox session sockets (no token: the socket is the agent)', () => {
       await boxes.closeAll();
       await sessions.closeAll();
     });
-    return { boxes, records };
+    return { boxes, records, sessions };
   }
+
+  /** POSTs an MCP initialize on a unix socket; resolves with the status and session id. */
+  function initializeOn(socketPath: string, port: number): Promise<{ status: number; sid: string }> {
+    return new Promise((resolve, reject) => {
+      const body = JSON.stringify(initializeBody());
+      const req = request({ socketPath, path: '/mcp', method: 'POST', headers: { ...MCP_HEADERS, host: `127.0.0.1:${port}`, 'content-length': Buffer.byteLength(body) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, sid: String(res.headers['mcp-session-id'] ?? '') }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  it('whoever connects on the socket is that sandbox\'s agent: the session is bound to (agent, via sandbox, its id)', async () => {
+    const { boxes, sessions } = sandboxes(stateDir());
+    const a = await boxes.create('alice', 18999);
+    const { status, sid } = await initializeOn(a.socketPath, 18999);
+    expect(status).toBe(200);
+    expect(sessions.get(sid, { agent: 'alice', via: 'sandbox', sandbox: a.id })).toBeDefined();
+    expect(sessions.get(sid, { agent: 'alice', via: 'token' })).toBeUndefined();
+    expect((await initializeOn(a.socketPath, 18998)).status).toBe(403);
+  });
+
+  it('the body cap given to the sandbox sessions applies on their sockets', async () => {
+    const s = stateDir();
+    const audit: AuditSink = { append: async () => undefined, assertWritable: () => undefined, close: async () => undefined };
+    const sessions = new SessionManager({ makeServer: () => new Server({ name: 't', version: '1' }, { capabilities: {} }), audit, logger: silentLogger });
+    const boxes = new SandboxSessions({ stateDir: s, sessions, audit, logger: silentLogger, maxBodyBytes: 50 });
+    cleanup.push(async () => {
+      await boxes.closeAll();
+      await sessions.closeAll();
+    });
+    const a = await boxes.create('alice', 18999);
+    expect((await initializeOn(a.socketPath, 18999)).status).toBe(413);
+  });
 
   it('each session gets its own 0700 directory under run/ with a 0600 socket, and an audit record', async () => {
     const s = stateDir();

@@ -76,9 +76,14 @@ export class SandboxSessions {
     }
     const session: SandboxSession = { id, agent, socketPath, port, url: `http://127.0.0.1:${port}/mcp` };
     this.open.set(id, { session, server, dir });
-    await this.deps.audit.append({ event: 'sandbox.opened', agent, sandbox: id, port }).catch((e: unknown) => {
-      this.deps.logger.error({ err: String(e) }, 'cannot audit a sandbox session');
-    });
+    try {
+      await this.deps.audit.append({ event: 'sandbox.opened', agent, sandbox: id, port });
+    } catch (e) {
+      // Fail closed: no sandbox whose opening is not on record.
+      this.deps.logger.error({ err: String(e) }, 'cannot audit a sandbox session; closing it');
+      await this.close(id);
+      throw new GatehouseError('AUDIT_UNAVAILABLE', `cannot record the sandbox session (${(e as Error).message}); it was not opened`);
+    }
     return session;
   }
 

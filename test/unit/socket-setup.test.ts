@@ -150,6 +150,29 @@ describe('sandbox session sockets (no token: the socket is the agent)', () => {
     expect((await initializeOn(a.socketPath, 18999)).status).toBe(413);
   });
 
+  it('the audit log refuses the sandbox.opened record: the sandbox is not opened (AUDIT_UNAVAILABLE), its socket and directory are gone, and the failure is logged', async () => {
+    const s = stateDir();
+    const logged: Array<{ obj: unknown; msg: string }> = [];
+    const logger = { ...silentLogger, error: (obj: unknown, msg: string) => void logged.push({ obj, msg }) } as unknown as typeof silentLogger;
+    const audit: AuditSink = {
+      append: async (e) => {
+        if (e.event === 'sandbox.opened') throw new Error('disk full');
+      },
+      assertWritable: () => undefined,
+      close: async () => undefined,
+    };
+    const sessions = new SessionManager({ makeServer: () => new Server({ name: 't', version: '1' }, { capabilities: {} }), audit, logger: silentLogger });
+    const boxes = new SandboxSessions({ stateDir: s, sessions, audit, logger });
+    cleanup.push(async () => {
+      await boxes.closeAll();
+      await sessions.closeAll();
+    });
+    await expect(boxes.create('alice', 18998)).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE', message: expect.stringMatching(/disk full.*not opened/) });
+    expect(boxes.list()).toEqual([]);
+    expect(readdirSync(join(s, 'run')).filter((f) => f.startsWith('s-'))).toEqual([]);
+    expect(logged).toEqual([{ obj: { err: 'Error: disk full' }, msg: 'cannot audit a sandbox session; closing it' }]);
+  });
+
   it('each session gets its own 0700 directory under run/ with a 0600 socket, and an audit record', async () => {
     const s = stateDir();
     const { boxes, records } = sandboxes(s);

@@ -97,7 +97,8 @@ export function runToEnd(s: Scratch, workspace: string, flags: string[], command
   return launch(s, workspace, flags, command, opts).done;
 }
 
-function childrenOf(pid: number): number[] {
+/** The children of a process (from /proc; empty when it is gone). */
+export function childrenOf(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
@@ -105,7 +106,8 @@ function childrenOf(pid: number): number[] {
   }
 }
 
-function statusField(pid: number, field: string): string | undefined {
+/** One field of /proc/PID/status, or undefined. */
+export function statusField(pid: number, field: string): string | undefined {
   try {
     const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`));
     return line?.slice(field.length + 1).trim();

@@ -15,6 +15,7 @@ import * as net from 'node:net';
 import { homedir, networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { childrenOf, statusField } from '../helpers/sandbox-launch.js';
 import { LAUNCHER_EXIT, SIMULATE_LANDLOCK_ABI_ENV, buildLauncherArgs, launcherFailure, launcherPath, probeSandbox } from '../../src/sandbox/launcher.js';
 
 const LAUNCHER = launcherPath();
@@ -125,23 +126,6 @@ function waitForLine(child: ChildProcess, re: RegExp): Promise<string> {
       }
     });
   });
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function statusField(pid: number, field: string): string | undefined {
-  try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`));
-    return line?.slice(field.length + 1).trim();
-  } catch {
-    return undefined;
-  }
 }
 
 /** Gone, or a zombie nobody reaped yet: either way it runs no code. */

@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILD, IS_ROOT, LAUNCHER, PORT, PROBE, scratch, type Finished, type Scratch } from '../helpers/sandbox-launch.js';
+import { BUILD, IS_ROOT, LAUNCHER, PORT, PROBE, childrenOf, scratch, type Finished, type Scratch } from '../helpers/sandbox-launch.js';
 
 const ASAN = join(BUILD, 'gatehouse-sandbox-asan');
 const NO_RO_MOUNT = 'GATEHOUSE_SANDBOX_TEST_NO_RO_MOUNT';
@@ -118,14 +118,6 @@ function statusOf(pid: number): Map<string, string> {
     if (i > 0) m.set(line.slice(0, i), line.slice(i + 1).trim());
   }
   return m;
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
 }
 
 /** The launcher's child outside the pid namespace (one NSpid): the relay. */

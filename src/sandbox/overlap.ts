@@ -168,16 +168,18 @@ export function overlaps(exposed: Exposed[], prot: Protected[]): string[] {
   const problems: string[] = [];
   const resolved = prot.map((q) => {
     const c = canonical(q.path);
-    return { q, c, chain: identities(c) };
+    const qChain = identities(c);
+    const own = identity(c);
+    // The path's own identity when it exists (else its chain starts at the nearest existing ancestor).
+    return { q, c, qChain, qSelf: own !== undefined && qChain[0] === own ? own : undefined };
   });
   for (const e of exposed) {
     const p = canonical(e.path);
     const chain = identities(p);
     const self = identity(p);
-    for (const { q, c, chain: qChain } of resolved) {
+    for (const { q, c, qChain, qSelf } of resolved) {
       if (q.writeOnly === true && e.flag === '--ro') continue;
       const how = q.writeOnly === true ? ', read-write' : '';
-      const qSelf = qChain[0] === identity(c) ? qChain[0] : undefined;
       // By name first; then by identity, which sees the same directory reached through a bind mount.
       if (c === p || (self !== undefined && self === qSelf)) problems.push(`${e.flag} ${e.path} is ${q.what}${how}`);
       else if (within(c, p) || (self !== undefined && qChain.includes(self))) problems.push(`${e.flag} ${e.path} contains ${q.what} (${q.path})${how}`);

@@ -19,7 +19,9 @@ import { PolicyStore } from './policy/store.js';
 import { loadRegistry, type Registry } from './registry/load.js';
 import { RegistryStore, type RegistryChange } from './registry/store.js';
 import { ConfigError } from './config/load-yaml.js';
-import { connectorSecrets } from './registry/schema.js';
+import { connectorSecrets, isProvider, type InferenceProvider } from './registry/schema.js';
+import { Budgets } from './inference/budget.js';
+import { InferenceRouter } from './inference/proxy.js';
 import { bindSecrets } from './secrets/bindings.js';
 import { KeychainStore } from './secrets/keychain.js';
 import { noticeDir } from './secrets/notice.js';
@@ -80,6 +82,8 @@ export interface RunningGateway {
   sessions: SessionManager;
   approvals: Approvals;
   policies: PolicyStore;
+  /** Model calls on /llm/<provider>/… */
+  inference: InferenceRouter;
   controlSocket: string;
   sandboxes: SandboxSessions;
   revocations: RevocationList;
@@ -178,6 +182,17 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     logger,
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
   });
+  // [inference] Model providers are registry entries too; a reload swaps them (see applyRegistryChange).
+  const providers = { current: providerMap(registry) };
+  const inference = new InferenceRouter({
+    providers: () => providers.current,
+    policy: () => policies.current(),
+    secrets,
+    redact: (t) => redactor.redactText(t),
+    audit,
+    budgets: new Budgets({ stateDir: opts.dirs.state, logger }),
+    logger,
+  });
   // Each session compares its own visible list and sends list_changed only when that changed.
   policyChanged = () => gateway.emit('catalog');
   const sessions = new SessionManager({
@@ -189,7 +204,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     ...(opts.sessionIdleMs !== undefined ? { idleMs: opts.sessionIdleMs } : {}),
   });
   const auditDir = join(opts.dirs.state, 'audit');
-  const sandboxes = new SandboxSessions({ stateDir: opts.dirs.state, sessions, audit, logger, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.http ? { http: opts.http } : {}) });
+  const sandboxes = new SandboxSessions({ stateDir: opts.dirs.state, sessions, audit, logger, llm: inference, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.http ? { http: opts.http } : {}) });
   const adminApi = createAdminApi({ gateway, sessions, approvals, dirs: opts.dirs, mounts: [
       { path: '/sandbox', app: sandboxRoutes(sandboxes) },
       { path: '/audit', app: auditRoutes(auditDir) },
@@ -203,7 +218,10 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   await audit.append({ event: 'gateway.start', version: VERSION, connectors: registry.connectors.map((c) => c.name), policyDigest: policies.current().digest });
   await gateway.start(opts.upstreamWaitMs);
   // [registry] Hot reload: a valid folder is applied without dropping sessions; an invalid one keeps the old, audited.
-  const unwatchRegistry = registryStore.watch((ev) => void applyRegistryChange(ev, { gateway, secrets, secretBindings, audit, logger }));
+  const unwatchRegistry = registryStore.watch((ev) => {
+    if (ev.ok) providers.current = providerMap(ev.registry);
+    void applyRegistryChange(ev, { gateway, secrets, secretBindings, audit, logger });
+  });
 
   const host = opts.host ?? '127.0.0.1';
   let tcp: { server: HttpServer; port: number } | undefined;
@@ -218,6 +236,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       await control.close();
       await sandboxes.closeAll();
       await approvals.close();
+      await inference.close();
       await gateway.close(graceMs);
       secrets.close();
       unregisterRedactor();
@@ -236,6 +255,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
           origins: allowedOrigins(port, opts.allowedOrigins),
           logger,
           protectedResource: true,
+          llm: inference,
           ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
         });
         // The admin API on TCP needs a token minted with --admin; agent tokens get 403.
@@ -265,6 +285,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     sessions,
     approvals,
     policies,
+    inference,
     controlSocket: control.path,
     sandboxes,
     revocations,
@@ -272,6 +293,10 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     logger,
     close: (graceMs = 10_000) => shutdown(graceMs),
   };
+}
+
+function providerMap(r: Registry): Map<string, InferenceProvider> {
+  return new Map(r.connectors.filter(isProvider).map((p) => [p.name, p]));
 }
 
 /**

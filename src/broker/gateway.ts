@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { AuditSink } from '../audit/types.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../registry/load.js';
-import { connectorSecrets, type Connector } from '../registry/schema.js';
+import { connectorSecrets, isProvider, type Connector, type ToolConnector } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
 import { Upstream, type UpstreamStatus } from '../upstreams/upstream.js';
 import type { Authorize, Hidden } from './authorize.js';
@@ -68,7 +68,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
     this.opts = opts;
     // Upstreams' sampling/elicitation requests and log messages, to the agent whose call they belong to.
     this.serverMessages = createPassthrough({ audit: opts.audit, redact: opts.redact, logger: opts.logger });
-    for (const c of opts.registry.connectors) if (c.enabled) this.upstreams.set(c.name, this.makeUpstream(c));
+    for (const c of toolConnectors(opts.registry)) if (c.enabled) this.upstreams.set(c.name, this.makeUpstream(c));
     this.deps = {
       catalog: () => this._catalog,
       upstream: (name) => this.upstreams.get(name),
@@ -84,7 +84,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
     return this._catalog;
   }
 
-  private makeUpstream(c: Connector): Upstream {
+  private makeUpstream(c: ToolConnector): Upstream {
     const u: Upstream = new Upstream({
       connector: c,
       baseDir: this.opts.baseDir,
@@ -117,9 +117,9 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
   private async swapRegistry(next: Registry): Promise<RegistryDiff> {
     const diff: RegistryDiff = { added: [], removed: [], changed: [] };
     if (this.closing) return diff;
-    const prev = new Map(this.opts.registry.connectors.map((c) => [c.name, c]));
-    const nextNames = new Set(next.connectors.map((c) => c.name));
-    for (const c of next.connectors) {
+    const prev = new Map(toolConnectors(this.opts.registry).map((c) => [c.name, c]));
+    const nextNames = new Set(toolConnectors(next).map((c) => c.name));
+    for (const c of toolConnectors(next)) {
       const old = prev.get(c.name);
       if (old === undefined) diff.added.push(c.name);
       else if (!sameConnector(old, c)) diff.changed.push(c.name);
@@ -132,7 +132,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
       this.upstreams.delete(name);
     }
     const starting: Upstream[] = [];
-    for (const c of next.connectors) {
+    for (const c of toolConnectors(next)) {
       if (!c.enabled || !(diff.added.includes(c.name) || diff.changed.includes(c.name))) continue;
       const u = this.makeUpstream(c);
       this.upstreams.set(c.name, u);
@@ -168,7 +168,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
   }
 
   report(): ConnectorReport[] {
-    return this.opts.registry.connectors.map((c) => {
+    return toolConnectors(this.opts.registry).map((c) => {
       const u = this.upstreams.get(c.name);
       return {
         name: c.name,
@@ -211,4 +211,9 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
     }
     await Promise.all([...this.upstreams.values()].map((u) => u.stop()));
   }
+}
+
+/** The connectors that serve tools (model providers are served by src/inference/). */
+function toolConnectors(r: Registry): ToolConnector[] {
+  return r.connectors.filter((c): c is ToolConnector => !isProvider(c));
 }

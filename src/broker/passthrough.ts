@@ -22,7 +22,7 @@ import {
 import type { AuditSink } from '../audit/types.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Connector } from '../registry/schema.js';
+import type { ToolConnector } from '../registry/schema.js';
 import type { CallOrigin, Route, ServerMessageHandler } from '../upstreams/call-context.js';
 
 export interface PassthroughLimits {
@@ -67,7 +67,7 @@ function jsonBytes(v: unknown): number {
  * Whether an upstream's request may go to the agent, and in what form. Pure: the
  * registry entry, the request, the route and the agent's declared capabilities.
  */
-export function decide(kind: Kind, connector: Connector, params: unknown, route: Route, limits: PassthroughLimits): Decision {
+export function decide(kind: Kind, connector: ToolConnector, params: unknown, route: Route, limits: PassthroughLimits): Decision {
   if (connector[kind] !== 'allow') {
     return { allow: false, reason: `${kind} is not allowed for connector "${connector.name}" (an admin can set "${kind}: allow" in its registry entry)` };
   }

@@ -5,7 +5,8 @@ import { addFromTemplate, listTemplates } from '../connectors/templates.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import { silentLogger } from '../log.js';
 import { loadRegistry } from '../registry/load.js';
-import type { Connector } from '../registry/schema.js';
+import { isProvider, type ToolConnector } from '../registry/schema.js';
+import { probeProvider } from '../inference/probe.js';
 import { bindSecrets } from '../secrets/bindings.js';
 import { KeychainStore } from '../secrets/keychain.js';
 import { StoreResolver } from '../secrets/resolve.js';
@@ -190,7 +191,7 @@ async function test(argv: string[], io: Io, openStore: () => SecretStore): Promi
     return code;
   };
   try {
-    const detail = isBuiltinKind(c.kind) ? await probeBuiltinConnector(c, resolver) : await probeMcp(c, resolver, dirname(dirs.registry));
+    const detail = isProvider(c) ? await probeProvider(c, resolver) : isBuiltinKind(c.kind) ? await probeBuiltinConnector(c, resolver) : await probeMcp(c, resolver, dirname(dirs.registry));
     return report(true, detail, Exit.Ok);
   } catch (e) {
     return report(false, e instanceof Error ? e.message : errorMessage(e), exitFor(e));
@@ -199,7 +200,7 @@ async function test(argv: string[], io: Io, openStore: () => SecretStore): Promi
   }
 }
 
-async function probeBuiltinConnector(c: Connector, resolver: StoreResolver): Promise<string> {
+async function probeBuiltinConnector(c: ToolConnector, resolver: StoreResolver): Promise<string> {
   if (!isBuiltinKind(c.kind)) throw new GatehouseError('INTERNAL', 'not a built-in');
   const timeout = c.timeouts.call ?? 20_000;
   return probeBuiltin(
@@ -210,7 +211,7 @@ async function probeBuiltinConnector(c: Connector, resolver: StoreResolver): Pro
 }
 
 /** Starts an MCP upstream once (initialize + tools/list with the real credential), then stops it. */
-async function probeMcp(c: Connector, resolver: StoreResolver, baseDir: string): Promise<string> {
+async function probeMcp(c: ToolConnector, resolver: StoreResolver, baseDir: string): Promise<string> {
   const u = new Upstream({ connector: c, baseDir, secrets: resolver, logger: silentLogger, onToolsChanged: () => undefined, backoffMs: 3_600_000 });
   try {
     await u.start();

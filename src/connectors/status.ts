@@ -5,7 +5,7 @@
 import { isExposed } from '../broker/catalog.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { Connector } from '../registry/schema.js';
-import { connectorSecrets } from '../registry/schema.js';
+import { connectorSecrets, isProvider } from '../registry/schema.js';
 import type { SecretStore } from '../secrets/store.js';
 import { builtinTools, isBuiltinKind } from './index.js';
 
@@ -26,7 +26,7 @@ export interface ConnectorStatus {
 
 export async function connectorStatus(c: Connector, store: SecretStore): Promise<ConnectorStatus> {
   const secrets = connectorSecrets(c);
-  const tools = isBuiltinKind(c.kind) ? builtinTools(c.kind).map((t) => t.name).filter((n) => isExposed(c.tools, n)) : null;
+  const tools = isBuiltinKind(c.kind) && !isProvider(c) ? builtinTools(c.kind).map((t) => t.name).filter((n) => isExposed(c.tools, n)) : null;
   const base = { name: c.name, kind: c.kind, file: c.file, secrets, tools };
   if (!c.enabled) return { ...base, ready: false, reason: 'disabled (enabled: false)', fix: `set enabled: true in ${c.file}` };
   const missing: string[] = [];

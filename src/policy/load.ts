@@ -102,7 +102,8 @@ function compileRule(r: RuleSpec, file: string, line: number): Rule {
     message: r.message ?? defaultMessage(r),
     agent: m.agent === undefined ? null : compileName(m.agent),
     connector: m.connector === undefined ? null : compileName(m.connector),
-    tool: m.tool === undefined ? null : compileName(m.tool),
+    tool: m.model !== undefined ? compileName(m.model) : m.tool === undefined ? null : compileName(m.tool),
+    on: m.model !== undefined ? 'model' : m.tool !== undefined ? 'tool' : 'any',
     args: Object.entries(m.args ?? {}).map(([key, checks]) => ({ key, path: splitPath(key), checks })),
     annotations: Object.entries(m.annotations ?? {})
       .filter((e): e is [AnnotationKey, boolean] => typeof e[1] === 'boolean'),

@@ -105,6 +105,8 @@ const MatchSchema = z.strictObject({
   agent: z.string().min(1).optional(),
   connector: z.string().min(1).optional(),
   tool: z.string().min(1).optional(),
+  /** Model calls (inference providers): the model asked for; `connector` is then the provider. */
+  model: z.string().min(1).optional(),
   args: z.record(ArgKey, ArgMatcherSchema).optional(),
   annotations: AnnotationsSchema.optional(),
 });
@@ -154,6 +156,13 @@ export const RuleSchema = z
     }
     if (r.match?.annotations !== undefined && Object.keys(r.match.annotations).length === 0) {
       ctx.addIssue({ code: 'custom', path: ['match', 'annotations'], message: 'empty annotations matcher' });
+    }
+    if (r.match?.model !== undefined) {
+      if (r.match.tool !== undefined) ctx.addIssue({ code: 'custom', path: ['match', 'model'], message: 'a rule matches tool calls (tool:) or model calls (model:), not both: write two rules' });
+      for (const key of ['args', 'annotations'] as const) {
+        if (r.match[key] !== undefined) ctx.addIssue({ code: 'custom', path: ['match', key], message: `${key}: model calls have no tool ${key}; match them on agent, connector (the provider) and model` });
+      }
+      if (r.effect === 'ask') ctx.addIssue({ code: 'custom', path: ['effect'], message: 'ask: a model call cannot wait for a human approval; use allow or deny (a budget in the provider entry limits spending)' });
     }
     if (r.limit !== undefined && r.effect !== 'allow') {
       ctx.addIssue({ code: 'custom', path: ['limit'], message: 'limit: only an allow rule can have a rate limit' });

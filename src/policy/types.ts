@@ -26,7 +26,11 @@ export interface CallContext {
   args: Record<string, unknown>;
   annotations?: ToolAnnotations;
   time: Date;
+  /** What is being decided: a tool call (default) or a model call (`tool` is then the model, `connector` the provider). */
+  kind?: CallKind;
 }
+
+export type CallKind = 'tool' | 'model';
 
 export type Effect = 'allow' | 'deny' | 'ask';
 
@@ -106,7 +110,10 @@ export interface Rule {
   message: string;
   agent: NameMatcher | null;
   connector: NameMatcher | null;
+  /** The tool pattern (`tool:`) or, for a model rule, the model pattern (`model:`). */
   tool: NameMatcher | null;
+  /** Which calls the rule can match: `tool:` rules tool calls, `model:` rules model calls, neither: both. */
+  on: CallKind | 'any';
   args: readonly ArgRule[];
   annotations: ReadonlyArray<readonly [AnnotationKey, boolean]>;
   when: CompiledWhen | null;

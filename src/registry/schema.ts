@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { secretRefs } from '../secrets/template.js';
 // Fields shared by every kind live in common.ts, so built-in connector schemas (src/connectors/) can use them without a cycle.
 import { common, plain, templated } from './common.js';
+import { InferenceProviderSchema, type InferenceProviderConfig } from './inference.js';
 import { credentialTemplates, GithubConnectorSchema, JiraConnectorSchema, SlackConnectorSchema, type BuiltinConnectorConfig } from '../connectors/kinds.js';
 
 export { CONNECTOR_NAME, parseDurationMs } from './common.js';
@@ -23,17 +24,25 @@ export const HttpConnectorSchema = z.strictObject({
   headers: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name (RFC 9110 token)'), templated).default({}),
 });
 
-export const ConnectorSchema = z.discriminatedUnion('kind', [StdioConnectorSchema, HttpConnectorSchema, GithubConnectorSchema, SlackConnectorSchema, JiraConnectorSchema]);
+export const ConnectorSchema = z.discriminatedUnion('kind', [StdioConnectorSchema, HttpConnectorSchema, GithubConnectorSchema, SlackConnectorSchema, JiraConnectorSchema, InferenceProviderSchema]);
 
 type Source = { /** The file it was loaded from. */ file: string };
 export type StdioConnector = z.output<typeof StdioConnectorSchema> & Source;
 export type HttpConnector = z.output<typeof HttpConnectorSchema> & Source;
 /** A built-in REST connector (kind github, slack or jira; see src/connectors/). */
 export type BuiltinConnector = BuiltinConnectorConfig & Source;
-export type Connector = StdioConnector | HttpConnector | BuiltinConnector;
+/** A model provider (kind inference; see src/inference/). */
+export type InferenceProvider = InferenceProviderConfig & Source;
+export type Connector = StdioConnector | HttpConnector | BuiltinConnector | InferenceProvider;
+/** A connector that serves MCP tools (every kind but inference). */
+export type ToolConnector = Exclude<Connector, InferenceProvider>;
+
+export function isProvider(c: Connector): c is InferenceProvider {
+  return c.kind === 'inference';
+}
 
 /** Every `${secret:NAME}` a connector references. */
 export function connectorSecrets(c: Connector): string[] {
-  const values = c.kind === 'stdio' ? Object.values(c.env) : c.kind === 'http' ? Object.values(c.headers) : credentialTemplates(c);
+  const values = c.kind === 'stdio' ? Object.values(c.env) : c.kind === 'http' || c.kind === 'inference' ? Object.values(c.headers) : credentialTemplates(c);
   return [...new Set(values.flatMap(secretRefs))].sort();
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Server as HttpServer } from 'node:http';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createApp } from '../server/app.js';
+import { createApp, type ModelRoutes } from '../server/app.js';
 import { ensureRunDir } from '../server/control.js';
 import { allowedHosts, allowedOrigins } from '../server/guards.js';
 import { createHttpServer, type HttpLimits } from '../server/listen.js';
@@ -29,6 +29,8 @@ export interface SandboxSessionsDeps {
   audit: AuditSink;
   logger: Logger;
   maxBodyBytes?: number;
+  /** Model calls (/llm/<provider>/…) through the same socket. */
+  llm?: ModelRoutes;
   /** Connection limits of the session sockets: the agent is untrusted (a slowloris from inside the box must not hold the gateway). */
   http?: Partial<HttpLimits>;
 }
@@ -61,6 +63,7 @@ export class SandboxSessions {
       hosts: allowedHosts(port),
       origins: allowedOrigins(port),
       logger: this.deps.logger,
+      ...(this.deps.llm ? { llm: this.deps.llm } : {}),
       ...(this.deps.maxBodyBytes !== undefined ? { maxBodyBytes: this.deps.maxBodyBytes } : {}),
     });
     const server = createHttpServer((req, env) => app.fetch(req, env as object), this.deps.http, 'one-agent');

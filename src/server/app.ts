@@ -26,6 +26,12 @@ export interface AppOptions {
   logger: Logger;
   /** Whether to send RFC 9728 metadata (TCP listeners with token auth). */
   protectedResource?: boolean;
+  /** Model calls on /llm/<provider>/… (src/inference/); absent: no such route. */
+  llm?: ModelRoutes;
+}
+
+export interface ModelRoutes {
+  handle(req: Request, caller: Identity, provider: string, path: string): Promise<Response>;
 }
 
 type Env = { Variables: { identity: Identity } };
@@ -40,6 +46,11 @@ export function jsonRpcError(status: number, code: number, message: string, head
 
 function isJsonContentType(ct: string | undefined): boolean {
   return ct !== undefined && /^application\/json\s*(;|$)/i.test(ct.trim());
+}
+
+/** One sandbox, or one token agent: the unit that connection and in-flight limits count. */
+function agentKey(identity: Identity): string {
+  return identity.via === 'sandbox' ? `sandbox:${identity.sandbox ?? identity.agent}` : `token:${identity.agent}`;
 }
 
 export function createApp(opts: AppOptions): Hono<Env> {
@@ -82,8 +93,7 @@ export function createApp(opts: AppOptions): Hono<Env> {
       return jsonRpcError(401, -32001, `Unauthorized: ${auth.description}`, { 'www-authenticate': `Bearer ${params.join(', ')}` });
     }
     // Connections and requests in progress per agent (one sandbox, or one token agent): one must not take every slot.
-    const key = auth.identity.via === 'sandbox' ? `sandbox:${auth.identity.sandbox ?? auth.identity.agent}` : `token:${auth.identity.agent}`;
-    const refused = admitAgent(c.req.raw, key);
+    const refused = admitAgent(c.req.raw, agentKey(auth.identity));
     if (refused) return jsonRpcError(refused.status, -32000, refused.message, { 'retry-after': '1', connection: 'close' });
     c.set('identity', auth.identity);
     return next();
@@ -131,6 +141,25 @@ export function createApp(opts: AppOptions): Hono<Env> {
   app.get('/mcp', existing);
   app.delete('/mcp', existing);
   app.all('/mcp', () => jsonRpcError(405, -32000, 'Method Not Allowed', { allow: 'GET, POST, DELETE' }));
+
+  if (opts.llm) {
+    const llm = opts.llm;
+    app.all('/llm/:provider/*', async (c) => {
+      // Agents outside the sandbox present their agent token as their SDK sends a key: x-api-key or Authorization.
+      const key = c.req.header('x-api-key');
+      const asBearer = c.req.header('authorization') === undefined && key !== undefined ? new Request(c.req.url, { headers: { authorization: `Bearer ${key}` } }) : c.req.raw;
+      const auth = await opts.authenticate(asBearer);
+      if (!auth.ok) {
+        const body = { type: 'error', error: { type: 'authentication_error', message: `Gatehouse: ${auth.description} (send the agent token as the API key)`, code: 'gatehouse_unauthorized' } };
+        return c.json(body, 401, { 'www-authenticate': 'Bearer realm="gatehouse"' });
+      }
+      const refused = admitAgent(c.req.raw, agentKey(auth.identity));
+      if (refused) return c.json({ type: 'error', error: { type: 'rate_limit_error', message: `Gatehouse: ${refused.message}` } }, refused.status as 429, { 'retry-after': '1', connection: 'close' });
+      const provider = c.req.param('provider');
+      const path = new URL(c.req.url).pathname.slice(`/llm/${encodeURIComponent(provider)}`.length) || '/';
+      return llm.handle(c.req.raw, auth.identity, provider, path);
+    });
+  }
 
   app.notFound(() => jsonRpcError(404, -32601, 'Not Found: the MCP endpoint is /mcp'));
   app.onError((err) => {

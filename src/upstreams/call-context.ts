@@ -20,7 +20,7 @@ import type {
   LoggingLevel,
   LoggingMessageNotification,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { Connector } from '../registry/schema.js';
+import type { ToolConnector } from '../registry/schema.js';
 
 export interface ForwardOptions {
   signal: AbortSignal;
@@ -81,7 +81,7 @@ export function routeMessage(owner: object, contextFollowsCall: boolean, inFligh
 /** Server-to-client traffic from an upstream, handed to the broker (src/broker/passthrough.ts). */
 export interface ServerMessageHandler {
   /** Answers `sampling/createMessage` or `elicitation/create`; throws McpError to refuse. */
-  request(req: { connector: Connector; method: string; params: unknown; route: Route; signal: AbortSignal; timeoutMs: number }): Promise<Record<string, unknown>>;
+  request(req: { connector: ToolConnector; method: string; params: unknown; route: Route; signal: AbortSignal; timeoutMs: number }): Promise<Record<string, unknown>>;
   /** A `notifications/message` from the upstream. */
-  log(n: { connector: Connector; params: LoggingMessageNotification['params']; route: Route }): void;
+  log(n: { connector: ToolConnector; params: LoggingMessageNotification['params']; route: Route }): void;
 }

@@ -18,7 +18,7 @@ import {
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import { connectorSecrets, type Connector, type HttpConnector, type StdioConnector } from '../registry/schema.js';
+import { connectorSecrets, type ToolConnector, type HttpConnector, type StdioConnector } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
 import { classifyUpstreamError } from './errors.js';
 import { builtinTransport } from '../connectors/index.js';
@@ -37,7 +37,7 @@ export type UpstreamStatus =
   | { state: 'stopped' };
 
 export interface UpstreamOptions {
-  connector: Connector;
+  connector: ToolConnector;
   /** Directory that relative stdio paths resolve against (the registry's parent). */
   baseDir: string;
   secrets: SecretResolver;
@@ -58,7 +58,7 @@ export interface CallOptions {
 }
 
 /** What the gateway's client declares: sampling and elicitation only where the registry allows them (form mode only, no tools, no context). */
-export function clientCapabilities(c: Connector): ClientCapabilities {
+export function clientCapabilities(c: ToolConnector): ClientCapabilities {
   return {
     ...(c.sampling === 'allow' ? { sampling: {} } : {}),
     ...(c.elicitation === 'allow' ? { elicitation: { form: {} } } : {}),
@@ -85,7 +85,7 @@ function deliverResponsesInOrder(t: Transport): void {
  * restart with backoff, stop), its tool list, and forwarding of calls.
  */
 export class Upstream {
-  readonly connector: Connector;
+  readonly connector: ToolConnector;
   private readonly opts: UpstreamOptions;
   private client: Client | undefined;
   private dispatcher: Agent | undefined;

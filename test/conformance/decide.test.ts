@@ -7,11 +7,11 @@ import type { ClientCapabilities, LoggingLevel, LoggingMessageNotification } fro
 import { describe, expect, it } from 'vitest';
 import { createPassthrough, decide, DEFAULT_PASSTHROUGH_LIMITS } from '../../src/broker/passthrough.js';
 import { createLogger, silentLogger } from '../../src/log.js';
-import type { Connector } from '../../src/registry/schema.js';
+import type { ToolConnector } from '../../src/registry/schema.js';
 import { routeMessage, type AgentChannel, type CallOrigin, type Route } from '../../src/upstreams/call-context.js';
 
 const connector = (over: Partial<Record<'sampling' | 'elicitation', 'allow' | 'deny'>> = {}) =>
-  ({ name: 'up', kind: 'stdio', sampling: 'deny', elicitation: 'deny', ...over }) as unknown as Connector;
+  ({ name: 'up', kind: 'stdio', sampling: 'deny', elicitation: 'deny', ...over }) as unknown as ToolConnector;
 
 function origin(caps: ClientCapabilities | undefined, level?: LoggingLevel, logs: Array<LoggingMessageNotification['params']> = []): CallOrigin {
   const channel: AgentChannel = {

@@ -1,0 +1,492 @@
+/**
+ * /llm/<provider>/…: model calls through the one door. Each call is checked
+ * (route, model list, policy, budget) before anything leaves; the agent's own
+ * key is dropped and the provider's comes from the keychain; the request and
+ * the answer are redacted of known secret values; the answer streams through
+ * event by event (never held whole); one audit record per call says who asked
+ * which model, what it used and how it ended. Refusals are written in the
+ * provider's own error format so that the agent's SDK shows them.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import type { AuditSink } from '../audit/types.js';
+import { GatehouseError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { evaluate } from '../policy/evaluate.js';
+import { RateLimiter, rateKey } from '../policy/rate-limit.js';
+import { formatDuration } from '../policy/duration.js';
+import type { Policy } from '../policy/types.js';
+import { CONNECTOR_NAME } from '../registry/common.js';
+import type { InferenceProvider } from '../registry/schema.js';
+import type { SecretResolver } from '../secrets/resolve.js';
+import picomatch from 'picomatch';
+import { absorbUsage, billableTokens, forwardedRequestHeader, forwardedResponseHeader, KEY_QUERY_PARAMS, matchRoute, providerError, routeList, type ErrorKind, type Usage } from './apis.js';
+import { Budgets, budgetFor } from './budget.js';
+import { SseSplitter, eventData } from './sse.js';
+
+export interface InferenceDeps {
+  /** The providers in force (a registry reload changes them). */
+  providers(): ReadonlyMap<string, InferenceProvider>;
+  policy(): Policy;
+  secrets: SecretResolver;
+  /** Removes known secret values from text. */
+  redact(text: string): string;
+  audit: AuditSink;
+  budgets: Budgets;
+  logger: Logger;
+  limiter?: RateLimiter;
+  /** Default timeouts (a provider's `timeouts` win). */
+  connectTimeoutMs?: number;
+  firstByteTimeoutMs?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface Caller {
+  agent: string;
+  via: 'token' | 'sandbox';
+  sandbox?: string;
+}
+
+const DEFAULT_CONNECT_MS = 10_000;
+const DEFAULT_FIRST_BYTE_MS = 300_000;
+const DEFAULT_IDLE_MS = 300_000;
+/** A non-streamed answer is read whole (its usage is at its end); past this it is refused. */
+const MAX_JSON_ANSWER = 64 * 1024 * 1024;
+/** `audit.content: full` keeps at most this much of a request and of an answer. */
+const MAX_CONTENT = 1024 * 1024;
+
+type Outcome = 'ok' | 'provider_error' | 'refused' | 'cancelled' | 'failed';
+
+interface CallRecord {
+  call: string;
+  agent: string;
+  provider: string;
+  api?: string;
+  method: string;
+  path: string;
+  model?: string | undefined;
+  stream?: boolean;
+  sandbox?: string;
+  via: string;
+  decision?: 'allow' | 'deny';
+  rule?: string | null;
+  outcome?: Outcome;
+  status?: number;
+  reason?: string;
+  ttfbMs?: number;
+  durationMs?: number;
+  bytesIn?: number;
+  bytesOut?: number;
+  [k: string]: unknown;
+}
+
+/** A refusal's record and answer, together: the record is durable before the agent hears no. */
+class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly kind: ErrorKind,
+    message: string,
+    readonly code: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export class InferenceRouter {
+  readonly #dispatcher: Dispatcher;
+  readonly #limiter: RateLimiter;
+  readonly #inFlight = new Set<AbortController>();
+
+  constructor(private readonly deps: InferenceDeps) {
+    this.#dispatcher = new Agent({ connect: { timeout: deps.connectTimeoutMs ?? DEFAULT_CONNECT_MS }, keepAliveTimeout: 30_000, pipelining: 0 });
+    this.#limiter = deps.limiter ?? new RateLimiter();
+  }
+
+  /** Handles one agent request for `/llm/<provider><path>`; `path` starts with "/". */
+  async handle(req: Request, caller: Caller, providerName: string, path: string): Promise<Response> {
+    const started = performance.now();
+    const url = new URL(req.url);
+    const rec: CallRecord = {
+      call: randomUUID(),
+      agent: caller.agent,
+      provider: providerName.slice(0, 64),
+      method: req.method,
+      path: path.slice(0, 512),
+      via: caller.via,
+      ...(caller.sandbox !== undefined ? { sandbox: caller.sandbox } : {}),
+    };
+    const provider = CONNECTOR_NAME.test(providerName) ? this.deps.providers().get(providerName) : undefined;
+    try {
+      if (!provider) {
+        const names = [...this.deps.providers().keys()];
+        throw new Refusal(404, 'not_found', `Gatehouse: no model provider "${providerName}"${names.length > 0 ? `; providers: ${names.join(', ')}` : '; none is registered (gatehouse connector add anthropic)'}`, 'unknown_provider');
+      }
+      rec.api = provider.api;
+      if (!provider.enabled) throw new Refusal(403, 'permission', `Gatehouse: provider "${provider.name}" is disabled (enabled: false in ${provider.file})`, 'provider_disabled');
+      const route = matchRoute(provider.api, req.method, path);
+      if (!route) throw new Refusal(404, 'not_found', `Gatehouse: ${req.method} ${path} is not a route of the ${provider.api} API the gateway carries (${routeList(provider.api)})`, 'route_not_allowed');
+
+      // The body is read (capped) before any decision: the model is in it, and secrets are taken out of it.
+      const body = req.method === 'POST' ? await readCapped(req, provider.maxBodyBytes) : undefined;
+      rec.bytesIn = body?.byteLength ?? 0;
+      let json: Record<string, unknown> | undefined;
+      if (body !== undefined) {
+        try {
+          const parsed: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
+          if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
+          json = parsed as Record<string, unknown>;
+        } catch (e) {
+          throw new Refusal(400, 'invalid_request', `Gatehouse: the request body is not a JSON object (${errorMessage(e)})`, 'invalid_body');
+        }
+      }
+      const model = route.modelFrom === 'body' ? json?.model : route.pathModel;
+      if (route.modelFrom !== 'none' && (typeof model !== 'string' || model === '' || model.length > 256)) {
+        throw new Refusal(400, 'invalid_request', 'Gatehouse: the request names no model ("model" must be a non-empty string)', 'no_model');
+      }
+      rec.model = typeof model === 'string' ? model : undefined;
+      rec.stream = json?.stream === true;
+      if (typeof model === 'string') this.#checkModel(provider, model);
+      this.#decide(provider, caller, typeof model === 'string' ? model : '*', rec, route.modelFrom === 'none');
+      const budget = budgetFor(provider, caller.agent);
+      const budgetKey = Budgets.key(provider.name, caller.agent);
+      if (route.generates) {
+        const v = this.deps.budgets.admit(budgetKey, budget);
+        if (!v.ok) {
+          const per = formatDuration(v.limit.perMs);
+          throw new Refusal(429, 'rate_limit', `Gatehouse: the ${v.kind} budget of agent "${caller.agent}" for provider "${provider.name}" is spent (${v.used}/${v.limit.capacity} per ${per}; budget in ${provider.file}); retry in ${formatDuration(v.retryAfterMs)}`, `budget_${v.kind}`, { 'retry-after': String(Math.max(1, Math.ceil(v.retryAfterMs / 1000))) });
+        }
+      }
+      // Nothing may leave unaudited: a full audit disk refuses the call.
+      try {
+        this.deps.audit.assertWritable();
+      } catch (e) {
+        throw new Refusal(503, 'unavailable', `Gatehouse: ${errorMessage(e)}`, 'audit_unavailable');
+      }
+      const headers = await this.#headers(provider, req);
+      if (json && rec.stream && provider.api === 'openai' && path === '/v1/chat/completions' && obj(json.stream_options)?.include_usage === undefined) {
+        // Usage arrives in a stream only when asked for: the gateway asks (the agent's SDK skips the extra chunk).
+        json.stream_options = { ...(obj(json.stream_options) ?? {}), include_usage: true };
+      }
+      const outText = json ? this.deps.redact(JSON.stringify(json)) : undefined;
+      const contentMode = provider.audit.content;
+      if (contentMode !== 'none' && outText !== undefined) Object.assign(rec, content(contentMode, 'request', outText));
+      try {
+        await this.deps.audit.append({ event: 'model.call.intent', ...rec, decision: 'allow' });
+      } catch (e) {
+        throw new Refusal(503, 'unavailable', `Gatehouse: the audit log cannot take this call (${errorMessage(e)}); nothing was sent`, 'audit_unavailable');
+      }
+      return await this.#forward(provider, url, path, headers, outText, rec, started, req.signal, route.generates ? { key: budgetKey, budget } : undefined);
+    } catch (e) {
+      const r = e instanceof Refusal ? e : undefined;
+      const refusal = r ?? this.#failure(e);
+      rec.outcome = r ? 'refused' : 'failed';
+      rec.status = refusal.status;
+      rec.reason = refusal.message;
+      rec.decision ??= r ? 'deny' : 'allow';
+      rec.durationMs = ms(started);
+      try {
+        await this.deps.audit.append({ event: 'model.call', ...rec });
+      } catch (err) {
+        this.deps.logger.error({ err: String(err) }, 'cannot audit a refused model call');
+        return providerError(provider?.api, 503, 'unavailable', `Gatehouse: the audit log cannot take the record of this call (${errorMessage(err)}); nothing was sent`, 'audit_unavailable');
+      }
+      return providerError(provider?.api, refusal.status, refusal.kind, refusal.message, refusal.code, refusal.headers);
+    }
+  }
+
+  #checkModel(p: InferenceProvider, model: string): void {
+    const allowed = p.models.allow.some((g) => picomatch.isMatch(model, g, { dot: true }));
+    const denied = p.models.deny.some((g) => picomatch.isMatch(model, g, { dot: true }));
+    if (!allowed || denied) {
+      throw new Refusal(403, 'permission', `Gatehouse: model "${model}" is not allowed for provider "${p.name}" (models.${denied ? 'deny' : 'allow'} in ${p.file}: ${JSON.stringify(denied ? p.models.deny : p.models.allow)})`, 'model_not_allowed');
+    }
+  }
+
+  /** Policy, as for tool calls: `connector` is the provider, the model is matched by `model:` rules. */
+  #decide(p: InferenceProvider, caller: Caller, model: string, rec: CallRecord, listing: boolean): void {
+    const d = evaluate(this.deps.policy(), { kind: 'model', agent: caller.agent, connector: p.name, tool: model, upstreamTool: model, args: {}, time: new Date() });
+    rec.rule = d.ruleId;
+    // Listing the models the provider offers (no model named) needs only that the agent may use the provider at all.
+    if (listing && d.effect !== 'allow') return void (rec.decision = 'allow');
+    if (d.effect === 'ask') {
+      throw new Refusal(403, 'permission', `Gatehouse: ${d.ruleId === null ? 'the policy default' : `policy rule "${d.ruleId}"`} asks for a human approval, which a model call cannot wait for: it is refused (write an allow or deny rule with model:)`, 'policy_ask');
+    }
+    if (d.effect === 'deny') throw new Refusal(403, 'permission', `Gatehouse: ${d.message}${d.ruleId === null ? ' (add a rule: match: { model: "…" }, effect: allow)' : ''}`, 'policy_denied');
+    if (d.limit) {
+      const took = this.#limiter.take(rateKey(d.limit.ruleId, caller.agent), d.limit, Date.now());
+      if (!took.ok) {
+        throw new Refusal(429, 'rate_limit', `Gatehouse: rate limit of rule "${d.limit.ruleId}" reached; retry in ${formatDuration(took.retryAfterMs)}`, 'rate_limited', { 'retry-after': String(Math.max(1, Math.ceil(took.retryAfterMs / 1000))) });
+      }
+    }
+    rec.decision = 'allow';
+  }
+
+  /** The agent's harmless headers, then the provider's own (the key), rendered from the keychain. */
+  async #headers(p: InferenceProvider, req: Request): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    req.headers.forEach((value, name) => {
+      if (forwardedRequestHeader(name)) out[name] = value;
+    });
+    out['accept-encoding'] = 'identity';
+    for (const [name, template] of Object.entries(p.headers)) {
+      try {
+        out[name.toLowerCase()] = await this.deps.secrets.render(template, { connector: p.name, where: `header ${name}` });
+      } catch (e) {
+        const why = errorMessage(e);
+        throw new Refusal(503, 'unavailable', `Gatehouse: provider "${p.name}" is not ready: ${why}`, e instanceof GatehouseError && e.code === 'KEYCHAIN_UNAVAILABLE' ? 'keychain_unavailable' : 'provider_not_ready');
+      }
+    }
+    return out;
+  }
+
+  async #forward(
+    p: InferenceProvider,
+    agentUrl: URL,
+    path: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+    rec: CallRecord,
+    started: number,
+    agentGone: AbortSignal,
+    spend: { key: string; budget: ReturnType<typeof budgetFor> } | undefined,
+  ): Promise<Response> {
+    const abort = new AbortController();
+    this.#inFlight.add(abort);
+    const onGone = () => abort.abort(new Error('the agent went away'));
+    if (agentGone.aborted) onGone();
+    agentGone.addEventListener('abort', onGone, { once: true });
+    const target = new URL(p.url.replace(/\/+$/, '') + path);
+    for (const [k, v] of agentUrl.searchParams) if (!KEY_QUERY_PARAMS.has(k.toLowerCase())) target.searchParams.append(k, v);
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const usage: Usage = {};
+    let bytesOut = 0;
+    let ttfb: number | undefined;
+    let finished = false;
+    const hashOut = p.audit.content === 'hash' ? createHash('sha256') : undefined;
+    let fullOut = p.audit.content === 'full' ? '' : undefined;
+    const finish = async (outcome: Outcome, extra: Record<string, unknown> = {}) => {
+      if (finished) return;
+      finished = true;
+      agentGone.removeEventListener('abort', onGone);
+      this.#inFlight.delete(abort);
+      const tokens = billableTokens(p.api, usage);
+      if (spend) this.deps.budgets.spend(spend.key, spend.budget, tokens);
+      const fields: Record<string, unknown> = {
+        ...rec,
+        outcome,
+        ...usageFields(usage),
+        ...(ttfb !== undefined ? { ttfbMs: ttfb } : {}),
+        durationMs: ms(started),
+        bytesOut,
+        ...extra,
+      };
+      if (hashOut) fields.responseSha256 = hashOut.digest('hex');
+      if (fullOut !== undefined) Object.assign(fields, content('full', 'response', fullOut));
+      const record = { event: 'model.call', ...fields };
+      try {
+        await (this.deps.audit.appendOutcome ?? this.deps.audit.append).call(this.deps.audit, record);
+      } catch (e) {
+        this.deps.logger.error({ err: String(e), call: rec.call }, 'cannot audit a model call now; it is kept and written once the log recovers');
+      }
+    };
+
+    let res: Dispatcher.ResponseData<unknown>;
+    try {
+      res = await request(target, {
+        method: rec.method as Dispatcher.HttpMethod,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        dispatcher: this.#dispatcher,
+        signal: abort.signal,
+        headersTimeout: p.timeouts.firstByte ?? this.deps.firstByteTimeoutMs ?? DEFAULT_FIRST_BYTE_MS,
+        bodyTimeout: p.timeouts.idle ?? this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS,
+        maxRedirections: 0,
+      } as Parameters<typeof request>[1]);
+    } catch (e) {
+      const cancelled = abort.signal.aborted;
+      const f = cancelled ? undefined : this.#failure(e, p);
+      await finish(cancelled ? 'cancelled' : 'failed', { status: f?.status ?? 499, reason: cancelled ? 'the agent went away before the provider answered' : f?.message });
+      return providerError(p.api, f?.status ?? 499, f?.kind ?? 'upstream', f?.message ?? 'cancelled', f?.code ?? 'cancelled');
+    }
+    rec.status = res.statusCode;
+    const outHeaders = new Headers();
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (value === undefined || !forwardedResponseHeader(name)) continue;
+      for (const v of Array.isArray(value) ? value : [value]) outHeaders.append(name, v);
+    }
+    const ok = res.statusCode >= 200 && res.statusCode < 300;
+    const outcomeOf = (): Outcome => (!ok || usage.streamError !== undefined ? 'provider_error' : 'ok');
+    const ctype = String(res.headers['content-type'] ?? '');
+    const isSse = /^text\/event-stream/i.test(ctype);
+    const encoder = new TextEncoder();
+    const emit = (text: string, controller: ReadableStreamDefaultController<Uint8Array>) => {
+      if (text === '') return;
+      const bytes = encoder.encode(this.deps.redact(text));
+      ttfb ??= ms(started);
+      bytesOut += bytes.byteLength;
+      hashOut?.update(bytes);
+      if (fullOut !== undefined && fullOut.length < MAX_CONTENT) fullOut += text;
+      controller.enqueue(bytes);
+    };
+
+    if (!isSse) {
+      // A whole answer (JSON, or a provider error): read it, redact it, read its usage.
+      let text: string;
+      try {
+        text = await readAll(res.body, MAX_JSON_ANSWER);
+      } catch (e) {
+        const cancelled = abort.signal.aborted;
+        const f = cancelled ? undefined : this.#failure(e, p);
+        await finish(cancelled ? 'cancelled' : 'failed', { reason: cancelled ? 'the agent went away' : f?.message });
+        return providerError(p.api, f?.status ?? 499, f?.kind ?? 'upstream', f?.message ?? 'cancelled', f?.code ?? 'cancelled');
+      }
+      try {
+        absorbUsage(usage, JSON.parse(text));
+      } catch {
+        // Not JSON: passed on as it is (the agent's SDK reports it), usage unknown.
+      }
+      const redacted = this.deps.redact(text);
+      const bytes = encoder.encode(redacted);
+      ttfb = ms(started);
+      bytesOut = bytes.byteLength;
+      hashOut?.update(bytes);
+      if (fullOut !== undefined) fullOut = redacted.slice(0, MAX_CONTENT);
+      await finish(outcomeOf(), ok ? {} : { reason: `the provider answered ${res.statusCode}` });
+      return new Response(bytes, { status: res.statusCode, headers: outHeaders });
+    }
+
+    const splitter = new SseSplitter();
+    const upstream = res.body[Symbol.asyncIterator]();
+    const stream = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          const next = await upstream.next();
+          if (next.done) {
+            const rest = splitter.end();
+            if (rest !== '') {
+              readEvent(usage, rest);
+              emit(rest, controller);
+            }
+            controller.close();
+            await finish(outcomeOf(), usage.streamError !== undefined ? { reason: `the provider reported an error in the stream: ${usage.streamError}` } : {});
+            return;
+          }
+          for (const ev of splitter.push(next.value as Uint8Array)) {
+            readEvent(usage, ev);
+            emit(ev, controller);
+          }
+        } catch (e) {
+          const cancelled = abort.signal.aborted;
+          const f = cancelled ? undefined : this.#failure(e, p);
+          await finish(cancelled ? 'cancelled' : 'failed', { reason: cancelled ? 'the agent went away mid-stream' : `the stream broke: ${f?.message ?? ''}` });
+          // The agent sees the stream end abruptly, as a provider that cut it would look.
+          controller.error(e);
+        }
+      },
+      cancel: async () => {
+        abort.abort(new Error('the agent went away'));
+        res.body.destroy();
+        await finish('cancelled', { reason: 'the agent went away mid-stream' });
+      },
+    });
+    return new Response(stream, { status: res.statusCode, headers: outHeaders });
+  }
+
+  /** A failure on the way to the provider, as a refusal-shaped answer (502/504), without secrets. */
+  #failure(e: unknown, p?: InferenceProvider): Refusal {
+    if (e instanceof Refusal) return e;
+    const name = p ? `provider "${p.name}"` : 'the provider';
+    if (e instanceof undiciErrors.HeadersTimeoutError) return new Refusal(504, 'timeout', `Gatehouse: ${name} did not answer in time (timeouts.firstByte)`, 'provider_timeout');
+    if (e instanceof undiciErrors.BodyTimeoutError) return new Refusal(504, 'timeout', `Gatehouse: ${name} stopped sending (timeouts.idle)`, 'provider_timeout');
+    if (e instanceof undiciErrors.ConnectTimeoutError) return new Refusal(504, 'timeout', `Gatehouse: cannot connect to ${name} in time`, 'provider_timeout');
+    if (e instanceof TooLarge) return new Refusal(502, 'upstream', `Gatehouse: ${name} answered more than ${MAX_JSON_ANSWER} bytes`, 'provider_answer_too_large');
+    const code = (e as { code?: string }).code;
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ECONNRESET' || code === 'EAI_AGAIN' || code === 'UND_ERR_SOCKET') {
+      return new Refusal(502, 'upstream', `Gatehouse: ${name} is unreachable (${code})`, 'provider_unreachable');
+    }
+    this.deps.logger.warn({ err: this.deps.redact(errorMessage(e)) }, 'model call failed');
+    return new Refusal(502, 'upstream', `Gatehouse: the call to ${name} failed: ${this.deps.redact(errorMessage(e)).slice(0, 300)}`, 'provider_failed');
+  }
+
+  /** Aborts every model call in flight (gateway shutdown). */
+  async close(): Promise<void> {
+    for (const a of this.#inFlight) a.abort(new Error('the gateway is stopping'));
+    await this.deps.budgets.close();
+    await this.#dispatcher.close().catch(() => undefined);
+  }
+}
+
+class TooLarge extends Error {}
+
+function obj(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+function ms(since: number): number {
+  return Math.round((performance.now() - since) * 1000) / 1000;
+}
+
+function usageFields(u: Usage): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (u.inputTokens !== undefined) out.inputTokens = u.inputTokens;
+  if (u.outputTokens !== undefined) out.outputTokens = u.outputTokens;
+  if (u.cacheReadTokens !== undefined) out.cacheReadTokens = u.cacheReadTokens;
+  if (u.cacheWriteTokens !== undefined) out.cacheWriteTokens = u.cacheWriteTokens;
+  if (u.stopReason !== undefined) out.stopReason = u.stopReason;
+  if (u.responseModel !== undefined) out.responseModel = u.responseModel;
+  if (u.streamError !== undefined) out.streamError = u.streamError;
+  return out;
+}
+
+/** Reads usage from one event when it may hold some (most are text deltas: skipped cheaply). */
+function readEvent(u: Usage, event: string): void {
+  if (!/usage|stop_reason|finish_reason|error|"response\.(completed|incomplete|failed)"|message_start/.test(event)) return;
+  const data = eventData(event);
+  if (data === undefined || data === '[DONE]') return;
+  try {
+    absorbUsage(u, JSON.parse(data));
+  } catch {
+    // Garbage in a stream is the provider's; it is passed on, usage stays unknown.
+  }
+}
+
+function content(mode: 'hash' | 'full', what: 'request' | 'response', text: string): Record<string, unknown> {
+  if (mode === 'hash') return { [`${what}Sha256`]: createHash('sha256').update(text).digest('hex') };
+  return text.length > MAX_CONTENT ? { [what]: text.slice(0, MAX_CONTENT), [`${what}Truncated`]: true } : { [what]: text };
+}
+
+/** The request body, refused with 413 past `max` bytes (the rest is not read). */
+async function readCapped(req: Request, max: number): Promise<Uint8Array> {
+  const declared = Number(req.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > max) throw new Refusal(413, 'too_large', `Gatehouse: the request body is larger than ${max} bytes (maxBodyBytes of the provider entry)`, 'body_too_large', { connection: 'close' });
+  if (!req.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new Refusal(413, 'too_large', `Gatehouse: the request body is larger than ${max} bytes (maxBodyBytes of the provider entry)`, 'body_too_large', { connection: 'close' });
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function readAll(body: Dispatcher.ResponseData<unknown>['body'], max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).byteLength;
+    if (size > max) {
+      body.destroy();
+      throw new TooLarge();
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,62 @@
+/**
+ * Model providers (`kind: inference`): registry entries like connectors, served
+ * on /llm/<name>/… (src/inference/). The key is a header template whose
+ * secret comes from the keychain; the agent never holds it.
+ */
+import { z } from 'zod';
+import { parseRate } from '../policy/duration.js';
+import { common, serviceUrl, templated, duration } from './common.js';
+
+export const INFERENCE_APIS = ['anthropic', 'openai'] as const;
+export type InferenceApi = (typeof INFERENCE_APIS)[number];
+
+export const DEFAULT_MODEL_BODY_BYTES = 32 * 1024 * 1024;
+
+const rate = (what: string) =>
+  z.string().transform((s, ctx) => {
+    const r = parseRate(s);
+    if (r === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${what}: "${s}" is not a rate: write N/second, N/minute, N/hour or N/day (N >= 1)` });
+      return z.NEVER;
+    }
+    return r;
+  });
+
+const Budget = z.strictObject({
+  /** Model calls per period, per agent. */
+  requests: rate('requests').optional(),
+  /** Tokens (input + output, as the provider reports them) per period, per agent. */
+  tokens: rate('tokens').optional(),
+});
+
+export const InferenceProviderSchema = z.strictObject({
+  name: common.name,
+  description: common.description,
+  enabled: common.enabled,
+  kind: z.literal('inference'),
+  api: z.enum(INFERENCE_APIS, 'api: anthropic (Messages API) or openai (Chat Completions, Responses, Embeddings, Models)'),
+  /** The provider's base URL; the agent's path (/v1/…) is appended. */
+  url: serviceUrl('url'),
+  headers: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name (RFC 9110 token)'), templated).default({}),
+  models: z.strictObject({
+    allow: z.array(z.string().min(1)).min(1, 'models.allow: name at least one model glob, e.g. ["claude-*"] (or ["*"])'),
+    deny: z.array(z.string().min(1)).default([]),
+  }),
+  /** Per agent; a spent budget is refused up front with 429 and retry-after. */
+  budget: Budget.default({}),
+  /** Per-agent overrides of `budget`, by agent name glob (the first that matches). */
+  budgets: z.record(z.string().min(1), Budget).default({}),
+  audit: z.strictObject({ content: z.enum(['none', 'hash', 'full']).default('none') }).default({ content: 'none' }),
+  maxBodyBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(DEFAULT_MODEL_BODY_BYTES),
+  timeouts: z
+    .strictObject({
+      connect: duration.optional(),
+      /** Until the provider's response headers (a long prompt can take minutes). */
+      firstByte: duration.optional(),
+      /** Between two chunks of a response. */
+      idle: duration.optional(),
+    })
+    .default({}),
+});
+
+export type InferenceProviderConfig = z.output<typeof InferenceProviderSchema>;

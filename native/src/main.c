@@ -96,7 +96,10 @@ static char **build_env(const struct plan *p, bool *home_given)
 		has_path |= strncmp(env[i], "PATH=", 5) == 0;
 	if (!has_path)
 		env[n++] = "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
-	env[n++] = "HOME=/tmp/home";
+	char *home_var = NULL;
+	if (p->home && asprintf(&home_var, "HOME=%s", p->home) < 0)
+		die_errno(EXIT_LAUNCHER, "alloc");
+	env[n++] = home_var ? home_var : "HOME=/tmp/home";
 	env[n++] = "GATEHOUSE_SANDBOX=1";
 	*home_given = false;
 	for (size_t j = 0; j < p->n_env; j++) {
@@ -132,7 +135,7 @@ static _Noreturn void agent_main(const struct plan *p, int status_fd)
 		die_errno(EXIT_LAUNCHER, "chdir %s", p->workspace);
 	bool home_given;
 	char **env = build_env(p, &home_given);
-	if (!home_given && mkdir("/tmp/home", 0700) < 0 && errno != EEXIST)
+	if (!home_given && !p->home && mkdir("/tmp/home", 0700) < 0 && errno != EEXIST)
 		die_errno(EXIT_LAUNCHER, "mkdir /tmp/home");
 
 	sigset_t none;

@@ -37,6 +37,8 @@ static const char usage_text[] =
 	"                      .husky .githooks .pre-commit-config.yaml lefthook.yml .lefthook.yml\n"
 	"                      lefthook-local.yml .lefthook-local.yml .lefthook\n"
 	"  --protect PATH      also protect this existing path in a writable dir (repeatable)\n"
+	"  --home DIR          the command's own home, read-write, as $HOME; its dotfiles\n"
+	"                      are not protected (no process outside the sandbox may use it)\n"
 	"  --env NAME=VALUE    add to the (otherwise cleared) environment (repeatable)\n"
 	"  --allow-weaker      run with Landlock ABI 1-5, without what it lacks\n"
 	"  --uid N, --gid N    ids of the command inside (root default: a uid of its own)\n"
@@ -62,7 +64,7 @@ enum {
 	OPT_MAX_FILES, OPT_PIDS_MAX, OPT_MEMORY_MAX, OPT_CPU_WEIGHT, OPT_PROBE, OPT_HELP, OPT_VERSION,
 };
 
-enum { OPT_ALLOW_WRITE = 1100, OPT_PROTECT };
+enum { OPT_ALLOW_WRITE = 1100, OPT_PROTECT, OPT_HOME };
 
 static const struct option options[] = {
 	{ "socket", required_argument, NULL, OPT_SOCKET },
@@ -72,6 +74,7 @@ static const struct option options[] = {
 	{ "rw", required_argument, NULL, OPT_RW },
 	{ "allow-write", required_argument, NULL, OPT_ALLOW_WRITE },
 	{ "protect", required_argument, NULL, OPT_PROTECT },
+	{ "home", required_argument, NULL, OPT_HOME },
 	{ "env", required_argument, NULL, OPT_ENV },
 	{ "allow-weaker", no_argument, NULL, OPT_ALLOW_WEAKER },
 	{ "uid", required_argument, NULL, OPT_UID },
@@ -255,6 +258,13 @@ enum run_mode plan_parse(struct plan *p, int argc, char **argv)
 			break;
 		case OPT_PROTECT:
 			push_arg(&protect_args, &n_protect_args);
+			break;
+		case OPT_HOME:
+			if (p->home)
+				usage_error("%s", "--home given twice");
+			p->home = canonical_path(optarg, "--home", true);
+			add_bind(p, p->home, true);
+			p->binds[p->n_binds - 1].own_home = true;
 			break;
 		case OPT_ENV: {
 			const char *eq = strchr(optarg, '=');

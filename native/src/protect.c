@@ -245,7 +245,7 @@ void protect_plan(struct plan *p, const char *const *extra, size_t n_extra, cons
 		p->binds[i].is_dir = S_ISDIR(st.st_mode);
 	}
 	for (size_t i = 0; i < p->n_binds; i++) {
-		if (!p->binds[i].writable || !p->binds[i].is_dir)
+		if (!p->binds[i].writable || !p->binds[i].is_dir || p->binds[i].own_home)
 			continue;
 		for (size_t j = 0; j < sizeof protected_names / sizeof *protected_names; j++) {
 			char *path;

@@ -43,6 +43,9 @@ struct bind {
 	char *path; /* canonical absolute path, same inside and outside */
 	bool writable;
 	bool is_dir; /* set by protect_plan() */
+	/* --home: the command's own home, kept between its runs and used by
+	 * nothing outside the sandbox: its dotfiles are not protected. */
+	bool own_home;
 	/* As root, a writable bind is mounted idmapped so that the command's
 	 * uid/gid is its owner on disk (idmap.c): the owner seen at launch and
 	 * a user namespace fd holding "owner -> command" (-1 when unused). */
@@ -106,6 +109,7 @@ struct plan {
 	const char *socket_path; /* session unix socket, outside */
 	unsigned port;           /* relay port on 127.0.0.1 inside */
 	char *workspace;         /* canonical, read-write, the command's cwd */
+	char *home;              /* --home: canonical, read-write, $HOME (NULL: a private /tmp/home) */
 	struct bind *binds;      /* --ro / --rw, sorted parents first */
 	size_t n_binds;
 	const char **env; /* --env NAME=VALUE, in order */

@@ -88,7 +88,8 @@ function needlesFor(f: AuditFilters): Buffer[] {
   if (f.grep !== undefined && f.grep !== '') out.push(JSON.stringify(f.grep).slice(1, -1));
   field('decision', f.decision);
   field('outcome', f.outcome);
-  field('event', f.event);
+  // A glob (model.*) is tested on the parsed record only.
+  if (f.event !== undefined && !/[*?[\]{}]/.test(f.event)) field('event', f.event);
   return out.map((s) => Buffer.from(s));
 }
 
@@ -97,6 +98,7 @@ export function matcher(f: AuditFilters): (r: AuditRecord) => boolean {
   const since = f.since?.toISOString();
   const until = f.until?.toISOString();
   const tool = f.tool !== undefined ? picomatch(f.tool, { dot: true }) : undefined;
+  const event = f.event !== undefined ? picomatch(f.event, { dot: true }) : undefined;
   return (r) =>
     (since === undefined || r.time >= since) &&
     (until === undefined || r.time < until) &&
@@ -106,7 +108,7 @@ export function matcher(f: AuditFilters): (r: AuditRecord) => boolean {
     (tool === undefined || (typeof r.tool === 'string' && tool(r.tool))) &&
     (f.decision === undefined || r.decision === f.decision) &&
     (f.outcome === undefined || r.outcome === f.outcome) &&
-    (f.event === undefined || r.event === f.event);
+    (event === undefined || (typeof r.event === 'string' && event(r.event)));
 }
 
 /**

@@ -22,7 +22,8 @@ Filters (all must match):
   --outcome O        ok | error | denied | timeout | rejected | cancelled, or
                      pending | unknown: forwarded calls with no outcome record
                      (in flight / the gateway stopped: the upstream may have acted)
-  --event E          e.g. tools/call, session.opened, policy.reload
+  --event E          e.g. tools/call, model.call, session.opened; a glob: "model.*"
+                     (model calls show their model in the TOOL column)
   --grep TEXT        text anywhere in the record (case-sensitive)
 Output:
   --limit N          at most N records (default 50; with --json default 1000)
@@ -44,7 +45,7 @@ export function formatRow(r: AuditRecord): string[] {
     r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
     r.event,
     cell(r.agent),
-    cell(r.tool),
+    cell(r.tool ?? (typeof r.model === 'string' ? `${String(r.provider)}:${r.model}` : undefined)),
     cell(r.decision),
     cell(r.rule),
     // An intent without its outcome shows what became of the call: pending, or unknown (gateway stopped).

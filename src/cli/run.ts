@@ -9,11 +9,13 @@ import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
 
 const HELP = `Usage: gatehouse run [options] -- COMMAND [ARG]...
 
-Starts an agent confined so that the gateway's MCP endpoint is the only thing
-it can reach (namespaces, Landlock, seccomp; see native/SECURITY.md). Inside,
-the agent finds GATEHOUSE_MCP_URL=http://127.0.0.1:<port>/mcp (and .mcp.json
-in the workspace) and no token, key or secret of any kind: the session
-socket it comes in on is its identity.
+Starts an agent confined so that the gateway is the only thing it can reach
+(namespaces, Landlock, seccomp; see native/SECURITY.md). Inside, the agent
+finds GATEHOUSE_MCP_URL=http://127.0.0.1:<port>/mcp (and .mcp.json in the
+workspace), and for the model providers in the registry (kind: inference)
+ANTHROPIC_BASE_URL / OPENAI_BASE_URL pointing at the gateway's /llm/<provider>
+with a placeholder key: no token, key or secret of any kind is inside. The
+session socket it comes in on is its identity; the gateway adds the keys.
 
 Attaches to the running "gatehouse serve" with the same --state (over its
 control socket), or starts a gateway in this process. Streams the agent's
@@ -36,6 +38,14 @@ Options:
                      there later. --allow-write PATH/.git lets the agent commit
                      while that .git's config, config.worktree, hooks, info, modules,
                      commondir, worktrees and rebase state stay read-only
+  --home DIR         the agent's own HOME, read-write, kept between runs (default:
+                     <state>/homes/<agent>; never your real home)
+  --home-seed DIR    copy the agent's settings (e.g. a .claude or .codex folder's
+                     config) into its home first; existing files are kept,
+                     links and credential files (auth.json, .credentials.json,
+                     keys, .netrc...) are skipped
+  --provider NAME    which model provider fills ANTHROPIC_BASE_URL/OPENAI_BASE_URL
+                     when several of one API are registered (repeatable)
   --port N           the relay's port inside the sandbox (default ${DEFAULT_RELAY_PORT})
   --allow-weaker     run on Landlock ABI 1-5 (less confinement; says what is missing)
   --no-mcp-config    do not write .mcp.json into the workspace
@@ -67,6 +77,9 @@ export const runCommand: Command = {
         ro: { type: 'string', multiple: true },
         rw: { type: 'string', multiple: true },
         'allow-write': { type: 'string', multiple: true },
+        home: { type: 'string' },
+        'home-seed': { type: 'string' },
+        provider: { type: 'string', multiple: true },
         port: { type: 'string' },
         'allow-weaker': { type: 'boolean' },
         'no-mcp-config': { type: 'boolean' },
@@ -98,6 +111,9 @@ export const runCommand: Command = {
       limits: limitsFrom(values['pids-max'], values['memory-max'], values['cpu-weight']),
       mcpConfig: values['no-mcp-config'] !== true,
       allowPartialScan: values['allow-partial-scan'] === true,
+      ...(values.home !== undefined ? { home: resolve(values.home) } : {}),
+      ...(values['home-seed'] !== undefined ? { homeSeed: resolve(values['home-seed']) } : {}),
+      providers: values.provider ?? [],
       command: positionals,
       stderr: process.stderr,
     });

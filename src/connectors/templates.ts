@@ -79,7 +79,7 @@ export function addFromTemplate(o: AddOptions): AddResult {
       },
     });
   }
-  if (o.baseUrl !== undefined) doc.set(doc.get('kind') === 'http' ? 'url' : 'baseUrl', o.baseUrl);
+  if (o.baseUrl !== undefined) doc.set(doc.get('kind') === 'http' || doc.get('kind') === 'inference' ? 'url' : 'baseUrl', o.baseUrl);
   if (o.email !== undefined) {
     const auth = doc.get('auth', true);
     if (!auth || !doc.hasIn(['auth', 'email'])) throw new GatehouseError('USAGE', `template "${o.template}" has no auth.email; --email does not apply`);

@@ -111,6 +111,8 @@ export class InferenceRouter {
       call: randomUUID(),
       agent: caller.agent,
       provider: providerName.slice(0, 64),
+      // `gatehouse logs --connector NAME` finds a provider's calls as it finds a connector's.
+      connector: providerName.slice(0, 64),
       method: req.method,
       path: path.slice(0, 512),
       via: caller.via,

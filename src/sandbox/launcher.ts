@@ -95,6 +95,8 @@ export interface LauncherPlan {
   allowWrite?: string[];
   /** Extra existing paths inside a writable root to protect the same way (e.g. a .mcp.json the host wrote). */
   protect?: string[];
+  /** The agent's own home (read-write, $HOME; its dotfiles not protected): `--home`. */
+  home?: string;
   limits?: SandboxLimits;
   command: string[];
 }
@@ -178,6 +180,10 @@ export function buildLauncherArgs(plan: LauncherPlan): string[] {
       if (!isAbsolute(p)) bad(`${flag} ${p} must be absolute`);
       args.push(flag, p);
     }
+  }
+  if (plan.home !== undefined) {
+    if (!isAbsolute(plan.home)) bad('home must be absolute');
+    args.push('--home', plan.home);
   }
   for (const [name, value] of Object.entries(plan.env ?? {})) {
     if (!ENV_NAME.test(name)) bad(`env name ${JSON.stringify(name)} is not [A-Za-z_][A-Za-z0-9_]*`);

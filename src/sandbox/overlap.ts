@@ -20,10 +20,12 @@ export interface Protected {
   writeOnly?: boolean;
   /** Only the path itself (or a parent of it) clashes, not a path inside it. */
   exact?: boolean;
+  /** A folder inside that may hold exposed paths (strictly below it): the agents' own homes in the state directory. */
+  except?: string;
 }
 
 export interface Exposed {
-  flag: '--workspace' | '--rw' | '--ro';
+  flag: '--workspace' | '--rw' | '--ro' | '--home';
   path: string;
 }
 
@@ -41,6 +43,11 @@ export function canonical(path: string): string {
       head = up;
     }
   }
+}
+
+/** Where agents' own homes are kept by default (`gatehouse run --home`): `<state>/homes/<agent>`. */
+export function agentHomesDir(state: string): string {
+  return join(state, 'homes');
 }
 
 /** True when `inner` is `outer` or lies below it (on segment boundaries: /a is not inside /ab). */
@@ -135,7 +142,7 @@ export function protectedPaths(dirs: Dirs, env: NodeJS.ProcessEnv = process.env,
   const home = env.HOME && env.HOME !== '' ? env.HOME : homedir();
   const dataHome = env.XDG_DATA_HOME && env.XDG_DATA_HOME !== '' ? env.XDG_DATA_HOME : join(home, '.local', 'share');
   const list: Protected[] = [
-    { what: 'the gateway state directory (signing keys, audit log, sockets)', path: dirs.state },
+    { what: 'the gateway state directory (signing keys, audit log, sockets)', path: dirs.state, except: agentHomesDir(dirs.state) },
     { what: 'the policies in use', path: dirs.policies },
     { what: 'the registry in use', path: dirs.registry },
     { what: "the keychain's files", path: join(dataHome, 'keyrings') },
@@ -171,14 +178,15 @@ export function overlaps(exposed: Exposed[], prot: Protected[]): string[] {
     const qChain = identities(c);
     const own = identity(c);
     // The path's own identity when it exists (else its chain starts at the nearest existing ancestor).
-    return { q, c, qChain, qSelf: own !== undefined && qChain[0] === own ? own : undefined };
+    return { q, c, qChain, qSelf: own !== undefined && qChain[0] === own ? own : undefined, except: q.except === undefined ? undefined : canonical(q.except) };
   });
   for (const e of exposed) {
     const p = canonical(e.path);
     const chain = identities(p);
     const self = identity(p);
-    for (const { q, c, qChain, qSelf } of resolved) {
+    for (const { q, c, qChain, qSelf, except } of resolved) {
       if (q.writeOnly === true && e.flag === '--ro') continue;
+      if (except !== undefined && p !== except && within(p, except)) continue;
       const how = q.writeOnly === true ? ', read-write' : '';
       // By name first; then by identity, which sees the same directory reached through a bind mount.
       if (c === p || (self !== undefined && self === qSelf)) problems.push(`${e.flag} ${e.path} is ${q.what}${how}`);

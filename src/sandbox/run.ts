@@ -12,6 +12,10 @@ import { buildLauncherArgs, launcherFailure, launcherPath, SIMULATE_LANDLOCK_ABI
 import { assertNoOverlap, canonical, protectedPaths, type Exposed } from './overlap.js';
 import { guardWorkspace } from './nested.js';
 import { SafeDir } from './safe-dir.js';
+import { defaultAgentHome, prepareAgentHome, seedAgentHome } from './agent-home.js';
+import { modelEnv } from '../inference/agent-env.js';
+import { loadRegistry } from '../registry/load.js';
+import { isProvider, type InferenceProvider } from '../registry/schema.js';
 import type { SandboxSession } from './sessions.js';
 
 export const DEFAULT_RELAY_PORT = 8931;
@@ -32,6 +36,12 @@ export interface RunOptions {
   mcpConfig: boolean;
   /** Start even when the nested-path scan could not look everywhere (`--allow-partial-scan`). */
   allowPartialScan?: boolean;
+  /** The agent's own HOME (default: defaultAgentHome(agent)); `--home`. */
+  home?: string;
+  /** A directory of the agent's settings copied into its home (never overwriting); `--home-seed`. */
+  homeSeed?: string;
+  /** Providers whose standard variables (ANTHROPIC_BASE_URL, OPENAI_BASE_URL) win when an API has several; `--provider`. */
+  providers?: string[];
   command: string[];
   /** Where the gateway and run messages go (never the agent's own output). */
   stderr: NodeJS.WritableStream;
@@ -77,9 +87,10 @@ function realPath(flag: string, path: string): string {
 }
 
 /** Refuses (exit 2) when a path the agent would see holds, or lies in, what must stay outside. */
-function checkExposure(workspace: string, ro: string[], rw: string[], dirs: Dirs): void {
+function checkExposure(workspace: string, ro: string[], rw: string[], home: string, dirs: Dirs): void {
   const exposed: Exposed[] = [
     { flag: '--workspace', path: workspace },
+    { flag: '--home', path: home },
     ...rw.map((path) => ({ flag: '--rw' as const, path })),
     ...ro.map((path) => ({ flag: '--ro' as const, path })),
   ];
@@ -101,6 +112,15 @@ function writeMcpConfig(workspace: string, url: string, stderr: NodeJS.WritableS
     return undefined;
   }
   return { dir, file };
+}
+
+/** The providers of a registry folder; an unreadable registry gives none (the gateway reports it). */
+function providersIn(registry: string): InferenceProvider[] {
+  try {
+    return loadRegistry(registry).connectors.filter(isProvider);
+  } catch {
+    return [];
+  }
 }
 
 /** Opens a sandbox session on the running `gatehouse serve`, held by a lease connection. */
@@ -152,7 +172,19 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
   const ro = opts.ro.map((p) => realPath('--ro', p));
   const rw = opts.rw.map((p) => realPath('--rw', p));
   const attaching = await socketAlive(controlSocketPath(opts.dirs.state));
-  checkExposure(workspace, ro, rw, attaching ? await gatewayDirs(opts.dirs) : opts.dirs);
+  const used = attaching ? await gatewayDirs(opts.dirs) : opts.dirs;
+  const home = prepareAgentHome(opts.home ?? defaultAgentHome(used.state, opts.agent));
+  if (home === workspace || home.startsWith(`${workspace}/`) || workspace.startsWith(`${home}/`)) {
+    throw new GatehouseError('USAGE', `--home ${home} and --workspace ${workspace} overlap: the agent's home is its own, apart from the work (choose another --home)`);
+  }
+  checkExposure(workspace, ro, rw, home, used);
+  if (opts.homeSeed !== undefined) {
+    const r = seedAgentHome(home, realPath('--home-seed', opts.homeSeed));
+    opts.stderr.write(`gatehouse run: home ${home}: ${r.copied} file(s) seeded, ${r.kept} already there (kept)\n`);
+    for (const s of r.skipped) opts.stderr.write(`gatehouse run: warning: --home-seed: skipped ${s}\n`);
+  }
+  // Model providers the agent can reach through the gateway (/llm/<name>): the variables agent CLIs read.
+  const models = modelEnv(providersIn(used.registry), `http://127.0.0.1:${opts.port}`, opts.providers ?? []);
   if (sharesFilesystem(workspace, opts.dirs.state)) opts.stderr.write(`gatehouse run: warning: ${sharedDiskWarning(opts.dirs.state, workspace)}\n`);
 
   const cleanups: Array<() => Promise<void> | void> = [];
@@ -195,7 +227,8 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
       workspace,
       ro,
       rw,
-      env: { GATEHOUSE_MCP_URL: session.url, GATEHOUSE_AGENT: opts.agent },
+      env: { ...models.env, GATEHOUSE_MCP_URL: session.url, GATEHOUSE_AGENT: opts.agent },
+      home,
       allowWeaker: opts.allowWeaker,
       ...(opts.limits ? { limits: opts.limits } : {}),
       protect,

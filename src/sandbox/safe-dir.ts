@@ -11,7 +11,7 @@
  * O_CREAT|O_EXCL|O_NOFOLLOW. Node has no openat(2): `/proc/self/fd/N/name`
  * resolves `name` inside the directory the fd holds, which is the same lookup.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { sep } from 'node:path';
 import { GatehouseError } from '../errors.js';
 
@@ -108,6 +108,26 @@ export class SafeDir {
     if (!now || !now.isFile() || now.dev !== ours.dev || now.ino !== ours.ino) return false;
     unlinkSync(fdPath(this.fd, name));
     return true;
+  }
+
+  /**
+   * The directory `name` inside, created (0700) when absent. Fails
+   * (SANDBOX_FAILED) when something else is there, a symlink included:
+   * mkdir(2) never follows the last component, and the open refuses a link.
+   */
+  child(name: string): SafeDir {
+    checkName(name);
+    try {
+      mkdirSync(fdPath(this.fd, name), { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    try {
+      return new SafeDir(`${this.path}${sep}${name}`, openSync(fdPath(this.fd, name), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new GatehouseError('SANDBOX_FAILED', `${this.path}${sep}${name} ${code === 'ENOTDIR' || code === 'ELOOP' ? 'is a symlink or not a directory' : `cannot be opened (${code ?? 'error'})`}; refusing to follow it`);
+    }
   }
 
   close(): void {

@@ -75,9 +75,10 @@ export const serveCommand: Command = {
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
     const report = gw.gateway.report();
+    const providers = await gw.inference.report();
     const cli = invocation();
     if (values.json) {
-      io.out(jsonLine({ url: gw.url, version: VERSION, dirs, connectors: report }));
+      io.out(jsonLine({ url: gw.url, version: VERSION, dirs, connectors: report, providers }));
     } else {
       const rows = report.map((r) => {
         const st = r.status;
@@ -85,12 +86,15 @@ export const serveCommand: Command = {
           st.state === 'not-ready' ? st.fix.replace(/\bgatehouse /g, `${cli} `) : st.state === 'failed' ? `see the log: ${st.reason}` : '';
         return [r.name, r.kind, st.state, st.state === 'ready' ? String(r.tools) : '-', fix];
       });
+      // Model providers: the TOOLS column says which models; a provider whose key is missing says how to set it.
+      for (const p of providers) rows.push([p.name, `inference (${p.api})`, p.state, p.models.join(' '), p.fix?.replace(/\bgatehouse /g, `${cli} `) ?? '']);
       io.out(
         esc`Gatehouse ${VERSION} serving MCP at ${gw.url}\n` +
           esc`  registry ${dirs.registry}\n  policies ${dirs.policies}\n  state    ${dirs.state}\n\n` +
           table(['CONNECTOR', 'KIND', 'STATUS', 'TOOLS', 'FIX'], rows) +
           `\nGive an agent a token (8 hours):\n  ${cli} token mint --agent laptop-claude --ttl 8h\n` +
-          `then point its MCP client at ${gw.url} with "Authorization: Bearer <token>".\n`,
+          `then point its MCP client at ${gw.url} with "Authorization: Bearer <token>".\n` +
+          (providers.length > 0 ? `Model providers: ${gw.url.replace(/\/mcp$/, '')}/llm/<provider> (the agent sends its token as the API key; gatehouse run sets this up inside the sandbox).\n` : ''),
       );
     }
     await stopped;

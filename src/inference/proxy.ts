@@ -41,6 +41,18 @@ export interface InferenceDeps {
   idleTimeoutMs?: number;
 }
 
+export interface ProviderReport {
+  name: string;
+  kind: 'inference';
+  api: string;
+  url: string;
+  models: string[];
+  file: string;
+  state: 'ready' | 'not-ready' | 'disabled';
+  reason?: string;
+  fix?: string;
+}
+
 export interface Caller {
   agent: string;
   via: 'token' | 'sandbox';
@@ -409,6 +421,27 @@ export class InferenceRouter {
     }
     this.deps.logger.warn({ err: this.deps.redact(errorMessage(e)) }, 'model call failed');
     return new Refusal(502, 'upstream', `Gatehouse: the call to ${name} failed: ${this.deps.redact(errorMessage(e)).slice(0, 300)}`, 'provider_failed');
+  }
+
+  /** Each provider's readiness (its key can be read), for `serve` and the admin status: offline, nothing is sent. */
+  async report(): Promise<ProviderReport[]> {
+    const out: ProviderReport[] = [];
+    for (const p of this.deps.providers().values()) {
+      const base = { name: p.name, kind: 'inference' as const, api: p.api, url: p.url, models: p.models.allow, file: p.file };
+      if (!p.enabled) {
+        out.push({ ...base, state: 'disabled' });
+        continue;
+      }
+      try {
+        for (const [name, template] of Object.entries(p.headers)) await this.deps.secrets.render(template, { connector: p.name, where: `header ${name}` });
+        out.push({ ...base, state: 'ready' });
+      } catch (e) {
+        const secret = e instanceof GatehouseError ? (e.details as { secret?: string } | undefined)?.secret : undefined;
+        const fix = e instanceof GatehouseError && e.code === 'SECRET_MISSING' && secret !== undefined ? `gatehouse secret set ${secret}` : 'gatehouse doctor';
+        out.push({ ...base, state: 'not-ready', reason: errorMessage(e), fix });
+      }
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Aborts every model call in flight (gateway shutdown). */

@@ -174,10 +174,10 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
   const attaching = await socketAlive(controlSocketPath(opts.dirs.state));
   const used = attaching ? await gatewayDirs(opts.dirs) : opts.dirs;
   const home = prepareAgentHome(opts.home ?? defaultAgentHome(used.state, opts.agent));
+  checkExposure(workspace, ro, rw, home, used);
   if (home === workspace || home.startsWith(`${workspace}/`) || workspace.startsWith(`${home}/`)) {
     throw new GatehouseError('USAGE', `--home ${home} and --workspace ${workspace} overlap: the agent's home is its own, apart from the work (choose another --home)`);
   }
-  checkExposure(workspace, ro, rw, home, used);
   if (opts.homeSeed !== undefined) {
     const r = seedAgentHome(home, realPath('--home-seed', opts.homeSeed));
     opts.stderr.write(`gatehouse run: home ${home}: ${r.copied} file(s) seeded, ${r.kept} already there (kept)\n`);

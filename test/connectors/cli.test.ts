@@ -46,7 +46,7 @@ afterAll(async () => {
 describe('templates', () => {
   it('every template is a valid registry file, with no secret value in it', () => {
     const all = listTemplates();
-    expect(all.map((t) => t.name).sort()).toEqual(['atlassian-mcp', 'github', 'github-mcp', 'jira-cloud', 'jira-datacenter', 'slack']);
+    expect(all.map((t) => t.name).sort()).toEqual(['anthropic', 'atlassian-mcp', 'github', 'github-mcp', 'jira-cloud', 'jira-datacenter', 'openai', 'openai-compatible', 'slack']);
     for (const t of all) {
       const file = join(templatesDir(), `${t.name}.yaml`);
       const c = parseYamlConfig(file, readFileSync(file, 'utf8'), ConnectorSchema);
@@ -93,8 +93,20 @@ describe('gatehouse connector add', () => {
     const s = await run('add', 'github', '--name', 'ghy', '--secret', 'bad name');
     expect(String((s.code as Error).message)).toMatch(/--secret/);
     const t = await run('add', 'nosuch');
-    expect(String((t.code as Error).message)).toMatch(/no template "nosuch"; templates: atlassian-mcp, github/);
+    expect(String((t.code as Error).message)).toMatch(/no template "nosuch"; templates: anthropic, atlassian-mcp, github/);
     expect(readdirSync(registry).length).toBe(before);
+  });
+
+  it('a model provider: --name renames it and its key; --base-url sets its url (an OpenAI-compatible local server)', async () => {
+    const r = await run('add', 'openai-compatible', '--name', 'local-llm', '--base-url', 'http://127.0.0.1:11434');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('secret set local-llm-key');
+    const text = readFileSync(join(registry, 'local-llm.yaml'), 'utf8');
+    expect(text).toContain('url: http://127.0.0.1:11434');
+    expect(text).toContain('kind: inference');
+    // A provider key never crosses a network in clear: plain http only to loopback.
+    const bad = await run('add', 'openai-compatible', '--name', 'remote-llm', '--base-url', 'http://llm.example.com');
+    expect(String((bad.code as Error).message)).toMatch(/url: use https/);
   });
 
   it('--help lists the templates', async () => {

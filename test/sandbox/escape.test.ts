@@ -376,15 +376,22 @@ describe('escape attempts (each must fail, and fail this way)', () => {
 
   it.runIf(process.arch === 'x64')('i386 syscall (int 0x80: getpid in the 32-bit table) kills the process (SIGSYS) on the architecture check', async () => {
     // Control: outside, the same int 0x80 runs (the kernel has IA32 emulation), so SIGSYS is the filter's.
-    const outside = await new Promise<string>((resolve) => {
+    const outside = await new Promise<{ out: string; signal: NodeJS.Signals | null }>((resolve) => {
       const c = spawn(PROBE, ['i386'], { stdio: ['ignore', 'pipe', 'inherit'] });
       let o = '';
       c.stdout.on('data', (d: Buffer) => (o += d.toString()));
-      c.on('close', () => resolve(o.trim()));
+      c.on('close', (_code, signal) => resolve({ out: o.trim(), signal }));
     });
-    expect(outside).toMatch(/^OK ran as i386 getpid: \d+$/);
     const r = await run([PROBE, 'i386']);
     expect(r.stdout).toBe('');
+    if (outside.signal === 'SIGSEGV') {
+      // A kernel without IA32 emulation (CONFIG_IA32_EMULATION=n or ia32_emulation=0, as on some VMs): int 0x80
+      // faults before any filter sees it, inside as outside. Still never run; the filter's own check is proven
+      // where the kernel can run it (the branch below, and npm run test:mutation:native there).
+      expect(r.code).toBe(128 + 11);
+      return;
+    }
+    expect(outside.out).toMatch(/^OK ran as i386 getpid: \d+$/);
     expect(r.code).toBe(128 + 31);
   });
 

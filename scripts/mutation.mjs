@@ -34,8 +34,16 @@ export const GROUPS = {
     tests: ['test/unit/{session-identity,socket-setup}.test.ts'],
   },
   audit: {
+    // Verify and the record format, against the verifier's tests.
     mutate: ['src/audit/verify.ts', 'src/audit/canonical.ts', 'src/audit/record.ts'],
     tests: ['test/audit/{verify,verify-kinds,canonical}.test.ts', 'test/unit/{audit-edges,verify-edges}.test.ts'],
+  },
+  writer: {
+    // The writer: the lock (taken, released on a failed open and at close), refusals (closed,
+    // failed, headroom), records of calls already forwarded, the chain (seq/prev on append and
+    // where it goes on after a restart), the durability order (write, fdatasync, then resolve).
+    mutate: ['180-183', '195-198', '223-234', '246-300', '319-329', '355-409', '439-455', '507-536', '620-622', '643-643'].map((l) => `src/audit/writer.ts:${l}`),
+    tests: ['test/audit/{writer,append,disk-full,headroom}.test.ts', 'test/unit/writer-edges.test.ts'],
   },
   catalog: {
     mutate: ['src/broker/catalog.ts'],

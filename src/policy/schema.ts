@@ -120,7 +120,8 @@ const WhenSchema = z.string().transform((s, ctx): CompiledWhen => {
   }
 });
 
-const LimitSchema = z.string().transform((s, ctx) => {
+/** `N/second|minute|hour|day`: a rule's limit, and a provider's budget (src/registry/inference.ts). */
+export const LimitSchema = z.string().transform((s, ctx) => {
   const r = parseRate(s);
   if (r === undefined) {
     ctx.addIssue({ code: 'custom', message: `"${s}" is not a rate: write N/second, N/minute, N/hour or N/day (N >= 1)` });

@@ -4,7 +4,7 @@
  * secret comes from the keychain; the agent never holds it.
  */
 import { z } from 'zod';
-import { parseRate } from '../policy/duration.js';
+import { LimitSchema } from '../policy/schema.js';
 import { common, serviceUrl, templated, duration } from './common.js';
 
 export const INFERENCE_APIS = ['anthropic', 'openai'] as const;
@@ -12,21 +12,11 @@ export type InferenceApi = (typeof INFERENCE_APIS)[number];
 
 export const DEFAULT_MODEL_BODY_BYTES = 32 * 1024 * 1024;
 
-const rate = (what: string) =>
-  z.string().transform((s, ctx) => {
-    const r = parseRate(s);
-    if (r === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${what}: "${s}" is not a rate: write N/second, N/minute, N/hour or N/day (N >= 1)` });
-      return z.NEVER;
-    }
-    return r;
-  });
-
 const Budget = z.strictObject({
   /** Model calls per period, per agent. */
-  requests: rate('requests').optional(),
+  requests: LimitSchema.optional(),
   /** Tokens (input + output, as the provider reports them) per period, per agent. */
-  tokens: rate('tokens').optional(),
+  tokens: LimitSchema.optional(),
 });
 
 export const InferenceProviderSchema = z.strictObject({

@@ -157,3 +157,132 @@ describe('problems', () => {
     expect(cut.problems).toEqual([{ kind: 'truncated', file: 'audit.jsonl', line: 0, message: 'the log ends at seq 2, before the anchored seq 3 (records were cut off)' }]);
   });
 });
+
+/** A JWS-shaped string (the signature is not checked without a public key). */
+const jwsOf = (header: Record<string, unknown>, payload: Record<string, unknown>) =>
+  `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.c2ln`;
+const TYP = 'gatehouse-audit-checkpoint+jws';
+type Payload = { seq: number; hash: string; time: string };
+
+/** A checkpoint record over `payload`, as a chain event. */
+const checkpointEvent = (payload: Payload, claimed: unknown = payload, typ = TYP) => ({
+  event: 'audit.checkpoint',
+  checkpoint: claimed,
+  jws: jwsOf({ alg: 'EdDSA', typ }, payload),
+});
+
+describe('checkpoints: what the record claims must be what its JWS says', () => {
+  it('a checkpoint that matches its JWS and the record it names is fine (no key: not checked for signature)', async () => {
+    const { lines, hashes } = chain(n(2));
+    const payload = { seq: 2, hash: hashes[1] as string, time: TIME };
+    const { lines: cp } = chain([checkpointEvent(payload)], 3, hashes[1]);
+    const r = await verifyAudit(logDir([...lines, ...cp]));
+    expect(r.problems).toEqual([]);
+    expect(r.lastCheckpoint).toMatchObject({ seq: 2, hash: hashes[1], time: TIME, atSeq: 3 });
+    expect(r.unsealed).toBe(0);
+  });
+
+  it.each([
+    ['a JWS of another type (a token of another kind passed off as a checkpoint)', (p: Payload) => checkpointEvent(p, p, 'JWT'), 'checkpoint JWS is malformed'],
+    ['a JWS without a type', (p: Payload) => ({ ...checkpointEvent(p), jws: jwsOf({ alg: 'EdDSA' }, p) }), 'checkpoint JWS is malformed'],
+    ['a record that claims another hash than the JWS signs', (p: Payload) => checkpointEvent(p, { ...p, hash: 'e'.repeat(64) }), 'checkpoint fields differ from what its JWS signs'],
+    ['a record that claims another time than the JWS signs', (p: Payload) => checkpointEvent(p, { ...p, time: '2031-01-01T00:00:00.000Z' }), 'checkpoint fields differ from what its JWS signs'],
+    ['a record with no checkpoint fields at all', (p: Payload) => ({ event: 'audit.checkpoint', jws: checkpointEvent(p).jws }), 'checkpoint fields differ from what its JWS signs'],
+  ])('%s is a signature problem', async (_what, make, message) => {
+    const { lines, hashes } = chain(n(2));
+    const { lines: cp } = chain([make({ seq: 2, hash: hashes[1] as string, time: TIME })], 3, hashes[1]);
+    const r = await verifyAudit(logDir([...lines, ...cp]));
+    expect(r.problems).toEqual([{ kind: 'signature', file: 'audit.jsonl', line: 3, seq: 3, message }]);
+    expect(r.lastCheckpoint).toBeUndefined();
+  });
+
+  it('a checkpoint naming a seq the log skips (removed records) is "rewritten", besides the gap', async () => {
+    const { lines, hashes } = chain(n(4));
+    const payload = { seq: 3, hash: hashes[2] as string, time: TIME };
+    const { lines: cp } = chain([checkpointEvent(payload)], 5, hashes[3]);
+    const r = await verifyAudit(logDir([lines[0], lines[1], lines[3], ...cp] as string[]));
+    expect(r.problems.map((p) => [p.kind, p.line, p.message])).toEqual([
+      ['gap', 3, 'records 3..3 are missing before seq 4 (removed)'],
+      ['rewritten', 4, 'checkpoint names seq 3, which is not in the log'],
+    ]);
+  });
+
+  it('a checkpoint naming a record before the kept start (retention) or before --from is not a problem', async () => {
+    const startPrev = 'b'.repeat(64);
+    const kept = chain([{ event: 'audit.retention', keptFromSeq: 5, keptFromPrev: startPrev }, { i: 1 }], 5, startPrev);
+    const { lines: cp } = chain([checkpointEvent({ seq: 4, hash: 'd'.repeat(64), time: TIME })], 7, kept.hashes[1]);
+    const retained = await verifyAudit(logDir([...kept.lines, ...cp]));
+    expect(retained.problems).toEqual([]);
+    expect(retained.lastCheckpoint).toMatchObject({ seq: 4, atSeq: 7 });
+    expect(retained.unsealed).toBe(0);
+
+    const { lines, hashes } = chain(n(4));
+    const { lines: cp2 } = chain([checkpointEvent({ seq: 2, hash: 'd'.repeat(64), time: TIME })], 5, hashes[3]);
+    const fromThree = await verifyAudit(logDir([...lines, ...cp2]), { from: 3 });
+    expect(fromThree.problems).toEqual([]);
+    expect(fromThree.checkpoints).toBe(1);
+    const whole = await verifyAudit(logDir([...lines, ...cp2]));
+    expect(whole.problems.map((p) => p.message)).toEqual([`checkpoint signs hash ${'d'.repeat(12)}… for seq 2, but the log has ${(hashes[1] as string).slice(0, 12)}… (the chain was rewritten)`]);
+  });
+});
+
+
+describe('--from: where checking starts', () => {
+  it('the record at --from itself is checked (an edit there is reported); an edit before it is not', async () => {
+    const { lines } = chain(n(5));
+    const editAt = (i: number) => lines.map((l, j) => (j === i ? l.replace(`"i":${i}`, '"i":99') : l));
+    const atFrom = await verifyAudit(logDir(editAt(2)), { from: 3 });
+    expect(atFrom.problems.map((p) => [p.kind, p.seq])).toEqual([['edited', 3]]);
+    const before = await verifyAudit(logDir(editAt(1)), { from: 3 });
+    expect(before.problems).toEqual([]);
+    expect(before.firstSeq).toBe(3);
+    expect(before.records).toBe(3);
+    expect(before.retainedFrom).toMatchObject({ seq: 3 });
+  });
+
+  it('a record before --from that turns up again later (replayed or moved) is reported', async () => {
+    const { lines } = chain(n(5));
+    const [a, b, c, d, e] = lines as [string, string, string, string, string];
+    const replayed = await verifyAudit(logDir([a, b, c, d, e, a]), { from: 3 });
+    expect(replayed.problems.map((p) => [p.kind, p.line, p.seq])).toEqual([['reordered', 6, 1]]);
+    const editedLate = await verifyAudit(logDir([a, b, c, d, e, b.replace('"i":1', '"i":9')]), { from: 3 });
+    expect(editedLate.problems.map((p) => [p.kind, p.line, p.seq])).toEqual([
+      ['edited', 6, 2],
+      ['reordered', 6, 2],
+    ]);
+  });
+
+  it('--from 1 on a log that starts at seq 1 checks the first record\'s prev', async () => {
+    const { lines } = chain(n(2), 1, 'c'.repeat(64));
+    const r = await verifyAudit(logDir(lines), { from: 1 });
+    expect(r.problems).toEqual([{ kind: 'chain', file: 'audit.jsonl', line: 1, seq: 1, message: 'the first record must have prev = 64 zeros' }]);
+  });
+});
+
+describe('logs with nothing in them, and anchors at the very end', () => {
+  it('an empty log: no records, nothing unsealed, ok; with an anchor it is cut off at seq 0', async () => {
+    const r = await verifyAudit(logDir([]));
+    expect(r).toMatchObject({ ok: true, records: 0, unsealed: 0, firstSeq: undefined, lastSeq: undefined });
+    const anchored = await verifyAudit(logDir([]), { anchor: { seq: 1, hash: 'f'.repeat(64) } });
+    expect(anchored.problems).toEqual([{ kind: 'truncated', file: 'audit.jsonl', line: 0, message: 'the log ends at seq 0, before the anchored seq 1 (records were cut off)' }]);
+  });
+
+  it('the anchored record is present but a lower seq was moved after it: reordered, not cut off', async () => {
+    const { lines, hashes } = chain(n(3));
+    const [a, b, c] = lines as [string, string, string];
+    const r = await verifyAudit(logDir([a, c, b]), { anchor: { seq: 3, hash: hashes[2] as string } });
+    expect(r.lastSeq).toBe(2);
+    expect(r.problems.map((p) => p.kind)).toEqual(['reordered', 'reordered']);
+  });
+});
+
+describe('more than 1000 unfinished calls', () => {
+  it('lists the first 1000 and counts them all', async () => {
+    const intents = Array.from({ length: 1001 }, (_, i) => ({ event: 'tools/call.intent', call: `c${i}`, agent: 'a', tool: 't' }));
+    const r = await verifyAudit(logDir(chain(intents).lines));
+    expect(r.unfinishedCount).toBe(1001);
+    expect(r.unfinished).toHaveLength(1000);
+    expect(r.unfinished[0]).toMatchObject({ call: 'c0', seq: 1 });
+    expect(r.unfinished.at(-1)).toMatchObject({ call: 'c999', seq: 1000 });
+  });
+});

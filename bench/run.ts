@@ -1,19 +1,22 @@
 /**
- * `npm run bench [-- --only calls,sandbox,policy,audit,memory] [--quick] [--no-write]`
+ * `npm run bench [-- --only calls,sandbox,policy,audit,memory,inference] [--quick] [--no-write]`
  * Prints markdown tables (each with the machine line) and writes the latest
- * run to bench/RESULTS.md. Measures; never asserts (CI does not run it).
+ * run to bench/RESULTS.md; sections not run keep their earlier tables there.
+ * Measures; never asserts (CI does not run it).
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchCalls, CALLS_FULL, CALLS_QUICK } from './calls.js';
+import { benchInference, INFERENCE_FULL, INFERENCE_QUICK } from './inference.js';
 import { benchMemory } from './memory.js';
 import { benchPolicy } from './policy.js';
 import { benchSandbox, SANDBOX_FULL, SANDBOX_QUICK } from './sandbox.js';
 import { killStarted, ROOT } from './lib/procs.js';
+import { mergeResults } from './lib/results-file.js';
 import { machineLine } from './lib/stats.js';
 
-const SECTIONS = ['calls', 'sandbox', 'policy', 'audit', 'memory'] as const;
+const SECTIONS = ['calls', 'sandbox', 'policy', 'audit', 'memory', 'inference'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -82,6 +85,9 @@ for (const s of SECTIONS.filter((x) => only.includes(x))) {
       case 'memory':
         results.memory = await benchMemory({ sessions: 100, settleMs: quick ? 1000 : 2000 }, log);
         break;
+      case 'inference':
+        results.inference = await benchInference(quick ? INFERENCE_QUICK : INFERENCE_FULL, log);
+        break;
     }
   } catch (e) {
     killStarted();
@@ -93,17 +99,15 @@ for (const s of SECTIONS.filter((x) => only.includes(x))) {
   process.stdout.write(`\n${results[s] ?? ''}\n`);
 }
 
-const body = [
-  '# Gatehouse benchmarks — latest run',
-  '',
-  `Run ${started.toISOString()} with \`npm run bench${quick || values.only ? ` --${quick ? ' --quick' : ''}${values.only ? ` --only ${only.join(',')}` : ''}` : ''}\` in ${((performance.now() - t0) / 1000).toFixed(0)} s. ` +
-    'Paths being compared are measured in the same run, interleaved; read the ratios and differences, not the absolute times (the machine is shared and noisy). ' +
-    'Written by bench/run.ts; do not edit by hand.',
-  '',
-  ...SECTIONS.filter((s) => results[s] !== undefined).flatMap((s) => [results[s] ?? '', '']),
-].join('\n');
+const file = join(ROOT, 'bench', 'RESULTS.md');
+const body = mergeResults({
+  previous: existsSync(file) ? readFileSync(file, 'utf8') : undefined,
+  sections: SECTIONS,
+  results,
+  run: `Run ${started.toISOString()} with \`npm run bench${quick || values.only ? ` --${quick ? ' --quick' : ''}${values.only ? ` --only ${only.join(',')}` : ''}` : ''}\` in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+});
 if (!values['no-write']) {
-  writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), body);
+  writeFileSync(file, body);
   log(`wrote bench/RESULTS.md`);
 }
 if (failures.length > 0) {

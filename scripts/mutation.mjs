@@ -18,7 +18,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 export const GROUPS = {
   policy: {
     mutate: ['src/policy/evaluate.ts', 'src/policy/matchers.ts', 'src/policy/path-match.ts', 'src/policy/arg-glob.ts', 'src/policy/rule-index.ts'],
-    tests: ['test/policy/{explain,matchers,path-matcher,precedence,presets,property,test-cases}.test.ts', 'test/unit/evaluate-edges.test.ts'],
+    tests: ['test/policy/{explain,matchers,model-rules,path-matcher,precedence,presets,property,test-cases}.test.ts', 'test/unit/evaluate-edges.test.ts'],
   },
   redaction: {
     mutate: ['src/secrets/redact.ts', 'src/secrets/forms.ts', 'src/secrets/form-index.ts'],

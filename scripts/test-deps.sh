@@ -54,3 +54,4 @@ node22() {
 
 os_packages
 node22
+sh "$(dirname "$0")/agent-clis.sh"

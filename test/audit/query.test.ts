@@ -14,6 +14,8 @@ beforeAll(async () => {
   const log = await openLog(dir, { maxFileBytes: 16 * 1024, checkpointEvery: 100 });
   for (let i = 0; i < N; i++) await log.append(call(i, i === 123 ? { args: { note: 'needle "quoted" text' } } : {}));
   await log.append({ event: 'session.opened', agent: 'agent-1', session: 's-x' });
+  await log.append({ event: 'model.call.intent', agent: 'agent-1', provider: 'anthropic', connector: 'anthropic', model: 'claude-x' });
+  await log.append({ event: 'model.call', agent: 'agent-1', provider: 'anthropic', connector: 'anthropic', model: 'claude-x', outcome: 'ok' });
   await log.close();
   all = listAuditFiles(dir).flatMap((f) => lines(f.path).map((l) => JSON.parse(l) as AuditRecord));
   expect(listAuditFiles(dir).length).toBeGreaterThan(3);
@@ -38,6 +40,8 @@ describe('queryAudit', () => {
     ['tool glob', { tool: 'github__*' }, (r) => typeof r.tool === 'string' && r.tool.startsWith('github__')],
     ['outcome', { outcome: 'denied' }, (r) => r.outcome === 'denied'],
     ['event', { event: 'session.opened' }, (r) => r.event === 'session.opened'],
+    ['event glob (model calls and their intents, one timeline with tool calls otherwise)', { event: 'model.*' }, (r) => r.event.startsWith('model.')],
+    ['a provider as connector', { connector: 'anthropic', event: 'model.call' }, (r) => r.event === 'model.call' && r.connector === 'anthropic'],
     ['grep with quotes', { grep: 'needle "quoted"' }, (r) => JSON.stringify(r).includes('needle \\"quoted\\"')],
     ['no filter', {}, () => true],
   ];

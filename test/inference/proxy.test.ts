@@ -337,6 +337,10 @@ describe('a provider that is not ready', () => {
     expect(body.error.code).toBe('gatehouse_provider_not_ready');
     expect(body.error.message).toContain('gatehouse secret set anth-key');
     expect(seen()).toEqual([]);
+    // What `gatehouse serve` prints: which provider is not ready, and the fix.
+    const report = await gw.gw.inference.report();
+    expect(report.find((p) => p.name === 'anth')).toMatchObject({ state: 'not-ready', fix: 'gatehouse secret set anth-key' });
+    expect(report.find((p) => p.name === 'oai')).toMatchObject({ state: 'ready', api: 'openai', models: ['gpt-*'] });
   });
 
   it('a locked or unreachable keychain: 503, fail closed', async () => {

@@ -12,7 +12,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['test/{integration,sandbox,secrets,connectors,audit,reliability,conformance}/**/*.test.ts'],
+          include: ['test/{integration,sandbox,secrets,connectors,audit,reliability,conformance,e2e,inference}/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
@@ -22,7 +22,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/{integration,sandbox,secrets,connectors,audit,reliability,conformance}/**', '**/node_modules/**'],
+          exclude: ['test/{integration,sandbox,secrets,connectors,audit,reliability,conformance,e2e,inference}/**', '**/node_modules/**'],
           testTimeout: 20_000,
           hookTimeout: 20_000,
         },

@@ -189,6 +189,8 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     policy: () => policies.current(),
     secrets,
     redact: (t) => redactor.redactText(t),
+    redactValue: (v) => redactor.redact(v),
+    longestSecret: () => redactor.longest,
     audit,
     budgets: new Budgets({ stateDir: opts.dirs.state, logger }),
     logger,

@@ -84,8 +84,12 @@ export class Budgets {
     return w === undefined || now >= w.start + rate.perMs || now < w.start ? { start: now, used: 0 } : w;
   }
 
-  /** Refuses when a window is spent; else counts one request. */
-  admit(key: string, budget: Budget, now = Date.now()): BudgetVerdict {
+  /**
+   * Refuses when a window is spent; else counts one request and holds
+   * `reserve` tokens for the call until `settle` (so that calls running at
+   * once cannot all pass a nearly spent budget; one call alone always can).
+   */
+  admit(key: string, budget: Budget, now = Date.now(), reserve = 0): BudgetVerdict {
     const e = this.#entries.get(key) ?? {};
     const tokens = budget.tokens ? this.#window(e.tokens, budget.tokens, now) : undefined;
     if (budget.tokens && tokens && tokens.used >= budget.tokens.capacity) {
@@ -97,17 +101,25 @@ export class Budgets {
     }
     if (!budget.requests && !budget.tokens) return { ok: true };
     if (requests) requests.used += 1;
+    if (tokens) tokens.used += reserve;
     this.#set(key, { ...(requests ? { requests } : {}), ...(tokens ? { tokens } : {}) });
     return { ok: true };
   }
 
-  /** Adds the tokens a finished call used. */
-  spend(key: string, budget: Budget, tokens: number, now = Date.now()): void {
-    if (!budget.tokens || tokens <= 0) return;
+  /** A call ended: its reservation is replaced by what it used. */
+  settle(key: string, budget: Budget, reserved: number, tokens: number, now = Date.now()): void {
+    if (!budget.tokens) return;
     const e = this.#entries.get(key) ?? {};
     const w = this.#window(e.tokens, budget.tokens, now);
-    w.used += tokens;
+    // A window that started after the reservation does not hold it any more.
+    const held = w === e.tokens ? reserved : 0;
+    w.used = Math.max(0, w.used - held + tokens);
     this.#set(key, { ...e, tokens: w });
+  }
+
+  /** Adds the tokens a finished call used (no reservation). */
+  spend(key: string, budget: Budget, tokens: number, now = Date.now()): void {
+    this.settle(key, budget, 0, tokens, now);
   }
 
   /** What is spent in the current windows (for status and tests). */

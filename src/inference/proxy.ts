@@ -31,10 +31,16 @@ export interface InferenceDeps {
   secrets: SecretResolver;
   /** Removes known secret values from text. */
   redact(text: string): string;
+  /** Removes known secret values from every string of a value (audit records: a provider's text may echo a key). */
+  redactValue<T>(value: T): T;
+  /** Length of the longest secret form looked for (a forced cut of a stream keeps that much together). */
+  longestSecret?(): number;
   audit: AuditSink;
   budgets: Budgets;
   logger: Logger;
   limiter?: RateLimiter;
+  /** Request bodies held at once, across all model calls (default 256 MiB): past it a call is refused with 503. */
+  maxBodyBytesInFlight?: number;
   /** Default timeouts (a provider's `timeouts` win). */
   connectTimeoutMs?: number;
   firstByteTimeoutMs?: number;
@@ -64,6 +70,7 @@ const DEFAULT_FIRST_BYTE_MS = 300_000;
 const DEFAULT_IDLE_MS = 300_000;
 /** A non-streamed answer is read whole (its usage is at its end); past this it is refused. */
 const MAX_JSON_ANSWER = 64 * 1024 * 1024;
+const DEFAULT_BODIES_IN_FLIGHT = 256 * 1024 * 1024;
 /** `audit.content: full` keeps at most this much of a request and of an answer. */
 const MAX_CONTENT = 1024 * 1024;
 
@@ -109,9 +116,13 @@ export class InferenceRouter {
   readonly #dispatcher: Dispatcher;
   readonly #limiter: RateLimiter;
   readonly #inFlight = new Set<AbortController>();
+  /** Bytes of request bodies being read or sent now (one agent's 128 connections × 32 MiB must not take the gateway's memory). */
+  #bodyBytes = 0;
+  readonly #models = new WeakMap<InferenceProvider, { allow: Array<(s: string) => boolean>; deny: Array<(s: string) => boolean> }>();
 
   constructor(private readonly deps: InferenceDeps) {
-    this.#dispatcher = new Agent({ connect: { timeout: deps.connectTimeoutMs ?? DEFAULT_CONNECT_MS }, keepAliveTimeout: 30_000, pipelining: 0 });
+    // pipelining 1: one request at a time per connection, kept alive between calls (0 would close it after each).
+    this.#dispatcher = new Agent({ connect: { timeout: deps.connectTimeoutMs ?? DEFAULT_CONNECT_MS }, keepAliveTimeout: 30_000, pipelining: 1 });
     this.#limiter = deps.limiter ?? new RateLimiter();
   }
 
@@ -131,6 +142,8 @@ export class InferenceRouter {
       ...(caller.sandbox !== undefined ? { sandbox: caller.sandbox } : {}),
     };
     const provider = CONNECTOR_NAME.test(providerName) ? this.deps.providers().get(providerName) : undefined;
+    const held = { bytes: 0 };
+    let admitted: { key: string; budget: ReturnType<typeof budgetFor>; reserve: number } | undefined;
     try {
       if (!provider) {
         const names = [...this.deps.providers().keys()];
@@ -142,7 +155,7 @@ export class InferenceRouter {
       if (!route) throw new Refusal(404, 'not_found', `Gatehouse: ${req.method} ${path} is not a route of the ${provider.api} API the gateway carries (${routeList(provider.api)})`, 'route_not_allowed');
 
       // The body is read (capped) before any decision: the model is in it, and secrets are taken out of it.
-      const body = req.method === 'POST' ? await readCapped(req, provider.maxBodyBytes) : undefined;
+      const body = req.method === 'POST' ? await this.#readBody(req, provider.maxBodyBytes, held) : undefined;
       rec.bytesIn = body?.byteLength ?? 0;
       let json: Record<string, unknown> | undefined;
       if (body !== undefined) {
@@ -164,8 +177,11 @@ export class InferenceRouter {
       this.#decide(provider, caller, typeof model === 'string' ? model : '*', rec, route.modelFrom === 'none');
       const budget = budgetFor(provider, caller.agent);
       const budgetKey = Budgets.key(provider.name, caller.agent);
+      // Tokens held for this call until its usage is known: concurrent calls cannot all pass a nearly spent budget.
+      const reserve = route.generates ? estimateTokens(rec.bytesIn, json) : 0;
       if (route.generates) {
-        const v = this.deps.budgets.admit(budgetKey, budget);
+        const v = this.deps.budgets.admit(budgetKey, budget, Date.now(), reserve);
+        if (v.ok) admitted = { key: budgetKey, budget, reserve };
         if (!v.ok) {
           const per = formatDuration(v.limit.perMs);
           throw new Refusal(429, 'rate_limit', `Gatehouse: the ${v.kind} budget of agent "${caller.agent}" for provider "${provider.name}" is spent (${v.used}/${v.limit.capacity} per ${per}; budget in ${provider.file}); retry in ${formatDuration(v.retryAfterMs)}`, `budget_${v.kind}`, { 'retry-after': String(Math.max(1, Math.ceil(v.retryAfterMs / 1000))) });
@@ -178,8 +194,8 @@ export class InferenceRouter {
         throw new Refusal(503, 'unavailable', `Gatehouse: ${errorMessage(e)}`, 'audit_unavailable');
       }
       const headers = await this.#headers(provider, req);
-      if (json && rec.stream && provider.api === 'openai' && path === '/v1/chat/completions' && obj(json.stream_options)?.include_usage === undefined) {
-        // Usage arrives in a stream only when asked for: the gateway asks (the agent's SDK skips the extra chunk).
+      if (json && rec.stream && provider.api === 'openai' && (path === '/v1/chat/completions' || path === '/v1/completions')) {
+        // Usage arrives in a stream only when asked for: the gateway always asks (budgets count it; the agent's SDK skips the extra chunk).
         json.stream_options = { ...(obj(json.stream_options) ?? {}), include_usage: true };
       }
       const outText = json ? this.deps.redact(JSON.stringify(json)) : undefined;
@@ -190,7 +206,9 @@ export class InferenceRouter {
       } catch (e) {
         throw new Refusal(503, 'unavailable', `Gatehouse: the audit log cannot take this call (${errorMessage(e)}); nothing was sent`, 'audit_unavailable');
       }
-      return await this.#forward(provider, url, path, headers, outText, rec, started, req.signal, route.generates ? { key: budgetKey, budget } : undefined);
+      const spend = route.generates ? { key: budgetKey, budget, reserve } : undefined;
+      admitted = undefined; // from here #forward settles it, however the call ends
+      return await this.#forward(provider, url, path, headers, outText, rec, started, req.signal, spend);
     } catch (e) {
       const r = e instanceof Refusal ? e : undefined;
       const refusal = r ?? this.#failure(e);
@@ -200,18 +218,55 @@ export class InferenceRouter {
       rec.decision ??= r ? 'deny' : 'allow';
       rec.durationMs = ms(started);
       try {
-        await this.deps.audit.append({ event: 'model.call', ...rec });
+        await this.deps.audit.append(this.deps.redactValue({ event: 'model.call', ...rec }));
       } catch (err) {
         this.deps.logger.error({ err: String(err) }, 'cannot audit a refused model call');
         return providerError(provider?.api, 503, 'unavailable', `Gatehouse: the audit log cannot take the record of this call (${errorMessage(err)}); nothing was sent`, 'audit_unavailable');
       }
       return providerError(provider?.api, refusal.status, refusal.kind, refusal.message, refusal.code, refusal.headers);
+    } finally {
+      this.#bodyBytes -= held.bytes;
+      // Refused after its budget admitted it (a key missing, the audit full): nothing was spent.
+      if (admitted) this.deps.budgets.settle(admitted.key, admitted.budget, admitted.reserve, 0);
     }
   }
 
+  /** The request body, refused with 413 past `max` bytes (the rest is not read), and with 503 past the gateway's total. */
+  async #readBody(req: Request, max: number, held: { bytes: number }): Promise<Uint8Array> {
+    const limit = this.deps.maxBodyBytesInFlight ?? DEFAULT_BODIES_IN_FLIGHT;
+    const tooLarge = () => new Refusal(413, 'too_large', `Gatehouse: the request body is larger than ${max} bytes (maxBodyBytes of the provider entry)`, 'body_too_large', { connection: 'close' });
+    const busy = () => new Refusal(503, 'unavailable', 'Gatehouse: too many large model requests at once; retry shortly', 'gateway_busy', { 'retry-after': '1', connection: 'close' });
+    const declared = Number(req.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(declared) && declared > max) throw tooLarge();
+    if (!req.body) return new Uint8Array(0);
+    const chunks: Uint8Array[] = [];
+    const reader = req.body.getReader();
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      // Counted three times: the bytes, the parsed and the re-serialised request live together until it is sent.
+      const cost = value.byteLength * 3;
+      if (size > max || this.#bodyBytes + cost > limit) {
+        await reader.cancel().catch(() => undefined);
+        throw size > max ? tooLarge() : busy();
+      }
+      held.bytes += cost;
+      this.#bodyBytes += cost;
+      chunks.push(value);
+    }
+    return Buffer.concat(chunks);
+  }
+
   #checkModel(p: InferenceProvider, model: string): void {
-    const allowed = p.models.allow.some((g) => picomatch.isMatch(model, g, { dot: true }));
-    const denied = p.models.deny.some((g) => picomatch.isMatch(model, g, { dot: true }));
+    let m = this.#models.get(p);
+    if (!m) {
+      m = { allow: p.models.allow.map((g) => picomatch(g, { dot: true })), deny: p.models.deny.map((g) => picomatch(g, { dot: true })) };
+      this.#models.set(p, m);
+    }
+    const allowed = m.allow.some((test) => test(model));
+    const denied = m.deny.some((test) => test(model));
     if (!allowed || denied) {
       throw new Refusal(403, 'permission', `Gatehouse: model "${model}" is not allowed for provider "${p.name}" (models.${denied ? 'deny' : 'allow'} in ${p.file}: ${JSON.stringify(denied ? p.models.deny : p.models.allow)})`, 'model_not_allowed');
     }
@@ -221,8 +276,8 @@ export class InferenceRouter {
   #decide(p: InferenceProvider, caller: Caller, model: string, rec: CallRecord, listing: boolean): void {
     const d = evaluate(this.deps.policy(), { kind: 'model', agent: caller.agent, connector: p.name, tool: model, upstreamTool: model, args: {}, time: new Date() });
     rec.rule = d.ruleId;
-    // Listing the models the provider offers (no model named) needs only that the agent may use the provider at all.
-    if (listing && d.effect !== 'allow') return void (rec.decision = 'allow');
+    // Listing the models (no model named): a rule that names no model cannot judge it, so only an explicit deny refuses.
+    if (listing && d.ruleId === null) return void (rec.decision = 'allow');
     if (d.effect === 'ask') {
       throw new Refusal(403, 'permission', `Gatehouse: ${d.ruleId === null ? 'the policy default' : `policy rule "${d.ruleId}"`} asks for a human approval, which a model call cannot wait for: it is refused (write an allow or deny rule with model:)`, 'policy_ask');
     }
@@ -263,7 +318,7 @@ export class InferenceRouter {
     rec: CallRecord,
     started: number,
     agentGone: AbortSignal,
-    spend: { key: string; budget: ReturnType<typeof budgetFor> } | undefined,
+    spend: { key: string; budget: ReturnType<typeof budgetFor>; reserve: number } | undefined,
   ): Promise<Response> {
     const abort = new AbortController();
     this.#inFlight.add(abort);
@@ -284,8 +339,9 @@ export class InferenceRouter {
       finished = true;
       agentGone.removeEventListener('abort', onGone);
       this.#inFlight.delete(abort);
+      // A call that ended without usage (cancelled, cut) is charged its estimate: stopping early is no way around a budget.
       const tokens = billableTokens(p.api, usage);
-      if (spend) this.deps.budgets.spend(spend.key, spend.budget, tokens);
+      if (spend) this.deps.budgets.settle(spend.key, spend.budget, spend.reserve, tokens > 0 || outcome === 'ok' ? tokens : spend.reserve);
       const fields: Record<string, unknown> = {
         ...rec,
         outcome,
@@ -297,7 +353,8 @@ export class InferenceRouter {
       };
       if (hashOut) fields.responseSha256 = hashOut.digest('hex');
       if (fullOut !== undefined) Object.assign(fields, content('full', 'response', fullOut));
-      const record = { event: 'model.call', ...fields };
+      // The provider's own text (errors, stop reasons, model names) may echo a key: the record is redacted whole.
+      const record = this.deps.redactValue({ event: 'model.call', ...fields });
       try {
         await (this.deps.audit.appendOutcome ?? this.deps.audit.append).call(this.deps.audit, record);
       } catch (e) {
@@ -327,7 +384,7 @@ export class InferenceRouter {
     const outHeaders = new Headers();
     for (const [name, value] of Object.entries(res.headers)) {
       if (value === undefined || !forwardedResponseHeader(name)) continue;
-      for (const v of Array.isArray(value) ? value : [value]) outHeaders.append(name, v);
+      for (const v of Array.isArray(value) ? value : [value]) outHeaders.append(name, this.deps.redact(v));
     }
     const ok = res.statusCode >= 200 && res.statusCode < 300;
     const outcomeOf = (): Outcome => (!ok || usage.streamError !== undefined ? 'provider_error' : 'ok');
@@ -336,11 +393,12 @@ export class InferenceRouter {
     const encoder = new TextEncoder();
     const emit = (text: string, controller: ReadableStreamDefaultController<Uint8Array>) => {
       if (text === '') return;
-      const bytes = encoder.encode(this.deps.redact(text));
+      const clean = this.deps.redact(text);
+      const bytes = encoder.encode(clean);
       ttfb ??= ms(started);
       bytesOut += bytes.byteLength;
       hashOut?.update(bytes);
-      if (fullOut !== undefined && fullOut.length < MAX_CONTENT) fullOut += text;
+      if (fullOut !== undefined && fullOut.length < MAX_CONTENT) fullOut += clean;
       controller.enqueue(bytes);
     };
 
@@ -370,25 +428,30 @@ export class InferenceRouter {
       return new Response(bytes, { status: res.statusCode, headers: outHeaders });
     }
 
-    const splitter = new SseSplitter();
+    const splitter = new SseSplitter(1 << 20, () => this.deps.longestSecret?.() ?? 0);
     const upstream = res.body[Symbol.asyncIterator]();
     const stream = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         try {
-          const next = await upstream.next();
-          if (next.done) {
-            const rest = splitter.end();
-            if (rest !== '') {
-              readEvent(usage, rest);
-              emit(rest, controller);
+          // Read until something can be passed on: a pull that enqueues nothing is not called again.
+          for (;;) {
+            const next = await upstream.next();
+            if (next.done) {
+              const rest = splitter.end();
+              if (rest !== '') {
+                readEvent(usage, rest);
+                emit(rest, controller);
+              }
+              controller.close();
+              await finish(outcomeOf(), usage.streamError !== undefined ? { reason: `the provider reported an error in the stream: ${usage.streamError}` } : {});
+              return;
             }
-            controller.close();
-            await finish(outcomeOf(), usage.streamError !== undefined ? { reason: `the provider reported an error in the stream: ${usage.streamError}` } : {});
-            return;
-          }
-          for (const ev of splitter.push(next.value as Uint8Array)) {
-            readEvent(usage, ev);
-            emit(ev, controller);
+            const events = splitter.push(next.value as Uint8Array);
+            for (const ev of events) {
+              readEvent(usage, ev);
+              emit(ev, controller);
+            }
+            if (events.some((ev) => ev !== '')) return;
           }
         } catch (e) {
           const cancelled = abort.signal.aborted;
@@ -486,30 +549,15 @@ function readEvent(u: Usage, event: string): void {
   }
 }
 
+/** Tokens a generating call may use, before its usage is known: its input (~4 bytes a token) and the output it asks for at most. */
+function estimateTokens(bytesIn: number, json: Record<string, unknown> | undefined): number {
+  const out = [json?.max_tokens, json?.max_output_tokens, json?.max_completion_tokens].find((v): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0) ?? 1024;
+  return Math.ceil(bytesIn / 4) + Math.min(Math.floor(out), 1_000_000);
+}
+
 function content(mode: 'hash' | 'full', what: 'request' | 'response', text: string): Record<string, unknown> {
   if (mode === 'hash') return { [`${what}Sha256`]: createHash('sha256').update(text).digest('hex') };
   return text.length > MAX_CONTENT ? { [what]: text.slice(0, MAX_CONTENT), [`${what}Truncated`]: true } : { [what]: text };
-}
-
-/** The request body, refused with 413 past `max` bytes (the rest is not read). */
-async function readCapped(req: Request, max: number): Promise<Uint8Array> {
-  const declared = Number(req.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared > max) throw new Refusal(413, 'too_large', `Gatehouse: the request body is larger than ${max} bytes (maxBodyBytes of the provider entry)`, 'body_too_large', { connection: 'close' });
-  if (!req.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = req.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => undefined);
-      throw new Refusal(413, 'too_large', `Gatehouse: the request body is larger than ${max} bytes (maxBodyBytes of the provider entry)`, 'body_too_large', { connection: 'close' });
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
 }
 
 async function readAll(body: Dispatcher.ResponseData<unknown>['body'], max: number): Promise<string> {

@@ -7,7 +7,11 @@ export class SseSplitter {
   #pending = '';
   readonly #decoder = new TextDecoder('utf-8');
 
-  constructor(private readonly maxPending = 1 << 20) {}
+  /** `holdBack()`: how many trailing characters a forced flush keeps back (so a secret is never cut in two by it). */
+  constructor(
+    private readonly maxPending = 1 << 20,
+    private readonly holdBack: () => number = () => 0,
+  ) {}
 
   /** The complete events in `chunk` (each with its blank-line terminator), plus, past `maxPending`, what is held so far. */
   push(chunk: Uint8Array): string[] {
@@ -22,8 +26,9 @@ export class SseSplitter {
     }
     // A stream that never ends an event must not grow without bound: pass it on as it is.
     if (this.#pending.length > this.maxPending) {
-      out.push(this.#pending);
-      this.#pending = '';
+      const keep = Math.min(Math.max(0, this.holdBack() - 1), this.#pending.length);
+      out.push(this.#pending.slice(0, this.#pending.length - keep));
+      this.#pending = this.#pending.slice(this.#pending.length - keep);
     }
     return out;
   }

@@ -173,8 +173,9 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
   const rw = opts.rw.map((p) => realPath('--rw', p));
   const attaching = await socketAlive(controlSocketPath(opts.dirs.state));
   const used = attaching ? await gatewayDirs(opts.dirs) : opts.dirs;
+  // Checked before it is made: a --home inside the state directory is refused before anything is created there.
+  checkExposure(workspace, ro, rw, canonical(opts.home ?? defaultAgentHome(used.state, opts.agent)), used);
   const home = prepareAgentHome(opts.home ?? defaultAgentHome(used.state, opts.agent));
-  checkExposure(workspace, ro, rw, home, used);
   if (home === workspace || home.startsWith(`${workspace}/`) || workspace.startsWith(`${home}/`)) {
     throw new GatehouseError('USAGE', `--home ${home} and --workspace ${workspace} overlap: the agent's home is its own, apart from the work (choose another --home)`);
   }

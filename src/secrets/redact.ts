@@ -42,6 +42,7 @@ export class Redactor {
   private owner = new Map<string, string>();
   private matchers: Matchers | undefined;
   private shortest = Infinity;
+  private longestForm = 0;
 
   /** Remembers a value read for secret `name`; idempotent. */
   learn(name: string, value: string): void {
@@ -80,6 +81,7 @@ export class Redactor {
     this.owner = owner;
     this.formCountValue = seen.size;
     this.shortest = Math.min(LONG, ...short.map((f) => f.length));
+    this.longestForm = Math.max(0, ...[...seen].map((f) => f.length));
     if (seen.size === 0) {
       this.matchers = undefined;
       return;
@@ -89,6 +91,11 @@ export class Redactor {
       long: long.length === 0 ? undefined : new FormIndex(long),
       short: short.length === 0 ? undefined : new RegExp(short.sort(longestFirst).map(escapeRegExp).join('|'), 'gi'),
     };
+  }
+
+  /** Length of the longest form looked for (a stream cut must keep this much minus one together). */
+  get longest(): number {
+    return this.longestForm;
   }
 
   /** Replaces every known secret form in `text`. */

@@ -201,14 +201,13 @@ export class InferenceRouter {
       const outText = json ? this.deps.redact(JSON.stringify(json)) : undefined;
       const contentMode = provider.audit.content;
       if (contentMode !== 'none' && outText !== undefined) Object.assign(rec, content(contentMode, 'request', outText));
-      try {
-        await this.deps.audit.append({ event: 'model.call.intent', ...rec, decision: 'allow' });
-      } catch (e) {
-        throw new Refusal(503, 'unavailable', `Gatehouse: the audit log cannot take this call (${errorMessage(e)}); nothing was sent`, 'audit_unavailable');
-      }
+      // The intent record is made durable while the request goes out (a model call changes nothing but spend, and
+      // its fsync would otherwise add milliseconds to every first byte); no byte of the answer passes before it is on disk.
+      const intent = this.deps.audit.append({ event: 'model.call.intent', ...rec, decision: 'allow' });
+      intent.catch(() => undefined);
       const spend = route.generates ? { key: budgetKey, budget, reserve } : undefined;
       admitted = undefined; // from here #forward settles it, however the call ends
-      return await this.#forward(provider, url, path, headers, outText, rec, started, req.signal, spend);
+      return await this.#forward(provider, url, path, headers, outText, rec, started, req.signal, spend, intent);
     } catch (e) {
       const r = e instanceof Refusal ? e : undefined;
       const refusal = r ?? this.#failure(e);
@@ -319,6 +318,7 @@ export class InferenceRouter {
     started: number,
     agentGone: AbortSignal,
     spend: { key: string; budget: ReturnType<typeof budgetFor>; reserve: number } | undefined,
+    intent: Promise<void>,
   ): Promise<Response> {
     const abort = new AbortController();
     this.#inFlight.add(abort);
@@ -337,6 +337,7 @@ export class InferenceRouter {
     const finish = async (outcome: Outcome, extra: Record<string, unknown> = {}) => {
       if (finished) return;
       finished = true;
+      await intent.catch(() => undefined);
       agentGone.removeEventListener('abort', onGone);
       this.#inFlight.delete(abort);
       // A call that ended without usage (cancelled, cut) is charged its estimate: stopping early is no way around a budget.
@@ -379,6 +380,15 @@ export class InferenceRouter {
       const f = cancelled ? undefined : this.#failure(e, p);
       await finish(cancelled ? 'cancelled' : 'failed', { status: f?.status ?? 499, reason: cancelled ? 'the agent went away before the provider answered' : f?.message });
       return providerError(p.api, f?.status ?? 499, f?.kind ?? 'upstream', f?.message ?? 'cancelled', f?.code ?? 'cancelled');
+    }
+    try {
+      await intent;
+    } catch (e) {
+      abort.abort(e);
+      res.body.destroy();
+      const why = `the audit log cannot take this call (${errorMessage(e)}); its answer was not passed on`;
+      await finish('failed', { status: 503, reason: why });
+      return providerError(p.api, 503, 'unavailable', `Gatehouse: ${why}`, 'audit_unavailable');
     }
     rec.status = res.statusCode;
     const outHeaders = new Headers();

@@ -361,3 +361,34 @@ describe('a provider that is not ready', () => {
     expect(seen()).toEqual([]);
   });
 });
+
+describe('the audit log cannot take the call', () => {
+  it('audit down: the intent cannot be written, so no byte of the answer reaches the agent (503); the budget is charged its estimate (the provider did the work)', async () => {
+    const { InferenceRouter } = await import('../../src/inference/proxy.js');
+    const { Budgets } = await import('../../src/inference/budget.js');
+    const { loadPolicyFiles, memorySource } = await import('../../src/policy/load.js');
+    const { silentLogger } = await import('../../src/log.js');
+    const policy = loadPolicyFiles(['/p/a.yaml'], memorySource({ '/p/a.yaml': 'version: 1\nrules:\n  - id: models\n    match: { model: "*" }\n    effect: allow\n' }));
+    const written: Array<Record<string, unknown>> = [];
+    const audit = {
+      append: async (e: Record<string, unknown>) => {
+        if (e.event === 'model.call.intent') throw new GatehouseError('AUDIT_UNAVAILABLE', 'disk full');
+        written.push(e);
+      },
+      assertWritable: () => undefined,
+      close: async () => undefined,
+    };
+    const provider = { name: 'anth', kind: 'inference', api: 'anthropic', url: sim.url, headers: {}, models: { allow: ['*'], deny: [] }, budget: { tokens: { capacity: 1000, perMs: 3_600_000 } }, budgets: {}, audit: { content: 'none' }, maxBodyBytes: 1 << 20, timeouts: {}, enabled: true, file: '/r/anth.yaml' } as never;
+    const budgets = new Budgets();
+    const router = new InferenceRouter({ providers: () => new Map([['anth', provider]]), policy: () => policy, secrets: { render: async (t: string) => t }, redact: (t) => t, redactValue: (v) => v, audit, budgets, logger: silentLogger });
+    const req = new Request('http://127.0.0.1/llm/anth/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: messages({ stream: true }) });
+    const res = await router.handle(req, { agent: 'coder', via: 'token' }, 'anth', '/v1/messages');
+    expect(res.status).toBe(503);
+    const text = await res.text();
+    expect(text).toContain('gatehouse_audit_unavailable');
+    expect(text).not.toContain('message_start');
+    expect(written.at(-1)).toMatchObject({ event: 'model.call', outcome: 'failed', status: 503 });
+    expect(budgets.used('anth\u0000coder').tokens).toBeGreaterThan(0);
+    await router.close();
+  });
+});

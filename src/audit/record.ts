@@ -93,11 +93,16 @@ export function checkLine(text: string, raw?: Buffer): LineCheck {
   if (typeof r.hash !== 'string' || !HASH_RE.test(r.hash)) return { ok: false, reason: 'malformed', message: 'hash is missing or not 64 hex digits' };
   if (typeof r.prev !== 'string' || !HASH_RE.test(r.prev)) return { ok: false, reason: 'malformed', message: 'prev is missing or not 64 hex digits' };
   if (typeof r.event !== 'string' || typeof r.time !== 'string') return { ok: false, reason: 'malformed', message: 'event or time is missing' };
-  // Fast path: the bytes as written are the canonical text.
+  // Fast path: the bytes as written are the canonical text. Its guards and hash input only decide whether the
+  // fast path is tried: a wrong guess hashes other bytes, misses, and falls through to the full check below,
+  // which decides alone (test/mutation/equivalent.md). Only its "ok" needs the exact hash, and stays mutated.
+  // Stryker disable all: perf-only (see above)
   if (text.startsWith(LINE_HEAD) && text.length > LINE_HEAD.length + HASH_SUFFIX_LEN && text.endsWith(`,"hash":"${r.hash}"}`)) {
     const h = createHash('sha256').update('{');
     if (raw !== undefined && raw.length === Buffer.byteLength(text)) h.update(raw.subarray(LINE_HEAD.length, raw.length - HASH_SUFFIX_LEN));
     else h.update(text.slice(LINE_HEAD.length, text.length - HASH_SUFFIX_LEN));
+    // Stryker restore all
+    // Stryker disable next-line StringLiteral: perf-only (another closing byte makes the fast path miss and fall through)
     if (h.update('}').digest('hex') === r.hash) return { ok: true, record: r };
   }
   if (expectedHash(r) === r.hash) return { ok: true, record: r };

@@ -5,13 +5,14 @@
  * in its own process; this process only generates load. Rounds are
  * interleaved (rotated order); medians over rounds, ratios paired per round.
  */
-import { closeSync, existsSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GATEHOUSE_ECHO_TOOL } from './lib/gatehouse-config.js';
 import { openSession, sequentialLatencies, throughput, type McpSession, type McpTarget } from './lib/mcp-client.js';
 import { cpuMs, DIST_BENCH, freePort, ROOT, startProc, waitFor, type Proc } from './lib/procs.js';
 import { fmt, fmtInt, goal, machineLine, median, quantile, ratio, rotated } from './lib/stats.js';
+import { fsName } from './lib/fs-name.js';
 
 export interface CallsOptions {
   rounds: number;
@@ -205,19 +206,6 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
   }
 }
 
-/** "ext4 /tmp"-style name of the filesystem holding `dir` (from /proc/self/mounts, longest prefix). */
-function fsName(dir: string): string {
-  let best = { mount: '', type: '?' };
-  try {
-    for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
-      const [, mount, type] = line.split(' ');
-      if (mount && type && (dir === mount || dir.startsWith(mount === '/' ? '/' : `${mount}/`)) && mount.length > best.mount.length) best = { mount, type };
-    }
-  } catch {
-    // not Linux
-  }
-  return `${best.type} ${dir.split('/').slice(0, 2).join('/') || '/'}`;
-}
 
 function mkPath(name: string, note: string, target: McpTarget, tool: string, pids: number[]): Path {
   return { name, note, target, tool, pids, sessions: new Map(), lat: { p50: [], p99: [] }, tput: new Map(), cpu: { ms: 0, upstreamMs: 0, calls: 0 } };

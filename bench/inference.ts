@@ -14,6 +14,7 @@ import { gaps, ModelClient, type StreamResult } from './lib/model-client.js';
 import { BENCH_PROVIDER_KEY, benchBody } from './lib/model-server.js';
 import { cpuMs, DIST_BENCH, freePort, ROOT, rssMiB, startProc, type Proc } from './lib/procs.js';
 import { fmt, fmtInt, goal, machineLine, median, quantile, rotated, sleep } from './lib/stats.js';
+import { fsName } from './lib/fs-name.js';
 
 export interface InferenceOptions {
   rounds: number;
@@ -314,19 +315,6 @@ function table(paths: Path[], opts: InferenceOptions, root: string, shmRoot: str
   ].join('\n');
 }
 
-/** "ext4 /tmp"-style name of the filesystem holding `dir` (from /proc/self/mounts, longest prefix). */
-function fsName(dir: string): string {
-  let best = { mount: '', type: '?' };
-  try {
-    for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
-      const [, mount, type] = line.split(' ');
-      if (mount && type && (dir === mount || dir.startsWith(mount === '/' ? '/' : `${mount}/`)) && mount.length > best.mount.length) best = { mount, type };
-    }
-  } catch {
-    // not Linux
-  }
-  return `${best.type} ${dir.split('/').slice(0, 2).join('/') || '/'}`;
-}
 
 function mkPath(name: string, note: string, clients: ModelClient[], pid: number): Path {
   return { name, note, clients, pid, ttfb: { p50: [], p99: [] }, gap: { p50: [], p99: [], delayP50: [], delayP99: [] }, calls: 0, waves: [] };

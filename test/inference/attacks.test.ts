@@ -17,19 +17,10 @@ import { MemoryStore } from '../connectors/helpers.js';
 import { rawRequest, startTestGateway, until, type TestGateway } from '../helpers/gateway.js';
 import { startModelSim, type ModelSim } from '../helpers/model-sim.js';
 import { overlaps, protectedPaths } from '../../src/sandbox/overlap.js';
+import { OPENAI_KEY, POLICY, REAL_KEY } from './fixtures.js';
 
-const REAL_KEY = 'sk-ant-real-0123456789abcdef';
-const OPENAI_KEY = 'sk-openai-real-abcdef0123456789';
 /** The hostile provider's own key (a secret is bound to one connector). */
 const EVIL_KEY = 'sk-evil-real-0123456789abcdef';
-const POLICY = {
-  version: 1,
-  default: 'deny',
-  rules: [
-    { id: 'mallory-no-models', match: { agent: 'mallory', model: '*' }, effect: 'deny', message: 'mallory may not use models' },
-    { id: 'models', match: { model: '*' }, effect: 'allow' },
-  ],
-};
 
 // ------------------------------------------------------------ a hostile provider
 

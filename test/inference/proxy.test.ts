@@ -9,18 +9,9 @@ import type { SecretStore } from '../../src/secrets/store.js';
 import { MemoryStore } from '../connectors/helpers.js';
 import { startTestGateway, until, type TestGateway } from '../helpers/gateway.js';
 import { startModelSim, type ModelSim } from '../helpers/model-sim.js';
+import { OPENAI_KEY, POLICY, REAL_KEY } from './fixtures.js';
 
-const REAL_KEY = 'sk-ant-real-0123456789abcdef';
-const OPENAI_KEY = 'sk-openai-real-abcdef0123456789';
 const OTHER_SECRET = 'ghp_otherConnectorSecret123456';
-const POLICY = {
-  version: 1,
-  default: 'deny',
-  rules: [
-    { id: 'mallory-no-models', match: { agent: 'mallory', model: '*' }, effect: 'deny', message: 'mallory may not use models' },
-    { id: 'models', match: { model: '*' }, effect: 'allow' },
-  ],
-};
 
 let sim: ModelSim;
 beforeAll(async () => {

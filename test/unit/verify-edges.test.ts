@@ -286,3 +286,50 @@ describe('more than 1000 unfinished calls', () => {
     expect(r.unfinished.at(-1)).toMatchObject({ call: 'c999', seq: 1000 });
   });
 });
+
+describe('edges the mutation run found (audit group)', () => {
+  it('a forged record re-using the last seq is one "reordered" problem; the genuine next record still chains (no extra chain problem)', async () => {
+    const { lines } = chain(n(4));
+    const forged = chain([{ forged: true }], 3, ZERO_HASH).lines[0] as string;
+    const dir = logDir([lines[0], lines[1], lines[2], forged, lines[3]] as string[]);
+    const r = await verifyAudit(dir);
+    expect(r.problems.map((p) => [p.kind, p.line])).toEqual([['reordered', 4]]);
+  });
+
+  it('only an outcome record finishes an intent: another record carrying the same call id does not', async () => {
+    const { lines } = chain([{ event: 'tools/call.intent', call: 'c-1', agent: 'a', tool: 't' }, { event: 'approval.requested', call: 'c-1' }]);
+    const r = await verifyAudit(logDir(lines));
+    expect(r.unfinishedCount).toBe(1);
+    expect(r.unfinished.map((u) => u.call)).toEqual(['c-1']);
+  });
+
+  it('a hash or prev that is not 64 hex digits is "malformed", not "edited"', async () => {
+    const { lines } = chain(n(2));
+    const badHash = (lines[1] as string).replace(/"hash":"[0-9a-f]{64}"/, '"hash":"not-hex"');
+    const badPrev = (lines[1] as string).replace(/"prev":"[0-9a-f]{64}"/, '"prev":"zz"');
+    for (const [bad, what] of [[badHash, 'hash'], [badPrev, 'prev']] as const) {
+      const r = await verifyAudit(logDir([lines[0] as string, bad]));
+      expect(r.problems.find((p) => p.line === 2)).toMatchObject({ kind: 'malformed', message: `${what} is missing or not 64 hex digits` });
+    }
+  });
+
+  it('progress over a rotated file and the current one only grows, and ends at the total', async () => {
+    const { lines } = chain(n(6));
+    const dir = logDir(lines.slice(3));
+    writeFileSync(join(dir, 'audit.000000000001.jsonl'), lines.slice(0, 3).map((l) => `${l}\n`).join(''));
+    const progress: number[] = [];
+    let total = 0;
+    const r = await verifyAudit(dir, { onProgress: (d, t) => (progress.push(d), (total = t)) });
+    expect(r.ok).toBe(true);
+    expect(progress.every((d, i) => i === 0 || d >= (progress[i - 1] as number))).toBe(true);
+    expect(progress.at(-1)).toBe(total);
+  });
+
+  it('a rotated file named for another seq is reported with a message saying so', async () => {
+    const { lines } = chain(n(6));
+    const dir = logDir(lines.slice(3));
+    writeFileSync(join(dir, 'audit.000000000002.jsonl'), lines.slice(0, 3).map((l) => `${l}\n`).join(''));
+    const r = await verifyAudit(dir);
+    expect(r.problems.find((p) => p.kind === 'file')?.message).toBe('file is named for seq 2 but starts with seq 1');
+  });
+});

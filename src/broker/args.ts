@@ -1,29 +1,85 @@
 import { createRequire } from 'node:module';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { GatehouseError } from '../errors.js';
+import { PATTERN_LIMITS, re2Engine, type PatternBudget } from './re2-engine.js';
+import { SCHEMA_LIMITS, schemaOverLimit, type SchemaLimits } from './schema-limits.js';
 
 // ajv ships CommonJS; load its JSON Schema 2020-12 build (MCP's default dialect, spec 2025-11-25).
 const require = createRequire(import.meta.url);
 const Ajv2020 = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js').default;
 const addFormats = require('ajv-formats') as typeof import('ajv-formats').default;
+type Ajv = InstanceType<typeof Ajv2020>;
 
-const ajv = new Ajv2020({ strict: false, allErrors: false, validateSchema: false, unicodeRegExp: true });
-addFormats(ajv);
+/** Validators one checker keeps before it starts afresh (a bound whoever owns it). */
+export const MAX_VALIDATORS_PER_CHECKER = 1_000;
 
-const compiled = new WeakMap<object, ValidateFunction | Error>();
-
-function compile(schema: object): ValidateFunction | Error {
-  let v = compiled.get(schema);
-  if (v === undefined) {
-    try {
-      v = ajv.compile(schema);
-    } catch (e) {
-      v = e instanceof Error ? e : new Error(String(e));
-    }
-    compiled.set(schema, v);
-  }
-  return v;
+function newAjv(budget: PatternBudget): Ajv {
+  const ajv = new Ajv2020({
+    strict: false,
+    allErrors: false,
+    validateSchema: false,
+    unicodeRegExp: true,
+    // A failed compile would print its generated code (megabytes for a hostile schema) to stderr.
+    logger: false,
+    // ajv's optimizer pass is superlinear in the generated code (10x slower at 800 properties); RE2 runs `pattern`s.
+    code: { regExp: re2Engine(budget), optimize: false },
+  });
+  addFormats(ajv);
+  return ajv;
 }
+
+/**
+ * Compiles upstream `inputSchema`s, each once per schema object (one object
+ * per tool per listing). Owned per connector and replaced when its tool list
+ * changes or it restarts (src/broker/gateway.ts), so validators never outlive
+ * the list they came from and `$id`s of two connectors never meet. Each compile
+ * also starts from an empty ajv registry: two tools (or two listings) with the
+ * same `$id` never collide, and ajv's own cache holds nothing between compiles.
+ */
+export class SchemaChecker {
+  private ajv: Ajv | undefined;
+  private readonly patterns: PatternBudget = { instructions: 0 };
+  private compiled = new WeakMap<object, ValidateFunction | Error>();
+  private count = 0;
+
+  constructor(private readonly limits: SchemaLimits = SCHEMA_LIMITS) {}
+
+  /** Schemas compiled (or refused) by this checker since it last started afresh. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** The schema's validator, or why it cannot be checked (over a limit, a pattern RE2 refuses, does not compile). */
+  validator(schema: object): ValidateFunction | Error {
+    let v = this.compiled.get(schema);
+    if (v !== undefined) return v;
+    if (this.count >= MAX_VALIDATORS_PER_CHECKER) {
+      this.ajv = undefined;
+      this.compiled = new WeakMap();
+      this.count = 0;
+    }
+    const over = schemaOverLimit(schema, this.limits);
+    if (over !== undefined) {
+      v = new Error(`${over}; it was not compiled`);
+    } else {
+      const ajv = (this.ajv ??= newAjv(this.patterns));
+      this.patterns.instructions = PATTERN_LIMITS.maxInstructionsPerSchema;
+      try {
+        v = ajv.compile(schema);
+      } catch (e) {
+        v = e instanceof Error ? e : new Error(String(e));
+      } finally {
+        ajv.removeSchema();
+      }
+    }
+    this.compiled.set(schema, v);
+    this.count++;
+    return v;
+  }
+}
+
+/** For callers without a connector's checker (unit tests, PipelineDeps without `schemaChecker`). */
+const shared = new SchemaChecker();
 
 function describe(e: ErrorObject): string {
   const where = e.instancePath === '' ? 'arguments' : `arguments${e.instancePath.replace(/\//g, '.')}`;
@@ -34,9 +90,10 @@ function describe(e: ErrorObject): string {
 
 /**
  * Checks tool arguments against the upstream's `inputSchema` before anything
- * is forwarded. An upstream schema that does not compile fails closed.
+ * is forwarded. A schema the gateway cannot check (over a limit, a pattern RE2
+ * refuses, does not compile) fails closed: the call is refused.
  */
-export function checkArgs(toolName: string, inputSchema: object, args: unknown): asserts args is Record<string, unknown> {
+export function checkArgs(toolName: string, inputSchema: object, args: unknown, checker: SchemaChecker = shared): asserts args is Record<string, unknown> {
   if (args === null || typeof args !== 'object' || Array.isArray(args)) {
     throw new GatehouseError('ARGS_INVALID', `Invalid arguments for tool ${toolName}: arguments must be an object`);
   }
@@ -44,7 +101,7 @@ export function checkArgs(toolName: string, inputSchema: object, args: unknown):
   if (inf !== undefined) {
     throw new GatehouseError('ARGS_INVALID', `Invalid arguments for tool ${toolName}: ${inf} is not a finite number (JSON numbers beyond ±1.8e308 cannot be forwarded as sent)`);
   }
-  const v = compile(inputSchema);
+  const v = checker.validator(inputSchema);
   if (v instanceof Error) {
     throw new GatehouseError('ARGS_INVALID', `Tool ${toolName} has an input schema the gateway cannot check (${v.message}); the call is refused`);
   }

@@ -59,6 +59,12 @@ export interface CatalogSource {
   tools: readonly Tool[];
 }
 
+/** A registered connector's namespace: exposed names `<prefix>__…` are its own, ready or not. */
+export interface Namespace {
+  connector: string;
+  prefix: string;
+}
+
 /**
  * Builds the agent-facing catalog. Pure. Names that are invalid or collide
  * (exactly or by case) are reported and left out, so a look-alike can never
@@ -68,10 +74,20 @@ export interface CatalogSource {
  * tool (title, description, schemas with their defaults, examples and enums,
  * annotations, `_meta`), as from results; a tool whose name holds one is left
  * out. (tools/list redacts again when it answers, for values learned later.)
+ *
+ * A name `<p>__…` belongs to the connector whose prefix is `<p>` (folded, as
+ * collisions are). `reserved` lists every registered connector's namespace,
+ * so one that is not ready, or disabled, keeps its names: a `prefix: ""`
+ * connector listing them is refused, never served in its place.
  */
-export function buildCatalog(sources: readonly CatalogSource[], redact: <T>(v: T) => T = (v) => v): Catalog {
+export function buildCatalog(sources: readonly CatalogSource[], redact: <T>(v: T) => T = (v) => v, reserved: readonly Namespace[] = []): Catalog {
   const problems: CatalogProblem[] = [];
   const candidates: CatalogEntry[] = [];
+  const owners = new Map<string, Namespace>();
+  for (const ns of [...reserved, ...sources]) {
+    const k = ns.prefix.toLowerCase();
+    if (ns.prefix !== '' && !owners.has(k)) owners.set(k, ns);
+  }
   for (const src of sources) {
     for (const listed of src.tools) {
       const tool = redact(listed);
@@ -86,6 +102,15 @@ export function buildCatalog(sources: readonly CatalogSource[], redact: <T>(v: T
           connector: src.connector,
           tool: tool.name,
           message: `exposed name ${JSON.stringify(name)} is not 1-64 characters of [a-zA-Z0-9_-]; the tool is not exposed (shorten the prefix or deny it in tools.deny)`,
+        });
+        continue;
+      }
+      const owner = src.prefix === '' ? ownerOf(owners, name) : undefined;
+      if (owner !== undefined) {
+        problems.push({
+          connector: src.connector,
+          tool: tool.name,
+          message: `exposed name ${JSON.stringify(name)} is in the namespace of connector ${JSON.stringify(owner.connector)} (prefix ${JSON.stringify(owner.prefix)}); a connector with prefix "" may not take it, the tool is not exposed`,
         });
         continue;
       }
@@ -111,6 +136,16 @@ export function buildCatalog(sources: readonly CatalogSource[], redact: <T>(v: T
   }
   const sorted = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { byName, sorted, problems };
+}
+
+/** The namespace `name` falls in: one whose prefix, folded, is what comes before any "__" in it. */
+function ownerOf(owners: ReadonlyMap<string, Namespace>, name: string): Namespace | undefined {
+  const folded = name.toLowerCase();
+  for (let i = folded.indexOf(SEPARATOR); i !== -1; i = folded.indexOf(SEPARATOR, i + 1)) {
+    const owner = owners.get(folded.slice(0, i));
+    if (owner !== undefined) return owner;
+  }
+  return undefined;
 }
 
 /** Opaque cursor pagination over the sorted catalog. */

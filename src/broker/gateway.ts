@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events';
+import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditSink } from '../audit/types.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../registry/load.js';
 import { connectorSecrets, isProvider, type Connector, type ToolConnector } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
 import { Upstream, type UpstreamStatus } from '../upstreams/upstream.js';
+import { SchemaChecker } from './args.js';
 import type { Authorize, Hidden } from './authorize.js';
 import { buildCatalog, type Catalog, type CatalogProblem } from './catalog.js';
 import { createPassthrough } from './passthrough.js';
@@ -53,6 +55,12 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
   readonly opts: GatewayOptions;
   private readonly upstreams = new Map<string, Upstream>();
   private _catalog: Catalog = buildCatalog([]);
+  /**
+   * One argument checker per connector, for the tool list it was made for:
+   * a new list (a refresh, a restart) gets a new checker, and the old one's
+   * compiled validators go with the old list.
+   */
+  private checkers = new Map<string, { tools: readonly Tool[]; checker: SchemaChecker }>();
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private closing = false;
@@ -72,6 +80,8 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
     this.deps = {
       catalog: () => this._catalog,
       upstream: (name) => this.upstreams.get(name),
+      // Always present for a catalog entry (both change in rebuildCatalog); a fresh one otherwise.
+      schemaChecker: (name) => this.checkers.get(name)?.checker ?? new SchemaChecker(),
       authorize: opts.authorize,
       hidden: opts.hidden,
       audit: opts.audit,
@@ -139,7 +149,8 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
       starting.push(u);
     }
     this.opts.registry = next;
-    if (stopping.length > 0 || starting.length > 0) this.rebuildCatalog();
+    // Any change counts, a disabled connector's too: its namespace is reserved (see rebuildCatalog).
+    if (diff.added.length > 0 || diff.removed.length > 0 || diff.changed.length > 0) this.rebuildCatalog();
     await Promise.all(stopping.map((u) => u.stop()));
     for (const u of starting) void u.start();
     return diff;
@@ -154,17 +165,30 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
   }
 
   private rebuildCatalog(): void {
-    this._catalog = buildCatalog(
-      [...this.upstreams.values()].map((u) => ({
-        connector: u.connector.name,
-        prefix: u.connector.prefix ?? u.connector.name,
-        filter: u.connector.tools,
-        tools: u.tools,
-      })),
-      this.opts.redact,
-    );
+    const sources = [...this.upstreams.values()].map((u) => ({
+      connector: u.connector.name,
+      prefix: u.connector.prefix ?? u.connector.name,
+      filter: u.connector.tools,
+      tools: u.tools,
+    }));
+    const checkers = new Map<string, { tools: readonly Tool[]; checker: SchemaChecker }>();
+    for (const s of sources) {
+      const prev = this.checkers.get(s.connector);
+      checkers.set(s.connector, prev?.tools === s.tools ? prev : { tools: s.tools, checker: new SchemaChecker() });
+    }
+    this.checkers = checkers;
+    // Every registered connector's namespace, ready, disabled or not yet started: a prefix-less one can't take its names meanwhile.
+    const reserved = toolConnectors(this.opts.registry).map((c) => ({ connector: c.name, prefix: c.prefix ?? c.name }));
+    this._catalog = buildCatalog(sources, this.opts.redact, reserved);
     for (const p of this._catalog.problems) this.opts.logger.warn(p, 'tool not exposed');
     this.emit('catalog');
+  }
+
+  /** Argument checkers alive and the validators they hold (bounded by the connectors' current tool lists). */
+  schemaCheckers(): { checkers: number; validators: number } {
+    let validators = 0;
+    for (const c of this.checkers.values()) validators += c.checker.size;
+    return { checkers: this.checkers.size, validators };
   }
 
   report(): ConnectorReport[] {

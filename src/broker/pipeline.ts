@@ -7,13 +7,15 @@ import type { Logger } from '../log.js';
 import type { CallContext } from '../policy/types.js';
 import type { AgentChannel } from '../upstreams/call-context.js';
 import type { Upstream } from '../upstreams/upstream.js';
-import { checkArgs } from './args.js';
+import { checkArgs, type SchemaChecker } from './args.js';
 import type { Authorize, Hidden, Verdict } from './authorize.js';
 import { hintsOf, type Catalog, type CatalogEntry } from './catalog.js';
 
 export interface PipelineDeps {
   catalog: () => Catalog;
   upstream: (connector: string) => Upstream | undefined;
+  /** The connector's argument checker (one per connector and tool list); without it, one shared checker. */
+  schemaChecker?: (connector: string) => SchemaChecker;
   authorize: Authorize;
   /** Tools the policy denies this agent in every case: hidden from tools/list, and unknown when called. */
   hidden?: Hidden;
@@ -96,7 +98,7 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
   try {
     deps.audit.assertWritable();
     entry = visibleTool(deps, req.agent, lookupTool(deps.catalog(), req.name));
-    checkArgs(entry.name, entry.tool.inputSchema, req.args ?? {});
+    checkArgs(entry.name, entry.tool.inputSchema, req.args ?? {}, deps.schemaChecker?.(entry.connector));
   } catch (e) {
     if (e instanceof GatehouseError && e.code !== 'AUDIT_UNAVAILABLE') {
       // The admin sees why (hiddenByPolicy); the agent sees an unknown tool.

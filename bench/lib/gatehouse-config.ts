@@ -14,8 +14,7 @@ export const GATEHOUSE_ECHO_TOOL = 'echo__echo';
  * a rate limit that is never reached, then the allow).
  */
 export function writeGatehouseConfig(root: string, upstreamUrl: string): Dirs {
-  const dirs: Dirs = { registry: join(root, 'registry'), policies: join(root, 'policies'), state: join(root, 'state') };
-  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  const dirs = benchDirs(root);
   writeFileSync(
     join(dirs.registry, 'echo.yaml'),
     stringify({
@@ -40,5 +39,12 @@ export function writeGatehouseConfig(root: string, upstreamUrl: string): Dirs {
       ],
     }),
   );
+  return dirs;
+}
+
+/** registry/, policies/ and state/ under `root`, made. */
+export function benchDirs(root: string): Dirs {
+  const dirs: Dirs = { registry: join(root, 'registry'), policies: join(root, 'policies'), state: join(root, 'state') };
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   return dirs;
 }

@@ -6,13 +6,13 @@
  * prints one JSON line {base, tokens}: base is …/llm/anthropic, one token per
  * agent bench-0 … bench-(AGENTS-1).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import type { Dirs } from '../../src/config/paths.js';
 import { createLogger } from '../../src/log.js';
 import { startGateway } from '../../src/runtime.js';
 import { mintToken } from '../../src/server/tokens.js';
+import { benchDirs } from '../lib/gatehouse-config.js';
 import { MemorySecretStore } from '../lib/memory-store.js';
 import { BENCH_PROVIDER_KEY } from '../lib/model-server.js';
 
@@ -21,8 +21,7 @@ const PROVIDER_KEY = { name: 'anthropic-key', value: BENCH_PROVIDER_KEY };
 const [root, providerUrl, agentsArg] = process.argv.slice(2);
 if (!root || !providerUrl) throw new Error('usage: gatehouse-inference.js ROOT PROVIDER_URL [AGENTS]');
 const agents = Math.max(1, Number(agentsArg ?? 1));
-const dirs: Dirs = { registry: join(root, 'registry'), policies: join(root, 'policies'), state: join(root, 'state') };
-for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+const dirs = benchDirs(root);
 writeFileSync(
   join(dirs.registry, 'anthropic.yaml'),
   stringify({

@@ -49,6 +49,34 @@ export function parseDurationMs(v: string): number {
   return n * unit;
 }
 
+/** A size: bytes, or a string like "16M" (K, M, G: powers of 1024, as on the command line). */
+export const size = z
+  .union([z.number().int().positive(), z.string().regex(/^[0-9]+[KMG]?$/i, 'use a size like 65536, 512K or 16M')])
+  .transform((v) => (typeof v === 'number' ? v : Number(/^[0-9]+/.exec(v)?.[0]) * 1024 ** ' KMG'.indexOf((/[KMG]$/i.exec(v)?.[0] ?? ' ').toUpperCase())));
+
+/**
+ * What one upstream may spend of the gateway (issue #24). Every field is
+ * optional; the defaults live in src/upstreams/limits.ts (README, "Limits").
+ */
+export const limits = z
+  .strictObject({
+    /** Bytes of one tool result (HTTP body or stdio line); over it the call is a tool error. */
+    resultBytes: size.optional(),
+    /** Tools in the upstream's list, over every page. */
+    tools: z.number().int().positive().optional(),
+    /** Bytes of the whole tool list. */
+    toolListBytes: size.optional(),
+    /** Progress and log notifications forwarded per call per second (the rest coalesced or dropped, counted). */
+    notificationsPerSecond: z.number().int().positive().optional(),
+    /** sampling/elicitation requests per minute (per call and per connector). */
+    requestsPerMinute: z.number().int().positive().optional(),
+    /** stderr bytes per second written to the gateway's log (stdio). */
+    stderrBytesPerSecond: size.optional(),
+    /** Tool list re-reads per minute after notifications/tools/list_changed. */
+    relistsPerMinute: z.number().int().positive().optional(),
+  })
+  .default({});
+
 export const common = {
   name: z.string().regex(CONNECTOR_NAME, 'lowercase letters, digits and "-", at most 32 characters, starting with a letter or digit'),
   description: z.string().max(500).optional(),
@@ -65,8 +93,11 @@ export const common = {
     .strictObject({
       connect: duration.optional(),
       call: duration.optional(),
+      /** The most a call may last when progress keeps resetting `call` (default: twice `call`). */
+      callMax: duration.optional(),
     })
     .default({}),
+  limits,
   sampling: z.enum(['allow', 'deny']).default('deny'),
   elicitation: z.enum(['allow', 'deny']).default('deny'),
 };

@@ -15,7 +15,8 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { FIXTURES } from './helpers.js';
 
 const HOSTILE = join(FIXTURES, 'hostile-schemas.mjs');
-const hostile = (name: string) => ({ name, kind: 'stdio', command: 'node', args: [HOSTILE, 'stdio'] });
+// Re-listed on every list_changed (the default rate limit would let most bumps share one listing).
+const hostile = (name: string) => ({ name, kind: 'stdio', command: 'node', args: [HOSTILE, 'stdio'], limits: { relistsPerMinute: 1_000_000 } });
 
 /** The longest the event loop went without running a 10 ms interval, while `work` ran. */
 async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; stallMs: number }> {
@@ -96,8 +97,8 @@ describe('through the gateway: two connectors serving hostile schemas', () => {
     expect((await outcome(agent, 'twin__bump', { n: -1 })).code).toBe(-32602);
   });
 
-  it('a connector whose tool list changes 1,000 times under a schema with an $id keeps working; cached validators stay bounded', async () => {
-    const rounds = 1_000;
+  it('a connector whose tool list changes 300 times under a schema with an $id keeps working; cached validators stay bounded', async () => {
+    const rounds = 300;
     let bumped = 0;
     for (let i = 0; i < rounds; i++) {
       // Each call is checked against the listing the previous call caused: a fresh schema object with the same $id.
@@ -200,6 +201,30 @@ describe('SchemaChecker: limits before compiling', () => {
       console.error = origError;
     }
     expect(written).toEqual([]);
+  });
+});
+
+describe('SchemaChecker: uniqueItems in linear time', () => {
+  const unique = { type: 'object', properties: { a: { type: 'array', uniqueItems: true } } };
+
+  it('uniqueItems over 20,000 distinct objects (ajv compares pairwise: ~20 s) is decided without stalling the event loop', async () => {
+    const a = Array.from({ length: 20_000 }, (_, i) => ({ x: i, y: [i, String(i)] }));
+    const { stallMs } = await longestStall(async () => checkArgs('evil__tool', unique, { a }, new SchemaChecker()));
+    expect(stallMs).toBeLessThan(3_000);
+  });
+
+  it('duplicates are found whatever the key order, and named by their positions', () => {
+    const msg = refusal(new SchemaChecker(), unique, { a: [{ q: 0 }, { a: 1, b: [1, { c: 2 }] }, { b: [1, { c: 2 }], a: 1 }] });
+    expect(msg).toContain('arguments.a must NOT have duplicate items (items ## 1 and 2 are identical)');
+  });
+
+  it('values equal only after a type change are distinct (1 vs "1", [1] vs ["1"], null vs "null", {} vs [])', () => {
+    expect(() => checkArgs('t', unique, { a: [1, '1', [1], ['1'], { 1: 1 }, { 1: '1' }, null, 'null', true, 'true', {}, []] }, new SchemaChecker())).not.toThrow();
+  });
+
+  it('uniqueItems: false, and a non-array value, are not checked for duplicates', () => {
+    expect(() => checkArgs('t', { type: 'object', properties: { a: { uniqueItems: false } } }, { a: [1, 1] }, new SchemaChecker())).not.toThrow();
+    expect(() => checkArgs('t', { type: 'object', properties: { a: { uniqueItems: true } } }, { a: 'xx' }, new SchemaChecker())).not.toThrow();
   });
 });
 

@@ -40,14 +40,19 @@ export const GROUPS = {
   },
   writer: {
     // The writer: the lock (taken, released on a failed open and at close), refusals (closed,
-    // failed, headroom), records of calls already forwarded, the chain (seq/prev on append and
-    // where it goes on after a restart), the durability order (write, fdatasync, then resolve).
-    mutate: ['180-183', '195-198', '223-234', '246-300', '319-329', '355-409', '439-455', '507-536', '620-622', '643-643'].map((l) => `src/audit/writer.ts:${l}`),
-    tests: ['test/audit/{writer,append,disk-full,headroom}.test.ts', 'test/unit/writer-edges.test.ts'],
+    // failed, headroom), records of calls already forwarded (appendOutcome, the bounded late
+    // queue, its drain and the count of what was over it), the chain (seq/prev on append and
+    // where it goes on after a restart), the durability order (write, fdatasync, then resolve);
+    // and the per-record size bound (bound.ts).
+    mutate: [
+      ...['193-196', '208-211', '236-247', '255-262', '264-335', '354-364', '390-444', '474-490', '521-537', '547-576', '660-663', '684-684'].map((l) => `src/audit/writer.ts:${l}`),
+      'src/audit/bound.ts',
+    ],
+    tests: ['test/audit/{writer,append,disk-full,headroom}.test.ts', 'test/unit/{writer-edges,audit-bound,hostile-result-audit}.test.ts'],
   },
   catalog: {
     mutate: ['src/broker/catalog.ts'],
-    tests: ['test/unit/{catalog,catalog-edges}.test.ts'],
+    tests: ['test/unit/{catalog,catalog-edges,catalog-names}.test.ts'],
   },
 };
 

@@ -4,6 +4,7 @@ import { GatehouseError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkpointKeyPath, loadCheckpointKey, signCheckpoint, type CheckpointKey, type CheckpointPayload } from './checkpoint.js';
 import { CURRENT_FILE, listAuditFiles, readFirstLine, rotatedName, type AuditFile } from './files.js';
+import { boundedEvent, boundedLine } from './bound.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
 import { RecordWriter, ZERO_HASH } from './record.js';
 import { MiB, freeBytes, mib, mountPointOf, releaseReserve, reserveAfterEnd } from './reserve.js';
@@ -77,6 +78,15 @@ export const AUDIT_DEFAULTS = {
   spaceCheckMs: 1_000,
 } as const;
 
+/**
+ * Records of executed calls kept while the log cannot be written (each within
+ * MAX_RECORD_BYTES as JSON, so at most about 64 MiB). Past this, a record is
+ * only counted, and the count is written with the `audit.recovered` record.
+ */
+export const MAX_LATE_RECORDS = 1000;
+/** Kept records appended per batch after a recovery; other work runs while each batch is synced. */
+export const LATE_DRAIN_CHUNK = 32;
+
 /** Events only the writer itself may write. */
 const RESERVED_EVENT = /^audit\./;
 
@@ -148,6 +158,9 @@ export class AuditLog implements AuditSink {
   #closed = false;
   /** Records of calls that had reached their upstream while the log could not be written (see appendOutcome). */
   #late: Record<string, unknown>[] = [];
+  /** Records of executed calls beyond MAX_LATE_RECORDS: counted (with their call ids, up to 100), not kept. */
+  #lateLost = { records: 0, calls: [] as string[] };
+  #draining: Promise<void> | undefined;
   /** Headroom: file offset up to which blocks are preallocated, free space outside them, low-space state. */
   #reservedTo = 0;
   #reserving: Promise<void> | undefined;
@@ -243,6 +256,11 @@ export class AuditLog implements AuditSink {
     return this.#late.length;
   }
 
+  /** Records of executed calls that came while the late queue was full (written as a count on recovery). */
+  get lateLost(): number {
+    return this.#lateLost.records;
+  }
+
   #assertOpen(): void {
     if (this.#closed) throw new GatehouseError('AUDIT_UNAVAILABLE', 'the audit log is closed; calls are refused');
     if (this.#failed !== undefined) {
@@ -276,7 +294,8 @@ export class AuditLog implements AuditSink {
    * now, it is kept here and written right after the log recovers, marked
    * `delivered: false` (the caller gets this rejection and must not hand the
    * result back), so nothing executed goes unaudited. Bounded by the calls in
-   * flight when the log failed: new calls are refused before forwarding.
+   * flight when the log failed (new calls are refused before forwarding) and
+   * by MAX_LATE_RECORDS: past that, records are counted, not kept.
    */
   async appendOutcome(e: AuditEvent): Promise<void> {
     if (typeof e.event !== 'string' || e.event === '' || RESERVED_EVENT.test(e.event)) throw new GatehouseError('AUDIT_UNAVAILABLE', 'an outcome record needs an ordinary "event" name');
@@ -286,17 +305,33 @@ export class AuditLog implements AuditSink {
     } catch (err) {
       // Only a failed log keeps it: a closed log or an unserializable record would never take it.
       if (this.#failed !== undefined && !this.#closed) {
-        this.#late.push({ ...e, delivered: false, late: { reason: errorMessage(err) } });
+        if (this.#late.length < MAX_LATE_RECORDS) this.#late.push({ ...boundedEvent(e), delivered: false, late: { reason: errorMessage(err) } });
+        else {
+          this.#lateLost.records++;
+          if (typeof e.call === 'string' && this.#lateLost.calls.length < 100) this.#lateLost.calls.push(e.call);
+        }
         this.#scheduleRetry();
       }
       throw err;
     }
   }
 
-  /** Appends the kept records of executed calls (after a recovery, and at close). */
-  #drainLate(): Promise<unknown> {
-    const late = this.#late.splice(0);
-    return Promise.all(late.map((rec) => this.#enqueue(rec).catch(() => void this.#late.push(rec))));
+  /**
+   * Appends the kept records of executed calls (after a recovery, and at
+   * close), LATE_DRAIN_CHUNK at a time: each chunk waits for its fdatasync,
+   * so other work runs in between. #enqueue refuses a record only when the
+   * log failed again (one it cannot format is replaced by a minimal record):
+   * that one is kept for the next recovery, and the drain stops (records
+   * enqueued while failed would never be written).
+   */
+  #drainLate(): Promise<void> {
+    this.#draining ??= (async () => {
+      while (this.#late.length > 0 && this.#failed === undefined) {
+        const chunk = this.#late.splice(0, LATE_DRAIN_CHUNK);
+        await Promise.all(chunk.map((rec) => this.#enqueue(rec).catch(() => void this.#late.push(rec))));
+      }
+    })().finally(() => (this.#draining = undefined));
+    return this.#draining;
   }
 
   /**
@@ -356,7 +391,7 @@ export class AuditLog implements AuditSink {
     const seq = this.#seq + 1;
     let formatted: { line: string; hash: string };
     try {
-      formatted = this.#records.format({ ...e, seq, time: this.#now().toISOString(), prev: this.#prev });
+      formatted = boundedLine(e, { seq, time: this.#now().toISOString(), prev: this.#prev }, (f) => this.#records.format(f));
     } catch (err) {
       return Promise.reject(new GatehouseError('AUDIT_UNAVAILABLE', `the audit record could not be serialized: ${errorMessage(err)}`));
     }
@@ -483,6 +518,7 @@ export class AuditLog implements AuditSink {
       return;
     }
     this.#failed = undefined;
+    const lost = this.#lateLost;
     try {
       const r = await this.#enqueue({
         event: 'audit.recovered',
@@ -492,8 +528,12 @@ export class AuditLog implements AuditSink {
         /** Appends from this seq on were refused (their callers got AUDIT_UNAVAILABLE); some may still have reached the file. */
         refusedFromSeq: failed.fromSeq,
         ...(torn ? { torn } : {}),
+        /** Records of executed calls that came while MAX_LATE_RECORDS were kept: only counted. */
+        ...(lost.records > 0 ? { lateLost: { records: lost.records, calls: lost.calls } } : {}),
       });
-      this.#logger.warn({ seq: r.seq, downSince: failed.since, lateRecords: this.#late.length }, 'audit: log writable again; calls are accepted');
+      // Counted in a durable record: later losses start a new count.
+      this.#lateLost = { records: 0, calls: [] };
+      this.#logger.warn({ seq: r.seq, downSince: failed.since, lateRecords: this.#late.length, lateLost: lost.records }, 'audit: log writable again; calls are accepted');
       void this.#drainLate();
     } catch {
       // #fail ran again and scheduled the next retry.
@@ -616,8 +656,9 @@ export class AuditLog implements AuditSink {
     return this.#retention;
   }
 
-  /** Waits until every record appended so far is durable (or refused). */
+  /** Waits until every record appended so far is durable (or refused), kept records of executed calls being drained included. */
   async flush(): Promise<void> {
+    await this.#draining;
     while (this.#flushing || (this.#batch.waiters.length > 0 && this.#failed === undefined)) await this.#idle;
   }
 
@@ -627,10 +668,10 @@ export class AuditLog implements AuditSink {
     clearInterval(this.#checkpointTimer);
     await this.#retention;
     await this.#checkpointing;
-    if (this.#late.length > 0 && this.#failed === undefined) await this.#drainLate();
+    await this.#drainLate();
     await this.checkpoint();
     await this.flush();
-    if (this.#late.length > 0) this.#logger.error({ records: this.#late.length, reason: this.#failed?.message }, 'audit: records of executed calls could not be written before close');
+    if (this.#late.length + this.#lateLost.records > 0) this.#logger.error({ records: this.#late.length + this.#lateLost.records, reason: this.#failed?.message }, 'audit: records of executed calls could not be written before close');
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     await this.#socket?.close();

@@ -234,6 +234,8 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
       clearTimeout(timer);
     }
     await Promise.all([...this.upstreams.values()].map((u) => u.stop()));
+    // The upstreams are gone: the last counts of refused requests go to the audit before it closes.
+    await this.serverMessages.close();
   }
 }
 

@@ -8,6 +8,11 @@
  * says `sampling: allow` / `elicitation: allow` for it (default deny). Every such
  * request is audited (`sampling.request` / `elicitation.request`, decision allow|deny)
  * before the upstream gets its answer or its error.
+ *
+ * Each call may make `limits.requestsPerMinute` of them, and each connector as
+ * many outside any call (issue #24); beyond that they are refused at once, and
+ * only the first refusal of an interval has its own record: the rest are
+ * counted into one summary record (refusal-summary.ts).
  */
 import {
   CreateMessageRequestSchema,
@@ -24,6 +29,9 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ToolConnector } from '../registry/schema.js';
 import type { CallOrigin, Route, ServerMessageHandler } from '../upstreams/call-context.js';
+import { limitsOf } from '../upstreams/limits.js';
+import { RefusalSummaries } from './refusal-summary.js';
+import { TokenBucket } from './token-bucket.js';
 
 export interface PassthroughLimits {
   /** Largest sampling request (JSON bytes) forwarded to an agent. */
@@ -49,6 +57,15 @@ export interface PassthroughDeps {
   redact: <T>(value: T) => T;
   logger: Logger;
   limits?: Partial<PassthroughLimits>;
+  /** How often the counts of rate-limited refusals are written as summary records (default 60 s). */
+  summaryIntervalMs?: number;
+  /** A monotonic clock in ms for the rate limits (tests). */
+  now?: () => number;
+}
+
+/** The passthrough, and how to write its last refusal summaries at shutdown. */
+export interface Passthrough extends ServerMessageHandler {
+  close(): Promise<void>;
 }
 
 type Kind = 'sampling' | 'elicitation';
@@ -95,12 +112,52 @@ export function decide(kind: Kind, connector: ToolConnector, params: unknown, ro
 }
 
 /** The broker's handler for an upstream's server-to-client traffic (given to every Upstream). */
-export function createPassthrough(deps: PassthroughDeps): ServerMessageHandler {
+export function createPassthrough(deps: PassthroughDeps): Passthrough {
   const limits = { ...DEFAULT_PASSTHROUGH_LIMITS, ...deps.limits };
+  // Held by the call or the connector definition they limit: they go with it (a changed definition starts afresh).
+  const perCall = new WeakMap<CallOrigin, TokenBucket>();
+  const outsideCalls = new WeakMap<ToolConnector, TokenBucket>();
+  const summaries = new RefusalSummaries({ audit: deps.audit, logger: deps.logger, intervalMs: deps.summaryIntervalMs ?? 60_000 });
+
+  const bucketOf = <K extends object>(held: WeakMap<K, TokenBucket>, key: K, connector: ToolConnector): TokenBucket => {
+    let b = held.get(key);
+    if (b === undefined) held.set(key, (b = new TokenBucket(limitsOf(connector).requestsPerMinute, 60_000, deps.now)));
+    return b;
+  };
+  // One error per distinct refusal, thrown again and again: a flood must not cost a stack trace each (one McpError is ~25 µs).
+  const refusals = new Map<string, McpError>();
+  const refusal = (message: string): McpError => {
+    let e = refusals.get(message);
+    if (e === undefined) {
+      if (refusals.size >= 64) refusals.clear();
+      refusals.set(message, (e = new McpError(ErrorCode.InvalidRequest, message, { code: 'RATE_LIMITED' })));
+    }
+    return e;
+  };
 
   return {
     async request({ connector, method, params, route, signal, timeoutMs }) {
       const kind: Kind = method === 'sampling/createMessage' ? 'sampling' : 'elicitation';
+      // First, and before anything that costs (serialising the params, a record): a flood is refused at the price of a counter.
+      const bucket = route.ok ? bucketOf(perCall, route.origin, connector) : bucketOf(outsideCalls, connector, connector);
+      if (!bucket.take()) {
+        const reason = `over the limit of ${bucket.capacity} sampling/elicitation requests per minute ${route.ok ? 'in one call' : 'outside any call'} (limits.requestsPerMinute)`;
+        if (summaries.note({ connector: connector.name, kind }, reason, route.ok)) {
+          const record = {
+            event: `${kind}.request`,
+            connector: connector.name,
+            ...(route.ok ? { agent: route.origin.agent, session: route.origin.session, tool: route.origin.tool, via: route.via } : {}),
+            decision: 'deny',
+            outcome: 'denied',
+            rateLimited: true,
+            reason,
+          };
+          await deps.audit.append(record).catch((e: unknown) => {
+            deps.logger.error({ err: errorMessage(e) }, `cannot audit a rate-limited ${kind} request`);
+          });
+        }
+        throw refusal(`Gatehouse refused the ${kind} request: ${reason}`);
+      }
       const started = performance.now();
       const base = {
         event: `${kind}.request`,
@@ -170,5 +227,7 @@ export function createPassthrough(deps: PassthroughDeps): ServerMessageHandler {
       const out: LoggingMessageNotification['params'] = { ...clean, data };
       route.origin.channel.log(out);
     },
+
+    close: () => summaries.close(),
   };
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
 import { CALL_INTENT_EVENT, type AuditSink } from '../audit/types.js';
-import { summarizeArgs } from '../audit/summarize.js';
+import { cutString, summarizeArgs } from '../audit/summarize.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CallContext } from '../policy/types.js';
@@ -35,6 +35,8 @@ export interface CallRequest {
   onprogress?: (p: Progress) => void;
   /** The agent's side of this call, for the upstream's sampling/elicitation requests and log messages. */
   channel?: AgentChannel;
+  /** Counters of what the call's upstream sent that was coalesced or dropped, for its outcome record. */
+  stats?: () => Record<string, number>;
 }
 
 export type Outcome = 'ok' | 'error' | 'denied' | 'timeout' | 'rejected' | 'cancelled';
@@ -71,6 +73,50 @@ function deniedText(v: Extract<Verdict, { allowed: false }>): string {
   return `${v.message} (${v.code === 'POLICY_DENIED' ? 'denied by' : 'decided by'} ${rule})`;
 }
 
+/**
+ * Deeper than any tool result needs (as for agent arguments, 100 levels in
+ * src/server/json-body.ts); far below what exhausts the stack of the
+ * recursive walks that follow (redaction, JSON.stringify: ~5,000 levels).
+ */
+export const MAX_RESULT_DEPTH = 100;
+
+/**
+ * Stage 5a: why a result cannot be handed on as it came, if it can't: nested
+ * deeper than MAX_RESULT_DEPTH (or cyclic), or holding a number JSON cannot
+ * carry (it would reach the agent as `null`). Walked without recursion, each
+ * object once.
+ */
+export function resultProblem(result: unknown): string | undefined {
+  const stack: Array<{ v: unknown; depth: number }> = [{ v: result, depth: 1 }];
+  const seen = new Set<object>();
+  while (stack.length > 0) {
+    const { v, depth } = stack.pop() as { v: unknown; depth: number };
+    if (typeof v === 'number' && !Number.isFinite(v)) return `the connector's result holds a number JSON cannot carry (${v})`;
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    if (depth > MAX_RESULT_DEPTH) return `the connector's result is nested deeper than ${MAX_RESULT_DEPTH} levels`;
+    seen.add(v);
+    for (const x of Object.values(v)) stack.push({ v: x, depth: depth + 1 });
+  }
+  return undefined;
+}
+
+/** Stage 5b: the result redacted, and its size as JSON; or why it can't be handed on. */
+export function deliverable(redact: PipelineDeps['redact'], result: CallToolResult): { safe: CallToolResult; bytes: number } | { problem: string } {
+  const problem = resultProblem(result);
+  if (problem !== undefined) return { problem };
+  let safe: CallToolResult;
+  try {
+    safe = redact(result);
+  } catch (e) {
+    return { problem: `the connector's result could not be checked for secrets (${cutString(errorMessage(e))})` };
+  }
+  try {
+    return { safe, bytes: Buffer.byteLength(JSON.stringify(safe)) };
+  } catch (e) {
+    return { problem: `the connector's result could not be serialized (${cutString(errorMessage(e))})` };
+  }
+}
+
 function outcomeOf(e: GatehouseError): Outcome {
   if (e.code === 'UPSTREAM_TIMEOUT') return 'timeout';
   return 'error';
@@ -78,10 +124,11 @@ function outcomeOf(e: GatehouseError): Outcome {
 
 /**
  * The call pipeline: catalog → argument check → policy → intent record →
- * upstream → redaction → outcome record. A call refused before the upstream
- * has one record; a forwarded call has an intent on disk before it is
- * forwarded and its outcome on disk before the result is returned, linked by
- * a random `call` id (an intent alone: the gateway stopped mid-call).
+ * upstream → result check and redaction → outcome record. A call refused
+ * before the upstream has one record; a forwarded call (whatever its result
+ * looked like) has an intent on disk before it is forwarded and its outcome
+ * on disk before the result is returned, linked by a random `call` id (an
+ * intent alone: the gateway stopped mid-call).
  * Throws GatehouseError (TOOL_UNKNOWN, ARGS_INVALID, AUDIT_UNAVAILABLE) for
  * JSON-RPC errors; every other failure is a tool result with isError.
  */
@@ -153,25 +200,27 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     const err = e instanceof GatehouseError ? e : new GatehouseError('INTERNAL', errorMessage(e));
     const cancelled = req.signal.aborted;
     const message = deps.redact(err.message);
+    // The upstream's text: cut for the record and the log, its size noted (the agent gets it whole).
+    const noted = cutString(message);
     await recordForwarded({
       ...where,
       ...decided,
       call,
       outcome: cancelled ? 'cancelled' : outcomeOf(err),
       upstreamMs: Math.round(performance.now() - upStart),
-      error: { code: err.code, message },
+      error: { code: err.code, message: noted },
+      ...req.stats?.(),
     });
-    if (err.code === 'INTERNAL') deps.logger.error({ err: message }, 'tool call failed');
+    if (err.code === 'INTERNAL') deps.logger.error({ err: noted }, 'tool call failed');
     return toolError(message, err.code);
   }
-  const safe = deps.redact(result);
-  await recordForwarded({
-    ...where,
-    ...decided,
-    call,
-    outcome: safe.isError === true ? 'error' : 'ok',
-    upstreamMs: Math.round(performance.now() - upStart),
-    resultBytes: Buffer.byteLength(JSON.stringify(safe)),
-  });
-  return safe;
+  const upstreamMs = Math.round(performance.now() - upStart);
+  // Whatever shape the result has, the call that ran gets its record.
+  const out = deliverable(deps.redact, result);
+  if ('problem' in out) {
+    await recordForwarded({ ...where, ...decided, call, outcome: 'error', upstreamMs, error: { code: 'UPSTREAM_PROTOCOL', message: out.problem }, ...req.stats?.() });
+    return toolError(out.problem, 'UPSTREAM_PROTOCOL');
+  }
+  await recordForwarded({ ...where, ...decided, call, outcome: out.safe.isError === true ? 'error' : 'ok', upstreamMs, resultBytes: out.bytes, ...req.stats?.() });
+  return out.safe;
 }

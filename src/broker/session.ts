@@ -11,10 +11,13 @@ import {
   type LoggingLevel,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentChannel } from '../upstreams/call-context.js';
+import { DEFAULT_LIMITS, limitsOf } from '../upstreams/limits.js';
+import { isProvider, type ToolConnector } from '../registry/schema.js';
 import { GatehouseError, JsonRpc, toJsonRpcError } from '../errors.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Gateway } from './gateway.js';
 import { hintsOf, pageOf } from './catalog.js';
+import { CallNotifications } from './call-notifications.js';
 
 export const TOOLS_PAGE_SIZE = 100;
 
@@ -39,6 +42,13 @@ function fingerprint(entries: ReadonlyArray<{ tool: unknown }>): string {
   const h = createHash('sha256');
   for (const e of entries) h.update(JSON.stringify(e.tool)).update('\n');
   return h.digest('hex');
+}
+
+/** The notification rate of the connector serving `name` (an unknown tool is refused before anything is sent: the default). */
+function notificationRate(gateway: Gateway, name: unknown): number {
+  const entry = typeof name === 'string' ? gateway.catalog.byName.get(name) : undefined;
+  const connector = entry && gateway.opts.registry.connectors.find((c): c is ToolConnector => c.name === entry.connector && !isProvider(c));
+  return (connector ? limitsOf(connector) : DEFAULT_LIMITS).notificationsPerSecond;
 }
 
 /** McpError prefixes its message with "MCP error <code>: "; the JSON-RPC error on the wire carries ours alone. */
@@ -90,17 +100,20 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
   server.setRequestHandler(CallToolEnvelopeSchema, async (req, extra) => {
     if (gateway.isClosing) throw asMcpError(new GatehouseError('UPSTREAM_UNAVAILABLE', 'the gateway is shutting down'));
     const progressToken = req.params._meta?.progressToken;
-    // Progress and log messages sent before the result must reach the agent before it: the client drops progress after the response.
-    const progressSent: Promise<unknown>[] = [];
+    // Progress and log messages, at most the connector's rate; what is left reaches the agent before the result.
+    const notes = new CallNotifications({
+      perSecond: notificationRate(gateway, req.params.name),
+      sendProgress: (p) =>
+        progressToken === undefined ? Promise.resolve() : extra.sendNotification({ method: 'notifications/progress', params: { ...gateway.opts.redact(p), progressToken } }),
+      sendLog: (params) => extra.sendNotification({ method: 'notifications/message', params }),
+    });
     // The upstream's own requests and log messages during this call ride this call's stream (relatedRequestId).
     const channel: AgentChannel = {
       capabilities: () => server.getClientCapabilities(),
       logLevel: () => logLevel,
       createMessage: (params, o) => extra.sendRequest({ method: 'sampling/createMessage', params }, CreateMessageResultSchema, o),
       elicit: (params, o) => extra.sendRequest({ method: 'elicitation/create', params }, ElicitResultSchema, o),
-      log: (params) => {
-        progressSent.push(extra.sendNotification({ method: 'notifications/message', params }).catch(() => undefined));
-      },
+      log: (params) => notes.log(params),
     };
     session.busy?.(1);
     try {
@@ -111,19 +124,13 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
         args: req.params.arguments ?? {},
         signal: extra.signal,
         channel,
-        ...(progressToken !== undefined
-          ? {
-              onprogress: (p) => {
-                progressSent.push(
-                  extra.sendNotification({ method: 'notifications/progress', params: { ...gateway.opts.redact(p), progressToken } }).catch(() => undefined),
-                );
-              },
-            }
-          : {}),
+        stats: () => notes.stats(),
+        ...(progressToken !== undefined ? { onprogress: (p) => notes.progress(p) } : {}),
       });
-      await Promise.all(progressSent);
+      await notes.finish();
       return result;
     } catch (e) {
+      await notes.finish();
       throw asMcpError(e);
     } finally {
       session.busy?.(-1);

@@ -5,7 +5,7 @@ import { verifyAudit, type VerifyReport } from '../audit/verify.js';
 import { GatehouseError } from '../errors.js';
 import { type Command, Exit, helpForSubcommand, parse } from './command.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
-import { esc, jsonLine } from '../terminal.js';
+import { esc, escapeText, jsonLine } from '../terminal.js';
 
 const HELP = `Usage: gatehouse audit verify [--from SEQ] [--pubkey FILE] [--anchor SEQ:HASH] [--json]
        gatehouse audit pubkey
@@ -92,9 +92,11 @@ export const auditCommand: Command = {
 
 function describe(r: VerifyReport, dir: string): string {
   const range = r.firstSeq === undefined ? 'no records' : `seq ${r.firstSeq}..${r.lastSeq}`;
-  const head = `${r.records} records (${range}) in ${r.files.length} file${r.files.length === 1 ? '' : 's'} under ${dir}, ${r.checkpoints} checkpoint${r.checkpoints === 1 ? '' : 's'}`;
+  const head = `${r.records} records (${range}) in ${r.files.length} file${r.files.length === 1 ? '' : 's'} under ${escapeText(dir)}, ${r.checkpoints} checkpoint${r.checkpoints === 1 ? '' : 's'}`;
+  // Time and hash are read from the log being checked: data, escaped.
   const cp = r.lastCheckpoint
-    ? `last checkpoint covers seq ${r.lastCheckpoint.seq} (${r.lastCheckpoint.time}); ${r.unsealed} record${r.unsealed === 1 ? '' : 's'} after it\n  anchor for the next verify: --anchor ${r.lastCheckpoint.seq}:${r.lastCheckpoint.hash}\n`
+    ? esc`last checkpoint covers seq ${r.lastCheckpoint.seq} (${r.lastCheckpoint.time}); ${r.unsealed} record${r.unsealed === 1 ? '' : 's'} after it` +
+      esc`\n  anchor for the next verify: --anchor ${r.lastCheckpoint.seq}:${r.lastCheckpoint.hash}\n`
     : `no checkpoint yet; all ${r.unsealed} records are unsealed\n`;
   const start = r.retainedFrom ? `  chain starts at seq ${r.retainedFrom.seq} after retention (accounted for by an audit.retention record)\n` : '';
   if (r.ok) return `audit log OK: ${head}${r.signaturesChecked ? ' (signatures valid)' : ''}\n  ${cp}${start}` + unfinishedText(r);

@@ -6,6 +6,7 @@ import { DEFAULT_TTL, loadTokenKeys, mintToken, parseTtl } from '../server/token
 import { type Command, Exit, helpForSubcommand, parse, type Io } from './command.js';
 import { adminRequest } from './control-client.js';
 import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+import { esc, jsonLine } from '../terminal.js';
 
 const HELP = `Usage: gatehouse token mint --agent NAME [--ttl DUR] [--json]
        gatehouse token revoke (JTI | --agent NAME) [--json]
@@ -58,9 +59,10 @@ async function revoke(argv: string[], io: Io): Promise<number> {
     via = 'file';
     await appendAuditRecord(dirs.state, { event: 'token.revoked', ...revoked, via: 'cli' });
   }
-  if (values.json) io.out(JSON.stringify({ revoked, via }) + '\n');
-  else if ('jti' in revoked) io.out(`revoked token ${revoked.jti} (${revoked.revokedAt})\n`);
-  else io.out(`revoked every token of agent "${revoked.agent}" issued before ${revoked.revokedAt}\n`);
+  // What the gateway answered, and names as typed: escaped like any other data.
+  if (values.json) io.out(jsonLine({ revoked, via }));
+  else if ('jti' in revoked) io.out(esc`revoked token ${revoked.jti} (${revoked.revokedAt})` + '\n');
+  else io.out(esc`revoked every token of agent "${revoked.agent}" issued before ${revoked.revokedAt}` + '\n');
   return Exit.Ok;
 }
 
@@ -74,10 +76,10 @@ async function mint(argv: string[], io: Io): Promise<number> {
   const dirs = dirsFrom(values, io.env);
   const keys = await loadTokenKeys(dirs.state);
   const t = await mintToken(keys, values.agent, parseTtl(values.ttl ?? DEFAULT_TTL), Date.now(), { admin: values.admin === true });
-  if (values.json) io.out(JSON.stringify({ token: t.token, agent: values.agent, expiresAt: t.expiresAt.toISOString(), id: t.id }) + '\n');
+  if (values.json) io.out(jsonLine({ token: t.token, agent: values.agent, expiresAt: t.expiresAt.toISOString(), id: t.id }));
   else {
     io.out(t.token + '\n');
-    io.err(`token for agent "${values.agent}", expires ${t.expiresAt.toISOString()}, id ${t.id}; send it as "Authorization: Bearer <token>"\n`);
+    io.err(esc`token for agent "${values.agent}", expires ${t.expiresAt.toISOString()}, id ${t.id}; send it as "Authorization: Bearer <token>"` + '\n');
   }
   return Exit.Ok;
 }

@@ -9,6 +9,9 @@
  * makes the call's origin visible to the client's handlers (AsyncLocalStorage
  * follows the reader's promise chain). A stdio child has one stdout for all calls,
  * so there the message can only be tied to a call when exactly one is in flight.
+ *
+ * The same scope carries the request's `Exchange` (exchange.ts), which owns the
+ * HTTP request and stream the custom fetch opens for it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type {
@@ -21,6 +24,7 @@ import type {
   LoggingMessageNotification,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ToolConnector } from '../registry/schema.js';
+import type { Exchange } from './exchange.js';
 
 export interface ForwardOptions {
   signal: AbortSignal;
@@ -53,22 +57,31 @@ export type Route =
   | { ok: true; origin: CallOrigin; /** How the call was found. */ via: 'call-stream' | 'only-call' }
   | { ok: false; reason: string; /** The calls in flight it could have belonged to. */ candidates: Array<Pick<CallOrigin, 'agent' | 'session' | 'tool'>> };
 
-/** The store set around an upstream call; `owner` is the Upstream making it. */
+/** The store set around an upstream request; `owner` is the Upstream making it. */
 export interface CallScope {
   owner: object;
-  origin: CallOrigin;
+  /** The agent call, if the request is one (a tool listing is not). */
+  origin?: CallOrigin;
+  exchange?: Exchange;
 }
 
 export const callContext = new AsyncLocalStorage<CallScope>();
 
 /**
  * Picks the call a message belongs to. The async context is trusted only where
- * it follows the wire (HTTP response streams) and only for a call still in flight
- * on this upstream; otherwise the single in-flight call, or none.
+ * it follows the wire (HTTP response streams): a message read on the stream of a
+ * call still in flight on this upstream is that call's; one read on the stream of
+ * a call that has finished, or of a tool listing, is nobody's (issue #24: a
+ * timed-out call's log messages and sampling request reached another agent's
+ * call). Otherwise the single in-flight call, or none.
  */
 export function routeMessage(owner: object, contextFollowsCall: boolean, inFlight: ReadonlySet<CallOrigin>): Route {
   const scope = contextFollowsCall ? callContext.getStore() : undefined;
-  if (scope && scope.owner === owner && inFlight.has(scope.origin)) return { ok: true, origin: scope.origin, via: 'call-stream' };
+  if (scope && scope.owner === owner) {
+    if (scope.origin && inFlight.has(scope.origin)) return { ok: true, origin: scope.origin, via: 'call-stream' };
+    const reason = scope.origin ? 'it arrived on the response stream of a call that has finished' : 'it arrived on the response stream of a tool listing, not of a call';
+    return { ok: false, reason, candidates: [] };
+  }
   if (inFlight.size === 1) {
     const [only] = inFlight;
     if (only) return { ok: true, origin: only, via: 'only-call' };

@@ -1,14 +1,26 @@
 import { ErrorCode as McpCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { GatehouseError } from '../errors.js';
 
+export interface CallFacts {
+  /** The call's timeout, for the message. */
+  timeoutMs: number;
+  /**
+   * Whether the connection to the upstream really closed. The SDK reports a closed
+   * connection as McpError -32000 (ErrorCode.ConnectionClosed), and -32000 is also
+   * JSON-RPC's first server-defined error code, which an upstream may answer with:
+   * only the connection's state tells them apart (issue #24).
+   */
+  connectionClosed: boolean;
+}
+
 /** Turns whatever an upstream call threw into a GatehouseError with a stable code. */
-export function classifyUpstreamError(connector: string, e: unknown, timeoutMs: number): GatehouseError {
+export function classifyUpstreamError(connector: string, e: unknown, facts: CallFacts): GatehouseError {
   if (e instanceof GatehouseError) return e;
   if (e instanceof McpError) {
     if (e.code === McpCode.RequestTimeout) {
-      return new GatehouseError('UPSTREAM_TIMEOUT', `connector "${connector}" did not answer within ${timeoutMs} ms`, { cause: e });
+      return new GatehouseError('UPSTREAM_TIMEOUT', `connector "${connector}" did not answer within ${facts.timeoutMs} ms`, { cause: e });
     }
-    if (e.code === McpCode.ConnectionClosed) {
+    if (e.code === McpCode.ConnectionClosed && facts.connectionClosed) {
       return new GatehouseError('UPSTREAM_UNAVAILABLE', `connector "${connector}" closed the connection during the call (it will be restarted)`, { cause: e });
     }
     return new GatehouseError('UPSTREAM_ERROR', `connector "${connector}" answered with an error: ${stripMcpPrefix(e.message)}`, {

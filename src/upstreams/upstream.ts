@@ -1,12 +1,11 @@
 import { isAbsolute, resolve } from 'node:path';
-import { Readable } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { DEFAULT_INHERITED_ENV_VARS, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
   ErrorCode,
+  ListToolsResultSchema,
   LoggingMessageNotificationSchema,
   McpError,
   ToolListChangedNotificationSchema,
@@ -16,18 +15,28 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
+import { z } from 'zod';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { connectorSecrets, type ToolConnector, type HttpConnector, type StdioConnector } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
 import { classifyUpstreamError } from './errors.js';
 import { builtinTransport } from '../connectors/index.js';
-import { callContext, routeMessage, type CallOrigin, type ServerMessageHandler } from './call-context.js';
+import { StdioTransport } from './stdio.js';
+import { callContext, routeMessage, type CallOrigin, type CallScope, type ServerMessageHandler } from './call-context.js';
+import { cappedEvents, formatBytes, readCapped } from './body-limit.js';
+import { Exchange, type BodyLimit } from './exchange.js';
+import { limitsOf, type UpstreamLimits } from './limits.js';
+import { nonFinitePath } from './non-finite.js';
+import { RelistScheduler } from './relist.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 const MAX_BACKOFF_MS = 30_000;
-const MAX_TOOL_PAGES = 50;
+/** Pages of one tool listing; more is refused like too many tools (a server that pages forever, or one tool a page). */
+const MAX_TOOL_PAGES = 200;
+/** A tools/list page as first read: counted before its tools are parsed one by one (160,000 tiny tools fit in 8 MiB). */
+const ToolPageSchema = z.looseObject({ tools: z.array(z.unknown()), nextCursor: z.string().optional() });
 
 export type UpstreamStatus =
   | { state: 'starting' }
@@ -100,13 +109,17 @@ export class Upstream {
   private readonly unwatchSecrets: () => void;
   /** Agent calls in flight here, for routing the upstream's own requests (see call-context.ts). */
   private readonly inFlight = new Set<CallOrigin>();
-  private refreshing: Promise<void> | undefined;
-  private refreshAgain = false;
+  private readonly limits: UpstreamLimits;
+  private readonly relist: RelistScheduler;
+  /** The clients whose connection closed (the SDK's "Connection closed" and an upstream's -32000 share a code). */
+  private readonly closedClients = new WeakSet<Client>();
 
   constructor(opts: UpstreamOptions) {
     this.opts = opts;
     this.connector = opts.connector;
     this.backoff = opts.backoffMs ?? 250;
+    this.limits = limitsOf(opts.connector);
+    this.relist = new RelistScheduler(this.limits.relistsPerMinute, () => this.listOnce(opts.logger.child({ connector: opts.connector.name })));
     // [secrets] A rotated secret restarts a stdio child (its env is fixed at spawn) and starts a not-ready connector.
     this.unwatchSecrets = opts.secrets.watch?.(connectorSecrets(opts.connector), () => void this.onSecretsChanged()) ?? (() => undefined);
   }
@@ -164,8 +177,8 @@ export class Upstream {
       client = new Client({ name: 'gatehouse', version: '0.1.0' }, { capabilities: clientCapabilities(this.connector) });
       client.onerror = (e) => log.debug({ err: errorMessage(e) }, 'upstream transport error');
       this.handleServerMessages(client);
-      client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
-        if (gen === this.generation) await this.refreshTools(log);
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+        if (gen === this.generation) this.relist.changed();
       });
       await client.connect(transport, { timeout: this.connectTimeoutMs });
       deliverResponsesInOrder(transport);
@@ -174,7 +187,9 @@ export class Upstream {
         return;
       }
       this.client = client;
-      client.onclose = () => this.onClosed(gen, client);
+      const live = client;
+      client.onclose = () => this.onClosed(gen, live);
+      this.relist.listed();
       this._tools = await this.listAllTools(client);
       this._status = { state: 'ready' };
       this.startedAt = Date.now();
@@ -221,25 +236,8 @@ export class Upstream {
     for (const [k, v] of Object.entries(c.env)) env[k] = await this.opts.secrets.render(v, { connector: c.name, where: `env ${k}`, sink: 'env' });
     const command = c.command === 'node' ? process.execPath : c.command;
     const cwd = c.cwd === undefined ? this.opts.baseDir : isAbsolute(c.cwd) ? c.cwd : resolve(this.opts.baseDir, c.cwd);
-    // The SDK adds HOME, LOGNAME, PATH, SHELL, TERM and USER from our own environment under `env`;
-    // an undefined value makes spawn leave a variable out.
-    const unset = Object.fromEntries(DEFAULT_INHERITED_ENV_VARS.filter((k) => !(k in env)).map((k) => [k, undefined]));
-    const transport = new StdioClientTransport({ command, args: c.args, env: { ...unset, ...env } as Record<string, string>, cwd, stderr: 'pipe' });
-    const stderr = transport.stderr;
-    if (stderr) {
-      let buf = '';
-      stderr.on('data', (chunk: Buffer) => {
-        buf += chunk.toString('utf8');
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line.trim() !== '') log.info({ stderr: line.slice(0, 2000) }, 'upstream stderr');
-        }
-        if (buf.length > 8192) buf = buf.slice(-8192);
-      });
-    }
-    return transport;
+    // A process group (under gatehouse-reaper where built), its exit watched, stdout and stderr bounded: src/upstreams/stdio.ts.
+    return new StdioTransport({ command, args: c.args, env, cwd }, { connector: c, log });
   }
 
   private httpTransport(c: HttpConnector): Transport {
@@ -265,12 +263,20 @@ export class Upstream {
       // profile of a proxied call showed fetch as a quarter of the gateway's CPU. Like
       // redirect: 'error', a 3xx is never followed: it reaches the SDK as a failed response.
       const method = (init?.method ?? 'GET') as Dispatcher.HttpMethod;
+      // A call's (or listing's) own request lives as long as the call: its end aborts the
+      // request and closes the response stream (exchange.ts). The rest is the transport's.
+      const scope = callContext.getStore();
+      const exchange = scope?.owner === this ? scope.exchange : undefined;
+      const tie = exchange?.tie(method) ?? 'other';
+      if (tie === 'ended') throw new DOMException(`connector "${c.name}": the request this stream belonged to has ended`, 'AbortError');
+      const own = tie === 'own' ? exchange : undefined;
+      const signal = own ? own.streamSignal : (init?.signal ?? undefined);
       let res: Dispatcher.ResponseData;
       try {
-        res = await undiciRequest(target, { method, headers: Object.fromEntries(headers), body: (init?.body ?? null) as string | null, signal: init?.signal ?? undefined, dispatcher });
+        res = await undiciRequest(target, { method, headers: Object.fromEntries(headers), body: (init?.body ?? null) as string | null, signal, dispatcher });
       } catch (e) {
         // fetch's error shape, so messages and classifyUpstreamError (cause.code) stay as they were.
-        if (init?.signal?.aborted) throw e;
+        if (signal?.aborted) throw e;
         throw new TypeError('fetch failed', { cause: e });
       }
       const resHeaders = new Headers();
@@ -283,7 +289,19 @@ export class Upstream {
         await res.body.dump();
         return new Response(null, { status, headers: resHeaders });
       }
-      return new Response(Readable.toWeb(res.body) as ReadableStream<Uint8Array>, { status, headers: resHeaders });
+      // Every body is capped as it arrives (body-limit.ts): a stream per event, anything else whole.
+      const announced = Number(resHeaders.get('content-length') ?? Number.NaN);
+      const cap = {
+        limit: own?.limit ?? { bytes: this.limits.resultBytes, key: 'resultBytes' as const },
+        connector: c.name,
+        announced: Number.isFinite(announced) ? announced : undefined,
+        ...(own ? { onOver: (e: GatehouseError) => own.fail(e) } : {}),
+      };
+      if ((resHeaders.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream')) {
+        // An async iterable is a valid body for undici's Response (not in lib.dom's BodyInit).
+        return new Response(cappedEvents(res.body, cap) as unknown as ReadableStream<Uint8Array>, { status, headers: resHeaders });
+      }
+      return new Response(await readCapped(res.body, cap), { status, headers: resHeaders });
     };
     return new StreamableHTTPClientTransport(new URL(c.url), { fetch: fetchWithSecrets });
   }
@@ -309,49 +327,84 @@ export class Upstream {
     });
   }
 
+  /**
+   * The upstream's whole tool list, within limits.tools and limits.toolListBytes
+   * (issue #24: 4 M tools over 50 pages cost 3.5 GB and every agent's tools/list
+   * 9–11 s). Over a limit the listing fails as a whole, never cut short: a cut list
+   * drops whichever tools came last, silently, and an admin would rather see the
+   * connector refused with the reason and the fix. At start the connector then
+   * fails and is retried with backoff (the upstream may shrink its list, or the
+   * admin raise the limit); on a refresh the previous list is kept and the reason
+   * logged. Each page's body is capped on the wire at limits.toolListBytes.
+   * `client.request`, not `client.listTools`: the latter compiles every tool's
+   * outputSchema with the SDK's own ajv, which the gateway never uses.
+   */
   private async listAllTools(client: Client): Promise<Tool[]> {
+    const { tools: maxTools, toolListBytes } = this.limits;
     const tools: Tool[] = [];
+    let bytes = 0;
     let cursor: string | undefined;
-    for (let page = 0; page < MAX_TOOL_PAGES; page++) {
-      const res = await client.listTools(cursor === undefined ? {} : { cursor }, { timeout: this.connectTimeoutMs });
-      tools.push(...res.tools);
+    for (let page = 0; ; page++) {
+      if (page === MAX_TOOL_PAGES) throw this.listTooBig(`more than ${MAX_TOOL_PAGES} pages`, 'tools');
+      const raw = await this.exchange({ bytes: toolListBytes, key: 'toolListBytes' }, undefined, (signal) =>
+        client.request({ method: 'tools/list', params: cursor === undefined ? {} : { cursor } }, ToolPageSchema, { signal, timeout: this.connectTimeoutMs }),
+      );
+      if (tools.length + raw.tools.length > maxTools) throw this.listTooBig(`more than ${maxTools.toLocaleString('en-US')} tools`, 'tools');
+      bytes += Buffer.byteLength(JSON.stringify(raw.tools));
+      if (bytes > toolListBytes) throw this.listTooBig(`a tool list of more than ${formatBytes(toolListBytes)}`, 'toolListBytes');
+      const res = ListToolsResultSchema.parse(raw);
+      for (const t of res.tools) tools.push(t);
+      if (res.nextCursor === undefined) break;
       cursor = res.nextCursor;
-      if (cursor === undefined) break;
     }
     return tools;
   }
 
-  /**
-   * Coalesced: while a listing is under way, further list_changed notifications only ask for one
-   * more listing after it. A storm of them (a faulty or hostile upstream) costs two listings, not one each.
-   */
-  private refreshTools(log: Logger): Promise<void> {
-    if (this.refreshing) {
-      this.refreshAgain = true;
-      return this.refreshing;
-    }
-    this.refreshing = (async () => {
-      do {
-        this.refreshAgain = false;
-        await this.listOnce(log);
-      } while (this.refreshAgain);
-    })().finally(() => (this.refreshing = undefined));
-    return this.refreshing;
+  private listTooBig(what: string, key: 'tools' | 'toolListBytes'): GatehouseError {
+    return new GatehouseError(
+      'UPSTREAM_PROTOCOL',
+      `connector "${this.connector.name}" lists ${what}, over its limit; its tools are not used until the list fits. To allow more, raise limits.${key} in the connector's registry entry`,
+      { details: { limit: key } },
+    );
   }
 
+  /**
+   * Runs one request to the upstream as an Exchange (exchange.ts): its HTTP request
+   * and stream end with it, its body is capped at `limit`, and a failure of the
+   * exchange's own (body too large, callMax) is what it throws.
+   */
+  private async exchange<T>(limit: BodyLimit, origin: CallOrigin | undefined, send: (signal: AbortSignal) => Promise<T>, prepare?: (ex: Exchange) => void): Promise<T> {
+    const ex = new Exchange(limit);
+    prepare?.(ex);
+    const scope: CallScope = origin ? { owner: this, origin, exchange: ex } : { owner: this, exchange: ex };
+    try {
+      return await callContext.run(scope, () => send(ex.requestSignal));
+    } catch (e) {
+      throw ex.failure ?? e;
+    } finally {
+      ex.end();
+    }
+  }
+
+  /** One re-read of the tool list (RelistScheduler paces them). */
   private async listOnce(log: Logger): Promise<void> {
     const client = this.client;
-    if (!client) return;
+    if (!client || this._status.state !== 'ready') return;
     try {
-      this._tools = await this.listAllTools(client);
-      log.info({ tools: this._tools.length }, 'upstream tool list changed');
+      const before = JSON.stringify(this._tools);
+      const tools = await this.listAllTools(client);
+      // An unchanged list changes nothing and tells nobody: a list_changed storm with nothing new costs no agent a notification.
+      if (client !== this.client || JSON.stringify(tools) === before) return;
+      this._tools = tools;
+      log.info({ tools: tools.length }, 'upstream tool list changed');
       this.opts.onToolsChanged();
     } catch (e) {
-      log.warn({ err: errorMessage(e) }, 'could not refresh the tool list');
+      log.warn({ err: errorMessage(e), kept: this._tools.length }, 'could not refresh the tool list; the previous list is kept');
     }
   }
 
-  private onClosed(gen: number, client: Client | undefined): void {
+  private onClosed(gen: number, client: Client): void {
+    this.closedClients.add(client);
     if (this.stopping || gen !== this.generation) return;
     if (this.client === client) this.client = undefined;
     const log = this.opts.logger.child({ connector: this.connector.name });
@@ -379,38 +432,66 @@ export class Upstream {
       const why = st.state === 'not-ready' ? `${st.reason} (fix: ${st.fix})` : st.state === 'failed' ? `${st.reason}; retrying in ${st.retryInMs} ms` : st.state;
       throw new GatehouseError('CONNECTOR_NOT_READY', `connector "${this.connector.name}" is not ready: ${why}`);
     }
-    const timeout = this.callTimeoutMs;
+    const callMax = this.callMaxMs;
+    const timeout = Math.min(this.callTimeoutMs, callMax);
     const origin = opts.origin;
-    const send = () =>
-      client.request(
-        { method: 'tools/call', params: { name, arguments: args } },
-        CallToolResultSchema,
-        {
-          signal: opts.signal,
-          timeout,
-          ...(opts.onprogress ? { onprogress: opts.onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: timeout * 10 } : {}),
-        },
-      );
+    const connectorName = this.connector.name;
     if (origin) this.inFlight.add(origin);
     try {
-      // The call's origin travels with the request, so the upstream's requests made during it find their agent.
-      const result = origin ? await callContext.run({ owner: this, origin }, send) : await send();
-      return result as CallToolResult;
+      // The call's origin and Exchange travel with the request: the upstream's requests made during it find
+      // their agent, and its HTTP request and stream end with it (timeout and cancellation included).
+      const result = (await this.exchange(
+        { bytes: this.limits.resultBytes, key: 'resultBytes' },
+        origin,
+        (signal) =>
+          client.request({ method: 'tools/call', params: { name, arguments: args } }, CallToolResultSchema, {
+            signal,
+            timeout,
+            ...(opts.onprogress ? { onprogress: opts.onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: callMax } : {}),
+          }),
+        (ex) => {
+          ex.follow(opts.signal);
+          // The SDK checks maxTotalTimeout only when progress arrives: this deadline holds whatever the upstream sends.
+          ex.deadline(callMax, () => this.callMaxError(callMax));
+        },
+      )) as CallToolResult;
+      const bad = nonFinitePath(result);
+      if (bad !== undefined) {
+        throw new GatehouseError('UPSTREAM_PROTOCOL', `connector "${connectorName}" answered with a number JSON cannot carry (±Infinity, e.g. 1e400) at ${bad}; the result is refused rather than passed on as null`, {
+          details: { path: bad },
+        });
+      }
+      return result;
     } catch (e) {
       // 404 on our session: the server forgot it (restarted). Spec 2025-11-25 (transports §session management):
       // start a new session; closing the client makes onClosed reconnect, and the next call uses the new session.
       if (e instanceof StreamableHTTPError && e.code === 404) {
         void client.close().catch(() => undefined);
-        throw new GatehouseError('UPSTREAM_UNAVAILABLE', `connector "${this.connector.name}" no longer knows the gateway's MCP session (did it restart?); reconnecting`, { cause: e });
+        throw new GatehouseError('UPSTREAM_UNAVAILABLE', `connector "${connectorName}" no longer knows the gateway's MCP session (did it restart?); reconnecting`, { cause: e });
       }
-      throw classifyUpstreamError(this.connector.name, e, timeout);
+      if (opts.signal.aborted && !(e instanceof GatehouseError)) throw new GatehouseError('UPSTREAM_ERROR', `call to connector "${connectorName}" was cancelled`, { cause: e });
+      if (e instanceof McpError && e.code === ErrorCode.RequestTimeout && (e.data as { maxTotalTimeout?: unknown } | undefined)?.maxTotalTimeout !== undefined) throw this.callMaxError(callMax);
+      throw classifyUpstreamError(connectorName, e, { timeoutMs: timeout, connectionClosed: this.closedClients.has(client) });
     } finally {
       if (origin) this.inFlight.delete(origin);
     }
   }
 
+  /** timeouts.callMax: how long progress may keep a call going (default twice timeouts.call). */
+  get callMaxMs(): number {
+    return this.connector.timeouts.callMax ?? 2 * this.callTimeoutMs;
+  }
+
+  private callMaxError(callMax: number): GatehouseError {
+    return new GatehouseError(
+      'UPSTREAM_TIMEOUT',
+      `connector "${this.connector.name}" did not finish within ${callMax} ms (timeouts.callMax; progress notifications extend a call up to it, not further)`,
+    );
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
+    this.relist.stop();
     this.unwatchSecrets();
     this._status = { state: 'stopped' };
     clearTimeout(this.restartTimer);

@@ -68,7 +68,8 @@ function plan(s: number, i: number): { name: string; args: Record<string, unknow
 
 describe(`load: ${SESSIONS} concurrent sessions x ${CALLS} calls, stdio + HTTP upstreams, allowed and denied mixed`, () => {
   it('no transport error, one audit record per call, chain verifies, nothing leaks, stdio upstream shared', { timeout: LOAD_FULL ? 900_000 : 150_000 }, async () => {
-    const stdioChildren = () => descendants().filter((p) => p.cmdline.includes('upstream.mjs stdio'));
+    // The server itself, not the gatehouse-reaper it runs under (whose command line holds the same words).
+    const stdioChildren = () => descendants().filter((p) => p.cmdline.includes('upstream.mjs stdio') && !p.cmdline.includes('gatehouse-reaper'));
     expect(stdioChildren()).toHaveLength(1);
     const stdioPid = stdioChildren()[0]?.pid;
 

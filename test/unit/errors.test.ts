@@ -47,13 +47,21 @@ describe('classifyUpstreamError: whatever an upstream call throws gets a stable 
     [Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }), 'UPSTREAM_ERROR', 'call to connector "c" was cancelled'],
     [new TypeError('weird'), 'UPSTREAM_PROTOCOL', 'connector "c" failed: weird'],
   ])('%s → %s', (e, code, message) => {
-    const g = classifyUpstreamError('c', e, 500);
+    // Only the -32000 case depends on it: the connection did close there.
+    const g = classifyUpstreamError('c', e, { timeoutMs: 500, connectionClosed: true });
     expect(g.code).toBe(code);
     expect(g.message).toBe(message);
   });
 
+  it('JSON-RPC -32000 from an upstream whose connection is open is its answer, not "closed the connection"', () => {
+    const g = classifyUpstreamError('c', new McpError(-32000, 'quota exhausted'), { timeoutMs: 500, connectionClosed: false });
+    expect(g.code).toBe('UPSTREAM_ERROR');
+    expect(g.message).toBe('connector "c" answered with an error: quota exhausted');
+    expect(g.details).toEqual({ upstreamCode: -32000 });
+  });
+
   it('a GatehouseError passes through unchanged', () => {
     const e = new GatehouseError('SECRET_MISSING', 'x');
-    expect(classifyUpstreamError('c', e, 1)).toBe(e);
+    expect(classifyUpstreamError('c', e, { timeoutMs: 1, connectionClosed: false })).toBe(e);
   });
 });

@@ -68,27 +68,70 @@ export interface CallScope {
 export const callContext = new AsyncLocalStorage<CallScope>();
 
 /**
- * Picks the call a message belongs to. The async context is trusted only where
- * it follows the wire (HTTP response streams): a message read on the stream of a
- * call still in flight on this upstream is that call's; one read on the stream of
- * a call that has finished, or of a tool listing, is nobody's (issue #24: a
- * timed-out call's log messages and sampling request reached another agent's
- * call). Otherwise the single in-flight call, or none.
+ * The agent calls in flight on one upstream, and which of them ever shared the
+ * upstream with another call: a message that names no call (stdio, in-memory)
+ * can only be tied to a call that had the upstream to itself from start to
+ * now. Once two calls overlapped, a message could be either's (the finished
+ * one's, sent late), so it goes to neither.
  */
-export function routeMessage(owner: object, contextFollowsCall: boolean, inFlight: ReadonlySet<CallOrigin>): Route {
-  const scope = contextFollowsCall ? callContext.getStore() : undefined;
-  if (scope && scope.owner === owner) {
-    if (scope.origin && inFlight.has(scope.origin)) return { ok: true, origin: scope.origin, via: 'call-stream' };
-    const reason = scope.origin ? 'it arrived on the response stream of a call that has finished' : 'it arrived on the response stream of a tool listing, not of a call';
+export class InFlightCalls {
+  readonly calls = new Set<CallOrigin>();
+  readonly #shared = new WeakSet<CallOrigin>();
+
+  add(o: CallOrigin): void {
+    if (this.calls.size > 0) {
+      this.#shared.add(o);
+      for (const c of this.calls) this.#shared.add(c);
+    }
+    this.calls.add(o);
+  }
+
+  delete(o: CallOrigin): void {
+    this.calls.delete(o);
+    for (const c of this.calls) this.#shared.add(c);
+  }
+
+  /** In flight, and alone on the upstream since it started. */
+  alone(o: CallOrigin): boolean {
+    return this.calls.size === 1 && this.calls.has(o) && !this.#shared.has(o);
+  }
+}
+
+/**
+ * Picks the call a message belongs to (issue #24: a timed-out call's log
+ * messages and sampling request reached another agent's call).
+ *
+ * Where the async context follows the wire (HTTP), only the context decides: a
+ * message read on the response stream of a call in flight on this upstream is
+ * that call's; one read on a finished call's stream, a tool listing's, or the
+ * standalone GET stream (whose messages "SHOULD be unrelated to any
+ * concurrently-running JSON-RPC request", transports §listening) is nobody's.
+ * Where nothing names the call (stdio), the message goes to the one call in
+ * flight only if that call has had the upstream to itself since it started;
+ * never to "the only other call" left after one finished.
+ */
+export function routeMessage(owner: object, contextFollowsCall: boolean, inFlight: InFlightCalls): Route {
+  const calls = inFlight.calls;
+  if (contextFollowsCall) {
+    const scope = callContext.getStore();
+    if (scope && scope.owner === owner && scope.origin && calls.has(scope.origin)) return { ok: true, origin: scope.origin, via: 'call-stream' };
+    const reason =
+      scope && scope.owner === owner
+        ? scope.origin
+          ? 'it arrived on the response stream of a call that has finished'
+          : 'it arrived on the response stream of a tool listing, not of a call'
+        : "it arrived outside any call's response stream";
     return { ok: false, reason, candidates: [] };
   }
-  if (inFlight.size === 1) {
-    const [only] = inFlight;
-    if (only) return { ok: true, origin: only, via: 'only-call' };
-  }
-  if (inFlight.size === 0) return { ok: false, reason: 'no tool call is in flight on this connector', candidates: [] };
-  const candidates = [...inFlight].slice(0, 20).map(({ agent, session, tool }) => ({ agent, session, tool }));
-  return { ok: false, reason: `${inFlight.size} tool calls are in flight on this connector and the message does not say which one it belongs to`, candidates };
+  if (calls.size === 0) return { ok: false, reason: 'no tool call is in flight on this connector', candidates: [] };
+  const [only] = calls;
+  if (only && inFlight.alone(only)) return { ok: true, origin: only, via: 'only-call' };
+  const candidates = [...calls].slice(0, 20).map(({ agent, session, tool }) => ({ agent, session, tool }));
+  const reason =
+    calls.size === 1
+      ? 'another tool call shared this connector while this one was in flight, and the message does not say which one it belongs to'
+      : `${calls.size} tool calls are in flight on this connector and the message does not say which one it belongs to`;
+  return { ok: false, reason, candidates };
 }
 
 /** Server-to-client traffic from an upstream, handed to the broker (src/broker/passthrough.ts). */

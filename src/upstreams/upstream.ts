@@ -23,7 +23,7 @@ import type { SecretResolver } from '../secrets/resolve.js';
 import { classifyUpstreamError } from './errors.js';
 import { builtinTransport } from '../connectors/index.js';
 import { StdioTransport } from './stdio.js';
-import { callContext, routeMessage, type CallOrigin, type CallScope, type ServerMessageHandler } from './call-context.js';
+import { callContext, InFlightCalls, routeMessage, type CallOrigin, type CallScope, type ServerMessageHandler } from './call-context.js';
 import { cappedEvents, formatBytes, readCapped } from './body-limit.js';
 import { Exchange, type BodyLimit } from './exchange.js';
 import { limitsOf, type UpstreamLimits } from './limits.js';
@@ -108,7 +108,7 @@ export class Upstream {
   private lastNotReady: string | undefined;
   private readonly unwatchSecrets: () => void;
   /** Agent calls in flight here, for routing the upstream's own requests (see call-context.ts). */
-  private readonly inFlight = new Set<CallOrigin>();
+  private readonly inFlight = new InFlightCalls();
   private readonly limits: UpstreamLimits;
   private readonly relist: RelistScheduler;
   /** The clients whose connection closed (the SDK's "Connection closed" and an upstream's -32000 share a code). */

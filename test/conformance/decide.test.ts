@@ -8,7 +8,14 @@ import { describe, expect, it } from 'vitest';
 import { createPassthrough, decide, DEFAULT_PASSTHROUGH_LIMITS } from '../../src/broker/passthrough.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import type { ToolConnector } from '../../src/registry/schema.js';
-import { routeMessage, type AgentChannel, type CallOrigin, type Route } from '../../src/upstreams/call-context.js';
+import { InFlightCalls, routeMessage, type AgentChannel, type CallOrigin, type Route } from '../../src/upstreams/call-context.js';
+
+/** Calls that started one after another and are all still in flight. */
+function inFlight(...calls: CallOrigin[]): InFlightCalls {
+  const f = new InFlightCalls();
+  for (const c of calls) f.add(c);
+  return f;
+}
 
 const connector = (over: Partial<Record<'sampling' | 'elicitation', 'allow' | 'deny'>> = {}) =>
   ({ name: 'up', kind: 'stdio', sampling: 'deny', elicitation: 'deny', ...over }) as unknown as ToolConnector;
@@ -87,14 +94,14 @@ describe('log forwarding', () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString('utf8')), cb()) }) });
     const p = createPassthrough({ audit: { append: async () => undefined, assertWritable: () => undefined, close: async () => undefined }, redact: <T>(v: T): T => v, logger, limits: { logDataBytes: 64 } });
-    const route = routeMessage({}, false, new Set([a, b]));
+    const route = routeMessage({}, false, inFlight(a, b));
     expect(route).toMatchObject({ ok: false, candidates: [{ agent: 'alice' }, { agent: 'bob' }] });
     p.log({ connector: connector(), params: { level: 'emergency', data: 'for whom?' }, route });
     expect(heardA).toEqual([]);
     expect(heardB).toEqual([]);
     expect(lines.join('')).toContain('upstream log message not forwarded');
     // Control: with one call in flight, the same message reaches its agent.
-    p.log({ connector: connector(), params: { level: 'emergency', data: 'for you' }, route: routeMessage({}, false, new Set([a])) });
+    p.log({ connector: connector(), params: { level: 'emergency', data: 'for you' }, route: routeMessage({}, false, inFlight(a)) });
     expect(heardA).toEqual([{ level: 'emergency', data: 'for you' }]);
     expect(heardB).toEqual([]);
   });

@@ -12,6 +12,7 @@ import { PATTERN_LIMITS } from '../../src/broker/re2-engine.js';
 import { SCHEMA_LIMITS } from '../../src/broker/schema-limits.js';
 import { GatehouseError } from '../../src/errors.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { executedRecords, INNOCENT_P99_BOUND_MS, innocentConnector, measureInnocent, resources, settled } from '../helpers/innocent.js';
 import { FIXTURES } from './helpers.js';
 
 const HOSTILE = join(FIXTURES, 'hostile-schemas.mjs');
@@ -63,7 +64,7 @@ describe('through the gateway: two connectors serving hostile schemas', () => {
   let agent: Client;
 
   beforeAll(async () => {
-    t = await startTestGateway({ connectors: () => [hostile('evil'), hostile('twin')] });
+    t = await startTestGateway({ connectors: (log) => [hostile('evil'), hostile('twin'), innocentConnector(log)] });
     agent = await t.client('alice');
   });
   afterAll(async () => {
@@ -108,9 +109,9 @@ describe('through the gateway: two connectors serving hostile schemas', () => {
     }
     expect(bumped).toBe(rounds);
     const { checkers, validators } = t.gw.gateway.schemaCheckers();
-    expect(checkers).toBe(2);
-    // One checker per connector and listing: at most the current listing's tools (3 each), never one per refresh.
-    expect(validators).toBeLessThanOrEqual(6);
+    expect(checkers).toBe(3);
+    // One checker per connector and listing: at most the current listing's tools called (3 each, the innocent's echo), never one per refresh.
+    expect(validators).toBeLessThanOrEqual(7);
   });
 
   it('a connector restart (its schema holding an $id) does not make its tool uncallable', async () => {
@@ -120,6 +121,29 @@ describe('through the gateway: two connectors serving hostile schemas', () => {
       await up?.restart();
       expect(await outcome(agent, 'twin__bump', { n: i })).toEqual({ text: `bumped ${i} to version 1` });
     }
+  });
+
+  it('every schema attack at once, while an innocent agent measures its latency: refused or checked fast, innocent p99 within bound, resources back, one record per executed call', async () => {
+    const base = resources();
+    const before = executedRecords(t, 'evil').length;
+    let executed = 0;
+    const m = await measureInnocent(t, async () => {
+      for (let i = 0; i < 3; i++) {
+        expect((await outcome(agent, 'evil__redos', { s: `${'a'.repeat(31)}!` })).code).toBe(-32602);
+        const nested = await outcome(agent, 'evil__nested', { v: 'x' });
+        expect(nested.code).toBe(-32602);
+        expect(nested.text).toContain('input schema the gateway cannot check');
+        expect((await outcome(agent, 'evil__broken', { a: 1 })).code).toBe(-32602);
+        expect(await outcome(agent, 'evil__unique', { a: Array.from({ length: 20_000 }, (_, k) => ({ k })) })).toEqual({ text: 'called unique' });
+        executed++;
+        expect((await outcome(agent, 'evil__bump', { n: i })).code).toBeUndefined();
+        executed++;
+      }
+    });
+    expect(m.errors).toEqual([]);
+    expect(m.p99, `innocent p99 ${m.p99.toFixed(0)} ms over ${m.samples.length} samples`).toBeLessThan(INNOCENT_P99_BOUND_MS);
+    await settled(base);
+    expect(executedRecords(t, 'evil').length - before).toBe(executed);
   });
 });
 

@@ -460,8 +460,12 @@ export class Approvals {
   }
 
   #armGrantTimer(g: Grant): void {
-    // Report the expiry when it happens, not only when the grant is next looked at.
-    this.#grantTimers.set(g.id, this.#clock.setTimeout(() => this.#expireIfDone(g, this.#clock.now()), Date.parse(g.expiresAt) - this.#clock.now()));
+    // Report the expiry when it happens, not only when the grant is next looked at. A timer may fire a
+    // millisecond before the wall clock reaches the expiry: then it is armed again, not forgotten.
+    const fire = () => {
+      if (!this.#expireIfDone(g, this.#clock.now())) this.#armGrantTimer(g);
+    };
+    this.#grantTimers.set(g.id, this.#clock.setTimeout(fire, Math.max(1, Date.parse(g.expiresAt) - this.#clock.now())));
   }
 
   #dropGrant(id: string): void {

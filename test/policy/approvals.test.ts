@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Approvals, type ApprovalEvent } from '../../src/policy/approvals.js';
+import { Approvals, type ApprovalEvent, type Clock } from '../../src/policy/approvals.js';
 import { isGatehouseError } from '../../src/errors.js';
 import type { Decision } from '../../src/policy/types.js';
 import { FakeClock } from './fake-clock.js';
@@ -91,6 +91,20 @@ describe('Approvals', () => {
     void approvals.request(slack, askDecision, {});
     expect(approvals.list()).toHaveLength(1);
     expect(types()).toEqual(['requested', 'approved', 'grant_used', 'grant_used', 'grant_expired', 'requested']);
+  });
+
+  it('a grant timer that fires a millisecond before the wall clock reaches the expiry is armed again: the expiry is still reported', async () => {
+    const clock = new FakeClock();
+    const events: ApprovalEvent[] = [];
+    // Node's timers run on the loop's monotonic clock and may fire while Date.now() is still a millisecond short.
+    const early: Clock = { now: () => clock.now(), setTimeout: (fn, ms) => clock.setTimeout(fn, Math.max(0, ms - 1)), clearTimeout: (h) => clock.clearTimeout(h) };
+    const approvals = new Approvals({ clock: early, onEvent: (e) => events.push(e) });
+    void approvals.request(slack, askDecision, {});
+    await approvals.approve(approvals.list()[0]?.id ?? '', { by: 'alice', grant: { ttlMs: 60_000, maxUses: 100 } });
+    clock.advance(59_999);
+    expect(events.at(-1)?.type).not.toBe('grant_expired');
+    clock.advance(1);
+    expect(events.at(-1)).toMatchObject({ type: 'grant_expired', reason: 'ttl' });
   });
 
   it('a grant expires after its ttl (reported when it happens)', async () => {

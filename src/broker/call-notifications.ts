@@ -59,9 +59,10 @@ export class CallNotifications {
     this.timer = setTimeout(() => this.sendPending(), this.progressBucket.waitMs());
   }
 
-  log(params: LogParams): void {
+  /** `prepare` (redaction, bounds) runs only for a message that is sent. */
+  log(params: LogParams, prepare: (p: LogParams) => LogParams = (p) => p): void {
     if (this.finished) return;
-    if (this.logBucket.take()) return this.send(this.opts.sendLog, params);
+    if (this.logBucket.take()) return this.send(this.opts.sendLog, prepare(params));
     this.dropped++;
     if (LEVELS.indexOf(params.level) > LEVELS.indexOf(this.droppedLevel)) this.droppedLevel = params.level;
   }

@@ -75,6 +75,8 @@ export type Decision =
   | { allow: false; reason: string };
 
 const LEVELS = LoggingLevelSchema.options;
+/** The most of an upstream's logger name an agent is sent. */
+const LOGGER_CHARS = 200;
 
 function jsonBytes(v: unknown): number {
   return Buffer.byteLength(JSON.stringify(v) ?? '');
@@ -220,12 +222,16 @@ export function createPassthrough(deps: PassthroughDeps): Passthrough {
       }
       const min = route.origin.channel.logLevel();
       if (min !== undefined && LEVELS.indexOf(params.level) < LEVELS.indexOf(min)) return;
-      // Redact first, so truncation cannot cut a secret into pieces the redactor no longer recognises.
-      const clean = deps.redact(params);
-      const bytes = jsonBytes(clean.data);
-      const data = bytes > limits.logDataBytes ? `${(JSON.stringify(clean.data) ?? '').slice(0, limits.logDataBytes)}… (truncated by Gatehouse, ${bytes} bytes)` : clean.data;
-      const out: LoggingMessageNotification['params'] = { ...clean, data };
-      route.origin.channel.log(out);
+      // Prepared only if the call's rate lets it through. Redacted first, so truncation cannot cut a
+      // secret into pieces the redactor no longer recognises; only the fields a log message has, each bounded.
+      route.origin.channel.log(params, (raw) => {
+        const clean = deps.redact({ level: raw.level, logger: raw.logger, data: raw.data });
+        const bytes = jsonBytes(clean.data);
+        const data = bytes > limits.logDataBytes ? `${(JSON.stringify(clean.data) ?? '').slice(0, limits.logDataBytes)}… (truncated by Gatehouse, ${bytes} bytes)` : clean.data;
+        const out: LoggingMessageNotification['params'] = { level: clean.level, data };
+        if (typeof clean.logger === 'string') out.logger = clean.logger.length > LOGGER_CHARS ? `${clean.logger.slice(0, LOGGER_CHARS)}…` : clean.logger;
+        return out;
+      });
     },
 
     close: () => summaries.close(),

@@ -9,6 +9,7 @@ import {
   SetLevelRequestSchema,
   type ListToolsResult,
   type LoggingLevel,
+  type Progress,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { AgentChannel } from '../upstreams/call-context.js';
 import { DEFAULT_LIMITS, limitsOf } from '../upstreams/limits.js';
@@ -104,7 +105,7 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
     const notes = new CallNotifications({
       perSecond: notificationRate(gateway, req.params.name),
       sendProgress: (p) =>
-        progressToken === undefined ? Promise.resolve() : extra.sendNotification({ method: 'notifications/progress', params: { ...gateway.opts.redact(p), progressToken } }),
+        progressToken === undefined ? Promise.resolve() : extra.sendNotification({ method: 'notifications/progress', params: { ...boundedProgress(gateway.opts.redact(p)), progressToken } }),
       sendLog: (params) => extra.sendNotification({ method: 'notifications/message', params }),
     });
     // The upstream's own requests and log messages during this call ride this call's stream (relatedRequestId).
@@ -113,7 +114,7 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
       logLevel: () => logLevel,
       createMessage: (params, o) => extra.sendRequest({ method: 'sampling/createMessage', params }, CreateMessageResultSchema, o),
       elicit: (params, o) => extra.sendRequest({ method: 'elicitation/create', params }, ElicitResultSchema, o),
-      log: (params) => notes.log(params),
+      log: (params, prepare) => notes.log(params, prepare),
     };
     session.busy?.(1);
     try {
@@ -155,4 +156,17 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
     gateway.off('catalog', onCatalog);
   };
   return server;
+}
+
+/** The most of a progress `message` an agent is sent (the upstream's text; cut, with its size noted). */
+export const PROGRESS_MESSAGE_CHARS = 1024;
+
+/** Only the fields progress has (MCP 2025-11-25, utilities/progress), the message cut: an upstream's 4 MiB message is not the agent's. */
+export function boundedProgress(p: Progress): Progress {
+  const out: Progress = { progress: p.progress };
+  if (typeof p.total === 'number') out.total = p.total;
+  if (typeof p.message === 'string') {
+    out.message = p.message.length > PROGRESS_MESSAGE_CHARS ? `${p.message.slice(0, PROGRESS_MESSAGE_CHARS)}… (cut by Gatehouse, ${p.message.length} characters)` : p.message;
+  }
+  return out;
 }

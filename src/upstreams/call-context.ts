@@ -39,7 +39,11 @@ export interface AgentChannel {
   logLevel(): LoggingLevel | undefined;
   createMessage(params: CreateMessageRequest['params'], opts: ForwardOptions): Promise<CreateMessageResult>;
   elicit(params: ElicitRequest['params'], opts: ForwardOptions): Promise<ElicitResult>;
-  log(params: LoggingMessageNotification['params']): void;
+  /**
+   * A log message for the agent. `prepare` (redaction, bounds) runs only for
+   * a message the call's rate lets through: a dropped one costs nothing more.
+   */
+  log(params: LoggingMessageNotification['params'], prepare?: (p: LoggingMessageNotification['params']) => LoggingMessageNotification['params']): void;
 }
 
 /** One agent call in flight on an upstream. */

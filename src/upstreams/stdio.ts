@@ -39,6 +39,8 @@ export const STDERR_LINE_BYTES = 2048;
 /** Characters of a non-JSON-RPC stdout line shown in the log. */
 /** Messages from one server handed on per turn of the event loop (see StdioTransport.queue). */
 const MESSAGES_PER_TURN = 64;
+/** Messages that may wait for a server that is not reading its stdin. */
+const MAX_WAITING_SENDS = 1024;
 const noop = (): void => undefined;
 const PREVIEW_CHARS = 200;
 /** How long the child gets after stdin closes, and again after SIGTERM, before the next step. */
@@ -316,6 +318,8 @@ export class StdioTransport implements Transport {
   private readonly inbox: Array<() => void> = [];
   private inboxHead = 0;
   private delivering: NodeJS.Immediate | undefined;
+  /** Senders waiting for stdin to drain (see send). */
+  private drainWaiters: Array<() => void> = [];
   /** Messages handed on at once in this turn (no backlog): the first MESSAGES_PER_TURN cost no deferral. */
   private turnCount = 0;
   private turnReset: NodeJS.Immediate | undefined;
@@ -373,22 +377,32 @@ export class StdioTransport implements Transport {
     this.exited = new Promise((resolveExit) => child.once('exit', () => void this.onExit(child).then(resolveExit)));
   }
 
-  /** A server that does not read its stdin gets no more than one line's worth queued for it, not the gateway's memory. */
+  /**
+   * A server that does not read its stdin gets no more than one line's worth
+   * (or MAX_WAITING_SENDS messages, answers to its own pings included) queued
+   * for it, not the gateway's memory. The senders that met backpressure wait
+   * on one shared drain: a listener each made the close after a flood of tiny
+   * answers quadratic (seconds to minutes of event loop).
+   */
   send(message: JSONRPCMessage): Promise<void> {
     return new Promise((resolveSend, reject) => {
       const stdin = this.child?.stdin;
       if (this.closed || !stdin || stdin.destroyed) return reject(new Error('Not connected'));
-      if (stdin.writableLength > this.maxLineBytes) {
-        return reject(new Error(`the upstream is not reading its stdin (${stdin.writableLength} bytes waiting for it)`));
+      if (stdin.writableLength > this.maxLineBytes || this.drainWaiters.length >= MAX_WAITING_SENDS) {
+        return reject(new Error(`the upstream is not reading its stdin (${stdin.writableLength} bytes in ${this.drainWaiters.length} messages waiting for it)`));
       }
       if (stdin.write(serializeMessage(message))) return resolveSend();
-      const done = () => {
-        stdin.off('drain', done);
-        stdin.off('close', done);
-        resolveSend();
+      this.drainWaiters.push(resolveSend);
+      if (this.drainWaiters.length > 1) return;
+      const drained = () => {
+        stdin.off('drain', drained);
+        stdin.off('close', drained);
+        const waiters = this.drainWaiters;
+        this.drainWaiters = [];
+        for (const w of waiters) w();
       };
-      stdin.once('drain', done);
-      stdin.once('close', done);
+      stdin.once('drain', drained);
+      stdin.once('close', drained);
     });
   }
 

@@ -34,6 +34,8 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 const MAX_BACKOFF_MS = 30_000;
 /** Pages of one tool listing; more is refused like too many tools (a server that pages forever, or one tool a page). */
+/** Connections to one HTTP upstream (calls beyond it wait for one). */
+export const MAX_HTTP_CONNECTIONS = 128;
 const MAX_TOOL_PAGES = 200;
 /** A tools/list page as first read: counted before its tools are parsed one by one (160,000 tiny tools fit in 8 MiB). */
 const ToolPageSchema = z.looseObject({ tools: z.array(z.unknown()), nextCursor: z.string().optional() });
@@ -243,6 +245,8 @@ export class Upstream {
   private httpTransport(c: HttpConnector): Transport {
     this.dispatcher ??= new Agent({
       connect: { timeout: this.connectTimeoutMs },
+      // An upstream that holds requests open (its pings answered, never acknowledged) holds at most this many fds.
+      connections: MAX_HTTP_CONNECTIONS,
       keepAliveTimeout: 30_000,
       headersTimeout: 0,
       bodyTimeout: 0,
@@ -270,7 +274,11 @@ export class Upstream {
       const tie = exchange?.tie(method) ?? 'other';
       if (tie === 'ended') throw new DOMException(`connector "${c.name}": the request this stream belonged to has ended`, 'AbortError');
       const own = tie === 'own' ? exchange : undefined;
-      const signal = own ? own.streamSignal : (init?.signal ?? undefined);
+      // What is not a call's own request (answers to the upstream's requests, notifications, initialize, session
+      // DELETE) gets the connect timeout to be answered: an upstream that never acknowledges cannot pile them up.
+      // The standalone GET stream lives as long as the session.
+      const deadline = own || method === 'GET' ? undefined : AbortSignal.timeout(this.connectTimeoutMs);
+      const signal = own ? own.streamSignal : deadline && init?.signal ? AbortSignal.any([init.signal, deadline]) : (deadline ?? init?.signal ?? undefined);
       let res: Dispatcher.ResponseData;
       try {
         res = await undiciRequest(target, { method, headers: Object.fromEntries(headers), body: (init?.body ?? null) as string | null, signal, dispatcher });

@@ -26,7 +26,7 @@ function origin(caps: ClientCapabilities | undefined, level?: LoggingLevel, logs
     logLevel: () => level,
     createMessage: async () => ({ role: 'assistant', content: { type: 'text', text: 'ok' }, model: 'm' }),
     elicit: async () => ({ action: 'decline' }),
-    log: (p) => logs.push(p),
+    log: (p, prepare = (x) => x) => void logs.push(prepare(p)),
   };
   return { agent: 'alice', session: 's1', tool: 'up__t', signal: new AbortController().signal, channel };
 }

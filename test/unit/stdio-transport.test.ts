@@ -195,7 +195,7 @@ describe.skipIf(process.platform !== 'linux')('StdioTransport processes', () => 
       sent++;
       await new Promise((r) => setImmediate(r));
     }
-    expect(String(refused)).toMatch(/the upstream is not reading its stdin \(\d+ bytes waiting for it\)/);
+    expect(String(refused)).toMatch(/the upstream is not reading its stdin \(\d+ bytes in \d+ messages waiting for it\)/);
     // The pipe (64 KiB) plus one line's worth (resultBytes + 64 KiB), not 1,000 × 10 KB.
     expect(sent * 10_000).toBeLessThan(400_000);
   });

@@ -45,7 +45,7 @@ export const GROUPS = {
     // where it goes on after a restart), the durability order (write, fdatasync, then resolve);
     // and the per-record size bound (bound.ts).
     mutate: [
-      ...['193-196', '208-211', '236-247', '255-262', '264-335', '354-364', '390-444', '474-490', '521-537', '547-576', '660-663', '684-684'].map((l) => `src/audit/writer.ts:${l}`),
+      ...['193-196', '208-211', '236-247', '255-262', '264-335', '354-364', '390-449', '479-496', '527-543', '553-585', '669-672', '693-694'].map((l) => `src/audit/writer.ts:${l}`),
       'src/audit/bound.ts',
     ],
     tests: ['test/audit/{writer,append,disk-full,headroom}.test.ts', 'test/unit/{writer-edges,audit-bound,hostile-result-audit}.test.ts'],

@@ -15,16 +15,36 @@
  * no child left. Exit status: the server's (128+N for signal N); 125 for its
  * own failures, 126/127 when COMMAND cannot be run / is not found.
  *
- * Threat model: a server that forks, double-forks, calls setsid() or ignores
- * SIGTERM. Not covered: a server that kills the reaper itself (same uid) before
- * its children escape, or that forks faster than /proc can be read for longer
- * than the kill deadline; the sandbox (pid namespace, cgroup) is the boundary
- * for those.
+ * Where the kernel lets it (user namespaces enabled, root or not), the server
+ * runs as pid 1 of a new pid namespace inside a new user namespace (the
+ * reaper's own uid and gid mapped to themselves, so files keep their owners):
+ * kill() in the server names pids of its namespace only, getppid() is 0, so
+ * neither the server nor anything it starts can name the reaper (or any
+ * process outside); setsid() does not leave the namespace; and when the server
+ * (pid 1) exits, the kernel kills every process left in it. The server leads a
+ * process group of its own (kill(0, ...) does not reach the reaper), dies with
+ * the reaper (PR_SET_PDEATHSIG, SIGKILL), and the reaper is not dumpable (no
+ * /proc/PID/mem or ptrace from the server's uid). Pid 1 ignores signals it has
+ * no handler for: the reaper's SIGTERM may do nothing; SIGKILL after the grace
+ * does. When unshare() fails (user namespaces disabled by sysctl or policy,
+ * nesting limits, a chroot; or --no-pidns) it says so once on stderr and falls
+ * back to the subreaper alone.
+ *
+ * Threat model: a server that forks, double-forks, calls setsid(), ignores
+ * SIGTERM, or (in the pid namespace) kills its own parent. Not covered: a
+ * process outside with the same uid (or root) that signals the namespace; a
+ * server that can write its cgroup (cgroup.kill, cgroup.freeze); resource
+ * exhaustion (the sandbox's cgroup limits are the boundary). In the fallback:
+ * a server that kills the reaper itself (same uid) before its children
+ * escape, or that forks faster than /proc can be read for longer than the
+ * kill deadline.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -147,6 +167,46 @@ static int signal_descendants(int sig) {
 
 static pid_t server = -1;
 static int server_status = -1;
+/* The server is pid 1 of a pid namespace of its own (see enter_namespaces). */
+static int in_pidns = 0;
+
+/* Writes `text` to `path` (a /proc file of this process). Returns 0, or -1 with errno set. */
+static int write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = strlen(text);
+  ssize_t n = write(fd, text, len);
+  int saved = errno;
+  close(fd);
+  if (n == (ssize_t)len) return 0;
+  errno = n < 0 ? saved : EIO;
+  return -1;
+}
+
+/*
+ * A new user namespace (this uid and gid mapped to themselves) owning a new
+ * pid namespace: the next child forked is its pid 1. Returns 1 when done, 0
+ * when the kernel refuses (then nothing has changed).
+ */
+static int enter_namespaces(void) {
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  if (unshare(CLONE_NEWUSER | CLONE_NEWPID) != 0) {
+    fprintf(stderr,
+            "gatehouse-reaper: warning: no pid namespace for the server (unshare: %s); falling back to a subreaper: "
+            "a server that kills its reaper can leave processes behind\n",
+            strerror(errno));
+    return 0;
+  }
+  char map[64];
+  /* Before gid_map an unprivileged process must give up setgroups(2) (user_namespaces(7)); absent before Linux 3.19. */
+  if (write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) die("write /proc/self/setgroups");
+  snprintf(map, sizeof map, "%lu %lu 1\n", (unsigned long)uid, (unsigned long)uid);
+  if (write_file("/proc/self/uid_map", map) != 0) die("write /proc/self/uid_map");
+  snprintf(map, sizeof map, "%lu %lu 1\n", (unsigned long)gid, (unsigned long)gid);
+  if (write_file("/proc/self/gid_map", map) != 0) die("write /proc/self/gid_map");
+  return 1;
+}
 
 /* Reaps every child that has exited. Returns 0 once no child is left. */
 static int reap(void) {
@@ -184,6 +244,8 @@ static void terminate_all(const sigset_t *set, long grace_ms) {
       fputs("gatehouse-reaper: error: descendants still alive after SIGKILL; giving up\n", stderr);
       return;
     }
+    /* Pid 1 of the namespace: its death takes every process in it (it ignores SIGTERM without a handler; not SIGKILL from here). */
+    if (in_pidns && server_status < 0) (void)kill(server, SIGKILL);
     /* Killing a parent re-parents its children to us: the next round finds them. */
     signal_descendants(SIGKILL);
     wait_signal(set, 10);
@@ -193,15 +255,20 @@ static void terminate_all(const sigset_t *set, long grace_ms) {
 int main(int argc, char **argv) {
   /* Plan: parse the arguments, then become a subreaper, block signals, fork, exec. */
   long parent = -1, grace_ms = 500;
+  int use_pidns = 1;
   int i = 1;
   for (; i < argc; i++) {
     if (strcmp(argv[i], "--") == 0) {
       i++;
       break;
     }
+    if (strcmp(argv[i], "--no-pidns") == 0) {
+      use_pidns = 0;
+      continue;
+    }
     if (i + 1 >= argc) {
       errno = EINVAL;
-      die("usage: gatehouse-reaper --parent PID [--grace-ms N] -- COMMAND [ARG]...");
+      die("usage: gatehouse-reaper --parent PID [--grace-ms N] [--no-pidns] -- COMMAND [ARG]...");
     }
     if (strcmp(argv[i], "--parent") == 0) parent = parse_num(argv[++i], "--parent");
     else if (strcmp(argv[i], "--grace-ms") == 0) grace_ms = parse_num(argv[++i], "--grace-ms");
@@ -212,13 +279,18 @@ int main(int argc, char **argv) {
   }
   if (i >= argc || parent < 0) {
     errno = EINVAL;
-    die("usage: gatehouse-reaper --parent PID [--grace-ms N] -- COMMAND [ARG]...");
+    die("usage: gatehouse-reaper --parent PID [--grace-ms N] [--no-pidns] -- COMMAND [ARG]...");
   }
+
+  if (use_pidns) in_pidns = enter_namespaces();
+  else fputs("gatehouse-reaper: warning: --no-pidns: the server runs under a subreaper only\n", stderr);
 
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) die("prctl(PR_SET_CHILD_SUBREAPER)");
   if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) die("prctl(PR_SET_PDEATHSIG)");
   /* The gateway may have died before PDEATHSIG was set: then nobody would stop us. */
   if (getppid() != (pid_t)parent) return EXIT_REAPER;
+  /* Not dumpable: no /proc/PID/mem, ptrace or process_vm_writev into the reaper for the server's uid (after the id maps: they need /proc/self writable). */
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) die("prctl(PR_SET_DUMPABLE)");
 
   /* An inherited SIG_IGN for SIGCHLD would make the kernel reap children for us. */
   if (signal(SIGCHLD, SIG_DFL) == SIG_ERR) die("signal(SIGCHLD)");
@@ -230,9 +302,22 @@ int main(int argc, char **argv) {
   sigaddset(&set, SIGHUP);
   if (sigprocmask(SIG_BLOCK, &set, &old) != 0) die("sigprocmask");
 
+  /* The server learns the reaper is gone if it died before the server's PR_SET_PDEATHSIG: the pipe's last writer closes. */
+  int alive[2];
+  if (in_pidns && pipe2(alive, O_CLOEXEC) != 0) die("pipe2");
   server = fork();
   if (server < 0) die("fork");
   if (server == 0) {
+    if (in_pidns) {
+      /* Pid 1: dies with the reaper (SIGKILL from the parent namespace is forced, even for pid 1) ... */
+      close(alive[1]);
+      if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die("prctl(PR_SET_PDEATHSIG)");
+      struct pollfd pfd = {.fd = alive[0], .events = POLLIN};
+      if (poll(&pfd, 1, 0) != 0) _exit(EXIT_REAPER);
+      close(alive[0]);
+      /* ... and leads a group of its own: kill(0, sig) in the server must not reach the reaper's group. */
+      if (setpgid(0, 0) != 0) die("setpgid");
+    }
     /* The blocked mask survives exec: give the server the one we were started with. */
     if (sigprocmask(SIG_SETMASK, &old, NULL) != 0) die("sigprocmask");
     execvp(argv[i], &argv[i]);
@@ -240,6 +325,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "gatehouse-reaper: error: cannot run %s: %s\n", argv[i], strerror(err));
     _exit(err == ENOENT ? 127 : 126);
   }
+
+  if (in_pidns) close(alive[0]); /* alive[1] stays open as long as the reaper lives */
 
   /* Only the server holds the gateway's stdin/stdout pipes: its exit (and its children's) closes them. */
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -1,10 +1,9 @@
 /**
  * Hostile review of issue #24 (a hostile upstream can't hurt the gateway, the
  * audit or other agents): the holes a second reviewer found, each with the
- * test that now stops it. The one `hole` (an `it.fails`) is a hole still open:
- * the test states what should hold and fails because it does not (a stdio
- * server that kills its own reaper; closed when connectors run in their own
- * pid namespace, issue #15). REVIEW24_STRICT=1 runs it as a plain test.
+ * test that now stops it. The last hole open (a stdio server that kills its
+ * own reaper) is closed: gatehouse-reaper runs the server as pid 1 of a pid
+ * namespace of its own, where the reaper has no pid.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -19,8 +18,6 @@ import { FIXTURES, settledHeap } from './helpers.js';
 
 const HOSTILE = join(FIXTURES, 'review-24-http.mjs');
 const HOSTILE_STDIO = join(FIXTURES, 'review-24-stdio.mjs');
-/** A hole open today; REVIEW24_STRICT=1 runs these as plain tests, to see how they fail. */
-const hole = process.env.REVIEW24_STRICT ? it : it.fails;
 
 let fx: HttpFixture;
 let t: TestGateway;
@@ -169,7 +166,7 @@ describe('review #24: a stdio server that stops reading its stdin', () => {
 });
 
 describe('review #24: the reaper', () => {
-  hole('a server that SIGKILLs its reaper (its own parent) first: its setsid() grandchild outlives the connector and its restart', async () => {
+  it('a server that tries to SIGKILL its reaper (getppid(), its /proc pid, its process group), then exits: it cannot (pid 1 of its own pid namespace), and its setsid() grandchild dies with it', async () => {
     const r = (await alice.callTool({ name: 'evilio__escape', arguments: {} })) as CallToolResult;
     const { pid, parent } = JSON.parse(text(r)) as { pid: number; parent: string };
     expect(parent).toBe('gatehouse-reape'); // comm is cut at 15 characters

@@ -4,7 +4,7 @@
  * process handling against small shell servers (issue #24).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, silentLogger } from '../../src/log.js';
@@ -243,9 +243,57 @@ describe.skipIf(reaperPath() === undefined)('gatehouse-reaper on its own', () =>
     expect(r.stdout).toBe('');
   });
 
-  it('passes the server exit status through: its code, or 128+N for signal N', () => {
-    const run = (script: string) => spawnSync(reaperPath() ?? '', ['--parent', String(process.pid), '--', '/bin/sh', '-c', script]).status;
+  it('passes the server exit status through: its code, or 128+N for signal N', async () => {
+    const run = (script: string, ...opts: string[]) => spawnSync(reaperPath() ?? '', ['--parent', String(process.pid), ...opts, '--', '/bin/sh', '-c', script]).status;
     expect(run('exit 3')).toBe(3);
-    expect(run('kill -9 $$')).toBe(137);
+    // Pid 1 of a pid namespace ignores its own SIGKILL: under the subreaper alone the server can kill itself ...
+    expect(run('kill -9 $$', '--no-pidns')).toBe(137);
+    // ... in its namespace, SIGKILL comes from outside (here, from the gateway's side).
+    const reaper = spawn(reaperPath() ?? '', ['--parent', String(process.pid), '--', '/bin/sh', '-c', 'exec sleep 30'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => reaper.once('exit', (code) => r(code)));
+    const server = await until(() => childrenOf(reaper.pid ?? -1)[0], 'the server');
+    process.kill(server, 'SIGKILL');
+    expect(await exited).toBe(137);
+  });
+
+  it.skipIf(!pidnsAvailable())('runs the server as pid 1 of a pid namespace of its own: getppid() is 0, setsid() does not leave it', () => {
+    const script = 'echo $$ $PPID; readlink /proc/self/ns/pid; setsid sh -c \'readlink /proc/self/ns/pid\'';
+    const r = spawnSync(reaperPath() ?? '', ['--parent', String(process.pid), '--', '/bin/sh', '-c', script], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+    const [ids, ns, setsidNs] = r.stdout.trim().split('\n');
+    expect(ids).toBe('1 0');
+    expect(ns).toMatch(/^pid:\[\d+\]$/);
+    expect(ns).not.toBe(readlinkSync('/proc/self/ns/pid'));
+    expect(setsidNs).toBe(ns);
+  });
+
+  it('--no-pidns (the fallback when unshare fails): the server runs in the gateway\'s pid namespace, and the reaper says so once on stderr', () => {
+    const r = spawnSync(reaperPath() ?? '', ['--parent', String(process.pid), '--no-pidns', '--', '/bin/sh', '-c', 'readlink /proc/self/ns/pid'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(readlinkSync('/proc/self/ns/pid'));
+    expect(r.stderr.match(/gatehouse-reaper: warning: .*subreaper/g)).toHaveLength(1);
   });
 });
+
+/** Pids whose parent (in /proc) is `pid`. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1] === String(pid)) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Whether the reaper gets its pid namespace here (user namespaces allowed); otherwise it warns and falls back. */
+function pidnsAvailable(): boolean {
+  const path = reaperPath();
+  if (path === undefined) return false;
+  const r = spawnSync(path, ['--parent', String(process.pid), '--', '/bin/true'], { encoding: 'utf8' });
+  return r.status === 0 && !r.stderr.includes('no pid namespace');
+}

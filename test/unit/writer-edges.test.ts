@@ -335,3 +335,132 @@ describe('the writer\'s own bookkeeping', () => {
     await log.close();
   });
 });
+
+describe('edges mutation testing found after the size bound (issue #24)', () => {
+  it('an outcome without a string event name is refused with AUDIT_UNAVAILABLE, before anything is kept', async () => {
+    const { dir } = tempState();
+    const log = await openLog(dir);
+    await expect(log.appendOutcome({ event: 5 } as never)).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE', message: 'an outcome record needs an ordinary "event" name' });
+    await log.close();
+  });
+
+  it('a log that failed and was then closed keeps no outcome (nothing would ever write it)', async () => {
+    const { dir } = tempState();
+    const fs = countingFs();
+    const log = await openLog(dir, { fs, retryMs: 60_000 });
+    fs.failWith = 'EIO';
+    await log.append(call(0)).catch(() => undefined);
+    await log.close();
+    await expect(log.appendOutcome(call(1, { call: 'c-1' }))).rejects.toThrow('the audit log is closed; calls are refused');
+    expect(log.lateRecords).toBe(0);
+  });
+
+  it('an open that fails keeps the cause', async () => {
+    const { dir } = tempState();
+    mkdirSync(join(dir, 'audit.jsonl'), { recursive: true });
+    const err = await openLog(dir).then(() => undefined, (e: unknown) => e as Error & { cause?: { code?: string } });
+    expect(err?.cause).toMatchObject({ code: 'EISDIR' });
+  });
+
+  it('a current file that is only a cut line, with no file before it: the chain starts at seq 1', async () => {
+    const { dir } = tempState();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'audit.jsonl'), '{"v":1,"cut');
+    const log = await openLog(dir);
+    await log.close();
+    expect(records(dir)[0]).toMatchObject({ seq: 1, prev: '0'.repeat(64), event: 'audit.recovered', torn: { offset: 0, length: 11 } });
+    expect((await verifyAudit(dir)).problems).toEqual([]);
+  });
+
+  it('flush waits for records still being written (and queued), not only for the queue', async () => {
+    const { dir } = tempState();
+    const log = await openLog(dir, { checkpointEvery: 1_000_000 });
+    void log.append(call(0));
+    await log.flush();
+    expect(records(dir).map((r) => r.seq)).toEqual([1]);
+    for (let i = 1; i < 4; i++) void log.append(call(i));
+    await log.flush();
+    expect(records(dir).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
+    await log.close();
+  });
+
+  it('a checkpoint comes after every N records of events; checkpoint records do not count', async () => {
+    const { dir } = tempState();
+    const log = await openLog(dir, { checkpointEvery: 3 });
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 3; i++) await log.append(call(i));
+      await log.checkpoint();
+    }
+    await log.flush();
+    const cps = records(dir).filter((r) => r.event === 'audit.checkpoint').map((r) => (r.checkpoint as { seq: number }).seq);
+    expect(cps).toEqual([3, 7]);
+    await log.close();
+  });
+
+  it('rotation: never of an empty file (a first record bigger than the limit stays in audit.jsonl), and not when a batch fills the file exactly', async () => {
+    const { dir } = tempState();
+    const big = await openLog(dir, { maxFileBytes: 100, checkpointEvery: 1_000_000 });
+    await big.append(call(0));
+    expect(listAuditFiles(dir).map((f) => f.name)).toEqual(['audit.jsonl']);
+    await big.close();
+
+    const probe = tempState();
+    let log = await openLog(probe.dir, { checkpointEvery: 1_000_000 });
+    await log.append(call(0, { args: {} }));
+    await log.close();
+    // The first line alone (close adds a checkpoint); seq 1 and 2 lines have the same length.
+    const size = Buffer.byteLength(`${lines(join(probe.dir, 'audit.jsonl'))[0]}\n`);
+    const exact = tempState();
+    log = await openLog(exact.dir, { maxFileBytes: 2 * size, checkpointEvery: 1_000_000 });
+    await log.append(call(0, { args: {} }));
+    await log.append(call(0, { args: {} }));
+    expect(readFileSync(join(exact.dir, 'audit.jsonl')).length).toBe(2 * size);
+    expect(listAuditFiles(exact.dir).map((f) => f.name)).toEqual(['audit.jsonl']);
+    await log.close();
+  });
+});
+
+describe('what the writer logs when the disk falls below the headroom', () => {
+  it('an error line with the free space, the headroom and the filesystem', async () => {
+    const { dir } = tempState();
+    const { logger, next } = watchedLogger();
+    const huge = 2 ** 50;
+    const low = next(/^audit: disk headroom low; refusing new calls$/);
+    const log = await openLog(dir, { logger, headroomBytes: huge, spaceCheckMs: 60_000 });
+    expect(await low).toMatchObject({ level: 50, freeBytes: log.headroom.freeBytes, headroomBytes: huge, filesystem: expect.stringMatching(/^\//) });
+    await log.close();
+  });
+});
+
+describe('flush and a write in flight', () => {
+  it('flush does not resolve while a batch is still being written (nothing queued behind it)', async () => {
+    const { dir } = tempState();
+    let release!: () => void;
+    let entered!: () => void;
+    const inWrite = new Promise<void>((r) => (entered = r));
+    const gate = new Promise<void>((r) => (release = r));
+    let hold = true;
+    const fs: AuditFs = {
+      ...nodeAuditFs,
+      async write(fd, data) {
+        if (hold) {
+          hold = false;
+          entered();
+          await gate;
+        }
+        await nodeAuditFs.write(fd, data);
+      },
+    };
+    const log = await openLog(dir, { fs, checkpointEvery: 1_000_000 });
+    void log.append(call(0));
+    await inWrite;
+    let flushed = false;
+    const done = log.flush().then(() => (flushed = true));
+    await new Promise((r) => setImmediate(r));
+    expect(flushed).toBe(false);
+    release();
+    await done;
+    expect(records(dir).map((r) => r.seq)).toEqual([1]);
+    await log.close();
+  });
+});

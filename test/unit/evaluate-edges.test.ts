@@ -112,6 +112,13 @@ describe('argument paths', () => {
 });
 
 describe('argument globs at their corners', () => {
+  it('a glob judges strings only: an array [".."] is neither a dot-segment string a deny rule fails closed on, nor a match', () => {
+    const deny = testArgRule(argRule('x', { glob: '/etc/**' }), { x: ['..'] }, 'deny');
+    expect(deny).toEqual({ ok: false, reason: 'args.x: glob "/etc/**" failed (got [".."])' });
+    // The string form is what fails closed.
+    expect(testArgRule(argRule('x', { glob: '/etc/**' }), { x: '/etc/../x' }, 'deny')).toMatchObject({ ok: true, note: expect.stringContaining('a "." or ".." path segment') });
+  });
+
   const m = (glob: string, value: string) => compileArgGlob(glob)(value);
   it('"**" only counts as "any depth" as a whole segment; "a**" and "**x" stay within one segment', () => {
     expect(m('/src/a**', '/src/abc')).toBe(true);

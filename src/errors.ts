@@ -1,7 +1,7 @@
 /**
  * One error base class with a stable string `code` (as jose's JOSEError and
- * undici's UND_ERR_*). Codes are mapped to JSON-RPC errors at the edge, in
- * `toJsonRpcError`, and nowhere else.
+ * undici's UND_ERR_*). Each code maps in ERROR_TABLE below, and nowhere else,
+ * to its JSON-RPC code, HTTP status and CLI exit code.
  */
 export type ErrorCode =
   | 'CONFIG_INVALID'
@@ -58,23 +58,77 @@ export const JsonRpc = {
   InternalError: -32603,
 } as const;
 
+/** CLI exit codes (README, "Commands"): scripts rely on them. */
+export const Exit = { Ok: 0, Failed: 1, Usage: 2, Unavailable: 3 } as const;
+
+interface Mapping {
+  /** JSON-RPC error code the agent sees. */
+  readonly jsonRpc: number;
+  /** HTTP status on the admin API and plain-HTTP edges. */
+  readonly http: number;
+  /** Exit code of the `gatehouse` command. */
+  readonly exit: number;
+}
+
+const rpc = (jsonRpc: number, http: number, exit: number): Mapping => ({ jsonRpc, http, exit });
+const { InvalidParams: P, InternalError: I, InvalidRequest: R } = JsonRpc;
+const { Failed: F, Usage: U, Unavailable: N } = Exit;
+
+/** The one table: every error code's JSON-RPC code, HTTP status and CLI exit code. */
+export const ERROR_TABLE: Readonly<Record<ErrorCode, Mapping>> = {
+  CONFIG_INVALID: rpc(I, 500, U),
+  AUTH_REQUIRED: rpc(R, 401, F),
+  AUTH_INVALID: rpc(R, 401, F),
+  TOOL_UNKNOWN: rpc(P, 404, F),
+  ARGS_INVALID: rpc(P, 400, F),
+  POLICY_DENIED: rpc(I, 403, F),
+  POLICY_INVALID: rpc(I, 400, U),
+  RATE_LIMITED: rpc(I, 429, F),
+  APPROVAL_DENIED: rpc(I, 403, F),
+  APPROVAL_TIMEOUT: rpc(I, 408, F),
+  SECRET_MISSING: rpc(I, 503, F),
+  SECRET_UNSAFE: rpc(I, 400, F),
+  KEYCHAIN_UNAVAILABLE: rpc(I, 503, N),
+  CONNECTOR_NOT_READY: rpc(I, 503, N),
+  UPSTREAM_TIMEOUT: rpc(I, 504, F),
+  UPSTREAM_UNAVAILABLE: rpc(I, 502, N),
+  UPSTREAM_ERROR: rpc(I, 502, F),
+  UPSTREAM_PROTOCOL: rpc(I, 502, F),
+  AUDIT_UNAVAILABLE: rpc(I, 503, N),
+  GATEWAY_UNAVAILABLE: rpc(I, 503, N),
+  STATE_UNAVAILABLE: rpc(I, 503, N),
+  GATEWAY_RUNNING: rpc(I, 409, F),
+  SANDBOX_UNAVAILABLE: rpc(I, 503, N),
+  SANDBOX_FAILED: rpc(I, 500, F),
+  USAGE: rpc(I, 400, U),
+  NOT_FOUND: rpc(I, 404, F),
+  INTERNAL: rpc(I, 500, F),
+};
+
+/** The message an agent or API client may see: an INTERNAL error's own text never leaves the gateway. */
+function publicMessage(e: GatehouseError): string {
+  return e.code === 'INTERNAL' ? 'Internal gateway error' : e.message;
+}
+
 /**
- * The single place where error codes become JSON-RPC errors. Anything that is
- * not a GatehouseError maps to -32603 (internal), never to a parse error.
+ * Where error codes become JSON-RPC errors. Anything that is not a
+ * GatehouseError maps to -32603 (internal) with a fixed message, never to a
+ * parse error and never with its own text.
  */
 export function toJsonRpcError(e: unknown): { code: number; message: string; data?: { code: string } } {
-  if (!(e instanceof GatehouseError)) {
-    return { code: JsonRpc.InternalError, message: 'Internal gateway error' };
-  }
-  switch (e.code) {
-    case 'TOOL_UNKNOWN':
-    case 'ARGS_INVALID':
-      return { code: JsonRpc.InvalidParams, message: e.message, data: { code: e.code } };
-    case 'INTERNAL':
-      return { code: JsonRpc.InternalError, message: 'Internal gateway error', data: { code: e.code } };
-    default:
-      return { code: JsonRpc.InternalError, message: e.message, data: { code: e.code } };
-  }
+  if (!(e instanceof GatehouseError)) return { code: JsonRpc.InternalError, message: 'Internal gateway error' };
+  return { code: ERROR_TABLE[e.code].jsonRpc, message: publicMessage(e), data: { code: e.code } };
+}
+
+/** HTTP status and body text for an error on a plain-HTTP edge (admin API, control socket). */
+export function toHttpError(e: unknown): { status: number; code: ErrorCode; message: string } {
+  if (!(e instanceof GatehouseError)) return { status: 500, code: 'INTERNAL', message: 'Internal gateway error' };
+  return { status: ERROR_TABLE[e.code].http, code: e.code, message: publicMessage(e) };
+}
+
+/** The `gatehouse` command's exit code for an error that ended it. */
+export function exitCodeFor(e: unknown): number {
+  return e instanceof GatehouseError ? ERROR_TABLE[e.code].exit : Exit.Failed;
 }
 
 export function errorMessage(e: unknown): string {

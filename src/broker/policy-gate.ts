@@ -1,5 +1,5 @@
 import type { Approvals } from '../policy/approvals.js';
-import { formatDuration } from '../policy/duration.js';
+import { formatDuration } from '../config/duration.js';
 import { evaluate, hiddenFor } from '../policy/evaluate.js';
 import { RateLimiter, rateKey } from '../policy/rate-limit.js';
 import type { Policy } from '../policy/types.js';

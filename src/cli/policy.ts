@@ -3,7 +3,7 @@ import { relative, resolve } from 'node:path';
 import { ConfigError } from '../config/load-yaml.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import { explain } from '../policy/evaluate.js';
-import { formatDuration } from '../policy/duration.js';
+import { formatDuration } from '../config/duration.js';
 import { loadPolicies } from '../policy/load.js';
 import { runPolicyTests, splitToolName } from '../policy/test-cases.js';
 import { ANNOTATION_KEYS, type CallContext, type Decision, type Policy, type ToolAnnotations } from '../policy/types.js';

@@ -1,5 +1,5 @@
 import { GatehouseError } from '../errors.js';
-import { parseDuration } from '../policy/duration.js';
+import { parseDuration } from '../config/duration.js';
 import { DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_AGENT } from '../server/sessions.js';
 
 /** `gatehouse serve` options for MCP session limits (flag, else env, else default). */

@@ -14,7 +14,7 @@ import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { evaluate } from '../policy/evaluate.js';
 import { RateLimiter, rateKey } from '../policy/rate-limit.js';
-import { formatDuration } from '../policy/duration.js';
+import { formatDuration } from '../config/duration.js';
 import type { Policy } from '../policy/types.js';
 import { CONNECTOR_NAME } from '../registry/common.js';
 import type { InferenceProvider } from '../registry/schema.js';

@@ -26,4 +26,4 @@ export {
   type PendingApproval,
 } from './approvals.js';
 export { runPolicyTests, splitToolName, type PolicyTestReport, type PolicyTestResult } from './test-cases.js';
-export { parseDuration, parseRate, formatDuration } from './duration.js';
+export { parseDuration, parseRate, formatDuration } from '../config/duration.js';

@@ -4,7 +4,7 @@
  * compiled here, so their errors carry the file:line:key of the bad value.
  */
 import { z } from 'zod';
-import { parseDuration, parseRate } from './duration.js';
+import { parseDuration, parseRate } from '../config/duration.js';
 import { compileArgGlob } from './arg-glob.js';
 import { compileArgChecks, compileRegex, type ArgMatcherSpec } from './matchers.js';
 import { checkPathGlob, checkUnderDir } from './path-match.js';

@@ -4,7 +4,7 @@ import type { Gateway } from '../broker/gateway.js';
 import { VERSION, type Dirs } from '../config/paths.js';
 import { GatehouseError } from '../errors.js';
 import type { Approvals } from '../policy/approvals.js';
-import { parseDuration } from '../policy/duration.js';
+import { parseDuration } from '../config/duration.js';
 import type { SessionManager } from './sessions.js';
 
 export interface AdminDeps {

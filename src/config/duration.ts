@@ -1,4 +1,9 @@
-/** Durations ("5m", "1h30m", "250ms") and rates ("20/hour") as written in policy files. */
+/**
+ * The one duration grammar of Gatehouse ("5m", "1h30m", "250ms", "7d") and
+ * rates ("20/hour"): policy and registry files, token TTLs, `logs --since`,
+ * `serve --session-idle` all read durations here.
+ */
+import { GatehouseError, type ErrorCode } from '../errors.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const PER_MS: Record<string, number> = { second: 1_000, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
@@ -13,6 +18,19 @@ export function parseDuration(text: string): number | undefined {
   let ms = 0;
   for (const m of s.matchAll(PART)) ms += Number(m[1]) * (UNIT_MS[m[2] ?? ''] ?? NaN);
   return Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+/**
+ * Parses a duration or throws a GatehouseError (USAGE by default, CONFIG_INVALID for files) naming `what`.
+ * A bare number is refused with a hint instead of silently meaning milliseconds.
+ */
+export function requireDuration(text: string, what: string, code: ErrorCode = 'USAGE'): number {
+  const ms = parseDuration(text);
+  if (ms !== undefined) return ms;
+  const hint = /^\s*\d+\s*$/.test(text)
+    ? `a bare number has no unit: write ${text.trim()}s, ${text.trim()}m or ${text.trim()}h`
+    : 'use a duration like 250ms, 30s, 5m, 1h30m or 7d';
+  throw new GatehouseError(code, `${what}: invalid duration ${JSON.stringify(text)}; ${hint}`);
 }
 
 /** Parses "20/hour" (also /second, /minute, /day). Returns undefined when malformed. */

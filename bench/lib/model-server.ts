@@ -3,7 +3,7 @@
  * every POST answered with an Anthropic Messages stream (message_start with
  * usage … message_stop). The request body sets the shape, in fields every
  * proxy passes on: `max_tokens` text deltas, `metadata.user_id: "gap=MS"`
- * between two (0: all at once). Each delta carries `"ts"`, the wall-clock
+ * between two (0: all at once), optionally `;first=MS` before the first byte. Each delta carries `"ts"`, the wall-clock
  * time it was written (ms, sub-ms precision), so a client on the same
  * machine can measure each event's delivery delay. Events are pre-built
  * strings; only the timestamp is formatted per event.
@@ -56,8 +56,9 @@ export async function startModelServer(apiKey: string, port = 0): Promise<ModelS
 }
 
 /** The shape a request asks for (see the file comment). */
-export function benchBody(events: number, gapMs: number, stream = true): string {
-  return JSON.stringify({ model: 'claude-bench', max_tokens: events, stream, metadata: { user_id: `gap=${gapMs}` }, messages: [{ role: 'user', content: 'Say lorem ipsum.' }] });
+export function benchBody(events: number, gapMs: number, stream = true, firstMs = 0): string {
+  const userId = `gap=${gapMs}${firstMs > 0 ? `;first=${firstMs}` : ''}`;
+  return JSON.stringify({ model: 'claude-bench', max_tokens: events, stream, metadata: { user_id: userId }, messages: [{ role: 'user', content: 'Say lorem ipsum.' }] });
 }
 
 function answer(req: IncomingMessage, body: string, res: ServerResponse, apiKey: string): void {
@@ -68,14 +69,22 @@ function answer(req: IncomingMessage, body: string, res: ServerResponse, apiKey:
   }
   let events = 8;
   let gap = 0;
+  let first = 0;
   try {
     const b = JSON.parse(body) as { max_tokens?: unknown; metadata?: { user_id?: unknown } };
     if (typeof b.max_tokens === 'number') events = Math.max(0, Math.floor(b.max_tokens));
-    const m = /^gap=(\d+(?:\.\d+)?)$/.exec(String(b.metadata?.user_id ?? ''));
+    const m = /^gap=(\d+(?:\.\d+)?)(?:;first=(\d+(?:\.\d+)?))?$/.exec(String(b.metadata?.user_id ?? ''));
     if (m) gap = Number(m[1]);
+    if (m?.[2] !== undefined) first = Number(m[2]);
   } catch {
     // Not JSON: the default shape.
   }
+  // A real provider takes its time before the first byte (the model starts generating): `first=MS` waits that long.
+  if (first > 0) setTimeout(() => respond(res, events, gap), first);
+  else respond(res, events, gap);
+}
+
+function respond(res: ServerResponse, events: number, gap: number): void {
   res.writeHead(200, HEADERS);
   res.write(START);
   let closed = false;

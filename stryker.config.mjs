@@ -34,9 +34,9 @@ export default {
     'src/audit/record.ts',
     // session binding (quota key and the identity check in get()), the
     // control socket and the sandbox session sockets (directory and socket modes)
-    'src/server/sessions.ts:29-32', 'src/server/sessions.ts:87-94',
+    'src/server/mcp-sessions.ts:29-32', 'src/server/mcp-sessions.ts:87-94',
     'src/server/control.ts',
-    'src/sandbox/sessions.ts:50-83',
+    'src/sandbox/sandbox-sessions.ts:50-83',
   ],
   // The sandbox copy needs only sources, tests and configs.
   ignorePatterns: ['dist', 'native/build', 'coverage', 'reports', '.state', 'scratch', '.cache'],

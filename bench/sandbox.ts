@@ -8,7 +8,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../src/log.js';
-import { startGateway } from '../src/runtime.js';
+import { startGateway } from '../src/app/gateway.js';
 import { buildLauncherArgs, launcherPath } from '../src/sandbox/launcher.js';
 import { mintToken } from '../src/server/tokens.js';
 import { BENCH_SECRET, GATEHOUSE_ECHO_TOOL, writeGatehouseConfig } from './lib/gatehouse-config.js';

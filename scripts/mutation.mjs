@@ -30,7 +30,7 @@ export const GROUPS = {
   },
   sessions: {
     // The quota key and the identity check of get(); the control socket; the sandbox session sockets.
-    mutate: ['src/server/sessions.ts:29-32', 'src/server/sessions.ts:87-94', 'src/server/control.ts', 'src/sandbox/sessions.ts:50-83'],
+    mutate: ['src/server/mcp-sessions.ts:29-32', 'src/server/mcp-sessions.ts:87-94', 'src/server/control.ts', 'src/sandbox/sandbox-sessions.ts:50-83'],
     tests: ['test/unit/{session-identity,socket-setup}.test.ts'],
   },
   audit: {

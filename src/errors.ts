@@ -71,14 +71,15 @@ interface Mapping {
 }
 
 const rpc = (jsonRpc: number, http: number, exit: number): Mapping => ({ jsonRpc, http, exit });
-const { InvalidParams: P, InternalError: I, InvalidRequest: R } = JsonRpc;
+const { InvalidParams: P, InternalError: I } = JsonRpc;
 const { Failed: F, Usage: U, Unavailable: N } = Exit;
 
 /** The one table: every error code's JSON-RPC code, HTTP status and CLI exit code. */
 export const ERROR_TABLE: Readonly<Record<ErrorCode, Mapping>> = {
   CONFIG_INVALID: rpc(I, 500, U),
-  AUTH_REQUIRED: rpc(R, 401, F),
-  AUTH_INVALID: rpc(R, 401, F),
+  // The /mcp edge answers a missing or bad token itself (HTTP 401, -32001) before any JSON-RPC.
+  AUTH_REQUIRED: rpc(I, 401, F),
+  AUTH_INVALID: rpc(I, 401, F),
   TOOL_UNKNOWN: rpc(P, 404, F),
   ARGS_INVALID: rpc(P, 400, F),
   POLICY_DENIED: rpc(I, 403, F),
@@ -89,7 +90,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, Mapping>> = {
   SECRET_MISSING: rpc(I, 503, F),
   SECRET_UNSAFE: rpc(I, 400, F),
   KEYCHAIN_UNAVAILABLE: rpc(I, 503, N),
-  CONNECTOR_NOT_READY: rpc(I, 503, N),
+  // Not ready means a secret is missing: the admin's to fix, not a service that is down.
+  CONNECTOR_NOT_READY: rpc(I, 503, F),
   UPSTREAM_TIMEOUT: rpc(I, 504, F),
   UPSTREAM_UNAVAILABLE: rpc(I, 502, N),
   UPSTREAM_ERROR: rpc(I, 502, F),
@@ -105,9 +107,12 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, Mapping>> = {
   INTERNAL: rpc(I, 500, F),
 };
 
+/** What an agent or API client is told instead of an internal error's own text (a path, a stack). */
+export const INTERNAL_MESSAGE = 'Internal gateway error';
+
 /** The message an agent or API client may see: an INTERNAL error's own text never leaves the gateway. */
-function publicMessage(e: GatehouseError): string {
-  return e.code === 'INTERNAL' ? 'Internal gateway error' : e.message;
+export function publicMessage(e: GatehouseError): string {
+  return e.code === 'INTERNAL' ? INTERNAL_MESSAGE : e.message;
 }
 
 /**
@@ -116,13 +121,13 @@ function publicMessage(e: GatehouseError): string {
  * parse error and never with its own text.
  */
 export function toJsonRpcError(e: unknown): { code: number; message: string; data?: { code: string } } {
-  if (!(e instanceof GatehouseError)) return { code: JsonRpc.InternalError, message: 'Internal gateway error' };
+  if (!(e instanceof GatehouseError)) return { code: JsonRpc.InternalError, message: INTERNAL_MESSAGE };
   return { code: ERROR_TABLE[e.code].jsonRpc, message: publicMessage(e), data: { code: e.code } };
 }
 
 /** HTTP status and body text for an error on a plain-HTTP edge (admin API, control socket). */
 export function toHttpError(e: unknown): { status: number; code: ErrorCode; message: string } {
-  if (!(e instanceof GatehouseError)) return { status: 500, code: 'INTERNAL', message: 'Internal gateway error' };
+  if (!(e instanceof GatehouseError)) return { status: ERROR_TABLE.INTERNAL.http, code: 'INTERNAL', message: INTERNAL_MESSAGE };
   return { status: ERROR_TABLE[e.code].http, code: e.code, message: publicMessage(e) };
 }
 

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { createLogger } from '../../src/log.js';
-import { startGateway } from '../../src/runtime.js';
+import { startGateway } from '../../src/app/gateway.js';
 import { mintToken } from '../../src/server/tokens.js';
 import { benchDirs } from '../lib/gatehouse-config.js';
 import { MemorySecretStore } from '../lib/memory-store.js';

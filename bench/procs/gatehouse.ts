@@ -4,7 +4,7 @@
  *   node dist/bench/procs/gatehouse.js ROOT UPSTREAM_URL
  * prints one JSON line {url, token}. The secret comes from an in-memory store.
  */
-import { startGateway } from '../../src/runtime.js';
+import { startGateway } from '../../src/app/gateway.js';
 import { createLogger } from '../../src/log.js';
 import { mintToken } from '../../src/server/tokens.js';
 import { BENCH_SECRET, writeGatehouseConfig } from '../lib/gatehouse-config.js';

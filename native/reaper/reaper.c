@@ -1,6 +1,6 @@
 /*
  * gatehouse-reaper: runs one stdio MCP server so that none of its processes
- * outlives it (issue #24, "stdio children as a process group").
+ * outlives it.
  *
  *   gatehouse-reaper --parent PID [--grace-ms N] -- COMMAND [ARG]...
  *

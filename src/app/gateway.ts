@@ -1,45 +1,46 @@
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Server as HttpServer } from 'node:http';
-import { appendAuditRecord } from './audit/append.js';
-import { auditRoutes } from './audit/http.js';
-import { summarizeArgs } from './audit/summarize.js';
-import { AuditLog, type AuditLogOptions } from './audit/writer.js';
-import type { AuditEvent, AuditSink } from './audit/types.js';
-import { Gateway } from './broker/gateway.js';
-import { policyAuthorizer } from './broker/policy-gate.js';
-import { createSessionServer } from './broker/session.js';
-import type { Dirs } from './config/paths.js';
-import { VERSION } from './config/paths.js';
-import { GatehouseError } from './errors.js';
-import { createLogger, setLogLineFilter, type Logger } from './log.js';
-import { approvalStateIn } from './policy/approval-state.js';
-import { Approvals, type ApprovalEvent } from './policy/approvals.js';
-import { PolicyStore } from './policy/store.js';
-import { loadRegistry, type Registry } from './registry/load.js';
-import { RegistryStore, type RegistryChange } from './registry/store.js';
-import { ConfigError } from './config/load-yaml.js';
-import { connectorSecrets, isProvider, type InferenceProvider } from './registry/schema.js';
-import { Budgets } from './inference/budget.js';
-import { InferenceRouter } from './inference/proxy.js';
-import { bindSecrets } from './secrets/bindings.js';
-import { KeychainStore } from './secrets/keychain.js';
-import { noticeDir } from './secrets/notice.js';
-import { addLogRedactor, redactLogLine, Redactor } from './secrets/redact.js';
-import type { SecretStore } from './secrets/store.js';
-import { StoreResolver } from './secrets/resolve.js';
+import { appendAuditRecord } from '../audit/append.js';
+import { appendOrQueue } from '../audit/append-or-queue.js';
+import { auditRoutes } from '../audit/http.js';
+import { AuditLog, type AuditLogOptions } from '../audit/writer.js';
+import type { AuditSink } from '../audit/types.js';
+import { Gateway } from '../broker/gateway.js';
+import { policyAuthorizer } from '../broker/policy-gate.js';
+import { createSessionServer } from '../broker/session-server.js';
+import type { Dirs } from '../config/paths.js';
+import { VERSION } from '../config/paths.js';
+import { createLogger, setLogLineFilter, type Logger } from '../log.js';
+import { approvalStateIn } from '../policy/approval-state.js';
+import { approvalRecord } from '../policy/approval-audit.js';
+import { Approvals } from '../policy/approvals.js';
+import { PolicyStore } from '../policy/store.js';
+import { loadRegistry, type Registry } from '../registry/load.js';
+import { RegistryStore, type RegistryChange } from '../registry/store.js';
+import { ConfigError } from '../config/load-yaml.js';
+import { connectorSecrets, isProvider, type InferenceProvider } from '../registry/schema.js';
+import { Budgets } from '../inference/budget.js';
+import { InferenceRouter } from '../inference/proxy.js';
+import { bindSecrets } from '../secrets/bindings.js';
+import { KeychainStore } from '../secrets/keychain.js';
+import { noticeDir } from '../secrets/notice.js';
+import { addLogRedactor, redactLogLine, Redactor } from '../secrets/redact.js';
+import type { SecretStore } from '../secrets/store.js';
+import { StoreResolver } from '../secrets/resolve.js';
 import { Hono } from 'hono';
-import { createAdminApi } from './server/admin.js';
-import { createApp, jsonRpcError, type Authenticate } from './server/app.js';
-import { listenControl } from './server/control.js';
-import { sandboxRoutes } from './sandbox/admin-routes.js';
-import { SandboxSessions } from './sandbox/sessions.js';
-import { allowedHosts, allowedOrigins } from './server/guards.js';
-import { createHttpServer, type HttpLimits } from './server/listen.js';
-import { SessionManager } from './server/sessions.js';
-import { loadTokenKeys, TokenVerifier, type TokenKeys } from './server/tokens.js';
-import { RevocationList } from './server/revocations.js';
-import { revocationRoutes } from './server/revocation-routes.js';
+import { createAdminApi } from '../server/admin.js';
+import { createApp } from '../server/app.js';
+import { agentAuthenticator, requireAdmin } from '../server/auth.js';
+import { listenControl } from '../server/control.js';
+import { sandboxRoutes } from '../sandbox/admin-routes.js';
+import { SandboxSessions } from '../sandbox/sandbox-sessions.js';
+import { allowedHosts, allowedOrigins } from '../server/guards.js';
+import { isWildcard, listenerAddresses, listenTcp, type HttpLimits } from '../server/listen.js';
+import { SessionManager } from '../server/mcp-sessions.js';
+import { loadTokenKeys, TokenVerifier, type TokenKeys } from '../server/tokens.js';
+import { RevocationList } from '../server/revocations.js';
+import { revocationRoutes } from '../server/revocation-routes.js';
+import { sessionStatusRoutes } from '../server/status-route.js';
 
 export interface GatewayRuntimeOptions {
   dirs: Dirs;
@@ -63,7 +64,7 @@ export interface GatewayRuntimeOptions {
   backoffMs?: number;
   /** Serve /mcp on TCP (default true). `gatehouse run` with an in-process gateway needs only sandbox sockets. */
   tcp?: boolean;
-  /** Open MCP sessions: across the gateway, per token agent or sandbox, idle time (see src/server/sessions.ts). */
+  /** Open MCP sessions: across the gateway, per token agent or sandbox, idle time (see src/server/mcp-sessions.ts). */
   maxSessions?: number;
   maxSessionsPerAgent?: number;
   sessionIdleMs?: number;
@@ -74,7 +75,10 @@ export interface GatewayRuntimeOptions {
 }
 
 export interface RunningGateway {
+  /** The /mcp URL on this machine (loopback for a wildcard bind); '' without TCP. */
   url: string;
+  /** Every /mcp URL the listener can be reached at: each interface's for a wildcard bind. */
+  urls: string[];
   port: number;
   host: string;
   gateway: Gateway;
@@ -92,23 +96,6 @@ export interface RunningGateway {
   close(graceMs?: number): Promise<void>;
 }
 
-export function bearerAuthenticator(verifier: TokenVerifier): Authenticate {
-  return async (req) => {
-    const h = req.headers.get('authorization');
-    if (h === null) return { ok: false, description: 'a bearer token is required (gatehouse token mint --agent NAME)' };
-    const m = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(h);
-    if (!m?.[1]) return { ok: false, error: 'invalid_token', description: 'malformed Authorization header; expected "Bearer <token>"' };
-    try {
-      const t = await verifier.verify(m[1]);
-      // Separation of duties: an admin token manages the gateway, it is not an agent identity.
-      if (t.admin) return { ok: false, error: 'invalid_token', description: 'this is an admin token; agents need a token minted without --admin' };
-      return { ok: true, identity: { agent: t.agent, via: 'token' } };
-    } catch (e) {
-      return { ok: false, error: 'invalid_token', description: e instanceof GatehouseError ? e.message : 'invalid token' };
-    }
-  };
-}
-
 /** Loads configuration, starts upstreams and serves /mcp on TCP. */
 export async function startGateway(opts: GatewayRuntimeOptions): Promise<RunningGateway> {
   const logger = opts.logger ?? createLogger();
@@ -118,7 +105,9 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   } catch (e) {
     // A rejected registry is audited too (the gateway does not start on it).
     if (e instanceof ConfigError) {
-      await appendAuditRecord(opts.dirs.state, { event: 'registry.reload', ok: false, dir: opts.dirs.registry, error: e.message }).catch(() => undefined);
+      await appendAuditRecord(opts.dirs.state, { event: 'registry.reload', ok: false, dir: opts.dirs.registry, error: e.message }).catch((err: unknown) =>
+        logger.error({ err: String(err) }, 'audit: the rejected registry could not be recorded'),
+      );
     }
     throw e;
   }
@@ -128,22 +117,22 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   const policies = new PolicyStore(opts.dirs.policies);
   const keys = await loadTokenKeys(opts.dirs.state);
   const audit = await AuditLog.open({ ...opts.audit, dir: join(opts.dirs.state, 'audit'), listen: true, logger });
-  // [tokens] Checked on every request, cached tokens too; an unreadable list refuses every token.
+  // Checked on every request, cached tokens too; an unreadable list refuses every token.
   const revocations = new RevocationList(opts.dirs.state, {
     onChange: (ev) => {
       if (!ev.ok) logger.error({ error: ev.error }, 'token revocation list unreadable: every token is refused');
       else logger.info({ tokens: ev.tokens, agents: ev.agents }, 'token revocation list reloaded');
-      void audit.append({ event: 'token.revocations', ...ev }).catch(() => undefined);
+      void appendOrQueue(audit, { event: 'token.revocations', ...ev }, logger);
     },
   });
   const verifier = new TokenVerifier(keys, 1024, revocations);
-  // [approvals] Pending approvals and grants survive a restart (the audit lock above makes this gateway the state's only writer).
+  // Pending approvals and grants survive a restart (the audit lock above makes this gateway the state's only writer).
   const approvals = new Approvals({
     state: approvalStateIn(opts.dirs.state),
     onEvent: (ev) => {
       if (ev.type === 'state_rejected') logger.error({ file: ev.file, error: ev.error, movedTo: ev.movedTo }, 'approval state rejected: starting with no grants');
       if (ev.type === 'state_error') logger.error({ file: ev.file, error: ev.error }, 'cannot save the approval state');
-      void audit.append(approvalRecord(ev)).catch((e: unknown) => logger.error({ err: String(e) }, 'cannot audit an approval event'));
+      void appendOrQueue(audit, approvalRecord(ev), logger);
     },
   });
   const { authorize, hidden } = policyAuthorizer({ policy: () => policies.current(), approvals });
@@ -153,11 +142,9 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     if (ev.ok) policyChanged();
     if (ev.ok) logger.info({ files: ev.files, digest: ev.digest }, 'policy reloaded');
     else logger.error({ error: ev.error }, 'policy reload rejected; the previous policy stays in force');
-    void audit
-      .append({ event: 'policy.reload', ok: ev.ok, files: ev.files, changed: ev.changed, digest: ev.digest, ...(ev.ok ? {} : { error: ev.error }) })
-      .catch(() => undefined);
+    void appendOrQueue(audit, { event: 'policy.reload', ok: ev.ok, files: ev.files, changed: ev.changed, digest: ev.digest, ...(ev.ok ? {} : { error: ev.error }) }, logger);
   });
-  // [secrets] Values come from the keychain at the last moment, only to the connector they are bound to;
+  // Values come from the keychain at the last moment, only to the connector they are bound to;
   // every value read is redacted from results, errors, progress, audit records and log lines.
   const redactor = new Redactor();
   setLogLineFilter(redactLogLine);
@@ -182,7 +169,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     logger,
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
   });
-  // [inference] Model providers are registry entries too; a reload swaps them (see applyRegistryChange).
+  // Model providers are registry entries too; a reload swaps them (see applyRegistryChange).
   const providers = { current: providerMap(registry) };
   const inference = new InferenceRouter({
     providers: () => providers.current,
@@ -211,6 +198,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       { path: '/sandbox', app: sandboxRoutes(sandboxes) },
       { path: '/audit', app: auditRoutes(auditDir) },
       { path: '/tokens', app: revocationRoutes(revocations, audit, logger) },
+      { path: '/sessions', app: sessionStatusRoutes(sessions) },
     ] });
   const controlApp = new Hono();
   controlApp.route('/admin/v1', adminApi);
@@ -219,7 +207,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   await audit.append({ event: 'registry.reload', ok: true, dir: opts.dirs.registry, connectors: registry.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })) });
   await audit.append({ event: 'gateway.start', version: VERSION, connectors: registry.connectors.map((c) => c.name), policyDigest: policies.current().digest });
   await gateway.start(opts.upstreamWaitMs);
-  // [registry] Hot reload: a valid folder is applied without dropping sessions; an invalid one keeps the old, audited.
+  // Hot reload: a valid folder is applied without dropping sessions; an invalid one keeps the old, audited.
   const unwatchRegistry = registryStore.watch((ev) => {
     if (ev.ok) providers.current = providerMap(ev.registry);
     void applyRegistryChange(ev, { gateway, secrets, secretBindings, audit, logger });
@@ -244,7 +232,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       unregisterRedactor();
       await sessions.closeAll();
       tcp?.server.closeAllConnections();
-      await audit.append({ event: 'gateway.stop' }).catch(() => undefined);
+      await appendOrQueue(audit, { event: 'gateway.stop' }, logger);
       await audit.close();
     })());
   if (opts.tcp !== false) {
@@ -252,8 +240,9 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       tcp = await listenTcp(host, opts.port ?? 8931, (port) => {
         const app = createApp({
           sessions,
-          authenticate: bearerAuthenticator(verifier),
-          hosts: allowedHosts(port, opts.allowedHosts),
+          authenticate: agentAuthenticator(verifier),
+          // The listener's own addresses too: an IP literal is not a DNS-rebinding vector; names need --allowed-host.
+          hosts: allowedHosts(port, [...(opts.allowedHosts ?? []), ...listenerAddresses(host, port)]),
           origins: allowedOrigins(port, opts.allowedOrigins),
           logger,
           protectedResource: true,
@@ -261,15 +250,9 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
           ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
         });
         // The admin API on TCP needs a token minted with --admin; agent tokens get 403.
-        app.use('/admin/*', async (c, next) => {
-          const m = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '');
-          const t = m?.[1] ? await verifier.verify(m[1]).catch(() => undefined) : undefined;
-          if (!t) return jsonRpcError(401, -32001, 'Unauthorized: an admin token is required (gatehouse token mint --admin)', { 'www-authenticate': 'Bearer realm="gatehouse-admin"' });
-          if (!t.admin) return jsonRpcError(403, -32001, 'Forbidden: this token is not an admin token');
-          return next();
-        });
+        app.use('/admin/*', requireAdmin(verifier));
         app.route('/admin/v1', adminApi);
-        return app;
+        return (req, env) => app.fetch(req, env as object);
       }, opts.http);
     } catch (e) {
       await shutdown(0);
@@ -277,9 +260,10 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     }
   }
   const port = tcp?.port ?? 0;
-  const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  const urls = tcp ? listenerAddresses(host, port).map((a) => `http://${a}/mcp`) : [];
   return {
-    url: tcp ? `http://${urlHost}:${port}/mcp` : '',
+    url: tcp ? (isWildcard(host) ? `http://127.0.0.1:${port}/mcp` : (urls[0] ?? '')) : '',
+    urls,
     port,
     host,
     gateway,
@@ -314,7 +298,7 @@ async function applyRegistryChange(
   const dir = ev.registry.dir;
   if (!ev.ok) {
     logger.error({ error: ev.error }, 'registry reload rejected; the previous registry stays in force');
-    await audit.append({ event: 'registry.reload', ok: false, dir, error: ev.error }).catch(() => undefined);
+    await appendOrQueue(audit, { event: 'registry.reload', ok: false, dir, error: ev.error }, logger);
     return;
   }
   const next = ev.registry;
@@ -322,59 +306,6 @@ async function applyRegistryChange(
   await deps.secrets.preload(next.connectors.flatMap(connectorSecrets));
   const diff = await gateway.applyRegistry(next);
   logger.info(diff, 'registry reloaded');
-  await audit
-    .append({ event: 'registry.reload', ok: true, dir, connectors: next.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })), ...diff })
-    .catch((e: unknown) => logger.error({ err: String(e) }, 'cannot audit a registry reload'));
+  await appendOrQueue(audit, { event: 'registry.reload', ok: true, dir, connectors: next.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })), ...diff }, logger);
 }
 
-/** Listens on TCP; the app is built once the port is known (Host/Origin checks need it). */
-async function listenTcp(
-  host: string,
-  wanted: number,
-  makeApp: (port: number) => { fetch: (req: Request, env: object) => Response | Promise<Response> },
-  limits: Partial<HttpLimits> = {},
-): Promise<{ server: HttpServer; port: number }> {
-  let fetchApp: (req: Request, env: unknown) => Response | Promise<Response> = () => new Response(null, { status: 503 });
-  const server = createHttpServer((req, env) => fetchApp(req, env), limits);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(wanted, host, () => resolve());
-    });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new GatehouseError('USAGE', `port ${wanted} on ${host} is in use; pick another with --port (0 = any free port)`);
-    if (code === 'EADDRNOTAVAIL') throw new GatehouseError('USAGE', `cannot bind ${host}: no such local address (--host)`);
-    throw e;
-  }
-  const port = (server.address() as AddressInfo).port;
-  const app = makeApp(port);
-  fetchApp = (req, env) => app.fetch(req, env as object);
-  return { server, port };
-}
-
-/** An approval event as an audit record (arguments are already secret-free). */
-function approvalRecord(ev: ApprovalEvent): AuditEvent {
-  switch (ev.type) {
-    case 'requested':
-      return { event: 'approval.requested', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, args: summarizeArgs(ev.approval.args), expiresAt: ev.approval.expiresAt };
-    case 'approved':
-      return { event: 'approval.approved', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, by: ev.by, ...(ev.grant ? { grant: { id: ev.grant.id, expiresAt: ev.grant.expiresAt, maxUses: ev.grant.maxUses } } : {}) };
-    case 'denied':
-      return { event: 'approval.denied', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, by: ev.by, reason: ev.reason };
-    case 'timed_out':
-      return { event: 'approval.timeout', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId };
-    case 'withdrawn':
-      return { event: 'approval.withdrawn', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, reason: ev.reason };
-    case 'state_rejected':
-      return { event: 'approvals.state', ok: false, file: ev.file, error: ev.error, ...(ev.movedTo !== undefined ? { movedTo: ev.movedTo } : {}), effect: 'started with no grants' };
-    case 'state_error':
-      return { event: 'approvals.state', ok: false, file: ev.file, error: ev.error };
-    case 'refused':
-      return { event: 'approval.refused', agent: ev.agent, tool: ev.tool, rule: ev.ruleId, reason: ev.reason };
-    case 'grant_used':
-      return { event: 'grant.used', agent: ev.agent, tool: ev.tool, grantId: ev.grant.id, uses: ev.grant.uses, maxUses: ev.grant.maxUses };
-    case 'grant_expired':
-      return { event: 'grant.expired', agent: ev.grant.agent, tool: ev.grant.tool, grantId: ev.grant.id, reason: ev.reason };
-  }
-}

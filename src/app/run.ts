@@ -1,22 +1,21 @@
 import { spawn } from 'node:child_process';
 import { existsSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { constants } from 'node:os';
-import { Agent, request } from 'undici';
 import { sharedDiskWarning, sharesFilesystem } from '../config/disk.js';
 import type { Dirs } from '../config/paths.js';
 import { GatehouseError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { startGateway, type RunningGateway } from '../runtime.js';
-import { controlSocketPath, socketAlive } from '../server/control.js';
-import { buildLauncherArgs, launcherFailure, launcherPath, SIMULATE_LANDLOCK_ABI_ENV, SIMULATE_NO_CGROUP_ENV, type SandboxLimits } from './launcher.js';
-import { assertNoOverlap, canonical, protectedPaths, type Exposed } from './overlap.js';
-import { guardWorkspace } from './nested.js';
-import { SafeDir } from './safe-dir.js';
-import { defaultAgentHome, prepareAgentHome, seedAgentHome } from './agent-home.js';
+import { startGateway, type RunningGateway } from './gateway.js';
+import { ControlClient, gatewayRunning } from '../server/control-client.js';
+import { buildLauncherArgs, launcherFailure, launcherPath, SIMULATE_LANDLOCK_ABI_ENV, SIMULATE_NO_CGROUP_ENV, type SandboxLimits } from '../sandbox/launcher.js';
+import { assertNoOverlap, canonical, protectedPaths, type Exposed } from '../sandbox/overlap.js';
+import { guardWorkspace } from '../sandbox/nested.js';
+import { SafeDir } from '../sandbox/safe-dir.js';
+import { defaultAgentHome, prepareAgentHome, seedAgentHome } from '../sandbox/agent-home.js';
 import { modelEnv } from '../inference/agent-env.js';
 import { loadRegistry } from '../registry/load.js';
 import { isProvider, type InferenceProvider } from '../registry/schema.js';
-import type { SandboxSession } from './sessions.js';
+import type { SandboxSession } from '../sandbox/sandbox-sessions.js';
 
 export const DEFAULT_RELAY_PORT = 8931;
 
@@ -63,17 +62,15 @@ interface Attached {
 
 /** The directories the running gateway actually uses (they may differ from this command's flags). */
 async function gatewayDirs(dirs: Dirs): Promise<Dirs> {
-  const dispatcher = new Agent({ connect: { socketPath: controlSocketPath(dirs.state), timeout: 2000 } });
+  const control = new ControlClient(dirs.state);
   try {
-    const res = await request('http://localhost/admin/v1/status', { dispatcher });
-    const body = (await res.body.json()) as { dirs?: Partial<Dirs> };
-    const d = body.dirs;
-    if (res.statusCode !== 200 || typeof d?.registry !== 'string' || typeof d.policies !== 'string' || typeof d.state !== 'string') {
+    const d = ((await control.call('GET', '/status')) as { dirs?: Partial<Dirs> }).dirs;
+    if (typeof d?.registry !== 'string' || typeof d.policies !== 'string' || typeof d.state !== 'string') {
       throw new GatehouseError('SANDBOX_FAILED', 'the running gateway did not say which registry, policies and state it uses; upgrade it (restart gatehouse serve)');
     }
     return { registry: d.registry, policies: d.policies, state: d.state };
   } finally {
-    await dispatcher.destroy().catch(() => undefined);
+    await control.close();
   }
 }
 
@@ -125,32 +122,28 @@ function providersIn(registry: string): InferenceProvider[] {
 
 /** Opens a sandbox session on the running `gatehouse serve`, held by a lease connection. */
 async function attach(dirs: Dirs, agent: string, port: number): Promise<Attached> {
-  const dispatcher = new Agent({ connect: { socketPath: controlSocketPath(dirs.state), timeout: 2000 } });
-  const res = await request('http://localhost/admin/v1/sandbox/sessions', {
-    method: 'POST',
-    dispatcher,
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ agent, port }),
-  });
-  const body = (await res.body.json()) as SandboxSession & { error?: { message?: string } };
-  if (res.statusCode !== 201) {
-    await dispatcher.close();
-    throw new GatehouseError('SANDBOX_FAILED', `the running gateway refused the sandbox session: ${body.error?.message ?? res.statusCode}`);
+  const control = new ControlClient(dirs.state);
+  try {
+    let session: SandboxSession;
+    try {
+      session = (await control.call('POST', '/sandbox/sessions', { agent, port })) as SandboxSession;
+    } catch (e) {
+      if (e instanceof GatehouseError && e.code !== 'GATEWAY_UNAVAILABLE') throw new GatehouseError('SANDBOX_FAILED', `the running gateway refused the sandbox session: ${e.message}`);
+      throw e;
+    }
+    const endLease = await control.hold(`/sandbox/sessions/${encodeURIComponent(session.id)}/lease`);
+    return {
+      session,
+      async release() {
+        endLease();
+        await control.call('DELETE', `/sandbox/sessions/${encodeURIComponent(session.id)}`).catch(() => undefined);
+        await control.close();
+      },
+    };
+  } catch (e) {
+    await control.close();
+    throw e;
   }
-  const lease = new AbortController();
-  const held = await request(`http://localhost/admin/v1/sandbox/sessions/${body.id}/lease`, { dispatcher, signal: lease.signal });
-  held.body.on('error', () => undefined);
-  held.body.resume();
-  return {
-    session: body,
-    async release() {
-      lease.abort();
-      await request(`http://localhost/admin/v1/sandbox/sessions/${body.id}`, { method: 'DELETE', dispatcher })
-        .then((r) => r.body.dump())
-        .catch(() => undefined);
-      await dispatcher.destroy().catch(() => undefined);
-    },
-  };
 }
 
 /**
@@ -171,7 +164,7 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
 
   const ro = opts.ro.map((p) => realPath('--ro', p));
   const rw = opts.rw.map((p) => realPath('--rw', p));
-  const attaching = await socketAlive(controlSocketPath(opts.dirs.state));
+  const attaching = await gatewayRunning(opts.dirs.state);
   const used = attaching ? await gatewayDirs(opts.dirs) : opts.dirs;
   // Checked before it is made: a --home inside the state directory is refused before anything is created there.
   checkExposure(workspace, ro, rw, canonical(opts.home ?? defaultAgentHome(used.state, opts.agent)), used);

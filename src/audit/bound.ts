@@ -1,5 +1,5 @@
 /**
- * The size bound of one audit record (issue #24). A hostile upstream's
+ * The size bound of one audit record. A hostile upstream's
  * 512 MB error message or pathological result must neither keep its call's
  * record off the log nor make the log too big to verify: a record over the
  * bound is shrunk (long strings cut, deep or wide values summarized, sizes

@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
-import { GatehouseError } from '../errors.js';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { GatehouseError, toHttpError } from '../errors.js';
 import { MAX_QUERY_LIMIT, parseTime, queryAudit, type AuditFilters } from './query.js';
 
 const FILTER_PARAMS = ['since', 'until', 'agent', 'session', 'connector', 'tool', 'decision', 'outcome', 'event', 'grep'] as const;
@@ -46,18 +47,14 @@ export function filtersFromParams(params: URLSearchParams, now = new Date()): { 
 export function auditRoutes(dir: string): Hono {
   const app = new Hono();
   app.get('/', async (c) => {
-    let q;
     try {
-      q = filtersFromParams(new URL(c.req.url).searchParams);
-    } catch (e) {
-      return c.json({ error: { code: 'USAGE', message: (e as Error).message } }, 400);
-    }
-    try {
+      const q = filtersFromParams(new URL(c.req.url).searchParams);
       const page = await queryAudit(dir, q.filters, { limit: q.limit, order: q.order, ...(q.cursor !== undefined ? { cursor: q.cursor } : {}) });
       return c.json(page);
     } catch (e) {
-      if (e instanceof GatehouseError && e.code === 'USAGE') return c.json({ error: { code: e.code, message: e.message } }, 400);
-      return c.json({ error: { code: 'AUDIT_UNAVAILABLE', message: 'the audit log cannot be read' } }, 503);
+      // A read failure (a file gone, unreadable) says the log cannot be read, never its own text.
+      const { status, code, message } = toHttpError(e instanceof GatehouseError ? e : new GatehouseError('AUDIT_UNAVAILABLE', 'the audit log cannot be read'));
+      return c.json({ error: { code, message } }, status as ContentfulStatusCode);
     }
   });
   return app;

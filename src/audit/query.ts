@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import { parseDuration } from '../config/duration.js';
 import { GatehouseError } from '../errors.js';
 import { isIntent, outcomesFollowing, unfinishedStatus, type CallStatus, type IntentAt } from './calls.js';
 import { listAuditFiles, readFirstLine, type AuditFile } from './files.js';
@@ -297,12 +298,12 @@ async function completeEnd(file: AuditFile): Promise<number> {
   }
 }
 
-/** Parses "1h", "30m", "2d", "90s" (ago, from `now`) or an ISO 8601 time. */
+/** Parses a duration ago from `now` ("1h", "1h30m", "2d") or an ISO 8601 time. */
 export function parseTime(s: string, now = new Date()): Date {
-  const rel = /^(\d+)(s|m|h|d|w)$/.exec(s.trim());
-  if (rel) return new Date(now.getTime() - Number(rel[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7, w: 6.048e8 }[rel[2] as 's']);
-  const t = Date.parse(s);
-  if (Number.isNaN(t)) throw new GatehouseError('USAGE', `invalid time ${JSON.stringify(s)}: use e.g. 1h, 30m, 2d or 2025-01-06T10:00:00Z`);
+  const ago = parseDuration(s);
+  if (ago !== undefined) return new Date(now.getTime() - ago);
+  const t = /^\s*\d+\s*$/.test(s) ? NaN : Date.parse(s);
+  if (Number.isNaN(t)) throw new GatehouseError('USAGE', `invalid time ${JSON.stringify(s)}: use e.g. 1h, 1h30m, 2d or 2025-01-06T10:00:00Z`);
   return new Date(t);
 }
 

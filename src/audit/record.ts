@@ -15,9 +15,6 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** Fields the writer sets; an event's own fields of the same names are overwritten. */
-export const WRITER_FIELDS = ['v', 'seq', 'time', 'prev', 'hash'] as const;
-
 /**
  * Turns an event into its line. pino is the serializer: the record goes
  * through `logger.info(record)` and the line pino produces is what is written.

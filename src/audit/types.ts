@@ -21,8 +21,17 @@ export interface AuditSink {
    * rejects in that case, so the caller does not hand back an unaudited result.
    */
   appendOutcome?(e: AuditEvent): Promise<void>;
+  /** appendOutcome's rule, told instead of thrown (see appendOrQueue in append-or-queue.ts). */
+  appendOrQueue?(e: AuditEvent): Promise<KeptRecord>;
   close(): Promise<void>;
 }
+
+/**
+ * What became of the record of something already done: written, queued (the
+ * log failed; the writer keeps it and writes it after it recovers, marked
+ * `delivered: false`) or lost (a closed log), with why.
+ */
+export type KeptRecord = { state: 'written' } | { state: 'queued' | 'lost'; error: unknown };
 
 /** A record as stored: one JSON object per line. */
 export interface AuditRecord {

@@ -10,7 +10,7 @@ import { RecordWriter, ZERO_HASH } from './record.js';
 import { MiB, freeBytes, mib, mountPointOf, releaseReserve, reserveAfterEnd } from './reserve.js';
 import { serveAppendSocket, socketPath, type SocketServer } from './socket.js';
 import { scanTail } from './tail.js';
-import type { AuditEvent, AuditSink } from './types.js';
+import type { AuditEvent, AuditSink, KeptRecord } from './types.js';
 
 /**
  * The file operations on the write path, injectable so tests can count
@@ -298,22 +298,36 @@ export class AuditLog implements AuditSink {
    * by MAX_LATE_RECORDS: past that, records are counted, not kept.
    */
   async appendOutcome(e: AuditEvent): Promise<void> {
-    if (typeof e.event !== 'string' || e.event === '' || RESERVED_EVENT.test(e.event)) throw new GatehouseError('AUDIT_UNAVAILABLE', 'an outcome record needs an ordinary "event" name');
+    const r = await this.appendOrQueue(e);
+    if (r.state !== 'written') throw r.error;
+  }
+
+  /**
+   * appendOutcome's rule without the rejection: written, queued (kept in the
+   * late queue, or counted past MAX_LATE_RECORDS, for the recovery) or lost
+   * (a closed log, a record that is not an ordinary event), with why.
+   */
+  async appendOrQueue(e: AuditEvent): Promise<KeptRecord> {
+    if (typeof e.event !== 'string' || e.event === '' || RESERVED_EVENT.test(e.event)) return { state: 'lost', error: new GatehouseError('AUDIT_UNAVAILABLE', 'an outcome record needs an ordinary "event" name') };
     try {
       this.#assertOpen();
       await this.#enqueue(e);
+      return { state: 'written' };
     } catch (err) {
       // Only a failed log keeps it: a closed log or an unserializable record would never take it.
-      if (this.#failed !== undefined && !this.#closed) {
-        if (this.#late.length < MAX_LATE_RECORDS) this.#late.push({ ...boundedEvent(e), delivered: false, late: { reason: errorMessage(err) } });
-        else {
-          this.#lateLost.records++;
-          if (typeof e.call === 'string' && this.#lateLost.calls.length < 100) this.#lateLost.calls.push(e.call);
-        }
-        this.#scheduleRetry();
-      }
-      throw err;
+      if (this.#failed === undefined || this.#closed) return { state: 'lost', error: err };
+      this.#queueLate(e, err);
+      return { state: 'queued', error: err };
     }
+  }
+
+  #queueLate(e: AuditEvent, err: unknown): void {
+    if (this.#late.length < MAX_LATE_RECORDS) this.#late.push({ ...boundedEvent(e), delivered: false, late: { reason: errorMessage(err) } });
+    else {
+      this.#lateLost.records++;
+      if (typeof e.call === 'string' && this.#lateLost.calls.length < 100) this.#lateLost.calls.push(e.call);
+    }
+    this.#scheduleRetry();
   }
 
   /**

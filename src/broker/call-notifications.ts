@@ -1,5 +1,5 @@
 /**
- * What an upstream may send an agent during one call (issue #24): progress
+ * What an upstream may send an agent during one call: progress
  * and log messages, each at most `perSecond` (a token bucket holding one
  * second's worth, so a short burst passes whole). Over it, progress is
  * coalesced: the latest value is kept and sent when a token frees up, and

@@ -1,14 +1,9 @@
-import picomatch from 'picomatch';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+import { isExposed, type ExposureFilter } from '../registry/exposure.js';
 
 /** What LLM APIs accept as a tool name. */
 export const EXPOSED_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 export const SEPARATOR = '__';
-
-export interface ExposureFilter {
-  allow: string[];
-  deny: string[];
-}
 
 export interface CatalogEntry {
   /** Name the agent sees. */
@@ -32,20 +27,6 @@ export interface Catalog {
   /** Stable order: by exposed name (code-unit order). */
   sorted: readonly CatalogEntry[];
   problems: readonly CatalogProblem[];
-}
-
-const matcherCache = new Map<string, (s: string) => boolean>();
-function glob(pattern: string): (s: string) => boolean {
-  let m = matcherCache.get(pattern);
-  if (!m) {
-    m = picomatch(pattern, { dot: true, nobrace: false });
-    matcherCache.set(pattern, m);
-  }
-  return m;
-}
-
-export function isExposed(filter: ExposureFilter, upstreamName: string): boolean {
-  return filter.allow.some((p) => glob(p)(upstreamName)) && !filter.deny.some((p) => glob(p)(upstreamName));
 }
 
 export function exposedName(prefix: string, upstreamName: string): string {

@@ -9,6 +9,7 @@ import { Upstream, type UpstreamStatus } from '../upstreams/upstream.js';
 import { SchemaChecker } from './args.js';
 import type { Authorize, Hidden } from './authorize.js';
 import { buildCatalog, type Catalog, type CatalogProblem } from './catalog.js';
+import type { ConnectorState } from './not-ready.js';
 import { createPassthrough } from './passthrough.js';
 import { handleToolCall, type CallRequest, type PipelineDeps } from './pipeline.js';
 
@@ -84,6 +85,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
       schemaChecker: (name) => this.checkers.get(name)?.checker ?? new SchemaChecker(),
       authorize: opts.authorize,
       hidden: opts.hidden,
+      connectors: () => this.connectorStates(),
       audit: opts.audit,
       redact: opts.redact,
       logger: opts.logger,
@@ -182,6 +184,14 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
     this._catalog = buildCatalog(sources, this.opts.redact, reserved);
     for (const p of this._catalog.problems) this.opts.logger.warn(p, 'tool not exposed');
     this.emit('catalog');
+  }
+
+  /** Each registered tool connector's namespace and state, for telling a call why its connector serves nothing. */
+  private connectorStates(): ConnectorState[] {
+    return toolConnectors(this.opts.registry).map((c) => {
+      const u = this.upstreams.get(c.name);
+      return { connector: c.name, prefix: c.prefix ?? c.name, status: u ? u.status : { state: 'disabled' as const }, listed: u ? u.tools.length : 0 };
+    });
   }
 
   /** Argument checkers alive and the validators they hold (bounded by the connectors' current tool lists). */

@@ -10,7 +10,7 @@
  * before the upstream gets its answer or its error.
  *
  * Each call may make `limits.requestsPerMinute` of them, and each connector as
- * many outside any call (issue #24); beyond that they are refused at once, and
+ * many outside any call; beyond that they are refused at once, and
  * only the first refusal of an interval has its own record: the rest are
  * counted into one summary record (refusal-summary.ts).
  */
@@ -24,6 +24,7 @@ import {
   type ElicitRequest,
   type LoggingMessageNotification,
 } from '@modelcontextprotocol/sdk/types.js';
+import { appendOrQueue } from '../audit/append-or-queue.js';
 import type { AuditSink } from '../audit/types.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -154,9 +155,7 @@ export function createPassthrough(deps: PassthroughDeps): Passthrough {
             rateLimited: true,
             reason,
           };
-          await deps.audit.append(record).catch((e: unknown) => {
-            deps.logger.error({ err: errorMessage(e) }, `cannot audit a rate-limited ${kind} request`);
-          });
+          await appendOrQueue(deps.audit, record, deps.logger);
         }
         throw refusal(`Gatehouse refused the ${kind} request: ${reason}`);
       }
@@ -172,13 +171,12 @@ export function createPassthrough(deps: PassthroughDeps): Passthrough {
         requestBytes: jsonBytes(params),
       };
       const durationMs = () => Math.round((performance.now() - started) * 1000) / 1000;
-      const audit = (fields: Record<string, unknown>) => deps.audit.append(deps.redact({ ...base, ...fields, durationMs: durationMs() }));
+      // Every record here is of something decided or done: kept if the log cannot take it now (appendOrQueue).
+      const audit = (fields: Record<string, unknown>) => appendOrQueue(deps.audit, deps.redact({ ...base, ...fields, durationMs: durationMs() }), deps.logger);
 
       const d = decide(kind, connector, params, route, limits);
       if (!d.allow) {
-        await audit({ decision: 'deny', outcome: 'denied', reason: d.reason }).catch((e: unknown) => {
-          deps.logger.error({ err: errorMessage(e) }, `cannot audit a refused ${kind} request`);
-        });
+        await audit({ decision: 'deny', outcome: 'denied', reason: d.reason });
         throw new McpError(ErrorCode.InvalidRequest, `Gatehouse refused the ${kind} request: ${d.reason}`);
       }
 
@@ -194,24 +192,19 @@ export function createPassthrough(deps: PassthroughDeps): Passthrough {
       } catch (e) {
         const message = deps.redact(errorMessage(e));
         const outcome = opts.signal.aborted ? 'cancelled' : 'error';
-        await audit({ decision: 'allow', outcome, error: { message } }).catch((err: unknown) => {
-          deps.logger.error({ err: errorMessage(err) }, `cannot audit a failed ${kind} request`);
-        });
+        await audit({ decision: 'allow', outcome, error: { message } });
         throw e instanceof McpError ? new McpError(e.code, message) : new McpError(ErrorCode.InternalError, `the agent did not answer the ${kind} request: ${message}`);
       }
       const resultBytes = jsonBytes(result);
       if (resultBytes > limits.answerBytes) {
         const reason = `the agent's answer is ${resultBytes} bytes, over the limit of ${limits.answerBytes}`;
-        await audit({ decision: 'allow', outcome: 'error', resultBytes, error: { message: reason } }).catch(() => undefined);
+        await audit({ decision: 'allow', outcome: 'error', resultBytes, error: { message: reason } });
         throw new McpError(ErrorCode.InternalError, `Gatehouse refused to pass on the ${kind} answer: ${reason}`);
       }
       const summary = kind === 'sampling' ? { model: String(result.model).slice(0, 200) } : { action: result.action };
-      try {
-        await audit({ decision: 'allow', outcome: 'ok', resultBytes, ...summary });
-      } catch (e) {
-        // Fail closed: no answer passes without its record.
-        throw new McpError(ErrorCode.InternalError, `Gatehouse could not audit the ${kind} request: ${errorMessage(e)}`);
-      }
+      const kept = await audit({ decision: 'allow', outcome: 'ok', resultBytes, ...summary });
+      // Fail closed: no answer passes without its record on disk.
+      if (kept.state !== 'written') throw new McpError(ErrorCode.InternalError, `Gatehouse could not audit the ${kind} request: ${errorMessage(kept.error)}`);
       return result;
     },
 

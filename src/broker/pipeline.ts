@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
 import { CALL_INTENT_EVENT, type AuditSink } from '../audit/types.js';
 import { cutString, summarizeArgs } from '../audit/summarize.js';
-import { GatehouseError, errorMessage } from '../errors.js';
+import { GatehouseError, INTERNAL_MESSAGE, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CallContext } from '../policy/types.js';
 import type { AgentChannel } from '../upstreams/call-context.js';
@@ -10,6 +10,7 @@ import type { Upstream } from '../upstreams/upstream.js';
 import { checkArgs, type SchemaChecker } from './args.js';
 import type { Authorize, Hidden, Verdict } from './authorize.js';
 import { hintsOf, type Catalog, type CatalogEntry } from './catalog.js';
+import { notReadyError, type ConnectorState } from './not-ready.js';
 
 export interface PipelineDeps {
   catalog: () => Catalog;
@@ -19,6 +20,8 @@ export interface PipelineDeps {
   authorize: Authorize;
   /** Tools the policy denies this agent in every case: hidden from tools/list, and unknown when called. */
   hidden?: Hidden;
+  /** Every registered tool connector's namespace and state: a call into one that lists no tools is told why. */
+  connectors?: () => readonly ConnectorState[];
   audit: AuditSink;
   /** Removes secret values from anything leaving the gateway (results, errors, audit). */
   redact: <T>(value: T) => T;
@@ -50,6 +53,19 @@ export function lookupTool(catalog: Catalog, name: string): CatalogEntry {
   const entry = typeof name === 'string' ? catalog.byName.get(name) : undefined;
   if (!entry) throw unknownTool(name);
   return entry;
+}
+
+/**
+ * Stage 1a: a name the catalog lacks that falls in the namespace of a
+ * connector listing no tools now (a missing secret, starting, failed) gets
+ * CONNECTOR_NOT_READY saying why, unless the policy hides it from this
+ * agent; anything else stays unknown.
+ */
+export function missingTool(deps: Pick<PipelineDeps, 'connectors' | 'hidden' | 'redact'>, agent: string, name: unknown): GatehouseError {
+  const e = typeof name === 'string' && deps.connectors ? notReadyError(deps.connectors(), name) : undefined;
+  const connector = e?.details?.connector;
+  if (e === undefined || typeof connector !== 'string' || deps.hidden?.(agent, connector, name as string, undefined) === true) return unknownTool(name);
+  return new GatehouseError(e.code, deps.redact(e.message), { details: { connector } });
 }
 
 /**
@@ -129,7 +145,7 @@ function outcomeOf(e: GatehouseError): Outcome {
  * looked like) has an intent on disk before it is forwarded and its outcome
  * on disk before the result is returned, linked by a random `call` id (an
  * intent alone: the gateway stopped mid-call).
- * Throws GatehouseError (TOOL_UNKNOWN, ARGS_INVALID, AUDIT_UNAVAILABLE) for
+ * Throws GatehouseError (TOOL_UNKNOWN, CONNECTOR_NOT_READY, ARGS_INVALID, AUDIT_UNAVAILABLE) for
  * JSON-RPC errors; every other failure is a tool result with isError.
  */
 export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Promise<CallToolResult> {
@@ -144,12 +160,15 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
   let entry: CatalogEntry;
   try {
     deps.audit.assertWritable();
-    entry = visibleTool(deps, req.agent, lookupTool(deps.catalog(), req.name));
+    const found = typeof req.name === 'string' ? deps.catalog().byName.get(req.name) : undefined;
+    if (found === undefined) throw missingTool(deps, req.agent, req.name);
+    entry = visibleTool(deps, req.agent, found);
     checkArgs(entry.name, entry.tool.inputSchema, req.args ?? {}, deps.schemaChecker?.(entry.connector));
   } catch (e) {
     if (e instanceof GatehouseError && e.code !== 'AUDIT_UNAVAILABLE') {
       // The admin sees why (hiddenByPolicy); the agent sees an unknown tool.
-      await record({ outcome: 'rejected', error: { code: e.code, message: e.message }, ...(e.details?.hiddenByPolicy === true ? { hiddenByPolicy: true } : {}) });
+      const connector = e.code === 'CONNECTOR_NOT_READY' && typeof e.details?.connector === 'string' ? { connector: e.details.connector } : {};
+      await record({ ...connector, outcome: 'rejected', error: { code: e.code, message: e.message }, ...(e.details?.hiddenByPolicy === true ? { hiddenByPolicy: true } : {}) });
     }
     throw e;
   }
@@ -212,7 +231,8 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
       ...req.stats?.(),
     });
     if (err.code === 'INTERNAL') deps.logger.error({ err: noted }, 'tool call failed');
-    return toolError(message, err.code);
+    // The record keeps an internal error's text; the agent gets none of it (a path, a stack).
+    return toolError(err.code === 'INTERNAL' ? INTERNAL_MESSAGE : message, err.code);
   }
   const upstreamMs = Math.round(performance.now() - upStart);
   // Whatever shape the result has, the call that ran gets its record.

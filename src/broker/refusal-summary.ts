@@ -1,13 +1,13 @@
 /**
  * Repeated refusals in the audit log as one record each interval, not one
- * each (issue #24: 100,000 refused sampling requests made 100,000 records in
+ * each (100,000 refused sampling requests made 100,000 records in
  * 5.8 s). Per connector and kind, the first refusal of an interval is recorded
  * in full by the caller; the rest are counted here and written as one summary
  * at the end of the interval, and at close (the gateway's shutdown), so no
  * count is lost when the gateway stops.
  */
+import { appendOrQueue } from '../audit/append-or-queue.js';
 import type { AuditSink } from '../audit/types.js';
-import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export interface RefusalKey {
@@ -91,9 +91,7 @@ export class RefusalSummaries {
         to: new Date(c.to).toISOString(),
         reason: `${c.reason} (${c.repeated} more refused after the first, which has its own record)`,
       };
-      await this.opts.audit.append(record).catch((e: unknown) => {
-        this.opts.logger.error({ err: errorMessage(e), connector: c.key.connector, kind: c.key.kind, repeated: c.repeated }, 'cannot audit a summary of refused requests');
-      });
+      await appendOrQueue(this.opts.audit, record, this.opts.logger);
     }
   }
 

@@ -14,6 +14,7 @@ import {
 import type { AgentChannel } from '../upstreams/call-context.js';
 import { DEFAULT_LIMITS, limitsOf } from '../upstreams/limits.js';
 import { isProvider, type ToolConnector } from '../registry/schema.js';
+import { VERSION } from '../config/paths.js';
 import { GatehouseError, JsonRpc, toJsonRpcError } from '../errors.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Gateway } from './gateway.js';
@@ -70,7 +71,7 @@ function asMcpError(e: unknown): McpError {
  */
 export function createSessionServer(gateway: Gateway, session: SessionInfo): Server {
   const server = new Server(
-    { name: 'gatehouse', version: '0.1.0', title: 'Gatehouse MCP gateway' },
+    { name: 'gatehouse', version: VERSION, title: 'Gatehouse MCP gateway' },
     {
       capabilities: { tools: { listChanged: true }, logging: {} },
       instructions: 'Tools brokered by Gatehouse. Every call is decided by policy and audited.',

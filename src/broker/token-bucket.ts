@@ -1,5 +1,5 @@
 /**
- * A token bucket for what an upstream may send (issue #24): up to `capacity`
+ * A token bucket for what an upstream may send: up to `capacity`
  * tokens, refilled continuously at `capacity` per `perMs`. A full bucket lets
  * a short burst through whole; a sustained flood gets `capacity` per `perMs`.
  * One per call or per connector, held by the object it limits (a WeakMap

@@ -1,34 +1,11 @@
 import { userInfo } from 'node:os';
-import { GatehouseError } from '../errors.js';
+import { requireDuration } from '../config/duration.js';
+import { Exit, GatehouseError } from '../errors.js';
 import type { Grant, PendingApproval, WithdrawnApproval } from '../policy/approvals.js';
-import { adminRequest } from './control-client.js';
-import { Exit, parse, table, type Command } from './command.js';
-import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+import { addWatchSubcommand } from './approvals-watch.js';
+import { adminRequest } from '../server/control-client.js';
+import { dirsFrom, handle, subcommand, table, type CommandModule } from './command.js';
 import { esc, escapeText, jsonLine, jsonText } from '../terminal.js';
-
-const HELP = `Usage:
-  gatehouse approvals list [--json]
-  gatehouse approvals show ID [--json]
-  gatehouse approvals approve ID [--grant DUR --uses N] [--by NAME]
-  gatehouse approvals deny ID [--reason TEXT] [--by NAME]
-
-Decides calls that policy sent to a human ("effect: ask"). A pending call
-waits until approved, denied, or its timeout passes (then it is denied).
-With --grant, later calls of the same agent, rule and tool pass without
-asking until the grant expires or its uses run out (never more than the
-rule's ask.grant allows). Talks to the running gateway over its control socket.
-"list" shows the first characters of each call's arguments; "show ID" prints
-all of them exactly, as JSON (secret values redacted).
-
-Options:
-  --grant DUR        also grant for this long (e.g. 30m, 1h)
-  --uses N           with --grant: number of calls the grant covers (default 10)
-  --by NAME          who decided (default: your user name), recorded in the audit log
-  --reason TEXT      with deny: the reason the agent is shown
-  --json             machine-readable output
-${DIR_HELP}
-  -h, --help         this help
-`;
 
 const PREVIEW = 60;
 
@@ -55,73 +32,95 @@ function showApproval(p: PendingApproval): string {
   );
 }
 
-export const approvalsCommand: Command = {
-  name: 'approvals',
-  summary: 'list, approve and deny calls waiting for a human',
-  help: HELP,
-  async run(argv, io) {
-    const { values, positionals } = parse(
-      argv,
-      {
-        ...dirOptions,
-        json: { type: 'boolean' },
-        grant: { type: 'string' },
-        uses: { type: 'string' },
-        by: { type: 'string' },
-        reason: { type: 'string' },
-      },
-      true,
-    );
-    const [sub, id] = positionals;
-    if (values.help || sub === undefined) {
-      io.out(HELP);
-      return values.help ? Exit.Ok : Exit.Usage;
-    }
-    const dirs = dirsFrom(values, io.env);
-    const by = values.by ?? (() => { try { return userInfo().username; } catch { return 'admin'; } })();
-    if (sub === 'list') {
-      const r = (await adminRequest(dirs.state, 'GET', '/approvals')) as { pending: PendingApproval[]; grants: Grant[]; withdrawn?: WithdrawnApproval[] };
-      if (values.json) {
-        io.out(jsonLine(r));
-        return Exit.Ok;
-      }
-      if (r.pending.length === 0) io.out('No calls are waiting for approval.\n');
-      else io.out(table(['ID', 'AGENT', 'TOOL', 'RULE', 'ARGS', 'EXPIRES'], r.pending.map((p) => [p.id, p.agent, p.tool, p.ruleId ?? '(default)', shortArgs(p.args), p.expiresAt])));
-      const cut = r.pending.find((p) => JSON.stringify(p.args).length > PREVIEW);
-      if (cut) io.out(esc`\nARGS is truncated to ${PREVIEW} characters ("..."); see every argument exactly: gatehouse approvals show ${cut.id}\n`);
-      if (r.grants.length > 0) {
-        io.out('\nGrants:\n' + table(['ID', 'AGENT', 'TOOL', 'RULE', 'USED', 'EXPIRES', 'BY'], r.grants.map((g) => [g.id, g.agent, g.tool, g.ruleId ?? '(default)', `${g.uses}/${g.maxUses}`, g.expiresAt, g.by])));
-      }
-      const gone = r.withdrawn ?? [];
-      if (gone.length > 0) {
-        io.out('\nWithdrawn (the caller is gone: nothing to approve):\n' + table(['ID', 'AGENT', 'TOOL', 'WITHDRAWN', 'REASON'], gone.map((w) => [w.id, w.agent, w.tool, w.withdrawnAt, w.reason])));
-      }
+const APPROVALS_HELP = `
+Decides calls that policy sent to a human ("effect: ask"). A pending call
+waits until approved, denied, or its timeout passes (then it is denied).
+With --grant, later calls of the same agent, rule and tool pass without
+asking until the grant expires or its uses run out (never more than the
+rule's ask.grant allows). Talks to the running gateway over its control socket.
+"list" shows the first characters of each call's arguments; "show ID" prints
+all of them exactly, as JSON (secret values redacted).`;
+
+interface DecideOptions {
+  by?: string;
+  json?: boolean;
+}
+
+function whoDecides(by: string | undefined): string {
+  if (by !== undefined) return by;
+  try {
+    return userInfo().username;
+  } catch {
+    return 'admin';
+  }
+}
+
+export const approvalsCommand: CommandModule = (program, io) => {
+  const approvals = subcommand(program, 'approvals', 'list, approve and deny calls waiting for a human').addHelpText('after', APPROVALS_HELP);
+
+  const list = subcommand(approvals, 'list', 'calls waiting for approval, grants, withdrawn calls').option('--json', 'machine-readable output');
+  handle<{ json?: boolean }>(list, async (o) => {
+    const dirs = dirsFrom(o, io.env);
+    const r = (await adminRequest(dirs.state, 'GET', '/approvals')) as { pending: PendingApproval[]; grants: Grant[]; withdrawn?: WithdrawnApproval[] };
+    if (o.json) {
+      io.out(jsonLine(r));
       return Exit.Ok;
     }
-    if (sub === 'show') {
-      if (id === undefined) throw new GatehouseError('USAGE', 'approvals show needs the approval ID (see: gatehouse approvals list)');
-      const r = (await adminRequest(dirs.state, 'GET', '/approvals')) as { pending: PendingApproval[] };
-      const p = r.pending.find((x) => x.id === id);
-      if (!p) throw new GatehouseError('NOT_FOUND', esc`no pending approval ${id}: it was decided, timed out or withdrawn (see: gatehouse logs --grep ${id})`);
-      io.out(values.json ? jsonLine(p) : showApproval(p));
-      return Exit.Ok;
+    if (r.pending.length === 0) io.out('No calls are waiting for approval.\n');
+    else io.out(table(['ID', 'AGENT', 'TOOL', 'RULE', 'ARGS', 'EXPIRES'], r.pending.map((p) => [p.id, p.agent, p.tool, p.ruleId ?? '(default)', shortArgs(p.args), p.expiresAt])));
+    const cut = r.pending.find((p) => JSON.stringify(p.args).length > PREVIEW);
+    if (cut) io.out(esc`\nARGS is truncated to ${PREVIEW} characters ("..."); see every argument exactly: gatehouse approvals show ${cut.id}\n`);
+    if (r.grants.length > 0) {
+      io.out('\nGrants:\n' + table(['ID', 'AGENT', 'TOOL', 'RULE', 'USED', 'EXPIRES', 'BY'], r.grants.map((g) => [g.id, g.agent, g.tool, g.ruleId ?? '(default)', `${g.uses}/${g.maxUses}`, g.expiresAt, g.by])));
     }
-    if (sub !== 'approve' && sub !== 'deny') throw new GatehouseError('USAGE', `unknown subcommand "approvals ${sub}"`);
-    if (id === undefined) throw new GatehouseError('USAGE', `approvals ${sub} needs the approval ID (see: gatehouse approvals list)`);
-    if (sub === 'approve') {
-      if (values.uses !== undefined && values.grant === undefined) throw new GatehouseError('USAGE', '--uses needs --grant DUR');
-      const uses = Number(values.uses ?? '10');
-      if (!Number.isInteger(uses) || uses < 1) throw new GatehouseError('USAGE', '--uses must be a whole number >= 1');
-      const body = { by, ...(values.grant !== undefined ? { grant: { ttl: values.grant, uses } } : {}) };
-      const r = (await adminRequest(dirs.state, 'POST', `/approvals/${encodeURIComponent(id)}/approve`, body)) as { approval: PendingApproval; grant?: Grant };
-      if (values.json) io.out(jsonLine(r));
-      else io.out(esc`approved ${r.approval.id} (${r.approval.agent} → ${r.approval.tool})` + (r.grant ? esc`; grant ${r.grant.id} for ${r.grant.maxUses} calls until ${r.grant.expiresAt}` : '') + '\n');
-      return Exit.Ok;
+    const gone = r.withdrawn ?? [];
+    if (gone.length > 0) {
+      io.out('\nWithdrawn (the caller is gone: nothing to approve):\n' + table(['ID', 'AGENT', 'TOOL', 'WITHDRAWN', 'REASON'], gone.map((w) => [w.id, w.agent, w.tool, w.withdrawnAt, w.reason])));
     }
-    const body = { by, ...(values.reason !== undefined ? { reason: values.reason } : {}) };
-    const r = (await adminRequest(dirs.state, 'POST', `/approvals/${encodeURIComponent(id)}/deny`, body)) as { approval: PendingApproval };
-    if (values.json) io.out(jsonLine(r));
+    return Exit.Ok;
+  });
+
+  const show = subcommand(approvals, 'show <id>', "one pending call with all of its arguments, as exact JSON (secret values redacted)").option('--json', 'machine-readable output');
+  handle<{ json?: boolean }>(show, async (o, [id]) => {
+    const dirs = dirsFrom(o, io.env);
+    const r = (await adminRequest(dirs.state, 'GET', '/approvals')) as { pending: PendingApproval[] };
+    const p = r.pending.find((x) => x.id === id);
+    if (!p) throw new GatehouseError('NOT_FOUND', esc`no pending approval ${id ?? ''}: it was decided, timed out or withdrawn (see: gatehouse logs --grep ${id ?? ''})`);
+    io.out(o.json ? jsonLine(p) : showApproval(p));
+    return Exit.Ok;
+  });
+
+  const approve = subcommand(approvals, 'approve <id>', 'let a pending call run (and, with --grant, later ones like it)')
+    .option('--grant <duration>', 'also grant for this long (e.g. 30m, 1h30m)')
+    .option('--uses <n>', 'with --grant: number of calls the grant covers (default 10)')
+    .option('--by <name>', 'who decided (default: your user name), recorded in the audit log')
+    .option('--json', 'machine-readable output');
+  handle<DecideOptions & { grant?: string; uses?: string }>(approve, async (o, [id]) => {
+    if (o.uses !== undefined && o.grant === undefined) throw new GatehouseError('USAGE', '--uses needs --grant DURATION');
+    const uses = Number(o.uses ?? '10');
+    if (!Number.isInteger(uses) || uses < 1) throw new GatehouseError('USAGE', '--uses must be a whole number >= 1');
+    // Checked here too, so a typo is named as the flag it came from before anything reaches the gateway.
+    if (o.grant !== undefined) requireDuration(o.grant, '--grant');
+    const dirs = dirsFrom(o, io.env);
+    const body = { by: whoDecides(o.by), ...(o.grant !== undefined ? { grant: { ttl: o.grant, uses } } : {}) };
+    const r = (await adminRequest(dirs.state, 'POST', `/approvals/${encodeURIComponent(id ?? '')}/approve`, body)) as { approval: PendingApproval; grant?: Grant };
+    if (o.json) io.out(jsonLine(r));
+    else io.out(esc`approved ${r.approval.id} (${r.approval.agent} → ${r.approval.tool})` + (r.grant ? esc`; grant ${r.grant.id} for ${r.grant.maxUses} calls until ${r.grant.expiresAt}` : '') + '\n');
+    return Exit.Ok;
+  });
+
+  const deny = subcommand(approvals, 'deny <id>', 'refuse a pending call')
+    .option('--reason <text>', 'the reason the agent is shown')
+    .option('--by <name>', 'who decided (default: your user name), recorded in the audit log')
+    .option('--json', 'machine-readable output');
+  handle<DecideOptions & { reason?: string }>(deny, async (o, [id]) => {
+    const dirs = dirsFrom(o, io.env);
+    const body = { by: whoDecides(o.by), ...(o.reason !== undefined ? { reason: o.reason } : {}) };
+    const r = (await adminRequest(dirs.state, 'POST', `/approvals/${encodeURIComponent(id ?? '')}/deny`, body)) as { approval: PendingApproval };
+    if (o.json) io.out(jsonLine(r));
     else io.out(esc`denied ${r.approval.id} (${r.approval.agent} → ${r.approval.tool})\n`);
     return Exit.Ok;
-  },
+  });
+
+  addWatchSubcommand(approvals, io);
 };

@@ -2,69 +2,41 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkpointKeyPath, loadCheckpointKey, loadPublicJwk } from '../audit/checkpoint.js';
 import { verifyAudit, type VerifyReport } from '../audit/verify.js';
-import { GatehouseError } from '../errors.js';
-import { type Command, Exit, helpForSubcommand, parse } from './command.js';
-import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+import { Exit, GatehouseError } from '../errors.js';
+import { dirsFrom, handle, subcommand, type CommandModule } from './command.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 
-const HELP = `Usage: gatehouse audit verify [--from SEQ] [--pubkey FILE] [--anchor SEQ:HASH] [--json]
-       gatehouse audit pubkey
+interface VerifyOptions {
+  from?: string;
+  pubkey?: string;
+  anchor?: string;
+  json?: boolean;
+}
 
-verify   Walks every audit file in order (rotated ones too), recomputes the
-         hash chain, checks that seqs have no gap, and checks every signed
-         checkpoint. Names the first bad record: file, line, seq and what is
-         wrong (edited, gap = removed, reordered, chain, truncated, signature,
-         rewritten, start).
-         --from SEQ         check from this seq on (after a known-good verify)
-         --pubkey FILE      checkpoint public key (JWK); default: the gateway's
-                            own key in <state>/keys/audit-checkpoint.jwk
-         --anchor SEQ:HASH  a record you saw before (e.g. the last checkpoint
-                            of a previous verify): the log must still hold it,
-                            which catches records cut off from the end
-         --json             print the report as JSON
-         Exit: 0 valid, 1 invalid, 2 usage.
-pubkey   Prints the checkpoint public key (JWK) for verifiers on other machines.
+export const auditCommand: CommandModule = (program, io) => {
+  const audit = subcommand(program, 'audit', 'verify the audit log, print its checkpoint public key');
 
-Options:
-${DIR_HELP}
-  -h, --help         this help
-`;
-
-export const auditCommand: Command = {
-  name: 'audit',
-  summary: 'verify the audit log, print its checkpoint public key',
-  help: HELP,
-  async run(argv, io) {
-    const sub = argv[0];
-    const helped = helpForSubcommand(sub, HELP, io);
-    if (helped !== undefined) return helped;
-    if (sub === 'pubkey') {
-      const { values } = parse(argv.slice(1), { ...dirOptions });
-      if (values.help) {
-        io.out(HELP);
-        return Exit.Ok;
-      }
-      const key = await loadCheckpointKey(checkpointKeyPath(dirsFrom(values, io.env).state));
-      io.out(jsonLine(key.publicJwk));
-      return Exit.Ok;
-    }
-    if (sub !== 'verify') throw new GatehouseError('USAGE', `unknown subcommand "audit ${sub}"; try: gatehouse audit verify`);
-    const { values } = parse(argv.slice(1), { ...dirOptions, from: { type: 'string' }, pubkey: { type: 'string' }, anchor: { type: 'string' }, json: { type: 'boolean' } });
-    if (values.help) {
-      io.out(HELP);
-      return Exit.Ok;
-    }
-    const from = values.from === undefined ? undefined : Number(values.from);
+  const verify = subcommand(audit, 'verify', 'check the hash chain, seqs and signed checkpoints')
+    .description(
+      'Walks every audit file in order (rotated ones too), recomputes the hash chain, checks that seqs have no gap, and checks every signed checkpoint. Names the first bad record: file, line, seq and what is wrong (edited, gap = removed, reordered, chain, truncated, signature, rewritten, start).',
+    )
+    .option('--from <seq>', 'check from this seq on (after a known-good verify)')
+    .option('--pubkey <file>', "checkpoint public key (JWK); default: the gateway's own key in <state>/keys/audit-checkpoint.jwk")
+    .option('--anchor <seq:hash>', 'a record you saw before (e.g. the last checkpoint of a previous verify): the log must still hold it, which catches records cut off from the end')
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExit: 0 valid, 1 invalid, 2 usage.');
+  handle<VerifyOptions>(verify, async (o) => {
+    const from = o.from === undefined ? undefined : Number(o.from);
     if (from !== undefined && (!Number.isSafeInteger(from) || from < 1)) throw new GatehouseError('USAGE', '--from must be a positive integer');
     let anchor: { seq: number; hash: string } | undefined;
-    if (values.anchor !== undefined) {
-      const m = /^(\d+):([0-9a-f]{64})$/.exec(values.anchor);
+    if (o.anchor !== undefined) {
+      const m = /^(\d+):([0-9a-f]{64})$/.exec(o.anchor);
       if (!m) throw new GatehouseError('USAGE', '--anchor must be SEQ:HASH (64 hex digits)');
       anchor = { seq: Number(m[1]), hash: m[2] as string };
     }
-    const state = dirsFrom(values, io.env).state;
-    const keyFile = values.pubkey ?? checkpointKeyPath(state);
-    const publicKey = values.pubkey !== undefined || existsSync(keyFile) ? (await loadPublicJwk(keyFile)).key : undefined;
+    const state = dirsFrom(o, io.env).state;
+    const keyFile = o.pubkey ?? checkpointKeyPath(state);
+    const publicKey = o.pubkey !== undefined || existsSync(keyFile) ? (await loadPublicJwk(keyFile)).key : undefined;
     const dir = join(state, 'audit');
     if (!existsSync(dir)) throw new GatehouseError('USAGE', `no audit log in ${dir}`);
     let lastShown = 0;
@@ -72,7 +44,7 @@ export const auditCommand: Command = {
       ...(from !== undefined ? { from } : {}),
       ...(publicKey ? { publicKey } : {}),
       ...(anchor ? { anchor } : {}),
-      ...(io.isTTY && !values.json
+      ...(io.isTTY && !o.json
         ? {
             onProgress: (done: number, total: number) => {
               if (Date.now() - lastShown < 200) return;
@@ -83,11 +55,23 @@ export const auditCommand: Command = {
         : {}),
     });
     if (lastShown > 0) io.err('\r\x1b[K');
-    if (values.json) io.out(jsonLine(report));
+    if (o.json) io.out(jsonLine(report));
     else io.out(describe(report, dir));
-    if (!report.signaturesChecked && !values.json) io.err(esc`warning: no checkpoint public key (${keyFile}); signatures were not checked. Pass --pubkey FILE.\n`);
+    if (!report.signaturesChecked && !o.json) io.err(esc`warning: no checkpoint public key (${keyFile}); signatures were not checked. Pass --pubkey FILE.\n`);
     return report.ok ? Exit.Ok : Exit.Failed;
-  },
+  });
+
+  const pubkey = subcommand(audit, 'pubkey', 'print the checkpoint public key (JWK) for verifiers on other machines');
+  handle(pubkey, async (o) => {
+    const state = dirsFrom(o, io.env).state;
+    const file = checkpointKeyPath(state);
+    // Only the gateway makes this key: one made here would sign nothing, and verifiers would trust it.
+    if (!existsSync(file)) {
+      throw new GatehouseError('STATE_UNAVAILABLE', `no audit checkpoint key in ${state}: the gateway creates it when it first starts; run gatehouse serve once, or pass the --state DIR it uses (env GATEHOUSE_STATE)`);
+    }
+    io.out(jsonLine((await loadCheckpointKey(file)).publicJwk));
+    return Exit.Ok;
+  });
 };
 
 function describe(r: VerifyReport, dir: string): string {

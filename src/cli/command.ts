@@ -1,17 +1,14 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { GatehouseError } from '../errors.js';
+/**
+ * What every `gatehouse` command is built from: the Io it prints through, the
+ * shared --registry/--policies/--state flags, and `handle`, which runs a
+ * command's body and makes what it returns the exit code.
+ */
+import type { Command } from 'commander';
+import { resolveDirs, type DirFlags, type Dirs } from '../config/paths.js';
 import { escapeText } from '../terminal.js';
 
-/** Exit codes that scripts can trust. */
-export const Exit = {
-  Ok: 0,
-  /** The thing asked about is bad: verification failed, a check found a problem, a decision was deny. */
-  Failed: 1,
-  /** Wrong usage or invalid configuration. */
-  Usage: 2,
-  /** A needed service is unavailable (keychain, gateway, kernel feature). */
-  Unavailable: 3,
-} as const;
+export type { Command } from 'commander';
+export type { DirFlags };
 
 export interface Io {
   out: (s: string) => void;
@@ -21,24 +18,70 @@ export interface Io {
   isTTY: boolean;
 }
 
-/** A `gatehouse` sub-command. `run` gets the arguments after the command's own name. */
-export interface Command {
-  name: string;
-  summary: string;
-  /** Full help text, printed by `--help`. */
-  help: string;
-  run(argv: string[], io: Io): Promise<number>;
+/** A `gatehouse` command: adds itself, its flags and its subcommands to `program` (see main.ts). */
+export type CommandModule = (program: Command, io: Io) => void;
+
+/** Adds `gatehouse <parent…> <name>` with the shared directory flags; `nameAndArgs` as commander takes it ("show <id>"). */
+export function subcommand(parent: Command, nameAndArgs: string, summary: string): Command {
+  return withDirFlags(parent.command(nameAndArgs).summary(summary));
 }
 
-export type Options = NonNullable<ParseArgsConfig['options']>;
+/** The flags every command and subcommand takes, so all of them agree on what they read. */
+export function withDirFlags(cmd: Command): Command {
+  return cmd
+    .option('--registry <dir>', 'connector definitions (env GATEHOUSE_REGISTRY; default ./registry, else the shipped one)')
+    .option('--policies <dir>', 'policy files (env GATEHOUSE_POLICIES; default ./policies, else the shipped one)')
+    .option('--state <dir>', 'keys, audit log, sockets (env GATEHOUSE_STATE; default ~/.local/state/gatehouse)');
+}
 
-/** parseArgs with strict checking; usage mistakes become GatehouseError('USAGE'). */
-export function parse<O extends Options>(argv: string[], options: O, allowPositionals = false) {
-  try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
-  } catch (e) {
-    throw new GatehouseError('USAGE', (e as Error).message);
-  }
+/** The directories a command reads: flag (at any level: `gatehouse --state D logs` too), then environment, then default. */
+export function dirsFrom(opts: DirFlags, env: NodeJS.ProcessEnv): Dirs {
+  return resolveDirs({ registry: opts.registry, policies: opts.policies, state: opts.state }, env);
+}
+
+/** For a repeatable option: `--ro A --ro B` → ['A', 'B']. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+interface Outcome {
+  /** The command whose body ran last (for the error line's prefix and its --help hint). */
+  command?: Command;
+  code?: number;
+}
+const outcomes = new WeakMap<Command, Outcome>();
+
+export function rootOf(cmd: Command): Command {
+  let c = cmd;
+  while (c.parent) c = c.parent;
+  return c;
+}
+
+/** The outcome record of one parse of `program`. */
+export function outcomeOf(program: Command): Outcome {
+  let o = outcomes.get(program);
+  if (!o) outcomes.set(program, (o = {}));
+  return o;
+}
+
+/**
+ * Sets a command's body. It gets the parsed flags (its own and the shared
+ * ones given at any level) and the operands; the number it returns is the
+ * exit code. A thrown error is reported by the program (errors.ts maps its code).
+ */
+export function handle<O extends object>(cmd: Command, body: (opts: O & DirFlags, args: string[]) => Promise<number>): Command {
+  return cmd.action(async () => {
+    const outcome = outcomeOf(rootOf(cmd));
+    outcome.command = cmd;
+    outcome.code = await body(cmd.optsWithGlobals<O & DirFlags>(), cmd.args);
+  });
+}
+
+/** "gatehouse policy check": the command's path, for messages. */
+export function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
 }
 
 /** Prints rows as an aligned table with a header. Cells are data: each is escaped to one visible line (a cell cannot forge a row). */
@@ -47,15 +90,4 @@ export function table(headers: string[], data: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
-}
-
-/**
- * For commands with subcommands: prints the help when there is no subcommand
- * (exit 2: a script forgot it) or when help was asked for (exit 0).
- * Returns undefined when a subcommand was given.
- */
-export function helpForSubcommand(sub: string | undefined, help: string, io: Io): number | undefined {
-  if (sub !== undefined && sub !== '--help' && sub !== '-h' && sub !== 'help') return undefined;
-  io.out(help);
-  return sub === undefined ? Exit.Usage : Exit.Ok;
 }

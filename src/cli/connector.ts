@@ -2,7 +2,7 @@ import { probeBuiltin, isBuiltinKind } from '../connectors/index.js';
 import { ProviderError } from '../connectors/errors.js';
 import { connectorStatus } from '../connectors/status.js';
 import { addFromTemplate, listTemplates } from '../connectors/templates.js';
-import { GatehouseError, errorMessage } from '../errors.js';
+import { Exit, GatehouseError, errorMessage, exitCodeFor } from '../errors.js';
 import { silentLogger } from '../log.js';
 import { loadRegistry } from '../registry/load.js';
 import { isProvider, type ToolConnector } from '../registry/schema.js';
@@ -13,109 +13,75 @@ import { StoreResolver } from '../secrets/resolve.js';
 import type { SecretStore } from '../secrets/store.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, Upstream } from '../upstreams/upstream.js';
 import { dirname } from 'node:path';
-import { type Command, Exit, helpForSubcommand, type Io, parse, table } from './command.js';
-import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+import { dirsFrom, handle, subcommand, table, type CommandModule, type DirFlags, type Io } from './command.js';
+import { addGenericCommand, withGenericAdd, type GenericFlags } from './connector-add.js';
 import { invocation } from './invocation.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 
-const HELP = `Usage: gatehouse connector <add|list|test> [options]
-
-Registers the services agents may use, and checks them.
-
-  add TEMPLATE   write registry/<name>.yaml from a template
-  list           each connector: kind, ready or why not, tools exposed
-  test NAME      one harmless authenticated request to the service
-
-Run "gatehouse connector <subcommand> --help" for its options.
-`;
-
-const ADD_HELP = `Usage: gatehouse connector add TEMPLATE [--name N] [--secret NAME] [--base-url URL] [--email ADDR] [--force]
-
-Writes <registry>/<name>.yaml from a template and validates it. Templates:
-%TEMPLATES%
-
-Options:
-  --name N           connector name (default: the template's); tools are exposed as N__<tool>
-  --secret NAME      keychain secret for the credential (default: the template's, renamed after --name)
-  --base-url URL     service URL (GitHub Enterprise: https://HOST/api/v3; Jira: https://SITE.atlassian.net)
-  --email ADDR       Jira Cloud: the account email that owns the API token
-  --force            overwrite an existing file
-${DIR_HELP}
-  -h, --help         this help
-`;
-
-const LIST_HELP = `Usage: gatehouse connector list [--json]
-
-Lists the registry's connectors, computed offline: whether each one's
-secrets are set in the keychain, and the tools a built-in connector exposes.
-MCP upstreams (stdio, http) list their tools once served ("connector test" starts one briefly).
-
-Options:
-  --json             one JSON array
-${DIR_HELP}
-  -h, --help         this help
-`;
-
-const TEST_HELP = `Usage: gatehouse connector test NAME [--json]
-
-Makes one harmless authenticated request with the stored credential:
+const TEST_HELP = `
+What it does per kind:
   github   GET /user (login, and a classic token's scopes)
   slack    auth.test (bot, team, scopes)
   jira     GET /rest/api/3/myself (Cloud) or /rest/api/2/myself (Data Center)
   http / stdio   starts the MCP server and lists its tools
 Exit 0 when it works, 1 when the service refused (credential, scope, not found)
-or a secret is missing, 3 when the service or the keychain could not be reached.
+or a secret is missing, 3 when the service or the keychain could not be reached.`;
 
-Options:
-  --json             print {"ok","connector","kind","detail"} as JSON
-${DIR_HELP}
-  -h, --help         this help
-`;
+interface AddOptions {
+  name?: string;
+  secret?: string;
+  baseUrl?: string;
+  email?: string;
+  force?: boolean;
+}
 
-export function connectorCommandWith(openStore: () => SecretStore): Command {
-  return {
-    name: 'connector',
-    summary: 'add, list and test connectors (GitHub, Slack, Jira, MCP servers)',
-    help: HELP,
-    async run(argv, io) {
-      const sub = argv[0];
-      const helped = helpForSubcommand(sub, HELP, io);
-      if (helped !== undefined) return helped;
-      const rest = argv.slice(1);
-      if (sub === 'add') return add(rest, io);
-      if (sub === 'list') return list(rest, io, openStore);
-      if (sub === 'test') return test(rest, io, openStore);
-      throw new GatehouseError('USAGE', `unknown subcommand "connector ${sub}"; use add, list or test`);
-    },
+/** `gatehouse connector`, with the secret store it reads (tests pass one in memory). */
+export function connectorCommandWith(openStore: () => SecretStore): CommandModule {
+  return (program, io) => {
+    const connector = subcommand(program, 'connector', 'add, list and test connectors (GitHub, Slack, Jira, MCP servers)').description(
+      'Registers the services agents may use, and checks them.',
+    );
+
+    const add = subcommand(connector, 'add <template> [command...]', 'write <registry>/<name>.yaml from a template, a command or a URL')
+      .option('--name <name>', "connector name (default: the template's); tools are exposed as NAME__<tool>")
+      .option('--secret <name>', "keychain secret for the credential (default: the template's, renamed after --name)")
+      .option('--base-url <url>', 'service URL (GitHub Enterprise: https://HOST/api/v3; Jira: https://SITE.atlassian.net)')
+      .option('--email <addr>', 'Jira Cloud: the account email that owns the API token')
+      .option('--force', 'overwrite an existing file')
+      .addHelpText('after', () => `\nTemplates:\n${templateList()}`);
+    withGenericAdd(add);
+    handle<AddOptions & GenericFlags>(add, async (o, [template, ...command]) => (o.url !== undefined || command.length > 0 ? addGenericCommand(template ?? '', command, o, io, openStore()) : addConnector(template ?? '', o, io)));
+
+    const list = subcommand(connector, 'list', 'each connector: kind, ready or why not, tools exposed')
+      .description(
+        "Lists the registry's connectors, computed offline: whether each one's secrets are set in the keychain, and the tools a built-in connector exposes. MCP upstreams (stdio, http) list their tools once served (\"connector test\" starts one briefly).",
+      )
+      .option('--json', 'one JSON array');
+    handle<{ json?: boolean }>(list, async (o) => listConnectors(o, io, openStore));
+
+    const test = subcommand(connector, 'test <name>', 'one harmless authenticated request to the service')
+      .option('--json', 'print {"ok","connector","kind","detail"} as JSON')
+      .addHelpText('after', TEST_HELP);
+    handle<{ json?: boolean }>(test, async (o, [name]) => testConnector(name ?? '', o, io, openStore));
   };
 }
 
-export const connectorCommand: Command = connectorCommandWith(() => new KeychainStore());
+export const connectorCommand: CommandModule = connectorCommandWith(() => new KeychainStore());
 
-function addHelp(): string {
+function templateList(): string {
   const t = listTemplates();
   const w = Math.max(...t.map((x) => x.name.length));
-  return ADD_HELP.replace('%TEMPLATES%', t.map((x) => `  ${x.name.padEnd(w)}  ${x.summary}`).join('\n'));
+  return t.map((x) => `  ${x.name.padEnd(w)}  ${x.summary}`).join('\n');
 }
 
-async function add(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(
-    argv,
-    { ...dirOptions, name: { type: 'string' }, secret: { type: 'string' }, 'base-url': { type: 'string' }, email: { type: 'string' }, force: { type: 'boolean' } },
-    true,
-  );
-  if (values.help) {
-    io.out(addHelp());
-    return Exit.Ok;
-  }
-  if (positionals.length !== 1) throw new GatehouseError('USAGE', `give one template, e.g. gatehouse connector add github --secret github-token`);
+async function addConnector(template: string, values: DirFlags & AddOptions, io: Io): Promise<number> {
   const dirs = dirsFrom(values, io.env);
   const r = addFromTemplate({
-    template: positionals[0] as string,
+    template,
     registryDir: dirs.registry,
     ...(values.name !== undefined ? { name: values.name } : {}),
     ...(values.secret !== undefined ? { secret: values.secret } : {}),
-    ...(values['base-url'] !== undefined ? { baseUrl: values['base-url'] } : {}),
+    ...(values.baseUrl !== undefined ? { baseUrl: values.baseUrl } : {}),
     ...(values.email !== undefined ? { email: values.email } : {}),
     ...(values.force === true ? { force: true } : {}),
   });
@@ -134,12 +100,7 @@ async function add(argv: string[], io: Io): Promise<number> {
   return Exit.Ok;
 }
 
-async function list(argv: string[], io: Io, openStore: () => SecretStore): Promise<number> {
-  const { values } = parse(argv, { ...dirOptions, json: { type: 'boolean' } });
-  if (values.help) {
-    io.out(LIST_HELP);
-    return Exit.Ok;
-  }
+async function listConnectors(values: DirFlags & { json?: boolean }, io: Io, openStore: () => SecretStore): Promise<number> {
   const dirs = dirsFrom(values, io.env);
   const registry = loadRegistry(dirs.registry);
   const store = openStore();
@@ -168,21 +129,15 @@ async function list(argv: string[], io: Io, openStore: () => SecretStore): Promi
 
 function exitFor(e: unknown): number {
   if (e instanceof ProviderError) return e.kind === 'unavailable' || e.kind === 'protocol' || e.kind === 'rate_limited' ? Exit.Unavailable : Exit.Failed;
-  if (e instanceof GatehouseError) return e.code.endsWith('UNAVAILABLE') ? Exit.Unavailable : Exit.Failed;
-  return Exit.Unavailable;
+  // Anything else that is not ours (a socket error from the probe) means the service could not be reached.
+  return e instanceof GatehouseError ? exitCodeFor(e) : Exit.Unavailable;
 }
 
-async function test(argv: string[], io: Io, openStore: () => SecretStore): Promise<number> {
-  const { values, positionals } = parse(argv, { ...dirOptions, json: { type: 'boolean' } }, true);
-  if (values.help) {
-    io.out(TEST_HELP);
-    return Exit.Ok;
-  }
-  if (positionals.length !== 1) throw new GatehouseError('USAGE', 'give one connector name, e.g. gatehouse connector test github');
+async function testConnector(name: string, values: DirFlags & { json?: boolean }, io: Io, openStore: () => SecretStore): Promise<number> {
   const dirs = dirsFrom(values, io.env);
   const registry = loadRegistry(dirs.registry);
-  const c = registry.connectors.find((x) => x.name === positionals[0]);
-  if (!c) throw new GatehouseError('USAGE', `no connector "${positionals[0]}" in ${dirs.registry}; see: gatehouse connector list`);
+  const c = registry.connectors.find((x) => x.name === name);
+  if (!c) throw new GatehouseError('USAGE', `no connector "${name}" in ${dirs.registry}; see: gatehouse connector list`);
   const resolver = new StoreResolver(openStore(), { bindings: bindSecrets(registry.connectors).bindings, cacheMs: 0 });
   const report = (ok: boolean, detail: string, code: number) => {
     if (values.json) io.out(jsonLine({ ok, connector: c.name, kind: c.kind, detail }));

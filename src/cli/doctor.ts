@@ -4,23 +4,9 @@ import { sharedDiskWarning, sharesFilesystem } from '../config/disk.js';
 import { controlSocketPath, socketAlive } from '../server/control.js';
 import { launcherPath, probeSandbox, type SandboxProbe } from '../sandbox/launcher.js';
 import { bareRepositoryHint } from '../sandbox/hook-dirs.js';
-import { Exit, parse, table, type Command } from './command.js';
-import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+import { Exit } from '../errors.js';
+import { dirsFrom, handle, subcommand, table, type CommandModule } from './command.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
-
-const HELP = `Usage: gatehouse doctor [--workspace DIR] [--json]
-
-Reports which kernel features the sandbox needs are present on this machine,
-what is missing and how to fix it, and whether a gateway is running.
-Exit 0 when "gatehouse run" can confine fully, 3 when something is missing.
-
-Options:
-  --workspace DIR    where agents' workspaces live (default: .): warns when it
-                     shares a filesystem with the gateway state (audit headroom)
-  --json             machine-readable output
-${DIR_HELP}
-  -h, --help         this help
-`;
 
 interface Check {
   name: string;
@@ -70,16 +56,19 @@ export function limitsLine(p: SandboxProbe): string {
   return `Per-sandbox limits: ${l.mechanism}: ${how[l.mechanism]} (${l.detail}).${better}`;
 }
 
-export const doctorCommand: Command = {
-  name: 'doctor',
-  summary: 'check this machine for what the sandbox needs',
-  help: HELP,
-  async run(argv, io) {
-    const { values } = parse(argv, { ...dirOptions, workspace: { type: 'string' }, json: { type: 'boolean' } });
-    if (values.help) {
-      io.out(HELP);
-      return Exit.Ok;
-    }
+interface DoctorOptions {
+  workspace?: string;
+  json?: boolean;
+}
+
+export const doctorCommand: CommandModule = (program, io) => {
+  const doctor = subcommand(program, 'doctor', 'check this machine for what the sandbox needs')
+    .description(
+      'Reports which kernel features the sandbox needs are present on this machine, what is missing and how to fix it, and whether a gateway is running.\nExit 0 when "gatehouse run" can confine fully, 3 when something is missing.',
+    )
+    .option('--workspace <dir>', "where agents' workspaces live (default: .): warns when it shares a filesystem with the gateway state (audit headroom)")
+    .option('--json', 'machine-readable output');
+  handle<DoctorOptions>(doctor, async (values) => {
     const dirs = dirsFrom(values, io.env);
     const gatewayRunning = await socketAlive(controlSocketPath(dirs.state));
     if (!existsSync(launcherPath())) {
@@ -105,5 +94,5 @@ export const doctorCommand: Command = {
     io.out(`\nGateway: ${gatewayRunning ? esc`running (control socket ${controlSocketPath(dirs.state)})` : 'not running (gatehouse run will start one in-process)'}\n`);
     io.out(probe.ok ? '\nThe sandbox can confine agents fully on this machine.\n' : esc`\nMissing: ${probe.missing.join('; ')}\n`);
     return probe.ok ? Exit.Ok : Exit.Unavailable;
-  },
+  });
 };

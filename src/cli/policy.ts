@@ -7,54 +7,12 @@ import { formatDuration } from '../config/duration.js';
 import { loadPolicies } from '../policy/load.js';
 import { runPolicyTests, splitToolName } from '../policy/test-cases.js';
 import { ANNOTATION_KEYS, type CallContext, type Decision, type Policy, type ToolAnnotations } from '../policy/types.js';
-import { Exit, parse, table, type Command, type Io } from './command.js';
+import { Exit } from '../errors.js';
+import { dirsFrom, handle, subcommand, table, type CommandModule, type DirFlags, type Io } from './command.js';
 import { esc, escapeText, jsonText } from '../terminal.js';
 
-const DIR_HELP = `  --policies DIR   policy folder (default: $GATEHOUSE_POLICIES, else ./policies)`;
-
-const HELP = `Usage: gatehouse policy <command> [options]
-
-Commands:
-  check     validate every policy file
-  explain   show the decision for one call and why each rule did or did not match
-  test      run table-driven policy test cases from a YAML file
-
-Run "gatehouse policy <command> --help" for the options of each.
-`;
-
-const CHECK_HELP = `Usage: gatehouse policy check [--policies DIR] [--json]
-
-Validates all top-level *.yaml / *.yml files in the policy folder (and what
-they extend), as the gateway would load them.
-
-${DIR_HELP}
-  --json           print the result as JSON
-
-Exit: 0 valid, 1 invalid (every problem is listed as file:line:col: key: message), 2 usage.
-`;
-
-const EXPLAIN_HELP = `Usage: gatehouse policy explain --agent A --tool T [options]
-
-Prints the decision for one call, the deciding rule and why each nearby rule
-(the rules about this tool) did or did not match.
-
-  --agent A          agent identity
-  --tool T           exposed tool name, e.g. github__create_issue
-  --connector C      connector (default: the part of T before "__")
-  --upstream-tool U  upstream tool name (default: the part of T after "__")
-  --args JSON        the call's arguments, a JSON object (default {})
-  --annotations JSON tool annotations, e.g. '{"readOnlyHint":true}'
-  --time ISO         the call's time (default: now), e.g. 2025-01-06T09:00:00Z
-  --all              list every rule, not only those about this tool
-${DIR_HELP}
-  --json             print the explanation as JSON
-
-Exit: 0 allow or ask, 1 deny, 2 usage or invalid policy.
-`;
-
-const TEST_HELP = `Usage: gatehouse policy test FILE [--policies DIR] [--json]
-
-Runs the cases in FILE against the policy. FILE:
+const TEST_HELP = `
+FILE:
   cases:
     - name: coders may file issues in our repos
       agent: coder-1
@@ -65,14 +23,23 @@ Runs the cases in FILE against the policy. FILE:
       expect: allow                          # allow | deny | ask
       expectRule: issues-only-in-our-repos   # optional; null = the default decided
 
-${DIR_HELP}
-  --json           print the results as JSON
+Exit: 0 all cases pass, 1 a case failed, 2 usage or invalid policy / cases file.`;
 
-Exit: 0 all cases pass, 1 a case failed, 2 usage or invalid policy / cases file.
-`;
+interface ExplainOptions {
+  agent?: string;
+  tool?: string;
+  connector?: string;
+  upstreamTool?: string;
+  args?: string;
+  annotations?: string;
+  time?: string;
+  all?: boolean;
+  json?: boolean;
+}
 
-function policyDir(flag: string | undefined, io: Io): string {
-  return resolve(flag ?? io.env['GATEHOUSE_POLICIES'] ?? './policies');
+/** The policy folder as every command picks it: --policies, GATEHOUSE_POLICIES, ./policies, else the shipped one (as `serve` does). */
+function policyDir(o: DirFlags, io: Io): string {
+  return dirsFrom(o, io.env).policies;
 }
 
 function json(io: Io, v: unknown): void {
@@ -128,10 +95,8 @@ function loadOrReport(dir: string, io: Io): Policy | undefined {
   }
 }
 
-async function check(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { policies: { type: 'string' }, json: { type: 'boolean' } });
-  if (values.help === true) return help(io, CHECK_HELP);
-  const dir = policyDir(values.policies, io);
+async function check(values: DirFlags & { json?: boolean }, io: Io): Promise<number> {
+  const dir = policyDir(values, io);
   let policy: Policy;
   try {
     policy = loadPolicies(dir);
@@ -152,20 +117,7 @@ async function check(argv: string[], io: Io): Promise<number> {
   return Exit.Ok;
 }
 
-async function explainCmd(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, {
-    agent: { type: 'string' },
-    tool: { type: 'string' },
-    connector: { type: 'string' },
-    'upstream-tool': { type: 'string' },
-    args: { type: 'string' },
-    annotations: { type: 'string' },
-    time: { type: 'string' },
-    all: { type: 'boolean' },
-    policies: { type: 'string' },
-    json: { type: 'boolean' },
-  });
-  if (values.help === true) return help(io, EXPLAIN_HELP);
+async function explainCmd(values: DirFlags & ExplainOptions, io: Io): Promise<number> {
   if (values.agent === undefined || values.tool === undefined) throw new GatehouseError('USAGE', 'explain needs --agent and --tool');
   const time = values.time === undefined ? new Date() : new Date(values.time);
   if (Number.isNaN(time.getTime())) throw new GatehouseError('USAGE', `--time: "${values.time ?? ''}" is not a date (use ISO 8601, e.g. 2025-01-06T09:00:00Z)`);
@@ -174,14 +126,14 @@ async function explainCmd(argv: string[], io: Io): Promise<number> {
     agent: values.agent,
     connector: values.connector ?? split.connector,
     tool: values.tool,
-    upstreamTool: values['upstream-tool'] ?? split.upstreamTool,
+    upstreamTool: values.upstreamTool ?? split.upstreamTool,
     args: parseJsonObject('--args', values.args),
     time,
   };
   const annotations = parseAnnotations(values.annotations);
   if (annotations !== undefined) ctx.annotations = annotations;
 
-  const dir = policyDir(values.policies, io);
+  const dir = policyDir(values, io);
   const policy = loadOrReport(dir, io);
   if (policy === undefined) return Exit.Usage;
   const ex = explain(policy, ctx);
@@ -207,14 +159,11 @@ async function explainCmd(argv: string[], io: Io): Promise<number> {
   return code;
 }
 
-async function test(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(argv, { policies: { type: 'string' }, json: { type: 'boolean' } }, true);
-  if (values.help === true) return help(io, TEST_HELP);
-  if (positionals.length !== 1) throw new GatehouseError('USAGE', 'test needs exactly one FILE of cases');
-  const dir = policyDir(values.policies, io);
+async function test(casesFile: string, values: DirFlags & { json?: boolean }, io: Io): Promise<number> {
+  const dir = policyDir(values, io);
   const policy = loadOrReport(dir, io);
   if (policy === undefined) return Exit.Usage;
-  const file = resolve(positionals[0] as string);
+  const file = resolve(casesFile);
   let report;
   try {
     report = runPolicyTests(policy, file);
@@ -240,41 +189,33 @@ async function test(argv: string[], io: Io): Promise<number> {
   return code;
 }
 
-function help(io: Io, text: string): number {
-  io.out(text);
-  return Exit.Ok;
-}
+export const policyCommand: CommandModule = (program, io) => {
+  const policy = subcommand(program, 'policy', 'check, explain and test the policy files').description(
+    'Offline tools over the policy files (no running gateway needed). The folder: --policies, GATEHOUSE_POLICIES, ./policies, else the shipped one.',
+  );
 
-export const policyCommand: Command = {
-  name: 'policy',
-  summary: 'check, explain and test the policy files',
-  help: HELP,
-  async run(argv: string[], io: Io): Promise<number> {
-    const [sub, ...rest] = argv;
-    try {
-      switch (sub) {
-        case 'check':
-          return await check(rest, io);
-        case 'explain':
-          return await explainCmd(rest, io);
-        case 'test':
-          return await test(rest, io);
-        case undefined:
-          io.err(HELP);
-          return Exit.Usage;
-        case '--help':
-        case '-h':
-        case 'help':
-          return help(io, HELP);
-        default:
-          throw new GatehouseError('USAGE', `unknown policy command "${sub}" (check, explain, test)`);
-      }
-    } catch (e) {
-      if (e instanceof GatehouseError && e.code === 'USAGE') {
-        io.err(`gatehouse policy: ${escapeText(e.message, { keepNewlines: true })}\n`);
-        return Exit.Usage;
-      }
-      throw e;
-    }
-  },
+  const checkCmd = subcommand(policy, 'check', 'validate every policy file')
+    .description('Validates all top-level *.yaml / *.yml files in the policy folder (and what they extend), as the gateway would load them.')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExit: 0 valid, 1 invalid (every problem is listed as file:line:col: key: message), 2 usage.');
+  handle<{ json?: boolean }>(checkCmd, async (o) => check(o, io));
+
+  const explainSub = subcommand(policy, 'explain', 'show the decision for one call and why each rule did or did not match')
+    .description('Prints the decision for one call, the deciding rule and why each nearby rule (the rules about this tool) did or did not match.')
+    .option('--agent <name>', 'agent identity')
+    .option('--tool <name>', 'exposed tool name, e.g. github__create_issue')
+    .option('--connector <name>', 'connector (default: the part of the tool before "__")')
+    .option('--upstream-tool <name>', 'upstream tool name (default: the part of the tool after "__")')
+    .option('--args <json>', "the call's arguments, a JSON object (default {})")
+    .option('--annotations <json>', `tool annotations, e.g. '{"readOnlyHint":true}'`)
+    .option('--time <iso>', "the call's time (default: now), e.g. 2025-01-06T09:00:00Z")
+    .option('--all', 'list every rule, not only those about this tool')
+    .option('--json', 'print the explanation as JSON')
+    .addHelpText('after', '\nExit: 0 allow or ask, 1 deny, 2 usage or invalid policy.');
+  handle<ExplainOptions>(explainSub, async (o) => explainCmd(o, io));
+
+  const testSub = subcommand(policy, 'test <file>', 'run table-driven policy test cases from a YAML file')
+    .option('--json', 'print the results as JSON')
+    .addHelpText('after', TEST_HELP);
+  handle<{ json?: boolean }>(testSub, async (o, [file]) => test(file ?? '', o, io));
 };

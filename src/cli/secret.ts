@@ -1,6 +1,6 @@
 import { appendAuditRecord } from '../audit/append.js';
 import type { Dirs } from '../config/paths.js';
-import { GatehouseError, errorMessage } from '../errors.js';
+import { Exit, GatehouseError, errorMessage } from '../errors.js';
 import { loadRegistry, type Registry } from '../registry/load.js';
 import { secretUses } from '../secrets/bindings.js';
 import { KeychainStore } from '../secrets/keychain.js';
@@ -8,32 +8,20 @@ import { notifySecretChanged } from '../secrets/notice.js';
 import { checkForSink, checkNewValue, MAX_SECRET_LENGTH, type Sink } from '../secrets/safety.js';
 import type { SecretStore } from '../secrets/store.js';
 import { SECRET_NAME } from '../secrets/template.js';
-import { type Command, Exit, helpForSubcommand, type Io, parse, table } from './command.js';
-import { DIR_HELP, dirOptions, dirsFrom } from './dirs.js';
+import { dirsFrom, handle, subcommand, table, type CommandModule, type DirFlags, type Io } from './command.js';
 import { esc, jsonLine } from '../terminal.js';
 
-const HELP = `Usage: gatehouse secret <set|list|delete|check> [options]
-
+const SECRET_HELP = `
 Service credentials live in the OS keychain (macOS Keychain, Windows
 Credential Manager, Linux Secret Service), one entry per secret under the
 service "gatehouse". Registry values reference them as \${secret:NAME}; the
 gateway adds them to upstream requests after policy allowed a call. Values
-are never printed.
+are never printed.`;
 
-Commands:
-  set NAME      store a value (hidden prompt, or stdin when piped)
-  list          names, whether each is set, and which connectors use it
-  delete NAME   remove a secret
-  check         every \${secret:NAME} in the registry: present or missing (exit 1 if any is not usable)
-
-Run "gatehouse secret <command> --help" for a command's options.
-`;
-
-const SET_HELP = `Usage: gatehouse secret set NAME [--multiline] [--allow-short] [options]
-
-Stores a secret in the OS keychain. On a terminal the value is read from a
-hidden prompt (asked twice); otherwise from stdin, with one trailing newline
-removed:  printf %s "$TOKEN" | gatehouse secret set github-token
+const SET_HELP = `
+On a terminal the value is read from a hidden prompt (asked twice); otherwise
+from stdin, with one trailing newline removed:
+  printf %s "$TOKEN" | gatehouse secret set github-token
 The value is never taken from the command line (it would land in shell
 history and in the process list).
 
@@ -42,77 +30,39 @@ next request, stdio connectors are restarted.
 
 Refused: an empty value; CR, LF, NUL or other control characters (they could
 inject a header line); values shorter than 8 characters (their encoded forms
-cannot be redacted from output).
-
-Options:
-  --multiline        allow LF and tab (PEM keys); such a value can only go into a stdio env
-  --allow-short      allow 4-7 characters (only the literal value is redacted)
-${DIR_HELP}
-  -h, --help         this help
-`;
-
-const LIST_HELP = `Usage: gatehouse secret list [--json] [options]
-
-Lists secret names (never values): those in the keychain and those the
-registry references, whether each is set, and which connectors use it.
-
-Options:
-  --json             one JSON object: {"secrets":[{"name","present","connectors"}]}
-${DIR_HELP}
-  -h, --help         this help
-`;
-
-const DELETE_HELP = `Usage: gatehouse secret delete NAME [options]
-
-Removes a secret from the keychain. Connectors that use it stop being ready
-(a running gateway notices at once). Exit 1 if there was no such secret.
-
-Options:
-${DIR_HELP}
-  -h, --help         this help
-`;
-
-const CHECK_HELP = `Usage: gatehouse secret check [--json] [options]
-
-Checks every \${secret:NAME} in the registry: present, missing, or unusable
-where it is used (a control character in a header value). Exit 0 when all
-are usable, 1 when one is not, 2 for an invalid registry, 3 when the
-keychain cannot be reached.
-
-Options:
-  --json             one JSON object: {"ok","secrets":[{"name","status","connectors"}]}
-${DIR_HELP}
-  -h, --help         this help
-`;
+cannot be redacted from output).`;
 
 const openStore = (): SecretStore => new KeychainStore();
 
-export const secretCommand: Command = {
-  name: 'secret',
-  summary: 'manage service credentials in the OS keychain',
-  help: HELP,
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
-    const helped = helpForSubcommand(sub, HELP, io);
-    if (helped !== undefined) return helped;
-    switch (sub) {
-      case 'set':
-        return setSecret(rest, io);
-      case 'list':
-        return listSecrets(rest, io);
-      case 'delete':
-        return deleteSecret(rest, io);
-      case 'check':
-        return checkSecrets(rest, io);
-      default:
-        throw new GatehouseError('USAGE', `unknown subcommand "secret ${sub}"; use set, list, delete or check`);
-    }
-  },
+export const secretCommand: CommandModule = (program, io) => {
+  const secret = subcommand(program, 'secret', 'manage service credentials in the OS keychain').addHelpText('after', SECRET_HELP);
+
+  const set = subcommand(secret, 'set <name>', 'store a value (hidden prompt, or stdin when piped)')
+    .option('--multiline', 'allow LF and tab (PEM keys); such a value can only go into a stdio env')
+    .option('--allow-short', 'allow 4-7 characters (only the literal value is redacted)')
+    .addHelpText('after', SET_HELP);
+  handle<{ multiline?: boolean; allowShort?: boolean }>(set, async (o, args) => setSecret(nameArg(args), o, io));
+
+  const list = subcommand(secret, 'list', 'names, whether each is set, and which connectors use it (never values)').option(
+    '--json',
+    'one JSON object: {"secrets":[{"name","present","connectors"}]}',
+  );
+  handle<{ json?: boolean }>(list, async (o) => listSecrets(o, io));
+
+  const del = subcommand(secret, 'delete <name>', 'remove a secret (exit 1 if there was none)').addHelpText(
+    'after',
+    '\nConnectors that use it stop being ready (a running gateway notices at once).',
+  );
+  handle(del, async (o, args) => deleteSecret(nameArg(args), o, io));
+
+  const check = subcommand(secret, 'check', 'every ${secret:NAME} in the registry: present, missing or unusable')
+    .option('--json', 'one JSON object: {"ok","secrets":[{"name","status","connectors"}]}')
+    .addHelpText('after', '\nExit 0 when all are usable, 1 when one is not, 2 for an invalid registry, 3 when the keychain cannot be reached.');
+  handle<{ json?: boolean }>(check, async (o) => checkSecrets(o, io));
 };
 
-function nameArg(positionals: string[], usage: string): string {
-  if (positionals.length !== 1) throw new GatehouseError('USAGE', `expected one secret name: ${usage}`);
-  const name = positionals[0] as string;
+function nameArg(args: string[]): string {
+  const name = args[0] ?? '';
   if (!SECRET_NAME.test(name)) throw new GatehouseError('USAGE', `invalid secret name ${JSON.stringify(name.slice(0, 140))}: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`);
   return name;
 }
@@ -145,16 +95,10 @@ async function audit(dirs: Dirs, event: 'secret.set' | 'secret.delete', name: st
   }
 }
 
-async function setSecret(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(argv, { ...dirOptions, multiline: { type: 'boolean' }, 'allow-short': { type: 'boolean' } }, true);
-  if (values.help) {
-    io.out(SET_HELP);
-    return Exit.Ok;
-  }
-  const name = nameArg(positionals, 'gatehouse secret set NAME');
+async function setSecret(name: string, values: DirFlags & { multiline?: boolean; allowShort?: boolean }, io: Io): Promise<number> {
   const dirs = dirsFrom(values, io.env);
   const value = io.stdin.isTTY ? await promptTwice(io, name) : await readPiped(io.stdin);
-  const verdict = checkNewValue(value, { multiline: values.multiline === true, allowShort: values['allow-short'] === true });
+  const verdict = checkNewValue(value, { multiline: values.multiline === true, allowShort: values.allowShort === true });
   if (!verdict.ok) throw new GatehouseError('USAGE', `the value for "${name}" ${verdict.reason}; nothing was stored`);
   const uses = usesByName(tryLoadRegistry(dirs, io)).get(name) ?? [];
   for (const u of uses) {
@@ -172,13 +116,7 @@ async function setSecret(argv: string[], io: Io): Promise<number> {
   return audit(dirs, 'secret.set', name, io);
 }
 
-async function deleteSecret(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(argv, { ...dirOptions }, true);
-  if (values.help) {
-    io.out(DELETE_HELP);
-    return Exit.Ok;
-  }
-  const name = nameArg(positionals, 'gatehouse secret delete NAME');
+async function deleteSecret(name: string, values: DirFlags, io: Io): Promise<number> {
   const dirs = dirsFrom(values, io.env);
   const store = openStore();
   if (!(await store.delete(name))) {
@@ -191,12 +129,7 @@ async function deleteSecret(argv: string[], io: Io): Promise<number> {
   return audit(dirs, 'secret.delete', name, io);
 }
 
-async function listSecrets(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { ...dirOptions, json: { type: 'boolean' } });
-  if (values.help) {
-    io.out(LIST_HELP);
-    return Exit.Ok;
-  }
+async function listSecrets(values: DirFlags & { json?: boolean }, io: Io): Promise<number> {
   const dirs = dirsFrom(values, io.env);
   const uses = usesByName(tryLoadRegistry(dirs, io));
   const stored = new Set(await openStore().list());
@@ -208,12 +141,7 @@ async function listSecrets(argv: string[], io: Io): Promise<number> {
   return Exit.Ok;
 }
 
-async function checkSecrets(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { ...dirOptions, json: { type: 'boolean' } });
-  if (values.help) {
-    io.out(CHECK_HELP);
-    return Exit.Ok;
-  }
+async function checkSecrets(values: DirFlags & { json?: boolean }, io: Io): Promise<number> {
   const dirs = dirsFrom(values, io.env);
   const registry = loadRegistry(dirs.registry);
   const uses = usesByName(registry);

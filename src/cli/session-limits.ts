@@ -1,19 +1,24 @@
+import { requireDuration } from '../config/duration.js';
 import { GatehouseError } from '../errors.js';
-import { parseDuration } from '../config/duration.js';
-import { DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_AGENT } from '../server/sessions.js';
+import { DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_AGENT } from '../server/mcp-sessions.js';
+import type { Command } from './command.js';
+
+export interface SessionFlags {
+  maxSessions?: string;
+  maxSessionsPerAgent?: string;
+  sessionIdle?: string;
+}
 
 /** `gatehouse serve` options for MCP session limits (flag, else env, else default). */
-export const sessionOptions = {
-  'max-sessions': { type: 'string' },
-  'max-sessions-per-agent': { type: 'string' },
-  'session-idle': { type: 'string' },
-} as const;
-
-export const SESSION_HELP = `  --max-sessions N   open MCP sessions across all agents (default ${DEFAULT_MAX_SESSIONS}; env GATEHOUSE_MAX_SESSIONS)
-  --max-sessions-per-agent N
-                     open MCP sessions of one token agent or one sandbox (default ${DEFAULT_MAX_SESSIONS_PER_AGENT};
-                     env GATEHOUSE_MAX_SESSIONS_PER_AGENT); past it, initialize gets HTTP 429
-  --session-idle DUR close a session after this long without a request (default 30m; env GATEHOUSE_SESSION_IDLE)`;
+export function withSessionFlags(cmd: Command): Command {
+  return cmd
+    .option('--max-sessions <n>', `open MCP sessions across all agents (default ${DEFAULT_MAX_SESSIONS}; env GATEHOUSE_MAX_SESSIONS)`)
+    .option(
+      '--max-sessions-per-agent <n>',
+      `open MCP sessions of one token agent or one sandbox (default ${DEFAULT_MAX_SESSIONS_PER_AGENT}; env GATEHOUSE_MAX_SESSIONS_PER_AGENT); past it, initialize gets HTTP 429`,
+    )
+    .option('--session-idle <duration>', 'close a session after this long without a request (default 30m; env GATEHOUSE_SESSION_IDLE)');
+}
 
 function count(flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
@@ -22,20 +27,17 @@ function count(flag: string, text: string | undefined): number | undefined {
   return n;
 }
 
-export function sessionLimitsFrom(
-  values: { 'max-sessions'?: string | undefined; 'max-sessions-per-agent'?: string | undefined; 'session-idle'?: string | undefined },
-  env: NodeJS.ProcessEnv,
-): { maxSessions?: number; maxSessionsPerAgent?: number; sessionIdleMs?: number } {
-  const maxSessions = count('max-sessions', values['max-sessions'] ?? env.GATEHOUSE_MAX_SESSIONS);
-  const perAgent = count('max-sessions-per-agent', values['max-sessions-per-agent'] ?? env.GATEHOUSE_MAX_SESSIONS_PER_AGENT);
+export function sessionLimitsFrom(values: SessionFlags, env: NodeJS.ProcessEnv): { maxSessions?: number; maxSessionsPerAgent?: number; sessionIdleMs?: number } {
+  const maxSessions = count('max-sessions', values.maxSessions ?? env.GATEHOUSE_MAX_SESSIONS);
+  const perAgent = count('max-sessions-per-agent', values.maxSessionsPerAgent ?? env.GATEHOUSE_MAX_SESSIONS_PER_AGENT);
   if (maxSessions !== undefined && perAgent !== undefined && perAgent > maxSessions) {
     throw new GatehouseError('USAGE', `--max-sessions-per-agent (${perAgent}) may not exceed --max-sessions (${maxSessions})`);
   }
-  const idleText = values['session-idle'] ?? env.GATEHOUSE_SESSION_IDLE;
+  const idleText = values.sessionIdle ?? env.GATEHOUSE_SESSION_IDLE;
   let idle: number | undefined;
   if (idleText !== undefined) {
-    idle = parseDuration(idleText);
-    if (idle === undefined || idle < 1000) throw new GatehouseError('USAGE', `--session-idle must be a duration of at least 1s, e.g. 10m, got ${JSON.stringify(idleText)}`);
+    idle = requireDuration(idleText, '--session-idle');
+    if (idle < 1000) throw new GatehouseError('USAGE', `--session-idle must be at least 1s, got ${JSON.stringify(idleText)}`);
   }
   return {
     ...(maxSessions !== undefined ? { maxSessions } : {}),

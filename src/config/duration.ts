@@ -3,6 +3,7 @@
  * rates ("20/hour"): policy and registry files, token TTLs, `logs --since`,
  * `serve --session-idle` all read durations here.
  */
+import { z } from 'zod';
 import { GatehouseError, type ErrorCode } from '../errors.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -27,10 +28,38 @@ export function parseDuration(text: string): number | undefined {
 export function requireDuration(text: string, what: string, code: ErrorCode = 'USAGE'): number {
   const ms = parseDuration(text);
   if (ms !== undefined) return ms;
-  const hint = /^\s*\d+\s*$/.test(text)
-    ? `a bare number has no unit: write ${text.trim()}s, ${text.trim()}m or ${text.trim()}h`
+  throw new GatehouseError(code, `${what}: ${durationProblem(text)}`);
+}
+
+/** What is wrong with a value that is not a duration, and how to write it. */
+function durationProblem(value: string | number): string {
+  const text = String(value).trim();
+  const hint = /^\d+$/.test(text)
+    ? `a bare number has no unit: write ${text}s, ${text}m or ${text}h`
     : 'use a duration like 250ms, 30s, 5m, 1h30m or 7d';
-  throw new GatehouseError(code, `${what}: invalid duration ${JSON.stringify(text)}; ${hint}`);
+  return `invalid duration ${JSON.stringify(value)}; ${hint}`;
+}
+
+/**
+ * A duration field of a config file, as milliseconds. A YAML number is
+ * refused with the hint (it used to mean milliseconds); `range` bounds it.
+ */
+export function durationField(range?: { min?: number; max?: number }) {
+  return z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const ms = typeof v === 'string' ? parseDuration(v) : undefined;
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: durationProblem(v) });
+      return z.NEVER;
+    }
+    const min = range?.min ?? 1;
+    const max = range?.max ?? Number.MAX_SAFE_INTEGER;
+    if (ms < min || ms > max) {
+      const bounds = range?.max === undefined ? `at least ${formatDuration(min)}` : `between ${formatDuration(min)} and ${formatDuration(max)}`;
+      ctx.addIssue({ code: 'custom', message: `must be ${bounds}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
 }
 
 /** Parses "20/hour" (also /second, /minute, /day). Returns undefined when malformed. */

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { ZodType } from 'zod';
 import { errorMessage, GatehouseError } from '../errors.js';
+import { issueMessage, issuePath, keyOf } from './zod-issues.js';
 
 /** One problem in a config file, located at file:line:col and a dotted key path. */
 export interface ConfigIssue {
@@ -52,15 +53,6 @@ export function locate(doc: Document, lc: LineCounter, path: Path): { line: numb
   return { line: pos.line, col: pos.col };
 }
 
-function keyOf(path: Path): string {
-  let out = '';
-  for (const seg of path) {
-    if (typeof seg === 'number') out += `[${seg}]`;
-    else out += out === '' ? String(seg) : `.${String(seg)}`;
-  }
-  return out;
-}
-
 /**
  * Parses YAML text and validates it with a (strict) zod schema. Every problem,
  * syntax or schema, is reported with file, line, column and key.
@@ -86,18 +78,9 @@ export function parseYamlConfig<T>(file: string, text: string, schema: ZodType<T
   const result = schema.safeParse(data ?? {}, { reportInput: true });
   if (result.success) return result.data;
   const issues: ConfigIssue[] = result.error.issues.map((issue) => {
-    const path = issue.path as Path;
-    const extra =
-      issue.code === 'unrecognized_keys' && 'keys' in issue ? (issue.keys as string[]) : [];
-    const fullPath = extra.length === 1 ? [...path, extra[0] as string] : path;
-    const where = locate(doc, lc, fullPath);
-    const message =
-      issue.code === 'unrecognized_keys'
-        ? `unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => JSON.stringify(k)).join(', ')} (misspelt?)`
-        : 'input' in issue && issue.input === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union')
-          ? `required key is missing${issue.code === 'invalid_value' && 'values' in issue ? ` (one of: ${(issue.values as unknown[]).map(String).join(', ')})` : ''}`
-          : issue.message;
-    return { file, line: where.line, col: where.col, key: keyOf(fullPath), message };
+    const path = issuePath(issue);
+    const where = locate(doc, lc, path);
+    return { file, line: where.line, col: where.col, key: keyOf(path), message: issueMessage(issue) };
   });
   throw new ConfigError(issues);
 }

@@ -2,22 +2,33 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GatehouseError } from '../errors.js';
 
-/** The installed package's root (where package.json of "gatehouse" is), from src/ or dist/src/. */
+let root: string | undefined;
+
+/**
+ * The installed package's root: the first directory upward whose package.json
+ * is gatehouse's (from src/ or dist/src/; a package.json of another name on
+ * the way, e.g. one tsc copied, is passed by). The shipped registry/,
+ * policies/ and native/build/ binaries are found from here.
+ */
 export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const pj = join(dir, 'package.json');
-    if (existsSync(pj)) {
-      try {
-        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'gatehouse') return dir;
-      } catch {
-        // keep looking upward
-      }
-    }
-    dir = dirname(dir);
+  if (root !== undefined) return root;
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; ) {
+    if (isGatehousePackage(join(dir, 'package.json'))) return (root = dir);
+    const up = dirname(dir);
+    if (up === dir) throw new GatehouseError('INTERNAL', `cannot find the gatehouse package root (a package.json named "gatehouse" above ${fileURLToPath(import.meta.url)})`);
+    dir = up;
   }
-  throw new Error('cannot find the gatehouse package root');
+}
+
+function isGatehousePackage(file: string): boolean {
+  if (!existsSync(file)) return false;
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown }).name === 'gatehouse';
+  } catch {
+    return false;
+  }
 }
 
 export const VERSION = ((): string => {

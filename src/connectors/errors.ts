@@ -4,16 +4,31 @@
  * message out. Never a header value, never a credential, and provider text
  * only after `sanitize`.
  */
+import { GatehouseError, type ErrorCode } from '../errors.js';
 
 export type FailureKind = 'auth' | 'forbidden' | 'not_found' | 'invalid' | 'rate_limited' | 'unavailable' | 'protocol' | 'args' | 'secret';
 
-export class ProviderError extends Error {
+/** Each kind of provider failure as a gateway error code (ERROR_TABLE maps it further). */
+export const FAILURE_CODE: Readonly<Record<FailureKind, ErrorCode>> = {
+  auth: 'UPSTREAM_ERROR',
+  forbidden: 'UPSTREAM_ERROR',
+  not_found: 'NOT_FOUND',
+  invalid: 'ARGS_INVALID',
+  args: 'ARGS_INVALID',
+  rate_limited: 'RATE_LIMITED',
+  unavailable: 'UPSTREAM_UNAVAILABLE',
+  protocol: 'UPSTREAM_PROTOCOL',
+  secret: 'SECRET_MISSING',
+};
+
+/** A provider's failure: a GatehouseError whose code follows its kind; the kind stays for the tool result. */
+export class ProviderError extends GatehouseError {
   readonly kind: FailureKind;
   readonly status: number | undefined;
   /** For rate limits: how long until a retry may succeed. */
   readonly retryAfterMs: number | undefined;
   constructor(kind: FailureKind, message: string, opts: { status?: number; retryAfterMs?: number } = {}) {
-    super(message);
+    super(FAILURE_CODE[kind], message, { details: { kind, ...(opts.status !== undefined ? { status: opts.status } : {}) } });
     this.name = 'ProviderError';
     this.kind = kind;
     this.status = opts.status;

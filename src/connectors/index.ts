@@ -4,14 +4,14 @@ import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { ProviderApi } from './api.js';
 import { githubApi, GITHUB_TOOLS, probeGithub } from './github/tools.js';
 import { jiraApi, JIRA_TOOLS, probeJira } from './jira/tools.js';
-import { credentialTemplates, type BuiltinConnectorConfig, type BuiltinKind } from './kinds.js';
-import type { BuiltinRuntime } from './runtime.js';
+import { credentialTemplates, type BuiltinConnectorConfig, type BuiltinKind } from '../registry/builtin-kinds.js';
+import type { BuiltinRuntime } from './builtin-runtime.js';
 import { createToolServer, linkedTransport } from './server.js';
 import { probeSlack, slackApi, SLACK_TOOLS } from './slack/tools.js';
 import { toolOf, type ToolSpec } from './tool.js';
 
-export { isBuiltinKind, BUILTIN_KINDS, credentialTemplates, type BuiltinConnectorConfig, type BuiltinKind } from './kinds.js';
-export type { BuiltinRuntime } from './runtime.js';
+export { isBuiltinKind, BUILTIN_KINDS, credentialTemplates, type BuiltinConnectorConfig, type BuiltinKind } from '../registry/builtin-kinds.js';
+export type { BuiltinRuntime } from './builtin-runtime.js';
 
 const TOOLS: Record<BuiltinKind, readonly ToolSpec<never>[]> = {
   github: GITHUB_TOOLS as readonly ToolSpec<never>[],

@@ -4,6 +4,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ZodError } from 'zod';
 import { VERSION } from '../config/paths.js';
+import { issueMessage, keyOf } from '../config/zod-issues.js';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ProviderError, sanitize } from './errors.js';
@@ -25,10 +26,10 @@ export function failureResult(e: unknown, api: ProviderApi): CallToolResult {
   if (e instanceof PathArgError) return failure(`Invalid argument: ${e.message}. Nothing was sent to ${ctx.provider}.`, { kind: 'args', arg: e.arg });
   if (e instanceof ZodError) {
     const first = e.issues[0];
-    const where = first && first.path.length > 0 ? first.path.join('.') : 'arguments';
-    return failure(`Invalid argument ${where}: ${first?.message ?? 'invalid'}. Nothing was sent to ${ctx.provider}.`, { kind: 'args' });
+    const where = first && first.path.length > 0 ? keyOf(first.path) : 'arguments';
+    return failure(`Invalid argument ${where}: ${first ? issueMessage(first) : 'invalid'}. Nothing was sent to ${ctx.provider}.`, { kind: 'args' });
   }
-  if (e instanceof GatehouseError) return failure(e.message, { kind: e.code === 'SECRET_MISSING' ? 'secret' : 'gateway', code: e.code });
+  if (e instanceof GatehouseError && !(e instanceof ProviderError)) return failure(e.message, { kind: e.code === 'SECRET_MISSING' ? 'secret' : 'gateway', code: e.code });
   const pe = e instanceof ProviderError ? e : networkFailure(e, ctx);
   return failure(pe.message, {
     kind: pe.kind,

@@ -2,10 +2,11 @@
  * `gatehouse connector list`: each connector's readiness, computed offline
  * (registry + secret presence; no provider is called, no MCP server started).
  */
-import { isExposed } from '../broker/catalog.js';
+import { isExposed } from '../registry/exposure.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { Connector } from '../registry/schema.js';
 import { connectorSecrets, isProvider } from '../registry/schema.js';
+import { missingSecrets, notSetReason } from '../secrets/presence.js';
 import type { SecretStore } from '../secrets/store.js';
 import { builtinTools, isBuiltinKind } from './index.js';
 
@@ -29,15 +30,15 @@ export async function connectorStatus(c: Connector, store: SecretStore): Promise
   const tools = isBuiltinKind(c.kind) && !isProvider(c) ? builtinTools(c.kind).map((t) => t.name).filter((n) => isExposed(c.tools, n)) : null;
   const base = { name: c.name, kind: c.kind, file: c.file, secrets, tools };
   if (!c.enabled) return { ...base, ready: false, reason: 'disabled (enabled: false)', fix: `set enabled: true in ${c.file}` };
-  const missing: string[] = [];
+  let missing: string[];
   try {
-    for (const s of secrets) if ((await store.get(s)) === null) missing.push(s);
+    missing = await missingSecrets(store, secrets);
   } catch (e) {
     const why = e instanceof GatehouseError ? e.message : errorMessage(e);
     return { ...base, ready: false, reason: 'cannot check secrets: the secret store is unavailable', fix: 'gatehouse doctor', storeError: why };
   }
   if (missing.length > 0) {
-    return { ...base, ready: false, reason: `secret${missing.length > 1 ? 's' : ''} not set: ${missing.join(', ')}`, fix: missing.map((s) => `gatehouse secret set ${s}`).join('; ') };
+    return { ...base, ready: false, ...notSetReason(missing) };
   }
   if (tools !== null && tools.length === 0) return { ...base, ready: false, reason: 'tools.allow/deny expose no tool', fix: `widen tools.allow in ${c.file}` };
   return { ...base, ready: true };

@@ -16,7 +16,7 @@ import { evaluate } from '../policy/evaluate.js';
 import { RateLimiter, rateKey } from '../policy/rate-limit.js';
 import { formatDuration } from '../config/duration.js';
 import type { Policy } from '../policy/types.js';
-import { CONNECTOR_NAME } from '../registry/common.js';
+import { CONNECTOR_NAME } from '../registry/fields.js';
 import type { InferenceProvider } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
 import picomatch from 'picomatch';

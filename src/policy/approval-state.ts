@@ -9,6 +9,7 @@
 import { lstatSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { formatZodIssues } from '../config/zod-issues.js';
 import type { Grant, PendingApproval, WithdrawnApproval } from './approvals.js';
 import { ensurePrivateDir, readPrivateFile, writeFileDurably } from './durable-file.js';
 
@@ -104,8 +105,7 @@ export function approvalStateIn(stateDir: string): ApprovalStateStore {
       }
       const parsed = StateFile.safeParse(raw);
       if (!parsed.success) {
-        const first = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
-        throw new Error(`approval state ${file} is invalid: ${first.join('; ')}`);
+        throw new Error(`approval state ${file} is invalid: ${formatZodIssues(parsed.error.issues, 3)}`);
       }
       const s = parsed.data;
       return {

@@ -1,14 +1,10 @@
 /**
- * Pending asks and grants. A call whose decision is `ask` waits in `request()`
- * until an admin approves or denies it, or its timeout passes (→ denied).
+ * Pending asks. A call whose decision is `ask` waits in `request()` until an
+ * admin approves or denies it, or its timeout passes (→ denied).
  *
- * A grant, given when approving, lets later calls of the same agent, rule and
- * tool through without asking, until its ttl passes or its uses run out. It is
- * not bound to the exact arguments: a rule that asks per message would make an
- * args-bound grant useless; an admin who wants per-call review gives no grant.
- * The approved call itself does not use up the grant. A grant can be no larger
- * than the rule's `ask.grant` (the rule's numbers are the upper bound); a rule
- * without `ask.grant` allows approvals of the one call only.
+ * When approving, an admin may give a grant (grants.ts) for later matching
+ * calls; the approved call itself does not use it up. A rule without
+ * `ask.grant` allows approvals of the one call only.
  *
  * A waiting call whose caller is gone (its `signal` aborts: the client
  * disconnected, cancelled, or its session closed) is withdrawn: it can no
@@ -24,28 +20,14 @@
  * use that lets it through, and is refused when the save fails. Every state
  * change is reported through `onEvent` so the caller can audit it.
  */
-import { randomBytes } from 'node:crypto';
 import { summarizeArgs } from '../audit/summarize.js';
 import { GatehouseError } from '../errors.js';
 import { quoteLine } from '../terminal.js';
 import { StateWriter, type ApprovalStateStore, type ApprovalsSnapshot } from './approval-state.js';
+import { Grants, newId, systemClock, type Clock, type Grant } from './grants.js';
 import type { CallContext, Decision, GrantLimit } from './types.js';
 
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+export { systemClock, type Clock, type Grant } from './grants.js';
 
 export interface PendingApproval {
   id: string;
@@ -67,20 +49,6 @@ export interface PendingApproval {
 export interface WithdrawnApproval extends PendingApproval {
   withdrawnAt: string;
   reason: string;
-}
-
-export interface Grant {
-  id: string;
-  agent: string;
-  ruleId: string | null;
-  tool: string;
-  by: string;
-  /** The approval it was given with. */
-  approvalId: string;
-  createdAt: string;
-  expiresAt: string;
-  maxUses: number;
-  uses: number;
 }
 
 export interface ApprovalOutcome {
@@ -154,18 +122,13 @@ interface Waiting {
   signal?: AbortSignal;
 }
 
-function newId(prefix: string): string {
-  return `${prefix}${randomBytes(5).toString('hex')}`;
-}
-
 export class Approvals {
   readonly #clock: Clock;
   readonly #onEvent: (ev: ApprovalEvent) => void;
   readonly #maxPending: number;
   readonly #maxPerAgent: number;
   readonly #pending = new Map<string, Waiting>();
-  readonly #grants = new Map<string, Grant>();
-  readonly #grantTimers = new Map<string, unknown>();
+  readonly #grants: Grants;
   /** Newest last. */
   #withdrawn: WithdrawnApproval[] = [];
   readonly #withdrawnKeepMs: number;
@@ -184,6 +147,13 @@ export class Approvals {
     this.#maxPending = opts.maxPending ?? 1_000;
     this.#maxPerAgent = opts.maxPendingPerAgent ?? 20;
     this.#withdrawnKeepMs = opts.withdrawnKeepMs ?? 86_400_000;
+    this.#grants = new Grants(this.#clock, {
+      ended: (grant, reason) => {
+        this.#saveLater();
+        this.#onEvent({ type: 'grant_expired', grant, reason });
+      },
+      used: (grant, agent, tool) => this.#onEvent({ type: 'grant_used', grant, agent, tool }),
+    });
     const state = opts.state;
     if (state !== undefined) {
       this.#writer = new StateWriter(state, () => this.#snapshot(), (e) => this.#onEvent({ type: 'state_error', file: state.file, error: e.message }));
@@ -202,12 +172,8 @@ export class Approvals {
       this.#onEvent({ type: 'state_rejected', file: state.file, error: (e as Error).message, ...(movedTo !== undefined ? { movedTo } : {}) });
     }
     if (snap !== undefined) {
-      const now = this.#clock.now();
       this.#withdrawn = snap.withdrawn.slice(-WITHDRAWN_MAX);
-      for (const g of snap.grants) {
-        this.#grants.set(g.id, g);
-        if (!this.#expireIfDone(g, now)) this.#armGrantTimer(g);
-      }
+      this.#grants.load(snap.grants);
       for (const p of snap.pending) this.#recordWithdrawn(p, RESTARTED);
     }
     this.#saveLater();
@@ -232,7 +198,7 @@ export class Approvals {
       return { approved: false, reason };
     };
     if (opts.signal?.aborted === true) return Promise.resolve(refused('the call was cancelled before it was asked'));
-    const grant = this.#useGrant(ctx.agent, decision.ruleId, ctx.tool);
+    const grant = this.#grants.use(ctx.agent, decision.ruleId, ctx.tool);
     if (grant !== undefined) {
       const outcome: ApprovalOutcome = { approved: true, by: grant.by, grantId: grant.id, reason: `grant ${grant.id} by ${grant.by} (${grant.uses}/${grant.maxUses} used)` };
       // A restart must not refill uses: the call goes through once its use is on disk (a failed save keeps the use spent).
@@ -322,9 +288,7 @@ export class Approvals {
 
   /** Live grants (expired ones are dropped and reported). */
   grants(): Grant[] {
-    const now = this.#clock.now();
-    for (const g of [...this.#grants.values()]) this.#expireIfDone(g, now);
-    return [...this.#grants.values()];
+    return this.#grants.live();
   }
 
   /**
@@ -337,33 +301,9 @@ export class Approvals {
   async approve(id: string, opts: { grant?: GrantLimit; by: string }): Promise<{ approval: PendingApproval; grant?: Grant }> {
     const w = this.#pending.get(id);
     if (w === undefined || !w.visible) throw this.#notPending(id);
-    let grant: Grant | undefined;
-    if (opts.grant !== undefined) {
-      const limit = w.approval.grantLimit;
-      if (limit === undefined) {
-        throw new GatehouseError('USAGE', `rule "${w.approval.ruleId ?? '(default)'}" allows no grants: approve without one`);
-      }
-      if (!(opts.grant.ttlMs > 0) || !(opts.grant.maxUses >= 1)) throw new GatehouseError('USAGE', 'a grant needs ttl > 0 and uses >= 1');
-      const now = this.#clock.now();
-      const ttlMs = Math.min(opts.grant.ttlMs, limit.ttlMs);
-      grant = {
-        id: newId('gr_'),
-        agent: w.approval.agent,
-        ruleId: w.approval.ruleId,
-        tool: w.approval.tool,
-        by: opts.by,
-        approvalId: id,
-        createdAt: new Date(now).toISOString(),
-        expiresAt: new Date(now + ttlMs).toISOString(),
-        maxUses: Math.min(Math.floor(opts.grant.maxUses), limit.maxUses),
-        uses: 0,
-      };
-    }
+    const grant = opts.grant === undefined ? undefined : this.#grants.create(w.approval, opts.grant, opts.by);
     this.#settle(id);
-    if (grant !== undefined) {
-      this.#grants.set(grant.id, grant);
-      this.#armGrantTimer(grant);
-    }
+    if (grant !== undefined) this.#grants.add(grant);
     this.#onEvent(grant === undefined ? { type: 'approved', approval: w.approval, by: opts.by } : { type: 'approved', approval: w.approval, by: opts.by, grant });
     const outcome: ApprovalOutcome = { approved: true, approvalId: id, by: opts.by, reason: `approved by ${opts.by}` };
     try {
@@ -372,7 +312,7 @@ export class Approvals {
       // The human approved this call, which needs nothing saved; a grant that could not survive a restart is not given.
       w.resolve(outcome);
       if (grant === undefined) return { approval: w.approval };
-      this.#dropGrant(grant.id);
+      this.#grants.drop(grant.id);
       this.#saveLater();
       this.#onEvent({ type: 'grant_expired', grant, reason: 'revoked' });
       throw new GatehouseError('STATE_UNAVAILABLE', `the call was approved, but the grant could not be saved and was not given (see the gateway log); fix the state directory`);
@@ -402,7 +342,7 @@ export class Approvals {
   async revokeGrant(id: string): Promise<Grant> {
     const g = this.#grants.get(id);
     if (g === undefined) throw new GatehouseError('NOT_FOUND', `no grant "${id}"`);
-    this.#dropGrant(id);
+    this.#grants.drop(id);
     this.#onEvent({ type: 'grant_expired', grant: g, reason: 'revoked' });
     try {
       await this.#save();
@@ -423,8 +363,7 @@ export class Approvals {
         w.resolve({ approved: false, approvalId: id, reason: 'the gateway is shutting down' });
       }
     }
-    for (const t of this.#grantTimers.values()) this.#clock.clearTimeout(t);
-    this.#grantTimers.clear();
+    this.#grants.stop();
     await this.#save().catch(() => undefined);
   }
 
@@ -446,7 +385,7 @@ export class Approvals {
   }
 
   #snapshot(): ApprovalsSnapshot {
-    return { pending: [...this.#pending.values()].map((w) => w.kept), grants: [...this.#grants.values()].map((g) => ({ ...g })), withdrawn: [...this.#withdrawn] };
+    return { pending: [...this.#pending.values()].map((w) => w.kept), grants: this.#grants.snapshot(), withdrawn: [...this.#withdrawn] };
   }
 
   /** Resolves once the state as it is now is on disk; rejects when that save failed (reported as state_error). */
@@ -459,22 +398,6 @@ export class Approvals {
     this.#save().catch(() => undefined);
   }
 
-  #armGrantTimer(g: Grant): void {
-    // Report the expiry when it happens, not only when the grant is next looked at. A timer may fire a
-    // millisecond before the wall clock reaches the expiry: then it is armed again, not forgotten.
-    const fire = () => {
-      if (!this.#expireIfDone(g, this.#clock.now())) this.#armGrantTimer(g);
-    };
-    this.#grantTimers.set(g.id, this.#clock.setTimeout(fire, Math.max(1, Date.parse(g.expiresAt) - this.#clock.now())));
-  }
-
-  #dropGrant(id: string): void {
-    this.#grants.delete(id);
-    const t = this.#grantTimers.get(id);
-    if (t !== undefined) this.#clock.clearTimeout(t);
-    this.#grantTimers.delete(id);
-  }
-
   /** Removes a pending entry and its timer/listener; false when it was already settled. */
   #settle(id: string): boolean {
     const w = this.#pending.get(id);
@@ -483,31 +406,5 @@ export class Approvals {
     this.#clock.clearTimeout(w.timer);
     if (w.signal !== undefined && w.onAbort !== undefined) w.signal.removeEventListener('abort', w.onAbort);
     return true;
-  }
-
-  /** Drops a grant whose ttl passed or whose uses ran out; true when it is gone. */
-  #expireIfDone(g: Grant, now: number): boolean {
-    if (!this.#grants.has(g.id)) return true;
-    const reason = now >= Date.parse(g.expiresAt) ? 'ttl' : g.uses >= g.maxUses ? 'uses' : undefined;
-    if (reason === undefined) return false;
-    this.#dropGrant(g.id);
-    this.#saveLater();
-    this.#onEvent({ type: 'grant_expired', grant: g, reason });
-    return true;
-  }
-
-  /** Spends one use of a live grant for this call (in memory, at once: two calls cannot share the last use). */
-  #useGrant(agent: string, ruleId: string | null, tool: string): Grant | undefined {
-    const now = this.#clock.now();
-    for (const g of [...this.#grants.values()]) {
-      if (this.#expireIfDone(g, now)) continue;
-      if (g.agent !== agent || g.ruleId !== ruleId || g.tool !== tool) continue;
-      g.uses++;
-      const used = { ...g };
-      this.#onEvent({ type: 'grant_used', grant: used, agent, tool });
-      if (g.uses >= g.maxUses) this.#expireIfDone(g, now);
-      return used;
-    }
-    return undefined;
   }
 }

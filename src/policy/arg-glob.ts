@@ -20,12 +20,15 @@
  * one that normalises.
  */
 import { RE2JS } from 're2js';
+import { globProblem } from '../config/glob.js';
 
 const SPECIAL = /[\\^$.|?*+()[\]{}]/g;
 const quote = (s: string): string => s.replace(SPECIAL, '\\$&');
 
 /** Translates a glob to an RE2 pattern (unanchored; the caller full-matches). Throws on unsupported syntax. */
 export function globToRe2(glob: string): string {
+  const problem = globProblem(glob);
+  if (problem !== undefined) throw new Error(problem);
   if (glob.startsWith('!')) throw new Error('a leading "!" (negation) is not supported in argument globs; use a deny rule');
   let out = '';
   let depth = 0;
@@ -96,7 +99,6 @@ export function globToRe2(glob: string): string {
       i++;
     }
   }
-  if (depth !== 0) throw new Error('unbalanced "{" in glob');
   return out;
 }
 

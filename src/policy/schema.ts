@@ -4,7 +4,8 @@
  * compiled here, so their errors carry the file:line:key of the bad value.
  */
 import { z } from 'zod';
-import { parseDuration, parseRate } from '../config/duration.js';
+import { durationField, parseRate } from '../config/duration.js';
+import { globString } from '../config/glob.js';
 import { compileArgGlob } from './arg-glob.js';
 import { compileArgChecks, compileRegex, type ArgMatcherSpec } from './matchers.js';
 import { checkPathGlob, checkUnderDir } from './path-match.js';
@@ -15,21 +16,6 @@ export const EffectSchema = z.enum(['allow', 'deny', 'ask']);
 
 const SECOND = 1_000;
 const DAY = 86_400_000;
-
-function duration(what: string, minMs: number, maxMs: number) {
-  return z.string().transform((s, ctx) => {
-    const ms = parseDuration(s);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${what}: "${s}" is not a duration (e.g. 30s, 5m, 1h, 1h30m, 7d)` });
-      return z.NEVER;
-    }
-    if (ms < minMs || ms > maxMs) {
-      ctx.addIssue({ code: 'custom', message: `${what}: must be between ${minMs / SECOND}s and ${maxMs / DAY}d` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-}
 
 const Json: z.ZodType<unknown> = z.json();
 
@@ -102,11 +88,11 @@ const AnnotationsSchema = z.strictObject(
 const ArgKey = z.string().regex(/^[^.]+(\.[^.]+)*$/, 'argument path: segments separated by single dots, none empty');
 
 const MatchSchema = z.strictObject({
-  agent: z.string().min(1).optional(),
-  connector: z.string().min(1).optional(),
-  tool: z.string().min(1).optional(),
+  agent: globString.optional(),
+  connector: globString.optional(),
+  tool: globString.optional(),
   /** Model calls (inference providers): the model asked for; `connector` is then the provider. */
-  model: z.string().min(1).optional(),
+  model: globString.optional(),
   args: z.record(ArgKey, ArgMatcherSchema).optional(),
   annotations: AnnotationsSchema.optional(),
 });
@@ -131,10 +117,10 @@ export const LimitSchema = z.string().transform((s, ctx) => {
 });
 
 export const AskSchema = z.strictObject({
-  timeout: duration('timeout', SECOND, DAY).optional(),
+  timeout: durationField({ min: SECOND, max: DAY }).optional(),
   grant: z
     .strictObject({
-      ttl: duration('ttl', SECOND, 30 * DAY),
+      ttl: durationField({ min: SECOND, max: 30 * DAY }),
       maxUses: z.number().int().min(1).max(100_000),
     })
     .optional(),

@@ -4,8 +4,9 @@
  * secret comes from the keychain; the agent never holds it.
  */
 import { z } from 'zod';
+import { globString } from '../config/glob.js';
 import { LimitSchema } from '../policy/schema.js';
-import { common, serviceUrl, templated, duration } from './common.js';
+import { common, serviceUrl, templated, duration } from './fields.js';
 
 export const INFERENCE_APIS = ['anthropic', 'openai'] as const;
 export type InferenceApi = (typeof INFERENCE_APIS)[number];
@@ -29,13 +30,13 @@ export const InferenceProviderSchema = z.strictObject({
   url: serviceUrl('url'),
   headers: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name (RFC 9110 token)'), templated).default({}),
   models: z.strictObject({
-    allow: z.array(z.string().min(1)).min(1, 'models.allow: name at least one model glob, e.g. ["claude-*"] (or ["*"])'),
-    deny: z.array(z.string().min(1)).default([]),
+    allow: z.array(globString).min(1, 'models.allow: name at least one model glob, e.g. ["claude-*"] (or ["*"])'),
+    deny: z.array(globString).default([]),
   }),
   /** Per agent; a spent budget is refused up front with 429 and retry-after. */
   budget: Budget.default({}),
   /** Per-agent overrides of `budget`, by agent name glob (the first that matches). */
-  budgets: z.record(z.string().min(1), Budget).default({}),
+  budgets: z.record(globString, Budget).default({}),
   audit: z.strictObject({ content: z.enum(['none', 'hash', 'full']).default('none') }).default({ content: 'none' }),
   maxBodyBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(DEFAULT_MODEL_BODY_BYTES),
   timeouts: z

@@ -42,7 +42,7 @@ export function loadRegistry(dir: string): Registry {
       else throw e;
     }
   }
-  // [secrets] A secret is bound to one connector; referencing another connector's secret is an error.
+  // A secret is bound to one connector; referencing another connector's secret is an error.
   issues.push(...bindingIssues(bindSecrets(connectors).problems));
   if (issues.length > 0) throw new ConfigError(issues);
   return { dir, connectors };

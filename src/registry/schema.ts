@@ -1,11 +1,10 @@
 import { z } from 'zod';
 import { secretRefs } from '../secrets/template.js';
-// Fields shared by every kind live in common.ts, so built-in connector schemas (src/connectors/) can use them without a cycle.
-import { common, plain, templated } from './common.js';
+import { common, plain, templated } from './fields.js';
 import { InferenceProviderSchema, type InferenceProviderConfig } from './inference.js';
-import { credentialTemplates, GithubConnectorSchema, JiraConnectorSchema, SlackConnectorSchema, type BuiltinConnectorConfig } from '../connectors/kinds.js';
+import { credentialTemplates, GithubConnectorSchema, JiraConnectorSchema, SlackConnectorSchema, type BuiltinConnectorConfig } from './builtin-kinds.js';
 
-export { CONNECTOR_NAME, parseDurationMs } from './common.js';
+export { CONNECTOR_NAME } from './fields.js';
 
 export const StdioConnectorSchema = z.strictObject({
   ...common,

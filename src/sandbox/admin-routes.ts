@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { formatZodIssues } from '../config/zod-issues.js';
 import { GatehouseError } from '../errors.js';
-import type { SandboxSessions } from './sessions.js';
+import type { SandboxSessions } from './sandbox-sessions.js';
 
 const CreateBody = z.strictObject({ agent: z.string(), port: z.number().int() });
 
@@ -21,7 +22,7 @@ export function sandboxRoutes(sandboxes: SandboxSessions): Hono {
       throw new GatehouseError('USAGE', 'request body is not valid JSON');
     }
     const body = CreateBody.safeParse(raw);
-    if (!body.success) throw new GatehouseError('USAGE', `invalid body: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!body.success) throw new GatehouseError('USAGE', `invalid body: ${formatZodIssues(body.error.issues)}`);
     return c.json(await sandboxes.create(body.data.agent, body.data.port), 201);
   });
   r.get('/sessions/:id/lease', (c) => {

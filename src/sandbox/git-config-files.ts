@@ -1,6 +1,6 @@
 /**
- * Config files git reads for each repository the agent can reach (issue #12,
- * item 2): `[include] path = ../.gitconfig` in a protected .git/config (a
+ * Config files git reads for each repository the agent can reach:
+ * `[include] path = ../.gitconfig` in a protected .git/config (a
  * "shared project config" pattern) names a file of the worktree, which the
  * agent can write; core.fsmonitor there runs as the user on their next
  * `git status`. Every file git reads (`--show-origin`) and every include or

@@ -1,6 +1,6 @@
 /**
- * Where git will run hooks from, for each repository the agent can reach
- * (issue #12, item 2). `core.hooksPath` (repository, included, global or
+ * Where git will run hooks from, for each repository the agent can reach.
+ * `core.hooksPath` (repository, included, global or
  * system config; husky sets `.husky/_`, others `scripts/hooks`) can name a
  * folder of the worktree, which the agent can write: protected here. Also
  * a git directory reached through a `.git` *file* (`gitdir: elsewhere`)

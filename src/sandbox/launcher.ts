@@ -6,8 +6,8 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { isAbsolute, join } from 'node:path';
+import { packageRoot } from '../config/paths.js';
 import { GatehouseError } from '../errors.js';
 
 /** Exit codes of the launcher itself (the docker-run convention). Any other
@@ -104,23 +104,6 @@ export interface LauncherPlan {
 const LAUNCHER_NAME = 'gatehouse-sandbox';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SUN_PATH_MAX = 107; // sizeof(sockaddr_un.sun_path) - 1 on Linux
-
-/**
- * The package root: the first directory upward holding both package.json
- * and native/. Sources run from src/sandbox/, compiled code from
- * dist/src/sandbox/ (where tsc may have copied a package.json of its own).
- */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) {
-      throw new GatehouseError('SANDBOX_UNAVAILABLE', 'cannot find the gatehouse package root (package.json next to native/)');
-    }
-    dir = up;
-  }
-}
 
 /** Absolute path of the launcher binary (it may not be built yet: see `probeSandbox`). */
 export function launcherPath(): string {

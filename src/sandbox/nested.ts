@@ -1,5 +1,5 @@
 /**
- * Nested protected paths (issue #12, item 2). The launcher protects a fixed
+ * Nested protected paths. The launcher protects a fixed
  * list of names at the top of each writable root only; a repository, editor
  * or agent folder one level down runs code just the same when the user cds
  * there (a shell prompt runs `git status` on cd), and so does any folder git

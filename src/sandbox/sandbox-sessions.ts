@@ -8,8 +8,9 @@ import { createApp, type ModelRoutes } from '../server/app.js';
 import { ensureRunDir } from '../server/control.js';
 import { allowedHosts, allowedOrigins } from '../server/guards.js';
 import { createHttpServer, type HttpLimits } from '../server/listen.js';
-import type { SessionManager } from '../server/sessions.js';
+import type { SessionManager } from '../server/mcp-sessions.js';
 import { AGENT_NAME } from '../server/tokens.js';
+import { appendOrQueue } from '../audit/append-or-queue.js';
 import type { AuditSink } from '../audit/types.js';
 
 export interface SandboxSession {
@@ -111,7 +112,7 @@ export class SandboxSessions {
       o.server.closeAllConnections();
     });
     rmSync(o.dir, { recursive: true, force: true });
-    await this.deps.audit.append({ event: 'sandbox.closed', agent: o.session.agent, sandbox: id }).catch(() => undefined);
+    await appendOrQueue(this.deps.audit, { event: 'sandbox.closed', agent: o.session.agent, sandbox: id }, this.deps.logger);
   }
 
   async closeAll(): Promise<void> {

@@ -7,6 +7,7 @@ import type { SecretBindings } from './bindings.js';
 import { Redactor } from './redact.js';
 import { checkForSink, type Sink } from './safety.js';
 import type { SecretStore } from './store.js';
+import { isSet } from './presence.js';
 import { parseTemplate } from './template.js';
 import { watchNotices } from './notice.js';
 
@@ -159,7 +160,7 @@ export class StoreResolver implements SecretResolver {
     let read: Read;
     try {
       const value = await this.store.get(name);
-      read = value === null || value === '' ? { state: 'missing' } : { state: 'value', value };
+      read = isSet(value) ? { state: 'value', value } : { state: 'missing' };
     } catch (e) {
       const error = e instanceof GatehouseError ? e : new GatehouseError('KEYCHAIN_UNAVAILABLE', `${this.store.description} failed: ${errorMessage(e)}`);
       read = { state: 'unavailable', error };

@@ -24,10 +24,3 @@ export function parseTemplate(value: string): TemplatePart[] {
 export function secretRefs(value: string): string[] {
   return parseTemplate(value).flatMap((p) => ('secret' in p ? [p.secret] : []));
 }
-
-/** Replaces each reference using `lookup`; `lookup` must throw for a missing secret (never return ''). */
-export function renderTemplate(value: string, lookup: (name: string) => string): string {
-  return parseTemplate(value)
-    .map((p) => ('secret' in p ? lookup(p.secret) : p.text))
-    .join('');
-}

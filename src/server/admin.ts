@@ -1,11 +1,13 @@
 import { Hono } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from 'zod';
 import type { Gateway } from '../broker/gateway.js';
 import { VERSION, type Dirs } from '../config/paths.js';
-import { GatehouseError } from '../errors.js';
+import { GatehouseError, toHttpError } from '../errors.js';
 import type { Approvals } from '../policy/approvals.js';
-import { parseDuration } from '../config/duration.js';
-import type { SessionManager } from './sessions.js';
+import { requireDuration } from '../config/duration.js';
+import { formatZodIssues } from '../config/zod-issues.js';
+import type { SessionManager } from './mcp-sessions.js';
 
 export interface AdminDeps {
   gateway: Gateway;
@@ -23,12 +25,6 @@ const DecideBody = z.strictObject({
   grant: z.strictObject({ ttl: z.string(), uses: z.number().int().min(1).max(100_000) }).optional(),
 });
 
-function httpStatus(e: GatehouseError): 400 | 404 | 409 | 500 {
-  if (e.code === 'NOT_FOUND') return 404;
-  if (e.code === 'USAGE') return 400;
-  return 500;
-}
-
 /**
  * The admin API (local admin only: the control socket, or a token with the
  * admin scope on TCP). JSON in, JSON out; errors are `{ error: { code, message } }`.
@@ -36,8 +32,8 @@ function httpStatus(e: GatehouseError): 400 | 404 | 409 | 500 {
 export function createAdminApi(deps: AdminDeps): Hono {
   const api = new Hono();
   api.onError((err, c) => {
-    if (err instanceof GatehouseError) return c.json({ error: { code: err.code, message: err.message } }, httpStatus(err));
-    return c.json({ error: { code: 'INTERNAL', message: 'internal error' } }, 500);
+    const { status, code, message } = toHttpError(err);
+    return c.json({ error: { code, message } }, status as ContentfulStatusCode);
   });
 
   api.get('/status', (c) =>
@@ -57,7 +53,7 @@ export function createAdminApi(deps: AdminDeps): Hono {
       }
     }
     const parsed = DecideBody.safeParse(raw);
-    if (!parsed.success) throw new GatehouseError('USAGE', `invalid body: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success) throw new GatehouseError('USAGE', `invalid body: ${formatZodIssues(parsed.error.issues)}`);
     return parsed.data;
   };
 
@@ -65,9 +61,7 @@ export function createAdminApi(deps: AdminDeps): Hono {
     const body = await decideBody(c.req.raw);
     let grant;
     if (body.grant) {
-      const ttlMs = parseDuration(body.grant.ttl);
-      if (ttlMs === undefined) throw new GatehouseError('USAGE', `invalid grant ttl ${JSON.stringify(body.grant.ttl)}: use e.g. 30m, 1h`);
-      grant = { ttlMs, maxUses: body.grant.uses };
+      grant = { ttlMs: requireDuration(body.grant.ttl, 'grant.ttl'), maxUses: body.grant.uses };
     }
     const r = await deps.approvals.approve(c.req.param('id'), { by: body.by ?? 'admin', ...(grant ? { grant } : {}) });
     return c.json(r);

@@ -1,21 +1,17 @@
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { toHttpError, toJsonRpcError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { Authenticate } from './auth.js';
 import { checkHost, checkOrigin } from './guards.js';
 import { cancelOnHangUp } from './hang-up.js';
 import { parseJsonRpcBody } from './json-body.js';
 import { admitAgent } from './listen.js';
-import type { Identity, SessionManager } from './sessions.js';
+import type { Identity, SessionManager } from './mcp-sessions.js';
+import { jsonRpcError } from './rpc-error.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
-
-export type AuthResult =
-  | { ok: true; identity: Identity }
-  | { ok: false; error?: 'invalid_token'; description: string };
-
-/** How a listener identifies the agent: a bearer token (TCP) or the socket itself (sandbox). */
-export type Authenticate = (req: Request) => Promise<AuthResult>;
 
 export interface AppOptions {
   sessions: SessionManager;
@@ -35,14 +31,6 @@ export interface ModelRoutes {
 }
 
 type Env = { Variables: { identity: Identity } };
-
-/** A JSON-RPC error response with no id, as the transport itself answers. */
-export function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), {
-    status,
-    headers: { 'content-type': 'application/json', ...headers },
-  });
-}
 
 function isJsonContentType(ct: string | undefined): boolean {
   return ct !== undefined && /^application\/json\s*(;|$)/i.test(ct.trim());
@@ -164,7 +152,8 @@ export function createApp(opts: AppOptions): Hono<Env> {
   app.notFound(() => jsonRpcError(404, -32601, 'Not Found: the MCP endpoint is /mcp'));
   app.onError((err) => {
     opts.logger.error({ err: err.message }, 'request failed');
-    return jsonRpcError(500, -32603, 'Internal gateway error');
+    const j = toJsonRpcError(err);
+    return jsonRpcError(toHttpError(err).status, j.code, j.message);
   });
   return app;
 }

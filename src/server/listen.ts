@@ -1,6 +1,8 @@
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { createAdaptorServer } from '@hono/node-server';
+import { GatehouseError } from '../errors.js';
 
 /**
  * Connection limits of every listener that serves /mcp (TCP and sandbox sockets).
@@ -188,4 +190,65 @@ export function createHttpServer(fetch: (req: Request, env: unknown) => Response
   server.maxConnections = maxConnections;
   server.on('connection', (socket: Socket) => limiter.accept(socket));
   return server;
+}
+
+type FetchApp = (req: Request, env: unknown) => Response | Promise<Response>;
+
+/** Listens on TCP; the app is built once the port is known (Host/Origin checks need it). */
+export async function listenTcp(host: string, wanted: number, makeApp: (port: number) => FetchApp, limits: Partial<HttpLimits> = {}): Promise<{ server: HttpServer; port: number }> {
+  let fetchApp: FetchApp = () => new Response(null, { status: 503 });
+  const server = createHttpServer((req, env) => fetchApp(req, env), limits);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(wanted, host, () => resolve());
+    });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new GatehouseError('USAGE', `port ${wanted} on ${host} is in use; pick another with --port (0 = any free port)`);
+    if (code === 'EADDRNOTAVAIL') throw new GatehouseError('USAGE', `cannot bind ${host}: no such local address (--host)`);
+    throw e;
+  }
+  const port = (server.address() as AddressInfo).port;
+  fetchApp = makeApp(port);
+  return { server, port };
+}
+
+/** A bind address that listens on every interface. */
+export function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
+/** An address as it appears in a URL or a Host header (IPv6 in brackets). */
+function urlHost(address: string): string {
+  return address.includes(':') && !address.startsWith('[') ? `[${address}]` : address;
+}
+
+/**
+ * The `host:port` values a client can reach the listener at: the bound
+ * address, or for a wildcard bind each interface's address (loopback first;
+ * IPv6 only for `::`, link-local addresses left out: they need a zone).
+ * IP literals are not a DNS-rebinding vector, so these are accepted as Host.
+ */
+export function listenerAddresses(host: string, port: number, nets: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces()): string[] {
+  if (!isWildcard(host)) return [`${urlHost(host)}:${port}`];
+  const v6 = host !== '0.0.0.0';
+  const all = Object.values(nets)
+    .flatMap((list) => list ?? [])
+    .filter((n) => n.family === 'IPv4' || (v6 && n.family === 'IPv6' && n.scopeid === 0 && !n.address.toLowerCase().startsWith('fe80:')))
+    .sort((a, b) => Number(b.internal) - Number(a.internal) || Number(a.family === 'IPv6') - Number(b.family === 'IPv6'));
+  return [...new Set(all.map((n) => `${urlHost(n.address)}:${port}`))];
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/**
+ * What `serve` says about a bind beyond loopback: every URL it is reachable
+ * at, and how to let clients in by a host name (the Host check refuses names
+ * it was not given).
+ */
+export function reachableNote(host: string, urls: readonly string[]): string {
+  if (LOOPBACK.has(host)) return '';
+  const list = isWildcard(host) ? urls.map((u) => `  reachable at ${u}\n`).join('') : '';
+  return `${list}  bound to ${host}: other machines can connect (each still needs a token); a client that names this machine by a host name needs: --allowed-host NAME (repeatable)\n`;
 }

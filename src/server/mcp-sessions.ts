@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import { appendOrQueue } from '../audit/append-or-queue.js';
 import type { AuditSink } from '../audit/types.js';
 import type { Logger } from '../log.js';
 
@@ -84,6 +85,20 @@ export class SessionManager {
     return this.sessions.size;
   }
 
+  /** Open sessions per identity (for `gatehouse status`): counts and times only, no session ids. */
+  summary(): Array<Identity & { sessions: number; busy: number; lastSeen: string }> {
+    const by = new Map<string, Identity & { sessions: number; busy: number; last: number }>();
+    for (const s of this.sessions.values()) {
+      const key = quotaKey(s.identity);
+      const e = by.get(key) ?? { ...s.identity, sessions: 0, busy: 0, last: 0 };
+      e.sessions++;
+      e.busy += s.activity.busy;
+      e.last = Math.max(e.last, s.lastSeen);
+      by.set(key, e);
+    }
+    return [...by.values()].map(({ last, ...e }) => ({ ...e, lastSeen: new Date(last).toISOString() }));
+  }
+
   /** A session by id, only for the identity that opened it (anyone else gets nothing: 404). */
   get(id: string, identity: Identity): Session | undefined {
     const s = this.sessions.get(id);
@@ -119,9 +134,8 @@ export class SessionManager {
       this.refusing.add(key);
       const limit = refusal.status === 429 ? this.maxPerAgent : this.maxSessions;
       this.opts.logger.warn({ agent: identity.agent, via: identity.via, limit }, 'session refused: limit reached');
-      void this.opts.audit
-        .append({ event: 'session.refused', agent: identity.agent, via: identity.via, ...(identity.sandbox !== undefined ? { sandbox: identity.sandbox } : {}), limit, scope: refusal.status === 429 ? 'agent' : 'gateway', open: mine })
-        .catch(() => undefined);
+      const record = { event: 'session.refused', agent: identity.agent, via: identity.via, ...(identity.sandbox !== undefined ? { sandbox: identity.sandbox } : {}), limit, scope: refusal.status === 429 ? 'agent' : 'gateway', open: mine };
+      void appendOrQueue(this.opts.audit, record, this.opts.logger);
     }
     return refusal;
   }
@@ -175,9 +189,10 @@ export class SessionManager {
         sessionId = id;
         onRegistered();
         this.sessions.set(id, { id, identity, transport, server, lastSeen: Date.now(), used: false, activity });
-        void this.opts.audit.append({ event: 'session.opened', agent: identity.agent, session: id, via: identity.via, ...(identity.sandbox !== undefined ? { sandbox: identity.sandbox } : {}) }).catch((e: unknown) => {
-          this.opts.logger.error({ err: String(e) }, 'cannot audit session open; closing it');
-          void this.close(id);
+        const record = { event: 'session.opened', agent: identity.agent, session: id, via: identity.via, ...(identity.sandbox !== undefined ? { sandbox: identity.sandbox } : {}) };
+        // A session not on record is closed before its first call (a queued record lands after recovery).
+        void appendOrQueue(this.opts.audit, record, this.opts.logger).then((kept) => {
+          if (kept.state !== 'written') void this.close(id);
         });
       },
       onsessionclosed: (id) => {
@@ -204,7 +219,7 @@ export class SessionManager {
     this.sessions.delete(id);
     this.release(quotaKey(s.identity));
     await s.server.close().catch(() => undefined);
-    await this.opts.audit.append({ event: 'session.closed', agent: s.identity.agent, session: id, reason }).catch(() => undefined);
+    await appendOrQueue(this.opts.audit, { event: 'session.closed', agent: s.identity.agent, session: id, reason }, this.opts.logger);
   }
 
   async close(id: string, reason = 'closed'): Promise<void> {

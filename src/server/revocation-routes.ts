@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { appendOrQueue } from '../audit/append-or-queue.js';
 import type { AuditSink } from '../audit/types.js';
-import { GatehouseError } from '../errors.js';
+import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RevocationList } from './revocations.js';
 
@@ -24,10 +25,10 @@ export function revocationRoutes(revocations: RevocationList, audit: AuditSink, 
     if (!body.success) throw new GatehouseError('USAGE', 'body must be {"jti": ID} or {"agent": NAME}');
     const revoked = revocations.revoke(body.data);
     logger.info(revoked, 'token revoked');
-    try {
-      await audit.append({ event: 'token.revoked', ...revoked, via: 'gateway' });
-    } catch (e) {
-      throw new GatehouseError('AUDIT_UNAVAILABLE', `the revocation is in force, but its audit record could not be written: ${(e as Error).message}`);
+    const kept = await appendOrQueue(audit, { event: 'token.revoked', ...revoked, via: 'gateway' }, logger);
+    if (kept.state !== 'written') {
+      const late = kept.state === 'queued' ? 'is kept and written when the log recovers' : 'could not be written';
+      throw new GatehouseError('AUDIT_UNAVAILABLE', `the revocation is in force, but its audit record ${late}: ${errorMessage(kept.error)}`);
     }
     return c.json({ revoked });
   });

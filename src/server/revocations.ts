@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { formatZodIssues } from '../config/zod-issues.js';
 import { GatehouseError } from '../errors.js';
 import { AGENT_NAME, CLOCK_TOLERANCE_S, MAX_TTL_MS } from './tokens.js';
 
@@ -68,7 +69,7 @@ function parse(file: string, text: string): RevocationFile {
     throw new Error(`${file} is not valid JSON (${(e as Error).message})`);
   }
   const r = FileSchema.safeParse(raw);
-  if (!r.success) throw new Error(`${file}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new Error(`${file}: ${formatZodIssues(r.error.issues)}`);
   return r.data;
 }
 

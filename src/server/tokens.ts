@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, type JWK } from 'jose';
+import { SignJWT, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify, type JWK } from 'jose';
 
 type JoseKey = Awaited<ReturnType<typeof importJWK>>;
+import { requireDuration } from '../config/duration.js';
 import { GatehouseError } from '../errors.js';
 
 /** The only algorithm accepted: pinned, so `alg: none` or an HMAC confusion cannot pass. */
@@ -124,25 +125,35 @@ export async function verifyToken(keys: TokenKeys, token: string, now?: Date): P
   } catch (e) {
     if (e instanceof GatehouseError) throw e;
     const code = (e as { code?: string }).code ?? '';
+    const claim = (e as { claim?: string }).claim ?? 'claim';
     const reason =
       code === 'ERR_JWT_EXPIRED'
         ? 'token has expired; mint a new one with: gatehouse token mint --agent NAME'
         : code === 'ERR_JWT_CLAIM_VALIDATION_FAILED'
-          ? `token claim check failed (${(e as { claim?: string }).claim ?? 'claim'})`
+          ? `token claim check failed (${claim})${claim === 'aud' ? OTHER_STATE : ''}`
           : code === 'ERR_JOSE_ALG_NOT_ALLOWED'
             ? 'token algorithm is not accepted'
             : code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'
-              ? 'token signature is not valid for this gateway'
+              ? `token signature is not valid for this gateway${kidOf(token) !== keys.kid ? OTHER_STATE : ''}`
               : 'token is malformed';
     throw new GatehouseError('AUTH_INVALID', reason);
   }
 }
 
-/** Parses "8h", "30m", "7d", "90s" into milliseconds. */
+/** Keys and aud belong to one state directory: the usual cause of a mismatch is `token mint` run without this gateway's --state. */
+const OTHER_STATE = ': it was minted for another gateway (another state directory); mint one with the --state this gateway uses: gatehouse token mint --agent NAME --state DIR';
+
+function kidOf(token: string): unknown {
+  try {
+    return decodeProtectedHeader(token).kid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A token lifetime ("8h", "1h30m", "7d") in milliseconds, in the one duration grammar. */
 export function parseTtl(s: string): number {
-  const m = /^(\d{1,6})(s|m|h|d)$/.exec(s.trim());
-  if (!m) throw new GatehouseError('USAGE', `invalid duration ${JSON.stringify(s)}: use e.g. 30m, 8h, 7d`);
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  return requireDuration(s, '--ttl');
 }
 
 /** The revocation list as the verifier sees it (src/server/revocations.ts): why a token is refused, or undefined. */

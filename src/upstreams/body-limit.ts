@@ -1,8 +1,8 @@
 /**
  * A cap on the bytes of an upstream's HTTP response body, counted as they
  * arrive (as hono's body-limit counts a request's): over it the response is
- * aborted, so memory never grows with what a hostile upstream sends (issue
- * #24: 100–530 MB results, 5.7 GB held for six at once).
+ * aborted, so memory never grows with what a hostile upstream sends
+ * (measured: 100–530 MB results, 5.7 GB held for six at once).
  *
  * A JSON body is one message: all of it counts. A text/event-stream body is a
  * sequence of messages (progress and logs, then the result) that may run for

@@ -102,7 +102,7 @@ export class InFlightCalls {
 }
 
 /**
- * Picks the call a message belongs to (issue #24: a timed-out call's log
+ * Picks the call a message belongs to (a timed-out call's log
  * messages and sampling request reached another agent's call).
  *
  * Where the async context follows the wire (HTTP), only the context decides: a

@@ -8,7 +8,7 @@ export interface CallFacts {
    * Whether the connection to the upstream really closed. The SDK reports a closed
    * connection as McpError -32000 (ErrorCode.ConnectionClosed), and -32000 is also
    * JSON-RPC's first server-defined error code, which an upstream may answer with:
-   * only the connection's state tells them apart (issue #24).
+   * only the connection's state tells them apart.
    */
   connectionClosed: boolean;
 }

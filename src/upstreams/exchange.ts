@@ -1,8 +1,8 @@
 /**
  * The lifetime of one request the gateway makes upstream (a tool call, or a
  * page of a tool listing) and what it owns: the HTTP request that carries it
- * and that request's response stream (issue #24, "a call's lifetime owns its
- * resources"). The custom fetch in upstream.ts finds the exchange through
+ * and that request's response stream: a call's lifetime owns its
+ * resources. The custom fetch in upstream.ts finds the exchange through
  * `callContext` and ties the request's own POST to `streamSignal`; `end()`
  * aborts that POST and closes its stream, however the request ended.
  */

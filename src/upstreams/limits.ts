@@ -1,6 +1,6 @@
 /**
  * What one upstream may spend of the gateway: result and tool-list sizes,
- * notification and request rates, stderr volume, re-lists (issue #24). One
+ * notification and request rates, stderr volume, re-lists. One
  * table of defaults, changed per connector under `limits:` in its registry
  * entry; README's "Limits" section lists them.
  */

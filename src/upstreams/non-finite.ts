@@ -1,8 +1,8 @@
 /**
  * JSON has no Infinity or NaN, but JSON.parse reads a number too big for a
  * double (`1e400`) as ±Infinity, which JSON.stringify then writes as `null`:
- * an upstream's `1e400` would reach the agent, and the audit, as `null`
- * (issue #24). A result holding one is refused instead.
+ * an upstream's `1e400` would reach the agent, and the audit, as `null`.
+ * A result holding one is refused instead.
  */
 
 /** Whether `value` holds a number that is not finite. Iterative: a result may be nested deeper than the stack. */

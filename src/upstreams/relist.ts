@@ -1,6 +1,6 @@
 /**
  * Re-reading an upstream's tool list after notifications/tools/list_changed, at
- * most `perMinute` times a minute (limits.relistsPerMinute; issue #24: 1,000
+ * most `perMinute` times a minute (limits.relistsPerMinute; 1,000
  * notifications a second for 20 s cost the innocent 2.6 s of latency).
  * Notifications are coalesced: any number of them while a listing runs or
  * waits for its turn asks for one listing, and a notification always leads to

@@ -1,5 +1,5 @@
 /**
- * The gateway's stdio client transport (issue #24): one MCP server as a child
+ * The gateway's stdio client transport: one MCP server as a child
  * that cannot hurt the gateway or the other connectors.
  *
  * - The child runs in a process group of its own (detached); its own exit is
@@ -19,12 +19,12 @@
  *   with control and invisible characters escaped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, JSONRPCMessageSchema, type JSONRPCMessage, type RequestId } from '@modelcontextprotocol/sdk/types.js';
+import { packageRoot } from '../config/paths.js';
 import type { Logger } from '../log.js';
 import type { StdioConnector } from '../registry/schema.js';
 import { escapeText } from '../terminal.js';
@@ -228,26 +228,11 @@ export class LogBudget {
   }
 }
 
-/**
- * The package root: the first directory upward holding package.json and
- * native/ (as src/sandbox/launcher.ts finds gatehouse-sandbox).
- */
-function packageRoot(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return undefined;
-    dir = up;
-  }
-}
-
 /** The reaper binary, when built and usable here (Linux only: PR_SET_CHILD_SUBREAPER). */
 export function reaperPath(): string | undefined {
   if (process.platform !== 'linux') return undefined;
-  const root = packageRoot();
-  const path = root === undefined ? undefined : join(root, 'native', 'build', REAPER_NAME);
-  return path !== undefined && isExecutable(path) ? path : undefined;
+  const path = join(packageRoot(), 'native', 'build', REAPER_NAME);
+  return isExecutable(path) ? path : undefined;
 }
 
 function isExecutable(path: string): boolean {

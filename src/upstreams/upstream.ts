@@ -1,44 +1,40 @@
-import { isAbsolute, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
   ErrorCode,
-  ListToolsResultSchema,
   LoggingMessageNotificationSchema,
   McpError,
   ToolListChangedNotificationSchema,
   type CallToolResult,
-  type ClientCapabilities,
   type Progress,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
-import { z } from 'zod';
+import type { Agent } from 'undici';
+import { VERSION } from '../config/paths.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import { connectorSecrets, type ToolConnector, type HttpConnector, type StdioConnector } from '../registry/schema.js';
+import { connectorSecrets, type ToolConnector } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
 import { classifyUpstreamError } from './errors.js';
 import { builtinTransport } from '../connectors/index.js';
-import { StdioTransport } from './stdio.js';
 import { callContext, InFlightCalls, routeMessage, type CallOrigin, type CallScope, type ServerMessageHandler } from './call-context.js';
-import { cappedEvents, formatBytes, readCapped } from './body-limit.js';
 import { Exchange, type BodyLimit } from './exchange.js';
+import { httpDispatcher, httpTransport } from './http-transport.js';
 import { limitsOf, type UpstreamLimits } from './limits.js';
 import { nonFinitePath } from './non-finite.js';
 import { RelistScheduler } from './relist.js';
+import { clientCapabilities, deliverResponsesInOrder } from './shims.js';
+import { stdioTransport } from './stdio-transport.js';
+import { listAllTools, ToolPageSchema } from './tool-list.js';
+
+export { clientCapabilities } from './shims.js';
+export { MAX_HTTP_CONNECTIONS } from './http-transport.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 const MAX_BACKOFF_MS = 30_000;
-/** Pages of one tool listing; more is refused like too many tools (a server that pages forever, or one tool a page). */
-/** Connections to one HTTP upstream (calls beyond it wait for one). */
-export const MAX_HTTP_CONNECTIONS = 128;
-const MAX_TOOL_PAGES = 200;
-/** A tools/list page as first read: counted before its tools are parsed one by one (160,000 tiny tools fit in 8 MiB). */
-const ToolPageSchema = z.looseObject({ tools: z.array(z.unknown()), nextCursor: z.string().optional() });
 
 export type UpstreamStatus =
   | { state: 'starting' }
@@ -66,29 +62,6 @@ export interface CallOptions {
   onprogress?: (p: Progress) => void;
   /** The agent call this is, so the upstream's requests and log messages during it can reach that agent. */
   origin?: CallOrigin;
-}
-
-/** What the gateway's client declares: sampling and elicitation only where the registry allows them (form mode only, no tools, no context). */
-export function clientCapabilities(c: ToolConnector): ClientCapabilities {
-  return {
-    ...(c.sampling === 'allow' ? { sampling: {} } : {}),
-    ...(c.elicitation === 'allow' ? { elicitation: { form: {} } } : {}),
-  };
-}
-
-/**
- * The SDK runs a notification's handler a microtask late but settles a response at
- * once, dropping the request's progress handler: a progress notification read in
- * the same chunk as the result (typical over stdio) was lost. Delivering responses
- * a microtask late keeps the wire order. Call after `client.connect()` (it sets onmessage).
- */
-function deliverResponsesInOrder(t: Transport): void {
-  const deliver = t.onmessage;
-  if (!deliver) return;
-  t.onmessage = (m, extra) => {
-    if ('id' in m && !('method' in m)) queueMicrotask(() => deliver(m, extra));
-    else deliver(m, extra);
-  };
 }
 
 /**
@@ -176,7 +149,7 @@ export class Upstream {
     let client: Client | undefined;
     try {
       const transport = await this.makeTransport(log);
-      client = new Client({ name: 'gatehouse', version: '0.1.0' }, { capabilities: clientCapabilities(this.connector) });
+      client = new Client({ name: 'gatehouse', version: VERSION }, { capabilities: clientCapabilities(this.connector) });
       client.onerror = (e) => log.debug({ err: errorMessage(e) }, 'upstream transport error');
       this.handleServerMessages(client);
       client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
@@ -216,8 +189,11 @@ export class Upstream {
 
   private async makeTransport(log: Logger): Promise<Transport> {
     const c = this.connector;
-    if (c.kind === 'stdio') return this.stdioTransport(c, log);
-    if (c.kind === 'http') return this.httpTransport(c);
+    if (c.kind === 'stdio') return stdioTransport(c, { baseDir: this.opts.baseDir, secrets: this.opts.secrets, log });
+    if (c.kind === 'http') {
+      this.dispatcher ??= httpDispatcher(this.connectTimeoutMs);
+      return httpTransport(c, { owner: this, dispatcher: this.dispatcher, secrets: this.opts.secrets, connectTimeoutMs: this.connectTimeoutMs, resultBytes: this.limits.resultBytes });
+    }
     // Built-in REST connector (src/connectors/): an in-process MCP server on a linked in-memory pair.
     const secrets = this.opts.secrets;
     return builtinTransport(c, {
@@ -226,92 +202,6 @@ export class Upstream {
       connectTimeoutMs: this.connectTimeoutMs,
       callTimeoutMs: this.callTimeoutMs,
     });
-  }
-
-  private async stdioTransport(c: StdioConnector, log: Logger): Promise<Transport> {
-    // Only what the registry entry gives plus a minimal base; never the gateway's own environment.
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-      HOME: process.env.HOME ?? '/',
-      LANG: process.env.LANG ?? 'C.UTF-8',
-    };
-    for (const [k, v] of Object.entries(c.env)) env[k] = await this.opts.secrets.render(v, { connector: c.name, where: `env ${k}`, sink: 'env' });
-    const command = c.command === 'node' ? process.execPath : c.command;
-    const cwd = c.cwd === undefined ? this.opts.baseDir : isAbsolute(c.cwd) ? c.cwd : resolve(this.opts.baseDir, c.cwd);
-    // A process group (under gatehouse-reaper where built), its exit watched, stdout and stderr bounded: src/upstreams/stdio.ts.
-    return new StdioTransport({ command, args: c.args, env, cwd }, { connector: c, log });
-  }
-
-  private httpTransport(c: HttpConnector): Transport {
-    this.dispatcher ??= new Agent({
-      connect: { timeout: this.connectTimeoutMs },
-      // An upstream that holds requests open (its pings answered, never acknowledged) holds at most this many fds.
-      connections: MAX_HTTP_CONNECTIONS,
-      keepAliveTimeout: 30_000,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    });
-    const dispatcher = this.dispatcher;
-    const secrets = this.opts.secrets;
-    // Headers are rendered per request, so a rotated secret takes effect without restart.
-    const fetchWithSecrets = async (url: string | URL, init?: RequestInit): Promise<Response> => {
-      const headers = new Headers(init?.headers);
-      for (const [k, v] of Object.entries(c.headers)) headers.set(k, await secrets.render(v, { connector: c.name, where: `header ${k}` }));
-      const target = new URL(url);
-      const base = new URL(c.url);
-      if (target.origin !== base.origin) {
-        throw new GatehouseError('UPSTREAM_PROTOCOL', `connector "${c.name}" tried to send a request to ${target.origin}, outside ${base.origin}`);
-      }
-      // undici.request, not fetch: headers and body leave in one write (fetch streams every body
-      // chunked, in several), without fetch's per-call Request/Headers/AbortSignal objects; the
-      // profile of a proxied call showed fetch as a quarter of the gateway's CPU. Like
-      // redirect: 'error', a 3xx is never followed: it reaches the SDK as a failed response.
-      const method = (init?.method ?? 'GET') as Dispatcher.HttpMethod;
-      // A call's (or listing's) own request lives as long as the call: its end aborts the
-      // request and closes the response stream (exchange.ts). The rest is the transport's.
-      const scope = callContext.getStore();
-      const exchange = scope?.owner === this ? scope.exchange : undefined;
-      const tie = exchange?.tie(method) ?? 'other';
-      if (tie === 'ended') throw new DOMException(`connector "${c.name}": the request this stream belonged to has ended`, 'AbortError');
-      const own = tie === 'own' ? exchange : undefined;
-      // What is not a call's own request (answers to the upstream's requests, notifications, initialize, session
-      // DELETE) gets the connect timeout to be answered: an upstream that never acknowledges cannot pile them up.
-      // The standalone GET stream lives as long as the session.
-      const deadline = own || method === 'GET' ? undefined : AbortSignal.timeout(this.connectTimeoutMs);
-      const signal = own ? own.streamSignal : deadline && init?.signal ? AbortSignal.any([init.signal, deadline]) : (deadline ?? init?.signal ?? undefined);
-      let res: Dispatcher.ResponseData;
-      try {
-        res = await undiciRequest(target, { method, headers: Object.fromEntries(headers), body: (init?.body ?? null) as string | null, signal, dispatcher });
-      } catch (e) {
-        // fetch's error shape, so messages and classifyUpstreamError (cause.code) stay as they were.
-        if (signal?.aborted) throw e;
-        throw new TypeError('fetch failed', { cause: e });
-      }
-      const resHeaders = new Headers();
-      for (const [k, v] of Object.entries(res.headers)) {
-        if (Array.isArray(v)) for (const x of v) resHeaders.append(k, x);
-        else if (v !== undefined) resHeaders.set(k, v);
-      }
-      const status = res.statusCode;
-      if (status === 204 || status === 205 || status === 304 || method === 'HEAD') {
-        await res.body.dump();
-        return new Response(null, { status, headers: resHeaders });
-      }
-      // Every body is capped as it arrives (body-limit.ts): a stream per event, anything else whole.
-      const announced = Number(resHeaders.get('content-length') ?? Number.NaN);
-      const cap = {
-        limit: own?.limit ?? { bytes: this.limits.resultBytes, key: 'resultBytes' as const },
-        connector: c.name,
-        announced: Number.isFinite(announced) ? announced : undefined,
-        ...(own ? { onOver: (e: GatehouseError) => own.fail(e) } : {}),
-      };
-      if ((resHeaders.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream')) {
-        // An async iterable is a valid body for undici's Response (not in lib.dom's BodyInit).
-        return new Response(cappedEvents(res.body, cap) as unknown as ReadableStream<Uint8Array>, { status, headers: resHeaders });
-      }
-      return new Response(await readCapped(res.body, cap), { status, headers: resHeaders });
-    };
-    return new StreamableHTTPClientTransport(new URL(c.url), { fetch: fetchWithSecrets });
   }
 
   /**
@@ -335,44 +225,11 @@ export class Upstream {
     });
   }
 
-  /**
-   * The upstream's whole tool list, within limits.tools and limits.toolListBytes
-   * (issue #24: 4 M tools over 50 pages cost 3.5 GB and every agent's tools/list
-   * 9–11 s). Over a limit the listing fails as a whole, never cut short: a cut list
-   * drops whichever tools came last, silently, and an admin would rather see the
-   * connector refused with the reason and the fix. At start the connector then
-   * fails and is retried with backoff (the upstream may shrink its list, or the
-   * admin raise the limit); on a refresh the previous list is kept and the reason
-   * logged. Each page's body is capped on the wire at limits.toolListBytes.
-   * `client.request`, not `client.listTools`: the latter compiles every tool's
-   * outputSchema with the SDK's own ajv, which the gateway never uses.
-   */
-  private async listAllTools(client: Client): Promise<Tool[]> {
-    const { tools: maxTools, toolListBytes } = this.limits;
-    const tools: Tool[] = [];
-    let bytes = 0;
-    let cursor: string | undefined;
-    for (let page = 0; ; page++) {
-      if (page === MAX_TOOL_PAGES) throw this.listTooBig(`more than ${MAX_TOOL_PAGES} pages`, 'tools');
-      const raw = await this.exchange({ bytes: toolListBytes, key: 'toolListBytes' }, undefined, (signal) =>
-        client.request({ method: 'tools/list', params: cursor === undefined ? {} : { cursor } }, ToolPageSchema, { signal, timeout: this.connectTimeoutMs }),
-      );
-      if (tools.length + raw.tools.length > maxTools) throw this.listTooBig(`more than ${maxTools.toLocaleString('en-US')} tools`, 'tools');
-      bytes += Buffer.byteLength(JSON.stringify(raw.tools));
-      if (bytes > toolListBytes) throw this.listTooBig(`a tool list of more than ${formatBytes(toolListBytes)}`, 'toolListBytes');
-      const res = ListToolsResultSchema.parse(raw);
-      for (const t of res.tools) tools.push(t);
-      if (res.nextCursor === undefined) break;
-      cursor = res.nextCursor;
-    }
-    return tools;
-  }
-
-  private listTooBig(what: string, key: 'tools' | 'toolListBytes'): GatehouseError {
-    return new GatehouseError(
-      'UPSTREAM_PROTOCOL',
-      `connector "${this.connector.name}" lists ${what}, over its limit; its tools are not used until the list fits. To allow more, raise limits.${key} in the connector's registry entry`,
-      { details: { limit: key } },
+  /** The upstream's whole tool list, within its limits (tool-list.ts); each page is an Exchange capped at limits.toolListBytes. */
+  private listAllTools(client: Client): Promise<Tool[]> {
+    const limit: BodyLimit = { bytes: this.limits.toolListBytes, key: 'toolListBytes' };
+    return listAllTools(this.connector.name, this.limits, (cursor) =>
+      this.exchange(limit, undefined, (signal) => client.request({ method: 'tools/list', params: cursor === undefined ? {} : { cursor } }, ToolPageSchema, { signal, timeout: this.connectTimeoutMs })),
     );
   }
 

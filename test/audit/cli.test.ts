@@ -5,6 +5,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Io } from '../../src/cli/command.js';
 import { auditCommand } from '../../src/cli/audit.js';
 import { logsCommand } from '../../src/cli/logs.js';
+import { runGatehouse } from '../../src/cli/program.js';
+
+const logs = (argv: string[], o: Io) => runGatehouse(['logs', ...argv], o, [logsCommand]);
+const audit = (argv: string[], o: Io) => runGatehouse(['audit', ...argv], o, [auditCommand]);
 import { call, lines, openLog, tempState } from './helpers.js';
 
 function io(env: NodeJS.ProcessEnv = {}): Io & { stdout: string; stderr: string } {
@@ -33,7 +37,7 @@ beforeAll(async () => {
 describe('gatehouse logs', () => {
   it('prints a table: time, event, agent, tool, decision, rule, outcome, latency', async () => {
     const o = io();
-    expect(await logsCommand.run(['--state', state, '--event', 'tools/call', '--limit', '5'], o)).toBe(0);
+    expect(await logs(['--state', state, '--event', 'tools/call', '--limit', '5'], o)).toBe(0);
     const rows = o.stdout.trimEnd().split('\n');
     expect(rows[0]).toMatch(/^TIME\s+EVENT\s+AGENT\s+TOOL\s+DECISION\s+RULE\s+OUTCOME\s+LATENCY$/);
     expect(rows).toHaveLength(6);
@@ -43,33 +47,84 @@ describe('gatehouse logs', () => {
 
   it('--json prints JSON lines, newest first; --reverse oldest first', async () => {
     const o = io();
-    await logsCommand.run(['--state', state, '--json', '--decision', 'deny'], o);
+    await logs(['--state', state, '--json', '--decision', 'deny'], o);
     const recs = o.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { seq: number; decision: string });
     expect(recs.length).toBeGreaterThan(3);
     expect(recs.every((r) => r.decision === 'deny')).toBe(true);
     expect(recs[0]!.seq).toBeGreaterThan(recs[1]!.seq);
     const r = io();
-    await logsCommand.run(['--state', state, '--json', '--decision', 'deny', '--reverse'], r);
+    await logs(['--state', state, '--json', '--decision', 'deny', '--reverse'], r);
     expect(r.stdout.trimEnd().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual(recs.map((x) => x.seq).reverse());
   });
 
   it('--help, and usage errors', async () => {
     const o = io();
-    expect(await logsCommand.run(['--help'], o)).toBe(0);
+    expect(await logs(['--help'], o)).toBe(0);
     expect(o.stdout).toContain('--follow');
-    await expect(logsCommand.run(['--state', state, '--decision', 'maybe'], io())).rejects.toMatchObject({ code: 'USAGE' });
-    await expect(logsCommand.run(['--state', state, '--since', 'yesterday'], io())).rejects.toMatchObject({ code: 'USAGE' });
-    await expect(logsCommand.run(['--bogus'], io())).rejects.toMatchObject({ code: 'USAGE' });
+    expect(await logs(['--state', state, '--decision', 'maybe'], io())).toBe(2);
+    expect(await logs(['--state', state, '--since', 'yesterday'], io())).toBe(2);
+    expect(await logs(['--bogus'], io())).toBe(2);
+  });
+});
+
+describe('gatehouse logs: filters are checked, a missing log is an error', () => {
+  it('an unknown --outcome, --decision or --event is a usage error naming the allowed values (a typo must not look like "no records")', async () => {
+    for (const [flag, value, allowed] of [
+      ['--outcome', 'sucess', 'ok, error, denied, timeout, rejected, cancelled, pending, unknown'],
+      ['--decision', 'maybe', 'allow, deny, ask'],
+      ['--event', 'tool/call', 'tools/call'],
+      ['--event', 'modle.*', 'model.call'],
+    ] as const) {
+      const o = io();
+      expect(await logs(['--state', state, flag, value], o), `${flag} ${value}`).toBe(2);
+      expect(o.stderr).toContain(`gatehouse logs: ${flag}:`);
+      expect(o.stderr).toContain(allowed);
+      expect(o.stderr).toContain('Run "gatehouse logs --help" for usage.');
+      expect(o.stdout).toBe('');
+    }
+  });
+
+  it('known values and event globs pass: --outcome unknown, --event "model.*", --since 1h30m', async () => {
+    for (const args of [['--outcome', 'unknown'], ['--event', 'model.*'], ['--event', 'tools/call.intent'], ['--since', '1h30m']]) {
+      expect(await logs(['--state', state, ...args], io()), args.join(' ')).toBe(0);
+    }
+  });
+
+  it('a bare number as --since is refused with a hint, not read as milliseconds', async () => {
+    const o = io();
+    expect(await logs(['--state', state, '--since', '90'], o)).toBe(2);
+    expect(o.stderr).toMatch(/--since: invalid time "90"/);
+  });
+
+  it('a state directory without an audit log is an error (exit 3) saying how to fix it, not "no matching records"', async () => {
+    const o = io();
+    const missing = join(tempState().state, 'nowhere');
+    expect(await logs(['--state', missing], o)).toBe(3);
+    expect(o.stderr).toContain(`no audit log in ${join(missing, 'audit')}`);
+    expect(o.stderr).toContain('--state');
+    expect(o.stderr).not.toContain('no matching audit records');
+  });
+});
+
+describe('gatehouse audit pubkey on a missing state directory', () => {
+  it('creates no key (a key made there would sign nothing and be trusted): exit 3 and how to fix it', async () => {
+    const missing = join(tempState().state, 'typo');
+    const o = io();
+    expect(await audit(['pubkey', '--state', missing], o)).toBe(3);
+    expect(o.stdout).toBe('');
+    expect(o.stderr).toContain('no audit checkpoint key');
+    expect(o.stderr).toContain('gatehouse serve');
+    expect(existsSync(missing)).toBe(false);
   });
 });
 
 describe('gatehouse audit verify / pubkey', () => {
   it('exit 0 on a valid log, with --json report', async () => {
     const o = io();
-    expect(await auditCommand.run(['verify', '--state', state], o)).toBe(0);
+    expect(await audit(['verify', '--state', state], o)).toBe(0);
     expect(o.stdout).toMatch(/^audit log OK: 6\d records/);
     const j = io();
-    expect(await auditCommand.run(['verify', '--state', state, '--json'], j)).toBe(0);
+    expect(await audit(['verify', '--state', state, '--json'], j)).toBe(0);
     expect(JSON.parse(j.stdout)).toMatchObject({ ok: true, signaturesChecked: true, problems: [] });
   });
 
@@ -83,12 +138,12 @@ describe('gatehouse audit verify / pubkey', () => {
     ls[11] = ls[11]!.replace('"title":"issue', '"title":"ISSUE');
     writeFileSync(file, ls.join('\n') + '\n');
     const o = io();
-    expect(await auditCommand.run(['verify', '--state', t.state], o)).toBe(1);
+    expect(await audit(['verify', '--state', t.state], o)).toBe(1);
     expect(o.stdout).toContain('audit log INVALID');
     expect(o.stdout).toMatch(/audit\.jsonl:12 \(seq 12\): edited/);
 
     const p = io();
-    expect(await auditCommand.run(['pubkey', '--state', state], p)).toBe(0);
+    expect(await audit(['pubkey', '--state', state], p)).toBe(0);
     const other = join(t.state, 'other.jwk');
     writeFileSync(other, p.stdout);
     expect(JSON.parse(readFileSync(other, 'utf8'))).not.toHaveProperty('d');
@@ -97,16 +152,16 @@ describe('gatehouse audit verify / pubkey', () => {
     for (let i = 0; i < 12; i++) await l2.append(call(i));
     await l2.close();
     const v = io();
-    expect(await auditCommand.run(['verify', '--state', clean.state, '--pubkey', other, '--json'], v)).toBe(1);
+    expect(await audit(['verify', '--state', clean.state, '--pubkey', other, '--json'], v)).toBe(1);
     expect((JSON.parse(v.stdout) as { problems: { kind: string }[] }).problems[0]?.kind).toBe('signature');
   });
 
   it('usage errors: --from, --anchor, unknown subcommand', async () => {
-    await expect(auditCommand.run(['verify', '--state', state, '--from', '0'], io())).rejects.toMatchObject({ code: 'USAGE' });
-    await expect(auditCommand.run(['verify', '--state', state, '--anchor', 'x'], io())).rejects.toMatchObject({ code: 'USAGE' });
-    await expect(auditCommand.run(['frobnicate'], io())).rejects.toMatchObject({ code: 'USAGE' });
+    expect(await audit(['verify', '--state', state, '--from', '0'], io())).toBe(2);
+    expect(await audit(['verify', '--state', state, '--anchor', 'x'], io())).toBe(2);
+    expect(await audit(['frobnicate'], io())).toBe(2);
     const h = io();
-    expect(await auditCommand.run(['--help'], h)).toBe(0);
+    expect(await audit(['verify', '--help'], h)).toBe(0);
     expect(h.stdout).toContain('Exit: 0 valid, 1 invalid, 2 usage');
   });
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Io } from '../../src/cli/command.js';
 import { connectorCommandWith } from '../../src/cli/connector.js';
+import { runGatehouse } from '../../src/cli/program.js';
 import { listTemplates, templatesDir } from '../../src/connectors/templates.js';
 import { loadRegistry } from '../../src/registry/load.js';
 import { parseYamlConfig } from '../../src/config/load-yaml.js';
@@ -29,7 +30,7 @@ const store = new MemoryStore();
 const cmd = connectorCommandWith(() => store);
 async function run(...argv: string[]) {
   const c = io();
-  const code = await cmd.run([...argv, '--registry', registry, '--state', join(root, 'state')], c.io).catch((e: unknown) => e);
+  const code = await runGatehouse(['connector', ...argv, '--registry', registry, '--state', join(root, 'state')], c.io, [cmd]);
   return { code, out: c.out(), err: c.err() };
 }
 
@@ -71,8 +72,8 @@ describe('gatehouse connector add', () => {
 
   it('refuses to overwrite without --force', async () => {
     const r = await run('add', 'github');
-    expect(r.code).toBeInstanceOf(Error);
-    expect(String((r.code as Error).message)).toMatch(/already exists; pass --force/);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/already exists; pass --force/);
     expect((await run('add', 'github', '--force', '--base-url', gh.url)).code).toBe(0);
   });
 
@@ -89,11 +90,14 @@ describe('gatehouse connector add', () => {
   it('validates the result with the registry schema before writing', async () => {
     const before = readdirSync(registry).length;
     const r = await run('add', 'github', '--name', 'ghx', '--base-url', 'http://example.com/api/v3');
-    expect(String((r.code as Error).message)).toMatch(/baseUrl: use https/);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/baseUrl: use https/);
     const s = await run('add', 'github', '--name', 'ghy', '--secret', 'bad name');
-    expect(String((s.code as Error).message)).toMatch(/--secret/);
+    expect(s.code).toBe(2);
+    expect(s.err).toMatch(/--secret/);
     const t = await run('add', 'nosuch');
-    expect(String((t.code as Error).message)).toMatch(/no template "nosuch"; templates: anthropic, atlassian-mcp, github/);
+    expect(t.code).toBe(2);
+    expect(t.err).toMatch(/no template "nosuch"; templates: anthropic, atlassian-mcp, github/);
     expect(readdirSync(registry).length).toBe(before);
   });
 
@@ -106,7 +110,8 @@ describe('gatehouse connector add', () => {
     expect(text).toContain('kind: inference');
     // A provider key never crosses a network in clear: plain http only to loopback.
     const bad = await run('add', 'openai-compatible', '--name', 'remote-llm', '--base-url', 'http://llm.example.com');
-    expect(String((bad.code as Error).message)).toMatch(/url: use https/);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/url: use https/);
   });
 
   it('--help lists the templates', async () => {
@@ -178,7 +183,8 @@ describe('gatehouse connector test', () => {
   });
   it('an unknown connector is a usage error', async () => {
     const r = await run('test', 'nope');
-    expect(String((r.code as Error).message)).toMatch(/no connector "nope"/);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/no connector "nope"/);
     expect(existsSync(join(registry, 'nope.yaml'))).toBe(false);
   });
 });

@@ -12,7 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { stringify } from 'yaml';
 import { silentLogger } from '../../src/log.js';
-import { startGateway, type RunningGateway } from '../../src/runtime.js';
+import { startGateway, type RunningGateway } from '../../src/app/gateway.js';
 import type { SecretStore } from '../../src/secrets/store.js';
 import { loadTokenKeys, mintToken } from '../../src/server/tokens.js';
 

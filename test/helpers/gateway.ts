@@ -12,7 +12,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { stringify } from 'yaml';
 import { silentLogger } from '../../src/log.js';
-import { startGateway, type GatewayRuntimeOptions, type RunningGateway } from '../../src/runtime.js';
+import { startGateway, type GatewayRuntimeOptions, type RunningGateway } from '../../src/app/gateway.js';
 import { mintToken } from '../../src/server/tokens.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -3,7 +3,7 @@
  * TCP). Agents' tokens never reach it; the audit query is paged.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminRequest } from '../../src/cli/control-client.js';
+import { adminRequest } from '../../src/server/control-client.js';
 import { mintToken } from '../../src/server/tokens.js';
 import { startTestGateway, stdioFixture, type TestGateway } from '../helpers/gateway.js';
 

@@ -4,7 +4,7 @@
  */
 import { McpError, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TOOLS_PAGE_SIZE } from '../../src/broker/session.js';
+import { TOOLS_PAGE_SIZE } from '../../src/broker/session-server.js';
 import { startTestGateway, stdioFixture, type TestGateway } from '../helpers/gateway.js';
 
 const MANY = 150;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { stringify } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
-import { adminRequest } from '../../src/cli/control-client.js';
+import { adminRequest } from '../../src/server/control-client.js';
 import type { PendingApproval } from '../../src/policy/approvals.js';
 import { CLI, startTestGateway, stdioFixture, until, type TestGateway } from '../helpers/gateway.js';
 
@@ -129,7 +129,11 @@ describe('policy decisions through the gateway', () => {
     const c = await t.client('coder');
     const first = c.callTool({ name: 'fx__slow', arguments: { ms: 1 } });
     const [p] = await pending(t);
-    await adminRequest(t.dirs.state, 'POST', `/approvals/${p?.id}/approve`, { by: 'alice', grant: { ttl: '10m', uses: 2 } });
+    // A grant ttl is a duration in the one grammar: a bare number is refused with the hint, 1h30m accepted.
+    await expect(adminRequest(t.dirs.state, 'POST', `/approvals/${p?.id}/approve`, { by: 'alice', grant: { ttl: '600', uses: 2 } })).rejects.toThrow(
+      'grant.ttl: invalid duration "600"; a bare number has no unit: write 600s, 600m or 600h',
+    );
+    await adminRequest(t.dirs.state, 'POST', `/approvals/${p?.id}/approve`, { by: 'alice', grant: { ttl: '1h30m', uses: 2 } });
     expect((await first).isError).toBeFalsy();
     // Two more pass on the grant without asking.
     for (let i = 0; i < 2; i++) expect((await c.callTool({ name: 'fx__slow', arguments: { ms: 2 } })).isError).toBeFalsy();

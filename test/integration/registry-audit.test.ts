@@ -2,7 +2,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { startGateway } from '../../src/runtime.js';
+import { startGateway } from '../../src/app/gateway.js';
 import { readJsonLines, stdioFixture, tempDir, writeConfig } from '../helpers/gateway.js';
 
 const readAudit = (dir: string) => readJsonLines(join(dir, 'audit.jsonl'));

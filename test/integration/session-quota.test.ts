@@ -10,7 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { adminRequest } from '../../src/cli/control-client.js';
+import { adminRequest } from '../../src/server/control-client.js';
 import { controlSocketPath } from '../../src/server/control.js';
 import { CLI, initializeBody, MCP_HEADERS, startTestGateway, tempDir, writeConfig, stdioFixture, until, type RawResponse, type TestGateway } from '../helpers/gateway.js';
 

@@ -10,7 +10,7 @@ import { chmodSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SandboxSession } from '../../src/sandbox/sessions.js';
+import type { SandboxSession } from '../../src/sandbox/sandbox-sessions.js';
 import { startTestGateway, stdioFixture, type TestGateway } from '../helpers/gateway.js';
 
 const IS_ROOT = process.getuid?.() === 0;

@@ -9,8 +9,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Io } from '../../src/cli/command.js';
-import { adminRequest } from '../../src/cli/control-client.js';
+import { adminRequest } from '../../src/server/control-client.js';
 import { logsCommand } from '../../src/cli/logs.js';
+import { runGatehouse } from '../../src/cli/program.js';
 import type { PendingApproval } from '../../src/policy/approvals.js';
 import { CLI, startTestGateway, stdioFixture, until, type TestGateway } from '../helpers/gateway.js';
 
@@ -67,7 +68,7 @@ describe('terminal injection into the admin', { timeout: 60_000 }, () => {
 
     // The table alone (no terminal filter behind it) escapes every field: one row per call, nothing raw.
     const o = captureIo();
-    expect(await logsCommand.run(['--state', t.dirs.state, '--event', 'tools/call', '--outcome', 'rejected', '--reverse'], o)).toBe(0);
+    expect(await runGatehouse(['logs', '--state', t.dirs.state, '--event', 'tools/call', '--outcome', 'rejected', '--reverse'], o, [logsCommand])).toBe(0);
     expect(o.stdout).not.toMatch(RAW);
     const rows = o.stdout.trimEnd().split('\n');
     expect(rows).toHaveLength(1 + HOSTILE_NAMES.length);

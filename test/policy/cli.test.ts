@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { policyCommand } from '../../src/cli/policy.js';
-import { Exit } from '../../src/cli/command.js';
+import { runGatehouse } from '../../src/cli/program.js';
+import { Exit } from '../../src/errors.js';
 import { captureIo, tmpDir } from './helpers.js';
 
 const good = {
@@ -27,7 +28,7 @@ rules:
 
 async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
   const c = captureIo(env);
-  const code = await policyCommand.run(argv, c.io);
+  const code = await runGatehouse(['policy', ...argv], c.io, [policyCommand]);
   return { code, out: c.out(), err: c.err() };
 }
 
@@ -116,7 +117,8 @@ describe('gatehouse policy explain', () => {
     ]) {
       const r = await run(argv);
       expect(r.code, argv.join(' ')).toBe(Exit.Usage);
-      expect(r.err).toMatch(/^gatehouse policy: /);
+      expect(r.err).toMatch(/^gatehouse policy explain: /);
+      expect(r.err).toContain('Run "gatehouse policy explain --help" for usage.');
     }
   });
   it('an invalid policy exits 2 with the problems on stderr', async () => {
@@ -173,7 +175,7 @@ describe('gatehouse policy --help', () => {
     const r = await run([sub, '--help']);
     expect(r.code).toBe(Exit.Ok);
     expect(r.out).toContain(`Usage: gatehouse policy ${sub}`);
-    expect(r.out).toContain('--policies DIR');
+    expect(r.out).toContain('--policies <dir>');
   });
   it('policy --help lists the commands', async () => {
     const r = await run(['--help']);

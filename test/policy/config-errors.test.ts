@@ -22,8 +22,10 @@ const bad: BadCase[] = [
   { name: 'a bad limit string', text: `${head}  - id: r\n    effect: allow\n    limit: 20 per hour\n`, line: 5, key: 'rules[0].limit', message: /not a rate/ },
   { name: 'a zero limit', text: `${head}  - id: r\n    effect: allow\n    limit: 0/hour\n`, line: 5, key: 'rules[0].limit', message: /not a rate/ },
   { name: 'a limit on a deny rule', text: `${head}  - id: r\n    effect: deny\n    limit: 1/hour\n`, line: 5, key: 'rules[0].limit', message: /only an allow rule/ },
-  { name: 'a bad duration', text: `${head}  - id: r\n    effect: ask\n    ask: { timeout: 5 minutes }\n`, line: 5, key: 'rules[0].ask.timeout', message: /not a duration/ },
-  { name: 'a bad grant ttl', text: `${head}  - id: r\n    effect: ask\n    ask:\n      grant: { ttl: forever, maxUses: 3 }\n`, line: 6, key: 'rules[0].ask.grant.ttl', message: /not a duration/ },
+  { name: 'a bad duration', text: `${head}  - id: r\n    effect: ask\n    ask: { timeout: 5 minutes }\n`, line: 5, key: 'rules[0].ask.timeout', message: /invalid duration "5 minutes"; use a duration like 250ms, 30s, 5m, 1h30m or 7d/ },
+  { name: 'a bad grant ttl', text: `${head}  - id: r\n    effect: ask\n    ask:\n      grant: { ttl: forever, maxUses: 3 }\n`, line: 6, key: 'rules[0].ask.grant.ttl', message: /invalid duration "forever"/ },
+  { name: 'a bare-number ask timeout (no unit)', text: `${head}  - id: r\n    effect: ask\n    ask:\n      timeout: 300\n`, line: 6, key: 'rules[0].ask.timeout', message: /invalid duration 300; a bare number has no unit: write 300s, 300m or 300h/ },
+  { name: 'an ask timeout over a day', text: `${head}  - id: r\n    effect: ask\n    ask: { timeout: 1d1s }\n`, line: 5, key: 'rules[0].ask.timeout', message: /must be between 1s and 1d/ },
   { name: 'ask settings on an allow rule', text: `${head}  - id: r\n    effect: allow\n    ask: { timeout: 5m }\n`, line: 5, key: 'rules[0].ask', message: /only a rule with effect ask/ },
   { name: 'an allow rule that matches on annotations', text: `${head}  - id: r\n    match:\n      annotations: { readOnlyHint: true }\n    effect: allow\n`, line: 5, key: 'rules[0].match.annotations', message: /untrusted hints/ },
   { name: 'a misspelt annotation', text: `${head}  - id: r\n    match:\n      annotations: { readonly: true }\n    effect: deny\n`, line: 5, key: 'rules[0].match.annotations.readonly', message: /unknown key/ },
@@ -38,8 +40,22 @@ const bad: BadCase[] = [
   { name: 'a duplicate rule id in one file', text: `${head}  - id: r\n    effect: allow\n  - id: r\n    effect: deny\n`, line: 5, key: 'rules[1].id', message: /duplicate rule id "r"/ },
   { name: 'a missing version', text: 'rules: []\n', line: 1, key: 'version', message: /must be 1|missing/ },
   { name: 'a bad rule id', text: `${head}  - id: "has space"\n    effect: allow\n`, line: 3, key: 'rules[0].id', message: /rule id/ },
+  { name: 'a tool glob with an unbalanced brace {a,b', text: `${head}  - id: r\n    match: { tool: "gh__{create,delete" }\n    effect: deny\n`, line: 4, key: 'rules[0].match.tool', message: /malformed glob "gh__\{create,delete": unbalanced brace: "\{" at character 5 is never closed/ },
+  { name: 'an agent glob with a reversed range [z-a]', text: `${head}  - id: r\n    match: { agent: "coder-[9-1]" }\n    effect: deny\n`, line: 4, key: 'rules[0].match.agent', message: /reversed range "9-1"/ },
+  { name: 'a connector glob with a stray }', text: `${head}  - id: r\n    match: { connector: "git}" }\n    effect: deny\n`, line: 4, key: 'rules[0].match.connector', message: /"\}" at character 4 closes no "\{"/ },
+  { name: 'a model glob with an unclosed [', text: `${head}  - id: r\n    match: { model: "claude-[3" }\n    effect: deny\n`, line: 4, key: 'rules[0].match.model', message: /unclosed "\["/ },
+  { name: 'an argument glob with a reversed range [z-a]', text: `${head}  - id: r\n    match:\n      args:\n        branch: { glob: "release-[z-a]" }\n    effect: allow\n`, line: 6, key: 'rules[0].match.args.branch.glob', message: /glob: reversed range "z-a"/ },
+  { name: 'an argument glob with an unbalanced brace {a,b', text: `${head}  - id: r\n    match:\n      args:\n        file: { glob: "*.{ts,js" }\n    effect: allow\n`, line: 6, key: 'rules[0].match.args.file.glob', message: /glob: unbalanced brace/ },
+  { name: 'a path glob with a reversed range [z-a]', text: `${head}  - id: r\n    match:\n      args:\n        file: { path: { glob: "/repo/[z-a]/**" } }\n    effect: deny\n`, line: 6, key: 'rules[0].match.args.file.path.glob', message: /reversed range "z-a"/ },
   { name: 'a YAML syntax error', text: 'version: 1\nrules: [\n', line: 3, key: '', message: /YAML syntax/ },
 ];
+
+describe('durations in a policy file', () => {
+  it('1h30m is one duration (ask.timeout and grant ttl)', () => {
+    const p = policyOf(`${head}  - id: r\n    effect: ask\n    ask: { timeout: 1h30m, grant: { ttl: 1d12h, maxUses: 3 } }\n`);
+    expect(p.rules[0]?.ask).toEqual({ timeoutMs: 5_400_000, grant: { ttlMs: 129_600_000, maxUses: 3 } });
+  });
+});
 
 describe('config errors name file:line:key', () => {
   it('has cases to run (guard)', () => {

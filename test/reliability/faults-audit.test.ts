@@ -14,7 +14,7 @@ import { mkdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { startGateway } from '../../src/runtime.js';
+import { startGateway } from '../../src/app/gateway.js';
 import { loadTokenKeys, mintToken } from '../../src/server/tokens.js';
 import { startServe } from '../helpers/cli.js';
 import { isAlive, readJsonLines, stdioFixture, tempDir, until, writeConfig } from '../helpers/gateway.js';

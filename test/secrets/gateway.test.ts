@@ -11,7 +11,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { startGateway, type RunningGateway } from '../../src/runtime.js';
+import { startGateway, type RunningGateway } from '../../src/app/gateway.js';
 import { KeychainStore } from '../../src/secrets/keychain.js';
 import { notifySecretChanged } from '../../src/secrets/notice.js';
 import { mintToken } from '../../src/server/tokens.js';

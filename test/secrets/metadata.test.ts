@@ -14,7 +14,7 @@ import { LoggingMessageNotificationSchema, type CallToolResult, type Tool } from
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCatalog } from '../../src/broker/catalog.js';
 import { silentLogger } from '../../src/log.js';
-import { startGateway, type RunningGateway } from '../../src/runtime.js';
+import { startGateway, type RunningGateway } from '../../src/app/gateway.js';
 import { Redactor } from '../../src/secrets/redact.js';
 import { mintToken } from '../../src/server/tokens.js';
 import { MemoryStore } from '../connectors/helpers.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GatehouseError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
-import { startGateway, type RunningGateway } from '../../src/runtime.js';
+import { startGateway, type RunningGateway } from '../../src/app/gateway.js';
 import { KeychainStore } from '../../src/secrets/keychain.js';
 import { startEchoUpstream } from './echo-upstream.js';
 import { dirFlags, runCli, writeTree } from './helpers.js';

@@ -1,6 +1,7 @@
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { describe, expect, it } from 'vitest';
-import { EXPOSED_NAME, buildCatalog, exposedName, isExposed, pageOf, type CatalogSource } from '../../src/broker/catalog.js';
+import { EXPOSED_NAME, buildCatalog, exposedName, pageOf, type CatalogSource } from '../../src/broker/catalog.js';
+import { isExposed } from '../../src/registry/exposure.js';
 
 const tool = (name: string, extra: Partial<Tool> = {}): Tool => ({ name, inputSchema: { type: 'object' }, ...extra });
 const src = (connector: string, names: string[], over: Partial<CatalogSource> = {}): CatalogSource => ({

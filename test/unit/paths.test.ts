@@ -2,6 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot, resolveDirs } from '../../src/config/paths.js';
+import { launcherPath } from '../../src/sandbox/launcher.js';
+import { reaperPath } from '../../src/upstreams/stdio.js';
 import { ROOT, tempDir } from '../helpers/gateway.js';
 
 describe('resolveDirs: every command reads the same folders', () => {
@@ -10,6 +12,11 @@ describe('resolveDirs: every command reads the same folders', () => {
 
   it('the package root is this repository', () => {
     expect(packageRoot()).toBe(ROOT);
+  });
+
+  it('the native binaries are found from the one package root', () => {
+    expect(launcherPath()).toBe(join(ROOT, 'native', 'build', 'gatehouse-sandbox'));
+    if (process.platform === 'linux') expect(reaperPath()).toBe(join(ROOT, 'native', 'build', 'gatehouse-reaper'));
   });
 
   it('a flag wins over the environment, and relative paths resolve against the working directory', () => {

@@ -140,6 +140,15 @@ describe('stage 4: upstream and audit', () => {
     expect(r._meta).toEqual({ 'gatehouse/error': 'INTERNAL' });
   });
 
+  it("an internal error's text (a path, a stack) never reaches the agent; the record keeps it", async () => {
+    const leak = new Error('ENOENT: /home/admin/.gatehouse/keys/secret.jwk\n    at Object.openSync (node:fs:573:3)');
+    const p = setup({ result: leak });
+    const r = await p.call('fx__add', { a: 1, b: 2 });
+    expect(JSON.stringify(r)).not.toMatch(/home\/admin|openSync|ENOENT/);
+    expect(r).toEqual(toolError('Internal gateway error', 'INTERNAL'));
+    expect(p.audit.records[1]).toMatchObject({ error: { code: 'INTERNAL', message: expect.stringContaining('/home/admin') } });
+  });
+
   it('fails closed when the audit log cannot be written: refused, never forwarded', async () => {
     const p = setup();
     p.audit.broken = true;

@@ -41,9 +41,9 @@ describe('the shipped registry', () => {
 
 describe('a valid connector file', () => {
   it('gets defaults filled in, and durations parsed to ms', () => {
-    const dir = registryOf({ 'fx.yaml': `${stdio}timeouts: { call: 300ms, connect: 2s }\n`, 'notes.txt': 'not yaml: [' });
+    const dir = registryOf({ 'fx.yaml': `${stdio}timeouts: { call: 300ms, connect: 2s, callMax: 1h30m }\n`, 'notes.txt': 'not yaml: [' });
     const [c] = loadRegistry(dir).connectors;
-    expect(c).toMatchObject({ name: 'fx', enabled: true, sampling: 'deny', elicitation: 'deny', env: {}, timeouts: { call: 300, connect: 2000 } });
+    expect(c).toMatchObject({ name: 'fx', enabled: true, sampling: 'deny', elicitation: 'deny', env: {}, timeouts: { call: 300, connect: 2000, callMax: 5_400_000 } });
   });
 
   it('accepts .yml and loads files in name order', () => {
@@ -70,7 +70,13 @@ describe('every bad file is refused with file, line and key', () => {
     ['a wrong type', `${stdio}enabled: "yes"\n`, { line: 5, key: 'enabled' }],
     ['args that are not a list', 'name: fx\nkind: stdio\ncommand: node\nargs: server.js\n', { line: 4, key: 'args' }],
     ['a bad env variable name', `${stdio}env:\n  "BAD-NAME": x\n`, { key: 'env.BAD-NAME' }],
-    ['a bad duration', `${stdio}timeouts: { call: soon }\n`, { key: 'timeouts.call', message: 'use a duration like 500ms, 30s, 5m' }],
+    ['a bad duration', `${stdio}timeouts: { call: soon }\n`, { key: 'timeouts.call', message: 'invalid duration "soon"; use a duration like 250ms, 30s, 5m, 1h30m or 7d' }],
+    ['a bare-number timeout (no unit: it used to mean milliseconds)', `${stdio}timeouts:\n  connect: 2s\n  call: 300\n`, { line: 7, key: 'timeouts.call', message: 'invalid duration 300; a bare number has no unit: write 300s, 300m or 300h' }],
+    ['a zero timeout', `${stdio}timeouts: { call: 0s }\n`, { key: 'timeouts.call', message: 'must be at least 1ms' }],
+    ['a tools.allow glob with an unbalanced brace {a,b', `${stdio}tools:\n  allow: ["get_*", "{list,search"]\n`, { line: 6, key: 'tools.allow[1]', message: expect.stringMatching(/^malformed glob "\{list,search": unbalanced brace/) }],
+    ['a tools.deny glob with a reversed range [z-a]', `${stdio}tools:\n  deny:\n    - "delete_[z-a]*"\n`, { line: 7, key: 'tools.deny[0]', message: expect.stringMatching(/reversed range "z-a"/) }],
+    ['a models.allow glob with a reversed range [z-a]', 'name: p\nkind: inference\napi: anthropic\nurl: https://api.example.com\nmodels:\n  allow: ["claude-[9-0]*"]\n', { line: 6, key: 'models.allow[0]', message: expect.stringMatching(/reversed range "9-0"/) }],
+    ['a budgets agent glob with an unbalanced brace {a,b', 'name: p\nkind: inference\napi: anthropic\nurl: https://api.example.com\nmodels:\n  allow: ["*"]\nbudgets:\n  "{coder,ci": { tokens: 10/hour }\n', { line: 8, key: 'budgets.{coder,ci', message: expect.stringMatching(/unbalanced brace/) }],
     ['a non-http URL', 'name: w\nkind: http\nurl: ftp://example.com/\n', { line: 3, key: 'url' }],
     ['a bad header name', 'name: w\nkind: http\nurl: https://example.com/\nheaders:\n  "Bad Header": x\n', { key: 'headers.Bad Header' }],
     ['a secret reference in the URL', 'name: w\nkind: http\nurl: "https://example.com/${secret:tok}"\n', { line: 3, key: 'url', message: 'url may not contain a ${secret:...} reference' }],

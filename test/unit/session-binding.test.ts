@@ -9,10 +9,10 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditSink } from '../../src/audit/types.js';
 import { silentLogger } from '../../src/log.js';
-import type { SandboxSession } from '../../src/sandbox/sessions.js';
+import type { SandboxSession } from '../../src/sandbox/sandbox-sessions.js';
 import { createApp } from '../../src/server/app.js';
 import { allowedHosts, allowedOrigins } from '../../src/server/guards.js';
-import { SessionManager, type Identity } from '../../src/server/sessions.js';
+import { SessionManager, type Identity } from '../../src/server/mcp-sessions.js';
 import { initializeBody, MCP_HEADERS, startTestGateway, stdioFixture, type TestGateway } from '../helpers/gateway.js';
 
 const PORT = 18931;

@@ -10,7 +10,7 @@ import type { AuditSink } from '../../src/audit/types.js';
 import { silentLogger } from '../../src/log.js';
 import { createApp } from '../../src/server/app.js';
 import { allowedHosts, allowedOrigins } from '../../src/server/guards.js';
-import { SessionManager, type Identity } from '../../src/server/sessions.js';
+import { SessionManager, type Identity } from '../../src/server/mcp-sessions.js';
 import { initializeBody, MCP_HEADERS } from '../helpers/gateway.js';
 
 const audit: AuditSink = { append: async () => undefined, assertWritable: () => undefined, close: async () => undefined };

@@ -8,7 +8,7 @@ import type { AuditEvent, AuditSink } from '../../src/audit/types.js';
 import { silentLogger } from '../../src/log.js';
 import { createApp } from '../../src/server/app.js';
 import { allowedHosts, allowedOrigins } from '../../src/server/guards.js';
-import { SessionManager } from '../../src/server/sessions.js';
+import { SessionManager } from '../../src/server/mcp-sessions.js';
 import { initializeBody, MCP_HEADERS, until } from '../helpers/gateway.js';
 
 const records: AuditEvent[] = [];

@@ -14,9 +14,9 @@ import { Hono } from 'hono';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditEvent, AuditSink } from '../../src/audit/types.js';
 import { silentLogger } from '../../src/log.js';
-import { SandboxSessions } from '../../src/sandbox/sessions.js';
+import { SandboxSessions } from '../../src/sandbox/sandbox-sessions.js';
 import { controlSocketPath, ensureRunDir, listenControl, runDir, socketAlive } from '../../src/server/control.js';
-import { SessionManager } from '../../src/server/sessions.js';
+import { SessionManager } from '../../src/server/mcp-sessions.js';
 import { initializeBody, MCP_HEADERS } from '../helpers/gateway.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 

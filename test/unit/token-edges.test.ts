@@ -77,7 +77,7 @@ describe('minting and verifying', () => {
 
   it('parseTtl trims spaces, refuses trailing garbage with a USAGE error that shows the forms', () => {
     expect(parseTtl(' 8h ')).toBe(8 * 3_600_000);
-    expect(() => parseTtl('8hx')).toThrow(expect.objectContaining({ code: 'USAGE', message: 'invalid duration "8hx": use e.g. 30m, 8h, 7d' }));
+    expect(() => parseTtl('8hx')).toThrow(expect.objectContaining({ code: 'USAGE', message: '--ttl: invalid duration "8hx"; use a duration like 250ms, 30s, 5m, 1h30m or 7d' }));
   });
 });
 
@@ -173,7 +173,7 @@ describe('the revocation list', () => {
     expect(new RevocationList(state).check({ agent: 'a', tokenId: 'j', issuedAt: new Date() })).toMatch(/token has been revoked/);
   });
 
-  it('says where a file is wrong: not JSON, or the path of the bad field ("(top)" for the whole)', () => {
+  it('says where a file is wrong: not JSON, or the path of the bad field ("(top level)" for the whole)', () => {
     const state = fresh();
     mkdirSync(join(state, 'keys'));
     const file = revocationsPath(state);
@@ -181,9 +181,9 @@ describe('the revocation list', () => {
     const list = new RevocationList(state);
     expect(list.check({ agent: 'a', tokenId: 'x', issuedAt: new Date() })).toMatch(new RegExp(`${file} is not valid JSON \\(`));
     writeFileSync(file, JSON.stringify({ version: 1, tokens: [{ jti: 'bad id', revokedAt: '2030-01-01T00:00:00Z' }], agents: [] }));
-    expect(list.check({ agent: 'a', tokenId: 'x', issuedAt: new Date() })).toMatch(new RegExp(`${file}: tokens\\.0\\.jti: `));
+    expect(list.check({ agent: 'a', tokenId: 'x', issuedAt: new Date() })).toMatch(new RegExp(`${file}: tokens\\[0\\]\\.jti: `));
     writeFileSync(file, '[]  ');
-    expect(list.check({ agent: 'a', tokenId: 'x', issuedAt: new Date() })).toMatch(new RegExp(`${file}: \\(top\\): `));
+    expect(list.check({ agent: 'a', tokenId: 'x', issuedAt: new Date() })).toMatch(new RegExp(`${file}: \\(top level\\): `));
     writeFileSync(file, JSON.stringify({ version: 2, tokens: 1, agents: [] }));
     expect(list.check({ agent: 'a', tokenId: 'x', issuedAt: new Date() })).toMatch(/version: .*; tokens: /);
   });

@@ -94,7 +94,7 @@ describe('verify refuses', () => {
 
   it('a token for another audience', async () => {
     const token = await signClaims(keys, { ...validClaims(keys), aud: 'urn:gatehouse:gateway:other' });
-    expect(await refused(token)).toBe('token claim check failed (aud)');
+    expect(await refused(token)).toMatch(/^token claim check failed \(aud\): it was minted for another gateway \(another state directory\)/);
   });
 
   it('a token from another issuer', async () => {
@@ -156,8 +156,12 @@ describe('parseTtl', () => {
     ['30m', 1_800_000],
     ['8h', 28_800_000],
     ['7d', 604_800_000],
+    ['1h30m', 5_400_000],
   ])('%s = %d ms', (s, ms) => {
     expect(parseTtl(s)).toBe(ms);
+  });
+  it('a bare number is refused with a hint naming the flag and the units', () => {
+    expect(() => parseTtl('8')).toThrow(expect.objectContaining({ code: 'USAGE', message: '--ttl: invalid duration "8"; a bare number has no unit: write 8s, 8m or 8h' }));
   });
   it.each(['', '8', 'h', '1.5h', '-1h', '8 hours', '1w'])('refuses %j', (s) => {
     expect(() => parseTtl(s)).toThrow(GatehouseError);

@@ -3,10 +3,10 @@ import { ProviderApi } from '../api.js';
 import { ProviderError } from '../errors.js';
 import { RestClient, type Query } from '../http.js';
 import { filePath, numberSegment, segment } from '../paths.js';
-import type { BuiltinRuntime } from '../runtime.js';
-import { USER_AGENT } from '../runtime.js';
+import type { BuiltinRuntime } from '../builtin-runtime.js';
+import { USER_AGENT } from '../builtin-runtime.js';
 import { ADD, READ, defineTool, maxItems, type CallInfo, type ToolSpec } from '../tool.js';
-import type { GithubConnectorConfig } from './schema.js';
+import type { GithubConnectorConfig } from '../../registry/builtin-kinds.js';
 import { secretRefs } from '../../secrets/template.js';
 
 export interface GithubApi {

@@ -2,10 +2,10 @@ import { z } from 'zod';
 import { ProviderApi, basic } from '../api.js';
 import { RestClient } from '../http.js';
 import { segment } from '../paths.js';
-import type { BuiltinRuntime } from '../runtime.js';
-import { USER_AGENT } from '../runtime.js';
+import type { BuiltinRuntime } from '../builtin-runtime.js';
+import { USER_AGENT } from '../builtin-runtime.js';
 import { ADD, CHANGE, READ, defineTool, maxItems, type ToolSpec } from '../tool.js';
-import { isCloud, type JiraConnectorConfig } from './schema.js';
+import { isCloud, type JiraConnectorConfig } from '../../registry/builtin-kinds.js';
 import { secretRefs } from '../../secrets/template.js';
 
 export interface JiraApi {

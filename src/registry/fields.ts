@@ -1,9 +1,11 @@
 /**
- * Field schemas shared by every connector kind (stdio, http and the built-in
- * REST connectors in src/connectors/). Kept apart from schema.ts so that the
- * built-ins can import them without an import cycle.
+ * The fields every connector kind is built from (stdio, http, inference and
+ * the built-in REST kinds of builtin-kinds.ts): names, secret-aware strings,
+ * service URLs, durations, sizes, limits, and the fields all kinds share.
  */
 import { z } from 'zod';
+import { durationField } from '../config/duration.js';
+import { globString } from '../config/glob.js';
 import { SECRET_NAME, secretRefs } from '../secrets/template.js';
 
 export const CONNECTOR_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
@@ -37,17 +39,8 @@ export const serviceUrl = (what: string) =>
       return u.username === '' && u.password === '' && u.search === '' && u.hash === '';
     }, `${what}: no user:password, query or fragment`);
 
-export const duration = z
-  .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h)$/, 'use a duration like 500ms, 30s, 5m')])
-  .transform((v) => (typeof v === 'number' ? v : parseDurationMs(v)));
-
-export function parseDurationMs(v: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(v);
-  if (!m) throw new Error(`invalid duration ${v}`);
-  const n = Number(m[1]);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  return n * unit;
-}
+/** Timeouts and other durations: "30s", "1h30m" (src/config/duration.ts); a bare number is refused. */
+export const duration = durationField();
 
 /** A size: bytes, or a string like "16M" (K, M, G: powers of 1024, as on the command line). */
 export const size = z
@@ -55,7 +48,7 @@ export const size = z
   .transform((v) => (typeof v === 'number' ? v : Number(/^[0-9]+/.exec(v)?.[0]) * 1024 ** ' KMG'.indexOf((/[KMG]$/i.exec(v)?.[0] ?? ' ').toUpperCase())));
 
 /**
- * What one upstream may spend of the gateway (issue #24). Every field is
+ * What one upstream may spend of the gateway. Every field is
  * optional; the defaults live in src/upstreams/limits.ts (README, "Limits").
  */
 export const limits = z
@@ -77,6 +70,7 @@ export const limits = z
   })
   .default({});
 
+/** The fields every tool connector kind has (stdio, http and the built-ins). */
 export const common = {
   name: z.string().regex(CONNECTOR_NAME, 'lowercase letters, digits and "-", at most 32 characters, starting with a letter or digit'),
   description: z.string().max(500).optional(),
@@ -85,8 +79,8 @@ export const common = {
   enabled: z.boolean().default(true),
   tools: z
     .strictObject({
-      allow: z.array(z.string().min(1)).default(['*']),
-      deny: z.array(z.string().min(1)).default([]),
+      allow: z.array(globString).default(['*']),
+      deny: z.array(globString).default([]),
     })
     .default({ allow: ['*'], deny: [] }),
   timeouts: z

@@ -1,0 +1,69 @@
+/**
+ * `gatehouse doctor`'s set-up checks (beside the sandbox's kernel checks):
+ * the Node version, the OS keychain, and whether the configuration loads.
+ * Each fix is a command to run; where it is a gatehouse command it exists
+ * (test/cli/doctor-setup.test.ts parses every one with the CLI).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, formatIssue } from '../config/load-yaml.js';
+import { packageRoot, type Dirs } from '../config/paths.js';
+import { errorMessage } from '../errors.js';
+import { loadPolicies } from '../policy/load.js';
+import { loadRegistry } from '../registry/load.js';
+
+export interface SetupCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** What to run; '' when ok. */
+  fix: string;
+  /** Configuration problems, one `file:line:col: key: message` each. */
+  issues?: string[];
+}
+
+/** `>=20.19` style minimum from package.json's engines.node (the only form we ship). */
+export function minimumNode(range: string): [number, number, number] | undefined {
+  const m = /^\s*>=\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?\s*$/.exec(range);
+  return m ? [Number(m[1]), Number(m[2] ?? 0), Number(m[3] ?? 0)] : undefined;
+}
+
+export function enginesNode(root = packageRoot()): string {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines?: { node?: string } };
+  return pkg.engines?.node ?? '>=0';
+}
+
+export function nodeCheck(version = process.versions.node, range = enginesNode()): SetupCheck {
+  const min = minimumNode(range);
+  const have = version.split('.').map(Number);
+  const ok = min === undefined || (have[0] ?? 0) > min[0] || ((have[0] ?? 0) === min[0] && ((have[1] ?? 0) > min[1] || ((have[1] ?? 0) === min[1] && (have[2] ?? 0) >= min[2])));
+  return { name: 'Node.js', ok, detail: `${version}, required ${range.trim()}`, fix: ok ? '' : `install Node.js ${range.trim()} (e.g. nvm install 22), then: npm run build` };
+}
+
+/** Reachable and unlocked: a write of the probe entry succeeds (a locked keyring refuses writes). */
+export async function keychainCheck(store: { probe(): Promise<void>; readonly description: string }): Promise<SetupCheck> {
+  try {
+    await store.probe();
+    return { name: 'OS keychain', ok: true, detail: `${store.description}: reachable and unlocked`, fix: '' };
+  } catch (e) {
+    return { name: 'OS keychain', ok: false, detail: errorMessage(e), fix: 'start or unlock the keychain as described, then: gatehouse secret check' };
+  }
+}
+
+function loads(name: string, load: () => unknown, fix: string, dir: string): SetupCheck {
+  try {
+    load();
+    return { name, ok: true, detail: `${dir}: loads`, fix: '' };
+  } catch (e) {
+    if (e instanceof ConfigError) return { name, ok: false, detail: `${dir}: ${e.issues.length} problem${e.issues.length > 1 ? 's' : ''}`, fix, issues: e.issues.map(formatIssue) };
+    return { name, ok: false, detail: `${dir}: ${errorMessage(e)}`, fix };
+  }
+}
+
+/** The registry and the policies as `serve` would load them; each problem with its file and line. */
+export function configChecks(dirs: Dirs): SetupCheck[] {
+  return [
+    loads('registry', () => loadRegistry(dirs.registry), `fix the lines below, then: gatehouse connector list --registry ${dirs.registry}`, dirs.registry),
+    loads('policies', () => loadPolicies(dirs.policies), `fix the lines below, then: gatehouse policy check --policies ${dirs.policies}`, dirs.policies),
+  ];
+}

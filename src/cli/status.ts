@@ -1,0 +1,93 @@
+import type { ConnectorReport } from '../broker/gateway.js';
+import type { Dirs } from '../config/paths.js';
+import { Exit } from '../errors.js';
+import type { PendingApproval } from '../policy/approvals.js';
+import type { SandboxSession } from '../sandbox/sandbox-sessions.js';
+import type { Identity } from '../server/mcp-sessions.js';
+import { esc, escapeText, jsonLine } from '../terminal.js';
+import { dirsFrom, handle, subcommand, table, type CommandModule, type Io } from './command.js';
+import { adminRequest } from '../server/control-client.js';
+import { invocation } from './invocation.js';
+
+export interface GatewayStatus {
+  gateway: { version: string; pid: number; dirs?: Dirs };
+  connectors: ConnectorReport[];
+  sessions: { total: number; agents: Array<Identity & { sessions: number; busy: number; lastSeen: string }> };
+  sandboxes: SandboxSession[];
+  approvals: PendingApproval[];
+}
+
+/** Reads everything `status` shows from the running gateway's admin API (GATEWAY_UNAVAILABLE, exit 3, when none runs). */
+export async function fetchStatus(stateDir: string): Promise<GatewayStatus> {
+  const s = (await adminRequest(stateDir, 'GET', '/status')) as { version: string; pid: number; connectors: ConnectorReport[]; dirs?: Dirs };
+  const [sessions, sandboxes, approvals] = await Promise.all([
+    adminRequest(stateDir, 'GET', '/sessions') as Promise<GatewayStatus['sessions']>,
+    adminRequest(stateDir, 'GET', '/sandbox/sessions') as Promise<{ sessions: SandboxSession[] }>,
+    adminRequest(stateDir, 'GET', '/approvals') as Promise<{ pending: PendingApproval[] }>,
+  ]);
+  return {
+    gateway: { version: s.version, pid: s.pid, ...(s.dirs ? { dirs: s.dirs } : {}) },
+    connectors: s.connectors,
+    sessions,
+    sandboxes: sandboxes.sessions,
+    approvals: approvals.pending,
+  };
+}
+
+/** A connector's state and, when it is not ready, why and what fixes it. */
+export function connectorState(r: ConnectorReport): [state: string, why: string] {
+  const st = r.status;
+  switch (st.state) {
+    case 'ready':
+      return ['ready', r.problems.length > 0 ? r.problems.map((p) => `${p.tool}: ${p.message}`).join('; ') : ''];
+    case 'not-ready':
+      return ['not ready', `${st.reason} (fix: ${st.fix})`];
+    case 'failed':
+      return ['failed', `${st.reason}; retrying in ${Math.ceil(st.retryInMs / 1000)}s`];
+    case 'starting':
+      return ['starting', 'waiting for the server to answer initialize and tools/list'];
+    case 'stopped':
+      return ['stopped', ''];
+    case 'disabled':
+      return ['disabled', `enabled: false in ${r.file}`];
+  }
+}
+
+export function formatStatus(s: GatewayStatus, cli: string): string {
+  const parts: string[] = [];
+  parts.push(esc`Gateway ${s.gateway.version} running (pid ${s.gateway.pid})` + (s.gateway.dirs ? esc`, state ${s.gateway.dirs.state}` : '') + '\n');
+  parts.push(
+    '\nConnectors:\n' +
+      (s.connectors.length === 0
+        ? '  none (add one: gatehouse connector add)\n'
+        : table(['NAME', 'KIND', 'STATE', 'TOOLS', 'WHY'], s.connectors.map((r) => { const [state, why] = connectorState(r); return [r.name, r.kind, state, r.status.state === 'ready' ? String(r.tools) : '-', why]; }))),
+  );
+  parts.push(
+    `\nSessions: ${s.sessions.total} open\n` +
+      (s.sessions.agents.length === 0 ? '' : table(['AGENT', 'VIA', 'SESSIONS', 'CALLS IN FLIGHT', 'LAST REQUEST'], s.sessions.agents.map((a) => [a.agent, a.via === 'sandbox' ? `sandbox ${a.sandbox ?? ''}` : 'token', String(a.sessions), String(a.busy), a.lastSeen]))),
+  );
+  parts.push(`\nSandboxes: ${s.sandboxes.length}\n` + (s.sandboxes.length === 0 ? '' : table(['ID', 'AGENT', 'URL INSIDE'], s.sandboxes.map((b) => [b.id, b.agent, b.url]))));
+  parts.push(
+    `\nPending approvals: ${s.approvals.length}\n` +
+      (s.approvals.length === 0
+        ? ''
+        : table(['ID', 'AGENT', 'TOOL', 'EXPIRES'], s.approvals.map((p) => [p.id, p.agent, p.tool, p.expiresAt])) +
+          escapeText(`Decide: ${cli} approvals approve ID | ${cli} approvals deny ID   (follow: ${cli} approvals watch)`) +
+          '\n'),
+  );
+  return parts.join('');
+}
+
+export const statusCommand: CommandModule = (program, io: Io) => {
+  const cmd = subcommand(program, 'status', 'what the running gateway is doing: connectors, sessions, sandboxes, approvals')
+    .description(
+      'Asks the running gateway (over its control socket) for its connectors (state, tools,\nwhy not ready), open sessions per agent, sandboxes and calls waiting for approval.\nExit 3 when no gateway runs for the state directory.',
+    )
+    .option('--json', 'one JSON object');
+  handle<{ json?: boolean }>(cmd, async (o) => {
+    const dirs = dirsFrom(o, io.env);
+    const s = await fetchStatus(dirs.state);
+    io.out(o.json === true ? jsonLine(s) : formatStatus(s, invocation()));
+    return Exit.Ok;
+  });
+};

@@ -1,0 +1,167 @@
+/**
+ * Grants: given when an admin approves an `ask`, they let later calls of the
+ * same agent, rule and tool through without asking, until their ttl passes or
+ * their uses run out. Not bound to the exact arguments: a rule that asks per
+ * message would make an args-bound grant useless; an admin who wants per-call
+ * review gives no grant. A grant is no larger than the rule's `ask.grant`.
+ * Saving them is the caller's (Approvals): this holds them, times them out
+ * and spends their uses.
+ */
+import { randomBytes } from 'node:crypto';
+import { GatehouseError } from '../errors.js';
+import type { GrantLimit } from './types.js';
+
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export function newId(prefix: string): string {
+  return `${prefix}${randomBytes(5).toString('hex')}`;
+}
+
+export interface Grant {
+  id: string;
+  agent: string;
+  ruleId: string | null;
+  tool: string;
+  by: string;
+  /** The approval it was given with. */
+  approvalId: string;
+  createdAt: string;
+  expiresAt: string;
+  maxUses: number;
+  uses: number;
+}
+
+export interface GrantHooks {
+  /** A grant's ttl passed or its uses ran out: it is gone already. */
+  ended(g: Grant, reason: 'ttl' | 'uses'): void;
+  /** A use was spent (a copy of the grant as it is after the use). */
+  used(g: Grant, agent: string, tool: string): void;
+}
+
+export class Grants {
+  readonly #clock: Clock;
+  readonly #hooks: GrantHooks;
+  readonly #grants = new Map<string, Grant>();
+  readonly #timers = new Map<string, unknown>();
+
+  constructor(clock: Clock, hooks: GrantHooks) {
+    this.#clock = clock;
+    this.#hooks = hooks;
+  }
+
+  /** Grants from the saved state carry on; those already over end at once. */
+  load(grants: readonly Grant[]): void {
+    const now = this.#clock.now();
+    for (const g of grants) {
+      this.#grants.set(g.id, g);
+      if (!this.#expireIfDone(g, now)) this.#arm(g);
+    }
+  }
+
+  /** Live grants (expired ones are dropped and reported). */
+  live(): Grant[] {
+    const now = this.#clock.now();
+    for (const g of [...this.#grants.values()]) this.#expireIfDone(g, now);
+    return [...this.#grants.values()];
+  }
+
+  /** Copies, for the saved state. */
+  snapshot(): Grant[] {
+    return [...this.#grants.values()].map((g) => ({ ...g }));
+  }
+
+  get(id: string): Grant | undefined {
+    return this.#grants.get(id);
+  }
+
+  /**
+   * A new grant for an approval, clamped to the rule's `limit` (not yet in
+   * force: `add` it). Throws USAGE when the rule allows none or the ask is empty.
+   */
+  create(approval: { id: string; agent: string; ruleId: string | null; tool: string; grantLimit?: GrantLimit }, wanted: GrantLimit, by: string): Grant {
+    const limit = approval.grantLimit;
+    if (limit === undefined) throw new GatehouseError('USAGE', `rule "${approval.ruleId ?? '(default)'}" allows no grants: approve without one`);
+    if (!(wanted.ttlMs > 0) || !(wanted.maxUses >= 1)) throw new GatehouseError('USAGE', 'a grant needs ttl > 0 and uses >= 1');
+    const now = this.#clock.now();
+    const ttlMs = Math.min(wanted.ttlMs, limit.ttlMs);
+    return {
+      id: newId('gr_'),
+      agent: approval.agent,
+      ruleId: approval.ruleId,
+      tool: approval.tool,
+      by,
+      approvalId: approval.id,
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + ttlMs).toISOString(),
+      maxUses: Math.min(Math.floor(wanted.maxUses), limit.maxUses),
+      uses: 0,
+    };
+  }
+
+  add(g: Grant): void {
+    this.#grants.set(g.id, g);
+    this.#arm(g);
+  }
+
+  /** Ends a grant at once (revoked, or not given after all); its hooks are not called. */
+  drop(id: string): void {
+    this.#grants.delete(id);
+    const t = this.#timers.get(id);
+    if (t !== undefined) this.#clock.clearTimeout(t);
+    this.#timers.delete(id);
+  }
+
+  /** Spends one use of a live grant for this call (in memory, at once: two calls cannot share the last use). */
+  use(agent: string, ruleId: string | null, tool: string): Grant | undefined {
+    const now = this.#clock.now();
+    for (const g of [...this.#grants.values()]) {
+      if (this.#expireIfDone(g, now)) continue;
+      if (g.agent !== agent || g.ruleId !== ruleId || g.tool !== tool) continue;
+      g.uses++;
+      const used = { ...g };
+      this.#hooks.used(used, agent, tool);
+      if (g.uses >= g.maxUses) this.#expireIfDone(g, now);
+      return used;
+    }
+    return undefined;
+  }
+
+  /** Stops every timer (the gateway is stopping; the grants stay saved). */
+  stop(): void {
+    for (const t of this.#timers.values()) this.#clock.clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  #arm(g: Grant): void {
+    // Report the expiry when it happens, not only when the grant is next looked at. A timer may fire a
+    // millisecond before the wall clock reaches the expiry: then it is armed again, not forgotten.
+    const fire = () => {
+      if (!this.#expireIfDone(g, this.#clock.now())) this.#arm(g);
+    };
+    this.#timers.set(g.id, this.#clock.setTimeout(fire, Math.max(1, Date.parse(g.expiresAt) - this.#clock.now())));
+  }
+
+  /** Drops a grant whose ttl passed or whose uses ran out; true when it is gone. */
+  #expireIfDone(g: Grant, now: number): boolean {
+    if (!this.#grants.has(g.id)) return true;
+    const reason = now >= Date.parse(g.expiresAt) ? 'ttl' : g.uses >= g.maxUses ? 'uses' : undefined;
+    if (reason === undefined) return false;
+    this.drop(g.id);
+    this.#hooks.ended(g, reason);
+    return true;
+  }
+}

@@ -13,7 +13,7 @@ import { VERSION } from '../config/paths.js';
 import { createLogger, setLogLineFilter, type Logger } from '../log.js';
 import { approvalStateIn } from '../policy/approval-state.js';
 import { approvalRecord } from '../policy/approval-audit.js';
-import { Approvals } from '../policy/approvals.js';
+import { Approvals, type ApprovalEvent } from '../policy/approvals.js';
 import { PolicyStore } from '../policy/store.js';
 import { loadRegistry, type Registry } from '../registry/load.js';
 import { RegistryStore, type RegistryChange } from '../registry/store.js';
@@ -72,6 +72,9 @@ export interface GatewayRuntimeOptions {
   registryPollMs?: number;
   /** Audit log tuning: checkpoint cadence, rotation size, retention (see src/audit/writer.ts). */
   audit?: Omit<AuditLogOptions, 'dir' | 'listen' | 'logger'>;
+  /** For `serve`'s notices: every approval event, and the gateway just before start-up waits for its upstreams. */
+  onApprovalEvent?: (ev: ApprovalEvent) => void;
+  onUpstreamsStarting?: (gateway: Gateway) => void;
 }
 
 export interface RunningGateway {
@@ -133,6 +136,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       if (ev.type === 'state_rejected') logger.error({ file: ev.file, error: ev.error, movedTo: ev.movedTo }, 'approval state rejected: starting with no grants');
       if (ev.type === 'state_error') logger.error({ file: ev.file, error: ev.error }, 'cannot save the approval state');
       void appendOrQueue(audit, approvalRecord(ev), logger);
+      opts.onApprovalEvent?.(ev);
     },
   });
   const { authorize, hidden } = policyAuthorizer({ policy: () => policies.current(), approvals });
@@ -206,6 +210,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   const control = await listenControl(opts.dirs.state, controlApp);
   await audit.append({ event: 'registry.reload', ok: true, dir: opts.dirs.registry, connectors: registry.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })) });
   await audit.append({ event: 'gateway.start', version: VERSION, connectors: registry.connectors.map((c) => c.name), policyDigest: policies.current().digest });
+  opts.onUpstreamsStarting?.(gateway);
   await gateway.start(opts.upstreamWaitMs);
   // Hot reload: a valid folder is applied without dropping sessions; an invalid one keeps the old, audited.
   const unwatchRegistry = registryStore.watch((ev) => {

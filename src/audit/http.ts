@@ -1,14 +1,13 @@
 import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { GatehouseError, toHttpError } from '../errors.js';
-import { MAX_QUERY_LIMIT, parseTime, queryAudit, type AuditFilters } from './query.js';
+import { FILTER_KEYS, parseAuditFilters } from './filter.js';
+import { MAX_QUERY_LIMIT, queryAudit, type AuditFilters } from './query.js';
 
-const FILTER_PARAMS = ['since', 'until', 'agent', 'session', 'connector', 'tool', 'decision', 'outcome', 'event', 'grep'] as const;
-const KNOWN = new Set<string>([...FILTER_PARAMS, 'cursor', 'limit', 'order']);
+const KNOWN = new Set<string>([...FILTER_KEYS, 'cursor', 'limit', 'order']);
 
-/** Reads query parameters into filters; an unknown or repeated parameter is an error, not ignored. */
+/** Reads query parameters into filters (parseAuditFilters, as `gatehouse logs` does); an unknown or repeated parameter is an error, not ignored. */
 export function filtersFromParams(params: URLSearchParams, now = new Date()): { filters: AuditFilters; limit: number; order: 'asc' | 'desc'; cursor?: string } {
-  const filters: AuditFilters = {};
   const seen = new Set<string>();
   for (const key of params.keys()) {
     if (!KNOWN.has(key)) throw new GatehouseError('USAGE', `unknown query parameter "${key}"; known: ${[...KNOWN].join(', ')}`);
@@ -16,18 +15,7 @@ export function filtersFromParams(params: URLSearchParams, now = new Date()): { 
     seen.add(key);
   }
   const get = (k: string) => params.get(k) ?? undefined;
-  for (const k of ['agent', 'session', 'connector', 'tool', 'decision', 'outcome', 'event', 'grep'] as const) {
-    const v = get(k);
-    if (v !== undefined) filters[k] = v;
-  }
-  if (filters.decision !== undefined && !['allow', 'deny', 'ask'].includes(filters.decision)) throw new GatehouseError('USAGE', 'decision must be allow, deny or ask');
-  if (filters.outcome !== undefined && !['ok', 'error', 'denied', 'timeout', 'rejected', 'cancelled', 'pending', 'unknown'].includes(filters.outcome)) {
-    throw new GatehouseError('USAGE', 'outcome must be ok, error, denied, timeout, rejected, cancelled, pending or unknown');
-  }
-  const since = get('since');
-  const until = get('until');
-  if (since !== undefined) filters.since = parseTime(since, now);
-  if (until !== undefined) filters.until = parseTime(until, now);
+  const filters = parseAuditFilters(Object.fromEntries(FILTER_KEYS.map((k) => [k, get(k)])), { now });
   const limitText = get('limit') ?? '100';
   const limit = Number(limitText);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUERY_LIMIT) throw new GatehouseError('USAGE', `limit must be 1-${MAX_QUERY_LIMIT}`);

@@ -1,40 +1,23 @@
-import { closeSync, existsSync, fdatasync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, write, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { mkdirSync, renameSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { GatehouseError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { fsyncDir, nodeAuditFs, type AuditFs } from './audit-fs.js';
 import { checkpointKeyPath, loadCheckpointKey, signCheckpoint, type CheckpointKey, type CheckpointPayload } from './checkpoint.js';
-import { CURRENT_FILE, listAuditFiles, readFirstLine, rotatedName, type AuditFile } from './files.js';
-import { boundedEvent, boundedLine } from './bound.js';
+import { CURRENT_FILE, listAuditFiles, rotatedName } from './files.js';
+import { boundedLine } from './bound.js';
+import { LateQueue } from './late-queue.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
 import { RecordWriter, ZERO_HASH } from './record.js';
-import { MiB, freeBytes, mib, mountPointOf, releaseReserve, reserveAfterEnd } from './reserve.js';
+import { repairChainEnd, type Torn } from './repair.js';
+import { Headroom } from './headroom.js';
+import { MiB, releaseReserve } from './reserve.js';
+import { deleteRotated, retentionPlan } from './retention.js';
 import { serveAppendSocket, socketPath, type SocketServer } from './socket.js';
-import { scanTail } from './tail.js';
 import type { AuditEvent, AuditSink, KeptRecord } from './types.js';
 
-/**
- * The file operations on the write path, injectable so tests can count
- * fsyncs and make writes fail. Everything else uses node:fs directly.
- */
-export interface AuditFs {
-  /** Opens for appending (O_APPEND | O_CREAT, 0600). */
-  open(path: string): number;
-  /** Writes all of `data` at the end of the file. */
-  write(fd: number, data: Buffer): Promise<void>;
-  fdatasync(fd: number): Promise<void>;
-  close(fd: number): void;
-}
-
-export const nodeAuditFs: AuditFs = {
-  open: (path) => openSync(path, 'a', 0o600),
-  async write(fd, data) {
-    for (let off = 0; off < data.length; ) {
-      off += await new Promise<number>((resolve, reject) => write(fd, data, off, data.length - off, null, (e, n) => (e ? reject(e) : resolve(n))));
-    }
-  },
-  fdatasync: (fd) => new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve()))),
-  close: (fd) => closeSync(fd),
-};
+export { nodeAuditFs, type AuditFs } from './audit-fs.js';
+export { MAX_LATE_RECORDS } from './late-queue.js';
 
 export interface AuditLogOptions {
   /** Directory of the log files: `<state>/audit`. */
@@ -78,12 +61,6 @@ export const AUDIT_DEFAULTS = {
   spaceCheckMs: 1_000,
 } as const;
 
-/**
- * Records of executed calls kept while the log cannot be written (each within
- * MAX_RECORD_BYTES as JSON, so at most about 64 MiB). Past this, a record is
- * only counted, and the count is written with the `audit.recovered` record.
- */
-export const MAX_LATE_RECORDS = 1000;
 /** Kept records appended per batch after a recovery; other work runs while each batch is synced. */
 export const LATE_DRAIN_CHUNK = 32;
 
@@ -100,22 +77,6 @@ interface Waiter {
 interface Batch {
   text: string;
   waiters: Waiter[];
-}
-
-interface Torn {
-  file: string;
-  offset: number;
-  length: number;
-  movedTo: string;
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**
@@ -156,19 +117,10 @@ export class AuditLog implements AuditSink {
   #checkpointing: Promise<void> | undefined;
   #retention: Promise<void> | undefined;
   #closed = false;
-  /** Records of calls that had reached their upstream while the log could not be written (see appendOutcome). */
-  #late: Record<string, unknown>[] = [];
-  /** Records of executed calls beyond MAX_LATE_RECORDS: counted (with their call ids, up to 100), not kept. */
-  #lateLost = { records: 0, calls: [] as string[] };
+  /** Records of things already done that came while the log could not be written (see appendOrQueue). */
+  readonly #late = new LateQueue();
   #draining: Promise<void> | undefined;
-  /** Headroom: file offset up to which blocks are preallocated, free space outside them, low-space state. */
-  #reservedTo = 0;
-  #reserving: Promise<void> | undefined;
-  #reserveError: string | undefined;
-  #free = Number.POSITIVE_INFINITY;
-  #spaceAt = Number.NEGATIVE_INFINITY;
-  #low: { since: string; refusals: number } | undefined;
-  #mount = '';
+  readonly #headroom: Headroom;
   /** Observability for tests and `gatehouse audit status`. */
   readonly stats = { appends: 0, batches: 0, fsyncs: 0, checkpoints: 0, rotations: 0 };
 
@@ -179,6 +131,15 @@ export class AuditLog implements AuditSink {
     this.#fs = opts.fs ?? nodeAuditFs;
     this.#logger = opts.logger ?? silentLogger;
     this.#now = opts.now ?? (() => new Date());
+    this.#headroom = new Headroom({
+      dir: this.dir,
+      headroomBytes: this.#opts.headroomBytes,
+      spaceCheckMs: this.#opts.spaceCheckMs,
+      logger: this.#logger,
+      now: this.#now,
+      file: () => ({ fd: this.#fd, bytes: this.#fileBytes }),
+      record: (e) => void this.#enqueue(e).catch(() => undefined),
+    });
   }
 
   /**
@@ -195,11 +156,7 @@ export class AuditLog implements AuditSink {
       const torn = log.#openCurrent();
       log.#lock.publish(log.#seq);
       log.#sealedSeq = log.#seq;
-      log.#mount = mountPointOf(log.dir);
-      if (log.#opts.headroomBytes > 0) {
-        log.#checkSpace();
-        await log.#reserving;
-      }
+      await log.#headroom.start();
       if (torn) {
         log.#logger.warn({ ...torn }, 'audit: torn last line moved aside');
         void log.#enqueue({ event: 'audit.recovered', reason: 'torn-last-line', torn }).catch(() => undefined);
@@ -236,29 +193,23 @@ export class AuditLog implements AuditSink {
   assertWritable(): void {
     this.#assertOpen();
     this.#checkSpace();
-    if (this.#low !== undefined) {
-      this.#low.refusals++;
-      throw new GatehouseError(
-        'AUDIT_UNAVAILABLE',
-        `audit disk headroom below ${mib(this.#opts.headroomBytes)} MiB on ${this.#mount}; free space ${mib(this.#free)} MiB: new calls are refused until space is freed there (records of calls already forwarded are still written)`,
-        { details: { code: 'AUDIT_HEADROOM', freeBytes: this.#free, headroomBytes: this.#opts.headroomBytes, filesystem: this.#mount } },
-      );
-    }
+    const refusal = this.#headroom.refusal();
+    if (refusal) throw refusal;
   }
 
   /** Headroom state, for status and tests. */
   get headroom(): { low: boolean; freeBytes: number; headroomBytes: number; reservedBytes: number; reserveError: string | undefined } {
-    return { low: this.#low !== undefined, freeBytes: this.#free, headroomBytes: this.#opts.headroomBytes, reservedBytes: Math.max(0, this.#reservedTo - this.#fileBytes), reserveError: this.#reserveError };
+    return this.#headroom.status();
   }
 
   /** Records of executed calls waiting for the log to be writable again. */
   get lateRecords(): number {
-    return this.#late.length;
+    return this.#late.size;
   }
 
   /** Records of executed calls that came while the late queue was full (written as a count on recovery). */
   get lateLost(): number {
-    return this.#lateLost.records;
+    return this.#late.lost.records;
   }
 
   #assertOpen(): void {
@@ -316,18 +267,10 @@ export class AuditLog implements AuditSink {
     } catch (err) {
       // Only a failed log keeps it: a closed log or an unserializable record would never take it.
       if (this.#failed === undefined || this.#closed) return { state: 'lost', error: err };
-      this.#queueLate(e, err);
+      this.#late.keep(e, err);
+      this.#scheduleRetry();
       return { state: 'queued', error: err };
     }
-  }
-
-  #queueLate(e: AuditEvent, err: unknown): void {
-    if (this.#late.length < MAX_LATE_RECORDS) this.#late.push({ ...boundedEvent(e), delivered: false, late: { reason: errorMessage(err) } });
-    else {
-      this.#lateLost.records++;
-      if (typeof e.call === 'string' && this.#lateLost.calls.length < 100) this.#lateLost.calls.push(e.call);
-    }
-    this.#scheduleRetry();
   }
 
   /**
@@ -340,65 +283,18 @@ export class AuditLog implements AuditSink {
    */
   #drainLate(): Promise<void> {
     this.#draining ??= (async () => {
-      while (this.#late.length > 0 && this.#failed === undefined) {
-        const chunk = this.#late.splice(0, LATE_DRAIN_CHUNK);
-        await Promise.all(chunk.map((rec) => this.#enqueue(rec).catch(() => void this.#late.push(rec))));
+      while (this.#late.size > 0 && this.#failed === undefined) {
+        const chunk = this.#late.take(LATE_DRAIN_CHUNK);
+        await Promise.all(chunk.map((rec) => this.#enqueue(rec).catch(() => this.#late.putBack(rec))));
       }
     })().finally(() => (this.#draining = undefined));
     return this.#draining;
   }
 
-  /**
-   * Looks up free space (at most every `spaceCheckMs`), enters or leaves the
-   * low-space state, and tops the reserve up. Leaving needs room for the
-   * missing reserve too, so topping it up does not flip the state back.
-   */
+  /** Headroom (headroom.ts) is looked at only while the log is open and writable. */
   #checkSpace(): void {
-    const headroom = this.#opts.headroomBytes;
-    if (headroom <= 0 || this.#closed || this.#failed !== undefined) return;
-    const now = Date.now();
-    if (now - this.#spaceAt < this.#opts.spaceCheckMs) return;
-    this.#spaceAt = now;
-    try {
-      this.#free = freeBytes(this.dir);
-    } catch (e) {
-      this.#logger.warn({ err: errorMessage(e) }, 'audit: cannot look up free space');
-      return;
-    }
-    const missing = headroom - Math.max(0, this.#reservedTo - this.#fileBytes);
-    if (this.#low === undefined && this.#free < headroom) {
-      this.#low = { since: this.#now().toISOString(), refusals: 0 };
-      this.#logger.error({ freeBytes: this.#free, headroomBytes: headroom, filesystem: this.#mount }, 'audit: disk headroom low; refusing new calls');
-      void this.#enqueue({ event: 'audit.headroom', state: 'low', freeBytes: this.#free, headroomBytes: headroom, filesystem: this.#mount }).catch(() => undefined);
-    } else if (this.#low !== undefined && this.#free >= headroom + missing) {
-      const low = this.#low;
-      this.#low = undefined;
-      this.#logger.warn({ freeBytes: this.#free, since: low.since }, 'audit: disk headroom back; accepting calls');
-      void this.#enqueue({ event: 'audit.headroom', state: 'ok', freeBytes: this.#free, headroomBytes: headroom, filesystem: this.#mount, lowSince: low.since, refusals: low.refusals }).catch(() => undefined);
-    }
-    if (missing > headroom / 2) this.#topUp(missing);
-  }
-
-  /** Preallocates the missing part of the reserve, from space above the watermark only (never the last free bytes). */
-  #topUp(missing: number): void {
-    if (this.#reserving || this.#reserveError !== undefined || this.#fd < 0) return;
-    const fd = this.#fd;
-    // Reserved again up to headroom bytes past the end of the file.
-    const from = Math.max(this.#reservedTo, this.#fileBytes);
-    const length = Math.min(missing, Math.floor((this.#free - this.#opts.headroomBytes) / 4096) * 4096);
-    if (length <= 0) return;
-    this.#reserving = reserveAfterEnd(fd, from, length)
-      .then(
-        () => {
-          if (fd === this.#fd) this.#reservedTo = Math.max(this.#reservedTo, from + length);
-        },
-        (e: NodeJS.ErrnoException) => {
-          if (e.code === 'ENOSPC') return;
-          this.#reserveError = errorMessage(e);
-          this.#logger.warn({ err: this.#reserveError }, 'audit: cannot preallocate the disk headroom here; new calls are still refused below the watermark');
-        },
-      )
-      .finally(() => (this.#reserving = undefined));
+    if (this.#closed || this.#failed !== undefined) return;
+    this.#headroom.check();
   }
 
   #enqueue(e: Record<string, unknown>): Promise<{ seq: number; hash: string }> {
@@ -441,7 +337,7 @@ export class AuditLog implements AuditSink {
         const firstSeq = (batch.waiters[0] as Waiter).seq;
         try {
           // While space is low the file grows past its size limit: a new file would start without a reserve.
-          if (this.#fileBytes > 0 && this.#fileBytes + data.length > this.#opts.maxFileBytes && this.#low === undefined) await this.#rotate(firstSeq);
+          if (this.#fileBytes > 0 && this.#fileBytes + data.length > this.#opts.maxFileBytes && !this.#headroom.low) await this.#rotate(firstSeq);
           // Stryker disable next-line all: #openCurrent and #rotate already set it for an empty file (equivalent.md)
           if (this.#fileBytes === 0) this.#fileFirstSeq = firstSeq;
           await this.#fs.write(this.#fd, data);
@@ -464,7 +360,7 @@ export class AuditLog implements AuditSink {
 
   /** Closes the current file under its first seq's name and starts a new one. */
   async #rotate(nextSeq: number): Promise<void> {
-    await this.#reserving;
+    await this.#headroom.settled();
     const old = this.#fd;
     const rotated = rotatedName(this.#fileFirstSeq);
     try {
@@ -478,11 +374,7 @@ export class AuditLog implements AuditSink {
     this.#fileBytes = 0;
     this.#fileFirstSeq = nextSeq;
     // The new file's reserve first, then the old one's is given back.
-    this.#reservedTo = 0;
-    if (this.#opts.headroomBytes > 0) {
-      this.#topUp(this.#opts.headroomBytes);
-      await this.#reserving;
-    }
+    await this.#headroom.rotated();
     releaseReserve(old);
     this.#fs.close(old);
     this.#logger.info({ file: rotated }, 'audit: rotated');
@@ -538,7 +430,7 @@ export class AuditLog implements AuditSink {
       return;
     }
     this.#failed = undefined;
-    const lost = this.#lateLost;
+    const lost = this.#late.lost;
     try {
       const r = await this.#enqueue({
         event: 'audit.recovered',
@@ -552,67 +444,26 @@ export class AuditLog implements AuditSink {
         ...(lost.records > 0 ? { lateLost: { records: lost.records, calls: lost.calls } } : {}),
       });
       // Counted in a durable record: later losses start a new count.
-      this.#lateLost = { records: 0, calls: [] };
-      this.#logger.warn({ seq: r.seq, downSince: failed.since, lateRecords: this.#late.length, lateLost: lost.records }, 'audit: log writable again; calls are accepted');
+      this.#late.resetLost();
+      this.#logger.warn({ seq: r.seq, downSince: failed.since, lateRecords: this.#late.size, lateLost: lost.records }, 'audit: log writable again; calls are accepted');
       void this.#drainLate();
     } catch {
       // #fail ran again and scheduled the next retry.
     }
   }
 
-  /**
-   * Finds the end of the chain (last valid record of the newest non-empty
-   * file), moves any torn tail aside, opens the current file for appending.
-   */
+  /** Finds the end of the chain and moves a torn tail aside (repair.ts), opens the current file for appending. */
   #openCurrent(): Torn | undefined {
-    const files = listAuditFiles(this.dir);
-    // Stryker disable next-line ConditionalExpression,EqualityOperator: an empty newest file falls through to the file before (below), the same end (equivalent.md)
-    const newest: AuditFile | undefined = [...files].reverse().find((f) => f.size > 0);
-    let torn: Torn | undefined;
-    this.#seq = 0;
-    this.#prev = ZERO_HASH;
-    if (newest) {
-      const scan = scanTail(newest.path);
-      if (scan.last) {
-        this.#seq = scan.last.seq;
-        this.#prev = scan.last.hash;
-      } else {
-        // Nothing valid in the newest file: continue from the file before, if any.
-        // Stryker disable next-line ConditionalExpression,EqualityOperator: rotated files are never empty (equivalent.md)
-        const before = files.filter((f) => f !== newest && f.size > 0).pop();
-        const s = before ? scanTail(before.path) : undefined;
-        if (s?.last) {
-          this.#seq = s.last.seq;
-          this.#prev = s.last.hash;
-        }
-      }
-      if (scan.validEnd < scan.size) torn = this.#moveAside(newest.path, scan.validEnd, scan.size - scan.validEnd);
-    }
+    const end = repairChainEnd(this.dir);
+    this.#seq = end.seq;
+    this.#prev = end.prev;
     this.#fd = this.#fs.open(this.file);
     fsyncDir(this.dir);
     this.#fileBytes = statSync(this.file).size;
-    this.#reservedTo = 0;
-    this.#spaceAt = Number.NEGATIVE_INFINITY;
+    this.#headroom.reopened();
     // Stryker disable next-line all: the current file is always listed, and an empty one's first seq is set by its first batch (equivalent.md)
     this.#fileFirstSeq = this.#fileBytes > 0 ? (listAuditFiles(this.dir).find((f) => f.current)?.firstSeq ?? this.#seq + 1) : this.#seq + 1;
-    return torn;
-  }
-
-  /** Saves bytes [offset, offset+length) of `path` to `<path>.torn-<seq>`, then cuts them off. */
-  #moveAside(path: string, offset: number, length: number): Torn {
-    let movedTo = `${path}.torn-${this.#seq + 1}`;
-    for (let i = 2; existsSync(movedTo); i++) movedTo = `${path}.torn-${this.#seq + 1}-${i}`;
-    const bytes = readFileSync(path).subarray(offset, offset + length);
-    writeFileSync(movedTo, bytes, { mode: 0o600, flush: true });
-    fsyncDir(dirname(path));
-    const fd = openSync(path, 'r+');
-    try {
-      ftruncateSync(fd, offset);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    return { file: basename(path), offset, length, movedTo: basename(movedTo) };
+    return end.torn;
   }
 
   /**
@@ -648,31 +499,11 @@ export class AuditLog implements AuditSink {
     const { retainFiles, retainDays } = this.#opts;
     if ((retainFiles === undefined && retainDays === undefined) || this.#retention || this.#closed) return this.#retention ?? Promise.resolve();
     this.#retention = (async () => {
-      const files = listAuditFiles(this.dir);
-      const rotated = files.filter((f) => !f.current);
-      const cutoff = this.#now().getTime() - (retainDays ?? 0) * 86_400_000;
-      const drop: AuditFile[] = [];
-      for (const [i, f] of rotated.entries()) {
-        const tooMany = retainFiles !== undefined && rotated.length - i > retainFiles;
-        const tooOld = retainDays !== undefined && statSync(f.path).mtimeMs < cutoff;
-        if (!tooMany && !tooOld) break;
-        drop.push(f);
-      }
-      const kept = files[drop.length];
-      if (drop.length === 0 || !kept) return;
-      const firstLine = readFirstLine(kept.path);
-      if (firstLine === undefined) return;
-      const first = JSON.parse(firstLine) as { seq: number; prev: string };
-      await this.#enqueue({
-        event: 'audit.retention',
-        deleted: drop.map((f) => ({ file: f.name, firstSeq: f.firstSeq, bytes: f.size })),
-        keptFromSeq: first.seq,
-        keptFromPrev: first.prev,
-        policy: { ...(retainFiles !== undefined ? { files: retainFiles } : {}), ...(retainDays !== undefined ? { days: retainDays } : {}) },
-      });
-      for (const f of drop) unlinkSync(f.path);
-      fsyncDir(this.dir);
-      this.#logger.info({ deleted: drop.map((f) => f.name), keptFromSeq: first.seq }, 'audit: retention applied');
+      const plan = retentionPlan(this.dir, { retainFiles, retainDays }, this.#now());
+      if (plan === undefined) return;
+      await this.#enqueue(plan.record);
+      deleteRotated(this.dir, plan.drop);
+      this.#logger.info({ deleted: plan.drop.map((f) => f.name), keptFromSeq: plan.record.keptFromSeq }, 'audit: retention applied');
     })()
       .catch((e: unknown) => this.#logger.error({ err: errorMessage(e) }, 'audit: retention failed'))
       .finally(() => (this.#retention = undefined));
@@ -694,11 +525,12 @@ export class AuditLog implements AuditSink {
     await this.#drainLate();
     await this.checkpoint();
     await this.flush();
-    if (this.#late.length + this.#lateLost.records > 0) this.#logger.error({ records: this.#late.length + this.#lateLost.records, reason: this.#failed?.message }, 'audit: records of executed calls could not be written before close');
+    const unwritten = this.#late.size + this.#late.lost.records;
+    if (unwritten > 0) this.#logger.error({ records: unwritten, reason: this.#failed?.message }, 'audit: records of executed calls could not be written before close');
     this.#closed = true;
     clearTimeout(this.#retryTimer);
     await this.#socket?.close();
-    await this.#reserving;
+    await this.#headroom.settled();
     if (this.#fd >= 0) {
       releaseReserve(this.#fd);
       this.#fs.close(this.#fd);

@@ -20,6 +20,8 @@ export interface SetupCheck {
   fix: string;
   /** Configuration problems, one `file:line:col: key: message` each. */
   issues?: string[];
+  /** The whole explanation, printed below the table (too long for a cell). */
+  note?: string;
 }
 
 /** `>=20.19` style minimum from package.json's engines.node (the only form we ship). */
@@ -46,7 +48,8 @@ export async function keychainCheck(store: { probe(): Promise<void>; readonly de
     await store.probe();
     return { name: 'OS keychain', ok: true, detail: `${store.description}: reachable and unlocked`, fix: '' };
   } catch (e) {
-    return { name: 'OS keychain', ok: false, detail: errorMessage(e), fix: 'start or unlock the keychain as described, then: gatehouse secret check' };
+    const why = errorMessage(e);
+    return { name: 'OS keychain', ok: false, detail: /is locked/.test(why) ? 'locked' : 'cannot be reached', fix: 'start or unlock it (see below), then: gatehouse secret check', note: why };
   }
 }
 
@@ -60,10 +63,15 @@ function loads(name: string, load: () => unknown, fix: string, dir: string): Set
   }
 }
 
+/** A path as one shell word, so the printed command runs as printed. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
 /** The registry and the policies as `serve` would load them; each problem with its file and line. */
 export function configChecks(dirs: Dirs): SetupCheck[] {
   return [
-    loads('registry', () => loadRegistry(dirs.registry), `fix the lines below, then: gatehouse connector list --registry ${dirs.registry}`, dirs.registry),
-    loads('policies', () => loadPolicies(dirs.policies), `fix the lines below, then: gatehouse policy check --policies ${dirs.policies}`, dirs.policies),
+    loads('registry', () => loadRegistry(dirs.registry), `fix the lines below, then: gatehouse connector list --registry ${shellWord(dirs.registry)}`, dirs.registry),
+    loads('policies', () => loadPolicies(dirs.policies), `fix the lines below, then: gatehouse policy check --policies ${shellWord(dirs.policies)}`, dirs.policies),
   ];
 }

@@ -5,7 +5,9 @@ import { controlSocketPath, socketAlive } from '../server/control.js';
 import { launcherPath, probeSandbox, type SandboxProbe } from '../sandbox/launcher.js';
 import { bareRepositoryHint } from '../sandbox/hook-dirs.js';
 import { Exit } from '../errors.js';
+import { KeychainStore } from '../secrets/keychain.js';
 import { dirsFrom, handle, subcommand, table, type CommandModule } from './command.js';
+import { configChecks, keychainCheck, nodeCheck, type SetupCheck } from './doctor-checks.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 
 interface Check {
@@ -56,6 +58,13 @@ export function limitsLine(p: SandboxProbe): string {
   return `Per-sandbox limits: ${l.mechanism}: ${how[l.mechanism]} (${l.detail}).${better}`;
 }
 
+/** The set-up checks as a table, then each configuration problem on a line of its own (file:line:col: key: message). */
+export function setupReport(setup: SetupCheck[]): string {
+  const issues = setup.flatMap((c) => (c.issues ?? []).map((i) => `  ${escapeText(i)}\n`));
+  const notes = setup.flatMap((c) => (c.note !== undefined ? [`\n${escapeText(c.name)}: ${escapeText(c.note)}\n`] : []));
+  return table(['CHECK', 'STATUS', 'DETAIL', 'FIX'], setup.map((c) => [c.name, c.ok ? 'ok' : 'PROBLEM', c.detail, c.fix])) + notes.join('') + (issues.length > 0 ? `\nConfiguration problems:\n${issues.join('')}` : '');
+}
+
 interface DoctorOptions {
   workspace?: string;
   json?: boolean;
@@ -64,16 +73,20 @@ interface DoctorOptions {
 export const doctorCommand: CommandModule = (program, io) => {
   const doctor = subcommand(program, 'doctor', 'check this machine for what the sandbox needs')
     .description(
-      'Reports which kernel features the sandbox needs are present on this machine, what is missing and how to fix it, and whether a gateway is running.\nExit 0 when "gatehouse run" can confine fully, 3 when something is missing.',
+      'Reports the Node.js version, whether the OS keychain is reachable and unlocked, whether the registry and\npolicies load (each problem with file:line), which kernel features the sandbox needs are present, what\nis missing and how to fix it, and whether a gateway is running.\nExit 0 when all is well, 2 when the configuration does not load, 3 when something needed is missing.',
     )
     .option('--workspace <dir>', "where agents' workspaces live (default: .): warns when it shares a filesystem with the gateway state (audit headroom)")
     .option('--json', 'machine-readable output');
   handle<DoctorOptions>(doctor, async (values) => {
     const dirs = dirsFrom(values, io.env);
     const gatewayRunning = await socketAlive(controlSocketPath(dirs.state));
+    const setup = [nodeCheck(), await keychainCheck(new KeychainStore()), ...configChecks(dirs)];
+    // Needed and missing (Node, keychain) is 3; a configuration that does not load is 2.
+    const setupCode = setup.some((c) => !c.ok && (c.name === 'Node.js' || c.name === 'OS keychain')) ? Exit.Unavailable : setup.some((c) => !c.ok) ? Exit.Usage : Exit.Ok;
+    if (!values.json) io.out(setupReport(setup) + '\n');
     if (!existsSync(launcherPath())) {
       const msg = `sandbox launcher not built: ${launcherPath()} (run: npm run build)`;
-      if (values.json) io.out(jsonLine({ ok: false, missing: [msg], gatewayRunning }));
+      if (values.json) io.out(jsonLine({ ok: false, missing: [msg], setup, gatewayRunning }));
       else io.err(escapeText(msg) + '\n');
       return Exit.Unavailable;
     }
@@ -82,8 +95,8 @@ export const doctorCommand: CommandModule = (program, io) => {
     const workspaces = resolve(values.workspace ?? '.');
     const sharedDisk = sharesFilesystem(dirs.state, workspaces);
     if (values.json) {
-      io.out(jsonLine({ ok: probe.ok, probe, checks: list, gatewayRunning, stateDir: dirs.state, workspaceSharesStateFilesystem: sharedDisk }));
-      return probe.ok ? Exit.Ok : Exit.Unavailable;
+      io.out(jsonLine({ ok: probe.ok && setupCode === Exit.Ok, probe, checks: list, setup, gatewayRunning, stateDir: dirs.state, workspaceSharesStateFilesystem: sharedDisk }));
+      return probe.ok ? setupCode : Exit.Unavailable;
     }
     io.out(esc`Kernel ${probe.kernel} (${probe.arch}), running as uid ${probe.euid}\n\n`);
     io.out(table(['FEATURE', 'STATUS', 'DETAIL', 'FIX'], list.map((c) => [c.name, c.ok ? 'ok' : 'MISSING', c.detail, c.fix])));
@@ -93,6 +106,6 @@ export const doctorCommand: CommandModule = (program, io) => {
     if (bare !== undefined) io.out(`\nHint: ${escapeText(bare)}\n`);
     io.out(`\nGateway: ${gatewayRunning ? esc`running (control socket ${controlSocketPath(dirs.state)})` : 'not running (gatehouse run will start one in-process)'}\n`);
     io.out(probe.ok ? '\nThe sandbox can confine agents fully on this machine.\n' : esc`\nMissing: ${probe.missing.join('; ')}\n`);
-    return probe.ok ? Exit.Ok : Exit.Unavailable;
+    return probe.ok ? setupCode : Exit.Unavailable;
   });
 };

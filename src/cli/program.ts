@@ -34,9 +34,10 @@ export function buildProgram(io: Io, commands: readonly CommandModule[]): Comman
     .configureHelp({ subcommandTerm: (cmd) => [cmd.name(), ...cmd.registeredArguments.map(argTerm)].join(' ') })
     .helpCommand('help [command]', 'help for a command')
     .addHelpText('after', `\nRun "gatehouse <command> --help" for a command's options.\n${EXIT_CODES}`);
-  withDirFlags(program);
   for (const add of commands) add(program, io);
   const each = (cmd: Command): void => {
+    // Every command and subcommand takes the shared flags, also one added without `subcommand()`.
+    if (!cmd.options.some((o) => o.long === '--state')) withDirFlags(cmd);
     cmd.exitOverride((e) => {
       throw new UsageExit(e, cmd);
     });

@@ -6,6 +6,7 @@ import { reachableNote } from '../server/listen.js';
 import { VERSION, resolveDirs, type Dirs } from '../config/paths.js';
 import { collect, dirsFrom, handle, subcommand, table, type CommandModule } from './command.js';
 import { invocation } from './invocation.js';
+import { serveNotices } from './serve-notices.js';
 import { sessionLimitsFrom, withSessionFlags, type SessionFlags } from './session-limits.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 
@@ -44,8 +45,11 @@ export const serveCommand: CommandModule = (program, io) => {
     const headroomText = o.auditHeadroom ?? io.env.GATEHOUSE_AUDIT_HEADROOM;
     const headroomBytes = headroomText === undefined ? undefined : parseSize(headroomText);
     if (headroomText !== undefined && headroomBytes === undefined) throw new GatehouseError('USAGE', `--audit-headroom ${JSON.stringify(headroomText)}: use a size, e.g. 32M or 1G (0 turns the reserve off)`);
+    const notices = serveNotices((line) => io.err(line), invocation(), nonDefaultDirFlags(dirs, io.env));
     const gw = await startGateway({
       dirs,
+      onApprovalEvent: notices.onApprovalEvent,
+      onUpstreamsStarting: notices.onUpstreamsStarting,
       host: o.host ?? io.env.GATEHOUSE_HOST ?? '127.0.0.1',
       port,
       allowedHosts: o.allowedHost ?? [],
@@ -58,6 +62,7 @@ export const serveCommand: CommandModule = (program, io) => {
     const stopped = new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         io.err(`\n${sig}: finishing in-flight calls and stopping upstreams...\n`);
+        notices.close();
         void gw.close().then(resolve);
       };
       process.once('SIGINT', () => stop('SIGINT'));

@@ -5,11 +5,13 @@
  * `\`, `%2f`, `%2e`, `?`, `#` and control characters never pass.
  * Pure functions: a verdict or an encoded segment, nothing else.
  */
+import { GatehouseError } from '../errors.js';
 
-export class PathArgError extends Error {
+/** An argument refused before anything was sent: ARGS_INVALID, naming the argument. */
+export class PathArgError extends GatehouseError {
   readonly arg: string;
   constructor(arg: string, message: string) {
-    super(message);
+    super('ARGS_INVALID', message, { details: { arg } });
     this.name = 'PathArgError';
     this.arg = arg;
   }

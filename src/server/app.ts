@@ -3,7 +3,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { toHttpError, toJsonRpcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Authenticate } from './auth.js';
+import { bearerChallenge, type Authenticate } from './auth.js';
 import { checkHost, checkOrigin } from './guards.js';
 import { cancelOnHangUp } from './hang-up.js';
 import { parseJsonRpcBody } from './json-body.js';
@@ -73,13 +73,7 @@ export function createApp(opts: AppOptions): Hono<Env> {
 
   app.use('/mcp', async (c, next) => {
     const auth = await opts.authenticate(c.req.raw);
-    if (!auth.ok) {
-      const metadata = `http://${c.req.header('host') ?? 'localhost'}/.well-known/oauth-protected-resource/mcp`;
-      // RFC 6750 §3: no error attribute when the request carried no credentials.
-      const params = [`realm="gatehouse"`, `resource_metadata="${metadata}"`];
-      if (auth.error) params.push(`error="${auth.error}"`, `error_description="${auth.description.replace(/["\\]/g, '')}"`);
-      return jsonRpcError(401, -32001, `Unauthorized: ${auth.description}`, { 'www-authenticate': `Bearer ${params.join(', ')}` });
-    }
+    if (!auth.ok) return jsonRpcError(401, -32001, `Unauthorized: ${auth.description}`, { 'www-authenticate': bearerChallenge(auth, c.req.header('host')) });
     // Connections and requests in progress per agent (one sandbox, or one token agent): one must not take every slot.
     const refused = admitAgent(c.req.raw, agentKey(auth.identity));
     if (refused) return jsonRpcError(refused.status, -32000, refused.message, { 'retry-after': '1', connection: 'close' });

@@ -29,6 +29,18 @@ export function parseBearer(header: string | null | undefined): BearerHeader {
   return m?.[1] ? { kind: 'token', token: m[1] } : { kind: 'malformed' };
 }
 
+/**
+ * The `WWW-Authenticate` of a 401 on /mcp, pointing at the RFC 9728 metadata
+ * (`host` has passed the Host check). RFC 6750 §3: no error attribute when
+ * the request carried no credentials.
+ */
+export function bearerChallenge(refusal: AuthResult & { ok: false }, host: string | undefined): string {
+  const metadata = `http://${host ?? 'localhost'}/.well-known/oauth-protected-resource/mcp`;
+  const params = [`realm="gatehouse"`, `resource_metadata="${metadata}"`];
+  if (refusal.error) params.push(`error="${refusal.error}"`, `error_description="${refusal.description.replace(/["\\]/g, '')}"`);
+  return `Bearer ${params.join(', ')}`;
+}
+
 /** Verifies a bearer header; never throws. */
 async function verifyHeader(verifier: TokenVerifier, header: string | null | undefined): Promise<{ ok: true; token: VerifiedToken } | AuthResult & { ok: false }> {
   const parsed = parseBearer(header);

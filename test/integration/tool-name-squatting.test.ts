@@ -2,7 +2,7 @@
  * A connector can't take another's names (issue #24), through the real
  * gateway: a registered `prefix: ""` upstream starts listing
  * `gh__get_file_contents` while the real `gh` connector is not ready. An
- * agent calling that name gets "unknown tool", and the squatter never
+ * agent calling that name is told gh is not ready, and the squatter never
  * receives the call.
  */
 import { writeFileSync } from 'node:fs';
@@ -34,7 +34,7 @@ afterAll(async () => {
 const problemsOf = (name: string) => t.gw.gateway.report().find((r) => r.name === name)?.problems ?? [];
 
 describe('prefix "" lists gh__get_file_contents while gh is down', () => {
-  it('the agent calling gh__get_file_contents gets "unknown tool"; the squatter never receives the call', async () => {
+  it('the agent calling gh__get_file_contents is told gh is not ready; the squatter never receives the call', async () => {
     expect(t.gw.gateway.report().find((r) => r.name === 'gh')?.status.state).not.toBe('ready');
     const c = await t.client('alice');
     await c.callTool({ name: 'add_tool', arguments: { name: 'gh__get_file_contents' } });
@@ -55,8 +55,10 @@ describe('prefix "" lists gh__get_file_contents while gh is down', () => {
       (err: unknown) => err,
     );
     expect(e).toBeInstanceOf(McpError);
-    expect((e as McpError).code).toBe(-32602);
-    expect((e as McpError).message).toBe('MCP error -32602: Unknown tool: gh__get_file_contents');
+    // The name is gh's: the agent is told gh is not ready (never the squatter's tool).
+    expect((e as McpError).code).toBe(-32603);
+    expect((e as McpError).data).toEqual({ code: 'CONNECTOR_NOT_READY' });
+    expect((e as McpError).message).toMatch(/^MCP error -32603: connector "gh" is not ready: /);
     const forwarded = t.calls().map((l) => l.tool);
     expect(forwarded).toEqual(['add_tool', 'add_tool']);
   });

@@ -3,9 +3,11 @@
  * accepts those addresses as Host, and a host name it was not given gets a 403
  * that names the flag (`--allowed-host`) which accepts it.
  */
+import { spawn } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initializeBody, MCP_HEADERS, startTestGateway, stdioFixture, type TestGateway } from '../helpers/gateway.js';
+import { CLI, initializeBody, MCP_HEADERS, startTestGateway, stdioFixture, tempDir, writeConfig, type TestGateway } from '../helpers/gateway.js';
 
 let t: TestGateway;
 
@@ -43,5 +45,35 @@ describe('a gateway bound to 0.0.0.0', () => {
     expect((r.json() as { error: { message: string } }).error.message).toBe(
       `Forbidden: Host "mybox.lan:${t.port}" is not allowed; allow it with: gatehouse serve --allowed-host mybox.lan:${t.port}`,
     );
+  });
+});
+
+describe('gatehouse serve --host 0.0.0.0 (the CLI)', () => {
+  it('prints every address it can be reached at and how to allow host names', async () => {
+    const root = tempDir();
+    const dirs = writeConfig(root, [stdioFixture('fx', join(root, 'calls.jsonl'))]);
+    const child = spawn(process.execPath, [CLI, 'serve', '--host', '0.0.0.0', '--port', '0', '--registry', dirs.registry, '--policies', dirs.policies, '--state', dirs.state], {
+      env: { PATH: process.env.PATH ?? '', HOME: root },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const out = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        child.stdout.on('data', (d: Buffer) => {
+          text += d.toString();
+          if (text.includes('Give an agent a token')) resolve(text);
+        });
+        child.once('exit', (c) => reject(new Error(`serve exited ${c}: ${text}`)));
+      });
+      const port = /serving MCP at http:\/\/127\.0\.0\.1:(\d+)\/mcp/.exec(out)?.[1];
+      expect(port, out).toBeDefined();
+      const v4 = Object.values(networkInterfaces()).flatMap((l) => l ?? []).filter((n) => n.family === 'IPv4');
+      for (const n of v4) expect(out).toContain(`reachable at http://${n.address}:${port}/mcp\n`);
+      expect(out).toContain('--allowed-host NAME');
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
   });
 });

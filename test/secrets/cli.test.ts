@@ -108,8 +108,9 @@ describe.skipIf(!keychainToolsPresent() || !existsSync(CLI))('gatehouse secret (
     for (const sub of [[], ['set'], ['list'], ['delete'], ['check']]) {
       const r = await runCli(['secret', ...sub, '--help'], env);
       expect(r.code, sub.join(' ')).toBe(0);
-      expect(r.stdout).toContain(`Usage: gatehouse secret ${sub[0] ?? '<set|list|delete|check>'}`);
-      if (sub.length > 0) expect(r.stdout).toContain('--registry DIR');
+      expect(r.stdout).toContain(`Usage: gatehouse secret ${sub[0] ?? '[options] [command]'}`);
+      expect(r.stdout).toContain('--registry <dir>');
+      if (sub.length === 0) expect(r.stdout).toMatch(/set <name>\s+store a value/);
     }
     const top = await runCli(['--help'], env);
     expect(top.stdout).toMatch(/secret\s+manage service credentials/);

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { auditRoutes } from '../../src/audit/http.js';
 import type { Gateway } from '../../src/broker/gateway.js';
 import { FAILURE_CODE, ProviderError, type FailureKind } from '../../src/connectors/errors.js';
+import { PathArgError } from '../../src/connectors/paths.js';
 import { failureResult } from '../../src/connectors/server.js';
 import type { ProviderApi } from '../../src/connectors/api.js';
 import { ERROR_TABLE, Exit, GatehouseError, JsonRpc, exitCodeFor, toHttpError, toJsonRpcError, type ErrorCode } from '../../src/errors.js';
@@ -118,4 +119,11 @@ describe('provider failures are GatehouseErrors', () => {
   });
 
   it('the list of kinds under test is not empty', () => expect(kinds.length).toBeGreaterThan(0));
+
+  it('a refused path argument is ARGS_INVALID naming the argument, and its tool result says nothing was sent', () => {
+    const e = new PathArgError('repo', 'repo may not contain "/"');
+    expect(e).toBeInstanceOf(GatehouseError);
+    expect(e).toMatchObject({ code: 'ARGS_INVALID', arg: 'repo', details: { arg: 'repo' } });
+    expect(failureResult(e, api)).toMatchObject({ isError: true, content: [{ text: 'Invalid argument: repo may not contain "/". Nothing was sent to GitHub.' }] });
+  });
 });

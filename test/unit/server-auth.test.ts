@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentAuthenticator, parseBearer, requireAdmin } from '../../src/server/auth.js';
+import { agentAuthenticator, bearerChallenge, parseBearer, requireAdmin } from '../../src/server/auth.js';
 import { loadTokenKeys, mintToken, TokenVerifier, type TokenKeys } from '../../src/server/tokens.js';
 
 let dir: string;
@@ -92,5 +92,32 @@ describe('requireAdmin: the admin API on TCP', () => {
 
   it.each([['a malformed header', 'Bearer a b'], ['a forged token', 'Bearer x.y.z'], ['Basic auth', 'Basic b3BzOnB3']])('%s gets 401', async (_what, h) => {
     expect((await get(h)).status).toBe(401);
+  });
+});
+
+describe('token comparison', () => {
+  it('the verifier cache holds no raw token: lookups compare SHA-256 digests (timing leaks nothing of a cached token)', async () => {
+    const v = new TokenVerifier(keys);
+    await v.verify(agentToken);
+    await v.verify(agentToken);
+    expect(v.size).toBe(1);
+    const cacheKeys = [...(v as unknown as { cache: Map<string, unknown> }).cache.keys()];
+    expect(cacheKeys).toHaveLength(1);
+    expect(cacheKeys[0]).not.toContain(agentToken.slice(0, 20));
+    expect(cacheKeys[0]).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe('bearerChallenge: the WWW-Authenticate of a 401 on /mcp', () => {
+  it('no credentials: realm and the RFC 9728 metadata only, no error attribute (RFC 6750 §3)', () => {
+    expect(bearerChallenge({ ok: false, description: 'a bearer token is required' }, '127.0.0.1:8931')).toBe(
+      'Bearer realm="gatehouse", resource_metadata="http://127.0.0.1:8931/.well-known/oauth-protected-resource/mcp"',
+    );
+  });
+
+  it('a bad token: error and a description whose quotes and backslashes cannot break out of the header parameter', () => {
+    const h = bearerChallenge({ ok: false, error: 'invalid_token', description: 'bad "x", error="none" \\' }, 'localhost:8931');
+    expect(h).toContain('error="invalid_token", error_description="bad x, error=none "');
+    expect(h.match(/"/g)?.length).toBe(8);
   });
 });

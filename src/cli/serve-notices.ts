@@ -1,0 +1,67 @@
+/**
+ * The lines `gatehouse serve` prints while it runs, beside the start-up
+ * banner: an upstream that is slow to start, and each call that starts
+ * waiting for approval (with the command that decides it).
+ */
+import type { Gateway } from '../broker/gateway.js';
+import type { ApprovalEvent } from '../policy/approvals.js';
+import type { ToolConnector } from '../registry/schema.js';
+import { escapeText } from '../terminal.js';
+
+export const SLOW_START_MS = 5_000;
+
+/** What a starting upstream waits for, in words. */
+function waitsFor(c: ToolConnector | undefined): string {
+  if (c === undefined) return 'the server to start';
+  if (c.kind === 'stdio') return `"${[c.command, ...c.args].join(' ')}" to answer initialize and tools/list on stdio`;
+  if (c.kind === 'http') return `${c.url} to answer initialize and tools/list`;
+  return `${c.kind} to be set up`;
+}
+
+/** One line per upstream not ready yet (starting, or failed and retrying); ready and not-ready (a missing secret: the banner says) are quiet. */
+export function slowUpstreamLines(gateway: Gateway, afterMs = SLOW_START_MS): string[] {
+  const lines: string[] = [];
+  for (const r of gateway.report()) {
+    const c = gateway.opts.registry.connectors.find((x): x is ToolConnector => x.name === r.name && x.kind !== 'inference');
+    const st = r.status;
+    if (st.state === 'starting') lines.push(`upstream "${r.name}" is not ready after ${afterMs / 1000}s: still waiting for ${waitsFor(c)}; its tools appear once it answers`);
+    else if (st.state === 'failed') lines.push(`upstream "${r.name}" is not ready after ${afterMs / 1000}s: ${st.reason}; retrying in ${Math.ceil(st.retryInMs / 1000)}s`);
+  }
+  return lines;
+}
+
+/** The line for a call that starts waiting for approval; undefined for every other approval event. */
+export function approvalLine(ev: ApprovalEvent, cli: string, dirFlags = ''): string | undefined {
+  if (ev.type !== 'requested') return undefined;
+  const a = ev.approval;
+  return `approval needed: agent "${a.agent}" called ${a.tool} (id ${a.id}, rule ${a.ruleId ?? '(default)'}, expires ${a.expiresAt}); approve: ${cli} approvals approve ${a.id}${dirFlags}  deny: ${cli} approvals deny ${a.id}${dirFlags}`;
+}
+
+export interface ServeNotices {
+  onApprovalEvent: (ev: ApprovalEvent) => void;
+  onUpstreamsStarting: (gateway: Gateway) => void;
+  /** Stops the slow-start timer (the gateway is closing). */
+  close: () => void;
+}
+
+/**
+ * The hooks to pass to startGateway. `cli` is how the user runs gatehouse;
+ * `dirFlags` carries --state when it is not the default (a command for another
+ * state directory would talk to no gateway). Each line is data, escaped to one line.
+ */
+export function serveNotices(print: (line: string) => void, cli: string, dirFlags = '', slowMs = SLOW_START_MS): ServeNotices {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    onApprovalEvent: (ev) => {
+      const line = approvalLine(ev, cli, dirFlags);
+      if (line !== undefined) print(escapeText(line) + '\n');
+    },
+    onUpstreamsStarting: (gateway) => {
+      timer = setTimeout(() => {
+        for (const l of slowUpstreamLines(gateway, slowMs)) print(escapeText(l) + '\n');
+      }, slowMs);
+      timer.unref();
+    },
+    close: () => clearTimeout(timer),
+  };
+}

@@ -22,8 +22,10 @@ export default {
     'src/server/tokens.ts',
     'src/server/revocations.ts',
     'src/server/guards.ts',
-    // catalog filter
+    'src/server/auth.ts',
+    // catalog and its exposure filter
     'src/broker/catalog.ts',
+    'src/registry/exposure.ts',
     // secret redaction
     'src/secrets/redact.ts',
     'src/secrets/forms.ts',

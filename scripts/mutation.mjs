@@ -25,8 +25,8 @@ export const GROUPS = {
     tests: ['test/secrets/{redact,forms}.test.ts', 'test/unit/redact-edges.test.ts'],
   },
   tokens: {
-    mutate: ['src/server/tokens.ts', 'src/server/revocations.ts', 'src/server/guards.ts'],
-    tests: ['test/unit/{tokens,token-verifier,revocations,guards,token-edges}.test.ts'],
+    mutate: ['src/server/tokens.ts', 'src/server/revocations.ts', 'src/server/guards.ts', 'src/server/auth.ts'],
+    tests: ['test/unit/{tokens,token-verifier,revocations,guards,token-edges,server-auth,listen-addresses}.test.ts'],
   },
   sessions: {
     // The quota key and the identity check of get(); the control socket; the sandbox session sockets.
@@ -45,13 +45,16 @@ export const GROUPS = {
     // where it goes on after a restart), the durability order (write, fdatasync, then resolve);
     // and the per-record size bound (bound.ts).
     mutate: [
-      ...['193-196', '208-211', '236-247', '255-262', '264-335', '354-364', '390-449', '479-496', '527-543', '553-585', '669-672', '693-694'].map((l) => `src/audit/writer.ts:${l}`),
+      ...['154-157', '165-168', '193-198', '206-213', '215-292', '300-359', '385-402', '433-449', '456-467', '514-517', '539-540'].map((l) => `src/audit/writer.ts:${l}`),
+      ...['76-85', '108-118'].map((l) => `src/audit/headroom.ts:${l}`),
+      'src/audit/late-queue.ts',
+      'src/audit/repair.ts:28-50',
       'src/audit/bound.ts',
     ],
     tests: ['test/audit/{writer,append,disk-full,headroom}.test.ts', 'test/unit/{writer-edges,audit-bound,hostile-result-audit}.test.ts'],
   },
   catalog: {
-    mutate: ['src/broker/catalog.ts'],
+    mutate: ['src/broker/catalog.ts', 'src/registry/exposure.ts'],
     tests: ['test/unit/{catalog,catalog-edges,catalog-names}.test.ts'],
   },
 };

@@ -1,7 +1,8 @@
 import { mkdirSync, openSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { prettyFactory } from 'pino-pretty';
+import type { PrettyOptions } from 'pino-pretty';
 import { escapeText, jsonForTerminal } from './terminal.js';
 
 export type { Logger };
@@ -82,6 +83,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
  * pino-pretty's own colours must.
  */
 function prettyLine(): (line: string) => string {
+  // Loaded only here: most commands never log, and pino-pretty's dependencies cost start-up time.
+  const { prettyFactory } = createRequire(import.meta.url)('pino-pretty') as { prettyFactory: (o: PrettyOptions) => (input: unknown) => string };
   const format = prettyFactory({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name', singleLine: false });
   const clean = (v: unknown): unknown => {
     if (typeof v === 'string') return escapeText(v);

@@ -1,3 +1,8 @@
+/**
+ * The gateway wired from its parts: configuration, audit, policy, secrets,
+ * upstreams, sessions, the admin API and the listeners. Wiring only: each
+ * decision lives in the part that owns it.
+ */
 import { dirname, join } from 'node:path';
 import type { Server as HttpServer } from 'node:http';
 import { appendAuditRecord } from '../audit/append.js';
@@ -46,7 +51,7 @@ export interface GatewayRuntimeOptions {
   dirs: Dirs;
   host?: string;
   port?: number;
-  /** Extra Host header values (host:port) accepted, e.g. when behind a proxy. */
+  /** Extra Host names accepted (`NAME` on the listening port, or `NAME:PORT`), e.g. behind a proxy. */
   allowedHosts?: string[];
   allowedOrigins?: string[];
   logger?: Logger;

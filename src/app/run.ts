@@ -1,3 +1,8 @@
+/**
+ * `gatehouse run`: one agent in the sandbox launcher, its only egress the
+ * gateway: a running `gatehouse serve` (through the control socket) or one
+ * started in this process.
+ */
 import { spawn } from 'node:child_process';
 import { existsSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { constants } from 'node:os';

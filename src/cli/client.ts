@@ -1,5 +1,5 @@
 import { Exit, GatehouseError } from '../errors.js';
-import { controlSocketPath, socketAlive } from '../server/control.js';
+import { gatewayRunning } from '../server/control-client.js';
 import { loadTokenKeys, mintToken, parseTtl } from '../server/tokens.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 import { CLIENT_NAMES, clientTarget, isClientName } from './clients/targets.js';
@@ -91,7 +91,7 @@ export async function clientAdd(o: ClientAddOptions, io: Io): Promise<number> {
     return Exit.Ok;
   }
   const r = install(target);
-  const running = await socketAlive(controlSocketPath(dirs.state));
+  const running = await gatewayRunning(dirs.state);
   if (o.json === true) {
     io.out(jsonLine({ client: target.name, file: r.file, written: true, replaced: r.replaced, agent, expiresAt, id: t.id, url, gatewayRunning: running }));
     return Exit.Ok;
@@ -99,7 +99,7 @@ export async function clientAdd(o: ClientAddOptions, io: Io): Promise<number> {
   io.out(
     esc`${r.replaced ? 'Replaced' : 'Added'} MCP server "${serverName}" in ${r.file} (${target.label}).\n` +
       esc`  url    ${url}\n  agent  ${agent} (token id ${t.id}, expires ${expiresAt})\n` +
-      (r.commentsDropped ? '  note   the file was rewritten to replace the old entry: its comments were not kept\n' : '') +
+      (r.commentsDropped ? '  note   the file was rewritten (the entry could not be appended): its comments were not kept\n' : '') +
       esc`Restart ${target.label} (or reload its MCP servers) to connect.\n` +
       escapeText(`Renew: ${cli} client add ${target.name}${o.agent !== undefined ? ` --agent ${agent}` : ''}${st}   Revoke: ${cli} token revoke ${t.id}${st}`) +
       '\n' +

@@ -3,7 +3,7 @@
  * shared --registry/--policies/--state flags, and `handle`, which runs a
  * command's body and makes what it returns the exit code.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { resolveDirs, type DirFlags, type Dirs } from '../config/paths.js';
 import { escapeText } from '../terminal.js';
 
@@ -21,17 +21,21 @@ export interface Io {
 /** A `gatehouse` command: adds itself, its flags and its subcommands to `program` (see main.ts). */
 export type CommandModule = (program: Command, io: Io) => void;
 
-/** Adds `gatehouse <parent…> <name>` with the shared directory flags; `nameAndArgs` as commander takes it ("show <id>"). */
+/** Adds `gatehouse <parent…> <name>`; `nameAndArgs` as commander takes it ("show <id>"). The program adds the shared directory flags to it. */
 export function subcommand(parent: Command, nameAndArgs: string, summary: string): Command {
-  return withDirFlags(parent.command(nameAndArgs).summary(summary));
+  return parent.command(nameAndArgs).summary(summary);
 }
 
-/** The flags every command and subcommand takes, so all of them agree on what they read. */
+const DIR_FLAGS: readonly [string, string][] = [
+  ['--registry <dir>', 'connector definitions (env GATEHOUSE_REGISTRY; default ./registry, else the shipped one)'],
+  ['--policies <dir>', 'policy files (env GATEHOUSE_POLICIES; default ./policies, else the shipped one)'],
+  ['--state <dir>', 'keys, audit log, sockets (env GATEHOUSE_STATE; default ~/.local/state/gatehouse)'],
+];
+
+/** The flags every command and subcommand takes, so all of them agree on what they read (listed apart in --help). */
 export function withDirFlags(cmd: Command): Command {
-  return cmd
-    .option('--registry <dir>', 'connector definitions (env GATEHOUSE_REGISTRY; default ./registry, else the shipped one)')
-    .option('--policies <dir>', 'policy files (env GATEHOUSE_POLICIES; default ./policies, else the shipped one)')
-    .option('--state <dir>', 'keys, audit log, sockets (env GATEHOUSE_STATE; default ~/.local/state/gatehouse)');
+  for (const [flags, description] of DIR_FLAGS) cmd.addOption(new Option(flags, description).helpGroup('Directories (every command takes them):'));
+  return cmd;
 }
 
 /** The directories a command reads: flag (at any level: `gatehouse --state D logs` too), then environment, then default. */

@@ -11,6 +11,7 @@ import { packageRoot, type Dirs } from '../config/paths.js';
 import { errorMessage } from '../errors.js';
 import { loadPolicies } from '../policy/load.js';
 import { loadRegistry } from '../registry/load.js';
+import { connectorSecrets } from '../registry/schema.js';
 
 export interface SetupCheck {
   name: string;
@@ -22,6 +23,8 @@ export interface SetupCheck {
   issues?: string[];
   /** The whole explanation, printed below the table (too long for a cell). */
   note?: string;
+  /** False: a problem worth saying that does not fail doctor (the keychain when no connector uses a secret). */
+  required?: boolean;
 }
 
 /** `>=20.19` style minimum from package.json's engines.node (the only form we ship). */
@@ -42,14 +45,24 @@ export function nodeCheck(version = process.versions.node, range = enginesNode()
   return { name: 'Node.js', ok, detail: `${version}, required ${range.trim()}`, fix: ok ? '' : `install Node.js ${range.trim()} (e.g. nvm install 22), then: npm run build` };
 }
 
+/** Whether any connector refers to a secret (then the keychain is needed); false too when the registry does not load (reported on its own). */
+export function registryUsesSecrets(dirs: Dirs): boolean {
+  try {
+    return loadRegistry(dirs.registry).connectors.some((c) => connectorSecrets(c).length > 0);
+  } catch {
+    return false;
+  }
+}
+
 /** Reachable and unlocked: a write of the probe entry succeeds (a locked keyring refuses writes). */
-export async function keychainCheck(store: { probe(): Promise<void>; readonly description: string }): Promise<SetupCheck> {
+export async function keychainCheck(store: { probe(): Promise<void>; readonly description: string }, needed = true): Promise<SetupCheck> {
   try {
     await store.probe();
     return { name: 'OS keychain', ok: true, detail: `${store.description}: reachable and unlocked`, fix: '' };
   } catch (e) {
     const why = errorMessage(e);
-    return { name: 'OS keychain', ok: false, detail: /is locked/.test(why) ? 'locked' : 'cannot be reached', fix: 'start or unlock it (see below), then: gatehouse secret check', note: why };
+    const state = /is locked/.test(why) ? 'locked' : 'cannot be reached';
+    return { name: 'OS keychain', ok: false, required: needed, detail: needed ? state : `${state} (no connector uses a secret yet)`, fix: 'start or unlock it (see below), then: gatehouse secret check', note: why };
   }
 }
 

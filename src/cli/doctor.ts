@@ -7,7 +7,7 @@ import { bareRepositoryHint } from '../sandbox/hook-dirs.js';
 import { Exit } from '../errors.js';
 import { KeychainStore } from '../secrets/keychain.js';
 import { dirsFrom, handle, subcommand, table, type CommandModule } from './command.js';
-import { configChecks, keychainCheck, nodeCheck, type SetupCheck } from './doctor-checks.js';
+import { configChecks, keychainCheck, nodeCheck, registryUsesSecrets, type SetupCheck } from './doctor-checks.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 
 interface Check {
@@ -62,7 +62,7 @@ export function limitsLine(p: SandboxProbe): string {
 export function setupReport(setup: SetupCheck[]): string {
   const issues = setup.flatMap((c) => (c.issues ?? []).map((i) => `  ${escapeText(i)}\n`));
   const notes = setup.flatMap((c) => (c.note !== undefined ? [`\n${escapeText(c.name)}: ${escapeText(c.note)}\n`] : []));
-  return table(['CHECK', 'STATUS', 'DETAIL', 'FIX'], setup.map((c) => [c.name, c.ok ? 'ok' : 'PROBLEM', c.detail, c.fix])) + notes.join('') + (issues.length > 0 ? `\nConfiguration problems:\n${issues.join('')}` : '');
+  return table(['CHECK', 'STATUS', 'DETAIL', 'FIX'], setup.map((c) => [c.name, c.ok ? 'ok' : c.required === false ? 'warning' : 'PROBLEM', c.detail, c.fix])) + notes.join('') + (issues.length > 0 ? `\nConfiguration problems:\n${issues.join('')}` : '');
 }
 
 interface DoctorOptions {
@@ -80,9 +80,10 @@ export const doctorCommand: CommandModule = (program, io) => {
   handle<DoctorOptions>(doctor, async (values) => {
     const dirs = dirsFrom(values, io.env);
     const gatewayRunning = await socketAlive(controlSocketPath(dirs.state));
-    const setup = [nodeCheck(), await keychainCheck(new KeychainStore()), ...configChecks(dirs)];
-    // Needed and missing (Node, keychain) is 3; a configuration that does not load is 2.
-    const setupCode = setup.some((c) => !c.ok && (c.name === 'Node.js' || c.name === 'OS keychain')) ? Exit.Unavailable : setup.some((c) => !c.ok) ? Exit.Usage : Exit.Ok;
+    const setup = [nodeCheck(), await keychainCheck(new KeychainStore(), registryUsesSecrets(dirs)), ...configChecks(dirs)];
+    // Needed and missing (Node, the keychain when a connector uses a secret) is 3; a configuration that does not load is 2.
+    const failed = setup.filter((c) => !c.ok && c.required !== false);
+    const setupCode = failed.some((c) => c.name === 'Node.js' || c.name === 'OS keychain') ? Exit.Unavailable : failed.length > 0 ? Exit.Usage : Exit.Ok;
     if (!values.json) io.out(setupReport(setup) + '\n');
     if (!existsSync(launcherPath())) {
       const msg = `sandbox launcher not built: ${launcherPath()} (run: npm run build)`;

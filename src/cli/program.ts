@@ -36,7 +36,7 @@ export function buildProgram(io: Io, commands: readonly CommandModule[]): Comman
     .addHelpText('after', `\nRun "gatehouse <command> --help" for a command's options.\n${EXIT_CODES}`);
   for (const add of commands) add(program, io);
   const each = (cmd: Command): void => {
-    // Every command and subcommand takes the shared flags, also one added without `subcommand()`.
+    // Every command and subcommand takes the shared flags (added here, after its own, so its --help lists them last).
     if (!cmd.options.some((o) => o.long === '--state')) withDirFlags(cmd);
     cmd.exitOverride((e) => {
       throw new UsageExit(e, cmd);

@@ -1,11 +1,10 @@
 import { appendAuditRecord } from '../audit/append.js';
 import { requireDuration } from '../config/duration.js';
 import { Exit, GatehouseError } from '../errors.js';
-import { controlSocketPath, socketAlive } from '../server/control.js';
 import { RevocationList, type Revocation } from '../server/revocations.js';
 import { DEFAULT_TTL, loadTokenKeys, mintToken } from '../server/tokens.js';
 import { dirsFrom, handle, subcommand, type CommandModule } from './command.js';
-import { adminRequest } from '../server/control-client.js';
+import { adminRequest, gatewayRunning } from '../server/control-client.js';
 import { esc, jsonLine } from '../terminal.js';
 
 const TOKEN_HELP = `
@@ -74,7 +73,7 @@ export const tokenCommand: CommandModule = (program, io) => {
     const dirs = dirsFrom(o, io.env);
     let revoked: Revocation;
     let via: 'gateway' | 'file';
-    if (await socketAlive(controlSocketPath(dirs.state))) {
+    if (await gatewayRunning(dirs.state)) {
       // One writer while a gateway runs; it audits the revocation itself.
       revoked = ((await adminRequest(dirs.state, 'POST', '/tokens/revoke', what)) as { revoked: Revocation }).revoked;
       via = 'gateway';

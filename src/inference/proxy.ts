@@ -14,6 +14,7 @@ import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { evaluate } from '../policy/evaluate.js';
 import { RateLimiter, rateKey } from '../policy/rate-limit.js';
+import { appendOrQueue } from '../audit/append-or-queue.js';
 import { formatDuration } from '../config/duration.js';
 import type { Policy } from '../policy/types.js';
 import { CONNECTOR_NAME } from '../registry/fields.js';
@@ -356,11 +357,8 @@ export class InferenceRouter {
       if (fullOut !== undefined) Object.assign(fields, content('full', 'response', fullOut));
       // The provider's own text (errors, stop reasons, model names) may echo a key: the record is redacted whole.
       const record = this.deps.redactValue({ event: 'model.call', ...fields });
-      try {
-        await (this.deps.audit.appendOutcome ?? this.deps.audit.append).call(this.deps.audit, record);
-      } catch (e) {
-        this.deps.logger.error({ err: String(e), call: rec.call }, 'cannot audit a model call now; it is kept and written once the log recovers');
-      }
+      // The call happened: its record is written now or kept until the log recovers, never dropped.
+      await appendOrQueue(this.deps.audit, record, this.deps.logger);
     };
 
     let res: Dispatcher.ResponseData<unknown>;

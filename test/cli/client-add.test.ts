@@ -106,6 +106,19 @@ describe('gatehouse client add', () => {
     expect(s.out.join('')).toContain('Replaced MCP server "gatehouse"');
   });
 
+  it('codex: an inline mcp_servers table (where appending a [table] would be invalid TOML) is merged by rewriting, keeping every key, and says comments were dropped', async () => {
+    const s = setup();
+    mkdirSync(join(s.home, '.codex'));
+    const file = join(s.home, '.codex', 'config.toml');
+    writeFileSync(file, '# keep?\nmodel = "o3"\nmcp_servers = { docs = { command = "docs-mcp" } }\n');
+    await s.add({ client: 'codex' });
+    const t = parseToml(readFileSync(file, 'utf8')) as any;
+    expect(t.model).toBe('o3');
+    expect(t.mcp_servers.docs).toEqual({ command: 'docs-mcp' });
+    expect(t.mcp_servers.gatehouse.url).toBe('http://127.0.0.1:8931/mcp');
+    expect(s.out.join('')).toContain('its comments were not kept');
+  });
+
   it('codex: honours CODEX_HOME', () => {
     const t = clientTarget('codex', { url: 'http://127.0.0.1:1/mcp', token: 't', serverName: 'g', env: { HOME: '/h', CODEX_HOME: '/c' } });
     expect(t.file).toBe('/c/config.toml');

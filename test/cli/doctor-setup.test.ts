@@ -6,7 +6,7 @@ import { auditCommand } from '../../src/cli/audit.js';
 import { clientCommand } from '../../src/cli/client.js';
 import type { Command, Io } from '../../src/cli/command.js';
 import { connectorCommand } from '../../src/cli/connector.js';
-import { configChecks, keychainCheck, minimumNode, nodeCheck } from '../../src/cli/doctor-checks.js';
+import { configChecks, keychainCheck, minimumNode, nodeCheck, registryUsesSecrets } from '../../src/cli/doctor-checks.js';
 import { doctorCommand } from '../../src/cli/doctor.js';
 import { logsCommand } from '../../src/cli/logs.js';
 import { policyCommand } from '../../src/cli/policy.js';
@@ -67,6 +67,18 @@ describe('doctor: set-up checks', () => {
     expect(locked.note).toContain('prompt dismissed');
     const gone = await keychainCheck({ description: 'test', probe: async () => { throw new GatehouseError('KEYCHAIN_UNAVAILABLE', 'cannot be reached'); } });
     expect(gone.detail).toBe('cannot be reached');
+  });
+
+  it('keychain: unreachable while no connector uses a secret is a warning that does not fail doctor', async () => {
+    const fail = { description: 'test', probe: async () => { throw new GatehouseError('KEYCHAIN_UNAVAILABLE', 'cannot be reached'); } };
+    expect(await keychainCheck(fail, false)).toMatchObject({ ok: false, required: false, detail: 'cannot be reached (no connector uses a secret yet)' });
+    const root = tempDir('gatehouse-doctor-kc-');
+    const dirs = { registry: join(root, 'registry'), policies: join(root, 'policies'), state: join(root, 'state') };
+    mkdirSync(dirs.registry);
+    writeFileSync(join(dirs.registry, 'a.yaml'), 'name: a\nkind: stdio\ncommand: y\n');
+    expect(registryUsesSecrets(dirs)).toBe(false);
+    writeFileSync(join(dirs.registry, 'b.yaml'), 'name: b\nkind: http\nurl: https://x.example/mcp\nheaders: { Authorization: "Bearer ${secret:b-token}" }\n');
+    expect(registryUsesSecrets(dirs)).toBe(true);
   });
 
   it('configuration: each registry and policy problem is reported with file:line', () => {

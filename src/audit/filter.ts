@@ -5,6 +5,7 @@
  * allowed values (a typo would otherwise match nothing and look like "no records").
  */
 import picomatch from 'picomatch';
+import { requireDuration } from '../config/duration.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import { parseTime, type AuditFilters } from './query.js';
 import { AUDIT_EVENTS } from './types.js';
@@ -54,6 +55,8 @@ export function parseAuditFilters(raw: Partial<Record<FilterKey, string | undefi
   if (raw.outcome !== undefined) f.outcome = oneOf(name('outcome'), raw.outcome, OUTCOMES);
   if (raw.event !== undefined) f.event = eventFilter(name('event'), raw.event);
   const time = (k: 'since' | 'until', v: string): Date => {
+    // A bare number gets the duration grammar's hint (write 90s, 90m or 90h), as every duration flag does.
+    if (/^\s*\d+\s*$/.test(v)) requireDuration(v, name(k));
     try {
       return parseTime(v, now);
     } catch (e) {

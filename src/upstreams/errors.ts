@@ -36,6 +36,10 @@ export function classifyUpstreamError(connector: string, e: unknown, facts: Call
   if (typeof netCode === 'string' && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|UND_ERR_)/.test(netCode)) {
     return new GatehouseError('UPSTREAM_UNAVAILABLE', `connector "${connector}" is unreachable (${netCode})`, { cause: e });
   }
+  // A TypeError or ReferenceError is a fault of ours, not the upstream's: its text (paths, code) stays in the logs.
+  if (e instanceof TypeError || e instanceof ReferenceError) {
+    return new GatehouseError('INTERNAL', `call to connector "${connector}" hit a gateway fault: ${e.message}`, { cause: e });
+  }
   return new GatehouseError('UPSTREAM_PROTOCOL', `connector "${connector}" failed: ${err?.message ?? String(e)}`, { cause: e });
 }
 

@@ -93,7 +93,7 @@ describe('gatehouse logs: filters are checked, a missing log is an error', () =>
   it('a bare number as --since is refused with a hint, not read as milliseconds', async () => {
     const o = io();
     expect(await logs(['--state', state, '--since', '90'], o)).toBe(2);
-    expect(o.stderr).toMatch(/--since: invalid time "90"/);
+    expect(o.stderr).toMatch(/--since: invalid duration "90"; a bare number has no unit: write 90s, 90m or 90h/);
   });
 
   it('a state directory without an audit log is an error (exit 3) saying how to fix it, not "no matching records"', async () => {

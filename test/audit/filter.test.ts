@@ -38,7 +38,7 @@ describe('parseAuditFilters', () => {
     ['decision', 'maybe', /decision: unknown value "maybe"; use one of: allow, deny, ask/],
     ['event', 'tool/call', /event: no audit event is named "tool\/call"; events: .*tools\/call/],
     ['event', 'nothing.*', /event: no audit event is matched by "nothing\.\*"/],
-    ['since', '90', /since: invalid time "90"/],
+    ['since', '90', /since: invalid duration "90"; a bare number has no unit: write 90s, 90m or 90h/],
     ['until', 'yesterday', /until: invalid time "yesterday"/],
   ] as const)('an unknown %s value (%s) is an error naming the allowed values', (key, value, message) => {
     expect(() => parseAuditFilters({ [key]: value }, { now })).toThrow(message);

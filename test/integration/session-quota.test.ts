@@ -253,7 +253,9 @@ describe('gatehouse serve session limits', () => {
     [['--max-sessions-per-agent', '0'], /--max-sessions-per-agent must be a whole number/],
     [['--max-sessions-per-agent', 'lots'], /--max-sessions-per-agent must be a whole number/],
     [['--max-sessions', '10', '--max-sessions-per-agent', '20'], /may not exceed --max-sessions/],
-    [['--session-idle', 'forever'], /--session-idle must be a duration/],
+    [['--session-idle', 'forever'], /--session-idle: invalid duration "forever"; use a duration like/],
+    [['--session-idle', '90'], /--session-idle: .*a bare number has no unit/],
+    [['--session-idle', '500ms'], /--session-idle must be at least 1s/],
   ])('serve %j: exit 2 with the fix', (args, message) => {
     const root = tempDir();
     const dirs = writeConfig(root, []);
@@ -265,6 +267,6 @@ describe('gatehouse serve session limits', () => {
 
   it('serve --help lists the session limits', () => {
     const r = spawnSync(process.execPath, [CLI, 'serve', '--help'], { encoding: 'utf8', timeout: 20_000 });
-    expect(r.stdout).toMatch(/--max-sessions-per-agent N[\s\S]*GATEHOUSE_MAX_SESSIONS_PER_AGENT/);
+    expect(r.stdout).toMatch(/--max-sessions-per-agent <n>[\s\S]*GATEHOUSE_MAX_SESSIONS_PER_AGENT/);
   });
 });

@@ -45,7 +45,10 @@ describe('classifyUpstreamError: whatever an upstream call throws gets a stable 
     [Object.assign(new Error('fetch failed'), { cause: { code: 'ECONNREFUSED' } }), 'UPSTREAM_UNAVAILABLE', 'connector "c" is unreachable (ECONNREFUSED)'],
     [Object.assign(new Error('x'), { code: 'UND_ERR_SOCKET' }), 'UPSTREAM_UNAVAILABLE', 'connector "c" is unreachable (UND_ERR_SOCKET)'],
     [Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }), 'UPSTREAM_ERROR', 'call to connector "c" was cancelled'],
-    [new TypeError('weird'), 'UPSTREAM_PROTOCOL', 'connector "c" failed: weird'],
+    [new Error('weird'), 'UPSTREAM_PROTOCOL', 'connector "c" failed: weird'],
+    // A fault of the gateway's own code: INTERNAL, whose text the agent never sees (only "Internal gateway error").
+    [new TypeError("Cannot read properties of undefined (reading 'x')"), 'INTERNAL', `call to connector "c" hit a gateway fault: Cannot read properties of undefined (reading 'x')`],
+    [new ReferenceError('y is not defined'), 'INTERNAL', 'call to connector "c" hit a gateway fault: y is not defined'],
   ])('%s → %s', (e, code, message) => {
     // Only the -32000 case depends on it: the connection did close there.
     const g = classifyUpstreamError('c', e, { timeoutMs: 500, connectionClosed: true });

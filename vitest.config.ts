@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
-// Integration tests start real gateways, upstream processes, sandboxes and a
-// keychain: longer timeouts (the machines are shared and can be loaded), but
-// nothing asserts on speed. Each file runs in its own forked process.
+// Tests live in one folder per room (test/<room>/), plus the suites that cross
+// rooms (reliability, conformance, e2e). Fast or slow is the file's suffix:
+// `*.int.test.ts` start real gateways, upstream processes, sandboxes or a
+// keychain and get longer timeouts (the machines are shared and can be
+// loaded); nothing asserts on speed. Each file runs in its own forked process.
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -12,7 +14,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['test/{integration,sandbox,secrets,connectors,audit,reliability,conformance,e2e,inference}/**/*.test.ts'],
+          include: ['test/**/*.int.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
@@ -22,7 +24,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/{integration,sandbox,secrets,connectors,audit,reliability,conformance,e2e,inference}/**', '**/node_modules/**'],
+          exclude: ['test/**/*.int.test.ts', '**/node_modules/**'],
           testTimeout: 20_000,
           hookTimeout: 20_000,
         },

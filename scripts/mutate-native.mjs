@@ -21,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SUITES = ['escape', 'layers', 'protected', 'canonical', 'bind-race'].map((n) => `test/sandbox/${n}.test.ts`);
+const SUITES = ['escape', 'layers', 'protected', 'canonical', 'bind-race'].map((n) => `test/sandbox/${n}.int.test.ts`);
 
 /**
  * id, what the break means, file (under native/src), [search, replace]...
@@ -61,7 +61,7 @@ const MUTATIONS = [
     edits: [['deny_if_any_bit(a, __NR_clone, 0, CLONE_NEW_MASK, EPERM);', '']] },
   { id: 'seccomp-setid', what: 'set-user-ID mode bits allowed', file: 'seccomp.c',
     edits: [['const uint32_t setid = 06000;', 'const uint32_t setid = 0;']],
-    suites: ['test/sandbox/root-workspace.test.ts'] },
+    suites: ['test/sandbox/root-workspace.int.test.ts'] },
   // landlock.c
   { id: 'landlock-ro-writable', what: 'read-only paths get write rights', file: 'landlock.c',
     edits: [['return (FS_READ | LANDLOCK_ACCESS_FS_EXECUTE) & handled;', 'return rw;']] },

@@ -18,25 +18,25 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 export const GROUPS = {
   policy: {
     mutate: ['src/policy/evaluate.ts', 'src/policy/matchers.ts', 'src/policy/path-match.ts', 'src/policy/arg-glob.ts', 'src/policy/rule-index.ts'],
-    tests: ['test/policy/{explain,matchers,model-rules,path-matcher,precedence,presets,property,test-cases}.test.ts', 'test/unit/evaluate-edges.test.ts'],
+    tests: ['test/policy/{explain,matchers,model-rules,path-matcher,precedence,presets,property,test-cases}.test.ts', 'test/policy/evaluate-edges.test.ts'],
   },
   redaction: {
     mutate: ['src/secrets/redact.ts', 'src/secrets/forms.ts', 'src/secrets/form-index.ts'],
-    tests: ['test/secrets/{redact,forms}.test.ts', 'test/unit/redact-edges.test.ts'],
+    tests: ['test/secrets/{redact,forms,redact-edges}.test.ts'],
   },
   tokens: {
     mutate: ['src/server/tokens.ts', 'src/server/revocations.ts', 'src/server/guards.ts', 'src/server/auth.ts'],
-    tests: ['test/unit/{tokens,token-verifier,revocations,guards,token-edges,server-auth,listen-addresses}.test.ts'],
+    tests: ['test/server/{tokens,token-verifier,revocations,guards,token-edges,server-auth,listen-addresses}.test.ts'],
   },
   sessions: {
     // The quota key and the identity check of get(); the control socket; the sandbox session sockets.
     mutate: ['src/server/mcp-sessions.ts:29-32', 'src/server/mcp-sessions.ts:87-94', 'src/server/control.ts', 'src/sandbox/sandbox-sessions.ts:50-83'],
-    tests: ['test/unit/{session-identity,socket-setup}.test.ts'],
+    tests: ['test/server/session-identity.test.ts', 'test/sandbox/socket-setup.test.ts'],
   },
   audit: {
     // Verify and the record format, against the verifier's tests.
     mutate: ['src/audit/verify.ts', 'src/audit/canonical.ts', 'src/audit/record.ts'],
-    tests: ['test/audit/{verify,verify-kinds,canonical}.test.ts', 'test/unit/{audit-edges,verify-edges}.test.ts'],
+    tests: ['test/audit/{verify,verify-kinds,canonical,audit-edges,verify-edges}.test.ts'],
   },
   writer: {
     // The writer: the lock (taken, released on a failed open and at close), refusals (closed,
@@ -51,11 +51,11 @@ export const GROUPS = {
       'src/audit/repair.ts:28-50',
       'src/audit/bound.ts',
     ],
-    tests: ['test/audit/{writer,append,disk-full,headroom}.test.ts', 'test/unit/{writer-edges,audit-bound,hostile-result-audit}.test.ts'],
+    tests: ['test/audit/{writer,append,disk-full,headroom}.int.test.ts', 'test/audit/{writer-edges,audit-bound}.test.ts', 'test/broker/hostile-result-audit.test.ts'],
   },
   catalog: {
     mutate: ['src/broker/catalog.ts', 'src/registry/exposure.ts'],
-    tests: ['test/unit/{catalog,catalog-edges,catalog-names}.test.ts'],
+    tests: ['test/broker/{catalog,catalog-edges,catalog-names}.test.ts'],
   },
 };
 

@@ -10,10 +10,10 @@
  * Needs `dbus-daemon` and `gnome-keyring-daemon`: scripts/test-deps.sh.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findCredentialsAsync } from '@napi-rs/keyring';
+import { tempDir } from './helpers/tmp.js';
 
 export interface Keychain {
   home: string;
@@ -59,8 +59,8 @@ function stopChild(child: ChildProcess): Promise<void> {
 
 /** Starts the bus and the keyring, unlocked with `password`. */
 export async function startKeychain(opts: { password?: string } = {}): Promise<Keychain> {
-  const home = mkdtempSync(join(tmpdir(), 'gatehouse-keychain-'));
-  const run = mkdtempSync(join(tmpdir(), 'gatehouse-bus-'));
+  const home = tempDir('gatehouse-keychain-');
+  const run = tempDir('gatehouse-bus-');
   mkdirSync(run, { recursive: true, mode: 0o700 });
   writeFileSync(join(run, 'bus.conf'), busConfig(run));
   const bus = spawn('dbus-daemon', [`--config-file=${join(run, 'bus.conf')}`, '--print-address=1', '--nofork'], { stdio: ['ignore', 'pipe', 'ignore'] });

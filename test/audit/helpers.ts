@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditLog, nodeAuditFs, type AuditFs, type AuditLogOptions } from '../../src/audit/writer.js';
+import { tempDir } from '../helpers/tmp.js';
 
 /** A fresh state directory; the log lives in `<state>/audit`. */
 export function tempState(): { state: string; dir: string } {
-  const state = mkdtempSync(join(tmpdir(), 'gh-audit-'));
+  const state = tempDir('gh-audit-');
   return { state, dir: join(state, 'audit') };
 }
 

@@ -4,8 +4,7 @@
  * minted agent token. Secrets come from a small in-memory SecretStore: the
  * keychain is not what these tests are about (the remote SaaS is what is simulated).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -15,6 +14,7 @@ import { silentLogger } from '../../src/log.js';
 import { startGateway, type RunningGateway } from '../../src/app/gateway.js';
 import type { SecretStore } from '../../src/secrets/store.js';
 import { loadTokenKeys, mintToken } from '../../src/server/tokens.js';
+import { tempDir } from '../helpers/tmp.js';
 
 export class MemoryStore implements SecretStore {
   readonly description = 'an in-memory test store';
@@ -57,7 +57,7 @@ export interface Harness {
 }
 
 export async function startHarness(connectors: Array<Record<string, unknown> & { name: string }>, secrets: Record<string, string>, policy: object = ALLOW_CONNECTORS): Promise<Harness> {
-  const root = mkdtempSync(join(tmpdir(), 'gatehouse-connectors-'));
+  const root = tempDir('gatehouse-connectors-');
   const dirs = { registry: join(root, 'registry'), policies: join(root, 'policies'), state: join(root, 'state') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   for (const c of connectors) writeFileSync(join(dirs.registry, `${c.name}.yaml`), stringify(c));

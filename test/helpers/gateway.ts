@@ -3,9 +3,8 @@
  * registry/policies/state folders written from plain objects.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -14,6 +13,7 @@ import { stringify } from 'yaml';
 import { silentLogger } from '../../src/log.js';
 import { startGateway, type GatewayRuntimeOptions, type RunningGateway } from '../../src/app/gateway.js';
 import { mintToken } from '../../src/server/tokens.js';
+import { tempDir } from './tmp.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURE = join(ROOT, 'test', 'fixtures', 'upstream.mjs');
@@ -38,9 +38,7 @@ export function stdioFixture(name: string, callLog: string, extra: Record<string
   return { name, kind: 'stdio', command: 'node', args: [FIXTURE, 'stdio'], env: { FIXTURE_CALL_LOG: callLog, ...env }, ...extra };
 }
 
-export function tempDir(prefix = 'gatehouse-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
+export { tempDir };
 
 /** Writes one YAML file per connector and the policy (or several policy files). */
 export function writeConfig(root: string, connectors: readonly ConnectorSpec[], policy: object | Record<string, object> = TEST_POLICY, policyIsFiles = false) {

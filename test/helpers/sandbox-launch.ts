@@ -4,11 +4,11 @@
  * Build first: make -C native.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { launcherPath } from '../../src/sandbox/launcher.js';
+import { tempDir } from './tmp.js';
 
 export const LAUNCHER = launcherPath();
 export const BUILD = dirname(LAUNCHER);
@@ -39,7 +39,7 @@ export interface Scratch {
 
 /** A scratch directory and an echo server on a unix socket in it. */
 export async function scratch(prefix: string): Promise<Scratch> {
-  const root = mkdtempSync(join(tmpdir(), prefix));
+  const root = tempDir(prefix);
   chmodSync(root, 0o755);
   const sockDir = join(root, 'sock');
   mkdirSync(sockDir, { mode: 0o700 });

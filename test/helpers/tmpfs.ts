@@ -3,14 +3,14 @@
  * a mock. Call `unmountTmpfs()` from afterAll.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './tmp.js';
 
 const mounts: string[] = [];
 
 export function tinyTmpfs(kib: number): string {
-  const m = mkdtempSync(join(tmpdir(), 'gh-tmpfs-'));
+  const m = tempDir('gh-tmpfs-');
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k,mode=0700`, 'tmpfs', m]);
   mounts.push(m);
   return m;

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { absorbUsage, billableTokens, matchRoute, providerError, type Usage } from '../../src/inference/apis.js';
 import { Budgets, budgetFor } from '../../src/inference/budget.js';
 import { SseSplitter, eventData } from '../../src/inference/sse.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -133,7 +133,7 @@ describe('budgets per agent and provider', () => {
     expect(budgetFor(p, 'coder').requests?.capacity).toBe(5);
   });
   it('spent budgets survive a restart (a restart is not a way around a budget)', async () => {
-    const state = mkdtempSync(join(tmpdir(), 'gatehouse-budget-'));
+    const state = tempDir('gatehouse-budget-');
     const budget = { tokens: { capacity: 100, perMs: hour } };
     const now = Date.now();
     const a = new Budgets({ stateDir: state });
@@ -144,7 +144,7 @@ describe('budgets per agent and provider', () => {
     expect(b.admit('p\0coder', budget, now + 1000)).toMatchObject({ ok: false, kind: 'tokens', used: 120 });
   });
   it('a corrupt counters file is reported and the counters restart (the gateway still starts)', () => {
-    const state = mkdtempSync(join(tmpdir(), 'gatehouse-budget-'));
+    const state = tempDir('gatehouse-budget-');
     mkdirSync(join(state, 'inference'), { mode: 0o700 });
     writeFileSync(join(state, 'inference', 'budgets.json'), '{not json', { mode: 0o600 });
     const errors: string[] = [];

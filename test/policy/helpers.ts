@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../../src/config/load-yaml.js';
 import type { Io } from '../../src/cli/command.js';
 import { loadPolicyFiles, memorySource } from '../../src/policy/load.js';
 import type { CallContext, Policy } from '../../src/policy/types.js';
+import { tempDir } from '../helpers/tmp.js';
 
 /** Loads policy texts from memory: the first is /p/main.yaml, `extra` maps more paths to texts. */
 export function policyOf(text: string, extra: Record<string, string> = {}): Policy {
@@ -42,7 +42,7 @@ export function issuesOf(fn: () => unknown): ConfigIssue[] {
 }
 
 export function tmpDir(files: Record<string, string> = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-policy-'));
+  const dir = tempDir('gatehouse-policy-');
   writeFiles(dir, files);
   return dir;
 }

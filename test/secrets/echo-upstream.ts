@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
-import { forms } from './fixtures/forms.mjs';
+import { forms } from '../fixtures/forms.mjs';
 
 export interface EchoUpstream {
   url: string;

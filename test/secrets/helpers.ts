@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { tempDir } from '../helpers/tmp.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-export const ENV_SERVER = join(ROOT, 'test', 'secrets', 'fixtures', 'env-server.mjs');
+export const ENV_SERVER = join(ROOT, 'test', 'fixtures', 'env-server.mjs');
 
 export const ALLOW_ALL = { version: 1, default: 'deny', rules: [{ id: 'all', match: { tool: '*' }, effect: 'allow' }] };
 
@@ -33,7 +33,7 @@ export function runCli(args: string[], env: Record<string, string>, stdin = ''):
 
 /** A temporary registry/policies/state tree: one YAML file per connector (`spec` may use the tree's root). */
 export function writeTree(spec: Record<string, unknown>[] | ((root: string) => Record<string, unknown>[]), policy: object = ALLOW_ALL) {
-  const root = mkdtempSync(join(tmpdir(), 'gatehouse-secrets-'));
+  const root = tempDir('gatehouse-secrets-');
   const connectors = typeof spec === 'function' ? spec(root) : spec;
   const dirs = { registry: join(root, 'registry'), policies: join(root, 'policies'), state: join(root, 'state') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });

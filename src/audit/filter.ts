@@ -5,6 +5,7 @@
  * allowed values (a typo would otherwise match nothing and look like "no records").
  */
 import picomatch from 'picomatch';
+import { globProblem } from '../config/glob.js';
 import { requireDuration } from '../config/duration.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import { parseTime, type AuditFilters } from './query.js';
@@ -50,6 +51,11 @@ export function parseAuditFilters(raw: Partial<Record<FilterKey, string | undefi
   for (const k of ['agent', 'session', 'connector', 'tool', 'grep'] as const) {
     const v = raw[k];
     if (v !== undefined) f[k] = v;
+  }
+  // A malformed glob would silently match nothing: refused, as in policy and registry files.
+  for (const [k, v] of [['tool', raw.tool], ['event', raw.event]] as const) {
+    const problem = v !== undefined ? globProblem(v) : undefined;
+    if (problem !== undefined) throw new GatehouseError('USAGE', `${name(k)}: ${JSON.stringify(v)} is not a valid glob: ${problem}`);
   }
   if (raw.decision !== undefined) f.decision = oneOf(name('decision'), raw.decision, DECISIONS);
   if (raw.outcome !== undefined) f.outcome = oneOf(name('outcome'), raw.outcome, OUTCOMES);

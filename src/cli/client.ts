@@ -1,6 +1,7 @@
 import { Exit, GatehouseError } from '../errors.js';
 import { gatewayRunning } from '../server/control-client.js';
-import { loadTokenKeys, mintToken, parseTtl } from '../server/tokens.js';
+import { loadTokenKeys, mintToken } from '../server/tokens.js';
+import { requireDuration } from '../config/duration.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 import { CLIENT_NAMES, clientTarget, isClientName } from './clients/targets.js';
 import { install, snippet } from './clients/install.js';
@@ -66,13 +67,17 @@ export async function clientAdd(o: ClientAddOptions, io: Io): Promise<number> {
   if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new GatehouseError('USAGE', `--port must be 1-65535, got ${JSON.stringify(portText)}`);
   const host = o.host ?? io.env.GATEHOUSE_HOST ?? '127.0.0.1';
   const url = gatewayUrl(host, port);
+  let parsed: URL | undefined;
   try {
-    new URL(url);
+    parsed = new URL(url);
   } catch {
-    throw new GatehouseError('USAGE', `--host ${JSON.stringify(host)} is not a host name or address`);
+    parsed = undefined;
   }
+  // Only a host: userinfo, a path, a query or a fragment in it would send the token to a server other than the one the URL seems to name.
+  const onlyHost = parsed !== undefined && parsed.username === '' && parsed.password === '' && parsed.pathname === '/mcp' && parsed.search === '' && parsed.hash === '' && (parsed.port || '80') === String(port);
+  if (!onlyHost) throw new GatehouseError('USAGE', `--host ${JSON.stringify(host)} is not a host name or address`);
   const agent = o.agent ?? o.client;
-  const ttlMs = parseTtl(o.ttl ?? CLIENT_TTL);
+  const ttlMs = requireDuration(o.ttl ?? CLIENT_TTL, '--ttl');
   const dirs = dirsFrom({ state: o.state }, io.env);
   const t = await mintToken(await loadTokenKeys(dirs.state), agent, ttlMs);
   const target = clientTarget(o.client, { url, token: t.token, serverName, env: io.env });

@@ -10,6 +10,7 @@ import { parseYamlConfig } from '../config/load-yaml.js';
 import { Exit, GatehouseError, errorMessage } from '../errors.js';
 import { loadRegistry } from '../registry/load.js';
 import { CONNECTOR_NAME, ConnectorSchema, connectorSecrets, type Connector } from '../registry/schema.js';
+import { missingSecrets } from '../secrets/presence.js';
 import type { SecretStore } from '../secrets/store.js';
 import { escapeText } from '../terminal.js';
 import { collect, dirsFrom, type Command, type DirFlags, type Io } from './command.js';
@@ -96,7 +97,7 @@ export async function addGeneric(o: GenericAdd, store: SecretStore): Promise<Gen
   const missing: string[] = [];
   let storeError: string | undefined;
   try {
-    for (const s of connectorSecrets(connector)) if ((await store.get(s)) === null) missing.push(s);
+    missing.push(...(await missingSecrets(store, connectorSecrets(connector))));
   } catch (e) {
     storeError = errorMessage(e);
   }

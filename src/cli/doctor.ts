@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { sharedDiskWarning, sharesFilesystem } from '../config/disk.js';
-import { controlSocketPath, socketAlive } from '../server/control.js';
+import { controlSocketPath } from '../server/control.js';
+import { gatewayRunning as gatewayIsRunning } from '../server/control-client.js';
 import { launcherPath, probeSandbox, type SandboxProbe } from '../sandbox/launcher.js';
 import { bareRepositoryHint } from '../sandbox/hook-dirs.js';
 import { Exit } from '../errors.js';
@@ -79,7 +80,7 @@ export const doctorCommand: CommandModule = (program, io) => {
     .option('--json', 'machine-readable output');
   handle<DoctorOptions>(doctor, async (values) => {
     const dirs = dirsFrom(values, io.env);
-    const gatewayRunning = await socketAlive(controlSocketPath(dirs.state));
+    const gatewayRunning = await gatewayIsRunning(dirs.state);
     const setup = [nodeCheck(), await keychainCheck(new KeychainStore(), registryUsesSecrets(dirs)), ...configChecks(dirs)];
     // Needed and missing (Node, the keychain when a connector uses a secret) is 3; a configuration that does not load is 2.
     const failed = setup.filter((c) => !c.ok && c.required !== false);

@@ -1,6 +1,6 @@
 /** `gatehouse policy check|explain|test`: offline tools over the policy files (no running gateway needed). */
 import { relative, resolve } from 'node:path';
-import { ConfigError } from '../config/load-yaml.js';
+import { ConfigError, formatIssue } from '../config/load-yaml.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import { explain } from '../policy/evaluate.js';
 import { formatDuration } from '../config/duration.js';
@@ -103,7 +103,7 @@ async function check(values: DirFlags & { json?: boolean }, io: Io): Promise<num
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     if (values.json === true) json(io, { ok: false, dir, issues: e.issues });
-    else io.out(esc`INVALID ${dir}` + `\n${e.issues.map((i) => esc`  ${i.file}:${i.line}:${i.col}: ${i.key === '' ? '(top level)' : i.key}: ${i.message}`).join('\n')}\n`);
+    else io.out(esc`INVALID ${dir}` + `\n${e.issues.map((i) => `  ${escapeText(formatIssue(i))}`).join('\n')}\n`);
     return Exit.Failed;
   }
   const files = policy.files.map((f) => ({ file: f, rules: policy.rules.filter((r) => r.file === f).length }));

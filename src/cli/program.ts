@@ -55,6 +55,8 @@ function argTerm(a: Argument): string {
 /** Runs `gatehouse ARGV…` (without the program name) and returns the exit code. */
 export async function runGatehouse(argv: string[], io: Io, commands: readonly CommandModule[]): Promise<number> {
   const program = buildProgram(io, commands);
+  // `gatehouse help --help`: commander would look for a command named "--help"; it is the top-level help.
+  if (argv[0] === 'help' && (argv[1] === '--help' || argv[1] === '-h')) argv = ['--help'];
   try {
     await program.parseAsync(argv, { from: 'user' });
     return outcomeOf(program).code ?? Exit.Ok;

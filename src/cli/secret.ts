@@ -4,6 +4,7 @@ import { Exit, GatehouseError, errorMessage } from '../errors.js';
 import { loadRegistry, type Registry } from '../registry/load.js';
 import { secretUses } from '../secrets/bindings.js';
 import { KeychainStore } from '../secrets/keychain.js';
+import { isSet } from '../secrets/presence.js';
 import { notifySecretChanged } from '../secrets/notice.js';
 import { checkForSink, checkNewValue, MAX_SECRET_LENGTH, type Sink } from '../secrets/safety.js';
 import type { SecretStore } from '../secrets/store.js';
@@ -150,7 +151,7 @@ async function checkSecrets(values: DirFlags & { json?: boolean }, io: Io): Prom
   for (const [name, list] of [...uses].sort(([a], [b]) => a.localeCompare(b))) {
     const connectors = [...new Set(list.map((u) => u.connector))].sort();
     const value = await store.get(name);
-    if (value === null || value === '') {
+    if (!isSet(value)) {
       rows.push({ name, status: 'missing', connectors });
       continue;
     }

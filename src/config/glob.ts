@@ -34,8 +34,8 @@ export function globProblem(glob: string): string | undefined {
   return undefined;
 }
 
-/** The index of the "]" closing the class opened at `start`, or what is wrong with the class. */
-function classEnd(glob: string, start: number): number | string {
+/** The index of the "]" closing the class opened at `start`, or what is wrong with the class (argument globs end their classes here too). */
+export function classEnd(glob: string, start: number): number | string {
   let i = start + 1;
   if (glob[i] === '!' || glob[i] === '^') i++;
   let first = true;

@@ -20,7 +20,7 @@
  * one that normalises.
  */
 import { RE2JS } from 're2js';
-import { globProblem } from '../config/glob.js';
+import { classEnd, globProblem } from '../config/glob.js';
 
 const SPECIAL = /[\\^$.|?*+()[\]{}]/g;
 const quote = (s: string): string => s.replace(SPECIAL, '\\$&');
@@ -65,19 +65,29 @@ export function globToRe2(glob: string): string {
       out += '[^/]';
       i++;
     } else if (c === '[') {
-      const close = glob.indexOf(']', i + 2);
-      if (close === -1) {
-        out += '\\[';
-        i++;
-        continue;
+      // The class ends where the load check reads its end: "]" first is a member, "\x" is x (also "\]").
+      const close = classEnd(glob, i);
+      if (typeof close === 'string') throw new Error(close);
+      let j = i + 1;
+      const negate = glob[j] === '!' || glob[j] === '^';
+      if (negate) j++;
+      let cls = '';
+      while (j < close) {
+        const posix = glob.startsWith('[:', j) ? glob.indexOf(':]', j + 2) : -1;
+        if (posix !== -1) {
+          // "[:alpha:]" as picomatch and RE2 both read it; an unknown name fails to compile (refused at load).
+          const name = glob.slice(j + 2, posix);
+          if (!/^[a-z]+$/.test(name)) throw new Error(`"[:${name}:]" is not a character class name (write "\\[" for a literal "[")`);
+          cls += `[:${name}:]`;
+          j = posix + 2;
+          continue;
+        }
+        const escaped = glob[j] === '\\';
+        const ch = glob[escaped ? j + 1 : j] as string;
+        j += escaped ? 2 : 1;
+        // An unescaped "-" makes a range; anything RE2 reads specially in a class is quoted.
+        cls += ch === '-' && !escaped ? '-' : /[\\\]^[-]/.test(ch) ? `\\${ch}` : ch;
       }
-      let body = glob.slice(i + 1, close);
-      let negate = false;
-      if (body.startsWith('!') || body.startsWith('^')) {
-        negate = true;
-        body = body.slice(1);
-      }
-      const cls = body.replace(/[\\\]^[]/g, '\\$&');
       // A class never matches "/" (it does not cross segments).
       out += negate ? `[^/${cls}]` : `[${cls}]`;
       i = close + 1;

@@ -127,13 +127,13 @@ describe('layers: rooms depend downwards only', () => {
       "import {",
       "  a,",
       "  b,",
-      "} from './gateway.js';",
+      "} from '../app/gateway.js';",
       "export * from '../cli/main.js';",
       "import '../server/app.js';",
       "const m = await import('../broker/session-server.js');",
       "// import { x } from '../cli/run.js'; (a comment is not an import)",
       "const glob = 'src/**/*.ts'; const re = /[\"\\\\]/g; import type { Gateway } from '../broker/gateway.js';",
-      "type L = import('./run.js').RunOptions;",
+      "type L = import('../app/run.js').RunOptions;",
       "import { GatehouseError } from '../errors.js';",
     ].join('\n');
     expect(layerViolations(new Map([['policy/x.ts', text]])).violations).toEqual([
@@ -144,7 +144,7 @@ describe('layers: rooms depend downwards only', () => {
       'src/policy/x.ts:9 imports ../broker/gateway.js (room policy may not import room broker)',
       'src/policy/x.ts:10 imports ../app/run.js (room policy may not import room app)',
     ]);
-    expect(layerViolations(new Map([['errors.ts', "import { x } from '../unit/log.js';\n"]])).violations).toEqual([
+    expect(layerViolations(new Map([['errors.ts', "import { x } from './log.js';\n"]])).violations).toEqual([
       'src/errors.ts:1 imports ./log.js (room errors may not import room log)',
     ]);
   });

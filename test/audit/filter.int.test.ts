@@ -51,6 +51,20 @@ describe('parseAuditFilters', () => {
   });
 });
 
+describe('a malformed glob in --tool or --event', () => {
+  it.each([
+    ['tool', '{github__*,slack__*'],
+    ['tool', 'github__[z-a]'],
+    ['event', 'tools/{call'],
+  ] as const)('--%s %s is refused, not a filter that silently matches nothing', (key, glob) => {
+    expect(() => parseAuditFilters({ [key]: glob }, { name: (k) => `--${k}` })).toThrow(new RegExp(`--${key}: .* is not a valid glob`));
+  });
+
+  it('a well-formed glob still filters', () => {
+    expect(parseAuditFilters({ tool: '{github,slack}__*' }).tool).toBe('{github,slack}__*');
+  });
+});
+
 describe('the admin API uses the same parser', () => {
   it('outcome=sucess: 400 USAGE naming the allowed values (it was not checked on the command line before)', async () => {
     expect(() => filtersFromParams(new URLSearchParams('outcome=sucess'))).toThrow(/use one of: ok, error/);

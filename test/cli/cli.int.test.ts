@@ -73,7 +73,9 @@ describe('gatehouse serve', () => {
     const url = /serving MCP at (http:\/\/127\.0\.0\.1:\d+\/mcp)/.exec(ready)?.[1];
     expect(url).toBeDefined();
     expect(ready).toMatch(/fx\s+stdio\s+ready\s+11/);
-    const tokenCommand = /^\s+(node \S+ token mint --agent \S+ --ttl 8h)$/m.exec(ready)?.[1];
+    // The state directory here is not the default: the printed command names it, or its token would get 401.
+    const tokenCommand = /^\s+(node \S+ token mint --agent \S+ --ttl 8h(?: --\S+ \S+)*)$/m.exec(ready)?.[1];
+    expect(tokenCommand).toContain(`--state ${env.GATEHOUSE_STATE}`);
     expect(tokenCommand).toBeDefined();
 
     // The printed command, run as printed (with the same environment), mints a working token.
@@ -153,16 +155,18 @@ describe.concurrent('usage', { timeout: 60_000 }, () => {
     }
   });
 
-  it('no command prints usage and exits 2', async () => {
+  it('no command prints usage on stderr and exits 2 (a script forgot the command)', async () => {
     const r = await run([]);
     expect(r.code).toBe(2);
-    expect(r.stdout).toContain('Usage: gatehouse <command>');
+    expect(r.stderr).toContain('Usage: gatehouse [options] [command]');
   });
 
   it.each([
-    [['serve', '--bogus'], "Unknown option '--bogus'"],
-    [['token', 'mint', '--agent', 'a', '--bogus'], "Unknown option '--bogus'"],
-    [['frobnicate'], 'unknown command "frobnicate"'],
+    [['serve', '--bogus'], "gatehouse serve: unknown option '--bogus'\nRun \"gatehouse serve --help\" for usage."],
+    [['token', 'mint', '--agent', 'a', '--bogus'], "gatehouse token mint: unknown option '--bogus'"],
+    [['frobnicate'], "gatehouse: unknown command 'frobnicate'"],
+    [['sevre'], "gatehouse: unknown command 'sevre'\n(Did you mean serve?)"],
+    [['serve', '--prot', '80'], "gatehouse serve: unknown option '--prot'\n(Did you mean --port?)"],
     [['serve', '--port', 'eighty'], '--port must be 0-65535'],
     [['token', 'mint'], '--agent NAME is required'],
   ])('%j exits 2 with a message', async (args, message) => {

@@ -1,4 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseJsonc } from 'jsonc-parser';
 import { parse as parseToml } from 'smol-toml';
@@ -8,7 +10,7 @@ import { CLIENT_NAMES, clientTarget } from '../../src/cli/clients/targets.js';
 import { loadTokenKeys, verifyToken } from '../../src/server/tokens.js';
 import type { Io } from '../../src/cli/command.js';
 import { runCli } from '../helpers/cli.js';
-import { tempDir } from '../helpers/gateway.js';
+import { ROOT, tempDir } from '../helpers/gateway.js';
 
 function setup() {
   const home = tempDir('gatehouse-client-');
@@ -177,6 +179,21 @@ describe('gatehouse client add', () => {
     expect(existsSync(join(s.home, 'elsewhere.json'))).toBe(false);
   });
 
+  it('FIFO attack: a named pipe at the config file name is refused at once, not waited on forever', async () => {
+    const s = setup();
+    mkdirSync(join(s.home, '.cursor'));
+    const fifo = join(s.home, '.cursor', 'mcp.json');
+    execFileSync('mkfifo', [fifo]);
+    // A plain open() for reading blocks until someone writes to the pipe, and blocks the whole process:
+    // the read runs in a child that is killed if it hangs.
+    const script = `import(${JSON.stringify(pathToFileURL(join(ROOT, 'src', 'cli', 'clients', 'config-file.ts')).href)}).then((m) => { try { m.readConfig(${JSON.stringify(fifo)}); console.log('read'); } catch (e) { console.log(e.message); } })`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { encoding: 'utf8', timeout: 15_000, killSignal: 'SIGKILL' });
+    expect(r.signal, 'readConfig hung on the FIFO').toBeNull();
+    expect(r.stdout).toMatch(/is not a regular file/);
+    await expect(s.add({ client: 'cursor' })).rejects.toThrow(/not a regular file/);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+  });
+
   it('refuses when the server table is not an object (it would be replaced)', async () => {
     const s = setup();
     writeFileSync(join(s.home, '.claude.json'), '{"mcpServers": []}');
@@ -206,6 +223,16 @@ describe('gatehouse client add', () => {
     await expect(s.add({ client: 'cursor', port: '99999' })).rejects.toThrow(/--port/);
     await expect(s.add({ client: 'cursor', agent: 'bad agent' })).rejects.toThrow(/invalid agent name/);
     await expect(s.add({ client: 'cursor', ttl: '90d' })).rejects.toThrow(/--ttl/);
+  });
+
+  it('--host smuggling: a host with userinfo, a path, a query or a fragment (the token would go to another server than the URL seems to name) is refused, nothing written', async () => {
+    const s = setup();
+    for (const host of ['127.0.0.1@evil.example', 'evil.example#127.0.0.1', 'evil.example/x?', 'evil.example:80', 'a b']) {
+      await expect(s.add({ client: 'cursor', host }), host).rejects.toThrow(/--host/);
+    }
+    expect(existsSync(join(s.home, '.cursor', 'mcp.json'))).toBe(false);
+    // Names and addresses still work.
+    for (const host of ['gw.internal', '10.0.0.5', 'fd00::2', '::1']) expect(await s.add({ client: 'cursor', host }), host).toBe(0);
   });
 
   it('gatewayUrl: a wildcard bind is reached on loopback; IPv6 in brackets', () => {

@@ -141,13 +141,16 @@ describe('argument globs at their corners', () => {
     expect(m('[x^]', 'x')).toBe(true);
     expect(m('[]a]', ']')).toBe(true);
     expect(m('[]a]', 'a')).toBe(true);
-    expect(m('a[b', 'a[b')).toBe(true);
-    expect(m('a[b', 'ab')).toBe(false);
+    // An unclosed "[" is refused at load (it silently matched only itself before); "\\[" is the literal.
+    expect(() => m('a[b', 'a[b')).toThrow('unclosed "[" at character 2 (write "\\[" for a literal "[")');
+    expect(m('a\\[b', 'a[b')).toBe(true);
+    expect(m('a\\[b', 'ab')).toBe(false);
   });
-  it('"," and "}" outside braces are literal; "(" after an ordinary character is literal; "@" without "(" is literal', () => {
+  it('"," outside braces is literal, a stray "}" is refused ("\\}" is the literal); "(" after an ordinary character is literal; "@" without "(" is literal', () => {
     expect(m('a,b', 'a,b')).toBe(true);
     expect(m('a,b', 'a')).toBe(false);
-    expect(m('a}', 'a}')).toBe(true);
+    expect(() => m('a}', 'a}')).toThrow('unbalanced brace: "}" at character 2 closes no "{"');
+    expect(m('a\\}', 'a}')).toBe(true);
     expect(m('f(x)', 'f(x)')).toBe(true);
     expect(m('*@example.com', 'bot@example.com')).toBe(true);
     expect(m('a+b', 'a+b')).toBe(true);
@@ -159,7 +162,7 @@ describe('argument globs at their corners', () => {
     expect(() => globToRe2('*(a)')).toThrow('extglobs like "*(..)" are not supported in argument globs; use regex');
     expect(() => globToRe2('?(a)')).toThrow('extglobs like "?(..)" are not supported in argument globs; use regex');
     for (const c of ['@', '+', '!']) expect(() => globToRe2(`x${c}(a)`)).toThrow(`extglobs like "${c}(..)" are not supported in argument globs; use regex`);
-    expect(() => globToRe2('{a,b')).toThrow('unbalanced "{" in glob');
+    expect(() => globToRe2('{a,b')).toThrow('unbalanced brace: "{" at character 1 is never closed (write "\\{" for a literal "{")');
   });
 });
 

@@ -22,7 +22,8 @@ export interface ConfigText {
 export function readConfig(file: string): ConfigText {
   let fd: number;
   try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: a named pipe there would block the open (and the command) until someone writes to it.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { text: '', existed: false, stamp: 'absent' };

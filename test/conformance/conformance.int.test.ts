@@ -39,7 +39,7 @@ export const REQUIRED = [
 ] as const;
 /** Required but not in the CLI's active suite (0.1.x): run on their own. */
 const OUTSIDE_ACTIVE_SUITE = ['json-schema-2020-12'];
-const AGENT = join(ROOT, 'test', 'conformance', 'agent.mjs');
+const AGENT = join(ROOT, 'test', 'fixtures', 'conformance-agent.mjs');
 const BASELINE = join(ROOT, 'test', 'conformance', 'not-brokered.yml');
 const RUN_TIMEOUT_MS = 120_000;
 

@@ -22,7 +22,7 @@ import { stringify } from 'yaml';
 import { runCli, startServe, type Ran, type Serving } from '../helpers/cli.js';
 import { startModelSim, type ModelSim, type SimRequest } from '../helpers/model-sim.js';
 import { runCli as runCliWithStdin } from '../secrets/helpers.js';
-import { keychainToolsPresent, startKeychain, type Keychain } from '../keychain-setup.js';
+import { keychainToolsPresent, startKeychain, type Keychain } from '../helpers/keychain.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');

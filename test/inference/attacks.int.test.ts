@@ -16,7 +16,7 @@ import { MemoryStore } from '../connectors/helpers.js';
 import { rawRequest, startTestGateway, until, type TestGateway } from '../helpers/gateway.js';
 import { startModelSim, type ModelSim } from '../helpers/model-sim.js';
 import { overlaps, protectedPaths } from '../../src/sandbox/overlap.js';
-import { OPENAI_KEY, POLICY, REAL_KEY } from './fixtures.js';
+import { OPENAI_KEY, POLICY, REAL_KEY } from './helpers.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** The hostile provider's own key (a secret is bound to one connector). */

@@ -9,7 +9,7 @@ import type { SecretStore } from '../../src/secrets/store.js';
 import { MemoryStore } from '../connectors/helpers.js';
 import { startTestGateway, until, type TestGateway } from '../helpers/gateway.js';
 import { startModelSim, type ModelSim } from '../helpers/model-sim.js';
-import { OPENAI_KEY, POLICY, REAL_KEY } from './fixtures.js';
+import { OPENAI_KEY, POLICY, REAL_KEY } from './helpers.js';
 
 const OTHER_SECRET = 'ghp_otherConnectorSecret123456';
 

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeychainStore } from '../../src/secrets/keychain.js';
-import { keychainToolsPresent, startKeychain, type Keychain } from '../keychain-setup.js';
+import { keychainToolsPresent, startKeychain, type Keychain } from '../helpers/keychain.js';
 import { readJsonLines, spawnHttpFixture, startTestGateway, stdioFixture, tempDir, until, type HttpFixture, type TestGateway } from '../helpers/gateway.js';
 import { agentClient, descendants, errCode, text, verifyChain, type AgentClient } from './helpers.js';
 

@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keychainToolsPresent, startKeychain, type Keychain } from '../keychain-setup.js';
+import { keychainToolsPresent, startKeychain, type Keychain } from '../helpers/keychain.js';
 import { CLI, dirFlags, runCli, writeTree } from './helpers.js';
 
 const VALUE = 'cli-Secret/Value+123=';

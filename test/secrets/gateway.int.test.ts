@@ -15,8 +15,8 @@ import { startGateway, type RunningGateway } from '../../src/app/gateway.js';
 import { KeychainStore } from '../../src/secrets/keychain.js';
 import { notifySecretChanged } from '../../src/secrets/notice.js';
 import { mintToken } from '../../src/server/tokens.js';
-import { keychainToolsPresent, startKeychain, type Keychain } from '../keychain-setup.js';
-import { startEchoUpstream, type EchoUpstream } from './echo-upstream.js';
+import { keychainToolsPresent, startKeychain, type Keychain } from '../helpers/keychain.js';
+import { startEchoUpstream, type EchoUpstream } from '../fixtures/echo-upstream.js';
 import { findLeaks } from './leaks.js';
 import { dirFlags, ENV_SERVER, runCli, until, writeTree } from './helpers.js';
 

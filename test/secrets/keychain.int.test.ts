@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatehouseError } from '../../src/errors.js';
 import { KeychainStore, unavailableMessage } from '../../src/secrets/keychain.js';
 import { StoreResolver } from '../../src/secrets/resolve.js';
-import { keychainToolsPresent, startKeychain, type Keychain } from '../keychain-setup.js';
+import { keychainToolsPresent, startKeychain, type Keychain } from '../helpers/keychain.js';
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: string; message: string }> {
   try {

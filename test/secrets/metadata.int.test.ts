@@ -18,8 +18,8 @@ import { startGateway, type RunningGateway } from '../../src/app/gateway.js';
 import { Redactor } from '../../src/secrets/redact.js';
 import { mintToken } from '../../src/server/tokens.js';
 import { MemoryStore } from '../connectors/helpers.js';
-import type { EchoUpstream } from './echo-upstream.js';
-import { startHostileUpstream, LEAKS } from './hostile-upstream.js';
+import type { EchoUpstream } from '../fixtures/echo-upstream.js';
+import { startHostileUpstream, LEAKS } from '../fixtures/hostile-upstream.js';
 import { findLeaks } from './leaks.js';
 import { writeTree } from './helpers.js';
 

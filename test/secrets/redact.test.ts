@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { secretForms } from '../../src/secrets/forms.js';
 import { addLogRedactor, redactLogLine, Redactor } from '../../src/secrets/redact.js';
 import { forms } from '../fixtures/forms.mjs';
-import { base32Of } from './hostile-upstream.js';
+import { base32Of } from '../fixtures/hostile-upstream.js';
 import { findLeaks } from './leaks.js';
 
 const TOKEN = 'ghp_Ab/Cd+Ef=Gh"Ij\\Kl_Mn0123456789';

@@ -10,7 +10,7 @@ import { GatehouseError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { startGateway, type RunningGateway } from '../../src/app/gateway.js';
 import { KeychainStore } from '../../src/secrets/keychain.js';
-import { startEchoUpstream } from './echo-upstream.js';
+import { startEchoUpstream } from '../fixtures/echo-upstream.js';
 import { dirFlags, runCli, writeTree } from './helpers.js';
 
 describe('keychain not reachable', { timeout: 30_000 }, () => {

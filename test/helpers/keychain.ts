@@ -13,7 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findCredentialsAsync } from '@napi-rs/keyring';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from './tmp.js';
 
 export interface Keychain {
   home: string;

@@ -21,7 +21,7 @@ function showName(s: string): string {
 
 function matchNames(rule: Rule, ctx: CallContext): RuleMatch {
   const kind = ctx.kind ?? 'tool';
-  if (rule.on !== 'any' && rule.on !== kind) return { ok: false, reason: `a ${rule.on} rule; this is a ${kind} call` };
+  if (rule.on !== 'any' && rule.on !== kind) return { ok: false, reason: `${rule.on === 'egress' ? 'an' : 'a'} ${rule.on} rule; this is a ${kind} call` };
   if (rule.tool !== null && !rule.tool.test(ctx.tool)) return { ok: false, reason: `tool ${showName(ctx.tool)} does not match ${showName(rule.tool.pattern)}` };
   if (rule.connector !== null && !rule.connector.test(ctx.connector)) {
     return { ok: false, reason: `connector ${showName(ctx.connector)} does not match ${showName(rule.connector.pattern)}` };
@@ -127,7 +127,7 @@ export function explain(policy: Policy, ctx: CallContext): Explanation {
  * same annotations that calls will be evaluated with.
  */
 export function hiddenFor(policy: Policy, agent: string, connector: string, tool: string, annotations?: ToolAnnotations): boolean {
-  const candidates = policy.index.candidates(agent, connector, tool).filter((r) => r.on !== 'model');
+  const candidates = policy.index.candidates(agent, connector, tool).filter((r) => r.on === 'tool' || r.on === 'any');
   for (const r of candidates) {
     if (r.effect === 'deny' && r.args.length === 0 && r.when === null && matchAnnotations(r, annotations).ok) return true;
   }

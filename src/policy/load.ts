@@ -10,6 +10,7 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { ConfigError, parseYamlConfig, type ConfigIssue } from '../config/load-yaml.js';
 import { compileName, splitPath } from './matchers.js';
 import { buildIndex } from './rule-index.js';
+import { compileEgressMatcher } from './egress.js';
 import { PolicyFileSchema, type AskInput, type PolicyFile, type RuleSpec } from './schema.js';
 import { positionOf, itemLines } from './yaml-pos.js';
 import type { AnnotationKey, AskSpec, Effect, Policy, Rule } from './types.js';
@@ -103,12 +104,13 @@ function compileRule(r: RuleSpec, file: string, line: number): Rule {
     agent: m.agent === undefined ? null : compileName(m.agent),
     connector: m.connector === undefined ? null : compileName(m.connector),
     tool: m.model !== undefined ? compileName(m.model) : m.tool === undefined ? null : compileName(m.tool),
-    on: m.model !== undefined ? 'model' : m.tool !== undefined ? 'tool' : 'any',
+    on: m.egress !== undefined ? 'egress' : m.model !== undefined ? 'model' : m.tool !== undefined ? 'tool' : 'any',
     args: Object.entries(m.args ?? {}).map(([key, checks]) => ({ key, path: splitPath(key), checks })),
     annotations: Object.entries(m.annotations ?? {})
       .filter((e): e is [AnnotationKey, boolean] => typeof e[1] === 'boolean'),
     when: r.when ?? null,
   };
+  if (m.egress !== undefined) rule.egress = compileEgressMatcher(m.egress);
   if (r.limit !== undefined) rule.limit = r.limit;
   if (r.effect === 'ask') rule.ask = askSpec(r.ask);
   return rule;
@@ -194,6 +196,12 @@ export function loadPolicyFiles(files: readonly string[], src: PolicySource = di
   }
   if (loaded.length === 0) warnings.push('no policy files: every call is denied');
   for (const r of rules) {
+    if (r.on === 'egress') {
+      if (r.effect === 'allow' && r.agent === null && r.connector === null) {
+        warnings.push(`${r.file}:${r.line}: egress rule "${r.id}" lets every agent and every connector reach ${r.egress?.host.pattern ?? ''}`);
+      }
+      continue;
+    }
     if (r.effect === 'allow' && r.agent === null && r.connector === null && r.tool === null && r.args.length === 0 && r.when === null) {
       warnings.push(`${r.file}:${r.line}: rule "${r.id}" allows every call of every agent`);
     }
@@ -216,6 +224,7 @@ export function loadPolicyFiles(files: readonly string[], src: PolicySource = di
     files: Object.freeze(loaded.map((l) => l.file)),
     digest: hash.digest('hex'),
     warnings: Object.freeze(warnings),
-    index: buildIndex(rules),
+    // Egress rules are decided apart (egress.ts): never a candidate for a tool or model call.
+    index: buildIndex(rules.filter((r) => r.on !== 'egress')),
   });
 }

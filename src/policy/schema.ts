@@ -87,6 +87,40 @@ const AnnotationsSchema = z.strictObject(
 
 const ArgKey = z.string().regex(/^[^.]+(\.[^.]+)*$/, 'argument path: segments separated by single dots, none empty');
 
+const PortSchema = z.number().int().min(1, 'port: 1 to 65535').max(65535, 'port: 1 to 65535');
+const MethodSchema = z
+  .string()
+  .regex(/^[A-Za-z]{1,20}$/, 'method: an HTTP method such as GET')
+  .transform((m) => m.toUpperCase())
+  .refine((m) => m !== 'CONNECT', 'method: CONNECT is not a method to match: a tunnel is matched on host and port alone');
+
+/**
+ * `egress: { host, port, method?, path? }`: a connection out of a sandbox through
+ * the egress proxy (see egress.ts). Host names are compared in lower case; an
+ * IPv6 address is written without brackets.
+ */
+const EgressMatchSchema = z.strictObject({
+  host: globString.superRefine((h, ctx) => {
+    if (h.startsWith('[')) ctx.addIssue({ code: 'custom', message: 'host: write an IPv6 address without brackets, e.g. "::1"' });
+    else if (/[/@\s]/.test(h)) ctx.addIssue({ code: 'custom', message: 'host: a host name or address only (no scheme, path, port or userinfo)' });
+  }),
+  port: z.union([PortSchema, z.array(PortSchema).min(1, 'port: needs at least one port')]),
+  method: z.union([MethodSchema, z.array(MethodSchema).min(1, 'method: needs at least one method')]).optional(),
+  path: z
+    .string()
+    .startsWith('/', 'path: starts with "/"')
+    .superRefine((s, ctx) => {
+      try {
+        compileArgGlob(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: `path glob: ${(e as Error).message}` });
+      }
+    })
+    .optional(),
+});
+
+export type EgressMatchSpec = z.output<typeof EgressMatchSchema>;
+
 const MatchSchema = z.strictObject({
   agent: globString.optional(),
   connector: globString.optional(),
@@ -95,6 +129,8 @@ const MatchSchema = z.strictObject({
   model: globString.optional(),
   args: z.record(ArgKey, ArgMatcherSchema).optional(),
   annotations: AnnotationsSchema.optional(),
+  /** Egress connections (the egress proxy): matched on agent or connector and this. */
+  egress: EgressMatchSchema.optional(),
 });
 
 const WhenSchema = z.string().transform((s, ctx): CompiledWhen => {
@@ -150,6 +186,16 @@ export const RuleSchema = z
         if (r.match[key] !== undefined) ctx.addIssue({ code: 'custom', path: ['match', key], message: `${key}: model calls have no tool ${key}; match them on agent, connector (the provider) and model` });
       }
       if (r.effect === 'ask') ctx.addIssue({ code: 'custom', path: ['effect'], message: 'ask: a model call cannot wait for a human approval; use allow or deny (a budget in the provider entry limits spending)' });
+    }
+    if (r.match?.egress !== undefined) {
+      for (const key of ['tool', 'model', 'args', 'annotations'] as const) {
+        if (r.match[key] !== undefined) ctx.addIssue({ code: 'custom', path: ['match', key], message: `${key}: an egress rule matches agent or connector and egress (host, port, method, path), nothing else` });
+      }
+      if (r.match.agent !== undefined && r.match.connector !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['match', 'connector'], message: 'an egress connection comes from an agent or from a connector, never both: write two rules' });
+      }
+      if (r.when !== undefined) ctx.addIssue({ code: 'custom', path: ['when'], message: 'when: not supported on egress rules yet' });
+      if (r.effect === 'ask') ctx.addIssue({ code: 'custom', path: ['effect'], message: 'ask: approving egress live comes in a later version; use allow or deny' });
     }
     if (r.limit !== undefined && r.effect !== 'allow') {
       ctx.addIssue({ code: 'custom', path: ['limit'], message: 'limit: only an allow rule can have a rate limit' });

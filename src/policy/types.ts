@@ -112,8 +112,10 @@ export interface Rule {
   connector: NameMatcher | null;
   /** The tool pattern (`tool:`) or, for a model rule, the model pattern (`model:`). */
   tool: NameMatcher | null;
-  /** Which calls the rule can match: `tool:` rules tool calls, `model:` rules model calls, neither: both. */
-  on: CallKind | 'any';
+  /** Which calls the rule can match: `tool:` rules tool calls, `model:` rules model calls, neither: both; `egress:` rules only egress connections (see egress.ts). */
+  on: CallKind | 'any' | 'egress';
+  /** Set exactly when `on` is 'egress'. */
+  egress?: EgressMatcher;
   args: readonly ArgRule[];
   annotations: ReadonlyArray<readonly [AnnotationKey, boolean]>;
   when: CompiledWhen | null;
@@ -143,4 +145,39 @@ export interface Policy {
 export interface PolicyIndex {
   /** Candidate rules for a (agent, connector, tool) triple, grouped deny → ask → allow(limited first) → allow. */
   candidates(agent: string, connector: string, tool: string): readonly Rule[];
+}
+
+/** Who opens an egress connection: a sandboxed agent, or a connector's own process. */
+export interface EgressCaller {
+  kind: 'agent' | 'connector';
+  name: string;
+}
+
+/** One egress connection to decide: a CONNECT tunnel (no method or path) or a plain-HTTP request. */
+export interface EgressRequest {
+  caller: EgressCaller;
+  /** Lower-case host name without a trailing dot, or an IP literal (IPv6 without brackets). */
+  host: string;
+  port: number;
+  /** Plain HTTP only (upper case). */
+  method?: string;
+  /** Plain HTTP only: the path without the query. */
+  path?: string;
+}
+
+/** A compiled `match.egress`. */
+export interface EgressMatcher {
+  host: NameMatcher;
+  ports: readonly number[];
+  /** Upper case; absent: any method. */
+  methods?: readonly string[];
+  path?: { pattern: string; test(path: string): boolean };
+}
+
+export interface EgressDecision extends Decision {
+  /**
+   * true when an allow rule matching the connection names the host exactly (no glob): only then may
+   * the name resolve to a loopback, private, link-local or metadata address.
+   */
+  hostNamed: boolean;
 }

@@ -63,6 +63,9 @@ rules:
   - id: http-get
     match: { agent: web, egress: { host: registry.test, port: ${port}, method: GET, path: "/-/**" } }
     effect: allow
+  - id: github-connector
+    match: { connector: github, egress: { host: registry.test, port: ${port} } }
+    effect: allow
   - id: limited
     match: { agent: limited, egress: { host: registry.test, port: ${port} } }
     effect: allow
@@ -182,6 +185,16 @@ describe('CONNECT tunnels', () => {
     expect(x.status).toBe(403);
     expect(x.rest).not.toMatch(/pong/);
     expect(connects.length).toBe(before);
+  });
+
+  it('a connector is matched as a connector: its record names it, and an agent of the same name gets nothing', async () => {
+    const port = await startProxy({ caller: { kind: 'connector', name: 'github' } });
+    expect((await raw(port, `CONNECT registry.test:${regPort} HTTP/1.1\r\n\r\n`, GET('/-/conn'))).status).toBe(200);
+    const rec = await until(() => records().find((r) => r.event === 'egress' && r.connector === 'github'), 'the connector record');
+    expect(rec).toMatchObject({ rule: 'github-connector', outcome: 'closed' });
+    expect(rec.agent).toBeUndefined();
+    const asAgent = await startProxy(agent('github'));
+    expect((await raw(asAgent, `CONNECT registry.test:${regPort} HTTP/1.1\r\n\r\n`)).status).toBe(403);
   });
 
   it('a rule naming 127.0.0.1 reaches loopback by address', async () => {
@@ -390,6 +403,28 @@ describe('malformed requests never crash the proxy and get a clear 4xx', () => {
     expect(x.status).toBe(status);
     // Still serving:
     expect((await raw(port, `CONNECT registry.test:${regPort} HTTP/1.1\r\n\r\n`, GET('/-/after'))).status).toBe(200);
+  });
+});
+
+describe('audit first', () => {
+  it('an unwritable audit log refuses the connection (503) before anything is connected', async () => {
+    const other = tempState();
+    const closed = await openLog(other.dir);
+    await closed.close();
+    try {
+      const policy = loadPolicyFiles(['/p/a.yaml'], memorySource({ '/p/a.yaml': `version: 1\nrules:\n  - { id: r, match: { egress: { host: registry.test, port: ${regPort} } }, effect: allow }\n` }));
+      const proxy = new EgressProxy({ policy: () => policy, audit: closed, logger: silentLogger, resolve: resolver });
+      proxies.push(proxy);
+      const server = createNetServer((sock) => proxy.accept(sock, agent('unaudited')));
+      listeners.push(server);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const before = connects.length;
+      const x = await raw((server.address() as AddressInfo).port, `CONNECT registry.test:${regPort} HTTP/1.1\r\n\r\n${GET('/-/unaudited')}`);
+      expect(x.status).toBe(503);
+      expect(connects.length).toBe(before);
+    } finally {
+      rmSync(other.state, { recursive: true, force: true });
+    }
   });
 });
 

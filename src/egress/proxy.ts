@@ -1,0 +1,335 @@
+/**
+ * The egress proxy: a forward proxy for `CONNECT host:port` tunnels (no TLS
+ * interception: the decision is on host and port) and plain-HTTP
+ * absolute-form requests (also matched on method and path). It listens on
+ * nothing itself: whoever owns a connection (the relay of a sandbox session,
+ * a test) hands it over with `accept(socket, identity)`, so the identity is
+ * the socket's, never something the client says.
+ *
+ * Every connection is decided (gate.ts) before anything is connected, and has
+ * one `egress` record: refusals at once, connections when they end (bytes
+ * each way, duration, outcome), after a durable `egress.intent`.
+ */
+import { createServer, request as httpRequest, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { appendOrQueue } from '../audit/append-or-queue.js';
+import type { AuditEvent, AuditSink } from '../audit/types.js';
+import type { Logger } from '../log.js';
+import type { RateLimiter } from '../policy/rate-limit.js';
+import type { Policy } from '../policy/types.js';
+import { dial, DialError } from './dial.js';
+import { gate, type EgressIdentity, type GateDeps } from './gate.js';
+import { systemResolver, type Resolver } from './resolve.js';
+import { parseAuthority, parseHttpUrl } from './target.js';
+import { runTunnel } from './tunnel.js';
+
+export type { EgressIdentity } from './gate.js';
+
+export interface EgressLimits {
+  /** Request line plus headers, per request (larger: 431). */
+  maxHeaderBytes: number;
+  /** Until a request's headers have arrived. */
+  headersTimeoutMs: number;
+  resolveTimeoutMs: number;
+  /** Until the upstream TCP connection is open (over all addresses). */
+  connectTimeoutMs: number;
+  /** A tunnel or forwarded request with no bytes either way this long is closed. */
+  idleTimeoutMs: number;
+  /** Open (and being decided) connections per caller; more get 429. */
+  maxConnectionsPerCaller: number;
+}
+
+export const DEFAULT_EGRESS_LIMITS: EgressLimits = {
+  maxHeaderBytes: 16_384,
+  headersTimeoutMs: 10_000,
+  resolveTimeoutMs: 5_000,
+  connectTimeoutMs: 10_000,
+  idleTimeoutMs: 300_000,
+  maxConnectionsPerCaller: 64,
+};
+
+export interface EgressProxyOptions {
+  /** The policy in force now (read per connection, so a reload applies to the next one). */
+  policy: () => Policy;
+  audit: AuditSink;
+  logger: Logger;
+  resolve?: Resolver;
+  /** Shared with nothing else: egress rule limits are counted per (rule, caller). */
+  rateLimiter?: RateLimiter;
+  limits?: Partial<EgressLimits>;
+  now?: () => number;
+}
+
+// RFC 9110 §7.6.1: hop-by-hop fields, plus the proxy's own credentials.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+function endToEnd(headers: IncomingHttpHeaders | NodeJS.Dict<string | string[]>, raw: readonly string[]): Record<string, string | string[]> {
+  const listed = new Set(
+    String(headers.connection ?? '')
+      .split(',')
+      .map((s) => s.trim().toLowerCase()),
+  );
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || listed.has(lower) || lower === 'host') continue;
+    const prev = out[name];
+    out[name] = prev === undefined ? (raw[i + 1] as string) : [...(Array.isArray(prev) ? prev : [prev]), raw[i + 1] as string];
+  }
+  return out;
+}
+
+function rawReply(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
+  // A socket handed over by Node's parser (CONNECT, upgrade) has no error listener left: an error must not crash the gateway.
+  socket.on('error', () => undefined);
+  if (socket.destroyed) return;
+  const body = `${message}\n`;
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n${extra}\r\n${body}`);
+}
+
+function reply(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close', ...headers }).end(`${message}\n`);
+}
+
+const dialStatus = (e: unknown): number => (e instanceof DialError && e.timedOut ? 504 : 502);
+
+export class EgressProxy {
+  readonly #server: Server;
+  readonly #who = new WeakMap<object, EgressIdentity>();
+  readonly #open = new Map<string, number>();
+  readonly #sockets = new Set<Duplex>();
+  readonly #deadlines = new Map<Duplex, NodeJS.Timeout>();
+  readonly #limits: EgressLimits;
+  readonly #gate: GateDeps;
+  readonly #now: () => number;
+
+  constructor(opts: EgressProxyOptions) {
+    this.#limits = { ...DEFAULT_EGRESS_LIMITS, ...opts.limits };
+    this.#now = opts.now ?? Date.now;
+    this.#gate = { policy: opts.policy, audit: opts.audit, logger: opts.logger, resolve: opts.resolve ?? systemResolver, resolveTimeoutMs: this.#limits.resolveTimeoutMs, now: this.#now };
+    if (opts.rateLimiter !== undefined) this.#gate.rateLimiter = opts.rateLimiter;
+    this.#server = createServer({ maxHeaderSize: this.#limits.maxHeaderBytes, requireHostHeader: false, headersTimeout: this.#limits.headersTimeoutMs, requestTimeout: 0 }, (req, res) => {
+      this.#onRequest(req, res).catch((e: unknown) => this.#crashed(e, req.socket));
+    });
+    this.#server.keepAliveTimeout = 5_000;
+    this.#server.timeout = this.#limits.idleTimeoutMs;
+    this.#server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.#onConnect(req, socket, head).catch((e: unknown) => this.#crashed(e, socket));
+    });
+    this.#server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => rawReply(socket, 501, 'egress: protocol upgrades are not forwarded'));
+    // Malformed input (bad request line, oversized headers) gets Node's own 400 / 431, and the socket is closed.
+  }
+
+  /** Hands over a client connection: everything that arrives on it is asked for by `who`. */
+  accept(socket: Socket, who: EgressIdentity): void {
+    this.#who.set(socket, who);
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      this.#headersDue(socket, false);
+    });
+    this.#headersDue(socket, true);
+    this.#server.emit('connection', socket);
+  }
+
+  /**
+   * A request's headers must arrive within headersTimeoutMs of the connection
+   * (or of the previous answer on a kept-alive one), else 408 (slowloris).
+   * Node enforces `headersTimeout` only for a server that listens itself, which this one does not.
+   */
+  #headersDue(socket: Duplex, arm: boolean): void {
+    clearTimeout(this.#deadlines.get(socket));
+    this.#deadlines.delete(socket);
+    if (!arm || socket.destroyed) return;
+    const t = setTimeout(() => rawReply(socket, 408, 'egress: request headers too slow'), this.#limits.headersTimeoutMs);
+    t.unref();
+    this.#deadlines.set(socket, t);
+  }
+
+  /** Closes every connection, open tunnels included. */
+  close(): void {
+    for (const t of this.#deadlines.values()) clearTimeout(t);
+    this.#deadlines.clear();
+    for (const s of this.#sockets) s.destroy();
+    this.#sockets.clear();
+  }
+
+  /** A bug must cost one connection, never the gateway (an unhandled rejection would end the process). */
+  #crashed(e: unknown, socket: Duplex): void {
+    this.#gate.logger.error({ err: e instanceof Error ? e.message : String(e) }, 'egress: connection failed unexpectedly');
+    socket.destroy();
+  }
+
+  /** A connection slot for `who`, or undefined when it has too many open. */
+  #acquire(who: EgressIdentity): (() => void) | undefined {
+    const key = `${who.caller.kind}:${who.caller.name}`;
+    const n = this.#open.get(key) ?? 0;
+    if (n >= this.#limits.maxConnectionsPerCaller) return undefined;
+    this.#open.set(key, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#open.get(key) ?? 1) - 1;
+      if (left <= 0) this.#open.delete(key);
+      else this.#open.set(key, left);
+    };
+  }
+
+  #finish(record: AuditEvent, started: number, fields: Record<string, unknown>): void {
+    void appendOrQueue(this.#gate.audit, { ...record, event: 'egress', ...fields, durationMs: this.#now() - started }, this.#gate.logger);
+  }
+
+  async #onConnect(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
+    this.#headersDue(client, false);
+    client.on('error', () => undefined);
+    const who = this.#who.get(client);
+    if (who === undefined) return rawReply(client, 403, 'egress: unknown caller');
+    const target = parseAuthority(req.url ?? '');
+    if (!target.ok) return rawReply(client, 400, `egress: ${target.reason}`);
+    const release = this.#acquire(who);
+    if (release === undefined) return rawReply(client, 429, `egress: more than ${this.#limits.maxConnectionsPerCaller} open connections`);
+    client.once('close', release);
+    const started = this.#now();
+    try {
+      const v = await gate(this.#gate, who, target.value);
+      if (!v.go) return rawReply(client, v.status, `egress: ${v.message}`, v.headers);
+      let up: Awaited<ReturnType<typeof dial>>;
+      try {
+        up = await dial(v.addresses, target.value.port, this.#limits.connectTimeoutMs);
+      } catch (e) {
+        this.#finish(v.record, started, { outcome: 'connect-failed', reason: (e as Error).message });
+        return rawReply(client, dialStatus(e), `egress: ${(e as Error).message}`);
+      }
+      if (client.destroyed) {
+        up.socket.destroy();
+        return this.#finish(v.record, started, { address: up.address, outcome: 'client-gone', bytesUp: 0, bytesDown: 0 });
+      }
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      const end = await runTunnel(client as Socket, up.socket, head, this.#limits.idleTimeoutMs);
+      this.#finish(v.record, started, { address: up.address, outcome: end.outcome, bytesUp: end.bytesUp, bytesDown: end.bytesDown });
+    } finally {
+      release();
+    }
+  }
+
+  async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.#headersDue(req.socket, false);
+    res.once('finish', () => this.#headersDue(req.socket, true));
+    const who = this.#who.get(req.socket);
+    if (who === undefined) return reply(res, 403, 'egress: unknown caller');
+    const target = parseHttpUrl(req.url ?? '');
+    if (!target.ok) return reply(res, 400, `egress: ${target.reason}`);
+    if (req.headers.upgrade !== undefined) return reply(res, 501, 'egress: protocol upgrades are not forwarded');
+    const release = this.#acquire(who);
+    if (release === undefined) return reply(res, 429, `egress: more than ${this.#limits.maxConnectionsPerCaller} open connections`);
+    const started = this.#now();
+    try {
+      const t = target.value;
+      const v = await gate(this.#gate, who, t, { method: req.method ?? 'GET', path: t.path });
+      if (!v.go) {
+        req.resume();
+        return reply(res, v.status, `egress: ${v.message}`, v.headers);
+      }
+      await this.#forward(req, res, t, v.addresses, v.record, started);
+    } finally {
+      release();
+    }
+  }
+
+  /** One plain-HTTP request to a checked address, the answer streamed back; its record written when it ends. */
+  #forward(req: IncomingMessage, res: ServerResponse, t: { port: number; authority: string; pathAndQuery: string }, addresses: string[], record: AuditEvent, started: number): Promise<void> {
+    return new Promise((resolve) => {
+      const counts = { bytesUp: 0, bytesDown: 0 };
+      let address: string | undefined;
+      let done = false;
+      const finish = (outcome: string, extra: Record<string, unknown> = {}): void => {
+        if (done) return;
+        done = true;
+        this.#finish(record, started, { ...(address === undefined ? {} : { address }), outcome, ...counts, ...extra });
+        resolve();
+      };
+      dial(addresses, t.port, this.#limits.connectTimeoutMs).then(
+        (up) => {
+          address = up.address;
+          if (res.destroyed) {
+            up.socket.destroy();
+            return finish('client-gone');
+          }
+          try {
+            this.#send(req, res, t, up.socket, counts, finish);
+          } catch (e) {
+            // An answer Node will not relay (e.g. an invalid status line) costs this request only.
+            up.socket.destroy();
+            reply(res, 502, 'egress: the upstream answer cannot be relayed');
+            finish(`error: ${(e as Error).message}`);
+          }
+        },
+        (e: unknown) => {
+          req.resume();
+          reply(res, dialStatus(e), `egress: ${(e as Error).message}`);
+          finish('connect-failed', { reason: (e as Error).message });
+        },
+      );
+    });
+  }
+
+  /** Sends the request on the connected socket and streams the answer back, counting body bytes. */
+  #send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    t: { authority: string; pathAndQuery: string },
+    socket: Socket,
+    counts: { bytesUp: number; bytesDown: number },
+    finish: (outcome: string, extra?: Record<string, unknown>) => void,
+  ): void {
+    const out = httpRequest({
+      method: req.method ?? 'GET',
+      path: t.pathAndQuery,
+      headers: { ...endToEnd(req.headers, req.rawHeaders), host: t.authority },
+      setHost: false,
+      createConnection: () => socket,
+    });
+    out.setTimeout(this.#limits.idleTimeoutMs, () => out.destroy(new Error('idle')));
+    out.on('error', (e) => {
+      reply(res, 502, `egress: upstream: ${e.message}`);
+      finish(e.message === 'idle' ? 'idle' : `error: upstream ${e.message}`);
+    });
+    out.on('response', (answer) => {
+      try {
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer.headers, answer.rawHeaders));
+      } catch (e) {
+        out.destroy();
+        reply(res, 502, 'egress: the upstream answer cannot be relayed');
+        return finish(`error: ${(e as Error).message}`);
+      }
+      answer.on('data', (b: Buffer) => (counts.bytesDown += b.length));
+      answer.pipe(res);
+      answer.on('end', () => finish('ok', { status: answer.statusCode }));
+      answer.on('error', () => finish('error: upstream closed'));
+    });
+    req.on('data', (b: Buffer) => (counts.bytesUp += b.length));
+    req.pipe(out);
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        out.destroy();
+        finish('client-gone');
+      }
+    });
+  }
+}
+
+export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
+  return new EgressProxy(opts);
+}
+
+export type { Resolver } from './resolve.js';

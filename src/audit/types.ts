@@ -84,6 +84,8 @@ export const AUDIT_EVENTS = [
   'audit.recovered',
   'audit.retention',
   'audit.headroom',
+  'egress.intent',
+  'egress',
 ] as const;
 
 /**

@@ -1,8 +1,12 @@
 /** The one audit filter parser: `gatehouse logs` flags and the admin API's query parameters accept and refuse the same values. */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DECISIONS, EVENTS, OUTCOMES, parseAuditFilters } from '../../src/audit/filter.js';
 import { auditRoutes, filtersFromParams } from '../../src/audit/http.js';
 import { tempState } from './helpers.js';
+
+const SRC_DIR = join(import.meta.dirname, '../../src');
 
 const now = new Date('2026-01-02T12:00:00Z');
 
@@ -48,6 +52,16 @@ describe('parseAuditFilters', () => {
 
   it('a time range that ends before it starts is an error, not an empty result', () => {
     expect(() => parseAuditFilters({ since: '1h', until: '2h' }, { now })).toThrow(/since .* must be before until/);
+  });
+});
+
+describe('every event the gateway writes can be asked for', () => {
+  it('each `event: \'…\'` record literal in src/ (the CLI\'s own output aside) is a known event, so `logs --event X` is never refused for a real one', () => {
+    const files = (readdirSync(SRC_DIR, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts') && !f.startsWith('cli/'));
+    const written = new Set<string>();
+    for (const f of files) for (const m of readFileSync(join(SRC_DIR, f), 'utf8').matchAll(/event: '([a-zA-Z/._-]+)'/g)) written.add(m[1]!);
+    expect(written.size).toBeGreaterThan(20);
+    expect([...written].filter((e) => !EVENTS.includes(e))).toEqual([]);
   });
 });
 

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DECISIONS, parseAuditFilters } from '../audit/filter.js';
+import { DECISIONS, parseAuditFilters, type FilterKey } from '../audit/filter.js';
 import { endCursor, queryAudit, type AuditFilters } from '../audit/query.js';
 import type { AuditRecord } from '../audit/types.js';
 import { Exit, GatehouseError } from '../errors.js';
@@ -29,17 +29,8 @@ export function formatRow(r: AuditRecord): string[] {
 
 const HEADERS = ['TIME', 'EVENT', 'AGENT', 'TOOL', 'DECISION', 'RULE', 'OUTCOME', 'LATENCY'];
 
-interface LogsOptions {
-  since?: string;
-  until?: string;
-  agent?: string;
-  session?: string;
-  connector?: string;
-  tool?: string;
-  decision?: string;
-  outcome?: string;
-  event?: string;
-  grep?: string;
+/** The filter flags are the audit filter's keys (one parser, audit/filter.ts), plus the listing's own. */
+interface LogsOptions extends Partial<Record<FilterKey, string>> {
   limit?: string;
   json?: boolean;
   reverse?: boolean;

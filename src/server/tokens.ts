@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { SignJWT, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify, type JWK } from 'jose';
 
 type JoseKey = Awaited<ReturnType<typeof importJWK>>;
-import { requireDuration } from '../config/duration.js';
 import { GatehouseError } from '../errors.js';
 
 /** The only algorithm accepted: pinned, so `alg: none` or an HMAC confusion cannot pass. */
@@ -149,11 +148,6 @@ function kidOf(token: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** A token lifetime ("8h", "1h30m", "7d") in milliseconds, in the one duration grammar. */
-export function parseTtl(s: string): number {
-  return requireDuration(s, '--ttl');
 }
 
 /** The revocation list as the verifier sees it (src/server/revocations.ts): why a token is refused, or undefined. */

@@ -1,8 +1,9 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireDuration } from '../../src/config/duration.js';
 import { RevocationList, revocationsPath, type RevocationChange } from '../../src/server/revocations.js';
-import { DEFAULT_TTL, loadTokenKeys, MAX_TTL_MS, mintToken, parseTtl, TokenVerifier, type TokenKeys } from '../../src/server/tokens.js';
+import { DEFAULT_TTL, loadTokenKeys, MAX_TTL_MS, mintToken, TokenVerifier, type TokenKeys } from '../../src/server/tokens.js';
 import { tempDir } from '../helpers/tmp.js';
 
 let dir: string;
@@ -113,7 +114,7 @@ describe('token revocation list', () => {
 
 describe('token lifetime', () => {
   it('the default lifetime is at most 24 hours, the longest 30 days', async () => {
-    expect(parseTtl(DEFAULT_TTL)).toBeLessThanOrEqual(24 * 3_600_000);
+    expect(requireDuration(DEFAULT_TTL, '--ttl')).toBeLessThanOrEqual(24 * 3_600_000);
     expect(MAX_TTL_MS).toBe(30 * 86_400_000);
     await expect(mintToken(keys, 'a', 31 * 86_400_000)).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/30d/) });
   });

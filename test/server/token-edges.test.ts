@@ -7,15 +7,18 @@
 import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { requireDuration } from '../../src/config/duration.js';
 import { allowedOrigins, checkOrigin } from '../../src/server/guards.js';
 import { RevocationList, revocationsPath, type RevocationChange } from '../../src/server/revocations.js';
-import { ADMIN_SCOPE, CLOCK_TOLERANCE_S, MAX_TOKEN_LENGTH, MAX_TTL_MS, loadTokenKeys, mintToken, parseTtl, verifyToken } from '../../src/server/tokens.js';
+import { ADMIN_SCOPE, CLOCK_TOLERANCE_S, MAX_TOKEN_LENGTH, MAX_TTL_MS, loadTokenKeys, mintToken, verifyToken } from '../../src/server/tokens.js';
 import { signClaims, validClaims } from '../helpers/tokens.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const fresh = () => tempDir('gh-tok-');
 const fileOf = (state: string) => JSON.parse(readFileSync(revocationsPath(state), 'utf8')) as { version: number; tokens: { jti: string; revokedAt: string }[]; agents: { agent: string; revokedAt: string }[] };
 
+
+const ttl = (s: string) => requireDuration(s, '--ttl');
 describe('the token signing key', () => {
   it('is an Ed25519 key in <state>/keys/agent-tokens.json (0600, folder 0700), created with missing parent folders', async () => {
     const state = join(fresh(), 'not', 'yet');
@@ -75,9 +78,9 @@ describe('minting and verifying', () => {
     expect((await verifyToken(keys, await signClaims(keys, old))).agent).toBe('a');
   });
 
-  it('parseTtl trims spaces, refuses trailing garbage with a USAGE error that shows the forms', () => {
-    expect(parseTtl(' 8h ')).toBe(8 * 3_600_000);
-    expect(() => parseTtl('8hx')).toThrow(expect.objectContaining({ code: 'USAGE', message: '--ttl: invalid duration "8hx"; use a duration like 250ms, 30s, 5m, 1h30m or 7d' }));
+  it('--ttl trims spaces, refuses trailing garbage with a USAGE error that shows the forms', () => {
+    expect(ttl(' 8h ')).toBe(8 * 3_600_000);
+    expect(() => ttl('8hx')).toThrow(expect.objectContaining({ code: 'USAGE', message: '--ttl: invalid duration "8hx"; use a duration like 250ms, 30s, 5m, 1h30m or 7d' }));
   });
 });
 

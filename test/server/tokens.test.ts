@@ -1,8 +1,9 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { requireDuration } from '../../src/config/duration.js';
 import { GatehouseError } from '../../src/errors.js';
-import { CLOCK_TOLERANCE_S, MAX_TOKEN_LENGTH, loadTokenKeys, mintToken, parseTtl, verifyToken, type TokenKeys } from '../../src/server/tokens.js';
+import { CLOCK_TOLERANCE_S, MAX_TOKEN_LENGTH, loadTokenKeys, mintToken, verifyToken, type TokenKeys } from '../../src/server/tokens.js';
 import { tempDir } from '../helpers/gateway.js';
 import { algNoneToken, hs256WithPublicKey, signClaims, validClaims } from '../helpers/tokens.js';
 
@@ -23,6 +24,8 @@ async function refused(token: string, now?: Date): Promise<string> {
   return (e as Error).message;
 }
 
+
+const ttl = (s: string) => requireDuration(s, '--ttl');
 describe('token keys', () => {
   it('are created once, 0600 in a 0700 folder, and reloaded the same', async () => {
     const file = join(state, 'keys', 'agent-tokens.json');
@@ -150,7 +153,7 @@ describe('verify refuses', () => {
   });
 });
 
-describe('parseTtl', () => {
+describe('--ttl (the one duration grammar)', () => {
   it.each([
     ['90s', 90_000],
     ['30m', 1_800_000],
@@ -158,12 +161,12 @@ describe('parseTtl', () => {
     ['7d', 604_800_000],
     ['1h30m', 5_400_000],
   ])('%s = %d ms', (s, ms) => {
-    expect(parseTtl(s)).toBe(ms);
+    expect(ttl(s)).toBe(ms);
   });
   it('a bare number is refused with a hint naming the flag and the units', () => {
-    expect(() => parseTtl('8')).toThrow(expect.objectContaining({ code: 'USAGE', message: '--ttl: invalid duration "8"; a bare number has no unit: write 8s, 8m or 8h' }));
+    expect(() => ttl('8')).toThrow(expect.objectContaining({ code: 'USAGE', message: '--ttl: invalid duration "8"; a bare number has no unit: write 8s, 8m or 8h' }));
   });
   it.each(['', '8', 'h', '1.5h', '-1h', '8 hours', '1w'])('refuses %j', (s) => {
-    expect(() => parseTtl(s)).toThrow(GatehouseError);
+    expect(() => ttl(s)).toThrow(GatehouseError);
   });
 });

@@ -39,6 +39,9 @@ import { agentAuthenticator, requireAdmin } from '../server/auth.js';
 import { listenControl } from '../server/control.js';
 import { sandboxRoutes } from '../sandbox/admin-routes.js';
 import { SandboxSessions } from '../sandbox/sandbox-sessions.js';
+import { createEgressProxy, type EgressProxy, type Resolver } from '../egress/proxy.js';
+import { egressOffered } from '../policy/egress.js';
+import { RateLimiter } from '../policy/rate-limit.js';
 import { allowedHosts, allowedOrigins } from '../server/guards.js';
 import { isWildcard, listenerAddresses, listenTcp, type HttpLimits } from '../server/listen.js';
 import { SessionManager } from '../server/mcp-sessions.js';
@@ -75,6 +78,8 @@ export interface GatewayRuntimeOptions {
   sessionIdleMs?: number;
   /** How often the registry folder is checked for changes fs.watch missed (default 2 s; 0 = never). */
   registryPollMs?: number;
+  /** How the egress proxy resolves host names (default: the system's, getaddrinfo); tests name their simulators with it. */
+  egressResolve?: Resolver;
   /** Audit log tuning: checkpoint cadence, rotation size, retention (see src/audit/writer.ts). */
   audit?: Omit<AuditLogOptions, 'dir' | 'listen' | 'logger'>;
   /** For `serve`'s notices: every approval event, and the gateway just before start-up waits for its upstreams. */
@@ -98,6 +103,8 @@ export interface RunningGateway {
   inference: InferenceRouter;
   controlSocket: string;
   sandboxes: SandboxSessions;
+  /** Connections out of sandboxes (see src/egress/). */
+  egress: EgressProxy;
   revocations: RevocationList;
   audit: AuditSink;
   logger: Logger;
@@ -202,7 +209,25 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     ...(opts.sessionIdleMs !== undefined ? { idleMs: opts.sessionIdleMs } : {}),
   });
   const auditDir = join(opts.dirs.state, 'audit');
-  const sandboxes = new SandboxSessions({ stateDir: opts.dirs.state, sessions, audit, logger, llm: inference, ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}), ...(opts.http ? { http: opts.http } : {}) });
+  // Egress out of sandboxes (agents with `run --egress`, confined connectors): every connection decided by the policy's egress rules.
+  const egress = createEgressProxy({
+    policy: () => policies.current(),
+    audit,
+    logger,
+    rateLimiter: new RateLimiter(),
+    ...(opts.egressResolve ? { resolve: opts.egressResolve } : {}),
+  });
+  const sandboxes = new SandboxSessions({
+    stateDir: opts.dirs.state,
+    sessions,
+    audit,
+    logger,
+    llm: inference,
+    egress,
+    egressFor: (agent) => egressOffered(policies.current(), agent),
+    ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
+    ...(opts.http ? { http: opts.http } : {}),
+  });
   const adminApi = createAdminApi({ gateway, sessions, approvals, dirs: opts.dirs, mounts: [
       { path: '/sandbox', app: sandboxRoutes(sandboxes) },
       { path: '/audit', app: auditRoutes(auditDir) },
@@ -235,6 +260,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       policies.close();
       await control.close();
       await sandboxes.closeAll();
+      egress.close();
       await approvals.close();
       await inference.close();
       await gateway.close(graceMs);
@@ -284,6 +310,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     inference,
     controlSocket: control.path,
     sandboxes,
+    egress,
     revocations,
     audit,
     logger,

@@ -46,6 +46,8 @@ export interface RunOptions {
   homeSeed?: string;
   /** Providers whose standard variables (ANTHROPIC_BASE_URL, OPENAI_BASE_URL) win when an API has several; `--provider`. */
   providers?: string[];
+  /** Open the egress proxy to this agent (`--egress`): HTTP(S)_PROXY inside, each connection decided by the policy's egress rules. */
+  egress?: boolean;
   command: string[];
   /** Where the gateway and run messages go (never the agent's own output). */
   stderr: NodeJS.WritableStream;
@@ -125,13 +127,33 @@ function providersIn(registry: string): InferenceProvider[] {
   }
 }
 
+/**
+ * The variables HTTP clients read for a proxy (curl, git, npm, pip: lower and
+ * upper case), pointing at the relay: the gateway's egress proxy. The relay
+ * itself (MCP, model calls) is reached directly.
+ */
+export function proxyEnv(port: number): Record<string, string> {
+  const proxy = `http://127.0.0.1:${port}`;
+  const direct = 'localhost,127.0.0.1,::1';
+  return {
+    HTTP_PROXY: proxy,
+    HTTPS_PROXY: proxy,
+    http_proxy: proxy,
+    https_proxy: proxy,
+    NO_PROXY: direct,
+    no_proxy: direct,
+    // Node 22.21+/24 use these for fetch and http when told to.
+    NODE_USE_ENV_PROXY: '1',
+  };
+}
+
 /** Opens a sandbox session on the running `gatehouse serve`, held by a lease connection. */
-async function attach(dirs: Dirs, agent: string, port: number): Promise<Attached> {
+async function attach(dirs: Dirs, agent: string, port: number, egress: boolean): Promise<Attached> {
   const control = new ControlClient(dirs.state);
   try {
     let session: SandboxSession;
     try {
-      session = (await control.call('POST', '/sandbox/sessions', { agent, port })) as SandboxSession;
+      session = (await control.call('POST', '/sandbox/sessions', { agent, port, ...(egress ? { egress } : {}) })) as SandboxSession;
     } catch (e) {
       if (e instanceof GatehouseError && e.code !== 'GATEWAY_UNAVAILABLE') throw new GatehouseError('SANDBOX_FAILED', `the running gateway refused the sandbox session: ${e.message}`);
       throw e;
@@ -193,14 +215,14 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
   try {
     let session: SandboxSession;
     if (attaching) {
-      const a = await attach(opts.dirs, opts.agent, opts.port);
+      const a = await attach(opts.dirs, opts.agent, opts.port, opts.egress === true);
       cleanups.push(() => a.release());
       session = a.session;
     } else {
       const logger = opts.logger ?? createLogger({ level: process.env.GATEHOUSE_LOG_LEVEL ?? 'warn', destination: opts.stderr });
       const gw: RunningGateway = await startGateway({ dirs: opts.dirs, tcp: false, logger, upstreamWaitMs: 10_000 });
       cleanups.push(() => gw.close());
-      session = await gw.sandboxes.create(opts.agent, opts.port);
+      session = await gw.sandboxes.create(opts.agent, opts.port, { egress: opts.egress === true });
       cleanups.push(async () => void (await gw.sandboxes.close(session.id)));
     }
 
@@ -226,7 +248,7 @@ export async function runSandboxed(opts: RunOptions): Promise<number> {
       workspace,
       ro,
       rw,
-      env: { ...models.env, GATEHOUSE_MCP_URL: session.url, GATEHOUSE_AGENT: opts.agent },
+      env: { ...models.env, ...(session.egress ? proxyEnv(session.port) : {}), GATEHOUSE_MCP_URL: session.url, GATEHOUSE_AGENT: opts.agent },
       home,
       allowWeaker: opts.allowWeaker,
       ...(opts.limits ? { limits: opts.limits } : {}),

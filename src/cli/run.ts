@@ -31,6 +31,13 @@ there later. --allow-write PATH/.git lets the agent commit while that .git's
 config, config.worktree, hooks, info, modules, commondir, worktrees and rebase
 state stay read-only.
 
+--egress opens one more way out: the gateway's egress proxy, on the same
+relay port (HTTP_PROXY, HTTPS_PROXY, NO_PROXY for the gateway itself). HTTPS
+goes through CONNECT host:port (never intercepted); every connection is
+decided by the policy's egress rules (default deny; e.g. extends:
+[presets/dev-tools]) and audited. A policy with an egress rule for this agent
+opens it without the flag.
+
 Each sandbox gets its own cgroup where one can be made (root, or a systemd user
 slice); a limit given with --pids-max, --memory-max or --cpu-weight is then
 required (exit 124 where it cannot be applied). "gatehouse doctor" says which
@@ -45,6 +52,7 @@ interface RunOptions {
   home?: string;
   homeSeed?: string;
   provider?: string[];
+  egress?: boolean;
   port?: string;
   allowWeaker?: boolean;
   mcpConfig: boolean;
@@ -77,6 +85,7 @@ export const runCommand: CommandModule = (program, io) => {
       "copy the agent's settings (e.g. a .claude or .codex folder's config) into its home first; existing files are kept, links and credential files (auth.json, .credentials.json, keys, .netrc...) are skipped",
     )
     .option('--provider <name>', 'which model provider fills ANTHROPIC_BASE_URL/OPENAI_BASE_URL when several of one API are registered (repeatable)', collect)
+    .option('--egress', "open the gateway's egress proxy to the agent (HTTP_PROXY/HTTPS_PROXY inside); each connection is decided by the policy's egress rules, default deny")
     .option('--port <n>', `the relay's port inside the sandbox (default ${DEFAULT_RELAY_PORT})`)
     .option('--allow-weaker', 'run on Landlock ABI 1-5 (less confinement; says what is missing)')
     .option('--no-mcp-config', 'do not write .mcp.json into the workspace')
@@ -110,6 +119,7 @@ export const runCommand: CommandModule = (program, io) => {
       ...(o.home !== undefined ? { home: resolve(o.home) } : {}),
       ...(o.homeSeed !== undefined ? { homeSeed: resolve(o.homeSeed) } : {}),
       providers: o.provider ?? [],
+      egress: o.egress === true,
       command,
       stderr: process.stderr,
       logger: createLogger({ level: io.env.GATEHOUSE_LOG_LEVEL ?? 'info', file: runLogPath(dirs.state) }),

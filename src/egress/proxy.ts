@@ -2,9 +2,12 @@
  * The egress proxy: a forward proxy for `CONNECT host:port` tunnels (no TLS
  * interception: the decision is on host and port) and plain-HTTP
  * absolute-form requests (also matched on method and path). It listens on
- * nothing itself: whoever owns a connection (the relay of a sandbox session,
- * a test) hands it over with `accept(socket, identity)`, so the identity is
- * the socket's, never something the client says.
+ * nothing itself: whoever owns a connection hands it over, so the identity
+ * is the socket's, never something the client says. Either the whole
+ * connection (`accept(socket, identity)`: a connector's egress socket, a
+ * test), or one request an HTTP server of its own has parsed (`connect` for
+ * CONNECT, `request` for an absolute-form request: the sandbox session
+ * socket, where the same connection also carries MCP).
  *
  * Every connection is decided (gate.ts) before anything is connected, and has
  * one `egress` record: refusals at once, connections when they end (bytes
@@ -107,6 +110,8 @@ export class EgressProxy {
   readonly #who = new WeakMap<object, EgressIdentity>();
   readonly #open = new Map<string, number>();
   readonly #sockets = new Set<Duplex>();
+  /** Tunnels on connections that were not handed over whole (see connect). */
+  readonly #tunnels = new Set<Duplex>();
   readonly #deadlines = new Map<Duplex, NodeJS.Timeout>();
   readonly #limits: EgressLimits;
   readonly #gate: GateDeps;
@@ -141,6 +146,20 @@ export class EgressProxy {
     this.#server.emit('connection', socket);
   }
 
+  /** A CONNECT request parsed by another HTTP server (its 'connect' event): the socket is the proxy's from now on. */
+  connect(req: IncomingMessage, socket: Duplex, head: Buffer, who: EgressIdentity): void {
+    this.#who.set(socket, who);
+    this.#tunnels.add(socket);
+    socket.once('close', () => this.#tunnels.delete(socket));
+    this.#onConnect(req, socket, head).catch((e: unknown) => this.#crashed(e, socket));
+  }
+
+  /** An absolute-form request parsed by another HTTP server; its connection stays that server's (keep-alive, timeouts). */
+  request(req: IncomingMessage, res: ServerResponse, who: EgressIdentity): void {
+    this.#who.set(req.socket, who);
+    this.#onRequest(req, res).catch((e: unknown) => this.#crashed(e, req.socket));
+  }
+
   /**
    * A request's headers must arrive within headersTimeoutMs of the connection
    * (or of the previous answer on a kept-alive one), else 408 (slowloris).
@@ -149,7 +168,8 @@ export class EgressProxy {
   #headersDue(socket: Duplex, arm: boolean): void {
     clearTimeout(this.#deadlines.get(socket));
     this.#deadlines.delete(socket);
-    if (!arm || socket.destroyed) return;
+    // Only connections handed over whole: another server's connection keeps that server's timeouts.
+    if (!arm || socket.destroyed || !this.#sockets.has(socket)) return;
     const t = setTimeout(() => rawReply(socket, 408, 'egress: request headers too slow'), this.#limits.headersTimeoutMs);
     t.unref();
     this.#deadlines.set(socket, t);
@@ -159,8 +179,9 @@ export class EgressProxy {
   close(): void {
     for (const t of this.#deadlines.values()) clearTimeout(t);
     this.#deadlines.clear();
-    for (const s of this.#sockets) s.destroy();
+    for (const s of [...this.#sockets, ...this.#tunnels]) s.destroy();
     this.#sockets.clear();
+    this.#tunnels.clear();
   }
 
   /** A bug must cost one connection, never the gateway (an unhandled rejection would end the process). */

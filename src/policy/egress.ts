@@ -112,3 +112,8 @@ export function evaluateEgress(policy: Policy, req: EgressRequest): EgressDecisi
   }
   return { effect: 'deny', ruleId: null, message: 'No egress rule matches this connection; egress is denied by default.', hostNamed: false };
 }
+
+/** Whether some egress rule could let `agent` out (allow or ask, matching it by agent): `gatehouse run` then opens the proxy to it. */
+export function egressOffered(policy: Policy, agent: string): boolean {
+  return egressRules(policy).some((r) => r.effect !== 'deny' && r.connector === null && (r.agent === null || r.agent.test(agent)));
+}

@@ -4,7 +4,7 @@ import { formatZodIssues } from '../config/zod-issues.js';
 import { GatehouseError } from '../errors.js';
 import type { SandboxSessions } from './sandbox-sessions.js';
 
-const CreateBody = z.strictObject({ agent: z.string(), port: z.number().int() });
+const CreateBody = z.strictObject({ agent: z.string(), port: z.number().int(), egress: z.boolean().optional() });
 
 /**
  * Admin routes for `gatehouse run` attaching to a running gateway. The session
@@ -23,7 +23,7 @@ export function sandboxRoutes(sandboxes: SandboxSessions): Hono {
     }
     const body = CreateBody.safeParse(raw);
     if (!body.success) throw new GatehouseError('USAGE', `invalid body: ${formatZodIssues(body.error.issues)}`);
-    return c.json(await sandboxes.create(body.data.agent, body.data.port), 201);
+    return c.json(await sandboxes.create(body.data.agent, body.data.port, { egress: body.data.egress === true }), 201);
   });
   r.get('/sessions/:id/lease', (c) => {
     const id = c.req.param('id');

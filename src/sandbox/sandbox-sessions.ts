@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createApp, type ModelRoutes } from '../server/app.js';
@@ -11,6 +11,7 @@ import { createHttpServer, type HttpLimits } from '../server/listen.js';
 import type { SessionManager } from '../server/mcp-sessions.js';
 import { AGENT_NAME } from '../server/tokens.js';
 import { appendOrQueue } from '../audit/append-or-queue.js';
+import type { EgressIdentity, EgressProxy } from '../egress/proxy.js';
 import type { AuditSink } from '../audit/types.js';
 
 export interface SandboxSession {
@@ -22,6 +23,8 @@ export interface SandboxSession {
   port: number;
   /** What the agent uses inside the sandbox. */
   url: string;
+  /** The egress proxy is reachable on the same socket (`gatehouse run --egress`): HTTP_PROXY inside. */
+  egress: boolean;
 }
 
 export interface SandboxSessionsDeps {
@@ -34,6 +37,10 @@ export interface SandboxSessionsDeps {
   llm?: ModelRoutes;
   /** Connection limits of the session sockets: the agent is untrusted (a slowloris from inside the box must not hold the gateway). */
   http?: Partial<HttpLimits>;
+  /** The egress proxy, for sessions opened with `egress: true` or whose agent the policy gives an egress rule. */
+  egress?: EgressProxy;
+  /** Whether the policy in force has an egress rule (allow or ask) for this agent. */
+  egressFor?: (agent: string) => boolean;
 }
 
 /**
@@ -50,7 +57,7 @@ export class SandboxSessions {
     return [...this.open.values()].map((o) => o.session);
   }
 
-  async create(agent: string, port: number): Promise<SandboxSession> {
+  async create(agent: string, port: number, opts: { egress?: boolean } = {}): Promise<SandboxSession> {
     if (!AGENT_NAME.test(agent)) throw new GatehouseError('USAGE', `invalid agent name ${JSON.stringify(agent)}: use 1-64 letters, digits, '.', '_', '@' or '-'`);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new GatehouseError('USAGE', 'port must be 1-65535');
     const id = randomBytes(6).toString('hex');
@@ -67,7 +74,10 @@ export class SandboxSessions {
       ...(this.deps.llm ? { llm: this.deps.llm } : {}),
       ...(this.deps.maxBodyBytes !== undefined ? { maxBodyBytes: this.deps.maxBodyBytes } : {}),
     });
+    if (opts.egress === true && this.deps.egress === undefined) throw new GatehouseError('SANDBOX_FAILED', 'this gateway has no egress proxy');
+    const egress = opts.egress === true || this.deps.egressFor?.(agent) === true;
     const server = createHttpServer((req, env) => app.fetch(req, env as object), this.deps.http, 'one-agent');
+    if (egress && this.deps.egress !== undefined) routeEgress(server, this.deps.egress, { caller: { kind: 'agent', name: agent }, sandbox: id });
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -78,10 +88,10 @@ export class SandboxSessions {
       rmSync(dir, { recursive: true, force: true });
       throw new GatehouseError('SANDBOX_FAILED', `cannot open the session socket ${socketPath}: ${(e as Error).message}`);
     }
-    const session: SandboxSession = { id, agent, socketPath, port, url: `http://127.0.0.1:${port}/mcp` };
+    const session: SandboxSession = { id, agent, socketPath, port, url: `http://127.0.0.1:${port}/mcp`, egress: egress && this.deps.egress !== undefined };
     this.open.set(id, { session, server, dir });
     try {
-      await this.deps.audit.append({ event: 'sandbox.opened', agent, sandbox: id, port });
+      await this.deps.audit.append({ event: 'sandbox.opened', agent, sandbox: id, port, egress: session.egress });
     } catch (e) {
       // Fail closed: no sandbox whose opening is not on record.
       this.deps.logger.error({ err: String(e) }, 'cannot audit a sandbox session; closing it');
@@ -118,4 +128,21 @@ export class SandboxSessions {
   async closeAll(): Promise<void> {
     await Promise.all([...this.open.keys(), ...this.closing.keys()].map((id) => this.close(id)));
   }
+}
+
+/**
+ * The session socket also carries the agent's egress: a CONNECT request, or a
+ * request in absolute form (`GET http://host/…`, what a client sends to a
+ * proxy), goes to the egress proxy as this sandbox's agent; every other
+ * request is MCP (or a model call) as before. Without this, CONNECT is
+ * refused by Node and an absolute-form request fails the Host check.
+ */
+function routeEgress(server: HttpServer, proxy: EgressProxy, who: EgressIdentity): void {
+  const mcp = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(req.url ?? '')) return proxy.request(req, res, who);
+    for (const l of mcp) l.call(server, req, res);
+  });
+  server.on('connect', (req: IncomingMessage, socket, head: Buffer) => proxy.connect(req, socket, head, who));
 }

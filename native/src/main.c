@@ -131,8 +131,11 @@ static _Noreturn void agent_main(const struct plan *p, int status_fd)
 	if (getppid() != 1)
 		_exit(EXIT_LAUNCHER);
 	privs_set_rlimits(p);
-	if (chdir(p->workspace) < 0)
-		die_errno(EXIT_LAUNCHER, "chdir %s", p->workspace);
+	/* In the new root, as the command's uid: whatever this path leads to now,
+	 * the command could chdir there itself. */
+	const char *cwd = p->cwd ? p->cwd : p->workspace;
+	if (chdir(cwd) < 0)
+		die_errno(EXIT_LAUNCHER, "chdir %s", cwd);
 	bool home_given;
 	char **env = build_env(p, &home_given);
 	if (!home_given && !p->home && mkdir("/tmp/home", 0700) < 0 && errno != EEXIST)

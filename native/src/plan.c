@@ -21,12 +21,12 @@ static const char usage_text[] =
 	"Runs COMMAND confined: new user (when not root), mount, pid, net, ipc, uts and\n"
 	"cgroup namespaces; only lo in the netns, where a relay forwards 127.0.0.1:N\n"
 	"(and [::1]:N) to the unix socket PATH outside; read-only system dirs, DIR\n"
-	"read-write as cwd, private /tmp, /proc and minimal /dev; no_new_privs, no\n"
-	"capabilities, Landlock (ABI >= 6) and a seccomp filter.\n"
+	"read-write (the default cwd), private /tmp, /proc and minimal /dev;\n"
+	"no_new_privs, no capabilities, Landlock (ABI >= 6) and a seccomp filter.\n"
 	"\n"
 	"  --socket PATH       session unix socket the relay connects to (outside)\n"
 	"  --port N            TCP port of the relay on 127.0.0.1 inside (1-65535)\n"
-	"  --workspace DIR     read-write at the same absolute path; the cwd\n"
+	"  --workspace DIR     read-write at the same absolute path; the cwd unless --cwd\n"
 	"  --ro PATH           extra path, read-only (repeatable)\n"
 	"  --rw PATH           extra path, read-write (repeatable)\n"
 	"  --allow-write PATH  leave one protected path writable, with a warning (repeatable);\n"
@@ -37,6 +37,8 @@ static const char usage_text[] =
 	"                      .husky .githooks .pre-commit-config.yaml lefthook.yml .lefthook.yml\n"
 	"                      lefthook-local.yml .lefthook-local.yml .lefthook\n"
 	"  --protect PATH      also protect this existing path in a writable dir (repeatable)\n"
+	"  --cwd DIR           the command's cwd (a relative COMMAND is relative to it): the\n"
+	"                      workspace, or a dir inside it or a --ro/--rw/--home path\n"
 	"  --home DIR          the command's own home, read-write, as $HOME; its dotfiles\n"
 	"                      are not protected (no process outside the sandbox may use it)\n"
 	"  --env NAME=VALUE    add to the (otherwise cleared) environment (repeatable)\n"
@@ -64,7 +66,7 @@ enum {
 	OPT_MAX_FILES, OPT_PIDS_MAX, OPT_MEMORY_MAX, OPT_CPU_WEIGHT, OPT_PROBE, OPT_HELP, OPT_VERSION,
 };
 
-enum { OPT_ALLOW_WRITE = 1100, OPT_PROTECT, OPT_HOME };
+enum { OPT_ALLOW_WRITE = 1100, OPT_PROTECT, OPT_HOME, OPT_CWD };
 
 static const struct option options[] = {
 	{ "socket", required_argument, NULL, OPT_SOCKET },
@@ -75,6 +77,7 @@ static const struct option options[] = {
 	{ "allow-write", required_argument, NULL, OPT_ALLOW_WRITE },
 	{ "protect", required_argument, NULL, OPT_PROTECT },
 	{ "home", required_argument, NULL, OPT_HOME },
+	{ "cwd", required_argument, NULL, OPT_CWD },
 	{ "env", required_argument, NULL, OPT_ENV },
 	{ "allow-weaker", no_argument, NULL, OPT_ALLOW_WEAKER },
 	{ "uid", required_argument, NULL, OPT_UID },
@@ -115,6 +118,13 @@ static unsigned long parse_num(const char *s, unsigned long min, unsigned long m
 	return v;
 }
 
+/* `path` is `dir` or below it, by whole components (/a/bc is not below /a/b). */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 /* An absolute, existing, canonical path. Not /, and not under the mounts
  * the launcher itself owns (/proc, /dev, /sys). The caller (gatehouse run)
  * checked the path it gives against the gateway's own files: a path that
@@ -145,8 +155,7 @@ static char *canonical_path(const char *given, const char *flag, bool want_dir)
 	if (strcmp(real, "/") == 0)
 		die(EXIT_LAUNCHER, "%s /: refusing to share the whole root", flag);
 	for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
-		size_t n = strlen(reserved[i]);
-		if (strncmp(real, reserved[i], n) == 0 && (real[n] == '\0' || real[n] == '/'))
+		if (path_within(real, reserved[i]))
 			die(EXIT_LAUNCHER, "%s %s: %s is set up by the launcher", flag, real, reserved[i]);
 	}
 	return real;
@@ -197,6 +206,19 @@ static int bind_cmp(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
+/* --cwd: canonical like every path flag, and a directory the new root has
+ * at the same path: the workspace, or inside it or another bind (--ro, --rw,
+ * --home). The system dirs are there too, but are not taken: the cwd of a
+ * confined server is its own package, which its caller binds. */
+static char *cwd_in_binds(const struct plan *p, const char *given)
+{
+	char *real = canonical_path(given, "--cwd", true);
+	for (size_t i = 0; i < p->n_binds; i++)
+		if (path_within(real, p->binds[i].path))
+			return real;
+	usage_error("--cwd %s is outside the workspace and every --ro/--rw/--home path", given);
+}
+
 /* Appends optarg to a list of --allow-write / --protect arguments. */
 static void push_arg(const char ***list, size_t *n)
 {
@@ -230,7 +252,7 @@ enum run_mode plan_parse(struct plan *p, int argc, char **argv)
 	p->outer_gid = getegid();
 	p->as_root = p->outer_uid == 0;
 	bool uid_set = false, gid_set = false;
-	const char *workspace = NULL;
+	const char *workspace = NULL, *cwd = NULL;
 	const char **allow_args = NULL, **protect_args = NULL; /* checked once the roots are known */
 	size_t n_allow_args = 0, n_protect_args = 0;
 
@@ -265,6 +287,11 @@ enum run_mode plan_parse(struct plan *p, int argc, char **argv)
 			p->home = canonical_path(optarg, "--home", true);
 			add_bind(p, p->home, true);
 			p->binds[p->n_binds - 1].own_home = true;
+			break;
+		case OPT_CWD:
+			if (cwd)
+				usage_error("%s", "--cwd given twice");
+			cwd = optarg;
 			break;
 		case OPT_ENV: {
 			const char *eq = strchr(optarg, '=');
@@ -336,6 +363,8 @@ enum run_mode plan_parse(struct plan *p, int argc, char **argv)
 		usage_error("%s", "--workspace is required");
 	p->workspace = canonical_path(workspace, "--workspace", true);
 	add_bind(p, p->workspace, true);
+	if (cwd)
+		p->cwd = cwd_in_binds(p, cwd);
 	qsort(p->binds, p->n_binds, sizeof *p->binds, bind_cmp);
 	protect_plan(p, protect_args, n_protect_args, allow_args, n_allow_args);
 	free(allow_args);
@@ -362,6 +391,7 @@ void plan_free(struct plan *p)
 	for (size_t i = 0; i < p->n_binds; i++)
 		free(p->binds[i].path); /* the workspace is one of them */
 	free(p->binds);
+	free(p->cwd);
 	free(p->env);
 	for (size_t i = 0; i < p->n_rules; i++)
 		free(p->rules[i].path);

@@ -108,7 +108,8 @@ struct fs_rule {
 struct plan {
 	const char *socket_path; /* session unix socket, outside */
 	unsigned port;           /* relay port on 127.0.0.1 inside */
-	char *workspace;         /* canonical, read-write, the command's cwd */
+	char *workspace;         /* canonical, read-write, the command's cwd unless --cwd */
+	char *cwd;               /* --cwd: canonical, the workspace or in a bind (NULL: the workspace) */
 	char *home;              /* --home: canonical, read-write, $HOME (NULL: a private /tmp/home) */
 	struct bind *binds;      /* --ro / --rw, sorted parents first */
 	size_t n_binds;

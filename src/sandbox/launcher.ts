@@ -80,8 +80,15 @@ export interface LauncherPlan {
   socketPath: string;
   /** Port of the relay on 127.0.0.1 (and ::1) inside the sandbox. */
   port: number;
-  /** Read-write at the same absolute path; the command's cwd. */
+  /** Read-write at the same absolute path; the command's cwd unless `cwd` is given. */
   workspace: string;
+  /**
+   * The command's cwd instead of the workspace (`--cwd`), e.g. a stdio
+   * server's package directory given in `ro`. Absolute and canonical; the
+   * launcher refuses (125) one that is not the workspace or inside it, an
+   * `ro`/`rw` path or `home`. A relative command is relative to it.
+   */
+  cwd?: string;
   ro?: string[];
   rw?: string[];
   env?: Record<string, string>;
@@ -158,6 +165,10 @@ export function buildLauncherArgs(plan: LauncherPlan): string[] {
   if (plan.command.length === 0 || plan.command[0] === '') bad('command is empty');
 
   const args = ['--socket', plan.socketPath, '--port', String(plan.port), '--workspace', plan.workspace];
+  if (plan.cwd !== undefined) {
+    if (!isAbsolute(plan.cwd)) bad('cwd must be absolute');
+    args.push('--cwd', plan.cwd);
+  }
   for (const [flag, paths] of [['--ro', plan.ro ?? []], ['--rw', plan.rw ?? []]] as const) {
     for (const p of paths) {
       if (!isAbsolute(p)) bad(`${flag} ${p} must be absolute`);

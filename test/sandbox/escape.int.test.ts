@@ -230,6 +230,17 @@ describe('gatehouse-sandbox launcher', () => {
     expect(() => buildLauncherArgs({ socketPath: echoSock, port: 0, workspace, command: ['x'] })).toThrow(/port/);
     expect(() => buildLauncherArgs({ socketPath: echoSock, port: PORT, workspace, env: { 'A-B': '1' }, command: ['x'] })).toThrow(/env name/);
   });
+
+  it('buildLauncherArgs passes --cwd before the command and refuses a relative one before anything starts', () => {
+    const args = buildLauncherArgs({ socketPath: echoSock, port: PORT, workspace, ro: [BUILD], cwd: BUILD, command: ['./probe', 'whoami'] });
+    const at = args.indexOf('--cwd');
+    expect(at).toBeGreaterThan(-1);
+    expect(args[at + 1]).toBe(BUILD);
+    expect(at).toBeLessThan(args.indexOf('--'));
+    expect(args.slice(-3)).toEqual(['--', './probe', 'whoami']);
+    expect(buildLauncherArgs({ socketPath: echoSock, port: PORT, workspace, command: ['x'] })).not.toContain('--cwd');
+    expect(() => buildLauncherArgs({ socketPath: echoSock, port: PORT, workspace, cwd: 'native/build', command: ['x'] })).toThrow(/cwd must be absolute/);
+  });
 });
 
 describe('the one door: 127.0.0.1:PORT reaches the session socket', () => {

@@ -39,6 +39,7 @@ import { agentAuthenticator, requireAdmin } from '../server/auth.js';
 import { listenControl } from '../server/control.js';
 import { sandboxRoutes } from '../sandbox/admin-routes.js';
 import { SandboxSessions } from '../sandbox/sandbox-sessions.js';
+import { connectorConfiner } from '../sandbox/confine-connector.js';
 import { createEgressProxy, type EgressProxy, type Resolver } from '../egress/proxy.js';
 import { egressOffered } from '../policy/egress.js';
 import { RateLimiter } from '../policy/rate-limit.js';
@@ -174,6 +175,16 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     ...(opts.secretPollMs !== undefined ? { pollMs: opts.secretPollMs } : {}),
   });
   await secrets.preload(registry.connectors.flatMap(connectorSecrets));
+  // Egress out of sandboxes (agents with `run --egress`, confined connectors): every connection decided by the policy's egress rules.
+  const egress = createEgressProxy({
+    policy: () => policies.current(),
+    audit,
+    logger,
+    rateLimiter: new RateLimiter(),
+    // `ask` on egress waits on the same approvals as tool calls (gatehouse approvals).
+    approvals,
+    ...(opts.egressResolve ? { resolve: opts.egressResolve } : {}),
+  });
   const gateway = new Gateway({
     registry,
     baseDir: dirname(opts.dirs.registry),
@@ -183,6 +194,8 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     audit,
     redact: (v) => redactor.redact(v),
     logger,
+    // Every stdio connector under gatehouse-sandbox (sandbox: off aside), its only way out this egress proxy.
+    confine: connectorConfiner({ dirs: opts.dirs, egress }),
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
   });
   // Model providers are registry entries too; a reload swaps them (see applyRegistryChange).
@@ -209,14 +222,6 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     ...(opts.sessionIdleMs !== undefined ? { idleMs: opts.sessionIdleMs } : {}),
   });
   const auditDir = join(opts.dirs.state, 'audit');
-  // Egress out of sandboxes (agents with `run --egress`, confined connectors): every connection decided by the policy's egress rules.
-  const egress = createEgressProxy({
-    policy: () => policies.current(),
-    audit,
-    logger,
-    rateLimiter: new RateLimiter(),
-    ...(opts.egressResolve ? { resolve: opts.egressResolve } : {}),
-  });
   const sandboxes = new SandboxSessions({
     stateDir: opts.dirs.state,
     sessions,
@@ -225,6 +230,8 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     llm: inference,
     egress,
     egressFor: (agent) => egressOffered(policies.current(), agent),
+    // Grants "for this sandbox session" end with it.
+    onClosed: (id) => approvals.sandboxEnded(id),
     ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
     ...(opts.http ? { http: opts.http } : {}),
   });
@@ -260,6 +267,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       policies.close();
       await control.close();
       await sandboxes.closeAll();
+      // Connections waiting for an approval are withdrawn before the approvals close.
       egress.close();
       await approvals.close();
       await inference.close();

@@ -18,6 +18,7 @@ import { guardWorkspace } from '../sandbox/nested.js';
 import { SafeDir } from '../sandbox/safe-dir.js';
 import { defaultAgentHome, prepareAgentHome, seedAgentHome } from '../sandbox/agent-home.js';
 import { modelEnv } from '../inference/agent-env.js';
+import { proxyEnv } from '../sandbox/proxy-env.js';
 import { loadRegistry } from '../registry/load.js';
 import { isProvider, type InferenceProvider } from '../registry/schema.js';
 import type { SandboxSession } from '../sandbox/sandbox-sessions.js';
@@ -125,26 +126,6 @@ function providersIn(registry: string): InferenceProvider[] {
   } catch {
     return [];
   }
-}
-
-/**
- * The variables HTTP clients read for a proxy (curl, git, npm, pip: lower and
- * upper case), pointing at the relay: the gateway's egress proxy. The relay
- * itself (MCP, model calls) is reached directly.
- */
-export function proxyEnv(port: number): Record<string, string> {
-  const proxy = `http://127.0.0.1:${port}`;
-  const direct = 'localhost,127.0.0.1,::1';
-  return {
-    HTTP_PROXY: proxy,
-    HTTPS_PROXY: proxy,
-    http_proxy: proxy,
-    https_proxy: proxy,
-    NO_PROXY: direct,
-    no_proxy: direct,
-    // Node 22.21+/24 use these for fetch and http when told to.
-    NODE_USE_ENV_PROXY: '1',
-  };
 }
 
 /** Opens a sandbox session on the running `gatehouse serve`, held by a lease connection. */

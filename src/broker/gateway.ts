@@ -7,6 +7,7 @@ import { connectorSecrets, isProvider, type Connector, type ToolConnector } from
 import type { SecretResolver } from '../secrets/resolve.js';
 import { Upstream, type UpstreamStatus } from '../upstreams/upstream.js';
 import { SchemaChecker } from './args.js';
+import type { ConfineStdio } from '../upstreams/stdio-transport.js';
 import type { Authorize, Hidden } from './authorize.js';
 import { buildCatalog, type Catalog, type CatalogProblem } from './catalog.js';
 import type { ConnectorState } from './not-ready.js';
@@ -24,6 +25,8 @@ export interface GatewayOptions {
   redact: <T>(value: T) => T;
   logger: Logger;
   backoffMs?: number;
+  /** Runs stdio connectors under the sandbox launcher (see Upstream). */
+  confine?: ConfineStdio;
 }
 
 /** What a registry reload changed, by connector name. */
@@ -107,6 +110,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
         if (this.upstreams.get(c.name) === u) this.rebuildCatalog();
       },
       serverMessages: this.serverMessages,
+      ...(this.opts.confine ? { confine: this.opts.confine } : {}),
       ...(this.opts.backoffMs !== undefined ? { backoffMs: this.opts.backoffMs } : {}),
     });
     return u;

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Exit, GatehouseError } from '../errors.js';
 import type { PendingApproval } from '../policy/approvals.js';
 import { escapeText, jsonLine } from '../terminal.js';
+import { approvalSubject } from './approval-text.js';
 import { dirsFrom, handle, subcommand, type Command, type Io } from './command.js';
 import { adminRequest } from '../server/control-client.js';
 import { invocation } from './invocation.js';
@@ -43,13 +44,13 @@ export async function outcomeOf(get: AdminGet, id: string): Promise<Outcome | un
 }
 
 export function waitingLine(p: PendingApproval, cli: string, now: Date): string {
-  return escapeText(`${now.toISOString()} waiting  ${p.id}  ${p.agent} → ${p.tool}  rule ${p.ruleId ?? '(default)'}, expires ${p.expiresAt}  approve: ${cli} approvals approve ${p.id}  deny: ${cli} approvals deny ${p.id}`) + '\n';
+  return escapeText(`${now.toISOString()} waiting  ${p.id}  ${approvalSubject(p)}  rule ${p.ruleId ?? '(default)'}, expires ${p.expiresAt}  approve: ${cli} approvals approve ${p.id}  deny: ${cli} approvals deny ${p.id}`) + '\n';
 }
 
 export function decidedLine(p: PendingApproval, o: Outcome, now: Date): string {
   const detail =
     o.outcome === 'approved' && o.by !== undefined ? ` by ${o.by}` : o.outcome === 'denied' ? `${o.by !== undefined ? ` by ${o.by}` : ''}${o.reason !== undefined ? `: ${o.reason}` : ''}` : o.outcome === 'withdrawn' && o.reason !== undefined ? `: ${o.reason}` : o.outcome === 'decided' ? ` (see: gatehouse logs --grep ${p.id})` : '';
-  return escapeText(`${now.toISOString()} ${o.outcome.padEnd(8)} ${p.id}  ${p.agent} → ${p.tool}${detail}`) + '\n';
+  return escapeText(`${now.toISOString()} ${o.outcome.padEnd(8)} ${p.id}  ${approvalSubject(p)}${detail}`) + '\n';
 }
 
 export interface WatchOptions {
@@ -76,7 +77,7 @@ export async function watchApprovals(get: AdminGet, o: WatchOptions): Promise<nu
   let first = true;
   const emitWaiting = (p: PendingApproval) => o.out(o.json ? jsonLine({ event: 'waiting', time: new Date().toISOString(), approval: p }) : waitingLine(p, o.cli, new Date()));
   const emitDecided = (p: PendingApproval, r: Outcome) =>
-    o.out(o.json ? jsonLine({ event: 'decided', time: new Date().toISOString(), id: p.id, agent: p.agent, tool: p.tool, ...r }) : decidedLine(p, r, new Date()));
+    o.out(o.json ? jsonLine({ event: 'decided', time: new Date().toISOString(), id: p.id, agent: p.agent, tool: p.tool, ...(p.egress !== undefined ? { egress: p.egress } : {}), ...r }) : decidedLine(p, r, new Date()));
   while (!o.signal.aborted) {
     let pending: PendingApproval[];
     try {

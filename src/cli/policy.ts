@@ -10,6 +10,8 @@ import { ANNOTATION_KEYS, type CallContext, type Decision, type Policy, type Too
 import { Exit } from '../errors.js';
 import { dirsFrom, handle, subcommand, table, type CommandModule, type DirFlags, type Io } from './command.js';
 import { esc, escapeText, jsonText } from '../terminal.js';
+import { parseAuthority } from '../egress/target.js';
+import { egressQuery, reportEgress, type EgressExplainFlags } from './policy-explain-egress.js';
 
 const TEST_HELP = `
 FILE:
@@ -22,20 +24,16 @@ FILE:
       time: "2025-01-06T09:00:00Z"           # optional, default now
       expect: allow                          # allow | deny | ask
       expectRule: issues-only-in-our-repos   # optional; null = the default decided
+    - name: coders may fetch npm packages
+      agent: coder-1                         # or connector: NAME (who opens the connection)
+      egress: registry.npmjs.org:443         # instead of tool: a CONNECT tunnel, host:port
+      method: GET                            # optional, with path: a plain-HTTP request
+      path: /simple/requests/
+      expect: allow                          # allow | deny | ask
 
 Exit: 0 all cases pass, 1 a case failed, 2 usage or invalid policy / cases file.`;
 
-interface ExplainOptions {
-  agent?: string;
-  tool?: string;
-  connector?: string;
-  upstreamTool?: string;
-  args?: string;
-  annotations?: string;
-  time?: string;
-  all?: boolean;
-  json?: boolean;
-}
+type ExplainOptions = EgressExplainFlags;
 
 /** The policy folder as every command picks it: --policies, GATEHOUSE_POLICIES, ./policies, else the shipped one (as `serve` does). */
 function policyDir(o: DirFlags, io: Io): string {
@@ -118,7 +116,15 @@ async function check(values: DirFlags & { json?: boolean }, io: Io): Promise<num
 }
 
 async function explainCmd(values: DirFlags & ExplainOptions, io: Io): Promise<number> {
-  if (values.agent === undefined || values.tool === undefined) throw new GatehouseError('USAGE', 'explain needs --agent and --tool');
+  if (values.egress !== undefined || values.method !== undefined || values.path !== undefined) {
+    const q = egressQuery(values);
+    const dir = policyDir(values, io);
+    const policy = loadOrReport(dir, io);
+    return policy === undefined ? Exit.Usage : reportEgress(io, policy, dir, q, values);
+  }
+  if (values.agent === undefined || values.tool === undefined) {
+    throw new GatehouseError('USAGE', 'explain needs --agent and --tool (a tool call), or --agent or --connector and --egress HOST:PORT (an egress connection)');
+  }
   const time = values.time === undefined ? new Date() : new Date(values.time);
   if (Number.isNaN(time.getTime())) throw new GatehouseError('USAGE', `--time: "${values.time ?? ''}" is not a date (use ISO 8601, e.g. 2025-01-06T09:00:00Z)`);
   const split = splitToolName(values.tool);
@@ -166,7 +172,7 @@ async function test(casesFile: string, values: DirFlags & { json?: boolean }, io
   const file = resolve(casesFile);
   let report;
   try {
-    report = runPolicyTests(policy, file);
+    report = runPolicyTests(policy, file, parseAuthority);
   } catch (e) {
     if (e instanceof ConfigError) {
       io.err(`Invalid cases file:\n${escapeText(e.message, { keepNewlines: true })}\n`);
@@ -200,18 +206,31 @@ export const policyCommand: CommandModule = (program, io) => {
     .addHelpText('after', '\nExit: 0 valid, 1 invalid (every problem is listed as file:line:col: key: message), 2 usage.');
   handle<{ json?: boolean }>(checkCmd, async (o) => check(o, io));
 
-  const explainSub = subcommand(policy, 'explain', 'show the decision for one call and why each rule did or did not match')
-    .description('Prints the decision for one call, the deciding rule and why each nearby rule (the rules about this tool) did or did not match.')
+  const explainSub = subcommand(policy, 'explain', 'show the decision for one call or egress connection and why each rule did or did not match')
+    .description(
+      'Prints the decision for one tool call (--tool) or one egress connection (--egress), the deciding rule and why each nearby rule ' +
+        '(the rules about this tool, or the egress rules) did or did not match. For --egress also what the proxy does about the address: ' +
+        'a rule naming the host exactly may reach loopback and private addresses, a glob rule may not.',
+    )
     .option('--agent <name>', 'agent identity')
     .option('--tool <name>', 'exposed tool name, e.g. github__create_issue')
-    .option('--connector <name>', 'connector (default: the part of the tool before "__")')
+    .option('--connector <name>', 'connector (default: the part of the tool before "__"); with --egress: the connector opening the connection, instead of --agent')
+    .option('--egress <host:port>', 'explain an egress connection instead of a tool call, e.g. registry.npmjs.org:443 (a CONNECT tunnel)')
+    .option('--method <method>', 'with --egress and --path: a plain-HTTP request, e.g. GET')
+    .option('--path <path>', 'with --egress and --method: the request path, e.g. /simple/requests/')
     .option('--upstream-tool <name>', 'upstream tool name (default: the part of the tool after "__")')
     .option('--args <json>', "the call's arguments, a JSON object (default {})")
     .option('--annotations <json>', `tool annotations, e.g. '{"readOnlyHint":true}'`)
     .option('--time <iso>', "the call's time (default: now), e.g. 2025-01-06T09:00:00Z")
-    .option('--all', 'list every rule, not only those about this tool')
+    .option('--all', 'list every rule, not only those about this tool (with --egress: not only the egress rules)')
     .option('--json', 'print the explanation as JSON')
-    .addHelpText('after', '\nExit: 0 allow or ask, 1 deny, 2 usage or invalid policy.');
+    .addHelpText(
+      'after',
+      '\nExamples:\n  gatehouse policy explain --agent coder-1 --tool github__create_issue --args \'{"owner":"acme"}\'\n' +
+        '  gatehouse policy explain --agent coder-1 --egress registry.npmjs.org:443\n' +
+        '  gatehouse policy explain --connector github --egress api.github.com:443\n' +
+        '\nExit: 0 allow or ask, 1 deny (for --egress also an allowed address the proxy refuses), 2 usage or invalid policy.',
+    );
   handle<ExplainOptions>(explainSub, async (o) => explainCmd(o, io));
 
   const testSub = subcommand(policy, 'test <file>', 'run table-driven policy test cases from a YAML file')

@@ -1,6 +1,7 @@
 /**
  * Everything that happens before an egress connection is opened, in this
- * order: the policy decision, the rate limit, name resolution, the address
+ * order: the policy decision, a human's approval when the rule asks (or a
+ * grant from an earlier one), the rate limit, name resolution, the address
  * check, and the durable `egress.intent` record. Only a `go` verdict may be
  * connected, and only to the addresses it carries (checked IPs, never the
  * name again). Each refusal gets its one `egress` record here.
@@ -10,9 +11,11 @@ import { appendOrQueue } from '../audit/append-or-queue.js';
 import type { AuditEvent, AuditSink } from '../audit/types.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { Approvals } from '../policy/approvals.js';
+import type { EgressAsk } from '../policy/egress-ask.js';
 import { canonicalIp, evaluateEgress } from '../policy/egress.js';
 import { rateKey, type RateLimiter } from '../policy/rate-limit.js';
-import type { EgressCaller, EgressRequest, Policy } from '../policy/types.js';
+import type { EgressCaller, EgressRequest, Policy, Rule } from '../policy/types.js';
 import { addressProblem } from './address.js';
 import { resolveWithin, type Resolver } from './resolve.js';
 import type { EgressTarget } from './target.js';
@@ -22,10 +25,17 @@ export interface EgressIdentity {
   caller: EgressCaller;
   /** The sandbox session, when there is one. */
   sandbox?: string;
+  /** A confined connector's registry `egress:` entries (connectorEgressRules): allowed unless a policy rule decides first. */
+  rules?: readonly Rule[];
 }
+
+/** The part of Approvals the gate uses (the gateway's one Approvals object, shared with tool calls). */
+export type EgressApprovals = Pick<Approvals, 'requestEgress'>;
 
 export interface GateDeps {
   policy: () => Policy;
+  /** Where `effect: ask` waits for a human; absent: such connections are refused ("no approver"). */
+  approvals?: EgressApprovals;
   audit: AuditSink;
   logger: Logger;
   resolve: Resolver;
@@ -62,17 +72,35 @@ function baseRecord(who: EgressIdentity, req: EgressRequest): AuditEvent {
   return r;
 }
 
-export async function gate(deps: GateDeps, who: EgressIdentity, target: EgressTarget, http?: { method: string; path: string }): Promise<Go | Refuse> {
+/**
+ * `signal` aborts when the client is gone: a connection waiting for approval is
+ * then withdrawn (it can no longer be approved) and refused.
+ */
+export async function gate(deps: GateDeps, who: EgressIdentity, target: EgressTarget, http?: { method: string; path: string }, signal?: AbortSignal): Promise<Go | Refuse> {
   const started = deps.now();
   const req: EgressRequest = { caller: who.caller, host: target.host, port: target.port, ...http };
-  const d = evaluateEgress(deps.policy(), req);
+  const d = evaluateEgress(deps.policy(), req, who.rules);
   const record: AuditEvent = { ...baseRecord(who, req), decision: d.effect, rule: d.ruleId };
   const refuse = async (status: number, outcome: string, message: string, headers?: Record<string, string>): Promise<Refuse> => {
     await appendOrQueue(deps.audit, { ...record, outcome, reason: message, durationMs: deps.now() - started }, deps.logger);
     return headers === undefined ? { go: false, status, message } : { go: false, status, message, headers };
   };
 
-  if (d.effect !== 'allow') return refuse(403, 'denied', d.message);
+  if (d.effect === 'deny') return refuse(403, 'denied', d.message);
+  if (d.effect === 'ask') {
+    if (deps.approvals === undefined) return refuse(403, 'denied', `${d.message} No approver: human approval is not enabled for egress on this gateway.`);
+    const ask: EgressAsk = { caller: who.caller, host: req.host, port: req.port };
+    if (req.method !== undefined) ask.method = req.method;
+    if (record.path !== undefined) ask.path = record.path as string;
+    if (who.sandbox !== undefined) ask.sandbox = who.sandbox;
+    const o = await deps.approvals.requestEgress(ask, d, signal === undefined ? {} : { signal });
+    if (o.approvalId !== undefined) record.approvalId = o.approvalId;
+    if (o.grantId !== undefined) record.grantId = o.grantId;
+    if (o.by !== undefined) record.by = o.by;
+    // An approval is for a client that is still there: never connect for nobody.
+    if (signal?.aborted === true) return refuse(403, 'client-gone', o.approved ? 'not connected: the client went away before the approval arrived' : `not approved: ${o.reason}`);
+    if (!o.approved) return refuse(403, o.timedOut === true ? 'timeout' : 'denied', `not approved: ${o.reason}`);
+  }
   if (d.limit !== undefined && deps.rateLimiter !== undefined) {
     const t = deps.rateLimiter.take(rateKey(d.limit.ruleId, `${who.caller.kind}:${who.caller.name}`), d.limit, deps.now());
     if (!t.ok) {

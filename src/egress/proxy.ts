@@ -9,6 +9,10 @@
  * CONNECT, `request` for an absolute-form request: the sandbox session
  * socket, where the same connection also carries MCP).
  *
+ * A connection whose rule asks waits (its client connection open, idle
+ * timeouts paused) for a human through `approvals`; the client hanging up
+ * withdraws it.
+ *
  * Every connection is decided (gate.ts) before anything is connected, and has
  * one `egress` record: refusals at once, connections when they end (bytes
  * each way, duration, outcome), after a durable `egress.intent`.
@@ -22,12 +26,12 @@ import type { Logger } from '../log.js';
 import type { RateLimiter } from '../policy/rate-limit.js';
 import type { Policy } from '../policy/types.js';
 import { dial, DialError } from './dial.js';
-import { gate, type EgressIdentity, type GateDeps } from './gate.js';
+import { gate, type EgressApprovals, type EgressIdentity, type GateDeps } from './gate.js';
 import { systemResolver, type Resolver } from './resolve.js';
-import { parseAuthority, parseHttpUrl } from './target.js';
+import { parseAuthority, parseHttpUrl, type EgressTarget } from './target.js';
 import { runTunnel } from './tunnel.js';
 
-export type { EgressIdentity } from './gate.js';
+export type { EgressApprovals, EgressIdentity } from './gate.js';
 
 export interface EgressLimits {
   /** Request line plus headers, per request (larger: 431). */
@@ -60,6 +64,8 @@ export interface EgressProxyOptions {
   resolve?: Resolver;
   /** Shared with nothing else: egress rule limits are counted per (rule, caller). */
   rateLimiter?: RateLimiter;
+  /** The gateway's Approvals (the one tool calls use), for rules with `effect: ask`; absent: those are refused. */
+  approvals?: EgressApprovals;
   limits?: Partial<EgressLimits>;
   now?: () => number;
 }
@@ -122,6 +128,7 @@ export class EgressProxy {
     this.#now = opts.now ?? Date.now;
     this.#gate = { policy: opts.policy, audit: opts.audit, logger: opts.logger, resolve: opts.resolve ?? systemResolver, resolveTimeoutMs: this.#limits.resolveTimeoutMs, now: this.#now };
     if (opts.rateLimiter !== undefined) this.#gate.rateLimiter = opts.rateLimiter;
+    if (opts.approvals !== undefined) this.#gate.approvals = opts.approvals;
     this.#server = createServer({ maxHeaderSize: this.#limits.maxHeaderBytes, requireHostHeader: false, headersTimeout: this.#limits.headersTimeoutMs, requestTimeout: 0 }, (req, res) => {
       this.#onRequest(req, res).catch((e: unknown) => this.#crashed(e, req.socket));
     });
@@ -206,6 +213,25 @@ export class EgressProxy {
     };
   }
 
+  /**
+   * Decides one connection, the client socket watched meanwhile: its closing aborts
+   * the decision (a pending approval is withdrawn), and its idle timeout is paused,
+   * so that a wait for a human ends by the rule's ask timeout, not by the socket's.
+   */
+  async #decide(socket: Duplex, who: EgressIdentity, target: EgressTarget, http?: { method: string; path: string }): Promise<Awaited<ReturnType<typeof gate>>> {
+    const gone = new AbortController();
+    const onClose = (): void => gone.abort('the client closed its connection');
+    socket.once('close', onClose);
+    const s = socket as Partial<Socket>;
+    s.setTimeout?.(0);
+    try {
+      return await gate(this.#gate, who, target, http, gone.signal);
+    } finally {
+      socket.off('close', onClose);
+      if (!socket.destroyed) s.setTimeout?.(this.#limits.idleTimeoutMs);
+    }
+  }
+
   #finish(record: AuditEvent, started: number, fields: Record<string, unknown>): void {
     void appendOrQueue(this.#gate.audit, { ...record, event: 'egress', ...fields, durationMs: this.#now() - started }, this.#gate.logger);
   }
@@ -222,7 +248,7 @@ export class EgressProxy {
     client.once('close', release);
     const started = this.#now();
     try {
-      const v = await gate(this.#gate, who, target.value);
+      const v = await this.#decide(client, who, target.value);
       if (!v.go) return rawReply(client, v.status, `egress: ${v.message}`, v.headers);
       let up: Awaited<ReturnType<typeof dial>>;
       try {
@@ -256,7 +282,7 @@ export class EgressProxy {
     const started = this.#now();
     try {
       const t = target.value;
-      const v = await gate(this.#gate, who, t, { method: req.method ?? 'GET', path: t.path });
+      const v = await this.#decide(req.socket, who, t, { method: req.method ?? 'GET', path: t.path });
       if (!v.go) {
         req.resume();
         return reply(res, v.status, `egress: ${v.message}`, v.headers);

@@ -1,9 +1,16 @@
 import { summarizeArgs } from '../audit/summarize.js';
 import type { AuditEvent } from '../audit/types.js';
-import type { ApprovalEvent } from './approvals.js';
+import type { ApprovalEvent, PendingApproval } from './approvals.js';
+
+/** An egress approval's connection (its `tool` is only the same in one line). */
+const conn = (a: PendingApproval): Record<string, unknown> => (a.egress === undefined ? {} : { egress: { ...a.egress } });
 
 /** An approval event as an audit record (arguments are already secret-free). */
 export function approvalRecord(ev: ApprovalEvent): AuditEvent {
+  return { ...record(ev), ...('approval' in ev ? conn(ev.approval) : {}), ...('grant' in ev && ev.grant?.egress !== undefined ? { grantEgress: { ...ev.grant.egress } } : {}) };
+}
+
+function record(ev: ApprovalEvent): AuditEvent {
   switch (ev.type) {
     case 'requested':
       return { event: 'approval.requested', agent: ev.approval.agent, approvalId: ev.approval.id, tool: ev.approval.tool, rule: ev.approval.ruleId, args: summarizeArgs(ev.approval.args), expiresAt: ev.approval.expiresAt };

@@ -34,6 +34,18 @@ export interface ApprovalStateStore {
 const Time = z.iso.datetime();
 const Name = z.string().min(1).max(1_000);
 const GrantLimit = z.strictObject({ ttlMs: z.number().int().positive(), maxUses: z.number().int().min(1) });
+const CallerKind = z.enum(['agent', 'connector']);
+const Host = z.string().min(1).max(253);
+const Port = z.number().int().min(1).max(65_535);
+const EgressAsk = z.strictObject({
+  caller: z.strictObject({ kind: CallerKind, name: Name }),
+  host: Host,
+  port: Port,
+  method: z.string().min(1).max(20).optional(),
+  path: z.string().max(1_100).optional(),
+  sandbox: Name.optional(),
+});
+const EgressScope = z.strictObject({ caller: CallerKind, host: Host, port: Port, sandbox: Name.optional() });
 
 const PendingFields = {
   id: z.string().regex(/^ap_[0-9a-f]{10}$/),
@@ -47,6 +59,7 @@ const PendingFields = {
   requestedAt: Time,
   expiresAt: Time,
   grantLimit: GrantLimit.optional(),
+  egress: EgressAsk.optional(),
 };
 const Pending = z.strictObject(PendingFields);
 const Withdrawn = z.strictObject({ ...PendingFields, withdrawnAt: Time, reason: z.string().max(1_000) });
@@ -62,6 +75,7 @@ const GrantSchema = z
     expiresAt: Time,
     maxUses: z.number().int().min(1),
     uses: z.number().int().min(0),
+    egress: EgressScope.optional(),
   })
   .refine((g) => g.uses <= g.maxUses, { message: 'uses is greater than maxUses' });
 
@@ -73,11 +87,10 @@ const StateFile = z.strictObject({
   withdrawn: z.array(Withdrawn),
 });
 
-// exactOptionalPropertyTypes: zod's optional keys may hold undefined; ours may not.
-function withoutUndefined<T extends { grantLimit?: unknown }>(p: T): T {
-  if (p.grantLimit !== undefined) return p;
-  const { grantLimit: _drop, ...rest } = p;
-  return rest as T;
+// exactOptionalPropertyTypes: zod's optional keys may hold undefined; ours may not (JSON never holds undefined, so this only drops keys).
+function withoutUndefined<T>(v: T): T {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+  return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, withoutUndefined(x)])) as T;
 }
 
 export const APPROVALS_FILE = 'approvals.json';
@@ -110,7 +123,7 @@ export function approvalStateIn(stateDir: string): ApprovalStateStore {
       const s = parsed.data;
       return {
         pending: s.pending.map((p) => withoutUndefined(p) as PendingApproval),
-        grants: s.grants,
+        grants: s.grants.map((g) => withoutUndefined(g) as Grant),
         withdrawn: s.withdrawn.map((w) => withoutUndefined(w) as WithdrawnApproval),
       };
     },

@@ -19,15 +19,21 @@
  * save of its pending approval, of the grant that approved it, or of the grant
  * use that lets it through, and is refused when the save fails. Every state
  * change is reported through `onEvent` so the caller can audit it.
+ *
+ * Egress connections whose rule asks (`requestEgress`) wait here the same
+ * way, with the same timeout, withdrawal and grants; such an approval carries
+ * `egress` (the connection) and its `tool` reads like "CONNECT host:port".
  */
 import { summarizeArgs } from '../audit/summarize.js';
 import { GatehouseError } from '../errors.js';
 import { quoteLine } from '../terminal.js';
 import { StateWriter, type ApprovalStateStore, type ApprovalsSnapshot } from './approval-state.js';
-import { Grants, newId, systemClock, type Clock, type Grant } from './grants.js';
+import { egressAction, MAX_EGRESS_PATH, type EgressAsk } from './egress-ask.js';
+import { Grants, newId, systemClock, type Clock, type Grant, type GrantEnd, type GrantSubject } from './grants.js';
 import type { CallContext, Decision, GrantLimit } from './types.js';
 
 export { systemClock, type Clock, type Grant } from './grants.js';
+export type { EgressAsk } from './egress-ask.js';
 
 export interface PendingApproval {
   id: string;
@@ -43,6 +49,12 @@ export interface PendingApproval {
   expiresAt: string;
   /** The largest grant the rule allows; absent: no grant may be given. */
   grantLimit?: GrantLimit;
+  /**
+   * Present exactly on an egress approval: the connection asked for. Then `agent` is the caller's name (an
+   * agent's or a connector's), `connector` the connector's name or "-", `tool` and `upstreamTool` the request
+   * in one line ("CONNECT host:port", "GET http://host:port/path"), and `args` empty.
+   */
+  egress?: EgressAsk;
 }
 
 /** A pending approval whose caller went away (or the gateway restarted) before anyone answered. */
@@ -70,7 +82,7 @@ export type ApprovalEvent =
   | { type: 'withdrawn'; approval: PendingApproval; reason: string }
   | { type: 'refused'; agent: string; tool: string; ruleId: string | null; reason: string }
   | { type: 'grant_used'; grant: Grant; agent: string; tool: string }
-  | { type: 'grant_expired'; grant: Grant; reason: 'ttl' | 'uses' | 'revoked' }
+  | { type: 'grant_expired'; grant: Grant; reason: GrantEnd }
   /** The saved state could not be trusted at start: no grants were loaded (it was moved to `movedTo`). */
   | { type: 'state_rejected'; file: string; error: string; movedTo?: string }
   /** A change could not be saved. */
@@ -190,15 +202,41 @@ export class Approvals {
    * outcome; timeout, withdrawal and refusal resolve as not approved.
    */
   request(ctx: CallContext, decision: Decision, secretFreeArgs: Record<string, unknown>, opts: { signal?: AbortSignal } = {}): Promise<ApprovalOutcome> {
+    const base = { agent: ctx.agent, connector: ctx.connector, tool: ctx.tool, upstreamTool: ctx.upstreamTool, args: secretFreeArgs };
+    return this.#ask(base, { agent: ctx.agent, ruleId: decision.ruleId, tool: ctx.tool }, decision, opts);
+  }
+
+  /**
+   * Waits for a human on an egress connection whose rule asks, exactly as
+   * `request` does for a call (same timeout, withdrawal on `signal`, limits
+   * on pending asks). A live grant for the same caller, rule, host and port
+   * (and sandbox session, for a session grant) is used first.
+   */
+  requestEgress(conn: EgressAsk, decision: Decision, opts: { signal?: AbortSignal } = {}): Promise<ApprovalOutcome> {
+    const egress: EgressAsk = { ...conn, caller: { ...conn.caller } };
+    if (egress.path !== undefined && egress.path.length > MAX_EGRESS_PATH) egress.path = `${egress.path.slice(0, MAX_EGRESS_PATH - 3)}...`;
+    // The saved state holds names of at most 1 000 characters; `egress` keeps the whole (bounded) path.
+    const full = egressAction(egress);
+    const action = full.length > 1_000 ? `${full.slice(0, 997)}...` : full;
+    const base = { agent: egress.caller.name, connector: egress.caller.kind === 'connector' ? egress.caller.name : '-', tool: action, upstreamTool: action, args: {}, egress };
+    return this.#ask(base, { agent: egress.caller.name, ruleId: decision.ruleId, tool: action, egress }, decision, opts);
+  }
+
+  #ask(
+    base: Pick<PendingApproval, 'agent' | 'connector' | 'tool' | 'upstreamTool' | 'args' | 'egress'>,
+    subject: GrantSubject,
+    decision: Decision,
+    opts: { signal?: AbortSignal },
+  ): Promise<ApprovalOutcome> {
     if (decision.effect !== 'ask' || decision.ask === undefined) {
       return Promise.reject(new GatehouseError('INTERNAL', 'Approvals.request needs an ask decision'));
     }
     const refused = (reason: string): ApprovalOutcome => {
-      this.#onEvent({ type: 'refused', agent: ctx.agent, tool: ctx.tool, ruleId: decision.ruleId, reason });
+      this.#onEvent({ type: 'refused', agent: base.agent, tool: base.tool, ruleId: decision.ruleId, reason });
       return { approved: false, reason };
     };
     if (opts.signal?.aborted === true) return Promise.resolve(refused('the call was cancelled before it was asked'));
-    const grant = this.#grants.use(ctx.agent, decision.ruleId, ctx.tool);
+    const grant = this.#grants.use(subject);
     if (grant !== undefined) {
       const outcome: ApprovalOutcome = { approved: true, by: grant.by, grantId: grant.id, reason: `grant ${grant.id} by ${grant.by} (${grant.uses}/${grant.maxUses} used)` };
       // A restart must not refill uses: the call goes through once its use is on disk (a failed save keeps the use spent).
@@ -209,24 +247,25 @@ export class Approvals {
     }
     if (this.#pending.size >= this.#maxPending) return Promise.resolve(refused('too many approvals are pending; try again later'));
     let mine = 0;
-    for (const w of this.#pending.values()) if (w.approval.agent === ctx.agent) mine++;
+    for (const w of this.#pending.values()) if (w.approval.agent === base.agent) mine++;
     if (mine >= this.#maxPerAgent) return Promise.resolve(refused(`agent has ${mine} approvals pending already; try again later`));
 
     const now = this.#clock.now();
     const timeoutMs = decision.ask.timeoutMs;
     const approval: PendingApproval = {
       id: newId('ap_'),
-      agent: ctx.agent,
-      connector: ctx.connector,
-      tool: ctx.tool,
-      upstreamTool: ctx.upstreamTool,
+      agent: base.agent,
+      connector: base.connector,
+      tool: base.tool,
+      upstreamTool: base.upstreamTool,
       ruleId: decision.ruleId,
       message: decision.message,
-      args: structuredClone(secretFreeArgs),
+      args: structuredClone(base.args),
       requestedAt: new Date(now).toISOString(),
       expiresAt: new Date(now + timeoutMs).toISOString(),
     };
     if (decision.ask.grant !== undefined) approval.grantLimit = { ...decision.ask.grant };
+    if (base.egress !== undefined) approval.egress = base.egress;
     const kept: PendingApproval = { ...approval, args: keptArgs(approval.args) };
 
     return new Promise<ApprovalOutcome>((resolve) => {
@@ -293,15 +332,20 @@ export class Approvals {
 
   /**
    * Approves a pending call; with `grant`, later matching calls pass too
-   * (clamped to the rule's `ask.grant`). Throws NOT_FOUND for an unknown or
+   * (clamped to the rule's `ask.grant`). With `session` (egress approvals from
+   * a sandbox session only) the grant covers that session only, and without
+   * `grant` it is as large as the rule allows. Throws NOT_FOUND for an unknown or
    * settled id, USAGE when the rule allows no grant. Resolves once saved; when
    * the grant cannot be saved it is not given (the call itself is still
    * approved) and this rejects with STATE_UNAVAILABLE.
    */
-  async approve(id: string, opts: { grant?: GrantLimit; by: string }): Promise<{ approval: PendingApproval; grant?: Grant }> {
+  async approve(id: string, opts: { grant?: GrantLimit; session?: boolean; by: string }): Promise<{ approval: PendingApproval; grant?: Grant }> {
     const w = this.#pending.get(id);
     if (w === undefined || !w.visible) throw this.#notPending(id);
-    const grant = opts.grant === undefined ? undefined : this.#grants.create(w.approval, opts.grant, opts.by);
+    const session = opts.session === true;
+    const wanted = opts.grant ?? (session ? w.approval.grantLimit : undefined);
+    if (session && wanted === undefined) throw new GatehouseError('USAGE', `rule "${w.approval.ruleId ?? '(default)'}" allows no grants: approve without one`);
+    const grant = wanted === undefined ? undefined : this.#grants.create(w.approval, wanted, opts.by, session);
     this.#settle(id);
     if (grant !== undefined) this.#grants.add(grant);
     this.#onEvent(grant === undefined ? { type: 'approved', approval: w.approval, by: opts.by } : { type: 'approved', approval: w.approval, by: opts.by, grant });
@@ -350,6 +394,19 @@ export class Approvals {
       throw new GatehouseError('STATE_UNAVAILABLE', `grant "${id}" is revoked in the running gateway, but the revocation could not be saved (see the gateway log): it would come back after a restart; fix the state directory`);
     }
     return g;
+  }
+
+  /**
+   * A sandbox session ended: grants given "for this session" end with it
+   * (their ttl would end them later anyway; the session id is never reused).
+   */
+  sandboxEnded(sandbox: string): void {
+    const ended = this.#grants.boundTo(sandbox);
+    for (const g of ended) {
+      this.#grants.drop(g.id);
+      this.#onEvent({ type: 'grant_expired', grant: g, reason: 'session' });
+    }
+    if (ended.length > 0) this.#saveLater();
   }
 
   /**

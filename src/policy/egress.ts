@@ -1,14 +1,18 @@
 /**
  * Egress rules: which connections out of a sandbox the egress proxy may open.
  * A pure function of (policy, request), like `evaluate` for tool calls, with
- * the same precedence (deny, then allow with a limit, then allow; first in
- * load order) but its own default: no matching egress rule means deny,
+ * the same precedence (deny, then ask, then allow with a limit, then allow;
+ * first in load order) but its own default: no matching egress rule means deny,
  * whatever the policy's `default:` says for tool calls (egress is opt-in).
  *
  * A CONNECT tunnel shows only host and port. A rule with `method` or `path`
  * cannot judge it: such an allow rule does not match a tunnel, such a deny
- * rule does (fail closed), as a path with "." / ".." segments or an encoded
- * "/", "." or "\" does for `path`.
+ * or ask rule does (fail closed, as for tool-call arguments), as a path with
+ * "." / ".." segments or an encoded "/", "." or "\" does for `path`.
+ *
+ * An ask rule hands the connection to a human (Approvals.requestEgress); once
+ * approved it is checked like an allowed one, and may reach a private address
+ * only when the ask rule itself names the host exactly.
  */
 import { createRequire } from 'node:module';
 import { compileArgGlob } from './arg-glob.js';
@@ -67,14 +71,14 @@ export function matchEgress(rule: Rule, req: EgressRequest): Match {
   if (req.method === undefined || req.path === undefined) {
     return rule.effect === 'allow'
       ? { ok: false, reason: 'a tunnel (CONNECT) shows no method or path; an allow rule on them does not match it' }
-      : { ok: true, note: 'a tunnel (CONNECT) shows no method or path; a deny rule on them counts as matching' };
+      : { ok: true, note: `a tunnel (CONNECT) shows no method or path; a ${rule.effect} rule on them counts as matching` };
   }
   if (e.methods !== undefined && !e.methods.includes(req.method)) return { ok: false, reason: `method ${req.method.slice(0, 20)} is not ${e.methods.join(', ')}` };
   if (e.path !== undefined) {
     if (UNJUDGEABLE_PATH.test(req.path)) {
       return rule.effect === 'allow'
         ? { ok: false, reason: 'the path has a "."/".." segment or an encoded "/", "." or "\\", which path globs do not judge' }
-        : { ok: true, note: 'the path cannot be judged by a glob; a deny rule counts as matching' };
+        : { ok: true, note: `the path cannot be judged by a glob; a ${rule.effect} rule counts as matching` };
     }
     if (!e.path.test(req.path)) return { ok: false, reason: `path does not match "${e.path.pattern}"` };
   }
@@ -99,15 +103,19 @@ function egressRules(policy: Policy): readonly Rule[] {
 }
 
 /** The decision for one egress connection. Pure; never throws. */
-export function evaluateEgress(policy: Policy, req: EgressRequest): EgressDecision {
-  const rules = egressRules(policy);
+export function evaluateEgress(policy: Policy, req: EgressRequest, extra: readonly Rule[] = []): EgressDecision {
+  // A connector's registry `egress:` entries (connectorEgressRules) come last: any policy rule, a deny above all, decides first.
+  const rules = extra.length === 0 ? egressRules(policy) : [...egressRules(policy), ...extra];
   for (const [i, rule] of rules.entries()) {
     if (!matchEgress(rule, req).ok) continue;
-    // The host counts as named when any matching allow rule names it exactly, whichever rule decides (e.g. a limited glob rule).
+    // For an allow, the host counts as named when any matching allow rule names it exactly, whichever rule decides
+    // (e.g. a limited glob rule). For an ask, only the asking rule itself: an approval of a glob never lifts the address check.
     const named = (r: Rule): boolean => r.effect === 'allow' && r.egress?.host.exact === true;
-    const hostNamed = named(rule) || (rule.effect === 'allow' && rules.slice(i + 1).some((r) => named(r) && matchEgress(r, req).ok));
+    const hostNamed =
+      rule.effect === 'ask' ? rule.egress?.host.exact === true : named(rule) || (rule.effect === 'allow' && rules.slice(i + 1).some((r) => named(r) && matchEgress(r, req).ok));
     const d: EgressDecision = { effect: rule.effect, ruleId: rule.id, message: rule.message, hostNamed };
     if (rule.limit !== undefined) d.limit = { ruleId: rule.id, capacity: rule.limit.capacity, perMs: rule.limit.perMs };
+    if (rule.ask !== undefined) d.ask = rule.ask;
     return d;
   }
   return { effect: 'deny', ruleId: null, message: 'No egress rule matches this connection; egress is denied by default.', hostNamed: false };
@@ -116,4 +124,28 @@ export function evaluateEgress(policy: Policy, req: EgressRequest): EgressDecisi
 /** Whether some egress rule could let `agent` out (allow or ask, matching it by agent): `gatehouse run` then opens the proxy to it. */
 export function egressOffered(policy: Policy, agent: string): boolean {
   return egressRules(policy).some((r) => r.effect !== 'deny' && r.connector === null && (r.agent === null || r.agent.test(agent)));
+}
+
+/**
+ * A confined connector's registry `egress: ["host:port", …]` as allow rules
+ * for that connector alone (id "registry:NAME", the registry file as source).
+ * An entry naming its host exactly may reach a private or loopback address,
+ * as a policy rule naming it exactly may.
+ */
+export function connectorEgressRules(connector: string, entries: readonly { host: string; port: number }[], file: string): Rule[] {
+  return entries.map((e) => ({
+    id: `registry:${connector}`,
+    file,
+    line: 0,
+    effect: 'allow',
+    message: `Allowed by the registry entry of connector "${connector}" (egress: ${e.host}:${e.port}).`,
+    agent: null,
+    connector: compileName(connector),
+    tool: null,
+    on: 'egress',
+    egress: compileEgressMatcher({ host: e.host, port: e.port }),
+    args: [],
+    annotations: [],
+    when: null,
+  }));
 }

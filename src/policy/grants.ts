@@ -5,10 +5,13 @@
  * message would make an args-bound grant useless; an admin who wants per-call
  * review gives no grant. A grant is no larger than the rule's `ask.grant`.
  * Saving them is the caller's (Approvals): this holds them, times them out
- * and spends their uses.
+ * and spends their uses. An egress grant (egress-ask.ts) is bound to the
+ * caller, rule, host and port instead of a tool, and may be bound to one
+ * sandbox session; a tool grant never covers a connection, nor the reverse.
  */
 import { randomBytes } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
+import { egressScope, scopeCovers, type EgressAsk, type EgressGrantScope } from './egress-ask.js';
 import type { GrantLimit } from './types.js';
 
 export interface Clock {
@@ -43,7 +46,20 @@ export interface Grant {
   expiresAt: string;
   maxUses: number;
   uses: number;
+  /** Egress grants only: what it opens (`agent` is then the caller's name, `tool` reads "host:port"). */
+  egress?: EgressGrantScope;
 }
+
+/** What asks for a grant's use: a tool call, or an egress connection (`tool` is then ignored). */
+export interface GrantSubject {
+  agent: string;
+  ruleId: string | null;
+  tool: string;
+  egress?: EgressAsk;
+}
+
+/** Why a grant ended: its ttl, its uses, an admin (or a failed save), or the end of the sandbox session it was bound to. */
+export type GrantEnd = 'ttl' | 'uses' | 'revoked' | 'session';
 
 export interface GrantHooks {
   /** A grant's ttl passed or its uses ran out: it is gone already. */
@@ -92,17 +108,19 @@ export class Grants {
    * A new grant for an approval, clamped to the rule's `limit` (not yet in
    * force: `add` it). Throws USAGE when the rule allows none or the ask is empty.
    */
-  create(approval: { id: string; agent: string; ruleId: string | null; tool: string; grantLimit?: GrantLimit }, wanted: GrantLimit, by: string): Grant {
+  create(approval: { id: string; agent: string; ruleId: string | null; tool: string; grantLimit?: GrantLimit; egress?: EgressAsk }, wanted: GrantLimit, by: string, forSession = false): Grant {
     const limit = approval.grantLimit;
     if (limit === undefined) throw new GatehouseError('USAGE', `rule "${approval.ruleId ?? '(default)'}" allows no grants: approve without one`);
+    if (forSession && approval.egress?.sandbox === undefined) throw new GatehouseError('USAGE', 'a grant for the sandbox session needs an egress approval that came from a sandbox session');
     if (!(wanted.ttlMs > 0) || !(wanted.maxUses >= 1)) throw new GatehouseError('USAGE', 'a grant needs ttl > 0 and uses >= 1');
     const now = this.#clock.now();
     const ttlMs = Math.min(wanted.ttlMs, limit.ttlMs);
-    return {
+    const e = approval.egress;
+    const g: Grant = {
       id: newId('gr_'),
       agent: approval.agent,
       ruleId: approval.ruleId,
-      tool: approval.tool,
+      tool: e === undefined ? approval.tool : `${e.host}:${e.port}`,
       by,
       approvalId: approval.id,
       createdAt: new Date(now).toISOString(),
@@ -110,6 +128,8 @@ export class Grants {
       maxUses: Math.min(Math.floor(wanted.maxUses), limit.maxUses),
       uses: 0,
     };
+    if (e !== undefined) g.egress = egressScope(e, forSession);
+    return g;
   }
 
   add(g: Grant): void {
@@ -125,15 +145,20 @@ export class Grants {
     this.#timers.delete(id);
   }
 
+  /** Grants bound to a sandbox session (egress grants "for this session"). */
+  boundTo(sandbox: string): Grant[] {
+    return [...this.#grants.values()].filter((g) => g.egress?.sandbox === sandbox);
+  }
+
   /** Spends one use of a live grant for this call (in memory, at once: two calls cannot share the last use). */
-  use(agent: string, ruleId: string | null, tool: string): Grant | undefined {
+  use(s: GrantSubject): Grant | undefined {
     const now = this.#clock.now();
     for (const g of [...this.#grants.values()]) {
       if (this.#expireIfDone(g, now)) continue;
-      if (g.agent !== agent || g.ruleId !== ruleId || g.tool !== tool) continue;
+      if (!covers(g, s)) continue;
       g.uses++;
       const used = { ...g };
-      this.#hooks.used(used, agent, tool);
+      this.#hooks.used(used, s.agent, g.tool);
       if (g.uses >= g.maxUses) this.#expireIfDone(g, now);
       return used;
     }
@@ -164,4 +189,10 @@ export class Grants {
     this.#hooks.ended(g, reason);
     return true;
   }
+}
+
+function covers(g: Grant, s: GrantSubject): boolean {
+  if (g.agent !== s.agent || g.ruleId !== s.ruleId) return false;
+  if (g.egress === undefined || s.egress === undefined) return g.egress === undefined && s.egress === undefined && g.tool === s.tool;
+  return scopeCovers(g.egress, s.egress);
 }

@@ -195,7 +195,6 @@ export const RuleSchema = z
         ctx.addIssue({ code: 'custom', path: ['match', 'connector'], message: 'an egress connection comes from an agent or from a connector, never both: write two rules' });
       }
       if (r.when !== undefined) ctx.addIssue({ code: 'custom', path: ['when'], message: 'when: not supported on egress rules yet' });
-      if (r.effect === 'ask') ctx.addIssue({ code: 'custom', path: ['effect'], message: 'ask: approving egress live comes in a later version; use allow or deny' });
     }
     if (r.limit !== undefined && r.effect !== 'allow') {
       ctx.addIssue({ code: 'custom', path: ['limit'], message: 'limit: only an allow rule can have a rate limit' });

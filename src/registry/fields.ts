@@ -95,3 +95,27 @@ export const common = {
   sampling: z.enum(['allow', 'deny']).default('deny'),
   elicitation: z.enum(['allow', 'deny']).default('deny'),
 };
+
+/** An absolute path, plain (no `.`/`..` segments): an extra path a confined connector sees. */
+export const absolutePath = plain('a path').refine((p) => p.startsWith('/') && !p.split('/').some((seg) => seg === '.' || seg === '..'), 'an absolute path without "." or ".." segments');
+
+/** `host:port` of a connector's egress entry: a host name (globs allowed), IPv4, or [IPv6]; a port 1-65535. */
+export const egressHost = plain('an egress host').superRefine((v, ctx) => {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:/@[\]]+):([0-9]{1,5})$/.exec(v);
+  const port = Number(m?.[2]);
+  if (!m || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `egress ${JSON.stringify(v.slice(0, 80))}: write host:port, e.g. "api.github.com:443" (IPv6 as "[::1]:8080")` });
+    return;
+  }
+  const globbed = globString.safeParse(hostOf(v));
+  if (!globbed.success) ctx.addIssue({ code: 'custom', message: `egress ${JSON.stringify(v.slice(0, 80))}: ${globbed.error.issues[0]?.message ?? 'invalid host'}` });
+});
+
+/** The host and port of an entry egressHost accepted (IPv6 without brackets). */
+export function hostOf(entry: string): string {
+  const host = entry.slice(0, entry.lastIndexOf(':'));
+  return host.startsWith('[') ? host.slice(1, -1) : host;
+}
+export function portOf(entry: string): number {
+  return Number(entry.slice(entry.lastIndexOf(':') + 1));
+}

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { secretRefs } from '../secrets/template.js';
-import { common, plain, templated } from './fields.js';
+import { absolutePath, common, egressHost, plain, templated } from './fields.js';
 import { InferenceProviderSchema, type InferenceProviderConfig } from './inference.js';
 import { credentialTemplates, GithubConnectorSchema, JiraConnectorSchema, SlackConnectorSchema, type BuiltinConnectorConfig } from './builtin-kinds.js';
 
@@ -13,6 +13,10 @@ export const StdioConnectorSchema = z.strictObject({
   args: z.array(plain('an argument')).default([]),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _'), templated).default({}),
   cwd: plain('cwd').optional(),
+  /** Hosts the server may reach through the gateway's egress proxy ("host:port", host may be a glob); nothing else. */
+  egress: z.array(egressHost).default([]),
+  /** Confinement under gatehouse-sandbox (the default), with extra paths; `off` runs it with the gateway's rights (loud). */
+  sandbox: z.union([z.literal('off'), z.strictObject({ ro: z.array(absolutePath).default([]), rw: z.array(absolutePath).default([]) })]).default({ ro: [], rw: [] }),
 });
 
 export const HttpConnectorSchema = z.strictObject({

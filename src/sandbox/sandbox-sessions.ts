@@ -41,6 +41,8 @@ export interface SandboxSessionsDeps {
   egress?: EgressProxy;
   /** Whether the policy in force has an egress rule (allow or ask) for this agent. */
   egressFor?: (agent: string) => boolean;
+  /** Told when a session has closed (its session-scoped grants end). */
+  onClosed?: (id: string) => void;
 }
 
 /**
@@ -122,6 +124,7 @@ export class SandboxSessions {
       o.server.closeAllConnections();
     });
     rmSync(o.dir, { recursive: true, force: true });
+    this.deps.onClosed?.(id);
     await appendOrQueue(this.deps.audit, { event: 'sandbox.closed', agent: o.session.agent, sandbox: id }, this.deps.logger);
   }
 

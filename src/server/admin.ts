@@ -23,6 +23,8 @@ const DecideBody = z.strictObject({
   by: z.string().min(1).max(100).optional(),
   reason: z.string().max(500).optional(),
   grant: z.strictObject({ ttl: z.string(), uses: z.number().int().min(1).max(100_000) }).optional(),
+  /** Egress approvals from a sandbox session: the grant covers that session only (without `grant`: as large as the rule allows). */
+  session: z.boolean().optional(),
 });
 
 /**
@@ -63,7 +65,7 @@ export function createAdminApi(deps: AdminDeps): Hono {
     if (body.grant) {
       grant = { ttlMs: requireDuration(body.grant.ttl, 'grant.ttl'), maxUses: body.grant.uses };
     }
-    const r = await deps.approvals.approve(c.req.param('id'), { by: body.by ?? 'admin', ...(grant ? { grant } : {}) });
+    const r = await deps.approvals.approve(c.req.param('id'), { by: body.by ?? 'admin', ...(grant ? { grant } : {}), ...(body.session === true ? { session: true } : {}) });
     return c.json(r);
   });
 

@@ -280,6 +280,8 @@ export interface StdioTransportOptions {
   graceMs?: number;
   /** The reaper to run the server under; `null` for none (default: the built one, if any). */
   reaper?: string | null;
+  /** Called once when the transport is closed (a confined server's egress socket goes with it). */
+  onFinish?: () => void;
 }
 
 /** A stdio MCP server as a process group (see the file comment). Implements the SDK's Transport. */
@@ -293,6 +295,7 @@ export class StdioTransport implements Transport {
   private readonly log: Logger;
   private readonly graceMs: number;
   private readonly reaper: string | undefined;
+  private readonly onFinish: (() => void) | undefined;
   private readonly budget: LogBudget;
   private readonly maxLineBytes: number;
   private readonly stdoutLines: LineReader;
@@ -317,6 +320,7 @@ export class StdioTransport implements Transport {
     this.log = opts.log;
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
     this.reaper = opts.reaper === null ? undefined : (opts.reaper ?? reaperPath());
+    this.onFinish = opts.onFinish;
     this.budget = new LogBudget(this.limits.stderrBytesPerSecond, (droppedBytes) =>
       this.log.warn({ droppedBytes, limitBytesPerSecond: this.limits.stderrBytesPerSecond }, 'upstream output over its log limit (limits.stderrBytesPerSecond); dropped'),
     );
@@ -475,6 +479,7 @@ export class StdioTransport implements Transport {
     this.stdoutLines.discard();
     this.stderrLines.discard();
     this.budget.stop();
+    this.onFinish?.();
     this.onclose?.();
   }
 

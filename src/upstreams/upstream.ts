@@ -26,7 +26,7 @@ import { limitsOf, type UpstreamLimits } from './limits.js';
 import { nonFinitePath } from './non-finite.js';
 import { RelistScheduler } from './relist.js';
 import { clientCapabilities, deliverResponsesInOrder } from './shims.js';
-import { stdioTransport } from './stdio-transport.js';
+import { stdioTransport, type ConfineStdio } from './stdio-transport.js';
 import { listAllTools, ToolPageSchema } from './tool-list.js';
 
 export { clientCapabilities } from './shims.js';
@@ -55,6 +55,8 @@ export interface UpstreamOptions {
   backoffMs?: number;
   /** Where the upstream's sampling/elicitation requests and log messages go; without it they are refused or dropped. */
   serverMessages?: ServerMessageHandler;
+  /** Runs a stdio server under the sandbox launcher; without it only `sandbox: off` stdio connectors start. */
+  confine?: ConfineStdio;
 }
 
 export interface CallOptions {
@@ -189,7 +191,7 @@ export class Upstream {
 
   private async makeTransport(log: Logger): Promise<Transport> {
     const c = this.connector;
-    if (c.kind === 'stdio') return stdioTransport(c, { baseDir: this.opts.baseDir, secrets: this.opts.secrets, log });
+    if (c.kind === 'stdio') return stdioTransport(c, { baseDir: this.opts.baseDir, secrets: this.opts.secrets, log, ...(this.opts.confine ? { confine: this.opts.confine } : {}) });
     if (c.kind === 'http') {
       this.dispatcher ??= httpDispatcher(this.connectTimeoutMs);
       return httpTransport(c, { owner: this, dispatcher: this.dispatcher, secrets: this.opts.secrets, connectTimeoutMs: this.connectTimeoutMs, resultBytes: this.limits.resultBytes });

@@ -23,7 +23,8 @@ const NPM = `
 
 describe('egress rules: load-time validation', () => {
   const refused: Array<[string, string, RegExp]> = [
-    ['ask is refused for egress until approvals come to it', `  - { id: a, match: { egress: { host: x.org, port: 443 } }, effect: ask }`, /later version/],
+    ['ask settings on an egress allow rule', `  - { id: a, match: { egress: { host: x.org, port: 443 } }, effect: allow, ask: { timeout: 1m } }`, /only a rule with effect ask/],
+    ['an egress ask timeout over a day', `  - { id: a, match: { egress: { host: x.org, port: 443 } }, effect: ask, ask: { timeout: 2d } }`, /timeout/],
     ['a rule mixing a tool and egress', `  - { id: a, match: { tool: "gh__*", egress: { host: x.org, port: 443 } }, effect: allow }`, /egress rule matches agent or connector/],
     ['a rule naming both agent and connector', `  - { id: a, match: { agent: a, connector: c, egress: { host: x.org, port: 443 } }, effect: allow }`, /never both/],
     ['a malformed host glob', `  - { id: a, match: { egress: { host: "{a,b", port: 443 } }, effect: deny }`, /unbalanced brace/],

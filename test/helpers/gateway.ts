@@ -35,16 +35,27 @@ export type ConnectorSpec = Record<string, unknown> & { name: string };
 
 /** A stdio connector running the fixture, logging calls to `callLog`. */
 export function stdioFixture(name: string, callLog: string, extra: Record<string, unknown> = {}, env: Record<string, string> = {}): ConnectorSpec {
-  return { name, kind: 'stdio', command: 'node', args: [FIXTURE, 'stdio'], env: { FIXTURE_CALL_LOG: callLog, ...env }, ...extra };
+  // Unconfined unless `extra` says otherwise: the call log lies where a confined server may not write (see withSandbox).
+  return { name, kind: 'stdio', command: 'node', args: [FIXTURE, 'stdio'], env: { FIXTURE_CALL_LOG: callLog, ...env }, sandbox: 'off', ...extra };
 }
 
 export { tempDir };
+
+/**
+ * The fixtures write their call logs and tallies next to the test's state
+ * directory, which a confined server may not see: a stdio connector written
+ * by these helpers runs unconfined unless the test says `sandbox:` itself.
+ * Confinement has its own tests (test/sandbox/confined-connector.int.test.ts).
+ */
+function withSandbox(c: ConnectorSpec): ConnectorSpec {
+  return c.kind === 'stdio' && !('sandbox' in c) ? { ...c, sandbox: 'off' } : c;
+}
 
 /** Writes one YAML file per connector and the policy (or several policy files). */
 export function writeConfig(root: string, connectors: readonly ConnectorSpec[], policy: object | Record<string, object> = TEST_POLICY, policyIsFiles = false) {
   const dirs = { registry: join(root, 'registry'), policies: join(root, 'policies'), state: join(root, 'state') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
-  for (const c of connectors) writeFileSync(join(dirs.registry, `${c.name}.yaml`), stringify(c));
+  for (const c of connectors) writeFileSync(join(dirs.registry, `${c.name}.yaml`), stringify(withSandbox(c)));
   const files: Record<string, object> = policyIsFiles ? (policy as Record<string, object>) : { 'test.yaml': policy };
   for (const [f, p] of Object.entries(files)) writeFileSync(join(dirs.policies, f), stringify(p));
   return dirs;

@@ -27,7 +27,7 @@ describe('shipped policies', () => {
 
   it('every preset file loads without errors or warnings', () => {
     const presets = readdirSync(join(root, 'presets')).filter((f) => f.endsWith('.yaml'));
-    expect(presets.sort()).toEqual(['balanced.yaml', 'restricted.yaml']);
+    expect(presets.sort()).toEqual(['balanced.yaml', 'dev-tools.yaml', 'restricted.yaml']);
     for (const f of presets) expect(loadPolicyFiles([join(root, 'presets', f)]).warnings).toEqual([]);
   });
 

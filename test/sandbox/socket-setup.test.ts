@@ -189,8 +189,8 @@ describe('sandbox session sockets (no token: the socket is the agent)', () => {
       expect(box).toMatchObject({ agent: 'alice', port: 18999, url: 'http://127.0.0.1:18999/mcp' });
     }
     expect(records).toEqual([
-      { event: 'sandbox.opened', agent: 'alice', sandbox: a.id, port: 18999 },
-      { event: 'sandbox.opened', agent: 'alice', sandbox: b.id, port: 18999 },
+      { event: 'sandbox.opened', agent: 'alice', sandbox: a.id, port: 18999, egress: false },
+      { event: 'sandbox.opened', agent: 'alice', sandbox: b.id, port: 18999, egress: false },
     ]);
     expect(boxes.list().map((x) => x.id)).toEqual([a.id, b.id]);
   });

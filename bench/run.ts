@@ -8,6 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchCalls, CALLS_FULL, CALLS_QUICK } from './calls.js';
+import { benchEgress, EGRESS_FULL, EGRESS_QUICK } from './egress.js';
 import { benchInference, INFERENCE_FULL, INFERENCE_QUICK } from './inference.js';
 import { benchMemory } from './memory.js';
 import { benchPolicy } from './policy.js';
@@ -16,7 +17,7 @@ import { killStarted, ROOT } from './lib/procs.js';
 import { mergeResults } from './lib/results-file.js';
 import { machineLine } from './lib/stats.js';
 
-const SECTIONS = ['calls', 'sandbox', 'policy', 'audit', 'memory', 'inference'] as const;
+const SECTIONS = ['calls', 'sandbox', 'policy', 'audit', 'memory', 'inference', 'egress'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -87,6 +88,9 @@ for (const s of SECTIONS.filter((x) => only.includes(x))) {
         break;
       case 'inference':
         results.inference = await benchInference(quick ? INFERENCE_QUICK : INFERENCE_FULL, log);
+        break;
+      case 'egress':
+        results.egress = await benchEgress(quick ? EGRESS_QUICK : EGRESS_FULL, log);
         break;
     }
   } catch (e) {

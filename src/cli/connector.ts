@@ -13,6 +13,8 @@ import { StoreResolver } from '../secrets/resolve.js';
 import type { SecretStore } from '../secrets/store.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, Upstream } from '../upstreams/upstream.js';
 import { dirname } from 'node:path';
+import { connectorConfiner } from '../sandbox/confine-connector.js';
+import type { Dirs } from '../config/paths.js';
 import { dirsFrom, handle, subcommand, table, type CommandModule, type DirFlags, type Io } from './command.js';
 import { addGenericCommand, withGenericAdd, type GenericFlags } from './connector-add.js';
 import { invocation } from './invocation.js';
@@ -146,7 +148,7 @@ async function testConnector(name: string, values: DirFlags & { json?: boolean }
     return code;
   };
   try {
-    const detail = isProvider(c) ? await probeProvider(c, resolver) : isBuiltinKind(c.kind) ? await probeBuiltinConnector(c, resolver) : await probeMcp(c, resolver, dirname(dirs.registry));
+    const detail = isProvider(c) ? await probeProvider(c, resolver) : isBuiltinKind(c.kind) ? await probeBuiltinConnector(c, resolver) : await probeMcp(c, resolver, dirs);
     return report(true, detail, Exit.Ok);
   } catch (e) {
     return report(false, e instanceof Error ? e.message : errorMessage(e), exitFor(e));
@@ -166,15 +168,17 @@ async function probeBuiltinConnector(c: ToolConnector, resolver: StoreResolver):
 }
 
 /** Starts an MCP upstream once (initialize + tools/list with the real credential), then stops it. */
-async function probeMcp(c: ToolConnector, resolver: StoreResolver, baseDir: string): Promise<string> {
-  const u = new Upstream({ connector: c, baseDir, secrets: resolver, logger: silentLogger, onToolsChanged: () => undefined, backoffMs: 3_600_000 });
+async function probeMcp(c: ToolConnector, resolver: StoreResolver, dirs: Dirs): Promise<string> {
+  // Confined as the gateway runs it; the gateway's egress proxy is not here, so every connection out of it is refused.
+  const u = new Upstream({ connector: c, baseDir: dirname(dirs.registry), secrets: resolver, logger: silentLogger, onToolsChanged: () => undefined, backoffMs: 3_600_000, confine: connectorConfiner({ dirs }) });
   try {
     await u.start();
     const st = u.status;
     if (st.state === 'ready') return `MCP server answered; ${u.tools.length} tools (${u.tools.slice(0, 8).map((t) => t.name).join(', ')}${u.tools.length > 8 ? ', ...' : ''})`;
     if (st.state === 'not-ready') throw new GatehouseError('SECRET_MISSING', `${st.reason} (fix: ${st.fix})`);
-    if (st.state === 'failed') throw new GatehouseError('UPSTREAM_UNAVAILABLE', st.reason);
-    throw new GatehouseError('UPSTREAM_UNAVAILABLE', `upstream is ${st.state}`);
+    const confined = c.kind === 'stdio' && c.sandbox !== 'off' && c.egress.length > 0 ? ' (connector test runs it confined without the egress proxy: its egress hosts are reachable only under gatehouse serve)' : '';
+    if (st.state === 'failed') throw new GatehouseError('UPSTREAM_UNAVAILABLE', `${st.reason}${confined}`);
+    throw new GatehouseError('UPSTREAM_UNAVAILABLE', `upstream is ${st.state}${confined}`);
   } finally {
     await u.stop();
   }

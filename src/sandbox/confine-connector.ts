@@ -128,14 +128,15 @@ export interface ConnectorPlan {
 export function planConnector(c: StdioConnector, server: StdioServer, deps: Pick<ConnectorConfinerDeps, 'dirs' | 'env'>): ConnectorPlan {
   const exe = realFile(findCommand(server.command, server.env, server.cwd));
   if (exe === undefined) throw new GatehouseError('UPSTREAM_UNAVAILABLE', `connector "${c.name}": command ${JSON.stringify(server.command)} is not a file`);
-  // A relative argument naming a file (a script) is made absolute: inside, the cwd may be another folder.
+  // An argument naming a file (a script) becomes its real path: inside, the cwd may be another folder, and only
+  // the real path is bound (a symlink's own folder is not).
   const files: string[] = [];
   const args = server.args.map((a) => {
     if (a.startsWith('-')) return a;
     const f = realFile(isAbsolute(a) ? a : resolve(server.cwd, a));
     if (f === undefined) return a;
     files.push(f);
-    return isAbsolute(a) ? a : f;
+    return f;
   });
   const ro = outermost([exe, ...files].map(packageDirOf).filter((d): d is string => d !== undefined));
   const extra = c.sandbox === 'off' ? { ro: [], rw: [] } : c.sandbox;

@@ -296,6 +296,7 @@ export class StdioTransport implements Transport {
   private readonly graceMs: number;
   private readonly reaper: string | undefined;
   private readonly onFinish: (() => void) | undefined;
+  private readonly noReaperWanted: boolean;
   private readonly budget: LogBudget;
   private readonly maxLineBytes: number;
   private readonly stdoutLines: LineReader;
@@ -321,6 +322,7 @@ export class StdioTransport implements Transport {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
     this.reaper = opts.reaper === null ? undefined : (opts.reaper ?? reaperPath());
     this.onFinish = opts.onFinish;
+    this.noReaperWanted = opts.reaper === null;
     this.budget = new LogBudget(this.limits.stderrBytesPerSecond, (droppedBytes) =>
       this.log.warn({ droppedBytes, limitBytesPerSecond: this.limits.stderrBytesPerSecond }, 'upstream output over its log limit (limits.stderrBytesPerSecond); dropped'),
     );
@@ -343,7 +345,8 @@ export class StdioTransport implements Transport {
     if (this.child) throw new Error('StdioTransport already started');
     const { args, env, cwd } = this.server;
     const command = findCommand(this.server.command, env, cwd);
-    if (!this.reaper && process.platform === 'linux' && !warnedNoReaper) {
+    // `reaper: null` is a caller's choice (a confined server: the launcher reaps it), not a missing build.
+    if (!this.reaper && !this.noReaperWanted && process.platform === 'linux' && !warnedNoReaper) {
       warnedNoReaper = true;
       this.log.warn(`${REAPER_NAME} is not built (run: npm run build): a stdio server's processes that leave its process group (setsid) are not stopped with it`);
     }

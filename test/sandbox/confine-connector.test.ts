@@ -95,7 +95,7 @@ describe('planConnector', () => {
     );
   });
 
-  it('a symlinked script is run and bound by its real path (the link's folder is not inside)', () => {
+  it("a symlinked script is run and bound by its real path (the link's folder is not inside)", () => {
     const { dirs, proj } = layout();
     const links = realpathSync(tempDir('gh-links-'));
     symlinkSync(join(proj, 'bin', 'server.mjs'), join(links, 'server.mjs'));

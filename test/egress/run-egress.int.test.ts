@@ -29,7 +29,7 @@ async function listen(s: Server): Promise<number> {
 }
 
 /** Names the agent asks for, resolved by the proxy: the registry simulator, and a name that points back at this machine. */
-const HOSTS: Record<string, string[]> = { 'registry.test': ['127.0.0.1'], 'rebind.test': ['127.0.0.1'], 'metadata.test': ['169.254.169.254'] };
+const HOSTS: Record<string, string[]> = { 'docs.test': ['127.0.0.1'], 'registry.test': ['127.0.0.1'], 'rebind.test': ['127.0.0.1'], 'metadata.test': ['169.254.169.254'] };
 
 beforeAll(async () => {
   registry = createServer((req, res) => {
@@ -53,6 +53,8 @@ beforeAll(async () => {
         { id: 'npm-sim', match: { agent: 'coder', egress: { host: 'registry.test', port: regPort } }, effect: 'allow' },
         // A glob: a name in it that resolves to loopback is a rebinding attempt, refused.
         { id: 'any-test-host', match: { agent: 'coder', egress: { host: '*.test', port: [exfilPort, 80] } }, effect: 'allow' },
+        // A human decides, live: named exactly, so once approved the simulator on loopback may be reached.
+        { id: 'docs-ask', match: { agent: 'reader*', egress: { host: 'docs.test', port: regPort } }, effect: 'ask', ask: { timeout: '60s', grant: { ttl: '1h', maxUses: 5 } } },
       ],
     },
     runtime: { egressResolve: async (host) => HOSTS[host] ?? Promise.reject(Object.assign(new Error('not found'), { code: 'ENOTFOUND' })) },
@@ -65,13 +67,14 @@ afterAll(async () => {
   exfil?.close();
 });
 
-function run(agent: string, flags: string[], script: string) {
+function run(agent: string, flags: string[], script: string, onStdout?: (out: string) => void) {
   const ws = join(t.root, `ws-${agent}-${Date.now()}`);
   mkdirSync(ws);
   writeFileSync(join(ws, 'agent.sh'), script);
   return runCli(['run', '--agent', agent, '--workspace', ws, '--no-mcp-config', '--registry', t.dirs.registry, '--policies', t.dirs.policies, ...flags, '--', '/bin/sh', 'agent.sh'], {
     env: { HOME: t.root, GATEHOUSE_STATE: t.dirs.state },
     timeoutMs: 60_000,
+    ...(onStdout ? { onStdout } : {}),
   });
 }
 
@@ -151,4 +154,70 @@ describe('gatehouse run --egress', () => {
     const opened = t.audit().filter((e) => e.event === 'sandbox.opened' && e.agent === 'coder');
     expect(opened.at(-1)?.egress).toBe(true);
   }, 60_000);
+
+  it('ask_on_egress_approved_through_gatehouse_approvals_with_a_grant_that_covers_the_next_connection_of_that_agent_only', async () => {
+    const cli = (...args: string[]) => runCli(args, { env: { HOME: t.root, GATEHOUSE_STATE: t.dirs.state } });
+    const pending = async (): Promise<Array<{ id: string; egress?: { host: string } }>> => {
+      const r = await cli('approvals', 'list', '--json');
+      return (JSON.parse(r.stdout) as { pending: Array<{ id: string; egress?: { host: string } }> }).pending;
+    };
+    const waitPending = async (): Promise<string> => {
+      for (let i = 0; i < 200; i++) {
+        const p = (await pending()).find((x) => x.egress?.host === 'docs.test');
+        if (p) return p.id;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('no egress approval appeared');
+    };
+    const script = [
+      'set +e',
+      // 1: waits for a human, who approves with a grant; 2: the grant covers it.
+      `echo "first=$(curl -sS -o /dev/null -m 50 -w '%{http_code}' http://docs.test:${regPort}/left-pad)"`,
+      `echo "second=$(curl -sS -o /dev/null -m 50 -w '%{http_code}' http://docs.test:${regPort}/left-pad)"`,
+    ].join('\n');
+    const running = run('reader', ['--egress'], script);
+    const id = await waitPending();
+    const approved = await cli('approvals', 'approve', id, '--grant', '10m', '--uses', '3', '--by', 'sec-team');
+    expect(approved.code).toBe(0);
+    expect(approved.stdout).toContain(`approved ${id} (agent reader wants GET http://docs.test:${regPort}/left-pad)`);
+    const r = await running;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('first=200');
+    expect(r.stdout).toContain('second=200');
+    const recs = egressRecords().filter((e) => e.agent === 'reader');
+    expect(recs.map((e) => [e.decision, e.outcome])).toEqual([
+      ['ask', 'ok'],
+      ['ask', 'ok'],
+    ]);
+    expect(recs[0]).toMatchObject({ approvalId: id, by: 'sec-team' });
+    expect(recs[1]?.grantId).toEqual(expect.any(String));
+
+    // Another agent, no rule for it: refused at once, never asked, and reader's grant is not its.
+    const hits = registryHits.length;
+    const r2 = await run('other-reader', ['--egress'], `curl -sS -m 50 -w '\\ncode=%{http_code}\\n' http://docs.test:${regPort}/left-pad`);
+    expect(r2.stdout).toContain('code=403');
+    expect(await pending()).toEqual([]);
+    expect(registryHits.length).toBe(hits);
+  }, 120_000);
+
+  it('ask_on_egress_denied_by_a_human_is_refused_with_the_reason_and_audited', async () => {
+    const cli = (...args: string[]) => runCli(args, { env: { HOME: t.root, GATEHOUSE_STATE: t.dirs.state } });
+    // reader's grant does not cover reader2 (grants are per agent): reader2 is asked about.
+    const hits = registryHits.length;
+    const running = run('reader2', ['--egress'], `curl -sS -m 50 -w '\\ncode=%{http_code}\\n' http://docs.test:${regPort}/left-pad`);
+    let id: string | undefined;
+    for (let i = 0; i < 200 && id === undefined; i++) {
+      const r = await cli('approvals', 'list', '--json');
+      id = (JSON.parse(r.stdout) as { pending: Array<{ id: string; agent: string }> }).pending.find((p) => p.agent === 'reader2')?.id;
+      if (id === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(id).toBeDefined();
+    const denied = await cli('approvals', 'deny', id as string, '--reason', 'not during the audit freeze', '--by', 'sec-team');
+    expect(denied.code).toBe(0);
+    const r = await running;
+    expect(r.stdout).toContain('code=403');
+    expect(r.stdout).toContain('not during the audit freeze');
+    expect(registryHits.length).toBe(hits);
+    expect(egressRecords().find((e) => e.agent === 'reader2')).toMatchObject({ decision: 'ask', outcome: 'denied', approvalId: id, by: 'sec-team' });
+  }, 120_000);
 });

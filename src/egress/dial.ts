@@ -33,7 +33,8 @@ function once(address: string, port: number, timeoutMs: number): Promise<Socket>
 /** The first of `addresses` (IP literals) that accepts a connection; the one used is returned with it. */
 export async function dial(addresses: readonly string[], port: number, timeoutMs: number): Promise<{ socket: Socket; address: string }> {
   const deadline = Date.now() + timeoutMs;
-  let last: DialError = new DialError('no address to connect to', false);
+  // Made only when needed: an Error's stack costs ~10 µs per connection.
+  let last: DialError | undefined;
   for (const address of addresses) {
     const left = deadline - Date.now();
     if (left <= 0) return Promise.reject(new DialError(`connecting to port ${port} timed out`, true));
@@ -43,5 +44,5 @@ export async function dial(addresses: readonly string[], port: number, timeoutMs
       last = e as DialError;
     }
   }
-  throw last;
+  throw last ?? new DialError('no address to connect to', false);
 }

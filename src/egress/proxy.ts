@@ -53,7 +53,8 @@ export const DEFAULT_EGRESS_LIMITS: EgressLimits = {
   resolveTimeoutMs: 5_000,
   connectTimeoutMs: 10_000,
   idleTimeoutMs: 300_000,
-  maxConnectionsPerCaller: 64,
+  // As many as a sandbox session socket takes from one agent (server/listen.ts maxConnectionsPerAgent): 100 tunnels from one sandbox fit.
+  maxConnectionsPerCaller: 128,
 };
 
 export interface EgressProxyOptions {

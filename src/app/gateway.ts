@@ -24,6 +24,7 @@ import { loadRegistry, type Registry } from '../registry/load.js';
 import { RegistryStore, type RegistryChange } from '../registry/store.js';
 import { ConfigError } from '../config/load-yaml.js';
 import { connectorSecrets, isProvider, type InferenceProvider } from '../registry/schema.js';
+import { unconfinedField } from '../registry/confinement.js';
 import { Budgets } from '../inference/budget.js';
 import { InferenceRouter } from '../inference/proxy.js';
 import { bindSecrets } from '../secrets/bindings.js';
@@ -245,8 +246,8 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   controlApp.route('/admin/v1', adminApi);
   // Listening on the control socket first also checks that no other gateway uses this state directory.
   const control = await listenControl(opts.dirs.state, controlApp);
-  await audit.append({ event: 'registry.reload', ok: true, dir: opts.dirs.registry, connectors: registry.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })) });
-  await audit.append({ event: 'gateway.start', version: VERSION, connectors: registry.connectors.map((c) => c.name), policyDigest: policies.current().digest });
+  await audit.append({ event: 'registry.reload', ok: true, dir: opts.dirs.registry, connectors: registry.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })), ...unconfinedField(registry.connectors) });
+  await audit.append({ event: 'gateway.start', version: VERSION, connectors: registry.connectors.map((c) => c.name), policyDigest: policies.current().digest, ...unconfinedField(registry.connectors) });
   opts.onUpstreamsStarting?.(gateway);
   await gateway.start(opts.upstreamWaitMs);
   // Hot reload: a valid folder is applied without dropping sessions; an invalid one keeps the old, audited.
@@ -351,6 +352,6 @@ async function applyRegistryChange(
   await deps.secrets.preload(next.connectors.flatMap(connectorSecrets));
   const diff = await gateway.applyRegistry(next);
   logger.info(diff, 'registry reloaded');
-  await appendOrQueue(audit, { event: 'registry.reload', ok: true, dir, connectors: next.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })), ...diff }, logger);
+  await appendOrQueue(audit, { event: 'registry.reload', ok: true, dir, connectors: next.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })), ...diff, ...unconfinedField(next.connectors) }, logger);
 }
 

@@ -1,6 +1,8 @@
 /**
  * `gatehouse doctor`'s set-up checks (beside the sandbox's kernel checks):
- * the Node version, the OS keychain, and whether the configuration loads.
+ * the Node version, the OS keychain, whether the configuration loads, and
+ * how the registry's stdio connectors will run (unconfined, or confined on a
+ * machine where the launcher cannot confine them).
  * Each fix is a command to run; where it is a gatehouse command it exists
  * (test/cli/doctor-setup.test.ts parses every one with the CLI).
  */
@@ -10,8 +12,10 @@ import { ConfigError, formatIssue } from '../config/load-yaml.js';
 import { packageRoot, type Dirs } from '../config/paths.js';
 import { errorMessage } from '../errors.js';
 import { loadPolicies } from '../policy/load.js';
-import { loadRegistry } from '../registry/load.js';
-import { connectorSecrets } from '../registry/schema.js';
+import { unconfinedConnectors } from '../registry/confinement.js';
+import { loadRegistry, type Registry } from '../registry/load.js';
+import { connectorSecrets, type StdioConnector } from '../registry/schema.js';
+import { launcherPath, type SandboxProbe } from '../sandbox/launcher.js';
 
 export interface SetupCheck {
   name: string;
@@ -87,4 +91,49 @@ export function configChecks(dirs: Dirs): SetupCheck[] {
     loads('registry', () => loadRegistry(dirs.registry), `fix the lines below, then: gatehouse connector list --registry ${shellWord(dirs.registry)}`, dirs.registry),
     loads('policies', () => loadPolicies(dirs.policies), `fix the lines below, then: gatehouse policy check --policies ${shellWord(dirs.policies)}`, dirs.policies),
   ];
+}
+
+/** The registry, or undefined when it does not load (the registry check reports that). */
+function registryOrNothing(dirs: Dirs): Registry | undefined {
+  try {
+    return loadRegistry(dirs.registry);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * How the registry's stdio connectors will run, given what the launcher probe
+ * found (undefined: the launcher is not built). A warning (doctor does not
+ * fail on it) for each one with `sandbox: off`; a problem when confined ones
+ * cannot start because nothing here can confine them.
+ */
+export function connectorChecks(dirs: Dirs, probe: SandboxProbe | undefined): SetupCheck[] {
+  const registry = registryOrNothing(dirs);
+  if (registry === undefined) return [];
+  const checks: SetupCheck[] = [];
+  const unconfined = unconfinedConnectors(registry.connectors);
+  if (unconfined.length > 0) {
+    checks.push({
+      name: 'unconfined connectors',
+      ok: false,
+      required: false,
+      detail: `${unconfined.map((c) => `${c.name} (${c.file})`).join(', ')}: sandbox: off, runs with the gateway's rights (your files, keys and network)`,
+      fix: `only for a server you trust; else remove "sandbox: off" from ${unconfined.map((c) => c.file).join(', ')} (it then runs confined)`,
+    });
+  }
+  const confined = registry.connectors.filter((c): c is StdioConnector => c.kind === 'stdio' && c.enabled && c.sandbox !== 'off');
+  if (confined.length > 0 && (probe === undefined || !probe.ok)) {
+    const names = confined.map((c) => c.name).join(', ');
+    checks.push({
+      name: 'confined connectors',
+      ok: false,
+      detail:
+        probe === undefined
+          ? `${names} cannot start: the sandbox launcher is not built (${launcherPath()})`
+          : `${names} cannot start: this machine lacks what the sandbox needs (${probe.missing.join('; ')})`,
+      fix: probe === undefined ? 'build the launcher: npm run build (needs a C compiler and kernel headers)' : 'enable the kernel features listed under FEATURE below, then run doctor again',
+    });
+  }
+  return checks;
 }

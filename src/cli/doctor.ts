@@ -8,7 +8,7 @@ import { bareRepositoryHint } from '../sandbox/hook-dirs.js';
 import { Exit } from '../errors.js';
 import { KeychainStore } from '../secrets/keychain.js';
 import { dirsFrom, handle, subcommand, table, type CommandModule } from './command.js';
-import { configChecks, keychainCheck, nodeCheck, registryUsesSecrets, type SetupCheck } from './doctor-checks.js';
+import { configChecks, connectorChecks, keychainCheck, nodeCheck, registryUsesSecrets, type SetupCheck } from './doctor-checks.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 
 interface Check {
@@ -81,18 +81,19 @@ export const doctorCommand: CommandModule = (program, io) => {
   handle<DoctorOptions>(doctor, async (values) => {
     const dirs = dirsFrom(values, io.env);
     const gatewayRunning = await gatewayIsRunning(dirs.state);
-    const setup = [nodeCheck(), await keychainCheck(new KeychainStore(), registryUsesSecrets(dirs)), ...configChecks(dirs)];
+    // Probed first: whether the registry's confined stdio connectors can start depends on it.
+    const probe = existsSync(launcherPath()) ? await probeSandbox() : undefined;
+    const setup = [nodeCheck(), await keychainCheck(new KeychainStore(), registryUsesSecrets(dirs)), ...configChecks(dirs), ...connectorChecks(dirs, probe)];
     // Needed and missing (Node, the keychain when a connector uses a secret) is 3; a configuration that does not load is 2.
     const failed = setup.filter((c) => !c.ok && c.required !== false);
     const setupCode = failed.some((c) => c.name === 'Node.js' || c.name === 'OS keychain') ? Exit.Unavailable : failed.length > 0 ? Exit.Usage : Exit.Ok;
     if (!values.json) io.out(setupReport(setup) + '\n');
-    if (!existsSync(launcherPath())) {
+    if (probe === undefined) {
       const msg = `sandbox launcher not built: ${launcherPath()} (run: npm run build)`;
       if (values.json) io.out(jsonLine({ ok: false, missing: [msg], setup, gatewayRunning }));
       else io.err(escapeText(msg) + '\n');
       return Exit.Unavailable;
     }
-    const probe = await probeSandbox();
     const list = checks(probe);
     const workspaces = resolve(values.workspace ?? '.');
     const sharedDisk = sharesFilesystem(dirs.state, workspaces);

@@ -1,11 +1,13 @@
 /**
  * The lines `gatehouse serve` prints while it runs, beside the start-up
- * banner: an upstream that is slow to start, and each call that starts
- * waiting for approval (with the command that decides it).
+ * banner: a stdio connector that runs unconfined (at start-up and when a
+ * registry reload brings one), an upstream that is slow to start, and each
+ * call that starts waiting for approval (with the command that decides it).
  */
 import type { Gateway } from '../broker/gateway.js';
 import type { ApprovalEvent } from '../policy/approvals.js';
-import type { ToolConnector } from '../registry/schema.js';
+import { unconfinedConnectors } from '../registry/confinement.js';
+import type { Connector, StdioConnector, ToolConnector } from '../registry/schema.js';
 import { escapeText } from '../terminal.js';
 
 export const SLOW_START_MS = 5_000;
@@ -30,6 +32,25 @@ export function slowUpstreamLines(gateway: Gateway, afterMs = SLOW_START_MS): st
   return lines;
 }
 
+/** The warning for a connector that runs with the gateway's rights (issue #15: `sandbox: off` is loud). */
+export function unconfinedLine(c: Pick<StdioConnector, 'name' | 'file'>): string {
+  return `warning: connector "${c.name}" runs unconfined (sandbox: off in ${c.file}): it can read your files and keys and reach the network`;
+}
+
+/**
+ * Warns once per unconfined connector: those of the registry given now, then
+ * each one a reload brings (a connector that stays unconfined is not warned
+ * of again; one removed, or confined, and brought back is).
+ */
+export function unconfinedWarner(print: (line: string) => void): (registry: { connectors: readonly Connector[] }) => void {
+  let warned = new Set<string>();
+  return (registry) => {
+    const now = unconfinedConnectors(registry.connectors);
+    for (const c of now) if (!warned.has(c.name)) print(escapeText(unconfinedLine(c)) + '\n');
+    warned = new Set(now.map((c) => c.name));
+  };
+}
+
 /** The line for a call that starts waiting for approval; undefined for every other approval event. */
 export function approvalLine(ev: ApprovalEvent, cli: string, dirFlags = ''): string | undefined {
   if (ev.type !== 'requested') return undefined;
@@ -51,17 +72,27 @@ export interface ServeNotices {
  */
 export function serveNotices(print: (line: string) => void, cli: string, dirFlags = '', slowMs = SLOW_START_MS): ServeNotices {
   let timer: NodeJS.Timeout | undefined;
+  let unwatch: () => void = () => undefined;
+  const warnUnconfined = unconfinedWarner(print);
   return {
     onApprovalEvent: (ev) => {
       const line = approvalLine(ev, cli, dirFlags);
       if (line !== undefined) print(escapeText(line) + '\n');
     },
     onUpstreamsStarting: (gateway) => {
+      // Before any upstream starts; a reload swaps the registry and then rebuilds the catalog, so 'catalog' sees the new one first.
+      warnUnconfined(gateway.opts.registry);
+      const onCatalog = () => warnUnconfined(gateway.opts.registry);
+      gateway.on('catalog', onCatalog);
+      unwatch = () => gateway.off('catalog', onCatalog);
       timer = setTimeout(() => {
         for (const l of slowUpstreamLines(gateway, slowMs)) print(escapeText(l) + '\n');
       }, slowMs);
       timer.unref();
     },
-    close: () => clearTimeout(timer),
+    close: () => {
+      clearTimeout(timer);
+      unwatch();
+    },
   };
 }

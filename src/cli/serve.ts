@@ -7,6 +7,7 @@ import { VERSION, resolveDirs, type Dirs } from '../config/paths.js';
 import { collect, dirsFrom, handle, subcommand, table, type CommandModule } from './command.js';
 import { invocation } from './invocation.js';
 import { serveNotices } from './serve-notices.js';
+import { withSandbox } from '../registry/confinement.js';
 import { sessionLimitsFrom, withSessionFlags, type SessionFlags } from './session-limits.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 
@@ -72,7 +73,7 @@ export const serveCommand: CommandModule = (program, io) => {
     const providers = await gw.inference.report();
     const cli = invocation();
     if (o.json) {
-      io.out(jsonLine({ url: gw.url, urls: gw.urls, version: VERSION, dirs, connectors: report, providers }));
+      io.out(jsonLine({ url: gw.url, urls: gw.urls, version: VERSION, dirs, connectors: withSandbox(report, gw.gateway.opts.registry.connectors), providers }));
     } else {
       const rows = report.map((r) => {
         const st = r.status;

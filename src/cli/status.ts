@@ -1,6 +1,7 @@
 import type { ConnectorReport } from '../broker/gateway.js';
 import type { Dirs } from '../config/paths.js';
 import { Exit } from '../errors.js';
+import type { ConnectorSandbox } from '../registry/confinement.js';
 import type { PendingApproval } from '../policy/approvals.js';
 import type { SandboxSession } from '../sandbox/sandbox-sessions.js';
 import type { Identity } from '../server/mcp-sessions.js';
@@ -9,9 +10,12 @@ import { dirsFrom, handle, subcommand, table, type CommandModule, type Io } from
 import { adminRequest } from '../server/control-client.js';
 import { invocation } from './invocation.js';
 
+export type StatusConnector = ConnectorReport & { sandbox?: ConnectorSandbox };
+
 export interface GatewayStatus {
   gateway: { version: string; pid: number; dirs?: Dirs };
-  connectors: ConnectorReport[];
+  /** `sandbox` on stdio connectors only. */
+  connectors: StatusConnector[];
   sessions: { total: number; agents: Array<Identity & { sessions: number; busy: number; lastSeen: string }> };
   sandboxes: SandboxSession[];
   approvals: PendingApproval[];
@@ -19,7 +23,7 @@ export interface GatewayStatus {
 
 /** Reads everything `status` shows from the running gateway's admin API (GATEWAY_UNAVAILABLE, exit 3, when none runs). */
 export async function fetchStatus(stateDir: string): Promise<GatewayStatus> {
-  const s = (await adminRequest(stateDir, 'GET', '/status')) as { version: string; pid: number; connectors: ConnectorReport[]; dirs?: Dirs };
+  const s = (await adminRequest(stateDir, 'GET', '/status')) as { version: string; pid: number; connectors: StatusConnector[]; dirs?: Dirs };
   const [sessions, sandboxes, approvals] = await Promise.all([
     adminRequest(stateDir, 'GET', '/sessions') as Promise<GatewayStatus['sessions']>,
     adminRequest(stateDir, 'GET', '/sandbox/sessions') as Promise<{ sessions: SandboxSession[] }>,
@@ -53,6 +57,22 @@ export function connectorState(r: ConnectorReport): [state: string, why: string]
   }
 }
 
+/** How a stdio connector runs; '' for the kinds without a process of their own. */
+export function sandboxCell(r: StatusConnector): string {
+  return r.sandbox === 'off' ? 'UNCONFINED (sandbox: off)' : r.sandbox === 'confined' ? 'confined' : '';
+}
+
+/** The SANDBOX column only when a stdio connector is listed: http and built-in connectors have nothing to say there. */
+function connectorTable(connectors: StatusConnector[]): string {
+  const withSandbox = connectors.some((r) => r.sandbox !== undefined);
+  const rows = connectors.map((r) => {
+    const [state, why] = connectorState(r);
+    const tools = r.status.state === 'ready' ? String(r.tools) : '-';
+    return withSandbox ? [r.name, r.kind, state, tools, sandboxCell(r), why] : [r.name, r.kind, state, tools, why];
+  });
+  return table(withSandbox ? ['NAME', 'KIND', 'STATE', 'TOOLS', 'SANDBOX', 'WHY'] : ['NAME', 'KIND', 'STATE', 'TOOLS', 'WHY'], rows);
+}
+
 export function formatStatus(s: GatewayStatus, cli: string): string {
   const parts: string[] = [];
   parts.push(esc`Gateway ${s.gateway.version} running (pid ${s.gateway.pid})` + (s.gateway.dirs ? esc`, state ${s.gateway.dirs.state}` : '') + '\n');
@@ -60,7 +80,7 @@ export function formatStatus(s: GatewayStatus, cli: string): string {
     '\nConnectors:\n' +
       (s.connectors.length === 0
         ? '  none (add one: gatehouse connector add)\n'
-        : table(['NAME', 'KIND', 'STATE', 'TOOLS', 'WHY'], s.connectors.map((r) => { const [state, why] = connectorState(r); return [r.name, r.kind, state, r.status.state === 'ready' ? String(r.tools) : '-', why]; }))),
+        : connectorTable(s.connectors)),
   );
   parts.push(
     `\nSessions: ${s.sessions.total} open\n` +
@@ -81,7 +101,7 @@ export function formatStatus(s: GatewayStatus, cli: string): string {
 export const statusCommand: CommandModule = (program, io: Io) => {
   const cmd = subcommand(program, 'status', 'what the running gateway is doing: connectors, sessions, sandboxes, approvals')
     .description(
-      'Asks the running gateway (over its control socket) for its connectors (state, tools,\nwhy not ready), open sessions per agent, sandboxes and calls waiting for approval.\nExit 3 when no gateway runs for the state directory.',
+      'Asks the running gateway (over its control socket) for its connectors (state, tools,\nwhether a stdio one runs confined, why not ready), open sessions per agent, sandboxes and calls waiting for approval.\nExit 3 when no gateway runs for the state directory.',
     )
     .option('--json', 'one JSON object');
   handle<{ json?: boolean }>(cmd, async (o) => {

@@ -7,6 +7,7 @@ import { GatehouseError, toHttpError } from '../errors.js';
 import type { Approvals } from '../policy/approvals.js';
 import { requireDuration } from '../config/duration.js';
 import { formatZodIssues } from '../config/zod-issues.js';
+import { withSandbox } from '../registry/confinement.js';
 import type { SessionManager } from './mcp-sessions.js';
 
 export interface AdminDeps {
@@ -38,9 +39,11 @@ export function createAdminApi(deps: AdminDeps): Hono {
     return c.json({ error: { code, message } }, status as ContentfulStatusCode);
   });
 
-  api.get('/status', (c) =>
-    c.json({ version: VERSION, pid: process.pid, sessions: deps.sessions.size, connectors: deps.gateway.report(), pendingApprovals: deps.approvals.list().length, ...(deps.dirs ? { dirs: deps.dirs } : {}) }),
-  );
+  // Each stdio connector says whether it runs confined (`sandbox: "confined" | "off"`).
+  api.get('/status', (c) => {
+    const connectors = withSandbox(deps.gateway.report(), deps.gateway.opts.registry.connectors);
+    return c.json({ version: VERSION, pid: process.pid, sessions: deps.sessions.size, connectors, pendingApprovals: deps.approvals.list().length, ...(deps.dirs ? { dirs: deps.dirs } : {}) });
+  });
 
   api.get('/approvals', (c) => c.json({ pending: deps.approvals.list(), grants: deps.approvals.grants(), withdrawn: deps.approvals.withdrawn() }));
 

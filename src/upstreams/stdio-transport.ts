@@ -38,6 +38,8 @@ export async function stdioTransport(c: StdioConnector, deps: { baseDir: string;
   const cwd = c.cwd === undefined ? deps.baseDir : isAbsolute(c.cwd) ? c.cwd : resolve(deps.baseDir, c.cwd);
   const server: StdioServer = { command, args: c.args, env, cwd };
   if (c.sandbox === 'off') {
+    // Loud on every start (issue #15): nothing but the reaper stands between this server and the user's files, keys and network.
+    deps.log.warn({ file: c.file, sandbox: 'off' }, 'connector runs unconfined (sandbox: off): it can read your files and keys and reach the network');
     // A process group (under gatehouse-reaper where built), its exit watched, stdout and stderr bounded: stdio.ts.
     return new StdioTransport(server, { connector: c, log: deps.log });
   }

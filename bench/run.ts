@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only calls,sandbox,policy,audit,memory,inference] [--quick] [--no-write]`
+ * `npm run bench [-- --only calls,sandbox,policy,audit,memory,inference,egress,connectors] [--quick] [--no-write]`
  * Prints markdown tables (each with the machine line) and writes the latest
  * run to bench/RESULTS.md; sections not run keep their earlier tables there.
  * Measures; never asserts (CI does not run it).
@@ -8,6 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchCalls, CALLS_FULL, CALLS_QUICK } from './calls.js';
+import { benchConnectors, CONNECTORS_FULL, CONNECTORS_QUICK } from './connectors.js';
 import { benchEgress, EGRESS_FULL, EGRESS_QUICK } from './egress.js';
 import { benchInference, INFERENCE_FULL, INFERENCE_QUICK } from './inference.js';
 import { benchMemory } from './memory.js';
@@ -17,7 +18,7 @@ import { killStarted, ROOT } from './lib/procs.js';
 import { mergeResults } from './lib/results-file.js';
 import { machineLine } from './lib/stats.js';
 
-const SECTIONS = ['calls', 'sandbox', 'policy', 'audit', 'memory', 'inference', 'egress'] as const;
+const SECTIONS = ['calls', 'sandbox', 'policy', 'audit', 'memory', 'inference', 'egress', 'connectors'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -91,6 +92,9 @@ for (const s of SECTIONS.filter((x) => only.includes(x))) {
         break;
       case 'egress':
         results.egress = await benchEgress(quick ? EGRESS_QUICK : EGRESS_FULL, log);
+        break;
+      case 'connectors':
+        results.connectors = await benchConnectors(quick ? CONNECTORS_QUICK : CONNECTORS_FULL, log);
         break;
     }
   } catch (e) {

@@ -78,7 +78,7 @@ describe.skipIf(!haveTools)('secrets through the gateway (real Secret Service)',
     echo = await startEchoUpstream();
     tree = writeTree((root) => [
       { name: 'echo', kind: 'http', url: echo.url, headers: { Authorization: 'Bearer ${secret:echo-token}' } },
-      { name: 'envsrv', kind: 'stdio', command: 'node', args: [ENV_SERVER], env: { TOKEN: '${secret:envsrv-token}', FIXTURE_OUT: join(root, 'env-server.jsonl') } },
+      { name: 'envsrv', kind: 'stdio', command: 'node', args: [ENV_SERVER], env: { TOKEN: '${secret:envsrv-token}', FIXTURE_OUT: join(root, 'env-server.jsonl') }, sandbox: 'off' },
       { name: 'ghost', kind: 'http', url: echo.url, headers: { 'X-Api-Key': '${secret:ghost-key}' } },
     ]);
     cliEnv = { ...keychain.env };

@@ -86,6 +86,12 @@ export const AUDIT_EVENTS = [
   'audit.headroom',
   'egress.intent',
   'egress',
+  'tool.pinned',
+  'tool.quarantined',
+  'tool.changed',
+  'tool.approved',
+  'tool.removed',
+  'tool.pins_rejected',
 ] as const;
 
 /**

@@ -94,6 +94,10 @@ export const common = {
   limits,
   sampling: z.enum(['allow', 'deny']).default('deny'),
   elicitation: z.enum(['allow', 'deny']).default('deny'),
+  /** Tool pinning (src/tools/pins.ts): strict quarantines a changed or new tool until approved; warn serves it, audited and flagged; off. */
+  pin: z.enum(['strict', 'warn', 'off']).default('strict'),
+  /** What screening a tool's text finds (src/tools/screen.ts): warn shows and audits it; block also holds the tool back until approved. */
+  screen: z.enum(['warn', 'block']).default('warn'),
 };
 
 /** An absolute path, plain (no `.`/`..` segments): an extra path a confined connector sees. */

@@ -41,6 +41,8 @@ import { listenControl } from '../server/control.js';
 import { sandboxRoutes } from '../sandbox/admin-routes.js';
 import { SandboxSessions } from '../sandbox/sandbox-sessions.js';
 import { connectorConfiner } from '../sandbox/confine-connector.js';
+import { PinStore } from '../tools/pins.js';
+import { toolsRoutes } from '../server/tools-routes.js';
 import { createEgressProxy, type EgressProxy, type Resolver } from '../egress/proxy.js';
 import { egressOffered } from '../policy/egress.js';
 import { RateLimiter } from '../policy/rate-limit.js';
@@ -186,6 +188,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     approvals,
     ...(opts.egressResolve ? { resolve: opts.egressResolve } : {}),
   });
+  const pins = new PinStore({ dir: join(opts.dirs.state, 'pins'), onEvent: (e) => void appendOrQueue(audit, { ...e }, logger) });
   const gateway = new Gateway({
     registry,
     baseDir: dirname(opts.dirs.registry),
@@ -197,6 +200,8 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     logger,
     // Every stdio connector under gatehouse-sandbox (sandbox: off aside), its only way out this egress proxy.
     confine: connectorConfiner({ dirs: opts.dirs, egress }),
+    // What an upstream tells the agent about its tools is pinned; a change waits for an admin (gatehouse tools).
+    pins,
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
   });
   // Model providers are registry entries too; a reload swaps them (see applyRegistryChange).
@@ -238,6 +243,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   });
   const adminApi = createAdminApi({ gateway, sessions, approvals, dirs: opts.dirs, mounts: [
       { path: '/sandbox', app: sandboxRoutes(sandboxes) },
+      { path: '/tools', app: toolsRoutes(pins, gateway) },
       { path: '/audit', app: auditRoutes(auditDir) },
       { path: '/tokens', app: revocationRoutes(revocations, audit, logger) },
       { path: '/sessions', app: sessionStatusRoutes(sessions) },

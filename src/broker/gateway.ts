@@ -8,6 +8,9 @@ import type { SecretResolver } from '../secrets/resolve.js';
 import { Upstream, type UpstreamStatus } from '../upstreams/upstream.js';
 import { SchemaChecker } from './args.js';
 import type { ConfineStdio } from '../upstreams/stdio-transport.js';
+import type { PinStore } from '../tools/pins.js';
+import { errorMessage } from '../errors.js';
+import { screenTool } from '../tools/screen.js';
 import type { Authorize, Hidden } from './authorize.js';
 import { buildCatalog, type Catalog, type CatalogProblem } from './catalog.js';
 import type { ConnectorState } from './not-ready.js';
@@ -27,6 +30,8 @@ export interface GatewayOptions {
   backoffMs?: number;
   /** Runs stdio connectors under the sandbox launcher (see Upstream). */
   confine?: ConfineStdio;
+  /** Tool pinning (src/tools/pins.ts): what each ready connector lists is admitted here before the agent sees it. */
+  pins?: PinStore;
 }
 
 /** What a registry reload changed, by connector name. */
@@ -170,12 +175,52 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
     clearTimeout(timer);
   }
 
+  /** The running upstreams, by connector name (what each lists now, before pinning). */
+  upstreamsByName(): ReadonlyMap<string, Upstream> {
+    return this.upstreams;
+  }
+
+  /** After an admin approved or re-pinned tools: the catalog is built again from the pins. */
+  refreshCatalog(): void {
+    this.admittedCache = new WeakMap();
+    this.rebuildCatalog();
+  }
+
+  /** The last admitted list per upstream listing (same array in, same array out: schema checkers are kept). */
+  private admittedCache = new WeakMap<readonly Tool[], readonly Tool[]>();
+
+  /**
+   * What a connector lists, as its pins admit it: a changed or new tool in
+   * strict mode (or one screening blocks) is left out until approved. Only a
+   * ready upstream's list is a listing (a restarting one lists nothing, which
+   * is not every tool removed). A pin store that cannot be written serves
+   * nothing of that connector (fail closed).
+   */
+  private admitted(u: Upstream): readonly Tool[] {
+    const pins = this.opts.pins;
+    if (pins === undefined || u.status.state !== 'ready') return u.tools;
+    const cached = this.admittedCache.get(u.tools);
+    if (cached !== undefined) return cached;
+    const c = u.connector;
+    try {
+      const served = pins.admit(c.name, u.tools.map((t) => this.opts.redact(t)), {
+        mode: c.pin,
+        ...(c.screen === 'block' ? { blocked: (t: Tool) => screenTool(t).map((f) => `${f.kind} in ${f.where}: ${f.excerpt}`) } : {}),
+      });
+      this.admittedCache.set(u.tools, served);
+      return served;
+    } catch (e) {
+      this.opts.logger.error({ connector: c.name, err: errorMessage(e) }, 'tool pins cannot be checked or saved: none of its tools is served');
+      return [];
+    }
+  }
+
   private rebuildCatalog(): void {
     const sources = [...this.upstreams.values()].map((u) => ({
       connector: u.connector.name,
       prefix: u.connector.prefix ?? u.connector.name,
       filter: u.connector.tools,
-      tools: u.tools,
+      tools: this.admitted(u),
     }));
     const checkers = new Map<string, { tools: readonly Tool[]; checker: SchemaChecker }>();
     for (const s of sources) {

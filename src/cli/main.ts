@@ -20,6 +20,7 @@ import { secretCommand } from './secret.js';
 import { serveCommand } from './serve.js';
 import { statusCommand } from './status.js';
 import { tokenCommand } from './token.js';
+import { toolsCommand } from './tools.js';
 
 const COMMANDS: readonly CommandModule[] = [
   serveCommand,
@@ -30,6 +31,7 @@ const COMMANDS: readonly CommandModule[] = [
   tokenCommand,
   policyCommand,
   approvalsCommand,
+  toolsCommand,
   secretCommand,
   connectorCommand,
   logsCommand,

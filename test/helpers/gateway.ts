@@ -36,7 +36,8 @@ export type ConnectorSpec = Record<string, unknown> & { name: string };
 /** A stdio connector running the fixture, logging calls to `callLog`. */
 export function stdioFixture(name: string, callLog: string, extra: Record<string, unknown> = {}, env: Record<string, string> = {}): ConnectorSpec {
   // Unconfined unless `extra` says otherwise: the call log lies where a confined server may not write (see withSandbox).
-  return { name, kind: 'stdio', command: 'node', args: [FIXTURE, 'stdio'], env: { FIXTURE_CALL_LOG: callLog, ...env }, sandbox: 'off', ...extra };
+  // Unpinned too: tests change the fixture's tool list at will; pinning has its own tests (test/tools, test/broker/tool-pinning.int.test.ts).
+  return { name, kind: 'stdio', command: 'node', args: [FIXTURE, 'stdio'], env: { FIXTURE_CALL_LOG: callLog, ...env }, sandbox: 'off', pin: 'off', ...extra };
 }
 
 export { tempDir };

@@ -42,6 +42,8 @@ static const char usage_text[] =
 	"  --home DIR          the command's own home, read-write, as $HOME; its dotfiles\n"
 	"                      are not protected (no process outside the sandbox may use it)\n"
 	"  --env NAME=VALUE    add to the (otherwise cleared) environment (repeatable)\n"
+	"  --env-keep NAME     keep NAME from the launcher's own environment (repeatable;\n"
+	"                      a secret passed this way is never on a command line)\n"
 	"  --allow-weaker      run with Landlock ABI 1-5, without what it lacks\n"
 	"  --uid N, --gid N    ids of the command inside (root default: a uid of its own)\n"
 	"  --tmp-size MIB      size of the private /tmp (default 256)\n"
@@ -61,7 +63,7 @@ static const char usage_text[] =
 	"Env " SIMULATE_NO_CGROUP_ENV "=1 pretends no cgroup can be made (tests).\n";
 
 enum {
-	OPT_SOCKET = 1000, OPT_PORT, OPT_WORKSPACE, OPT_RO, OPT_RW, OPT_ENV,
+	OPT_SOCKET = 1000, OPT_PORT, OPT_WORKSPACE, OPT_RO, OPT_RW, OPT_ENV, OPT_ENV_KEEP,
 	OPT_ALLOW_WEAKER, OPT_UID, OPT_GID, OPT_TMP_SIZE, OPT_MAX_PROCS,
 	OPT_MAX_FILES, OPT_PIDS_MAX, OPT_MEMORY_MAX, OPT_CPU_WEIGHT, OPT_PROBE, OPT_HELP, OPT_VERSION,
 };
@@ -79,6 +81,7 @@ static const struct option options[] = {
 	{ "home", required_argument, NULL, OPT_HOME },
 	{ "cwd", required_argument, NULL, OPT_CWD },
 	{ "env", required_argument, NULL, OPT_ENV },
+	{ "env-keep", required_argument, NULL, OPT_ENV_KEEP },
 	{ "allow-weaker", no_argument, NULL, OPT_ALLOW_WEAKER },
 	{ "uid", required_argument, NULL, OPT_UID },
 	{ "gid", required_argument, NULL, OPT_GID },
@@ -301,6 +304,25 @@ enum run_mode plan_parse(struct plan *p, int argc, char **argv)
 			if (!p->env)
 				die_errno(EXIT_LAUNCHER, "realloc");
 			p->env[p->n_env++] = optarg;
+			break;
+		}
+		case OPT_ENV_KEEP: {
+			/* The value comes from our environment, so it is never in any argv (/proc/PID/cmdline is world-readable). */
+			size_t len = strlen(optarg);
+			if (!valid_env_name(optarg, len))
+				usage_error("--env-keep %s: expected a NAME of [A-Za-z0-9_]", optarg);
+			const char *entry = NULL;
+			for (char **e = environ; *e; e++)
+				if (strncmp(*e, optarg, len) == 0 && (*e)[len] == '=') {
+					entry = *e;
+					break;
+				}
+			if (!entry)
+				usage_error("--env-keep %s: not in the launcher's environment", optarg);
+			p->env = realloc(p->env, (p->n_env + 1) * sizeof *p->env);
+			if (!p->env)
+				die_errno(EXIT_LAUNCHER, "realloc");
+			p->env[p->n_env++] = entry;
 			break;
 		}
 		case OPT_ALLOW_WEAKER:

@@ -72,11 +72,15 @@ export interface ConnectorConfinerDeps {
   env?: NodeJS.ProcessEnv;
 }
 
-/** The launcher's own environment: it clears the server's to an allowlist and adds `--env` itself. */
-function launcherEnv(): Record<string, string> {
+/**
+ * The launcher's own environment: the server's variables (secrets rendered
+ * into them) ride here and are kept by name (`--env-keep`), never as
+ * `--env NAME=VALUE` on a command line every local user can read.
+ */
+function launcherEnv(serverEnv: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const k of ['PATH', 'LANG']) if (process.env[k] !== undefined) env[k] = process.env[k];
-  return env;
+  return { ...env, ...serverEnv };
 }
 
 /** One egress socket per running connector: every connection on it is that connector's. */
@@ -187,10 +191,10 @@ export function connectorConfiner(deps: ConnectorConfinerDeps): ConfineStdio {
         ro: plan.ro,
         rw: plan.rw,
         cwd: plan.cwd,
-        env: plan.env,
+        envKeep: Object.keys(plan.env),
         command: plan.command,
       });
-      return { server: { command: launcherPath(), args, env: launcherEnv(), cwd: plan.workspace }, release: () => socket.close() };
+      return { server: { command: launcherPath(), args, env: launcherEnv(plan.env), cwd: plan.workspace }, release: () => socket.close() };
     } catch (e) {
       socket.close();
       throw e;

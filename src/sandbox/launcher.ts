@@ -92,6 +92,12 @@ export interface LauncherPlan {
   ro?: string[];
   rw?: string[];
   env?: Record<string, string>;
+  /**
+   * Variables the command gets from the launcher's own environment (`--env-keep NAME`): for secrets,
+   * which must never be on a command line (/proc/PID/cmdline is readable by every local user).
+   * The caller puts their values in the environment it spawns the launcher with.
+   */
+  envKeep?: string[];
   /** Run on Landlock ABI 1-5 without what it lacks (the launcher prints what). */
   allowWeaker?: boolean;
   /**
@@ -183,6 +189,10 @@ export function buildLauncherArgs(plan: LauncherPlan): string[] {
     if (!ENV_NAME.test(name)) bad(`env name ${JSON.stringify(name)} is not [A-Za-z_][A-Za-z0-9_]*`);
     if (value.includes('\0')) bad(`env ${name} contains a NUL byte`);
     args.push('--env', `${name}=${value}`);
+  }
+  for (const name of plan.envKeep ?? []) {
+    if (!ENV_NAME.test(name)) bad(`env name ${JSON.stringify(name)} is not [A-Za-z_][A-Za-z0-9_]*`);
+    args.push('--env-keep', name);
   }
   if (plan.allowWeaker === true) args.push('--allow-weaker');
   for (const [flag, paths] of [['--allow-write', plan.allowWrite ?? []], ['--protect', plan.protect ?? []]] as const) {

@@ -195,6 +195,22 @@ describe('a confined stdio server works as before', () => {
     }, 'the restarted server to answer', 20_000);
   });
 
+  it('connector_secret_is_never_on_a_command_line_any_local_user_can_read', async () => {
+    const c = await t.client('alice');
+    await c.callTool({ name: 'envsrv__env', arguments: {} });
+    const lines: string[] = [];
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        lines.push(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    // The launcher and the server are running: their command lines were read, and hold no secret value.
+    expect(lines.some((l) => l.includes('gatehouse-sandbox') && l.includes('--env-keep\0TOKEN'))).toBe(true);
+    expect(lines.filter((l) => l.includes('first-value-7f3a') || l.includes('second-value-9c1d'))).toEqual([]);
+  });
+
   it('confined_server_gets_a_rotated_secret_after_restart_and_never_the_old_one', async () => {
     const c = await t.client('alice');
     const before = (await c.callTool({ name: 'envsrv__env', arguments: {} })) as { content: Array<{ text: string }> };

@@ -13,8 +13,12 @@ import { canonicalIp } from '../policy/egress.js';
 // ipaddr.js is CommonJS whose names Node's ESM loader cannot see; its types describe the require() value.
 const ipaddr = createRequire(import.meta.url)('ipaddr.js') as typeof import('ipaddr.js');
 
-/** AWS, GCP, Azure (169.254.169.254), AWS IPv6 (fd00:ec2::254), Alibaba (100.100.100.200). */
-const METADATA = new Set(['169.254.169.254', 'fd00:ec2::254', '100.100.100.200']);
+/** AWS, GCP, Azure (169.254.169.254), AWS IPv6 (fd00:ec2::254), Alibaba (100.100.100.200), Azure WireServer (168.63.129.16). */
+const METADATA = new Set(['169.254.169.254', 'fd00:ec2::254', '100.100.100.200', '168.63.129.16']);
+
+/** Global unicast IPv6 is 2000::/3; ipaddr.js calls ranges it does not know "unicast" (::/96 IPv4-compatible, fec0::/10 site-local, 64:ff9b:1::/48). */
+const GLOBAL_V6 = ipaddr.parseCIDR('2000::/3');
+const LOCAL_NAT64 = ipaddr.parseCIDR('64:ff9b:1::/48');
 
 const NAMES: Record<string, string> = {
   loopback: 'a loopback address',
@@ -32,7 +36,12 @@ export function addressProblem(address: string): string | undefined {
   const ip = canonicalIp(address);
   if (ip === undefined) return 'not an IP address';
   if (METADATA.has(ip)) return 'a cloud metadata address';
-  const range = ipaddr.parse(ip).range();
+  const parsed = ipaddr.parse(ip);
+  const range = parsed.range();
+  if (parsed.kind() === 'ipv6' && range === 'unicast') {
+    if (parsed.match(LOCAL_NAT64)) return 'a local-use NAT64 (64:ff9b:1::/48) address';
+    if (!parsed.match(GLOBAL_V6)) return 'an IPv6 address outside global unicast (2000::/3)';
+  }
   if (range === 'unicast') return undefined;
   return NAMES[range] ?? `a special-purpose address (${range})`;
 }

@@ -340,10 +340,13 @@ export class EgressProxy {
     counts: { bytesUp: number; bytesDown: number },
     finish: (outcome: string, extra?: Record<string, unknown>) => void,
   ): void {
+    // A body that came chunked goes on chunked: Node would write a GET's (or DELETE's) decoded body unframed,
+    // and the upstream could read it as a second request nobody decided (request smuggling).
+    const framing = req.headers['transfer-encoding'] !== undefined ? { 'transfer-encoding': 'chunked' } : {};
     const out = httpRequest({
       method: req.method ?? 'GET',
       path: t.pathAndQuery,
-      headers: { ...endToEnd(req.headers, req.rawHeaders), host: t.authority },
+      headers: { ...endToEnd(req.headers, req.rawHeaders), ...framing, host: t.authority },
       setHost: false,
       createConnection: () => socket,
     });

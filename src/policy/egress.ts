@@ -12,7 +12,8 @@
  *
  * An ask rule hands the connection to a human (Approvals.requestEgress); once
  * approved it is checked like an allowed one, and may reach a private address
- * only when the ask rule itself names the host exactly.
+ * only when the ask rule itself names the host exactly. An ask that matched
+ * only by failing closed (`judged: false`) is never covered by a grant.
  */
 import { createRequire } from 'node:module';
 import { compileArgGlob } from './arg-glob.js';
@@ -46,8 +47,11 @@ export function compileEgressMatcher(spec: EgressMatchSpec): EgressMatcher {
   return m;
 }
 
-const UNJUDGEABLE_PATH = /(?:^|\/)\.{1,2}(?:\/|$)|%2[ef]|%5c|\\/i;
+// Besides "."/".." segments and encoded "/", "." or "\": spellings some servers read as a traversal — a segment
+// starting with ".." ("..;" for Tomcat/Spring/Jetty), ";" path parameters, NUL, a double-encoded "%25", IIS "%u".
+const UNJUDGEABLE_PATH = /(?:^|\/)\.{1,2}(?:\/|$)|(?:^|\/)\.\.|;|%00|%25|%u|%2[ef]|%3b|%5c|\\/i;
 
+/** `note` is set exactly when the rule matched without judging the request (fail closed): evaluateEgress then reports `judged: false`. */
 type Match = { ok: true; note?: string } | { ok: false; reason: string };
 
 function matchCaller(rule: Rule, req: EgressRequest): Match {
@@ -107,13 +111,20 @@ export function evaluateEgress(policy: Policy, req: EgressRequest, extra: readon
   // A connector's registry `egress:` entries (connectorEgressRules) come last: any policy rule, a deny above all, decides first.
   const rules = extra.length === 0 ? egressRules(policy) : [...egressRules(policy), ...extra];
   for (const [i, rule] of rules.entries()) {
-    if (!matchEgress(rule, req).ok) continue;
+    const m = matchEgress(rule, req);
+    if (!m.ok) continue;
     // For an allow, the host counts as named when any matching allow rule names it exactly, whichever rule decides
     // (e.g. a limited glob rule). For an ask, only the asking rule itself: an approval of a glob never lifts the address check.
     const named = (r: Rule): boolean => r.effect === 'allow' && r.egress?.host.exact === true;
     const hostNamed =
       rule.effect === 'ask' ? rule.egress?.host.exact === true : named(rule) || (rule.effect === 'allow' && rules.slice(i + 1).some((r) => named(r) && matchEgress(r, req).ok));
-    const d: EgressDecision = { effect: rule.effect, ruleId: rule.id, message: rule.message, hostNamed };
+    const d: EgressDecision = { effect: rule.effect, ruleId: rule.id, message: rule.message, hostNamed, judged: m.note === undefined };
+    const e = rule.egress;
+    if (e?.methods !== undefined || e?.path !== undefined) {
+      d.http = {};
+      if (e.methods !== undefined) d.http.methods = [...e.methods];
+      if (e.path !== undefined) d.http.path = e.path.pattern;
+    }
     if (rule.limit !== undefined) d.limit = { ruleId: rule.id, capacity: rule.limit.capacity, perMs: rule.limit.perMs };
     if (rule.ask !== undefined) d.ask = rule.ask;
     return d;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createApp, type ModelRoutes } from '../server/app.js';
@@ -51,7 +52,7 @@ export interface SandboxSessionsDeps {
  * only the launcher's relay (outside the agent's view) can reach it.
  */
 export class SandboxSessions {
-  private readonly open = new Map<string, { session: SandboxSession; server: HttpServer; dir: string }>();
+  private readonly open = new Map<string, { session: SandboxSession; server: HttpServer; dir: string; closeTunnels: () => void }>();
   private readonly closing = new Map<string, Promise<void>>();
   constructor(private readonly deps: SandboxSessionsDeps) {}
 
@@ -79,7 +80,7 @@ export class SandboxSessions {
     if (opts.egress === true && this.deps.egress === undefined) throw new GatehouseError('SANDBOX_FAILED', 'this gateway has no egress proxy');
     const egress = opts.egress === true || this.deps.egressFor?.(agent) === true;
     const server = createHttpServer((req, env) => app.fetch(req, env as object), this.deps.http, 'one-agent');
-    if (egress && this.deps.egress !== undefined) routeEgress(server, this.deps.egress, { caller: { kind: 'agent', name: agent }, sandbox: id });
+    const closeTunnels = egress && this.deps.egress !== undefined ? routeEgress(server, this.deps.egress, { caller: { kind: 'agent', name: agent }, sandbox: id }) : () => undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -91,7 +92,7 @@ export class SandboxSessions {
       throw new GatehouseError('SANDBOX_FAILED', `cannot open the session socket ${socketPath}: ${(e as Error).message}`);
     }
     const session: SandboxSession = { id, agent, socketPath, port, url: `http://127.0.0.1:${port}/mcp`, egress: egress && this.deps.egress !== undefined };
-    this.open.set(id, { session, server, dir });
+    this.open.set(id, { session, server, dir, closeTunnels });
     try {
       await this.deps.audit.append({ event: 'sandbox.opened', agent, sandbox: id, port, egress: session.egress });
     } catch (e) {
@@ -116,12 +117,13 @@ export class SandboxSessions {
     return true;
   }
 
-  private async shut(id: string, o: { session: SandboxSession; server: HttpServer; dir: string }): Promise<void> {
+  private async shut(id: string, o: { session: SandboxSession; server: HttpServer; dir: string; closeTunnels: () => void }): Promise<void> {
     // The sandbox is gone: so are the MCP sessions that came in on its socket (they would otherwise hold quota until idle).
     await this.deps.sessions.closeSandbox(id);
     await new Promise<void>((resolve) => {
       o.server.close(() => resolve());
       o.server.closeAllConnections();
+      o.closeTunnels();
     });
     rmSync(o.dir, { recursive: true, force: true });
     this.deps.onClosed?.(id);
@@ -140,12 +142,22 @@ export class SandboxSessions {
  * request is MCP (or a model call) as before. Without this, CONNECT is
  * refused by Node and an absolute-form request fails the Host check.
  */
-function routeEgress(server: HttpServer, proxy: EgressProxy, who: EgressIdentity): void {
+function routeEgress(server: HttpServer, proxy: EgressProxy, who: EgressIdentity): () => void {
   const mcp = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
   server.removeAllListeners('request');
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(req.url ?? '')) return proxy.request(req, res, who);
     for (const l of mcp) l.call(server, req, res);
   });
-  server.on('connect', (req: IncomingMessage, socket, head: Buffer) => proxy.connect(req, socket, head, who));
+  // A CONNECT's socket leaves the HTTP server (closeAllConnections no longer sees it): this session closes its tunnels itself.
+  const tunnels = new Set<Duplex>();
+  server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    tunnels.add(socket);
+    socket.once('close', () => tunnels.delete(socket));
+    proxy.connect(req, socket, head, who);
+  });
+  return () => {
+    for (const t of tunnels) t.destroy();
+    tunnels.clear();
+  };
 }

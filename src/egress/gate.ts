@@ -17,6 +17,7 @@ import { canonicalIp, evaluateEgress } from '../policy/egress.js';
 import { rateKey, type RateLimiter } from '../policy/rate-limit.js';
 import type { EgressCaller, EgressRequest, Policy, Rule } from '../policy/types.js';
 import { addressProblem } from './address.js';
+import type { RefusalLog } from './refusal-log.js';
 import { resolveWithin, type Resolver } from './resolve.js';
 import type { EgressTarget } from './target.js';
 
@@ -41,6 +42,8 @@ export interface GateDeps {
   resolve: Resolver;
   resolveTimeoutMs: number;
   rateLimiter?: RateLimiter;
+  /** Folds a caller's repeated refusals (see refusal-log.ts); without it each is written. */
+  refusals?: RefusalLog;
   now: () => number;
 }
 
@@ -82,7 +85,9 @@ export async function gate(deps: GateDeps, who: EgressIdentity, target: EgressTa
   const d = evaluateEgress(deps.policy(), req, who.rules);
   const record: AuditEvent = { ...baseRecord(who, req), decision: d.effect, rule: d.ruleId };
   const refuse = async (status: number, outcome: string, message: string, headers?: Record<string, string>): Promise<Refuse> => {
-    await appendOrQueue(deps.audit, { ...record, outcome, reason: message, durationMs: deps.now() - started }, deps.logger);
+    const refusal = { ...record, outcome, reason: message, durationMs: deps.now() - started };
+    if (deps.refusals !== undefined) await deps.refusals.refuse(`${who.caller.kind}:${who.caller.name}`, refusal);
+    else await appendOrQueue(deps.audit, refusal, deps.logger);
     return headers === undefined ? { go: false, status, message } : { go: false, status, message, headers };
   };
 

@@ -29,6 +29,7 @@ import { dial, DialError } from './dial.js';
 import { gate, type EgressApprovals, type EgressIdentity, type GateDeps } from './gate.js';
 import { systemResolver, type Resolver } from './resolve.js';
 import { parseAuthority, parseHttpUrl, type EgressTarget } from './target.js';
+import { RefusalLog } from './refusal-log.js';
 import { runTunnel } from './tunnel.js';
 
 export type { EgressApprovals, EgressIdentity } from './gate.js';
@@ -123,12 +124,16 @@ export class EgressProxy {
   readonly #limits: EgressLimits;
   readonly #gate: GateDeps;
   readonly #now: () => number;
+  readonly #refusals: RefusalLog;
 
   constructor(opts: EgressProxyOptions) {
     this.#limits = { ...DEFAULT_EGRESS_LIMITS, ...opts.limits };
     this.#now = opts.now ?? Date.now;
     this.#gate = { policy: opts.policy, audit: opts.audit, logger: opts.logger, resolve: opts.resolve ?? systemResolver, resolveTimeoutMs: this.#limits.resolveTimeoutMs, now: this.#now };
     if (opts.rateLimiter !== undefined) this.#gate.rateLimiter = opts.rateLimiter;
+    // One caller looping over refused hosts must not fill the audit disk for everyone.
+    this.#refusals = new RefusalLog(opts.audit, opts.logger);
+    this.#gate.refusals = this.#refusals;
     if (opts.approvals !== undefined) this.#gate.approvals = opts.approvals;
     this.#server = createServer({ maxHeaderSize: this.#limits.maxHeaderBytes, requireHostHeader: false, headersTimeout: this.#limits.headersTimeoutMs, requestTimeout: 0 }, (req, res) => {
       this.#onRequest(req, res).catch((e: unknown) => this.#crashed(e, req.socket));
@@ -185,6 +190,7 @@ export class EgressProxy {
 
   /** Closes every connection, open tunnels included. */
   close(): void {
+    this.#refusals.flushAll();
     for (const t of this.#deadlines.values()) clearTimeout(t);
     this.#deadlines.clear();
     for (const s of [...this.#sockets, ...this.#tunnels]) s.destroy();

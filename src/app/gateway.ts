@@ -188,7 +188,11 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     approvals,
     ...(opts.egressResolve ? { resolve: opts.egressResolve } : {}),
   });
-  const pins = new PinStore({ dir: join(opts.dirs.state, 'pins'), onEvent: (e) => void appendOrQueue(audit, { ...e }, logger) });
+  // The tool's hash is `toolHash` in the record: `hash` is the audit chain's own field.
+  const pins = new PinStore({
+    dir: join(opts.dirs.state, 'pins'),
+    onEvent: ({ hash, ...e }) => void appendOrQueue(audit, { ...e, ...(hash !== undefined ? { toolHash: hash } : {}) }, logger),
+  });
   const gateway = new Gateway({
     registry,
     baseDir: dirname(opts.dirs.registry),

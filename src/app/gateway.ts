@@ -245,7 +245,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
     ...(opts.http ? { http: opts.http } : {}),
   });
-  const adminApi = createAdminApi({ gateway, sessions, approvals, dirs: opts.dirs, mounts: [
+  const adminApi = createAdminApi({ gateway, sessions, approvals, dirs: opts.dirs, pins, mounts: [
       { path: '/sandbox', app: sandboxRoutes(sandboxes) },
       { path: '/tools', app: toolsRoutes(pins, gateway) },
       { path: '/audit', app: auditRoutes(auditDir) },

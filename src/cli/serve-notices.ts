@@ -1,13 +1,16 @@
 /**
  * The lines `gatehouse serve` prints while it runs, beside the start-up
  * banner: a stdio connector that runs unconfined (at start-up and when a
- * registry reload brings one), an upstream that is slow to start, and each
+ * registry reload brings one), an upstream that is slow to start, a
+ * connector with more tools quarantined than before (issue #16), and each
  * call that starts waiting for approval (with the command that decides it).
  */
 import type { Gateway } from '../broker/gateway.js';
 import type { ApprovalEvent } from '../policy/approvals.js';
 import { unconfinedConnectors } from '../registry/confinement.js';
 import type { Connector, StdioConnector, ToolConnector } from '../registry/schema.js';
+import { quarantinedTools } from '../server/admin.js';
+import type { PinRow, PinState } from '../tools/pins.js';
 import { escapeText } from '../terminal.js';
 
 export const SLOW_START_MS = 5_000;
@@ -51,6 +54,38 @@ export function unconfinedWarner(print: (line: string) => void): (registry: { co
   };
 }
 
+const WHY_QUARANTINED: Record<Exclude<PinState, 'pinned'>, string> = { changed: 'changed since pinned', new: 'new', blocked: 'blocked' };
+
+/** The warning for a connector whose tools wait for approval: how many, in which states, and the command that lists them. */
+export function quarantinedLine(connector: string, rows: readonly Pick<PinRow, 'state'>[], cli: string, dirFlags = ''): string {
+  const byState = new Map<string, number>();
+  for (const r of rows) if (r.state !== 'pinned') byState.set(WHY_QUARANTINED[r.state], (byState.get(WHY_QUARANTINED[r.state]) ?? 0) + 1);
+  const why = byState.size === 1 ? [...byState.keys()].join('') : [...byState].map(([w, n]) => `${n} ${w}`).join(', ');
+  const n = rows.length;
+  return `warning: connector "${connector}": ${n} ${n === 1 ? 'tool' : 'tools'} quarantined (${why}): ${cli} tools list --quarantined${dirFlags}`;
+}
+
+/**
+ * Warns whenever a connector has more tools quarantined than when last
+ * looked at (a tool was quarantined); a count that falls (an approval) or
+ * stays is quiet, and a later rise warns again. Connectors the registry
+ * no longer has are forgotten.
+ */
+export function quarantineWarner(print: (line: string) => void, cli: string, dirFlags = ''): (gateway: Gateway) => void {
+  let counts = new Map<string, number>();
+  return (gateway) => {
+    const pins = gateway.opts.pins;
+    if (pins === undefined) return;
+    const now = new Map<string, number>();
+    for (const r of gateway.report()) {
+      const rows = quarantinedTools(pins, r.name);
+      now.set(r.name, rows.length);
+      if (rows.length > (counts.get(r.name) ?? 0)) print(escapeText(quarantinedLine(r.name, rows, cli, dirFlags)) + '\n');
+    }
+    counts = now;
+  };
+}
+
 /** The line for a call that starts waiting for approval; undefined for every other approval event. */
 export function approvalLine(ev: ApprovalEvent, cli: string, dirFlags = ''): string | undefined {
   if (ev.type !== 'requested') return undefined;
@@ -74,6 +109,7 @@ export function serveNotices(print: (line: string) => void, cli: string, dirFlag
   let timer: NodeJS.Timeout | undefined;
   let unwatch: () => void = () => undefined;
   const warnUnconfined = unconfinedWarner(print);
+  const warnQuarantined = quarantineWarner(print, cli, dirFlags);
   return {
     onApprovalEvent: (ev) => {
       const line = approvalLine(ev, cli, dirFlags);
@@ -81,8 +117,12 @@ export function serveNotices(print: (line: string) => void, cli: string, dirFlag
     },
     onUpstreamsStarting: (gateway) => {
       // Before any upstream starts; a reload swaps the registry and then rebuilds the catalog, so 'catalog' sees the new one first.
+      // Every tools/list an upstream answers passes its pins before the catalog is rebuilt: 'catalog' sees each quarantine.
       warnUnconfined(gateway.opts.registry);
-      const onCatalog = () => warnUnconfined(gateway.opts.registry);
+      const onCatalog = () => {
+        warnUnconfined(gateway.opts.registry);
+        warnQuarantined(gateway);
+      };
       gateway.on('catalog', onCatalog);
       unwatch = () => gateway.off('catalog', onCatalog);
       timer = setTimeout(() => {

@@ -10,7 +10,8 @@ import { dirsFrom, handle, subcommand, table, type CommandModule, type Io } from
 import { adminRequest } from '../server/control-client.js';
 import { invocation } from './invocation.js';
 
-export type StatusConnector = ConnectorReport & { sandbox?: ConnectorSandbox };
+/** `quarantined`: tools withheld until an admin approves them (every tool connector, when the gateway pins tools). */
+export type StatusConnector = ConnectorReport & { sandbox?: ConnectorSandbox; quarantined?: number };
 
 export interface GatewayStatus {
   gateway: { version: string; pid: number; dirs?: Dirs };
@@ -62,15 +63,32 @@ export function sandboxCell(r: StatusConnector): string {
   return r.sandbox === 'off' ? 'UNCONFINED (sandbox: off)' : r.sandbox === 'confined' ? 'confined' : '';
 }
 
-/** The SANDBOX column only when a stdio connector is listed: http and built-in connectors have nothing to say there. */
+/** Tools of all connectors waiting for approval. */
+function quarantinedTotal(connectors: readonly StatusConnector[]): number {
+  return connectors.reduce((n, r) => n + (r.quarantined ?? 0), 0);
+}
+
+/**
+ * The SANDBOX column only when a stdio connector is listed (http and built-in
+ * connectors have nothing to say there); QUARANTINED only when a tool waits for approval.
+ */
 function connectorTable(connectors: StatusConnector[]): string {
   const withSandbox = connectors.some((r) => r.sandbox !== undefined);
+  const withQuarantined = quarantinedTotal(connectors) > 0;
   const rows = connectors.map((r) => {
     const [state, why] = connectorState(r);
     const tools = r.status.state === 'ready' ? String(r.tools) : '-';
-    return withSandbox ? [r.name, r.kind, state, tools, sandboxCell(r), why] : [r.name, r.kind, state, tools, why];
+    const quarantined = (r.quarantined ?? 0) > 0 ? String(r.quarantined) : '';
+    return [r.name, r.kind, state, tools, ...(withQuarantined ? [quarantined] : []), ...(withSandbox ? [sandboxCell(r)] : []), why];
   });
-  return table(withSandbox ? ['NAME', 'KIND', 'STATE', 'TOOLS', 'SANDBOX', 'WHY'] : ['NAME', 'KIND', 'STATE', 'TOOLS', 'WHY'], rows);
+  return table(['NAME', 'KIND', 'STATE', 'TOOLS', ...(withQuarantined ? ['QUARANTINED'] : []), ...(withSandbox ? ['SANDBOX'] : []), 'WHY'], rows);
+}
+
+/** The command that lists what waits; empty when nothing does. */
+function quarantinedHint(connectors: readonly StatusConnector[], cli: string): string {
+  const n = quarantinedTotal(connectors);
+  if (n === 0) return '';
+  return escapeText(`${n} ${n === 1 ? 'tool waits' : 'tools wait'} for approval: ${cli} tools list --quarantined`) + '\n';
 }
 
 export function formatStatus(s: GatewayStatus, cli: string): string {
@@ -80,7 +98,7 @@ export function formatStatus(s: GatewayStatus, cli: string): string {
     '\nConnectors:\n' +
       (s.connectors.length === 0
         ? '  none (add one: gatehouse connector add)\n'
-        : connectorTable(s.connectors)),
+        : connectorTable(s.connectors) + quarantinedHint(s.connectors, cli)),
   );
   parts.push(
     `\nSessions: ${s.sessions.total} open\n` +
@@ -101,7 +119,7 @@ export function formatStatus(s: GatewayStatus, cli: string): string {
 export const statusCommand: CommandModule = (program, io: Io) => {
   const cmd = subcommand(program, 'status', 'what the running gateway is doing: connectors, sessions, sandboxes, approvals')
     .description(
-      'Asks the running gateway (over its control socket) for its connectors (state, tools,\nwhether a stdio one runs confined, why not ready), open sessions per agent, sandboxes and calls waiting for approval.\nExit 3 when no gateway runs for the state directory.',
+      'Asks the running gateway (over its control socket) for its connectors (state, tools, tools\nquarantined until approved, whether a stdio one runs confined, why not ready), open sessions per agent, sandboxes and calls waiting for approval.\nExit 3 when no gateway runs for the state directory.',
     )
     .option('--json', 'one JSON object');
   handle<{ json?: boolean }>(cmd, async (o) => {

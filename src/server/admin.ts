@@ -8,6 +8,7 @@ import type { Approvals } from '../policy/approvals.js';
 import { requireDuration } from '../config/duration.js';
 import { formatZodIssues } from '../config/zod-issues.js';
 import { withSandbox } from '../registry/confinement.js';
+import type { PinRow, PinStore } from '../tools/pins.js';
 import type { SessionManager } from './mcp-sessions.js';
 
 export interface AdminDeps {
@@ -18,6 +19,13 @@ export interface AdminDeps {
   dirs?: Dirs;
   /** Extra routes mounted under /admin/v1 (audit query, sandbox sessions). */
   mounts?: Array<{ path: string; app: Hono }>;
+  /** Tool pins: /status counts each connector's quarantined tools. */
+  pins?: PinStore;
+}
+
+/** The tools of `connector` withheld from the agent until an admin approves them (a change served in pin mode warn is not withheld). */
+export function quarantinedTools(pins: PinStore, connector: string): PinRow[] {
+  return pins.list(connector).filter((r) => r.state !== 'pinned' && !r.served);
 }
 
 const DecideBody = z.strictObject({
@@ -39,9 +47,11 @@ export function createAdminApi(deps: AdminDeps): Hono {
     return c.json({ error: { code, message } }, status as ContentfulStatusCode);
   });
 
-  // Each stdio connector says whether it runs confined (`sandbox: "confined" | "off"`).
+  // Each stdio connector says whether it runs confined (`sandbox: "confined" | "off"`); with pins, each says how many tools wait for approval.
   api.get('/status', (c) => {
-    const connectors = withSandbox(deps.gateway.report(), deps.gateway.opts.registry.connectors);
+    const pins = deps.pins;
+    const rows = withSandbox(deps.gateway.report(), deps.gateway.opts.registry.connectors);
+    const connectors = pins === undefined ? rows : rows.map((r) => ({ ...r, quarantined: quarantinedTools(pins, r.name).length }));
     return c.json({ version: VERSION, pid: process.pid, sessions: deps.sessions.size, connectors, pendingApprovals: deps.approvals.list().length, ...(deps.dirs ? { dirs: deps.dirs } : {}) });
   });
 

@@ -29,6 +29,7 @@ function showEgress(p: PendingApproval & { egress: NonNullable<PendingApproval['
     ...(e.path !== undefined ? ([['path', e.path]] as [string, string][]) : []),
     ['sandbox', e.sandbox ?? '(none)'],
     ['rule', p.ruleId ?? '(default)'],
+    ['grant', `a grant covers: ${grantCovers(p)}`],
     ['message', p.message],
     ['requested', p.requestedAt],
     ['expires', p.expiresAt],
@@ -56,6 +57,11 @@ function showApproval(p: PendingApproval): string {
   );
 }
 
+/** What a grant given on this egress approval would cover, as the gateway worked it out. */
+function grantCovers(p: PendingApproval): string {
+  return p.grantCovers ?? '(not said by this gateway)';
+}
+
 const APPROVALS_HELP = `
 Decides calls that policy sent to a human ("effect: ask"). A pending call
 waits until approved, denied, or its timeout passes (then it is denied).
@@ -63,9 +69,14 @@ With --grant, later calls of the same agent, rule and tool pass without
 asking until the grant expires or its uses run out (never more than the
 rule's ask.grant allows). Talks to the running gateway over its control socket.
 Egress connections wait here too ("agent coder wants CONNECT host:443"); a
-grant for one covers the same caller, rule, host and port, and with --session
-only the sandbox session it came from (without --grant: as long and as many
-connections as the rule's ask.grant allows).
+grant for one covers the same caller, rule, host and port and the same kind of
+request: a grant on a CONNECT covers CONNECT tunnels only, one on a plain-HTTP
+request covers plain HTTP only, and only the methods and paths the rule names.
+With --session it covers only the sandbox session it came from (without
+--grant: as long and as many connections as the rule's ask.grant allows).
+A request the rule cannot judge (a CONNECT under a rule naming a method or
+path, a path with "..") is always asked and may be approved without a grant
+only. "list" and "show" say what a grant would cover.
 "list" shows the first characters of each call's arguments; "show ID" prints
 all of them exactly, as JSON (secret values redacted).`;
 
@@ -99,7 +110,7 @@ export const approvalsCommand: CommandModule = (program, io) => {
     if (r.pending.length === 0) io.out('No calls are waiting for approval.\n');
     else if (calls.length > 0) io.out(table(['ID', 'AGENT', 'TOOL', 'RULE', 'ARGS', 'EXPIRES'], calls.map((p) => [p.id, p.agent, p.tool, p.ruleId ?? '(default)', shortArgs(p.args), p.expiresAt])));
     if (conns.length > 0) {
-      io.out(`${calls.length > 0 ? '\n' : ''}Egress connections waiting for approval:\n` + table(['ID', 'REQUEST', 'RULE', 'SANDBOX', 'EXPIRES'], conns.map((p) => [p.id, approvalSubject(p), p.ruleId ?? '(default)', p.egress?.sandbox ?? '-', p.expiresAt])));
+      io.out(`${calls.length > 0 ? '\n' : ''}Egress connections waiting for approval:\n` + table(['ID', 'REQUEST', 'RULE', 'SANDBOX', 'EXPIRES', 'A GRANT COVERS'], conns.map((p) => [p.id, approvalSubject(p), p.ruleId ?? '(default)', p.egress?.sandbox ?? '-', p.expiresAt, grantCovers(p)])));
     }
     const cut = calls.find((p) => JSON.stringify(p.args).length > PREVIEW);
     if (cut) io.out(esc`\nARGS is truncated to ${PREVIEW} characters ("..."); see every argument exactly: gatehouse approvals show ${cut.id}\n`);

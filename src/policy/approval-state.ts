@@ -45,7 +45,7 @@ const EgressAsk = z.strictObject({
   path: z.string().max(1_100).optional(),
   sandbox: Name.optional(),
 });
-const EgressScope = z.strictObject({ caller: CallerKind, host: Host, port: Port, sandbox: Name.optional() });
+const EgressScope = z.strictObject({ caller: CallerKind, host: Host, port: Port, sandbox: Name.optional(), tunnel: z.boolean().optional() });
 
 const PendingFields = {
   id: z.string().regex(/^ap_[0-9a-f]{10}$/),

@@ -23,14 +23,17 @@
  * Egress connections whose rule asks (`requestEgress`) wait here the same
  * way, with the same timeout, withdrawal and grants; such an approval carries
  * `egress` (the connection) and its `tool` reads like "CONNECT host:port".
+ * An egress request its rule matched without judging it (`judged` not true: a
+ * tunnel under a method/path rule, a path a glob cannot judge) always waits
+ * for a human: no grant covers it, and approving it gives none.
  */
 import { summarizeArgs } from '../audit/summarize.js';
 import { GatehouseError } from '../errors.js';
 import { quoteLine } from '../terminal.js';
 import { StateWriter, type ApprovalStateStore, type ApprovalsSnapshot } from './approval-state.js';
-import { egressAction, MAX_EGRESS_PATH, type EgressAsk } from './egress-ask.js';
+import { egressAction, grantCoverage, MAX_EGRESS_PATH, ungrantable, type EgressAsk } from './egress-ask.js';
 import { Grants, newId, systemClock, type Clock, type Grant, type GrantEnd, type GrantSubject } from './grants.js';
-import type { CallContext, Decision, GrantLimit } from './types.js';
+import type { CallContext, Decision, EgressDecision, GrantLimit } from './types.js';
 
 export { systemClock, type Clock, type Grant } from './grants.js';
 export type { EgressAsk } from './egress-ask.js';
@@ -55,6 +58,12 @@ export interface PendingApproval {
    * in one line ("CONNECT host:port", "GET http://host:port/path"), and `args` empty.
    */
   egress?: EgressAsk;
+  /**
+   * Egress approvals only: what a grant given on it would cover, for the approver ("CONNECT tunnels to
+   * host:443", "GET/HEAD requests to host:80 matching /docs/**", "nothing: …"). Not saved: an approval
+   * loaded from the saved state is withdrawn, never approved.
+   */
+  grantCovers?: string;
 }
 
 /** A pending approval whose caller went away (or the gateway restarted) before anyone answered. */
@@ -129,6 +138,8 @@ interface Waiting {
   /** Shown (and decidable) only once saved: what an admin sees survives a crash. */
   visible: boolean;
   resolve: (o: ApprovalOutcome) => void;
+  /** Why approving this one may give no grant (an egress request its rule could not judge). */
+  noGrant?: string;
   timer: unknown;
   onAbort?: () => void;
   signal?: AbortSignal;
@@ -209,24 +220,29 @@ export class Approvals {
   /**
    * Waits for a human on an egress connection whose rule asks, exactly as
    * `request` does for a call (same timeout, withdrawal on `signal`, limits
-   * on pending asks). A live grant for the same caller, rule, host and port
-   * (and sandbox session, for a session grant) is used first.
+   * on pending asks). A live grant for the same caller, rule, host, port and
+   * kind of request (and sandbox session, for a session grant) is used first,
+   * unless the rule matched without judging the request (`decision.judged`
+   * not true): then a human is always asked, and may give no grant.
    */
-  requestEgress(conn: EgressAsk, decision: Decision, opts: { signal?: AbortSignal } = {}): Promise<ApprovalOutcome> {
+  requestEgress(conn: EgressAsk, decision: Decision & Pick<EgressDecision, 'judged' | 'http'>, opts: { signal?: AbortSignal } = {}): Promise<ApprovalOutcome> {
     const egress: EgressAsk = { ...conn, caller: { ...conn.caller } };
     if (egress.path !== undefined && egress.path.length > MAX_EGRESS_PATH) egress.path = `${egress.path.slice(0, MAX_EGRESS_PATH - 3)}...`;
     // The saved state holds names of at most 1 000 characters; `egress` keeps the whole (bounded) path.
     const full = egressAction(egress);
     const action = full.length > 1_000 ? `${full.slice(0, 997)}...` : full;
-    const base = { agent: egress.caller.name, connector: egress.caller.kind === 'connector' ? egress.caller.name : '-', tool: action, upstreamTool: action, args: {}, egress };
-    return this.#ask(base, { agent: egress.caller.name, ruleId: decision.ruleId, tool: action, egress }, decision, opts);
+    const noGrant = ungrantable(egress, decision);
+    const grantCovers = grantCoverage(egress, decision, decision.ask?.grant !== undefined);
+    const base = { agent: egress.caller.name, connector: egress.caller.kind === 'connector' ? egress.caller.name : '-', tool: action, upstreamTool: action, args: {}, egress, grantCovers };
+    return this.#ask(base, { agent: egress.caller.name, ruleId: decision.ruleId, tool: action, egress }, decision, opts, noGrant);
   }
 
   #ask(
-    base: Pick<PendingApproval, 'agent' | 'connector' | 'tool' | 'upstreamTool' | 'args' | 'egress'>,
+    base: Pick<PendingApproval, 'agent' | 'connector' | 'tool' | 'upstreamTool' | 'args' | 'egress' | 'grantCovers'>,
     subject: GrantSubject,
     decision: Decision,
     opts: { signal?: AbortSignal },
+    noGrant?: string,
   ): Promise<ApprovalOutcome> {
     if (decision.effect !== 'ask' || decision.ask === undefined) {
       return Promise.reject(new GatehouseError('INTERNAL', 'Approvals.request needs an ask decision'));
@@ -236,7 +252,7 @@ export class Approvals {
       return { approved: false, reason };
     };
     if (opts.signal?.aborted === true) return Promise.resolve(refused('the call was cancelled before it was asked'));
-    const grant = this.#grants.use(subject);
+    const grant = noGrant === undefined ? this.#grants.use(subject) : undefined;
     if (grant !== undefined) {
       const outcome: ApprovalOutcome = { approved: true, by: grant.by, grantId: grant.id, reason: `grant ${grant.id} by ${grant.by} (${grant.uses}/${grant.maxUses} used)` };
       // A restart must not refill uses: the call goes through once its use is on disk (a failed save keeps the use spent).
@@ -264,9 +280,12 @@ export class Approvals {
       requestedAt: new Date(now).toISOString(),
       expiresAt: new Date(now + timeoutMs).toISOString(),
     };
-    if (decision.ask.grant !== undefined) approval.grantLimit = { ...decision.ask.grant };
+    if (decision.ask.grant !== undefined && noGrant === undefined) approval.grantLimit = { ...decision.ask.grant };
     if (base.egress !== undefined) approval.egress = base.egress;
-    const kept: PendingApproval = { ...approval, args: keptArgs(approval.args) };
+    if (base.grantCovers !== undefined) approval.grantCovers = base.grantCovers;
+    // The saved form (a strict schema) has no grantCovers: it is for approving, and a loaded approval is withdrawn.
+    const { grantCovers: _shown, ...saved } = approval;
+    const kept: PendingApproval = { ...saved, args: keptArgs(approval.args) };
 
     return new Promise<ApprovalOutcome>((resolve) => {
       const w: Waiting = {
@@ -274,6 +293,7 @@ export class Approvals {
         kept,
         visible: false,
         resolve,
+        ...(noGrant !== undefined ? { noGrant } : {}),
         timer: this.#clock.setTimeout(() => {
           if (this.#settle(approval.id)) {
             this.#saveLater();
@@ -335,7 +355,8 @@ export class Approvals {
    * (clamped to the rule's `ask.grant`). With `session` (egress approvals from
    * a sandbox session only) the grant covers that session only, and without
    * `grant` it is as large as the rule allows. Throws NOT_FOUND for an unknown or
-   * settled id, USAGE when the rule allows no grant. Resolves once saved; when
+   * settled id, USAGE when the rule allows no grant or could not judge the
+   * egress request (the approval stays pending). Resolves once saved; when
    * the grant cannot be saved it is not given (the call itself is still
    * approved) and this rejects with STATE_UNAVAILABLE.
    */
@@ -343,6 +364,9 @@ export class Approvals {
     const w = this.#pending.get(id);
     if (w === undefined || !w.visible) throw this.#notPending(id);
     const session = opts.session === true;
+    if (w.noGrant !== undefined && (opts.grant !== undefined || session)) {
+      throw new GatehouseError('USAGE', `no grant may be given on approval "${id}": ${w.noGrant}. Approve it without a grant (it stays pending), or deny it`);
+    }
     const wanted = opts.grant ?? (session ? w.approval.grantLimit : undefined);
     if (session && wanted === undefined) throw new GatehouseError('USAGE', `rule "${w.approval.ruleId ?? '(default)'}" allows no grants: approve without one`);
     const grant = wanted === undefined ? undefined : this.#grants.create(w.approval, wanted, opts.by, session);

@@ -8,7 +8,7 @@
  * directory, and we also want O_NOFOLLOW on reads and an owner/mode check.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -73,5 +73,37 @@ export function readPrivateFile(path: string, maxBytes = 64 << 20): string | und
     return readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * The synchronous twin of `writeFileDurably` (temp file O_EXCL|O_NOFOLLOW
+ * 0600, fsync, rename, fsync of the folder), for callers that decide and
+ * persist in one step (tool pins on a tools/list refresh, the revocation list).
+ */
+export function writeFileDurablySync(dir: string, name: string, data: string): void {
+  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    const bytes = Buffer.from(data, 'utf8');
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw e;
+  }
+  closeSync(fd);
+  try {
+    renameSync(tmp, join(dir, name));
+  } catch (e) {
+    unlinkSync(tmp);
+    throw e;
+  }
+  const dfd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
   }
 }

@@ -6,8 +6,11 @@
  * review gives no grant. A grant is no larger than the rule's `ask.grant`.
  * Saving them is the caller's (Approvals): this holds them, times them out
  * and spends their uses. An egress grant (egress-ask.ts) is bound to the
- * caller, rule, host and port instead of a tool, and may be bound to one
- * sandbox session; a tool grant never covers a connection, nor the reverse.
+ * caller, rule, host, port and kind of request (tunnel or plain HTTP) instead
+ * of a tool, and may be bound to one sandbox session; a tool grant never
+ * covers a connection, nor the reverse. An egress grant saved without its
+ * kind (by an older gateway) covers nothing. Approvals never asks for a grant
+ * on, or uses one for, a request its rule could not judge.
  */
 import { randomBytes } from 'node:crypto';
 import { GatehouseError } from '../errors.js';

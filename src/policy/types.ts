@@ -180,4 +180,13 @@ export interface EgressDecision extends Decision {
    * the name resolve to a loopback, private, link-local or metadata address.
    */
   hostNamed: boolean;
+  /**
+   * Set whenever a rule decided: false when that rule matched only because it cannot judge the request
+   * (a tunnel against a method/path rule, a path a glob cannot judge; see matchEgress), true when it judged
+   * everything it names. Absent (no rule decided, or a decision not made by evaluateEgress) counts as false:
+   * an unjudged ask always goes to a human, never to a grant, and its approval gives none.
+   */
+  judged?: boolean;
+  /** The deciding rule's plain-HTTP limits, when it has any: what a grant given under it covers at most. */
+  http?: { methods?: readonly string[]; path?: string };
 }

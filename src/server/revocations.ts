@@ -9,9 +9,9 @@
  * file's identity (inode, size, mtime) with the one loaded, so a change made by
  * another process takes effect on the very next request.
  */
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { writeFileDurablySync } from '../policy/durable-file.js';
 import { z } from 'zod';
 import { formatZodIssues } from '../config/zod-issues.js';
 import { GatehouseError } from '../errors.js';
@@ -79,28 +79,11 @@ function toState(file: RevocationFile): State {
   return { ok: true, jtis: new Set(file.tokens.map((t) => t.jti)), agents, file };
 }
 
-/** temp file (O_EXCL, 0600) + fsync + rename + fsync of the folder: the list on disk is always a whole one. */
+/** The list on disk is always a whole one (policy/durable-file.ts). */
 function writeDurable(path: string, text: string): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  writeFileDurablySync(dir, basename(path), text);
 }
 
 export class RevocationList {

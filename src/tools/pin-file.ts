@@ -4,13 +4,11 @@
  * version or connector, or a pin whose hash does not match its snapshot is an
  * error (the caller then fails closed), never a partial read.
  */
-import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { formatZodIssues } from '../config/zod-issues.js';
-import { ensurePrivateDir, readPrivateFile } from '../policy/durable-file.js';
+import { ensurePrivateDir, readPrivateFile, writeFileDurablySync } from '../policy/durable-file.js';
 import { snapshotHash, toolSnapshot, type Snapshot } from './canonical.js';
 
 export const PIN_FILE_VERSION = 1;
@@ -83,34 +81,3 @@ export function writePins(dir: string, connector: string, pins: ReadonlyMap<stri
   writeFileDurablySync(dir, pinFileName(connector), `${JSON.stringify({ version: PIN_FILE_VERSION, connector, tools }, null, 2)}\n`);
 }
 
-/**
- * The synchronous twin of policy/durable-file.ts `writeFileDurably` (temp file
- * O_EXCL|O_NOFOLLOW 0600, fsync, rename, fsync of the folder): a tools/list
- * refresh decides and persists in one step. Belongs next to its twin.
- */
-function writeFileDurablySync(dir: string, name: string, data: string): void {
-  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    const bytes = Buffer.from(data, 'utf8');
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw e;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, join(dir, name));
-  } catch (e) {
-    unlinkSync(tmp);
-    throw e;
-  }
-  const dfd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
-}

@@ -292,7 +292,7 @@ describe('egress ask: grants', () => {
     await a.approvals.close();
     const b = setup(a.stateDir);
     expect(b.events.find((e) => e.type === 'state_rejected')).toBeUndefined();
-    expect(b.approvals.grants()).toEqual([expect.objectContaining({ id: grant?.id, egress: { caller: 'agent', host: 'registry.npmjs.org', port: 443, sandbox: 'sb-1' } })]);
+    expect(b.approvals.grants()).toEqual([expect.objectContaining({ id: grant?.id, egress: { caller: 'agent', host: 'registry.npmjs.org', port: 443, sandbox: 'sb-1', tunnel: true } })]);
     expect(await gate(b.deps, coder, to('registry.npmjs.org'))).toMatchObject({ go: true, record: { grantId: grant?.id } });
   });
 
@@ -334,5 +334,135 @@ describe('egress ask: the address check after approval', () => {
     const verdict = gate(deps, coder, to('named.internal.example'));
     await approvals.approve((await pendingOne(approvals)).id, { by: 'alice' });
     expect(await verdict).toMatchObject({ go: true, addresses: ['10.0.0.6'] });
+  });
+});
+
+describe('egress ask: what a grant covers (F2: a grant never reaches past what a human judged)', () => {
+  const DOCS_POLICY = `version: 1
+rules:
+  - id: docs-asks
+    match: { agent: web, egress: { host: docs.example, port: 80, method: [GET, HEAD], path: "/docs/**" } }
+    effect: ask
+    ask: { grant: { ttl: 1h, maxUses: 50 } }
+  - id: plain-asks
+    match: { agent: web, egress: { host: plain.example, port: 80 } }
+    effect: ask
+    ask: { grant: { ttl: 1h, maxUses: 50 } }
+`;
+  const docsPolicy = loadPolicyFiles(['/p/docs.yaml'], memorySource({ '/p/docs.yaml': DOCS_POLICY }));
+  const web: EgressIdentity = { caller: { kind: 'agent', name: 'web' }, sandbox: 'sb-w' };
+  const HOUR = { ttlMs: 3_600_000, maxUses: 50 };
+
+  function docsSetup() {
+    const s = setup();
+    const addrs: Record<string, string[]> = { ...DNS, 'plain.example': ['93.184.215.16'] };
+    const deps: GateDeps = { ...s.deps, policy: () => docsPolicy, resolve: async (h) => addrs[h] ?? [] };
+    return { ...s, deps };
+  }
+
+  /** Approves the first GET under `rule` with a one-hour grant; returns the grant. */
+  async function grantFromGet(a: Approvals, deps: GateDeps, host: string, path: string) {
+    const first = gate(deps, web, to(host, 80), { method: 'GET', path });
+    const p = await pendingOne(a);
+    const { grant } = await a.approve(p.id, { by: 'alice', grant: HOUR });
+    expect((await first).go).toBe(true);
+    expect(grant?.egress).toMatchObject({ tunnel: false });
+    return grant;
+  }
+
+  /** The request is asked (a human sees it), not let through by a grant; denied here. */
+  async function expectAsked(a: Approvals, verdict: ReturnType<typeof gate>) {
+    const asked = await pendingOne(a);
+    a.deny(asked.id, { by: 'bob' });
+    expect(await verdict).toMatchObject({ go: false, message: 'not approved: denied by bob' });
+    return asked;
+  }
+
+  it('grant_from_a_plain_http_approval_does_not_open_a_raw_tunnel', async () => {
+    const { approvals, deps } = docsSetup();
+    // The attack as reported: GET /docs/a approved with a 1-hour grant, then CONNECT to the same host:port.
+    const g = await grantFromGet(approvals, deps, 'docs.example', '/docs/a');
+    expect(await gate(deps, web, to('docs.example', 80), { method: 'GET', path: '/docs/b' })).toMatchObject({ go: true, record: { grantId: g?.id } });
+    const tunnel = await expectAsked(approvals, gate(deps, web, to('docs.example', 80)));
+    expect(tunnel).toMatchObject({ tool: 'CONNECT docs.example:80', grantCovers: expect.stringMatching(/^nothing: rule "docs-asks" names a method or path/) });
+    expect(tunnel.grantLimit).toBeUndefined();
+    // A rule on host and port alone judges both kinds: there the grant's kind is what keeps the tunnel shut.
+    const plain = await grantFromGet(approvals, deps, 'plain.example', '/anything');
+    const t2 = await expectAsked(approvals, gate(deps, web, to('plain.example', 80)));
+    expect(t2.grantCovers).toBe('CONNECT tunnels to plain.example:80');
+    expect(approvals.grants().find((x) => x.id === plain?.id)).toMatchObject({ uses: 0 });
+  });
+
+  it('grant_from_a_tunnel_approval_does_not_cover_plain_http', async () => {
+    const { approvals, deps } = docsSetup();
+    const first = gate(deps, web, to('plain.example', 80));
+    const p = await pendingOne(approvals);
+    expect(p.grantCovers).toBe('CONNECT tunnels to plain.example:80');
+    const { grant } = await approvals.approve(p.id, { by: 'alice', grant: HOUR });
+    expect(grant?.egress).toMatchObject({ tunnel: true });
+    expect((await first).go).toBe(true);
+    expect(await gate(deps, web, to('plain.example', 80))).toMatchObject({ go: true, record: { grantId: grant?.id } });
+    const asked = await expectAsked(approvals, gate(deps, web, to('plain.example', 80), { method: 'POST', path: '/upload' }));
+    expect(asked.grantCovers).toBe('plain-HTTP requests (any method) to plain.example:80 (any path)');
+    expect(approvals.grants()[0]).toMatchObject({ id: grant?.id, uses: 1 });
+  });
+
+  it('a_dotdot_path_under_a_path_rule_is_always_asked_never_granted', async () => {
+    const { approvals, deps } = docsSetup();
+    const g = await grantFromGet(approvals, deps, 'docs.example', '/docs/a');
+    const attacks = ['/docs/../admin/secrets', '/docs/..', '/docs/./a', '/docs/..;/admin', '/docs/%2e%2e/admin', '/docs/a%2Fb', '/docs\\..\\admin'];
+    expect(attacks.length).toBeGreaterThan(0);
+    for (const path of attacks) {
+      expect(evaluateEgress(docsPolicy, { caller: web.caller, host: 'docs.example', port: 80, method: 'GET', path })).toMatchObject({ effect: 'ask', ruleId: 'docs-asks', judged: false });
+      const asked = await expectAsked(approvals, gate(deps, web, to('docs.example', 80), { method: 'GET', path }));
+      expect(asked.grantCovers).toMatch(/^nothing: rule "docs-asks" cannot judge this path/);
+    }
+    // Outside the rule's methods or path the grant covers nothing either: no rule matches, so egress is denied.
+    expect(await gate(deps, web, to('docs.example', 80), { method: 'POST', path: '/docs/a' })).toMatchObject({ go: false, status: 403 });
+    expect(await gate(deps, web, to('docs.example', 80), { method: 'GET', path: '/admin' })).toMatchObject({ go: false, status: 403 });
+    expect(approvals.grants()).toEqual([expect.objectContaining({ id: g?.id, uses: 0 })]);
+    // The grant as shown to the approver of the first request.
+    expect(evaluateEgress(docsPolicy, { caller: web.caller, host: 'docs.example', port: 80, method: 'GET', path: '/docs/a' })).toMatchObject({ judged: true, http: { methods: ['GET', 'HEAD'], path: '/docs/**' } });
+  });
+
+  it('approving_an_unjudged_match_with_a_grant_is_refused', async () => {
+    const { approvals, deps } = docsSetup();
+    const v = gate(deps, web, to('docs.example', 80));
+    const p = await pendingOne(approvals);
+    await expect(approvals.approve(p.id, { by: 'alice', grant: HOUR })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/no grant may be given.*tunnel \(CONNECT\).*Approve it without a grant/) });
+    await expect(approvals.approve(p.id, { by: 'alice', session: true })).rejects.toMatchObject({ code: 'USAGE', message: expect.stringMatching(/no grant may be given/) });
+    // Refused, not decided: it is still pending and may be approved for this one connection.
+    expect(approvals.get(p.id)).toBeDefined();
+    const r = await approvals.approve(p.id, { by: 'alice' });
+    expect(r.grant).toBeUndefined();
+    expect((await v).go).toBe(true);
+    expect(approvals.grants()).toEqual([]);
+  });
+
+  it('an_old_grant_without_the_tunnel_field_covers_nothing', async () => {
+    // A grant saved before `tunnel` existed: whether it came from a CONNECT or a plain-HTTP approval is unknown.
+    const dir = tempDir('gh-egress-ask-old-');
+    const now = Date.now();
+    const old = {
+      id: 'gr_0123456789',
+      agent: 'coder',
+      ruleId: 'npm-asks',
+      tool: 'registry.npmjs.org:443',
+      by: 'alice',
+      approvalId: 'ap_0123456789',
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + 3_600_000).toISOString(),
+      maxUses: 50,
+      uses: 0,
+      egress: { caller: 'agent' as const, host: 'registry.npmjs.org', port: 443 },
+    };
+    await approvalStateIn(dir).save({ pending: [], grants: [old], withdrawn: [] });
+    const { approvals, deps, events } = setup(dir);
+    expect(events.find((e) => e.type === 'state_rejected')).toBeUndefined();
+    // It still loads, lists and can be revoked; it just lets nothing through.
+    expect(approvals.grants()).toEqual([expect.objectContaining({ id: old.id })]);
+    await expectAsked(approvals, gate(deps, coder, to('registry.npmjs.org')));
+    await expectAsked(approvals, gate(deps, coder, to('registry.npmjs.org'), { method: 'GET', path: '/x' }));
+    expect(approvals.grants()[0]).toMatchObject({ id: old.id, uses: 0 });
   });
 });

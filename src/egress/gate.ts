@@ -17,6 +17,7 @@ import { canonicalIp, evaluateEgress } from '../policy/egress.js';
 import { rateKey, type RateLimiter } from '../policy/rate-limit.js';
 import type { EgressCaller, EgressRequest, Policy, Rule } from '../policy/types.js';
 import { addressProblem } from './address.js';
+import type { LookupSlots } from './lookup-slots.js';
 import type { RefusalLog } from './refusal-log.js';
 import { resolveWithin, type Resolver } from './resolve.js';
 import type { EgressTarget } from './target.js';
@@ -42,6 +43,8 @@ export interface GateDeps {
   resolve: Resolver;
   resolveTimeoutMs: number;
   rateLimiter?: RateLimiter;
+  /** Bounds the lookups running at once (see lookup-slots.ts); without it, unbounded. */
+  lookups?: LookupSlots;
   /** Folds a caller's repeated refusals (see refusal-log.ts); without it each is written. */
   refusals?: RefusalLog;
   now: () => number;
@@ -119,7 +122,7 @@ export async function gate(deps: GateDeps, who: EgressIdentity, target: EgressTa
     addresses = [target.host];
   } else {
     try {
-      addresses = await resolveWithin(deps.resolve, target.host, deps.resolveTimeoutMs);
+      addresses = await resolveLimited(deps, target.host);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       return refuse(code === 'ETIMEOUT' ? 504 : 502, 'unresolved', `Cannot resolve ${target.host}: ${code ?? errorMessage(e)}.`);
@@ -149,4 +152,18 @@ export async function gate(deps: GateDeps, who: EgressIdentity, target: EgressTa
     return { go: false, status: 503, message: 'The audit log cannot be written; the connection is refused.' };
   }
   return { go: true, addresses, record };
+}
+
+/**
+ * `resolve(host)` within the resolve timeout, waiting for a lookup slot as
+ * part of it; the slot is held until the lookup itself settles (a timed-out
+ * getaddrinfo keeps its thread), not only until the proxy stops waiting.
+ */
+async function resolveLimited(deps: GateDeps, host: string): Promise<string[]> {
+  if (deps.lookups === undefined) return resolveWithin(deps.resolve, host, deps.resolveTimeoutMs);
+  const started = Date.now();
+  const release = await deps.lookups.acquire(AbortSignal.timeout(deps.resolveTimeoutMs));
+  const lookup = deps.resolve(host);
+  lookup.then(release, release);
+  return resolveWithin(() => lookup, host, Math.max(1, deps.resolveTimeoutMs - (Date.now() - started)));
 }

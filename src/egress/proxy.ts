@@ -29,6 +29,7 @@ import { dial, DialError } from './dial.js';
 import { gate, type EgressApprovals, type EgressIdentity, type GateDeps } from './gate.js';
 import { systemResolver, type Resolver } from './resolve.js';
 import { parseAuthority, parseHttpUrl, type EgressTarget } from './target.js';
+import { LookupSlots } from './lookup-slots.js';
 import { RefusalLog } from './refusal-log.js';
 import { runTunnel } from './tunnel.js';
 
@@ -134,6 +135,8 @@ export class EgressProxy {
     // One caller looping over refused hosts must not fill the audit disk for everyone.
     this.#refusals = new RefusalLog(opts.audit, opts.logger);
     this.#gate.refusals = this.#refusals;
+    // getaddrinfo shares libuv's pool with the audit writer: a few lookups at a time, never all its threads.
+    this.#gate.lookups = new LookupSlots(2);
     if (opts.approvals !== undefined) this.#gate.approvals = opts.approvals;
     this.#server = createServer({ maxHeaderSize: this.#limits.maxHeaderBytes, requireHostHeader: false, headersTimeout: this.#limits.headersTimeoutMs, requestTimeout: 0 }, (req, res) => {
       this.#onRequest(req, res).catch((e: unknown) => this.#crashed(e, req.socket));

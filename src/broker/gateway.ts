@@ -183,14 +183,14 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
   /** After an admin approved or re-pinned tools: the catalog is built again from the pins. */
   refreshCatalog(): void {
     this.admittedCache = new WeakMap();
-    this.lastAdmitted.clear();
+    this.lastAdmitted = new WeakMap();
     this.rebuildCatalog();
   }
 
   /** The last admitted list per upstream listing (same array in, same array out: schema checkers are kept). */
   private admittedCache = new WeakMap<readonly Tool[], readonly Tool[]>();
-  /** Per connector, the list the pins last admitted (served while it restarts). */
-  private readonly lastAdmitted = new Map<string, readonly Tool[]>();
+  /** Per upstream, the list the pins last admitted (served while it restarts; a replaced upstream starts with none). */
+  private lastAdmitted = new WeakMap<Upstream, readonly Tool[]>();
 
   /**
    * What a connector lists, as its pins admit it: a changed or new tool in
@@ -201,9 +201,9 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
    */
   private admitted(u: Upstream): readonly Tool[] {
     const pins = this.opts.pins;
-    if (pins === undefined) return u.tools;
+    if (pins === undefined || u.connector.pin === 'off') return u.tools;
     // Restarting or failed: its last listing may hold a quarantined tool; what the pins last admitted stands.
-    if (u.status.state !== 'ready') return this.lastAdmitted.get(u.connector.name) ?? [];
+    if (u.status.state !== 'ready') return this.lastAdmitted.get(u) ?? [];
     const cached = this.admittedCache.get(u.tools);
     if (cached !== undefined) return cached;
     const c = u.connector;
@@ -213,7 +213,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
         ...(c.screen === 'block' ? { blocked: (t: Tool) => screenTool(t).map((f) => `${f.kind} in ${f.where}: ${f.excerpt}`) } : {}),
       });
       this.admittedCache.set(u.tools, served);
-      this.lastAdmitted.set(c.name, served);
+      this.lastAdmitted.set(u, served);
       return served;
     } catch (e) {
       this.opts.logger.error({ connector: c.name, err: errorMessage(e) }, 'tool pins cannot be checked or saved: none of its tools is served');

@@ -1,3 +1,4 @@
+import { screenResult, toolResultCap } from './result-screen.js';
 import { randomUUID } from 'node:crypto';
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
 import { CALL_INTENT_EVENT, type AuditSink } from '../audit/types.js';
@@ -241,6 +242,23 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     await recordForwarded({ ...where, ...decided, call, outcome: 'error', upstreamMs, error: { code: 'UPSTREAM_PROTOCOL', message: out.problem }, ...req.stats?.() });
     return toolError(out.problem, 'UPSTREAM_PROTOCOL');
   }
-  await recordForwarded({ ...where, ...decided, call, outcome: out.safe.isError === true ? 'error' : 'ok', upstreamMs, resultBytes: out.bytes, ...req.stats?.() });
-  return out.safe;
+  const cap = toolResultCap(upstream.connector.limits.toolResultBytes, entry.upstreamName);
+  if (cap !== undefined && out.bytes > cap) {
+    const problem = `the result of ${entry.name} is ${out.bytes} bytes, over its ${cap}-byte cap (limits.toolResultBytes of connector "${entry.connector}"); ask for less (a narrower query, a page) or raise the cap`;
+    await recordForwarded({ ...where, ...decided, call, outcome: 'error', upstreamMs, resultBytes: out.bytes, error: { code: 'RESULT_TOO_LARGE', message: problem }, ...req.stats?.() });
+    return toolError(problem, 'RESULT_TOO_LARGE');
+  }
+  const screened = screenResult(out.safe, upstream.connector.results.invisible);
+  await recordForwarded({
+    ...where,
+    ...decided,
+    call,
+    outcome: out.safe.isError === true ? 'error' : 'ok',
+    upstreamMs,
+    resultBytes: out.bytes,
+    ...(screened.findings ? { resultFindings: screened.findings } : {}),
+    ...(screened.stripped !== undefined ? { invisibleStripped: screened.stripped } : {}),
+    ...req.stats?.(),
+  });
+  return screened.result;
 }

@@ -55,6 +55,8 @@ export const limits = z
   .strictObject({
     /** Bytes of one tool result (HTTP body or stdio line); over it the call is a tool error. */
     resultBytes: size.optional(),
+    /** Per tool (upstream name globs), a smaller cap on its result than resultBytes: over it, a tool error naming the size. */
+    toolResultBytes: z.record(globString, size).optional(),
     /** Tools in the upstream's list, over every page. */
     tools: z.number().int().positive().optional(),
     /** Bytes of the whole tool list. */
@@ -98,6 +100,8 @@ export const common = {
   pin: z.enum(['strict', 'warn', 'off']).default('strict'),
   /** What screening a tool's text finds (src/tools/screen.ts): warn shows and audits it; block also holds the tool back until approved. */
   screen: z.enum(['warn', 'block']).default('warn'),
+  /** Text results screened like tool text (src/broker/result-screen.ts): flag audits findings; strip also removes invisible characters; off. */
+  results: z.strictObject({ invisible: z.enum(['flag', 'strip', 'off']).default('flag') }).default({ invisible: 'flag' }),
 };
 
 /** An absolute path, plain (no `.`/`..` segments): an extra path a confined connector sees. */

@@ -15,6 +15,7 @@ export function echoDeps(audit: AuditSink, onCall: () => unknown = () => undefin
   };
   const catalog: Catalog = { byName: new Map([[entry.name, entry]]), sorted: [entry], problems: [] };
   const upstream = {
+    connector: { limits: {}, results: { invisible: 'flag' } },
     async call(_name: string, args: Record<string, unknown>): Promise<CallToolResult> {
       await onCall();
       return { content: [{ type: 'text', text: JSON.stringify(args) }] };

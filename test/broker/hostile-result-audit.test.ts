@@ -33,6 +33,7 @@ async function callWith(answer: () => CallToolResult, redact: PipelineDeps['reda
   const audit = await openLog(dir);
   let ran = 0;
   const upstream = {
+    connector: { limits: {}, results: { invisible: 'flag' } },
     async call(): Promise<CallToolResult> {
       ran++;
       return answer();
@@ -134,6 +135,7 @@ describe('a hostile upstream\'s huge error message', () => {
     const { dir } = tempState();
     const audit = await openLog(dir);
     const upstream = {
+      connector: { limits: {}, results: { invisible: 'flag' } },
       async call(): Promise<CallToolResult> {
         throw new GatehouseError('UPSTREAM_ERROR', 'E'.repeat(3_000_000));
       },

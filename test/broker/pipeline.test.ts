@@ -35,6 +35,7 @@ function setup(opts: { authorize?: Authorize; result?: CallToolResult | Error } 
   const audit = new MemoryAudit();
   const forwarded: Array<{ name: string; args: unknown }> = [];
   const upstream = {
+    connector: { limits: {}, results: { invisible: 'flag' } },
     async call(name: string, args: Record<string, unknown>) {
       forwarded.push({ name, args });
       if (opts.result instanceof Error) throw opts.result;

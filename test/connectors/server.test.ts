@@ -18,7 +18,7 @@ let renders = 0;
 beforeAll(async () => {
   sim = await startGithubSim('/api/v3');
   const transport = await builtinTransport(
-    { name: 'ghe', kind: 'github', baseUrl: sim.url, token: '${secret:ghe-token}', enabled: true, tools: { allow: ['*'], deny: [] }, timeouts: {}, limits: {}, sampling: 'deny', elicitation: 'deny', pin: 'strict', screen: 'warn' },
+    { name: 'ghe', kind: 'github', baseUrl: sim.url, token: '${secret:ghe-token}', enabled: true, tools: { allow: ['*'], deny: [] }, timeouts: {}, limits: {}, sampling: 'deny', elicitation: 'deny', pin: 'strict', screen: 'warn', results: { invisible: 'flag' } },
     {
       render: async (t, ctx) => {
         renders++;
@@ -100,7 +100,7 @@ describe('built-in connector server, without the gateway', () => {
 
   it('an unreachable service is a clear error', async () => {
     const t = await builtinTransport(
-      { name: 'dead', kind: 'slack', baseUrl: 'http://127.0.0.1:9/api', token: '${secret:dead-token}', enabled: true, tools: { allow: ['*'], deny: [] }, timeouts: {}, limits: {}, sampling: 'deny', elicitation: 'deny', pin: 'strict', screen: 'warn' },
+      { name: 'dead', kind: 'slack', baseUrl: 'http://127.0.0.1:9/api', token: '${secret:dead-token}', enabled: true, tools: { allow: ['*'], deny: [] }, timeouts: {}, limits: {}, sampling: 'deny', elicitation: 'deny', pin: 'strict', screen: 'warn', results: { invisible: 'flag' } },
       { render: async () => 'xoxb-x', logger: silentLogger, connectTimeoutMs: 1_000, callTimeoutMs: 2_000 },
     );
     const c = new Client({ name: 't', version: '1' });

@@ -16,7 +16,7 @@ import { ROOT, startTestGateway, stdioFixture, until, type ConnectorSpec, type T
 const RUG_PULL = join(ROOT, 'test', 'fixtures', 'rug-pull.mjs');
 
 /** Pinned (strict, the default); every mutation re-listed at once. */
-const RP: ConnectorSpec = { name: 'rp', kind: 'stdio', command: 'node', args: [RUG_PULL], sandbox: 'off', limits: { relistsPerMinute: 6000 } };
+const RP: ConnectorSpec = { name: 'rp', kind: 'stdio', command: 'node', args: [RUG_PULL], sandbox: 'off', pin: 'strict', limits: { relistsPerMinute: 6000 } };
 
 let t: TestGateway | undefined;
 afterEach(async () => {

@@ -47,9 +47,12 @@ export { tempDir };
  * directory, which a confined server may not see: a stdio connector written
  * by these helpers runs unconfined unless the test says `sandbox:` itself.
  * Confinement has its own tests (test/sandbox/confined-connector.int.test.ts).
+ * Likewise tool pinning is off unless the spec sets `pin:`.
  */
 function withSandbox(c: ConnectorSpec): ConnectorSpec {
-  return c.kind === 'stdio' && !('sandbox' in c) ? { ...c, sandbox: 'off' } : c;
+  const confined = c.kind === 'stdio' && !('sandbox' in c) ? { ...c, sandbox: 'off' } : c;
+  // Unpinned unless the test says `pin:` itself: these tests change tool lists at will (pinning: test/broker/tool-pinning.int.test.ts).
+  return c.kind !== 'inference' && !('pin' in c) ? { ...confined, pin: 'off' } : confined;
 }
 
 /** Writes one YAML file per connector and the policy (or several policy files). */

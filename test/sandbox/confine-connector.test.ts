@@ -139,6 +139,13 @@ describe('registry egress: and sandbox: fields', () => {
     expect(loadRegistry(dir).connectors[0]).toMatchObject({ egress: [], sandbox: { ro: [], rw: [] } });
   });
 
+  it('a tool connector is pinned strictly, screened with warnings and its results flagged by default (issue #16)', () => {
+    const dir = tempDir('gh-reg-');
+    writeFileSync(join(dir, 'fx.yaml'), stdio);
+    writeFileSync(join(dir, 'web.yaml'), 'name: web\nkind: http\nurl: https://mcp.example.com/mcp\n');
+    for (const c of loadRegistry(dir).connectors) expect(c).toMatchObject({ pin: 'strict', screen: 'warn', results: { invisible: 'flag' } });
+  });
+
   it.each([
     ['a host without a port', 'egress: ["api.github.com"]', 'egress[0]', /write host:port/],
     ['port 0', 'egress: ["api.github.com:0"]', 'egress[0]', /write host:port/],

@@ -42,6 +42,7 @@ import { sandboxRoutes } from '../sandbox/admin-routes.js';
 import { SandboxSessions } from '../sandbox/sandbox-sessions.js';
 import { connectorConfiner } from '../sandbox/confine-connector.js';
 import { PinStore } from '../tools/pins.js';
+import { screenTool, type Finding } from '../tools/screen.js';
 import { toolsRoutes } from '../server/tools-routes.js';
 import { createEgressProxy, type EgressProxy, type Resolver } from '../egress/proxy.js';
 import { egressOffered } from '../policy/egress.js';
@@ -189,9 +190,15 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     ...(opts.egressResolve ? { resolve: opts.egressResolve } : {}),
   });
   // The tool's hash is `toolHash` in the record: `hash` is the audit chain's own field.
+  // Set once the gateway exists (pin events come from its catalog rebuilds, never before).
+  let listing: Gateway | undefined;
   const pins = new PinStore({
     dir: join(opts.dirs.state, 'pins'),
-    onEvent: ({ hash, ...e }) => void appendOrQueue(audit, { ...e, ...(hash !== undefined ? { toolHash: hash } : {}) }, logger),
+    onEvent: ({ hash, ...e }) => {
+      // What screening finds in the version the event is about is on record, whatever `screen:` does with it.
+      const findings = e.tool !== undefined && e.event !== 'tool.removed' ? screenListed(listing, e.connector, e.tool) : [];
+      void appendOrQueue(audit, redactor.redact({ ...e, ...(hash !== undefined ? { toolHash: hash } : {}), ...(findings.length > 0 ? { findings } : {}) }), logger);
+    },
   });
   const gateway = new Gateway({
     registry,
@@ -208,6 +215,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     pins,
     ...(opts.backoffMs !== undefined ? { backoffMs: opts.backoffMs } : {}),
   });
+  listing = gateway;
   // Model providers are registry entries too; a reload swaps them (see applyRegistryChange).
   const providers = { current: providerMap(registry) };
   const inference = new InferenceRouter({
@@ -335,6 +343,12 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     logger,
     close: (graceMs = 10_000) => shutdown(graceMs),
   };
+}
+
+/** Screening findings for the tool `connector` lists now under the upstream name `tool` (none when it lists no such tool). */
+function screenListed(gateway: Gateway | undefined, connector: string, tool: string): Finding[] {
+  const listed = gateway?.upstreamsByName().get(connector)?.tools.find((t) => t.name === tool);
+  return listed === undefined ? [] : screenTool(listed);
 }
 
 function providerMap(r: Registry): Map<string, InferenceProvider> {

@@ -65,9 +65,15 @@ export const toolsCommand: CommandModule = (program, io) => {
   handle<{ connector?: string; json?: boolean }>(diff, async (o, [tool]) => {
     const t = target(tool, o.connector);
     const dirs = dirsFrom(o, io.env);
-    const r = (await adminRequest(dirs.state, 'GET', `/tools/${encodeURIComponent(t.connector)}/${encodeURIComponent(t.tool ?? '')}/diff`)) as { diff: string };
-    // The diff shows hidden characters escaped already (src/tools/diff.ts).
-    io.out(o.json === true ? jsonLine(r) : r.diff.endsWith('\n') ? r.diff : `${r.diff}\n`);
+    const r = (await adminRequest(dirs.state, 'GET', `/tools/${encodeURIComponent(t.connector)}/${encodeURIComponent(t.tool ?? '')}/diff`)) as { diff: string; findings?: ToolRow['findings'] };
+    if (o.json === true) {
+      io.out(jsonLine(r));
+      return Exit.Ok;
+    }
+    // The diff shows hidden characters escaped already (src/tools/diff.ts); the findings' excerpts are escaped too.
+    io.out(r.diff.endsWith('\n') ? r.diff : `${r.diff}\n`);
+    const findings = r.findings ?? [];
+    if (findings.length > 0) io.out(`\nScreening found in the version listed now:\n${findings.map((f) => esc`  ${f.kind} in ${f.where}: ${f.excerpt}\n`).join('')}`);
     return Exit.Ok;
   });
 

@@ -54,7 +54,8 @@ export function toolsRoutes(pins: PinStore, gateway: Gateway): Hono {
     known(connector);
     const diff = pins.diff(connector, tool);
     if (diff === undefined) throw new GatehouseError('NOT_FOUND', `no tool "${tool}" of connector "${connector}" is pinned or listed`);
-    return c.json({ connector, tool, diff });
+    const listed = gateway.upstreamsByName().get(connector)?.tools.find((t) => t.name === tool);
+    return c.json({ connector, tool, diff, findings: listed === undefined ? [] : screenTool(listed) });
   });
   r.post('/approve', async (c) => {
     const b = await body(c);

@@ -374,4 +374,17 @@ describe('tool pinning: an upstream cannot change what the agent is told', () =>
     expect(bad.code).not.toBe(0);
     expect(bad.stdout + bad.stderr).not.toMatch(/[\u001b\u0007]/);
   });
+
+  it('screening_findings_of_a_changed_tool_are_in_its_audit_record_and_under_its_diff', async () => {
+    const g = await gatewayWith();
+    const alice = await agent(g);
+    await mutate(alice.client, 'zerowidth');
+    const [rec] = await audited(g, 'tool.quarantined', 'read_file');
+    expect(rec?.findings).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'invisible', where: 'description' })]));
+    const d = await tools(g, 'diff', 'rp__read_file');
+    expect(d.code).toBe(0);
+    expect(d.stdout).toMatch(/Screening found in the version listed now:\n {2}invisible in description: /);
+    // Escaped, never the raw characters.
+    expect(d.stdout).not.toMatch(/[\u200b\u{E0000}-\u{E007F}]/u);
+  });
 });

@@ -107,9 +107,23 @@ export interface Explanation {
 /** The decision plus, for every rule in load order, whether it matched and why (not). */
 export function explain(policy: Policy, ctx: CallContext): Explanation {
   const decision = evaluate(policy, ctx);
-  const rules = policy.rules.map((rule): ExplainedRule => {
-    const names = matchNames(rule, ctx);
-    const m = names.ok ? matchRest(rule, ctx) : names;
+  return {
+    decision,
+    rules: explainRules(policy, decision, (rule) => {
+      const names = matchNames(rule, ctx);
+      return names.ok ? matchRest(rule, ctx) : names;
+    }),
+  };
+}
+
+/** Every rule in load order against `decision`: matched or not, why, and which one decided (tool calls and egress alike). */
+export function explainRules(
+  policy: Policy,
+  decision: { effect: string; ruleId: string | null },
+  match: (rule: Rule) => RuleMatch,
+): ExplainedRule[] {
+  return policy.rules.map((rule): ExplainedRule => {
+    const m = match(rule);
     const decisive = m.ok && rule.id === decision.ruleId;
     let reason: string;
     if (!m.ok) reason = m.reason;
@@ -117,7 +131,6 @@ export function explain(policy: Policy, ctx: CallContext): Explanation {
     else reason = `${m.note ?? 'matches'}; outranked by ${decision.effect} rule "${decision.ruleId ?? ''}"`;
     return { id: rule.id, file: rule.file, line: rule.line, effect: rule.effect, matched: m.ok, reason, decisive };
   });
-  return { decision, rules };
 }
 
 /**

@@ -5,7 +5,7 @@
  * for tool calls; a rule that is not an egress rule never matches.
  */
 import { evaluateEgress, matchEgress } from './egress.js';
-import type { ExplainedRule } from './evaluate.js';
+import { explainRules, type ExplainedRule } from './evaluate.js';
 import type { EgressDecision, EgressRequest, Policy } from './types.js';
 
 export interface EgressExplanation {
@@ -15,14 +15,5 @@ export interface EgressExplanation {
 
 export function explainEgress(policy: Policy, req: EgressRequest): EgressExplanation {
   const decision = evaluateEgress(policy, req);
-  const rules = policy.rules.map((rule): ExplainedRule => {
-    const m = matchEgress(rule, req);
-    const decisive = m.ok && rule.id === decision.ruleId;
-    let reason: string;
-    if (!m.ok) reason = m.reason;
-    else if (decisive) reason = m.note ?? 'matches: this rule decides';
-    else reason = `${m.note ?? 'matches'}; outranked by ${decision.effect} rule "${decision.ruleId ?? ''}"`;
-    return { id: rule.id, file: rule.file, line: rule.line, effect: rule.effect, matched: m.ok, reason, decisive };
-  });
-  return { decision, rules };
+  return { decision, rules: explainRules(policy, decision, (rule) => matchEgress(rule, req)) };
 }

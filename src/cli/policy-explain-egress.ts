@@ -13,7 +13,8 @@ import { Exit, GatehouseError } from '../errors.js';
 import { explainEgress } from '../policy/explain-egress.js';
 import type { EgressCaller, EgressDecision, EgressRequest, Policy } from '../policy/types.js';
 import { esc, escapeText, hasUnsafe, jsonText, quoteLine } from '../terminal.js';
-import { table, type Io } from './command.js';
+import { type Io } from './command.js';
+import { explainedRulesTable } from './explained-rules.js';
 
 export interface EgressExplainFlags {
   agent?: string;
@@ -126,12 +127,7 @@ export function reportEgress(io: Io, policy: Policy, dir: string, q: EgressQuery
   io.out(`${lines.join('\n')}\n\n`);
   if (nearby.length === 0) io.out('No egress rule in the policy: every connection is denied.\n');
   else {
-    io.out(
-      table(
-        ['RULE', 'EFFECT', 'MATCHED', 'WHERE', 'REASON'],
-        nearby.map((r) => [r.id, r.effect, r.decisive ? 'yes *' : r.matched ? 'yes' : 'no', `${relative(dir, r.file)}:${r.line}`, r.reason]),
-      ),
-    );
+    io.out(explainedRulesTable(nearby, dir));
   }
   const hidden = ex.rules.length - nearby.length;
   if (hidden > 0) io.out(`(${hidden} rules about tool and model calls not shown; --all shows them)\n`);

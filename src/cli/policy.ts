@@ -9,6 +9,7 @@ import { runPolicyTests, splitToolName } from '../policy/test-cases.js';
 import { ANNOTATION_KEYS, type CallContext, type Decision, type Policy, type ToolAnnotations } from '../policy/types.js';
 import { Exit } from '../errors.js';
 import { dirsFrom, handle, subcommand, table, type CommandModule, type DirFlags, type Io } from './command.js';
+import { explainedRulesTable } from './explained-rules.js';
 import { esc, escapeText, jsonText } from '../terminal.js';
 import { parseAuthority } from '../egress/target.js';
 import { egressQuery, reportEgress, type EgressExplainFlags } from './policy-explain-egress.js';
@@ -153,12 +154,7 @@ async function explainCmd(values: DirFlags & ExplainOptions, io: Io): Promise<nu
   io.out(`${describeDecision(ex.decision, policy, dir).join('\n')}\n\n`);
   if (nearby.length === 0) io.out('No rule is about this tool.\n');
   else {
-    io.out(
-      table(
-        ['RULE', 'EFFECT', 'MATCHED', 'WHERE', 'REASON'],
-        nearby.map((r) => [r.id, r.effect, r.decisive ? 'yes *' : r.matched ? 'yes' : 'no', `${relative(dir, r.file)}:${r.line}`, r.reason]),
-      ),
-    );
+    io.out(explainedRulesTable(nearby, dir));
   }
   const hidden = ex.rules.length - nearby.length;
   if (hidden > 0) io.out(`(${hidden} rules about other tools not shown; --all shows them)\n`);

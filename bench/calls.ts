@@ -35,8 +35,8 @@ interface Path {
   sessions: Map<number, McpSession>;
   lat: { p50: number[]; p99: number[] };
   tput: Map<number, number[]>;
-  /** CPU of the path's own processes, and of the upstream in the same windows. */
-  cpu: { ms: number; upstreamMs: number; calls: number };
+  /** CPU of the path's own processes, and of the upstream in the same windows; `ratios`: the quotient per round. */
+  cpu: { ms: number; upstreamMs: number; calls: number; ratios: number[] };
 }
 
 const SUPERGATEWAY = join(ROOT, 'node_modules', 'supergateway', 'dist', 'index.js');
@@ -68,13 +68,14 @@ async function reachable(url: string): Promise<boolean> {
 
 export interface CallsResult {
   markdown: string;
-  goals: { addedP50: boolean; throughput8: boolean; fasterThanPeers: boolean };
+  goals: { pinningWithinNoise: boolean; addedP50: boolean; throughput8: boolean; fasterThanPeers: boolean };
 }
 
 export async function benchCalls(opts: CallsOptions, log: (s: string) => void): Promise<CallsResult> {
   const machine = machineLine();
   const procs: Proc[] = [];
   const root = mkdtempSync(join(tmpdir(), 'gatehouse-bench-calls-'));
+  const unpinnedRoot = mkdtempSync(join(tmpdir(), 'gatehouse-bench-calls-unpinned-'));
   // The same gateway with its state (audit log) on tmpfs: fdatasync costs nothing there, so the
   // difference between the two Gatehouse rows is the disk, not the software.
   const shmRoot = existsSync('/dev/shm') ? mkdtempSync(join('/dev/shm', 'gatehouse-bench-calls-')) : undefined;
@@ -88,6 +89,9 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
     const gh = await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'gatehouse.js'), root, upstreamUrl], /^(\{.*\})$/m);
     procs.push(gh);
     const ghInfo = JSON.parse(gh.match[1] ?? '{}') as { url: string; token: string };
+    const ghOff = await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'gatehouse.js'), unpinnedRoot, upstreamUrl, 'unpinned'], /^(\{.*\})$/m);
+    procs.push(ghOff);
+    const ghOffInfo = JSON.parse(ghOff.match[1] ?? '{}') as { url: string; token: string };
     const ghShm = shmRoot ? await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'gatehouse.js'), shmRoot, upstreamUrl], /^(\{.*\})$/m) : undefined;
     if (ghShm) procs.push(ghShm);
     const ghShmInfo = ghShm ? (JSON.parse(ghShm.match[1] ?? '{}') as { url: string; token: string }) : undefined;
@@ -110,6 +114,7 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
     const paths: Path[] = [
       mkPath('direct', 'SDK echo server, no proxy', { url: upstreamUrl }, 'echo', [upstream.child.pid ?? 0]),
       mkPath('Gatehouse', `policy + durable audit (state on ${fsName(root)}) + secret header + redaction`, { url: ghInfo.url, headers: { authorization: `Bearer ${ghInfo.token}` } }, GATEHOUSE_ECHO_TOOL, [gh.child.pid ?? 0]),
+      mkPath(UNPINNED, 'the same with `pin: off` and `results: { invisible: off }` (issue #16 off)', { url: ghOffInfo.url, headers: { authorization: `Bearer ${ghOffInfo.token}` } }, GATEHOUSE_ECHO_TOOL, [ghOff.child.pid ?? 0]),
       ...(ghShm && ghShmInfo
         ? [mkPath('Gatehouse, audit on tmpfs', 'the same, state in /dev/shm (fdatasync ≈ 0)', { url: ghShmInfo.url, headers: { authorization: `Bearer ${ghShmInfo.token}` } }, GATEHOUSE_ECHO_TOOL, [ghShm.child.pid ?? 0])]
         : []),
@@ -141,9 +146,12 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
           const t0 = performance.now();
           const n = await throughput(p.sessions.get(c)!, p.tool, c, opts.throughputMs);
           if (c === opts.concurrency[0]) {
-            p.cpu.ms += p.pids.reduce((s, pid) => s + cpuMs(pid), 0) - before;
-            p.cpu.upstreamMs += cpuMs(upstreamPid) - upBefore;
+            const own = p.pids.reduce((s, pid) => s + cpuMs(pid), 0) - before;
+            const up = cpuMs(upstreamPid) - upBefore;
+            p.cpu.ms += own;
+            p.cpu.upstreamMs += up;
             p.cpu.calls += (n * (performance.now() - t0)) / 1000;
+            p.cpu.ratios.push(own / Math.max(1e-9, up));
           }
           p.tput.get(c)!.push(n);
         }
@@ -174,7 +182,9 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
     const gate = paths[1]!;
     const peers = paths.filter((p) => p.name === 'supergateway' || p.name === 'mcp-proxy');
     const shm = paths.find((p) => p.name === 'Gatehouse, audit on tmpfs');
+    const pinning = pinningCost(gate, paths.find((p) => p.name === UNPINNED)!);
     const goals = {
+      pinningWithinNoise: pinning.withinNoise,
       addedP50: addedP50(gate) <= 1,
       throughput8: tputRatio(gate, c8) >= 0.6,
       fasterThanPeers: peers.every((q) => addedP50(gate) < addedP50(q) && opts.concurrency.every((c) => tputRatio(gate, c) > tputRatio(q, c))),
@@ -187,6 +197,7 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
       ...rows,
       '',
       `Goals for Gatehouse: added p50 ≤ 1 ms — ${goal(goals.addedP50)} (+${fmt(addedP50(gate))} ms${shm ? `; +${fmt(addedP50(shm))} ms with the audit log on tmpfs` : ''}); c=${c8} throughput ≥ 0.60 of direct — ${goal(goals.throughput8)} (${ratio(tputRatio(gate, c8), 1)}); faster than both peers (added p50 and every throughput ratio) — ${goal(goals.fasterThanPeers)}. ` +
+        `Pinning and result screening (issue #16) cost per call nothing the rounds can tell from noise — ${goal(goals.pinningWithinNoise)}: ${pinning.text}. ` +
         `One fdatasync of a small append in the bench's temp directory (${fsName(root)}) takes ${fmt(syncDisk)} ms (median of 40, this run): a durable audit record is on disk before the answer, so at c=1 every call waits for at least one.`,
       '',
       `${opts.rounds} interleaved rounds (order rotated each round); per round ${opts.latencyCalls} sequential calls at c=1 and ${opts.throughputMs} ms of closed-loop load at each concurrency, all on one MCP session per path (c = calls in flight on c keep-alive connections). ` +
@@ -202,11 +213,40 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
   } finally {
     for (const p of procs.reverse()) await p.stop();
     rmSync(root, { recursive: true, force: true });
+    rmSync(unpinnedRoot, { recursive: true, force: true });
     if (shmRoot) rmSync(shmRoot, { recursive: true, force: true });
   }
 }
 
 
+const UNPINNED = 'Gatehouse, pinning and screening off';
+
+/** Interquartile range: the middle half of a path's own round-to-round spread. */
+function iqr(xs: number[]): number {
+  return quantile(xs, 0.75) - quantile(xs, 0.25);
+}
+
+/**
+ * What pinning and result screening add per call: the same-round difference
+ * between the default gateway and one with both off, in c=1 p50 and in CPU ÷
+ * upstream's. "Within noise" when each median difference is smaller than the
+ * default gateway's own spread between rounds (its IQR) for that measure.
+ */
+function pinningCost(on: Path, off: Path): { withinNoise: boolean; text: string } {
+  const rounds = on.lat.p50.map((_, i) => i);
+  const dP50 = median(rounds.map((i) => on.lat.p50[i]! - off.lat.p50[i]!));
+  const dCpu = median(rounds.map((i) => on.cpu.ratios[i]! - off.cpu.ratios[i]!));
+  const spreadP50 = iqr(on.lat.p50);
+  const spreadCpu = iqr(on.cpu.ratios);
+  const signed = (x: number, digits: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(digits)}`;
+  return {
+    withinNoise: Math.abs(dP50) <= spreadP50 && Math.abs(dCpu) <= spreadCpu,
+    text:
+      `p50 at c=1 ${signed(dP50, 3)} ms against both off (same-round median; the default gateway's own spread between rounds, IQR, ${fmt(spreadP50)} ms), ` +
+      `CPU ÷ upstream's ${signed(dCpu, 2)} (IQR ${spreadCpu.toFixed(2)})`,
+  };
+}
+
 function mkPath(name: string, note: string, target: McpTarget, tool: string, pids: number[]): Path {
-  return { name, note, target, tool, pids, sessions: new Map(), lat: { p50: [], p99: [] }, tput: new Map(), cpu: { ms: 0, upstreamMs: 0, calls: 0 } };
+  return { name, note, target, tool, pids, sessions: new Map(), lat: { p50: [], p99: [] }, tput: new Map(), cpu: { ms: 0, upstreamMs: 0, calls: 0, ratios: [] } };
 }

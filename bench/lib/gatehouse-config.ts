@@ -11,9 +11,10 @@ export const GATEHOUSE_ECHO_TOOL = 'echo__echo';
 /**
  * One http connector with a `${secret:...}` header, and a policy of a
  * realistic size (a deny rule, an agent-scoped rule with an argument check,
- * a rate limit that is never reached, then the allow).
+ * a rate limit that is never reached, then the allow). `unpinned`: the
+ * connector with `pin: off` and `results.invisible: off`.
  */
-export function writeGatehouseConfig(root: string, upstreamUrl: string): Dirs {
+export function writeGatehouseConfig(root: string, upstreamUrl: string, opts: { unpinned?: boolean } = {}): Dirs {
   const dirs = benchDirs(root);
   writeFileSync(
     join(dirs.registry, 'echo.yaml'),
@@ -24,6 +25,9 @@ export function writeGatehouseConfig(root: string, upstreamUrl: string): Dirs {
       url: upstreamUrl,
       headers: { 'X-Bench-Key': `\${secret:${BENCH_SECRET.name}}` },
       tools: { allow: ['*'], deny: [] },
+      // Tool pinning and result screening (issue #16) are on by default; the bench turns both off
+      // in one extra gateway so their per-call cost shows side by side.
+      ...(opts.unpinned ? { pin: 'off', results: { invisible: 'off' } } : {}),
     }),
   );
   writeFileSync(

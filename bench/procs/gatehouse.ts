@@ -1,7 +1,7 @@
 /**
  * Gatehouse in its own process (like the peers), with policy, durable audit
  * and secret injection on, in front of the bench echo upstream.
- *   node dist/bench/procs/gatehouse.js ROOT UPSTREAM_URL
+ *   node dist/bench/procs/gatehouse.js ROOT UPSTREAM_URL [unpinned]
  * prints one JSON line {url, token}. The secret comes from an in-memory store.
  */
 import { startGateway } from '../../src/app/gateway.js';
@@ -10,9 +10,9 @@ import { mintToken } from '../../src/server/tokens.js';
 import { BENCH_SECRET, writeGatehouseConfig } from '../lib/gatehouse-config.js';
 import { MemorySecretStore } from '../lib/memory-store.js';
 
-const [root, upstreamUrl] = process.argv.slice(2);
-if (!root || !upstreamUrl) throw new Error('usage: gatehouse.js ROOT UPSTREAM_URL');
-const dirs = writeGatehouseConfig(root, upstreamUrl);
+const [root, upstreamUrl, variant] = process.argv.slice(2);
+if (!root || !upstreamUrl || (variant !== undefined && variant !== 'unpinned')) throw new Error('usage: gatehouse.js ROOT UPSTREAM_URL [unpinned]');
+const dirs = writeGatehouseConfig(root, upstreamUrl, { unpinned: variant === 'unpinned' });
 const gw = await startGateway({
   dirs,
   port: 0,

@@ -22,9 +22,11 @@ import { esc, escapeText, jsonLine } from '../terminal.js';
 
 const TEST_HELP = `
 What it does per kind:
-  github   GET /user (login, and a classic token's scopes)
+  github   GET /rate_limit: the token's kind (classic, fine-grained, app
+           installation, OAuth, user-to-server), a classic token's scopes
   slack    auth.test (bot, team, scopes)
-  jira     GET /rest/api/3/myself (Cloud) or /rest/api/2/myself (Data Center)
+  jira     GET /rest/api/3/myself (Cloud) or /rest/api/2/myself (Data Center);
+           which one: deployment in the registry, the site name, or serverInfo
   http / stdio   starts the MCP server and lists its tools
 Exit 0 when it works, 1 when the service refused (credential, scope, not found)
 or a secret is missing, 3 when the service or the keychain could not be reached.`;

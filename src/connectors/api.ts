@@ -23,6 +23,8 @@ export interface ProviderApiOptions {
 export type ApiRequest = Omit<RestRequest, 'headers'> & {
   /** Rate-limit bucket: provider limits are per resource (GitHub search vs core) or per method (Slack). */
   bucket: string;
+  /** A media type other than the connector's default (GitHub's raw file contents). */
+  accept?: string;
 };
 
 /** An authenticated provider client: rate-limit gate → credential → request → error mapping. */
@@ -46,7 +48,8 @@ export class ProviderApi {
     const ctx: ErrorContext = { ...base, scrub: cred.scrub };
     let res: RestResponse;
     try {
-      res = await this.opts.client.send({ ...req, headers: { ...this.opts.headers, ...cred.headers } }, rawTarget);
+      const { bucket: _bucket, accept, ...rest } = req;
+      res = await this.opts.client.send({ ...rest, headers: { ...this.opts.headers, ...(accept !== undefined ? { accept } : {}), ...cred.headers } }, rawTarget);
     } catch (e) {
       throw networkFailure(e, ctx);
     }

@@ -6,13 +6,19 @@
  */
 import { GatehouseError, type ErrorCode } from '../errors.js';
 
-export type FailureKind = 'auth' | 'forbidden' | 'not_found' | 'invalid' | 'rate_limited' | 'unavailable' | 'protocol' | 'args' | 'secret';
+export type FailureKind = 'auth' | 'forbidden' | 'not_found' | 'moved' | 'gone' | 'too_large' | 'invalid' | 'rate_limited' | 'unavailable' | 'protocol' | 'args' | 'secret';
 
 /** Each kind of provider failure as a gateway error code (ERROR_TABLE maps it further). */
 export const FAILURE_CODE: Readonly<Record<FailureKind, ErrorCode>> = {
   auth: 'UPSTREAM_ERROR',
   forbidden: 'UPSTREAM_ERROR',
   not_found: 'NOT_FOUND',
+  /** A redirect the connector does not follow (renamed repository, a sign-on page in front of the API). */
+  moved: 'NOT_FOUND',
+  /** 410: deleted, or an endpoint the provider removed. */
+  gone: 'NOT_FOUND',
+  /** The provider will not serve something this large through its API. */
+  too_large: 'UPSTREAM_ERROR',
   invalid: 'ARGS_INVALID',
   args: 'ARGS_INVALID',
   rate_limited: 'RATE_LIMITED',
@@ -126,12 +132,68 @@ export function providerDetail(provider: ProviderName, body: unknown): string {
   return parts.join('; ');
 }
 
-function fixCredential(ctx: ErrorContext): string {
+/**
+ * A redirect's `Location` made safe to show: http(s) only, resolved against
+ * nothing (a relative one stays a path), without user info, query or fragment
+ * (a download URL carries its token in the query), then `sanitize`d.
+ * Undefined when there is nothing safe to show.
+ */
+export function safeLocation(value: string | undefined, scrub: readonly string[] = []): string | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const relative = value.trim().startsWith('/') && !value.trim().startsWith('//');
+  let u: URL;
+  try {
+    u = new URL(value.trim(), 'https://relative.invalid');
+  } catch {
+    return undefined;
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return undefined;
+  const shown = sanitize(relative ? u.pathname : `${u.origin}${u.pathname}`, scrub);
+  return shown === '' ? undefined : shown;
+}
+
+/** GitHub's `errors[].code` values (https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api). */
+function githubErrorCodes(body: unknown): string[] {
+  const errors = body && typeof body === 'object' ? (body as Record<string, unknown>).errors : undefined;
+  if (!Array.isArray(errors)) return [];
+  return errors.flatMap((e) => {
+    const code = e && typeof e === 'object' ? (e as Record<string, unknown>).code : undefined;
+    return typeof code === 'string' ? [code] : [];
+  });
+}
+
+/** A 3xx: the connector never follows one (the credential would go along), so it says where it pointed. */
+function redirected(res: ResponseFacts, ctx: ErrorContext, said: string): ProviderError {
+  const P = ctx.provider;
+  const to = safeLocation(header(res.headers, 'location'), ctx.scrub);
+  const where = to === undefined ? '' : ` New location: ${to}.`;
+  const permanent = res.status === 301 || res.status === 308;
+  // GitHub answers 301 (and 302/307 for some endpoints) for a renamed or transferred repository.
+  const why =
+    P === 'GitHub'
+      ? `The repository was renamed or transferred${permanent ? '' : ' (a temporary redirect)'}: use its new owner/name (GitHub names it by id in the new location; its page on github.com shows the new name).`
+      : `Check the connector's baseUrl: a proxy or a single sign-on page may stand in front of the ${P} API.`;
+  return new ProviderError('moved', `${P} ${permanent ? 'says this moved permanently' : 'redirected this request'} (${said}).${where} ${why} The connector does not follow redirects, so the credential is never sent elsewhere.`, { status: res.status });
+}
+
+function gone(ctx: ErrorContext, said: string, status: number): ProviderError {
+  const P = ctx.provider;
+  const why =
+    P === 'GitHub'
+      ? 'The issue was deleted, or issues are disabled for this repository.'
+      : P === 'Jira'
+        ? `It was deleted, or this Jira site no longer offers that endpoint (Jira Cloud removed /rest/api/2/search and /rest/api/3/search). If every call fails so, check deployment: cloud | datacenter in ${ctx.connector}'s registry file.`
+        : 'Slack retired this method or the item was deleted.';
+  return new ProviderError('gone', `${P} says this is gone (${said}). ${why}`, { status });
+}
+
+/** "Store a valid credential": the fix when the credential itself is bad. */
+export function fixCredential(ctx: ErrorContext): string {
   const set = ctx.secrets.length > 0 ? ctx.secrets.map((s) => `gatehouse secret set ${s}`).join(' and ') : 'update the credential in the registry';
   return `Ask an admin to store a valid credential (${set}) and check it with: gatehouse connector test ${ctx.connector}`;
 }
 
-function whenText(ms: number, now: number): string {
+export function whenText(ms: number, now: number): string {
   const s = Math.ceil(ms / 1000);
   return `${s} s (after ${new Date(now + ms).toISOString()})`;
 }
@@ -151,9 +213,21 @@ export function httpFailure(res: ResponseFacts, ctx: ErrorContext): ProviderErro
     return new ProviderError('rate_limited', `${P} rate limit reached (${said}). Retry in ${whenText(ms, now)}; until then this connector does not call ${P} for it.`, { status: res.status, retryAfterMs: ms });
   }
   switch (res.status) {
+    case 301:
+    case 302:
+    case 303:
+    case 307:
+    case 308:
+      return redirected(res, ctx, said);
+    case 410:
+      return gone(ctx, said, res.status);
     case 401:
       return new ProviderError('auth', `${P} rejected the connector's credential (${said}). The token is missing, expired or revoked. ${fixCredential(ctx)}.`, { status: 401 });
     case 403:
+      // Contents over 1 MB come only as raw or object media types; over 100 MB never (GET /repos/{owner}/{repo}/contents/{path}).
+      if (P === 'GitHub' && githubErrorCodes(res.body).includes('too_large')) {
+        return new ProviderError('too_large', `GitHub will not serve this through the API in this form (${said}): a file over 1 MB comes only as raw content, and one over 100 MB not at all. Clone the repository for it.`, { status: 403 });
+      }
       return new ProviderError('forbidden', `${P} refused this request (${said}). The credential lacks a permission, scope or access for this resource: grant it to the token, or ask for something it can see.`, { status: 403 });
     case 404:
       return new ProviderError(
@@ -171,33 +245,4 @@ export function httpFailure(res: ResponseFacts, ctx: ErrorContext): ProviderErro
       }
       return new ProviderError('protocol', `${P} answered with an unexpected status (${said}).`, { status: res.status });
   }
-}
-
-// https://docs.slack.dev/reference/methods (each method's "Errors" table)
-const SLACK_AUTH = new Set(['invalid_auth', 'not_authed', 'account_inactive', 'token_revoked', 'token_expired', 'no_permission', 'ekm_access_denied', 'team_access_not_granted']);
-const SLACK_FORBIDDEN = new Set(['missing_scope', 'not_in_channel', 'is_archived', 'restricted_action', 'cannot_reply_to_message', 'not_allowed_token_type', 'access_denied', 'channel_is_archived']);
-const SLACK_NOT_FOUND = new Set(['channel_not_found', 'thread_not_found', 'message_not_found', 'user_not_found']);
-const SLACK_INVALID = new Set(['invalid_arguments', 'invalid_cursor', 'invalid_ts_latest', 'invalid_ts_oldest', 'msg_too_long', 'no_text', 'too_many_attachments', 'invalid_blocks', 'invalid_limit']);
-
-/** Maps a Slack `{"ok": false, "error": ...}` body (HTTP 200) to a ProviderError. */
-export function slackFailure(res: ResponseFacts, ctx: ErrorContext): ProviderError {
-  const now = ctx.now ?? Date.now();
-  const b = (res.body ?? {}) as Record<string, unknown>;
-  const code = typeof b.error === 'string' ? b.error : 'unknown_error';
-  const detail = sanitize(providerDetail('Slack', b), ctx.scrub);
-  if (code === 'ratelimited' || code === 'rate_limited' || res.status === 429) {
-    const ms = retryAfterMs(res.headers, now) ?? 60_000;
-    return new ProviderError('rate_limited', `Slack rate limit reached (${detail}). Retry in ${whenText(ms, now)}; until then this connector does not call this Slack method.`, { status: res.status, retryAfterMs: ms });
-  }
-  if (SLACK_AUTH.has(code)) return new ProviderError('auth', `Slack rejected the connector's token (${detail}). ${fixCredential(ctx)}.`, { status: res.status });
-  if (code === 'not_in_channel') {
-    return new ProviderError('forbidden', `Slack refused: the bot is not a member of that channel (${detail}). Invite the app to the channel (/invite @app) and try again.`, { status: res.status });
-  }
-  if (SLACK_FORBIDDEN.has(code)) return new ProviderError('forbidden', `Slack refused this request (${detail}). Add the missing scope to the Slack app and reinstall it, or ask for something the bot can see.`, { status: res.status });
-  if (SLACK_NOT_FOUND.has(code)) return new ProviderError('not_found', `Slack found nothing there (${detail}). Check the channel id and timestamps (list_channels gives ids).`, { status: res.status });
-  if (SLACK_INVALID.has(code)) return new ProviderError('invalid', `Slack rejected the request as invalid (${detail}). Fix the arguments and try again.`, { status: res.status });
-  if (code === 'fatal_error' || code === 'internal_error' || code === 'service_unavailable' || code === 'request_timeout') {
-    return new ProviderError('unavailable', `Slack is unavailable (${detail}). Try again later.`, { status: res.status });
-  }
-  return new ProviderError('protocol', `Slack answered with an error (${detail}).`, { status: res.status });
 }

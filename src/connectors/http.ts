@@ -25,10 +25,17 @@ export interface RestRequest {
   json?: unknown;
   headers: Record<string, string>;
   signal?: AbortSignal;
+  /**
+   * Read a 2xx body as bytes (a Buffer, never parsed), keeping at most this
+   * many and dropping the rest (`truncated`), instead of failing past the cap.
+   */
+  bytes?: number;
 }
 
 export interface RestResponse extends ResponseFacts {
   headers: Record<string, string | string[] | undefined>;
+  /** Set when `bytes` cut the body short. */
+  truncated?: boolean;
 }
 
 /**
@@ -100,16 +107,24 @@ export class RestClient {
       ...(body !== undefined ? { body } : {}),
       ...(req.signal ? { signal: req.signal } : {}),
     });
+    const keep = req.bytes !== undefined && res.statusCode >= 200 && res.statusCode < 300 ? Math.min(req.bytes, this.maxBytes) : undefined;
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
+      const buf = chunk as Buffer;
+      if (keep !== undefined && size + buf.length > keep) {
+        chunks.push(buf.subarray(0, keep - size));
+        res.body.destroy();
+        return { status: res.statusCode, headers: res.headers as RestResponse['headers'], body: Buffer.concat(chunks), truncated: true };
+      }
+      size += buf.length;
       if (size > this.maxBytes) {
         res.body.destroy();
         throw new ProviderError('protocol', `the response is larger than ${this.maxBytes} bytes; ask for fewer items`);
       }
-      chunks.push(chunk as Buffer);
+      chunks.push(buf);
     }
+    if (keep !== undefined) return { status: res.statusCode, headers: res.headers as RestResponse['headers'], body: Buffer.concat(chunks), truncated: false };
     const text = Buffer.concat(chunks).toString('utf8');
     const type = String(res.headers['content-type'] ?? '');
     let parsed: unknown = text;

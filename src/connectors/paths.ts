@@ -17,10 +17,21 @@ export class PathArgError extends GatehouseError {
   }
 }
 
+/**
+ * A GitHub login (user or organization): alphanumerics and single hyphens,
+ * no hyphen first or last; an Enterprise Managed User's login adds `_` and
+ * the enterprise's shortcode (3–8 alphanumerics), e.g. `mona-cat_octo`.
+ * At most GITHUB_LOGIN_MAX characters in all. Free of lookaround, so the
+ * gateway's RE2 argument check can run it as a tool schema's pattern.
+ * https://docs.github.com/en/enterprise-cloud@latest/admin/managing-iam/iam-configuration-reference/username-considerations-for-external-authentication
+ */
+export const GITHUB_LOGIN = /^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?:_[A-Za-z0-9]{3,8})?$/;
+export const GITHUB_LOGIN_MAX = 39;
+
 /** Patterns for identifiers that become path segments (documented provider rules, kept strict). */
 export const SEGMENT = {
-  /** GitHub login or organization: alphanumerics and single hyphens, at most 39. */
-  githubOwner: /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/,
+  /** GitHub login or organization: GITHUB_LOGIN, at most GITHUB_LOGIN_MAX long. */
+  githubOwner: new RegExp(`^(?=.{1,${GITHUB_LOGIN_MAX}}$)${GITHUB_LOGIN.source.slice(1)}`),
   /** GitHub repository name: letters, digits, '.', '_', '-', at most 100 (never "." or ".."). */
   githubRepo: /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/,
   /** Jira issue key (PROJ-123) or numeric issue id. */
@@ -96,7 +107,7 @@ export function filePath(arg: string, value: unknown): string {
 function describe(kind: SegmentKind): string {
   switch (kind) {
     case 'githubOwner':
-      return 'GitHub owner (letters, digits and single hyphens, at most 39)';
+      return 'GitHub owner (letters, digits and single hyphens, at most 39; a managed user ends in _SHORTCODE)';
     case 'githubRepo':
       return 'GitHub repository name (letters, digits, ".", "_", "-")';
     case 'jiraIssue':

@@ -31,28 +31,31 @@ export const SlackConnectorSchema = z.strictObject({
 export type SlackConnectorConfig = z.output<typeof SlackConnectorSchema>;
 
 /**
- * `kind: jira`: Jira Cloud (REST v3, Basic with email + API token) or Jira
- * Data Center / Server (REST v2, Bearer personal access token).
+ * `kind: jira`: Jira Cloud (REST v3) or Jira Data Center / Server (REST v2).
+ * Which one is the site's, not the credential's: `deployment`, or else
+ * *.atlassian.net (and api.atlassian.com) is Cloud, and any other site is
+ * asked once (/rest/api/2/serverInfo `deploymentType`). Either credential
+ * goes with either: Basic (Cloud: email + API token; Data Center: username +
+ * password) or Bearer (Data Center: personal access token; Cloud: an OAuth
+ * 2.0 or service-account token).
  */
 export const JiraConnectorSchema = z.strictObject({
   ...common,
   kind: z.literal('jira'),
   /** https://acme.atlassian.net (Cloud) or https://jira.example.com[/context] (Data Center). */
   baseUrl: serviceUrl('baseUrl'),
+  deployment: z.enum(['cloud', 'datacenter'], { error: 'deployment: cloud or datacenter' }).optional(),
   auth: z.union(
     [
       z.strictObject({ email: templated.pipe(z.string().min(3)), apiToken: credential('jira-api-token') }),
       z.strictObject({ pat: credential('jira-pat') }),
     ],
-    { error: 'auth: give { email, apiToken } (Jira Cloud) or { pat } (Data Center)' },
+    { error: 'auth: give { email, apiToken } (Basic: Cloud email + API token, or Data Center username + password) or { pat } (Bearer token)' },
   ),
 });
 
 export type JiraConnectorConfig = z.output<typeof JiraConnectorSchema>;
-
-export function isCloud(c: JiraConnectorConfig): boolean {
-  return 'apiToken' in c.auth;
-}
+export type JiraDeployment = NonNullable<JiraConnectorConfig['deployment']>;
 
 export type BuiltinConnectorConfig = GithubConnectorConfig | SlackConnectorConfig | JiraConnectorConfig;
 export type BuiltinKind = BuiltinConnectorConfig['kind'];

@@ -9,7 +9,7 @@ import { loadRegistry } from '../../src/registry/load.js';
 import { parseYamlConfig } from '../../src/config/load-yaml.js';
 import { ConnectorSchema } from '../../src/registry/schema.js';
 import { MemoryStore } from './helpers.js';
-import { GITHUB_TOKEN, startGithubSim, type GithubSim } from './sim/github.js';
+import { GITHUB_APP_TOKEN, GITHUB_TOKEN, startGithubSim, type GithubSim } from './sim/github.js';
 import { SLACK_TOKEN, startSlackSim } from './sim/slack.js';
 import { JIRA_API_TOKEN, JIRA_EMAIL, startJiraSim } from './sim/jira.js';
 import type { Sim } from './sim/base.js';
@@ -142,11 +142,49 @@ describe('gatehouse connector list', () => {
 });
 
 describe('gatehouse connector test', () => {
-  it('github: ok with login and scopes', async () => {
+  it('github: ok with the credential kind, scopes and expiry, from GET /rate_limit', async () => {
+    gh.reset();
     const r = await run('test', 'github');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/github \(github\): ok: authenticated as octocat; scopes: repo, read:org/);
-    expect(gh.requests.at(-1)).toMatchObject({ path: '/user', authorization: `Bearer ${GITHUB_TOKEN}` });
+    expect(r.out).toMatch(/github \(github\): ok: authenticated with a classic personal access token \(ghp_\); scopes: repo, read:org; expires 2031-01-01 00:00:00 UTC; rate limit remaining 4999 of 5000/);
+    expect(gh.requests.map((q) => [q.path, q.authorization])).toEqual([['/rate_limit', `Bearer ${GITHUB_TOKEN}`]]);
+    expect(r.out).not.toContain(GITHUB_TOKEN.slice(4));
+  });
+  it('github: an app installation token passes (GitHub refuses it GET /user) and is named as one', async () => {
+    gh.reset();
+    writeFileSync(join(registry, 'ghapp.yaml'), `name: ghapp\nkind: github\nbaseUrl: ${gh.url}\ntoken: "\${secret:ghapp-token}"\n`);
+    store.values.set('ghapp-token', GITHUB_APP_TOKEN);
+    const r = await run('test', 'ghapp', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ ok: true, detail: expect.stringMatching(/^authenticated with a GitHub App installation token \(ghs_\); permissions are the app's, granted per installation/) });
+    expect(gh.requests.map((q) => q.path)).toEqual(['/rate_limit']);
+    expect(r.out).not.toContain(GITHUB_APP_TOKEN.slice(4));
+  });
+  it('github: a GitHub Enterprise Server with rate limiting off (404 on /rate_limit) still passes', async () => {
+    gh.reset();
+    gh.inject({ status: 404, body: { message: 'Rate limiting is not enabled.', documentation_url: 'https://docs.github.com/enterprise-server@3.17/rest' }, path: /rate_limit/ });
+    const r = await run('test', 'github');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/ok: authenticated with a classic personal access token \(ghp_\); this server does not limit API rates/);
+    gh.inject({ status: 404, body: { message: 'Not Found' }, path: /rate_limit/ });
+    const wrongBase = await run('test', 'github');
+    expect(wrongBase.code).toBe(1);
+    expect(wrongBase.err).toMatch(/found nothing there \(404: Not Found\)/);
+  });
+  it('github: a refresh token or an app JWT is refused before anything is sent, naming what to store', async () => {
+    gh.reset();
+    store.values.set('ghapp-token', 'ghr_SIMULATEDrefreshTOKEN0123456789abcdef');
+    const r = await run('test', 'ghapp');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/FAILED: The stored credential is a GitHub App refresh token \(ghr_\); .*store the user access token \(ghu_\) instead\. Nothing was sent to GitHub/);
+    expect(r.err).not.toContain('SIMULATEDrefresh');
+    store.values.set('ghapp-token', 'eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxMjMifQ.c2lnbmF0dXJl');
+    const jwt = await run('test', 'ghapp');
+    expect(jwt.code).toBe(1);
+    expect(jwt.err).toMatch(/FAILED: The stored credential is a GitHub App JWT; .*store an installation token \(ghs_\)/);
+    expect(jwt.err).not.toContain('eyJpc3Mi');
+    expect(gh.requests).toHaveLength(0);
+    store.values.set('ghapp-token', GITHUB_APP_TOKEN);
   });
   it('slack and jira', async () => {
     store.values.set('chat-bot-token', SLACK_TOKEN);
@@ -154,7 +192,7 @@ describe('gatehouse connector test', () => {
     const s = await run('test', 'chat', '--json');
     expect(JSON.parse(s.out)).toMatchObject({ ok: true, detail: expect.stringMatching(/gatehouse-bot.*Acme; scopes: channels:read/) });
     const j = await run('test', 'jira');
-    expect(j.out).toMatch(/authenticated as Gatehouse Bot \(5b10ac8d82e05b22cc7d4ef5\) on Jira Cloud/);
+    expect(j.out).toMatch(/authenticated as Gatehouse Bot \(5b10ac8d82e05b22cc7d4ef5\) on Jira Cloud \(REST v3\), by deployment in the registry/);
     expect(j.code).toBe(0);
   });
   it('a rejected token: exit 1 with the precise error', async () => {

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { httpFailure, retryAfterMs, sanitize, slackFailure, type ErrorContext } from '../../src/connectors/errors.js';
+import { httpFailure, retryAfterMs, safeLocation, sanitize, type ErrorContext } from '../../src/connectors/errors.js';
+import { SLACK_ERROR_CODES, slackFailure } from '../../src/connectors/slack/errors.js';
 import { RateGate } from '../../src/connectors/http.js';
 
 const NOW = Date.parse('2025-06-01T12:00:00Z');
@@ -18,7 +20,7 @@ describe('provider errors → kind and a message that says what to do', () => {
     [429, {}, { 'retry-after': 'Sun, 01 Jun 2025 12:00:30 GMT' }, 'rate_limited', /Retry in 30 s/],
     [500, 'boom', {}, 'unavailable', /unavailable \(500: boom\)/],
     [503, {}, { 'retry-after': '3' }, 'unavailable', /in 3 s/],
-    [302, '', {}, 'protocol', /unexpected status \(302\)/],
+    [418, '', {}, 'protocol', /unexpected status \(418\)/],
   ];
   it('has rows', () => expect(table.length).toBeGreaterThan(10));
   for (const [status, body, headers, kind, re] of table) {
@@ -29,9 +31,89 @@ describe('provider errors → kind and a message that says what to do', () => {
     });
   }
 
+  it('a renamed repository (301) says so and gives the new location instead of "unexpected status"', () => {
+    const e = httpFailure(res(301, { message: 'Moved Permanently', url: 'https://api.github.com/repositories/42/issues/1' }, { location: 'https://api.github.com/repositories/42/issues/1' }), gh);
+    expect(e.kind).toBe('moved');
+    expect(e.code).toBe('NOT_FOUND');
+    expect(e.message).toMatch(/moved permanently \(301: Moved Permanently\)\. New location: https:\/\/api\.github\.com\/repositories\/42\/issues\/1\. The repository was renamed or transferred/);
+    expect(e.message).toMatch(/does not follow redirects/);
+    expect(e.message).not.toMatch(/unexpected status/);
+    for (const status of [302, 307]) expect(httpFailure(res(status, '', { location: '/repositories/42' }), gh).message).toMatch(/redirected this request.*New location: \/repositories\/42\..*temporary redirect/);
+  });
+
+  it('a redirect elsewhere (Jira behind single sign-on) points at the baseUrl', () => {
+    const e = httpFailure(res(302, '', { location: 'https://sso.acme.example/login?SAMLRequest=abc' }), { ...gh, provider: 'Jira' });
+    expect(e.kind).toBe('moved');
+    expect(e.message).toMatch(/New location: https:\/\/sso\.acme\.example\/login\. Check the connector's baseUrl: a proxy or a single sign-on page/);
+  });
+
+  it('410 gone: a deleted issue (GitHub) and a removed endpoint (Jira Cloud) are named, not "unexpected status"', () => {
+    const g = httpFailure(res(410, { message: 'This issue was deleted' }), gh);
+    expect(g).toMatchObject({ kind: 'gone', code: 'NOT_FOUND', status: 410 });
+    expect(g.message).toMatch(/gone \(410: This issue was deleted\)\. The issue was deleted, or issues are disabled/);
+    const j = httpFailure(res(410, { errorMessages: ['The requested API has been removed.'] }), { ...gh, provider: 'Jira' });
+    expect(j.message).toMatch(/no longer offers that endpoint.*deployment: cloud \| datacenter in github's registry file/);
+  });
+
+  it('a GitHub file over 1 MB (403 too_large) is not reported as a missing permission', () => {
+    const e = httpFailure(res(403, { message: 'This API returns blobs up to 1 MB in size.', errors: [{ resource: 'Blob', field: 'data', code: 'too_large' }] }), gh);
+    expect(e.kind).toBe('too_large');
+    expect(e.message).not.toMatch(/permission/);
+    expect(e.message).toMatch(/over 1 MB comes only as raw content, and one over 100 MB not at all/);
+  });
+
   it('Jira bodies: errorMessages and field errors', () => {
     const e = httpFailure(res(400, { errorMessages: ['Bad JQL'], errors: { summary: 'required' } }), { ...gh, provider: 'Jira' });
     expect(e.message).toContain('400: Bad JQL; summary: required');
+  });
+
+  it('Slack policy blocks are not reported as a bad credential: each says what to do', () => {
+    const ctx: ErrorContext = { provider: 'Slack', connector: 'slack', secrets: ['slack-bot-token'], now: NOW };
+    const table: Array<[string, Record<string, unknown>, string, RegExp]> = [
+      ['ekm_access_denied', {}, 'forbidden', /Enterprise Key Management.*Ask a Slack admin.*storing another one does not help/],
+      ['access_denied', {}, 'forbidden', /Ask a Slack admin or the channel owner/],
+      ['team_access_not_granted', {}, 'forbidden', /add the app to that workspace/],
+      ['restricted_action', {}, 'forbidden', /workspace preference.*A Slack admin must allow it/],
+      ['restricted_action_read_only_channel', {}, 'forbidden', /read-only/],
+      ['restricted_action_thread_only_channel', {}, 'forbidden', /Reply in a thread \(reply_in_thread\)/],
+      ['not_allowed_token_type', {}, 'auth', /needs a bot token \(xoxb-…\).*gatehouse secret set slack-bot-token/],
+      ['missing_scope', { needed: 'channels:history', provided: 'chat:write' }, 'forbidden', /Add the missing scope \(channels:history\) to the Slack app.*reinstall/],
+      ['missing_scope', { needed: 'evil\u001b[31m text' }, 'forbidden', /Add the missing scope to the Slack app/],
+      ['channel_not_found', {}, 'not_found', /list_channels gives ids.*private channel needs the app invited/],
+      ['not_in_channel', {}, 'forbidden', /Invite the app to the channel/],
+      ['is_archived', {}, 'forbidden', /archived.*Unarchive/],
+      ['invalid_auth', {}, 'auth', /gatehouse secret set slack-bot-token.*IP address/],
+      ['account_inactive', {}, 'auth', /deleted user or workspace.*Reinstall the Slack app/],
+      ['token_revoked', {}, 'auth', /revoked.*Reinstall the Slack app/],
+      ['token_expired', {}, 'auth', /token rotation/],
+      ['method_deprecated', {}, 'gone', /retired/],
+      ['team_added_to_org', {}, 'unavailable', /migrating/],
+    ];
+    expect(table.length).toBeGreaterThan(15);
+    for (const [code, extra, kind, re] of table) {
+      const e = slackFailure(res(200, { ok: false, error: code, ...extra }), ctx);
+      expect(e.kind, code).toBe(kind);
+      expect(e.message, code).toMatch(re);
+      if (kind !== 'auth') expect(e.message, code).not.toMatch(/store a valid credential/);
+    }
+    // The scope named in the fix is only ever a scope-shaped word.
+    expect(slackFailure(res(200, { ok: false, error: 'missing_scope', needed: 'evil\u001b[31m text' }), ctx).message).not.toContain('\u001b');
+  });
+
+  it("every Slack code in the table, and every code Slack's description lists, maps to a kind and a fix", () => {
+    const ctx: ErrorContext = { provider: 'Slack', connector: 'slack', secrets: ['slack-bot-token'], now: NOW };
+    expect(SLACK_ERROR_CODES.length).toBeGreaterThan(40);
+    for (const code of SLACK_ERROR_CODES) {
+      const e = slackFailure(res(200, { ok: false, error: code }), ctx);
+      expect(e.message, code).toMatch(new RegExp(`\\(${code}\\): .+\\. .+`));
+    }
+    // Held to Slack's description: every error its methods we call may answer has a mapping of its own.
+    const spec = JSON.parse(readFileSync(new URL('./contract/specs/slack-web-api.subset.json', import.meta.url), 'utf8')) as { paths: Record<string, Record<string, { responses?: { default?: { schema?: { properties?: { error?: { enum?: string[] } } } } } }>> };
+    const described = Object.values(spec.paths).flatMap((item) => Object.values(item).flatMap((op) => op.responses?.default?.schema?.properties?.error?.enum ?? []));
+    expect(described.length).toBeGreaterThan(20);
+    for (const code of described) if (code !== 'rate_limited') expect(SLACK_ERROR_CODES, code).toContain(code);
+    // A code inherited from Object.prototype is not a known code.
+    expect(slackFailure(res(200, { ok: false, error: 'constructor' }), ctx).kind).toBe('protocol');
   });
 
   it('Slack ok:false codes', () => {
@@ -43,6 +125,25 @@ describe('provider errors → kind and a message that says what to do', () => {
     expect(slackFailure(res(200, { ok: false, error: 'ratelimited' }, { 'retry-after': '9' }), ctx)).toMatchObject({ kind: 'rate_limited', retryAfterMs: 9000 });
     expect(slackFailure(res(200, { ok: false, error: 'fatal_error' }), ctx).kind).toBe('unavailable');
     expect(slackFailure(res(200, { ok: false, error: 'something_new' }), ctx).kind).toBe('protocol');
+  });
+});
+
+describe('a redirect Location is shown only as a safe http(s) origin and path', () => {
+  it.each([
+    ['https://api.github.com/repositories/42/issues/1', 'https://api.github.com/repositories/42/issues/1'],
+    ['/repositories/42', '/repositories/42'],
+    ['https://user:pw@evil.example/x?token=ghp_0123456789abcdefghij#frag', 'https://evil.example/x'],
+    ['https://raw.example/file?token=ABCDEF0123456789', 'https://raw.example/file'],
+    ['https://evil.example/a\r\nSet-Cookie: x', 'https://evil.example/aSet-Cookie:%20x'],
+    ['https://evil.example/ghp_0123456789abcdefghij', 'https://evil.example/[redacted]'],
+    ['javascript:alert(1)', undefined],
+    ['data:text/html,hi', undefined],
+    ['', undefined],
+    [undefined, undefined],
+  ] as Array<[string | undefined, string | undefined]>)('%j → %j', (input, out) => expect(safeLocation(input)).toBe(out));
+  it('scrubs the credential and bounds the length', () => {
+    expect(safeLocation('https://x.example/s3cr3t-value/y', ['s3cr3t-value'])).toBe('https://x.example/[redacted]/y');
+    expect((safeLocation(`https://x.example/${'a'.repeat(1000)}`) ?? '').length).toBeLessThanOrEqual(301);
   });
 });
 

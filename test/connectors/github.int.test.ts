@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { startHarness, textOf, type Harness } from './helpers.js';
-import { GITHUB_TOKEN, startGithubSim, type GithubSim } from './sim/github.js';
+import { BIG_FILE, BIG_TEXT, GITHUB_TOKEN, HUGE_FILE, startGithubSim, type GithubSim } from './sim/github.js';
 
 let sim: GithubSim;
 let h: Harness;
@@ -101,6 +101,51 @@ describe('github connector through the gateway', () => {
     expect(bin).not.toHaveProperty('content');
   });
 
+  it('get_file_contents over 1 MB: fetched raw, cut at the cap on a character boundary, marked truncated', async () => {
+    const r = await h.call('github__get_file_contents', { owner: 'octo', repo: 'app', path: BIG_FILE, ref: 'main' });
+    expect(r.isError).toBeFalsy();
+    const out = r.structuredContent as { content: string; truncated: boolean; note: string; size: number };
+    // The 2-byte "é" at bytes 999,999–1,000,000 is not cut in half: no U+FFFD.
+    expect(out.content).toBe(BIG_TEXT.slice(0, 999_999));
+    expect(out.truncated).toBe(true);
+    expect(out.note).toMatch(/^truncated: content holds the first 999999 bytes of 1600001$/);
+    expect(out.size).toBe(Buffer.byteLength(BIG_TEXT));
+    // First the default media type (403 too_large), then the raw one, with the same ref.
+    expect(sim.requests.map((q) => [q.path, q.query, q.response?.status])).toEqual([
+      [`/repos/octo/app/contents/${BIG_FILE}`, 'ref=main', 403],
+      [`/repos/octo/app/contents/${BIG_FILE}`, 'ref=main', 200],
+    ]);
+  });
+
+  it('get_file_contents: a large file described without content (encoding "none") is fetched raw', async () => {
+    sim.inject({ status: 200, body: { type: 'file', encoding: 'none', content: '', name: 'big.txt', path: BIG_FILE, size: Buffer.byteLength(BIG_TEXT), sha: 'e5' }, path: /contents\/data\/big\.txt/ });
+    const out = (await h.call('github__get_file_contents', { owner: 'octo', repo: 'app', path: BIG_FILE })).structuredContent as { content: string; truncated: boolean; sha: string };
+    expect(out).toMatchObject({ truncated: true, sha: 'e5' });
+    expect(out.content.length).toBe(999_999);
+    expect(sim.requests).toHaveLength(2);
+  });
+
+  it('get_file_contents over 100 MB: a clear "too large" error, not a missing permission', async () => {
+    const r = await h.call('github__get_file_contents', { owner: 'octo', repo: 'app', path: HUGE_FILE });
+    expect(r.isError).toBe(true);
+    expect(textOf(r)).toMatch(/GitHub does not serve this file through its API: it is over 100 MB\. Clone the repository/);
+    expect(textOf(r)).not.toMatch(/permission/);
+    expect(r._meta?.['gatehouse/connector-error']).toMatchObject({ kind: 'too_large', status: 403 });
+  });
+
+  it('Enterprise Managed User logins (handle_shortcode) pass as owner and assignee', async () => {
+    const c = await h.call('github__create_issue', { owner: 'octo', repo: 'app', title: 'EMU', assignees: ['mona-cat_octo'] });
+    expect(c.isError).toBeFalsy();
+    expect(JSON.parse(sim.requests[0]?.body ?? '')).toMatchObject({ assignees: ['mona-cat_octo'] });
+    const g = await h.call('github__get_issue', { owner: 'octo_acme', repo: 'app', issue_number: 1 });
+    expect(textOf(g)).toMatch(/found nothing there/);
+    expect(sim.requests[1]?.path).toBe('/repos/octo_acme/app/issues/1');
+    const bad = await h.call('github__get_issue', { owner: 'octo_', repo: 'app', issue_number: 1 }).catch((e: unknown) => e);
+    if (bad instanceof McpError) expect(bad.message).toMatch(/Invalid arguments/);
+    else expect((bad as { isError?: boolean }).isError).toBe(true);
+    expect(sim.requests).toHaveLength(2);
+  });
+
   it('create_issue and comment_on_issue send JSON bodies with the JSON content type', async () => {
     const c = await h.call('github__create_issue', { owner: 'octo', repo: 'app', title: 'From the agent', body: 'details', labels: ['bug'] });
     expect(c.structuredContent).toEqual({ number: 76, url: 'https://github.com/octo/app/issues/76', state: 'open' });
@@ -120,6 +165,12 @@ describe('github errors become clear tool errors', () => {
     ['422 validation', { status: 422, body: { message: 'Validation Failed', errors: [{ resource: 'Issue', code: 'missing_field', field: 'title' }] } }, /invalid \(422: Validation Failed; Issue title missing_field\)\. Fix the arguments/],
     ['429 with Retry-After', { status: 429, headers: { 'retry-after': '42' }, body: { message: 'API rate limit exceeded' } }, /rate limit reached.*Retry in 42 s/],
     ['403 secondary rate limit', { status: 403, headers: { 'retry-after': '7' }, body: { message: 'You have exceeded a secondary rate limit' } }, /rate limit reached.*Retry in 7 s/],
+    [
+      '301 renamed repository: says so, with the new location',
+      { status: 301, headers: { location: 'https://api.github.com/repositories/42/issues/1' }, body: { message: 'Moved Permanently', url: 'https://api.github.com/repositories/42/issues/1', documentation_url: 'https://docs.github.com/rest' } },
+      /moved permanently \(301: Moved Permanently\)\. New location: https:\/\/api\.github\.com\/repositories\/42\/issues\/1\. The repository was renamed or transferred/,
+    ],
+    ['410 deleted issue: gone, not an unexpected status', { status: 410, body: { message: 'This issue was deleted', documentation_url: 'https://docs.github.com/rest' } }, /gone \(410: This issue was deleted\)\. The issue was deleted/],
     ['500', { status: 500, body: { message: 'Server Error' } }, /GitHub is unavailable \(500: Server Error\)\. Try again later/],
     ['503 html', { status: 503, body: '<html>unicorn</html>' }, /GitHub is unavailable \(503: <html>unicorn<\/html>\)/],
   ];

@@ -28,6 +28,15 @@ describe('path segments: valid identifiers pass, encoded', () => {
   it('GitHub owners: no leading, trailing or double hyphen', () => {
     for (const bad of ['-octo', 'octo-', 'oc--to', 'a'.repeat(40)]) expect(() => segment('owner', bad, 'githubOwner')).toThrow(PathArgError);
   });
+  it('Enterprise Managed User logins (handle_shortcode) are accepted as owners', () => {
+    const good = ['mona-cat_octo', 'octocat_acme', 'a_abc', 'A1-b2_SHORT123', `${'a'.repeat(30)}_abcdefgh`, 'a'.repeat(39), 'x'];
+    for (const login of good) expect(segment('owner', login, 'githubOwner'), login).toBe(login);
+  });
+  it('GitHub login grammar: hyphen and underscore rules, 39 at most', () => {
+    const bad = ['_octo', 'octo_', 'octo_ab', 'octo_abcdefghi', 'oc_to_acme', 'octo-_acme', '-octo_acme', 'octo__acme', 'oc.to', `${'a'.repeat(31)}_abcdefgh`, 'octo_ac-me'];
+    expect(bad.length).toBeGreaterThan(8);
+    for (const login of bad) expect(() => segment('owner', login, 'githubOwner'), login).toThrow(PathArgError);
+  });
   it('Jira keys: lower case and slashes are refused', () => {
     for (const bad of ['ops-1', 'OPS-1/2', 'OPS-0', 'OPS-1 ']) expect(() => segment('issueKey', bad, 'jiraIssue')).toThrow(PathArgError);
   });

@@ -81,7 +81,13 @@ describe('slack errors', () => {
     ['missing_scope', { status: 200, body: { ok: false, error: 'missing_scope', needed: 'channels:read', provided: 'chat:write' } }, /missing_scope; needed scope: channels:read; token has: chat:write\).*Add the missing scope/],
     ['HTTP 403', { status: 403, body: { ok: false, error: 'forbidden' } }, /refused this request \(403/],
     ['HTTP 404', { status: 404, body: '<html>Not Found</html>' }, /found nothing there \(404/],
-    ['invalid_arguments', { status: 200, body: { ok: false, error: 'invalid_arguments' } }, /invalid \(invalid_arguments\)\. Fix the arguments/],
+    ['invalid_arguments', { status: 200, body: { ok: false, error: 'invalid_arguments' } }, /invalid \(invalid_arguments\): the method was called with invalid arguments\. Fix the arguments/],
+    [
+      'ekm_access_denied: a policy block, not a bad credential',
+      { status: 200, body: { ok: false, error: 'ekm_access_denied' } },
+      /refused this request \(ekm_access_denied\): administrators have suspended access.*Ask a Slack admin.*The token itself is valid/,
+    ],
+    ['team_access_not_granted: the app is not added to that workspace', { status: 200, body: { ok: false, error: 'team_access_not_granted' } }, /add the app to that workspace/],
     ['429 ratelimited + Retry-After', { status: 429, headers: { 'retry-after': '30' }, body: { ok: false, error: 'ratelimited' } }, /rate limit reached.*Retry in 30 s/],
     ['500', { status: 500, body: 'oops' }, /Slack is unavailable \(500: oops\)/],
     ['503', { status: 503, body: { ok: false, error: 'service_unavailable' } }, /Slack is unavailable \(503/],
@@ -94,6 +100,7 @@ describe('slack errors', () => {
       const r = what.startsWith('429') ? await h.call('slack__read_channel_history', { channel: 'C0GENERAL' }) : await h.call('slack__list_channels', { maxItems: 5 });
       expect(r.isError).toBe(true);
       expect(textOf(r)).toMatch(re);
+      if (!/invalid_auth/.test(what)) expect(textOf(r)).not.toMatch(/store a valid credential/);
       expect(JSON.stringify(r)).not.toContain(SLACK_TOKEN);
     });
   }

@@ -1,16 +1,19 @@
 import { z } from 'zod';
 import { ProviderApi } from '../api.js';
-import { ProviderError } from '../errors.js';
+import { header, ProviderError } from '../errors.js';
 import { RestClient, type Query } from '../http.js';
-import { filePath, numberSegment, segment } from '../paths.js';
+import { filePath, GITHUB_LOGIN, GITHUB_LOGIN_MAX, numberSegment, segment } from '../paths.js';
 import type { BuiltinRuntime } from '../builtin-runtime.js';
 import { USER_AGENT } from '../builtin-runtime.js';
 import { ADD, READ, defineTool, maxItems, type CallInfo, type ToolSpec } from '../tool.js';
+import { githubTokenKind, type GithubTokenKind } from './token-kind.js';
 import type { GithubConnectorConfig } from '../../registry/builtin-kinds.js';
 import { secretRefs } from '../../secrets/template.js';
 
 export interface GithubApi {
   base: ProviderApi;
+  /** The stored token's kind (rendered afresh, classified by prefix, dropped). */
+  tokenKind: () => Promise<GithubTokenKind>;
 }
 
 // https://docs.github.com/en/rest/using-the-rest-api/getting-started-with-the-rest-api
@@ -27,7 +30,7 @@ export function githubApi(c: GithubConnectorConfig, rt: BuiltinRuntime): GithubA
       return { headers: { authorization: `Bearer ${token}` }, scrub: [token] };
     },
   });
-  return { base };
+  return { base, tokenKind: async () => githubTokenKind(await rt.render(c.token, { connector: c.name, where: 'token' })) };
 }
 
 /** RFC 8288 Link header → rel → URL. */
@@ -63,7 +66,8 @@ async function collect(api: GithubApi, bucket: string, path: string, query: Quer
   return { items: items.slice(0, max), truncated: items.length > max || more, last: body };
 }
 
-const Owner = z.string().min(1).max(39).regex(/^[A-Za-z0-9-]+$/).describe('Repository owner (user or organization login)');
+const Login = z.string().min(1).max(GITHUB_LOGIN_MAX).regex(GITHUB_LOGIN, 'a GitHub login: letters, digits and single hyphens, at most 39 (a managed user ends in _SHORTCODE)');
+const Owner = Login.describe('Repository owner (user or organization login)');
 const Repo = z.string().min(1).max(100).regex(/^[A-Za-z0-9._-]+$/).describe('Repository name');
 const Num = (what: string) => z.number().int().min(1).max(2 ** 31 - 1).describe(what);
 
@@ -212,7 +216,7 @@ export const createIssue = defineTool({
     title: z.string().min(1).max(256),
     body: z.string().max(65_536).optional(),
     labels: z.array(z.string().min(1).max(100)).max(20).optional(),
-    assignees: z.array(z.string().min(1).max(39).regex(/^[A-Za-z0-9-]+$/)).max(10).optional(),
+    assignees: z.array(Login).max(10).optional(),
   }),
   output: z.object({ number: z.number(), url: z.string(), state: z.string() }),
   annotations: ADD,
@@ -286,43 +290,89 @@ export const getPullRequest = defineTool({
   },
 });
 
-const MAX_TEXT = 1_000_000;
+/** The most of one file's contents a result carries; the rest is cut, and the result says so. */
+export const MAX_FILE_BYTES = 1_000_000;
+// https://docs.github.com/en/rest/repos/contents#get-repository-content: files of 1–100 MB come only
+// with the raw or object media type; raw gives the bytes themselves.
+const RAW = 'application/vnd.github.raw+json';
+
+const FileOut = z.object({
+  type: z.string(),
+  path: z.string(),
+  sha: z.string().optional(),
+  size: z.number().optional(),
+  content: z.string().optional(),
+  binary: z.boolean().optional(),
+  truncated: z.boolean().optional(),
+  /** Why content is partial or missing. */
+  note: z.string().optional(),
+  entries: z.array(z.object({ name: z.string(), path: z.string(), type: z.string(), size: z.number() })).optional(),
+});
+type FileMeta = { type: string; path: string; sha?: string; size?: number };
+
+/** File bytes as a result: binary (no content), or UTF-8 text with `truncated` and a note when cut at MAX_FILE_BYTES. */
+function fileBody(meta: FileMeta, bytes: Buffer, cut: boolean): z.input<typeof FileOut> {
+  if (bytes.includes(0)) return { ...meta, binary: true };
+  // A cut can fall inside a multi-byte character: the decoder holds that tail back instead of emitting U+FFFD.
+  const text = cut ? new TextDecoder('utf-8').decode(bytes, { stream: true }) : bytes.toString('utf8');
+  if (!cut) return { ...meta, content: text };
+  const of = meta.size !== undefined && meta.size > 0 ? ` of ${meta.size}` : '';
+  return { ...meta, content: text, truncated: true, note: `truncated: content holds the first ${Buffer.byteLength(text)} bytes${of}` };
+}
+
+/** A file fetched as raw bytes (1–100 MB files), reading at most MAX_FILE_BYTES of it. */
+async function rawFile(api: GithubApi, path: string, ref: string | undefined, meta: FileMeta, call: CallInfo): Promise<z.input<typeof FileOut>> {
+  let res;
+  try {
+    res = await api.base.request({ method: 'GET', path, query: { ref }, bucket: 'core', accept: RAW, bytes: MAX_FILE_BYTES, signal: call.signal });
+  } catch (e) {
+    if (e instanceof ProviderError && e.kind === 'too_large') {
+      throw new ProviderError('too_large', 'GitHub does not serve this file through its API: it is over 100 MB. Clone the repository to read it.', { status: e.status ?? 403 });
+    }
+    throw e;
+  }
+  const bytes = Buffer.isBuffer(res.body) ? res.body : Buffer.from(String(res.body));
+  const length = Number(header(res.headers, 'content-length'));
+  const size = meta.size ?? (Number.isSafeInteger(length) && length >= 0 ? length : undefined);
+  return fileBody({ ...meta, ...(size !== undefined ? { size } : {}) }, bytes, res.truncated === true);
+}
 
 export const getFileContents = defineTool({
   name: 'get_file_contents',
   title: 'Get a file or directory from a GitHub repository',
-  description: 'Gets a text file\'s contents, or a directory listing, at a path and optional ref (branch, tag or commit).',
+  description: `Gets a text file's contents, or a directory listing, at a path and optional ref (branch, tag or commit). Files of up to 100 MB are read; content holds at most the first ${MAX_FILE_BYTES} bytes (truncated: true and a note say when it was cut).`,
   input: z.strictObject({
     owner: Owner,
     repo: Repo,
     path: z.string().max(1024).default('').describe('Path in the repository, e.g. "src/index.ts"; "" for the root'),
     ref: z.string().min(1).max(255).regex(/^[^\u0000-\u001f\u007f\s~^:?*[\\]+$/, 'a branch, tag or commit').optional(),
   }),
-  output: z.object({
-    type: z.string(),
-    path: z.string(),
-    sha: z.string().optional(),
-    size: z.number().optional(),
-    content: z.string().optional(),
-    binary: z.boolean().optional(),
-    truncated: z.boolean().optional(),
-    entries: z.array(z.object({ name: z.string(), path: z.string(), type: z.string(), size: z.number() })).optional(),
-  }),
+  output: FileOut,
   annotations: READ,
   async run(api: GithubApi, a, call) {
     const p = filePath('path', a.path);
-    const res = await api.base.request({ method: 'GET', path: `${repoPath(a)}/contents${p === '' ? '' : `/${p}`}`, query: { ref: a.ref }, bucket: 'core', signal: call.signal });
+    const path = `${repoPath(a)}/contents${p === '' ? '' : `/${p}`}`;
+    let res;
+    try {
+      res = await api.base.request({ method: 'GET', path, query: { ref: a.ref }, bucket: 'core', signal: call.signal });
+    } catch (e) {
+      // The default media type refuses a file over 1 MB (403 too_large): ask for the raw bytes instead.
+      if (e instanceof ProviderError && e.kind === 'too_large') return rawFile(api, path, a.ref, { type: 'file', path: a.path }, call);
+      throw e;
+    }
     if (Array.isArray(res.body)) {
       return { type: 'dir', path: a.path, entries: asList(res.body).map((e) => ({ name: str(e.name), path: str(e.path), type: str(e.type), size: num(e.size) })) };
     }
     const f = res.body as J;
-    const out = { type: str(f.type), path: str(f.path), sha: str(f.sha), size: num(f.size) };
-    if (f.type !== 'file') return out;
-    if (f.encoding !== 'base64' || typeof f.content !== 'string') return { ...out, truncated: true };
-    const bytes = Buffer.from(f.content, 'base64');
-    if (bytes.includes(0)) return { ...out, binary: true };
-    const text = bytes.toString('utf8');
-    return text.length > MAX_TEXT ? { ...out, content: text.slice(0, MAX_TEXT), truncated: true } : { ...out, content: text };
+    const meta = { type: str(f.type), path: str(f.path), sha: str(f.sha), size: num(f.size) };
+    if (f.type !== 'file') return meta;
+    if (f.encoding === 'base64' && typeof f.content === 'string') {
+      const bytes = Buffer.from(f.content, 'base64');
+      return fileBody(meta, bytes.subarray(0, MAX_FILE_BYTES), bytes.length > MAX_FILE_BYTES);
+    }
+    // A large file described without its content ("encoding": "none"): fetch the raw bytes.
+    if (meta.size > 0) return rawFile(api, path, a.ref, meta, call);
+    return { ...meta, content: '' };
   },
 });
 
@@ -348,14 +398,3 @@ export const searchCode = defineTool({
 });
 
 export const GITHUB_TOOLS: readonly ToolSpec<GithubApi>[] = [searchIssues, getIssue, listIssues, createIssue, commentOnIssue, listPullRequests, getPullRequest, getFileContents, searchCode];
-
-/** `connector test`: GET /user, and the classic token's scopes from X-OAuth-Scopes. */
-export async function probeGithub(api: GithubApi, signal: AbortSignal): Promise<string> {
-  const res = await api.base.request({ method: 'GET', path: '/user', bucket: 'core', signal });
-  const who = str((res.body as J).login);
-  if (who === '') throw new ProviderError('protocol', 'GitHub answered /user without a login');
-  const scopes = res.headers['x-oauth-scopes'];
-  const scopeText = scopes === undefined ? 'scopes not listed (a fine-grained or app token: its permissions are set per repository)' : `scopes: ${String(scopes) === '' ? '(none)' : String(scopes)}`;
-  const remaining = res.headers['x-ratelimit-remaining'];
-  return `authenticated as ${who}; ${scopeText}${remaining !== undefined ? `; rate limit remaining ${String(remaining)}` : ''}`;
-}

@@ -5,13 +5,16 @@ import { segment } from '../paths.js';
 import type { BuiltinRuntime } from '../builtin-runtime.js';
 import { USER_AGENT } from '../builtin-runtime.js';
 import { ADD, CHANGE, READ, defineTool, maxItems, type ToolSpec } from '../tool.js';
-import { isCloud, type JiraConnectorConfig } from '../../registry/builtin-kinds.js';
+import type { JiraConnectorConfig } from '../../registry/builtin-kinds.js';
 import { secretRefs } from '../../secrets/template.js';
+import { adf, adfText } from './adf.js';
+import { deploymentResolver, type JiraDeployment, type KnownDeployment } from './deployment.js';
+
 
 export interface JiraApi {
   base: ProviderApi;
-  /** Cloud: REST v3 (ADF rich text, nextPageToken search); Data Center: REST v2 (plain text, startAt). */
-  cloud: boolean;
+  /** Cloud: REST v3 (ADF rich text, nextPageToken search); Data Center: REST v2 (plain text, startAt). Decided by the site, once. */
+  deployment: () => Promise<KnownDeployment>;
   browseUrl: string;
 }
 
@@ -38,10 +41,10 @@ export function jiraApi(c: JiraConnectorConfig, rt: BuiltinRuntime): JiraApi {
       return { headers: { authorization: `Basic ${b64}` }, scrub: [token, b64] };
     },
   });
-  return { base, cloud: isCloud(c), browseUrl: `${c.baseUrl.replace(/\/+$/, '')}/browse/` };
+  return { base, deployment: deploymentResolver(base, c.deployment, c.baseUrl), browseUrl: `${c.baseUrl.replace(/\/+$/, '')}/browse/` };
 }
 
-const v = (api: JiraApi) => (api.cloud ? '/rest/api/3' : '/rest/api/2');
+const v = (d: JiraDeployment) => (d === 'cloud' ? '/rest/api/3' : '/rest/api/2');
 
 type J = Record<string, unknown>;
 const str = (x: unknown): string => (typeof x === 'string' ? x : '');
@@ -53,29 +56,11 @@ const nameOf = (x: unknown): string | null => {
   return n === '' ? null : n;
 };
 
-/** Plain text as an Atlassian Document Format document (Cloud v3 rich-text fields). */
-export function adf(text: string): J {
-  return {
-    type: 'doc',
-    version: 1,
-    content: text.split(/\n{2,}/).map((para) => ({ type: 'paragraph', content: para === '' ? [] : [{ type: 'text', text: para }] })),
-  };
-}
-
-/** The text of an ADF document (or a v2 plain string). */
-export function adfText(node: unknown): string {
-  if (typeof node === 'string') return node;
-  const o = obj(node);
-  if (o.type === 'text') return str(o.text);
-  if (o.type === 'hardBreak') return '\n';
-  const inner = asList(o.content).map(adfText).join('');
-  return ['paragraph', 'heading', 'codeBlock', 'listItem', 'blockquote'].includes(str(o.type)) ? `${inner}\n` : inner;
-}
-
-const richText = (api: JiraApi, text: string): unknown => (api.cloud ? adf(text) : text);
+/** Cloud v3 rich-text fields take ADF; Data Center v2 takes the plain string. */
+const richText = (d: JiraDeployment, text: string): unknown => (d === 'cloud' ? adf(text) : text);
 
 const IssueKey = z.string().regex(/^(?:[A-Z][A-Z0-9_]{0,49}-[1-9][0-9]{0,9}|[1-9][0-9]{0,17})$/).describe('Issue key like PROJ-123 (or numeric id)');
-const issuePath = (api: JiraApi, key: string) => `${v(api)}/issue/${segment('issueKey', key, 'jiraIssue')}`;
+const issuePath = (d: JiraDeployment, key: string) => `${v(d)}/issue/${segment('issueKey', key, 'jiraIssue')}`;
 
 const Summary = z.object({ key: z.string(), id: z.string(), summary: z.string(), status: z.string().nullable(), type: z.string().nullable(), priority: z.string().nullable(), assignee: z.string().nullable(), updated: z.string().nullable(), url: z.string() });
 const summaryOf = (api: JiraApi, i: J) => {
@@ -104,6 +89,7 @@ export const search = defineTool({
   output: z.object({ issues: z.array(Summary), total: z.number().nullable(), truncated: z.boolean() }),
   annotations: READ,
   async run(api: JiraApi, a, call) {
+    const cloud = (await api.deployment()).deployment === 'cloud';
     const issues: J[] = [];
     let total: number | null = null;
     let more = false;
@@ -112,14 +98,14 @@ export const search = defineTool({
     let token: string | undefined;
     for (let page = 0; page < Math.ceil(a.maxItems / PAGE) + 1; page++) {
       const maxResults = Math.min(PAGE, a.maxItems - issues.length);
-      const body = api.cloud
+      const body = cloud
         ? { jql: a.jql, fields: SEARCH_FIELDS, maxResults, ...(token !== undefined ? { nextPageToken: token } : {}) }
         : { jql: a.jql, fields: SEARCH_FIELDS, maxResults, startAt: issues.length };
-      const res = await api.base.request({ method: 'POST', path: api.cloud ? '/rest/api/3/search/jql' : '/rest/api/2/search', json: body, bucket: 'jira', signal: call.signal });
+      const res = await api.base.request({ method: 'POST', path: cloud ? '/rest/api/3/search/jql' : '/rest/api/2/search', json: body, bucket: 'jira', signal: call.signal });
       const b = obj(res.body);
       const got = asList(b.issues);
       issues.push(...got);
-      if (api.cloud) {
+      if (cloud) {
         token = typeof b.nextPageToken === 'string' && b.nextPageToken !== '' ? b.nextPageToken : undefined;
         more = token !== undefined && b.isLast !== true;
       } else {
@@ -146,9 +132,10 @@ export const getIssue = defineTool({
   }),
   annotations: READ,
   async run(api: JiraApi, a, call) {
+    const { deployment: d } = await api.deployment();
     const res = await api.base.request({
       method: 'GET',
-      path: issuePath(api, a.issueKey),
+      path: issuePath(d, a.issueKey),
       query: { fields: [...SEARCH_FIELDS, 'description', 'labels', 'reporter', 'created', 'comment'].join(',') },
       bucket: 'jira',
       signal: call.signal,
@@ -183,10 +170,11 @@ export const createIssue = defineTool({
   annotations: ADD,
   async run(api: JiraApi, a, call) {
     segment('projectKey', a.projectKey, 'jiraProject');
+    const { deployment: d } = await api.deployment();
     const fields: J = { project: { key: a.projectKey }, summary: a.summary, issuetype: { name: a.issueType } };
-    if (a.description !== undefined) fields.description = richText(api, a.description);
+    if (a.description !== undefined) fields.description = richText(d, a.description);
     if (a.labels) fields.labels = a.labels;
-    const res = await api.base.request({ method: 'POST', path: `${v(api)}/issue`, json: { fields }, bucket: 'jira', signal: call.signal });
+    const res = await api.base.request({ method: 'POST', path: `${v(d)}/issue`, json: { fields }, bucket: 'jira', signal: call.signal });
     const b = obj(res.body);
     return { key: str(b.key), id: str(b.id), url: `${api.browseUrl}${str(b.key)}` };
   },
@@ -200,7 +188,8 @@ export const addComment = defineTool({
   output: z.object({ id: z.string(), issueKey: z.string(), created: z.string() }),
   annotations: ADD,
   async run(api: JiraApi, a, call) {
-    const res = await api.base.request({ method: 'POST', path: `${issuePath(api, a.issueKey)}/comment`, json: { body: richText(api, a.body) }, bucket: 'jira', signal: call.signal });
+    const { deployment: d } = await api.deployment();
+    const res = await api.base.request({ method: 'POST', path: `${issuePath(d, a.issueKey)}/comment`, json: { body: richText(d, a.body) }, bucket: 'jira', signal: call.signal });
     const b = obj(res.body);
     return { id: str(b.id), issueKey: a.issueKey, created: str(b.created) };
   },
@@ -214,7 +203,8 @@ export const listTransitions = defineTool({
   output: z.object({ transitions: z.array(z.object({ id: z.string(), name: z.string(), to: z.string().nullable() })) }),
   annotations: READ,
   async run(api: JiraApi, a, call) {
-    const res = await api.base.request({ method: 'GET', path: `${issuePath(api, a.issueKey)}/transitions`, bucket: 'jira', signal: call.signal });
+    const { deployment: d } = await api.deployment();
+    const res = await api.base.request({ method: 'GET', path: `${issuePath(d, a.issueKey)}/transitions`, bucket: 'jira', signal: call.signal });
     return { transitions: asList(obj(res.body).transitions).map((t) => ({ id: str(t.id), name: str(t.name), to: nameOf(t.to) })) };
   },
 });
@@ -228,18 +218,23 @@ export const transitionIssue = defineTool({
   annotations: CHANGE,
   async run(api: JiraApi, a, call) {
     segment('transitionId', a.transitionId, 'jiraTransition');
+    const { deployment: d } = await api.deployment();
     const json: J = { transition: { id: a.transitionId } };
-    if (a.comment !== undefined) json.update = { comment: [{ add: { body: richText(api, a.comment) } }] };
-    await api.base.request({ method: 'POST', path: `${issuePath(api, a.issueKey)}/transitions`, json, bucket: 'jira', signal: call.signal });
+    if (a.comment !== undefined) json.update = { comment: [{ add: { body: richText(d, a.comment) } }] };
+    await api.base.request({ method: 'POST', path: `${issuePath(d, a.issueKey)}/transitions`, json, bucket: 'jira', signal: call.signal });
     return { issueKey: a.issueKey, transitionId: a.transitionId, done: true };
   },
 });
 
 export const JIRA_TOOLS: readonly ToolSpec<JiraApi>[] = [search, getIssue, createIssue, addComment, listTransitions, transitionIssue];
 
-/** `connector test`: GET /rest/api/{3|2}/myself. */
+const BY: Readonly<Record<KnownDeployment['by'], string>> = { registry: 'deployment in the registry', site: 'the site name', serverInfo: "the server's serverInfo" };
+
+/** `connector test`: GET /rest/api/{3|2}/myself, after the deployment is known. */
 export async function probeJira(api: JiraApi, signal: AbortSignal): Promise<string> {
-  const res = await api.base.request({ method: 'GET', path: `${v(api)}/myself`, bucket: 'jira', signal });
+  const known = await api.deployment();
+  const res = await api.base.request({ method: 'GET', path: `${v(known.deployment)}/myself`, bucket: 'jira', signal });
   const b = obj(res.body);
-  return `authenticated as ${str(b.displayName) || str(b.name)} (${str(b.accountId) || str(b.name) || 'unknown id'}) on Jira ${api.cloud ? 'Cloud (REST v3)' : 'Data Center (REST v2)'}`;
+  const where = known.deployment === 'cloud' ? 'Cloud (REST v3)' : 'Data Center (REST v2)';
+  return `authenticated as ${str(b.displayName) || str(b.name)} (${str(b.accountId) || str(b.name) || 'unknown id'}) on Jira ${where}, by ${BY[known.by]}`;
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ProviderApi } from '../api.js';
-import { ProviderError, slackFailure } from '../errors.js';
+import { ProviderError } from '../errors.js';
+import { slackFailure } from './errors.js';
 import { RestClient, type Query } from '../http.js';
 import { segment } from '../paths.js';
 import type { BuiltinRuntime } from '../builtin-runtime.js';

@@ -16,6 +16,16 @@ export interface Recorded {
   authorization: string | undefined;
   contentType: string | undefined;
   body: string;
+  /** What the simulator answered (set once the answer is built; contract tests check it). */
+  response?: Answer;
+}
+
+export interface Answer {
+  status: number;
+  contentType: string | undefined;
+  body: string;
+  /** True when a test's inject() gave the answer rather than a simulator route. */
+  injected: boolean;
 }
 
 export interface Injection {
@@ -56,22 +66,28 @@ export async function startSim(basePath: string, routes: (app: Hono<SimEnv>, sim
     const raw = incoming.url ?? '';
     const q = raw.indexOf('?');
     const body = c.req.method === 'GET' ? '' : await c.req.raw.clone().text();
-    requests.push({
+    const rec: Recorded = {
       method: c.req.method,
       path: q >= 0 ? raw.slice(0, q) : raw,
       query: q >= 0 ? raw.slice(q + 1) : '',
       authorization: c.req.header('authorization'),
       contentType: c.req.header('content-type'),
       body,
-    });
+    };
+    requests.push(rec);
+    const answered = async (res: Response, injected: boolean) => {
+      rec.response = { status: res.status, contentType: res.headers.get('content-type') ?? undefined, body: await res.clone().text(), injected };
+      return res;
+    };
     const inj = injections.find((i) => !i.path || i.path.test(raw));
     if (inj) {
       inj.times = (inj.times ?? 1) - 1;
       if (inj.times <= 0) injections.splice(injections.indexOf(inj), 1);
       const text = typeof inj.body === 'string' ? inj.body : JSON.stringify(inj.body);
-      return new Response(text, { status: inj.status, headers: { 'content-type': typeof inj.body === 'string' ? 'text/plain' : 'application/json; charset=utf-8', ...inj.headers } });
+      return answered(new Response(text, { status: inj.status, headers: { 'content-type': typeof inj.body === 'string' ? 'text/plain' : 'application/json; charset=utf-8', ...inj.headers } }), true);
     }
     await next();
+    await answered(c.res, false);
     return undefined;
   });
   const sub = new Hono<SimEnv>();

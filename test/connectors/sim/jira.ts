@@ -1,7 +1,9 @@
 /**
- * Jira simulator: Cloud REST v3 (Basic email:API token, ADF bodies,
- * /search/jql with nextPageToken) and Data Center REST v2 (Bearer PAT,
- * /search with startAt), from the documented shapes
+ * Jira simulator, one deployment per site: Cloud (REST v3: ADF bodies,
+ * /search/jql with nextPageToken; v2 without its removed /search) or Data
+ * Center (REST v2 only: /search with startAt), each taking Basic
+ * email:API token or a Bearer token, and telling which it is in
+ * /rest/api/2/serverInfo, from the documented shapes
  * (https://developer.atlassian.com/cloud/jira/platform/rest/v3/).
  */
 import type { Context } from 'hono';
@@ -32,19 +34,38 @@ const issues = Array.from({ length: 130 }, (_, i) => i + 1).map((n) => ({
 
 const NOT_FOUND = { errorMessages: ['Issue does not exist or you do not have permission to see it.'], errors: {} };
 
-export async function startJiraSim(): Promise<Sim> {
+/** One site is one deployment: Cloud (v3 and v2, the old search removed) or Data Center (v2 only). */
+export type JiraSimDeployment = 'cloud' | 'datacenter';
+
+// https://developer.atlassian.com/changelog/#CHANGE-2046
+const SEARCH_REMOVED = { errorMessages: ['The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046'], errors: {} };
+
+export async function startJiraSim(deployment: JiraSimDeployment = 'cloud'): Promise<Sim> {
   return startSim('', (app) => {
     const cloudAuth = `Basic ${Buffer.from(`${JIRA_EMAIL}:${JIRA_API_TOKEN}`).toString('base64')}`;
     app.use('*', async (c, next) => {
       const h = c.req.header('authorization');
-      const v3 = c.req.path.startsWith('/rest/api/3/');
-      // Cloud takes Basic email:token; Data Center takes Bearer PAT. Anything else: 401.
-      if ((v3 && h !== cloudAuth) || (!v3 && h !== `Bearer ${JIRA_PAT}`)) {
+      // Either deployment takes either credential (Basic or Bearer); anything else: 401.
+      if (h !== cloudAuth && h !== `Bearer ${JIRA_PAT}`) {
         return new Response('Client must be authenticated to access this resource.', { status: 401, headers: { 'content-type': 'text/html;charset=UTF-8', 'www-authenticate': 'OAuth realm="https%3A%2F%2Facme.atlassian.net"' } });
       }
       await next();
       return undefined;
     });
+    // Data Center has no REST v3 (Jersey answers "null for uri"); Cloud removed GET/POST /rest/api/{2,3}/search (410).
+    app.use('/rest/api/3/*', async (c, next) => {
+      if (deployment === 'datacenter') return json(c, 404, { message: `null for uri: ${c.req.url}`, 'status-code': 404 });
+      await next();
+      return undefined;
+    });
+    app.use('/rest/api/:v/search', async (c, next) => {
+      if (deployment === 'cloud') return json(c, 410, SEARCH_REMOVED);
+      await next();
+      return undefined;
+    });
+    app.get('/rest/api/2/serverInfo', (c) =>
+      json(c, 200, { baseUrl: new URL(c.req.url).origin, version: deployment === 'cloud' ? '1001.0.0-SNAPSHOT' : '9.12.0', versionNumbers: deployment === 'cloud' ? [1001, 0, 0] : [9, 12, 0], deploymentType: deployment === 'cloud' ? 'Cloud' : 'Server', buildNumber: 100250, serverTitle: 'Jira' }),
+    );
     const find = (c: Context) => issues.find((i) => i.key === c.req.param('key') || i.id === c.req.param('key'));
     const needJson = (c: Context) => ((c.req.header('content-type') ?? '').startsWith('application/json') ? undefined : json(c, 415, { errorMessages: ['Unsupported media type'], errors: {} }));
     const asV2 = (i: (typeof issues)[number]) => ({ ...i, fields: { ...i.fields, description: `Description ${i.key}`, comment: { comments: [{ id: '1', author: { displayName: 'Ada' }, created: '2025-03-01', body: 'first!' }] } } });

@@ -44,22 +44,23 @@ export async function startSlackSim(): Promise<Sim> {
       return undefined;
     });
 
-    const pageOf = <T>(c: Context, all: T[], key: string) => {
+    // Each method's documented success fields besides the page (conversations.list has no has_more).
+    const pageOf = <T>(c: Context, all: T[], key: string, extra: object = { has_more: false }) => {
       const limit = Math.min(1000, Number(c.req.query('limit') ?? 100));
       const start = offsetOf(c.req.query('cursor'));
       if (Number.isNaN(start)) return fail(c, 'invalid_cursor');
       const items = all.slice(start, start + limit);
       const next = start + limit < all.length ? cursorOf(start + limit) : '';
-      return ok(c, { [key]: items, has_more: next !== '', response_metadata: { next_cursor: next } });
+      return ok(c, { [key]: items, ...extra, ...('has_more' in extra ? { has_more: next !== '' } : {}), response_metadata: { next_cursor: next } });
     };
 
-    app.on(['GET', 'POST'], '/auth.test', (c) => ok(c, { url: 'https://acme.slack.com/', team: 'Acme', user: 'gatehouse-bot', team_id: 'T0ACME', user_id: 'U0BOT', bot_id: 'B0BOT' }, { 'x-oauth-scopes': 'channels:read,channels:history,chat:write' }));
-    app.get('/conversations.list', (c) => pageOf(c, channels, 'channels'));
+    app.on(['GET', 'POST'], '/auth.test', (c) => ok(c, { url: 'https://acme.slack.com/', team: 'Acme', user: 'gatehouse-bot', team_id: 'T0ACME', user_id: 'U0BOT', bot_id: 'B0SIMBOT01' }, { 'x-oauth-scopes': 'channels:read,channels:history,chat:write' }));
+    app.get('/conversations.list', (c) => pageOf(c, channels, 'channels', {}));
     app.get('/conversations.history', (c) => {
       const ch = c.req.query('channel');
       if (ch === 'C0NOTMEMBER') return fail(c, 'not_in_channel');
       if (ch !== 'C0GENERAL') return fail(c, 'channel_not_found');
-      return pageOf(c, history, 'messages');
+      return pageOf(c, history, 'messages', { has_more: false, pin_count: 0, channel_actions_ts: null, channel_actions_count: 0 });
     });
     app.get('/conversations.replies', (c) => {
       if (c.req.query('channel') !== 'C0GENERAL') return fail(c, 'channel_not_found');
@@ -74,7 +75,7 @@ export async function startSlackSim(): Promise<Sim> {
       if (!channels.some((ch) => ch.id === b.channel)) return fail(c, 'channel_not_found');
       if (b.channel === 'C0NOTMEMBER') return fail(c, 'not_in_channel');
       const warnings = type.includes('charset=utf-8') ? {} : { response_metadata: { warnings: ['missing_charset'] } };
-      return ok(c, { channel: b.channel, ts: '1700000999.000100', message: { text: b.text, ...(b.thread_ts ? { thread_ts: b.thread_ts } : {}) }, ...warnings });
+      return ok(c, { channel: b.channel, ts: '1700000999.000100', message: { type: 'message', bot_id: 'B0SIMBOT01', text: b.text, ts: '1700000999.000100', ...(b.thread_ts ? { thread_ts: b.thread_ts } : {}) }, ...warnings });
     });
     app.all('/admin.*', (c) => ok(c, { admin: true }));
   });

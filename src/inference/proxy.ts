@@ -8,6 +8,7 @@
  * provider's own error format so that the agent's SDK shows them.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import type { AuditSink } from '../audit/types.js';
 import { GatehouseError, errorMessage } from '../errors.js';
@@ -47,6 +48,19 @@ export interface InferenceDeps {
   firstByteTimeoutMs?: number;
   idleTimeoutMs?: number;
 }
+
+/**
+ * The Node request and response under the Web `Request`, when the HTTP server
+ * hands them over: the body is read and the stream written without Web streams
+ * in between (each costs a fraction of a millisecond per call on the first byte).
+ */
+export interface RawExchange {
+  incoming: IncomingMessage;
+  outgoing: ServerResponse;
+}
+
+/** What `handle` answers: a Response to send, or `undefined` when the answer was written to `raw.outgoing` already. */
+export type ModelAnswer = Response | undefined;
 
 export interface ProviderReport {
   name: string;
@@ -127,8 +141,12 @@ export class InferenceRouter {
     this.#limiter = deps.limiter ?? new RateLimiter();
   }
 
-  /** Handles one agent request for `/llm/<provider><path>`; `path` starts with "/". */
-  async handle(req: Request, caller: Caller, providerName: string, path: string): Promise<Response> {
+  /**
+   * Handles one agent request for `/llm/<provider><path>`; `path` starts with "/".
+   * With `raw`, the body comes from the Node request and a streamed answer goes
+   * straight to the Node response (then the result is `undefined`).
+   */
+  async handle(req: Request, caller: Caller, providerName: string, path: string, raw?: RawExchange): Promise<ModelAnswer> {
     const started = performance.now();
     const url = new URL(req.url);
     const rec: CallRecord = {
@@ -156,7 +174,7 @@ export class InferenceRouter {
       if (!route) throw new Refusal(404, 'not_found', `Gatehouse: ${req.method} ${path} is not a route of the ${provider.api} API the gateway carries (${routeList(provider.api)})`, 'route_not_allowed');
 
       // The body is read (capped) before any decision: the model is in it, and secrets are taken out of it.
-      const body = req.method === 'POST' ? await this.#readBody(req, provider.maxBodyBytes, held) : undefined;
+      const body = req.method === 'POST' ? await this.#readBody(req, raw?.incoming, provider.maxBodyBytes, held) : undefined;
       rec.bytesIn = body?.byteLength ?? 0;
       let json: Record<string, unknown> | undefined;
       if (body !== undefined) {
@@ -208,7 +226,8 @@ export class InferenceRouter {
       intent.catch(() => undefined);
       const spend = route.generates ? { key: budgetKey, budget, reserve } : undefined;
       admitted = undefined; // from here #forward settles it, however the call ends
-      return await this.#forward(provider, url, path, headers, outText, rec, started, req.signal, spend, intent);
+      const agent = raw ? { signal: agentGoneSignal(req.signal, raw.outgoing), outgoing: raw.outgoing } : { signal: req.signal };
+      return await this.#forward(provider, url, path, headers, outText, rec, started, agent, spend, intent);
     } catch (e) {
       const r = e instanceof Refusal ? e : undefined;
       const refusal = r ?? this.#failure(e);
@@ -232,29 +251,39 @@ export class InferenceRouter {
   }
 
   /** The request body, refused with 413 past `max` bytes (the rest is not read), and with 503 past the gateway's total. */
-  async #readBody(req: Request, max: number, held: { bytes: number }): Promise<Uint8Array> {
+  async #readBody(req: Request, incoming: IncomingMessage | undefined, max: number, held: { bytes: number }): Promise<Uint8Array> {
     const limit = this.deps.maxBodyBytesInFlight ?? DEFAULT_BODIES_IN_FLIGHT;
     const tooLarge = () => new Refusal(413, 'too_large', `Gatehouse: the request body is larger than ${max} bytes (maxBodyBytes of the provider entry)`, 'body_too_large', { connection: 'close' });
     const busy = () => new Refusal(503, 'unavailable', 'Gatehouse: too many large model requests at once; retry shortly', 'gateway_busy', { 'retry-after': '1', connection: 'close' });
     const declared = Number(req.headers.get('content-length') ?? NaN);
     if (Number.isFinite(declared) && declared > max) throw tooLarge();
-    if (!req.body) return new Uint8Array(0);
     const chunks: Uint8Array[] = [];
-    const reader = req.body.getReader();
     let size = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
+    /** Takes one chunk, or refuses it (the rest of the body is not read; the refusal closes the connection). */
+    const take = (value: Uint8Array): void => {
       size += value.byteLength;
       // Counted three times: the bytes, the parsed and the re-serialised request live together until it is sent.
       const cost = value.byteLength * 3;
-      if (size > max || this.#bodyBytes + cost > limit) {
-        await reader.cancel().catch(() => undefined);
-        throw size > max ? tooLarge() : busy();
-      }
+      if (size > max || this.#bodyBytes + cost > limit) throw size > max ? tooLarge() : busy();
       held.bytes += cost;
       this.#bodyBytes += cost;
       chunks.push(value);
+    };
+    if (incoming) {
+      await readNodeBody(incoming, take);
+      return Buffer.concat(chunks);
+    }
+    if (!req.body) return new Uint8Array(0);
+    const reader = req.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      try {
+        take(value);
+      } catch (e) {
+        await reader.cancel().catch(() => undefined);
+        throw e;
+      }
     }
     return Buffer.concat(chunks);
   }
@@ -317,10 +346,11 @@ export class InferenceRouter {
     body: string | undefined,
     rec: CallRecord,
     started: number,
-    agentGone: AbortSignal,
+    agent: { signal: AbortSignal; outgoing?: ServerResponse },
     spend: { key: string; budget: ReturnType<typeof budgetFor>; reserve: number } | undefined,
     intent: Promise<void>,
-  ): Promise<Response> {
+  ): Promise<ModelAnswer> {
+    const agentGone = agent.signal;
     const abort = new AbortController();
     this.#inFlight.add(abort);
     const onGone = () => abort.abort(new Error('the agent went away'));
@@ -399,7 +429,8 @@ export class InferenceRouter {
     const ctype = String(res.headers['content-type'] ?? '');
     const isSse = /^text\/event-stream/i.test(ctype);
     const encoder = new TextEncoder();
-    const emit = (text: string, controller: ReadableStreamDefaultController<Uint8Array>) => {
+    /** One event as the agent gets it: redacted, counted, and hashed or kept as the provider's `audit.content` asks. */
+    const emit = (text: string, out: Uint8Array[]): void => {
       if (text === '') return;
       const clean = this.deps.redact(text);
       const bytes = encoder.encode(clean);
@@ -407,7 +438,7 @@ export class InferenceRouter {
       bytesOut += bytes.byteLength;
       hashOut?.update(bytes);
       if (fullOut !== undefined && fullOut.length < MAX_CONTENT) fullOut += clean;
-      controller.enqueue(bytes);
+      out.push(bytes);
     };
 
     if (!isSse) {
@@ -438,34 +469,71 @@ export class InferenceRouter {
 
     const splitter = new SseSplitter(1 << 20, () => this.deps.longestSecret?.() ?? 0);
     const upstream = res.body[Symbol.asyncIterator]();
+    /**
+     * The next bytes to pass on: the whole events that the provider's next chunks complete, read until
+     * there is something (or the end). A failure is recorded as the call's end and thrown.
+     */
+    const next = async (): Promise<{ bytes: Uint8Array | undefined; done: boolean }> => {
+      try {
+        for (;;) {
+          const step = await upstream.next();
+          const out: Uint8Array[] = [];
+          if (step.done) {
+            const rest = splitter.end();
+            if (rest !== '') {
+              readEvent(usage, rest);
+              emit(rest, out);
+            }
+          } else {
+            for (const ev of splitter.push(step.value as Uint8Array)) {
+              readEvent(usage, ev);
+              emit(ev, out);
+            }
+          }
+          const bytes = out.length === 0 ? undefined : out.length === 1 ? out[0] : Buffer.concat(out);
+          if (bytes !== undefined || step.done) return { bytes, done: step.done === true };
+        }
+      } catch (e) {
+        const cancelled = abort.signal.aborted;
+        const f = cancelled ? undefined : this.#failure(e, p);
+        await finish(cancelled ? 'cancelled' : 'failed', { reason: cancelled ? 'the agent went away mid-stream' : `the stream broke: ${f?.message ?? ''}` });
+        throw e;
+      }
+    };
+    const ended = () => finish(outcomeOf(), usage.streamError !== undefined ? { reason: `the provider reported an error in the stream: ${usage.streamError}` } : {});
+
+    const raw = agent.outgoing;
+    if (raw) {
+      // Straight to the agent's socket: no Web stream between the provider's chunk and the write.
+      raw.writeHead(res.statusCode, [...outHeaders].flat());
+      void (async () => {
+        try {
+          for (;;) {
+            const step = await next();
+            if (step.bytes !== undefined && !raw.write(step.bytes)) await drained(raw);
+            if (step.done) {
+              raw.end();
+              await ended();
+              return;
+            }
+          }
+        } catch {
+          // The agent sees the stream end abruptly, as a provider that cut it would look (the record says why).
+          raw.destroy();
+        }
+      })();
+      return undefined;
+    }
     const stream = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         try {
-          // Read until something can be passed on: a pull that enqueues nothing is not called again.
-          for (;;) {
-            const next = await upstream.next();
-            if (next.done) {
-              const rest = splitter.end();
-              if (rest !== '') {
-                readEvent(usage, rest);
-                emit(rest, controller);
-              }
-              controller.close();
-              await finish(outcomeOf(), usage.streamError !== undefined ? { reason: `the provider reported an error in the stream: ${usage.streamError}` } : {});
-              return;
-            }
-            const events = splitter.push(next.value as Uint8Array);
-            for (const ev of events) {
-              readEvent(usage, ev);
-              emit(ev, controller);
-            }
-            if (events.some((ev) => ev !== '')) return;
+          const step = await next();
+          if (step.bytes !== undefined) controller.enqueue(step.bytes);
+          if (step.done) {
+            controller.close();
+            await ended();
           }
         } catch (e) {
-          const cancelled = abort.signal.aborted;
-          const f = cancelled ? undefined : this.#failure(e, p);
-          await finish(cancelled ? 'cancelled' : 'failed', { reason: cancelled ? 'the agent went away mid-stream' : `the stream broke: ${f?.message ?? ''}` });
-          // The agent sees the stream end abruptly, as a provider that cut it would look.
           controller.error(e);
         }
       },
@@ -566,6 +634,53 @@ function estimateTokens(bytesIn: number, json: Record<string, unknown> | undefin
 function content(mode: 'hash' | 'full', what: 'request' | 'response', text: string): Record<string, unknown> {
   if (mode === 'hash') return { [`${what}Sha256`]: createHash('sha256').update(text).digest('hex') };
   return text.length > MAX_CONTENT ? { [what]: text.slice(0, MAX_CONTENT), [`${what}Truncated`]: true } : { [what]: text };
+}
+
+/**
+ * Reads a Node request body chunk by chunk into `take`. When `take` refuses a
+ * chunk, reading stops there (the rest is never read; the HTTP server drains
+ * or drops it after the refusal is answered).
+ */
+function readNodeBody(incoming: IncomingMessage, take: (chunk: Uint8Array) => void): Promise<void> {
+  if (incoming.readableEnded) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const stop = (err?: unknown): void => {
+      incoming.off('data', onData).off('end', onEnd).off('error', stop).off('close', onClose);
+      if (err === undefined) return resolve();
+      incoming.pause();
+      reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    const onData = (chunk: Buffer): void => {
+      try {
+        take(chunk);
+      } catch (e) {
+        stop(e);
+      }
+    };
+    const onEnd = (): void => stop();
+    const onClose = (): void => stop(new Error('the agent went away while sending its request'));
+    incoming.on('data', onData).on('end', onEnd).on('error', stop).on('close', onClose);
+  });
+}
+
+/** Aborted when the agent goes away: its request's signal, or its Node response closing before the answer ended. */
+function agentGoneSignal(requestSignal: AbortSignal, outgoing: ServerResponse): AbortSignal {
+  const gone = new AbortController();
+  outgoing.once('close', () => {
+    if (!outgoing.writableFinished) gone.abort(new Error('the agent went away'));
+  });
+  return AbortSignal.any([requestSignal, gone.signal]);
+}
+
+/** Resolves when `w` can take more, or is closed. */
+function drained(w: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      w.off('drain', done).off('close', done);
+      resolve();
+    };
+    w.on('drain', done).on('close', done);
+  });
 }
 
 async function readAll(body: Dispatcher.ResponseData<unknown>['body'], max: number): Promise<string> {

@@ -1,3 +1,5 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -27,7 +29,8 @@ export interface AppOptions {
 }
 
 export interface ModelRoutes {
-  handle(req: Request, caller: Identity, provider: string, path: string): Promise<Response>;
+  /** With `raw` (the Node request and response), `undefined` means the answer was written there already. */
+  handle(req: Request, caller: Identity, provider: string, path: string, raw?: { incoming: IncomingMessage; outgoing: ServerResponse }): Promise<Response | undefined>;
 }
 
 type Env = { Variables: { identity: Identity } };
@@ -139,7 +142,10 @@ export function createApp(opts: AppOptions): Hono<Env> {
       if (refused) return c.json({ type: 'error', error: { type: 'rate_limit_error', message: `Gatehouse: ${refused.message}` } }, refused.status as 429, { 'retry-after': '1', connection: 'close' });
       const provider = c.req.param('provider');
       const path = new URL(c.req.url).pathname.slice(`/llm/${encodeURIComponent(provider)}`.length) || '/';
-      return llm.handle(c.req.raw, auth.identity, provider, path);
+      // Under the Node server the body is read from, and a stream written to, the Node objects themselves.
+      const { incoming, outgoing } = (c.env ?? {}) as { incoming?: IncomingMessage; outgoing?: ServerResponse };
+      const answer = await llm.handle(c.req.raw, auth.identity, provider, path, incoming && outgoing ? { incoming, outgoing } : undefined);
+      return answer ?? RESPONSE_ALREADY_SENT;
     });
   }
 

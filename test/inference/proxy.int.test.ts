@@ -373,13 +373,43 @@ describe('the audit log cannot take the call', () => {
     const budgets = new Budgets();
     const router = new InferenceRouter({ providers: () => new Map([['anth', provider]]), policy: () => policy, secrets: { render: async (t: string) => t }, redact: (t) => t, redactValue: (v) => v, audit, budgets, logger: silentLogger });
     const req = new Request('http://127.0.0.1/llm/anth/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: messages({ stream: true }) });
-    const res = await router.handle(req, { agent: 'coder', via: 'token' }, 'anth', '/v1/messages');
+    const res = (await router.handle(req, { agent: 'coder', via: 'token' }, 'anth', '/v1/messages'))!;
     expect(res.status).toBe(503);
     const text = await res.text();
     expect(text).toContain('gatehouse_audit_unavailable');
     expect(text).not.toContain('message_start');
     expect(written.at(-1)).toMatchObject({ event: 'model.call', outcome: 'failed', status: 503 });
     expect(budgets.used('anth\u0000coder').tokens).toBeGreaterThan(0);
+    await router.close();
+  });
+});
+
+describe('a model call served without the Node server (an in-process fetch)', () => {
+  it('web-stream path: without the Node request and response the answer still streams event by event, redacted, with its record', async () => {
+    const { InferenceRouter } = await import('../../src/inference/proxy.js');
+    const { Budgets } = await import('../../src/inference/budget.js');
+    const { loadPolicyFiles, memorySource } = await import('../../src/policy/load.js');
+    const { silentLogger } = await import('../../src/log.js');
+    const policy = loadPolicyFiles(['/p/a.yaml'], memorySource({ '/p/a.yaml': 'version: 1\nrules:\n  - id: models\n    match: { model: "*" }\n    effect: allow\n' }));
+    const written: Array<Record<string, unknown>> = [];
+    const audit = {
+      append: async (e: Record<string, unknown>) => void written.push(e),
+      assertWritable: () => undefined,
+      close: async () => undefined,
+    };
+    const provider = { name: 'anth', kind: 'inference', api: 'anthropic', url: sim.url, headers: {}, models: { allow: ['*'], deny: [] }, budget: { tokens: { capacity: 100_000, perMs: 3_600_000 } }, budgets: {}, audit: { content: 'none' }, maxBodyBytes: 1 << 20, timeouts: {}, enabled: true, file: '/r/anth.yaml' } as never;
+    // "claude-sim" stands for a secret here: it is in every event the simulator sends.
+    const router = new InferenceRouter({ providers: () => new Map([['anth', provider]]), policy: () => policy, secrets: { render: async (t: string) => t }, redact: (t) => t.replaceAll('claude-sim', '[REDACTED]'), redactValue: (v) => v, audit, budgets: new Budgets(), logger: silentLogger });
+    const req = new Request('http://127.0.0.1/llm/anth/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: messages({ stream: true }) });
+    const res = (await router.handle(req, { agent: 'coder', via: 'token' }, 'anth', '/v1/messages'))!;
+    expect(res).toBeInstanceOf(Response);
+    expect(res.status, await res.clone().text()).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('event: message_start');
+    expect(text).toContain('event: message_stop');
+    expect(text).not.toContain('claude-sim');
+    await until(() => written.some((e) => e.event === 'model.call'), 'the model.call record');
+    expect(written.find((e) => e.event === 'model.call')).toMatchObject({ outcome: 'ok', stream: true, agent: 'coder' });
     await router.close();
   });
 });

@@ -3,6 +3,8 @@
 #  - a real Secret Service (gnome-keyring) on a private D-Bus session bus, for
 #    the keychain tests, and git for the protected-path tests (Debian/Ubuntu,
 #    through apt-get, when run as root);
+#  - Chromium, the distribution's own, for the console's browser tests (driven
+#    by playwright-core through its executable path; nothing downloads a browser);
 #  - Node 22 for the official MCP conformance suite (it needs Node >= 22), kept
 #    in .cache/node22, outside node_modules, so that `npm run` keeps the
 #    machine's Node (>= 20.19) first on PATH for everything else.
@@ -15,8 +17,10 @@ os_packages() {
   command -v gnome-keyring-daemon >/dev/null 2>&1 || need="$need gnome-keyring"
   # The protected-path tests run git inside the sandbox.
   command -v git >/dev/null 2>&1 || need="$need git"
+  # The console's browser tests.
+  command -v chromium >/dev/null 2>&1 || need="$need chromium"
   if [ -z "$need" ]; then
-    echo "test-deps: dbus-daemon, gnome-keyring-daemon and git are present"
+    echo "test-deps: dbus-daemon, gnome-keyring-daemon, git and chromium are present"
     return 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then

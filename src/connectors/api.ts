@@ -45,7 +45,7 @@ export class ProviderApi {
     const base = this.errorContext;
     this.gate.check(req.bucket, base);
     const cred = await this.opts.credential();
-    const ctx: ErrorContext = { ...base, scrub: cred.scrub };
+    const ctx: ErrorContext = { ...base, scrub: cred.scrub, path: req.path };
     let res: RestResponse;
     try {
       const { bucket: _bucket, accept, ...rest } = req;
@@ -61,6 +61,15 @@ export class ProviderApi {
       throw bad;
     }
     return res;
+  }
+
+  /**
+   * The credential's values as rendered now, for `sanitize` on text a 2xx
+   * answer echoes (a header such as X-OAuth-Scopes): errors are scrubbed in
+   * `request`, successes are the caller's to scrub.
+   */
+  async scrub(): Promise<readonly string[]> {
+    return (await this.opts.credential()).scrub;
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,7 @@
  */
 import { GatehouseError, type ErrorCode } from '../errors.js';
 
-export type FailureKind = 'auth' | 'forbidden' | 'not_found' | 'moved' | 'gone' | 'too_large' | 'invalid' | 'rate_limited' | 'unavailable' | 'protocol' | 'args' | 'secret';
+export type FailureKind = 'auth' | 'forbidden' | 'not_found' | 'moved' | 'gone' | 'too_large' | 'conflict' | 'invalid' | 'rate_limited' | 'unavailable' | 'protocol' | 'args' | 'secret';
 
 /** Each kind of provider failure as a gateway error code (ERROR_TABLE maps it further). */
 export const FAILURE_CODE: Readonly<Record<FailureKind, ErrorCode>> = {
@@ -19,6 +19,8 @@ export const FAILURE_CODE: Readonly<Record<FailureKind, ErrorCode>> = {
   gone: 'NOT_FOUND',
   /** The provider will not serve something this large through its API. */
   too_large: 'UPSTREAM_ERROR',
+  /** 409: the change clashes with the resource's current state (an empty repository, a concurrent update), not with the arguments. */
+  conflict: 'UPSTREAM_ERROR',
   invalid: 'ARGS_INVALID',
   args: 'ARGS_INVALID',
   rate_limited: 'RATE_LIMITED',
@@ -51,6 +53,8 @@ export interface ErrorContext {
   secrets: readonly string[];
   /** Credential values to scrub from any provider text (defence in depth). */
   scrub?: readonly string[];
+  /** The request's path below the base URL (what the answer is about: a repository, an issue, the API itself). */
+  path?: string;
   now?: number;
 }
 
@@ -133,24 +137,32 @@ export function providerDetail(provider: ProviderName, body: unknown): string {
 }
 
 /**
- * A redirect's `Location` made safe to show: http(s) only, resolved against
- * nothing (a relative one stays a path), without user info, query or fragment
- * (a download URL carries its token in the query), then `sanitize`d.
- * Undefined when there is nothing safe to show.
+ * A redirect's `Location` made safe to show: http(s) only, without user info,
+ * query or fragment (a download URL carries its token in the query), then
+ * `sanitize`d. A path on the provider's own host ("/x") stays a path; anything
+ * that leads elsewhere ("//host", "/\\host", an absolute URL) shows the origin it
+ * really leads to, as a URL parser reads it. Undefined when there is nothing
+ * safe to show (another scheme, or a path relative to the request's own).
  */
 export function safeLocation(value: string | undefined, scrub: readonly string[] = []): string | undefined {
-  if (value === undefined || value.trim() === '') return undefined;
-  const relative = value.trim().startsWith('/') && !value.trim().startsWith('//');
+  const raw = value?.trim();
+  if (raw === undefined || raw === '') return undefined;
   let u: URL;
   try {
-    u = new URL(value.trim(), 'https://relative.invalid');
+    u = new URL(raw, SENTINEL_BASE);
   } catch {
     return undefined;
   }
   if (u.protocol !== 'https:' && u.protocol !== 'http:') return undefined;
-  const shown = sanitize(relative ? u.pathname : `${u.origin}${u.pathname}`, scrub);
+  // A path on the same host stays a path; anything else ("//evil", "/\\evil", "https://…") shows its real origin.
+  const sameHost = u.origin === SENTINEL_BASE && raw.startsWith('/');
+  if (u.origin === SENTINEL_BASE && !sameHost) return undefined; // relative to the request's own path, which is not shown
+  const shown = sanitize(sameHost ? u.pathname : `${u.origin}${u.pathname}`, scrub);
   return shown === '' ? undefined : shown;
 }
+
+/** A base no answer can name: a Location resolved against it and still on it was a path on the provider's own host. */
+const SENTINEL_BASE = 'https://relative.invalid';
 
 /** GitHub's `errors[].code` values (https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api). */
 function githubErrorCodes(body: unknown): string[] {
@@ -170,7 +182,7 @@ function redirected(res: ResponseFacts, ctx: ErrorContext, said: string): Provid
   const permanent = res.status === 301 || res.status === 308;
   // GitHub answers 301 (and 302/307 for some endpoints) for a renamed or transferred repository.
   const why =
-    P === 'GitHub'
+    P === 'GitHub' && ctx.path?.startsWith('/repos/') === true
       ? `The repository was renamed or transferred${permanent ? '' : ' (a temporary redirect)'}: use its new owner/name (GitHub names it by id in the new location; its page on github.com shows the new name).`
       : `Check the connector's baseUrl: a proxy or a single sign-on page may stand in front of the ${P} API.`;
   return new ProviderError('moved', `${P} ${permanent ? 'says this moved permanently' : 'redirected this request'} (${said}).${where} ${why} The connector does not follow redirects, so the credential is never sent elsewhere.`, { status: res.status });
@@ -180,11 +192,50 @@ function gone(ctx: ErrorContext, said: string, status: number): ProviderError {
   const P = ctx.provider;
   const why =
     P === 'GitHub'
-      ? 'The issue was deleted, or issues are disabled for this repository.'
+      ? /^\/repos\/[^/]+\/[^/]+\/issues(\/|$)/.test(ctx.path ?? '')
+        ? 'The issue was deleted, or issues are disabled for this repository.'
+        : 'It was deleted, or GitHub no longer offers that endpoint.'
       : P === 'Jira'
         ? `It was deleted, or this Jira site no longer offers that endpoint (Jira Cloud removed /rest/api/2/search and /rest/api/3/search). If every call fails so, check deployment: cloud | datacenter in ${ctx.connector}'s registry file.`
         : 'Slack retired this method or the item was deleted.';
   return new ProviderError('gone', `${P} says this is gone (${said}). ${why}`, { status });
+}
+
+/** 406: the provider would not answer in the form asked. */
+function notAcceptable(ctx: ErrorContext, said: string): ProviderError {
+  const P = ctx.provider;
+  // GitHub answers 406 on GET /repos/{owner}/{repo}/pulls/{pull_number} when a pull request's diff is too large or too slow to generate.
+  if (P === 'GitHub') {
+    return new ProviderError(
+      'too_large',
+      `GitHub would not give this in the form asked (${said}): for a pull request, its diff is too large or too slow to generate; otherwise the media type asked for is not one GitHub serves here. Open it on github.com, or clone the repository and compare the branches there.`,
+      { status: 406 },
+    );
+  }
+  return new ProviderError('protocol', `${P} would not answer in the media type the connector asked for (${said}). Check that the connector's baseUrl points at the ${P} API, not at a web page or a proxy.`, { status: 406 });
+}
+
+/** 409: the request clashes with the current state of what it touches. */
+function conflict(ctx: ErrorContext, said: string): ProviderError {
+  const P = ctx.provider;
+  const why =
+    P === 'GitHub'
+      ? 'The repository is empty (nothing has been pushed yet), or the change conflicts with its current state (a Git conflict, or a change made at the same time). Check the repository on github.com, then try again.'
+      : P === 'Jira'
+        ? 'The issue could not be updated because of a conflicting update: someone or something changed it at the same time. Read it again (get_issue), then retry.'
+        : 'It conflicts with the current state of the item. Read it again, then retry.';
+  return new ProviderError('conflict', `${P} reports a conflict (${said}). ${why}`, { status: 409 });
+}
+
+/** 413: too large for the provider to take. */
+function payloadTooLarge(ctx: ErrorContext, said: string): ProviderError {
+  const P = ctx.provider;
+  // Jira Cloud REST v3 addComment and doTransition: "Returned if the per-issue limit has been breached" (comments, worklogs, attachments, links).
+  const why =
+    P === 'Jira'
+      ? 'The issue has reached a per-issue limit (comments, worklogs, attachments or links), or the text is too long. Shorten the text; if the issue is at its limit, use another issue or ask a Jira admin.'
+      : 'Shorten the text and try again.';
+  return new ProviderError('too_large', `${P} refused this as too large (${said}). ${why}`, { status: 413 });
 }
 
 /** "Store a valid credential": the fix when the credential itself is bad. */
@@ -219,8 +270,14 @@ export function httpFailure(res: ResponseFacts, ctx: ErrorContext): ProviderErro
     case 307:
     case 308:
       return redirected(res, ctx, said);
-    case 410:
-      return gone(ctx, said, res.status);
+    case 304:
+      // RFC 9110 §15.4.5: 304 answers only a conditional request (If-None-Match, If-Modified-Since), and the connector
+      // sends none, so something other than the provider's API answered: a protocol fault, said plainly.
+      return new ProviderError(
+        'protocol',
+        `${P} answered Not Modified (${said}), which answers only a conditional request, and the connector sends none: a cache or proxy between the gateway and ${P} probably answered. Check the connector's baseUrl and any proxy in front of the ${P} API.`,
+        { status: 304 },
+      );
     case 401:
       return new ProviderError('auth', `${P} rejected the connector's credential (${said}). The token is missing, expired or revoked. ${fixCredential(ctx)}.`, { status: 401 });
     case 403:
@@ -235,9 +292,24 @@ export function httpFailure(res: ResponseFacts, ctx: ErrorContext): ProviderErro
         `${P} found nothing there (${said}). Check the names and ids${P === 'GitHub' ? '; GitHub also answers 404 for a private repository the token cannot see' : P === 'Jira' ? '; Jira also answers 404 for an issue the account may not browse' : ''}.`,
         { status: 404 },
       );
-    case 400:
+    case 406:
+      return notAcceptable(ctx, said);
     case 409:
+      return conflict(ctx, said);
+    case 410:
+      return gone(ctx, said, res.status);
+    case 413:
+      return payloadTooLarge(ctx, said);
+    case 400:
     case 422:
+      // Jira Cloud REST v3 createIssue and doTransition: 422 "Returned if a configuration problem prevents the creation of the issue."
+      if (P === 'Jira' && res.status === 422) {
+        return new ProviderError(
+          'invalid',
+          `Jira's configuration prevents this (${said}): a field the project requires that the tool cannot set, or a workflow condition or validator. Choose another issue type or transition, or ask a Jira admin to change the configuration.`,
+          { status: 422 },
+        );
+      }
       return new ProviderError('invalid', `${P} rejected the request as invalid (${said}). Fix the arguments and try again.`, { status: res.status });
     default:
       if (res.status >= 500) {

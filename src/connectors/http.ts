@@ -138,8 +138,13 @@ export class RestClient {
     return { status: res.statusCode, headers: res.headers as RestResponse['headers'], body: parsed };
   }
 
+  /**
+   * Ends the pool without waiting for requests still in flight: once the
+   * connector (or `connector test`) is done, no caller waits for them, and a
+   * site trickling its answer must not hold the close until their deadline.
+   */
   async close(): Promise<void> {
-    await this.pool.close().catch(() => undefined);
+    await this.pool.destroy().catch(() => undefined);
   }
 }
 
@@ -187,10 +192,11 @@ export class RateGate {
 /** Turns a network-level failure (undici UND_ERR_*, ECONNREFUSED...) into a ProviderError. */
 export function networkFailure(e: unknown, ctx: ErrorContext): ProviderError {
   if (e instanceof ProviderError) return e;
-  const err = e as { name?: string; code?: string; message?: string; cause?: { code?: string } };
+  const err = e as { name?: string; code?: unknown; message?: string; cause?: { code?: unknown } };
   if (err?.name === 'AbortError' || err?.code === 'UND_ERR_ABORTED') return new ProviderError('unavailable', `the call to ${ctx.provider} was cancelled`);
-  const code = err?.code ?? err?.cause?.code ?? 'error';
-  const timeout = /TIMEOUT/.test(code);
+  // AbortSignal.timeout aborts with a DOMException named TimeoutError (its numeric legacy `code` says nothing).
+  const code = typeof err?.code === 'string' ? err.code : typeof err?.cause?.code === 'string' ? err.cause.code : 'error';
+  const timeout = err?.name === 'TimeoutError' || /TIMEOUT/.test(code);
   return new ProviderError(
     'unavailable',
     `${ctx.provider} could not be reached (${timeout ? 'timed out' : sanitize(code, ctx.scrub)}). Check the connector's baseUrl and the network, then try again.`,

@@ -95,7 +95,12 @@ export function filePath(arg: string, value: unknown): string {
   const bad = why(value);
   if (bad !== undefined) throw new PathArgError(arg, `${arg} may not contain ${bad}`);
   if (value.length > 1024) throw new PathArgError(arg, `${arg} is longer than 1024 characters`);
-  const parts = value.replace(/^\/+|\/+$/g, '').split('/');
+  // Leading and trailing '/' dropped by index: `/\/+$/` would backtrack over every run of slashes (quadratic).
+  let start = 0;
+  let end = value.length;
+  while (start < end && value[start] === '/') start++;
+  while (end > start && value[end - 1] === '/') end--;
+  const parts = value.slice(start, end).split('/');
   return parts
     .map((p) => {
       if (!SEGMENT.fileSegment.test(p)) throw new PathArgError(arg, `${arg} has an invalid segment ${JSON.stringify(p.slice(0, 80))} (empty, "." or "..")`);

@@ -15,6 +15,8 @@ import { JIRA_API_TOKEN, JIRA_EMAIL, startJiraSim } from './sim/jira.js';
 import type { Sim } from './sim/base.js';
 import { tempDir } from '../helpers/tmp.js';
 
+const RATE_LIMIT_OFF = { message: 'Rate limiting is not enabled.', documentation_url: 'https://docs.github.com/enterprise-server@3.17/rest' };
+
 function io(): { io: Io; out: () => string; err: () => string } {
   let out = '';
   let err = '';
@@ -160,16 +162,60 @@ describe('gatehouse connector test', () => {
     expect(gh.requests.map((q) => q.path)).toEqual(['/rate_limit']);
     expect(r.out).not.toContain(GITHUB_APP_TOKEN.slice(4));
   });
-  it('github: a GitHub Enterprise Server with rate limiting off (404 on /rate_limit) still passes', async () => {
+  it('github: a GitHub Enterprise Server with rate limiting off (404 on /rate_limit) still passes, once GET /user accepts the token', async () => {
     gh.reset();
-    gh.inject({ status: 404, body: { message: 'Rate limiting is not enabled.', documentation_url: 'https://docs.github.com/enterprise-server@3.17/rest' }, path: /rate_limit/ });
+    gh.inject({ status: 404, body: RATE_LIMIT_OFF, path: /rate_limit/ });
     const r = await run('test', 'github');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/ok: authenticated with a classic personal access token \(ghp_\); this server does not limit API rates/);
+    expect(r.out).toMatch(/ok: authenticated with a classic personal access token \(ghp_\); scopes: repo, read:org; this server does not limit API rates/);
+    expect(gh.requests.map((q) => [q.path, q.authorization])).toEqual([
+      ['/rate_limit', `Bearer ${GITHUB_TOKEN}`],
+      ['/user', `Bearer ${GITHUB_TOKEN}`],
+    ]);
     gh.inject({ status: 404, body: { message: 'Not Found' }, path: /rate_limit/ });
     const wrongBase = await run('test', 'github');
     expect(wrongBase.code).toBe(1);
     expect(wrongBase.err).toMatch(/found nothing there \(404: Not Found\)/);
+  });
+  it('github: a 404 "Rate limiting is not enabled" proves nothing: authenticated only once a call the token\'s kind may make accepts it', async () => {
+    // An installation token may not call GET /user: GET /installation/repositories confirms it.
+    gh.reset();
+    gh.inject({ status: 404, body: RATE_LIMIT_OFF, path: /rate_limit/ });
+    const app = await run('test', 'ghapp', '--json');
+    expect(app.code).toBe(0);
+    expect(JSON.parse(app.out)).toMatchObject({ ok: true, detail: expect.stringMatching(/^authenticated with a GitHub App installation token \(ghs_\); .*this server does not limit API rates$/) });
+    expect(gh.requests.map((q) => q.path)).toEqual(['/rate_limit', '/installation/repositories']);
+    // The same 404 in front of a token the server then rejects: FAILED, not "authenticated".
+    gh.reset();
+    gh.inject({ status: 404, body: RATE_LIMIT_OFF, path: /rate_limit/ });
+    gh.inject({ status: 401, body: { message: 'Bad credentials' }, path: /\/user$/ });
+    const rejected = await run('test', 'github');
+    expect(rejected.code).toBe(1);
+    expect(rejected.err).toMatch(/FAILED: GitHub rejected the connector's credential \(401: Bad credentials\)/);
+    // Neither accepted nor rejected: said as such.
+    gh.reset();
+    gh.inject({ status: 404, body: RATE_LIMIT_OFF, path: /rate_limit/ });
+    gh.inject({ status: 404, body: { message: 'Not Found' }, path: /\/user$/ });
+    const unsure = await run('test', 'github');
+    expect(unsure.out).toMatch(/ok: reached GitHub, but could not confirm the credential \(a classic personal access token \(ghp_\)\): this server does not limit API rates/);
+    expect(unsure.out).not.toMatch(/authenticated/);
+  });
+  it('github: a token echoed in X-OAuth-Scopes is never printed by connector test', async () => {
+    // Shapes sanitize's built-in patterns do not know: only the credential's own value can scrub them.
+    const tokens = { legacy: 'a94a8fe5ccb19ba61c4c0873d391e987982fbbd3', odd: 'v1.0123456789abcdef0123456789abcdef01234567' };
+    expect(Object.keys(tokens).length).toBeGreaterThan(0);
+    for (const [name, token] of Object.entries(tokens)) {
+      writeFileSync(join(registry, `echo-${name}.yaml`), `name: echo-${name}\nkind: github\nbaseUrl: ${gh.url}\ntoken: "\${secret:echo-${name}-token}"\n`);
+      store.values.set(`echo-${name}-token`, token);
+      for (const json of [[], ['--json']]) {
+        gh.reset();
+        gh.inject({ status: 200, headers: { 'x-oauth-scopes': `repo, ${token}`, 'github-authentication-token-expiration': `never (${token})` }, body: { resources: {} }, path: /rate_limit/ });
+        const r = await run('test', `echo-${name}`, ...json);
+        expect(r.code).toBe(0);
+        expect(r.out + r.err).not.toContain(token);
+        expect(r.out).toMatch(/scopes: repo, \[redacted\].*expires never \(\[redacted\]\)/);
+      }
+    }
   });
   it('github: a refresh token or an app JWT is refused before anything is sent, naming what to store', async () => {
     gh.reset();

@@ -6,6 +6,7 @@ import { RateGate } from '../../src/connectors/http.js';
 
 const NOW = Date.parse('2025-06-01T12:00:00Z');
 const gh: ErrorContext = { provider: 'GitHub', connector: 'github', secrets: ['github-token'], now: NOW };
+const jira: ErrorContext = { provider: 'Jira', connector: 'jira', secrets: ['jira-api-token'], now: NOW };
 const res = (status: number, body: unknown, headers: Record<string, string> = {}) => ({ status, body, headers });
 
 describe('provider errors → kind and a message that says what to do', () => {
@@ -14,7 +15,7 @@ describe('provider errors → kind and a message that says what to do', () => {
     [403, { message: 'Must have admin rights' }, {}, 'forbidden', /permission, scope or access/],
     [403, { message: 'API rate limit exceeded for user' }, { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(NOW / 1000 + 90) }, 'rate_limited', /Retry in 90 s \(after 2025-06-01T12:01:30.000Z\)/],
     [404, { message: 'Not Found' }, {}, 'not_found', /private repository/],
-    [409, { message: 'Git Repository is empty.' }, {}, 'invalid', /Fix the arguments/],
+    [409, { message: 'Git Repository is empty.' }, {}, 'conflict', /conflict \(409: Git Repository is empty\.\)\. The repository is empty.*Check the repository on github\.com/],
     [422, { message: 'Validation Failed', errors: [{ resource: 'Issue', field: 'title', code: 'missing_field' }] }, {}, 'invalid', /Issue title missing_field/],
     [429, {}, { 'retry-after': '12' }, 'rate_limited', /Retry in 12 s/],
     [429, {}, { 'retry-after': 'Sun, 01 Jun 2025 12:00:30 GMT' }, 'rate_limited', /Retry in 30 s/],
@@ -32,13 +33,23 @@ describe('provider errors → kind and a message that says what to do', () => {
   }
 
   it('a renamed repository (301) says so and gives the new location instead of "unexpected status"', () => {
-    const e = httpFailure(res(301, { message: 'Moved Permanently', url: 'https://api.github.com/repositories/42/issues/1' }, { location: 'https://api.github.com/repositories/42/issues/1' }), gh);
+    const repo = { ...gh, path: '/repos/octo/old-name/issues/1' };
+    const e = httpFailure(res(301, { message: 'Moved Permanently', url: 'https://api.github.com/repositories/42/issues/1' }, { location: 'https://api.github.com/repositories/42/issues/1' }), repo);
     expect(e.kind).toBe('moved');
     expect(e.code).toBe('NOT_FOUND');
     expect(e.message).toMatch(/moved permanently \(301: Moved Permanently\)\. New location: https:\/\/api\.github\.com\/repositories\/42\/issues\/1\. The repository was renamed or transferred/);
     expect(e.message).toMatch(/does not follow redirects/);
     expect(e.message).not.toMatch(/unexpected status/);
-    for (const status of [302, 307]) expect(httpFailure(res(status, '', { location: '/repositories/42' }), gh).message).toMatch(/redirected this request.*New location: \/repositories\/42\..*temporary redirect/);
+    for (const status of [302, 307]) expect(httpFailure(res(status, '', { location: '/repositories/42' }), repo).message).toMatch(/redirected this request.*New location: \/repositories\/42\..*temporary redirect/);
+  });
+
+  it('a redirect of a request about no repository (the probe, search, an SSO proxy in front of GHES) does not claim a renamed repository', () => {
+    for (const path of ['/rate_limit', '/search/issues', undefined]) {
+      const e = httpFailure(res(302, '', { location: 'https://sso.acme.example/login' }), { ...gh, ...(path !== undefined ? { path } : {}) });
+      expect(e.kind).toBe('moved');
+      expect(e.message).not.toMatch(/renamed or transferred/);
+      expect(e.message).toMatch(/Check the connector's baseUrl/);
+    }
   });
 
   it('a redirect elsewhere (Jira behind single sign-on) points at the baseUrl', () => {
@@ -48,11 +59,65 @@ describe('provider errors → kind and a message that says what to do', () => {
   });
 
   it('410 gone: a deleted issue (GitHub) and a removed endpoint (Jira Cloud) are named, not "unexpected status"', () => {
-    const g = httpFailure(res(410, { message: 'This issue was deleted' }), gh);
+    const g = httpFailure(res(410, { message: 'This issue was deleted' }), { ...gh, path: '/repos/octo/repo/issues/7' });
     expect(g).toMatchObject({ kind: 'gone', code: 'NOT_FOUND', status: 410 });
     expect(g.message).toMatch(/gone \(410: This issue was deleted\)\. The issue was deleted, or issues are disabled/);
     const j = httpFailure(res(410, { errorMessages: ['The requested API has been removed.'] }), { ...gh, provider: 'Jira' });
     expect(j.message).toMatch(/no longer offers that endpoint.*deployment: cloud \| datacenter in github's registry file/);
+  });
+
+  it('a 410 on an endpoint that is not an issue does not claim a deleted issue', () => {
+    const e = httpFailure(res(410, { message: 'Gone' }), { ...gh, path: '/repos/octo/repo/contents/README.md' });
+    expect(e.kind).toBe('gone');
+    expect(e.message).not.toMatch(/issue/);
+    expect(e.message).toMatch(/no longer offers that endpoint/);
+  });
+
+  it('304 Not Modified answers a conditional request the connector never sends: a protocol fault that points at a cache or proxy', () => {
+    const e = httpFailure(res(304, ''), gh);
+    expect(e).toMatchObject({ kind: 'protocol', status: 304 });
+    expect(e.message).toMatch(/answered Not Modified \(304\), which answers only a conditional request, and the connector sends none.*Check the connector's baseUrl and any proxy/);
+    expect(e.message).not.toMatch(/unexpected status/);
+  });
+
+  it('406 on a GitHub pull request: a diff too large to generate, not "unexpected status"; elsewhere a media type the API refused', () => {
+    const e = httpFailure(res(406, { message: 'Sorry, the diff exceeded the maximum number of files (300).', errors: [{ resource: 'PullRequest', field: 'diff', code: 'too_large' }] }), gh);
+    expect(e).toMatchObject({ kind: 'too_large', code: 'UPSTREAM_ERROR', status: 406 });
+    expect(e.message).toMatch(/406: Sorry, the diff exceeded the maximum number of files \(300\)\.; PullRequest diff too_large\): for a pull request, its diff is too large.*Open it on github\.com/);
+    const j = httpFailure(res(406, { errorMessages: ['Not Acceptable'] }), jira);
+    expect(j).toMatchObject({ kind: 'protocol', status: 406 });
+    expect(j.message).toMatch(/would not answer in the media type the connector asked for \(406: Not Acceptable\)\. Check that the connector's baseUrl points at the Jira API/);
+  });
+
+  it('409 on a Jira transition: a conflicting update to read again and retry, not "fix the arguments"', () => {
+    const e = httpFailure(res(409, { errorMessages: ['The issue was updated by another user.'] }), jira);
+    expect(e).toMatchObject({ kind: 'conflict', code: 'UPSTREAM_ERROR', status: 409 });
+    expect(e.message).toMatch(/conflict \(409: The issue was updated by another user\.\)\. .*conflicting update.*Read it again \(get_issue\), then retry/);
+    expect(e.message).not.toMatch(/Fix the arguments/);
+  });
+
+  it('413 on a Jira comment or transition: the per-issue limit, or text to shorten', () => {
+    const e = httpFailure(res(413, { errorMessages: ['Comment limit exceeded'] }), jira);
+    expect(e).toMatchObject({ kind: 'too_large', status: 413 });
+    expect(e.message).toMatch(/too large \(413: Comment limit exceeded\)\. The issue has reached a per-issue limit \(comments, worklogs, attachments or links\).*Shorten the text/);
+    expect(httpFailure(res(413, { message: 'Payload Too Large' }), gh).message).toMatch(/GitHub refused this as too large \(413: Payload Too Large\)\. Shorten the text/);
+  });
+
+  it("422 from Jira is a configuration problem to take to an admin; GitHub's 422 stays a validation failure", () => {
+    const e = httpFailure(res(422, { errorMessages: ['Field customfield_10010 is required.'] }), jira);
+    expect(e).toMatchObject({ kind: 'invalid', status: 422 });
+    expect(e.message).toMatch(/Jira's configuration prevents this \(422: Field customfield_10010 is required\.\).*ask a Jira admin/);
+    expect(httpFailure(res(422, { message: 'Validation Failed' }), gh).message).toMatch(/rejected the request as invalid.*Fix the arguments/);
+  });
+
+  it('provider text in the new mappings passes through sanitize: no credential, no control characters', () => {
+    for (const status of [304, 406, 409, 413, 422]) {
+      for (const ctx of [gh, jira]) {
+        const body = ctx.provider === 'GitHub' ? { message: 'token ghp_0123456789abcdefghij\r\nSet-Cookie: x' } : { errorMessages: ['token ghp_0123456789abcdefghij\r\nSet-Cookie: x'] };
+        const m = httpFailure(res(status, body), ctx).message;
+        expect(m, `${ctx.provider} ${status}`).not.toMatch(/ghp_0123|[\r\n]/);
+      }
+    }
   });
 
   it('a GitHub file over 1 MB (403 too_large) is not reported as a missing permission', () => {
@@ -136,6 +201,11 @@ describe('a redirect Location is shown only as a safe http(s) origin and path', 
     ['https://raw.example/file?token=ABCDEF0123456789', 'https://raw.example/file'],
     ['https://evil.example/a\r\nSet-Cookie: x', 'https://evil.example/aSet-Cookie:%20x'],
     ['https://evil.example/ghp_0123456789abcdefghij', 'https://evil.example/[redacted]'],
+    // What a URL parser (and so any client) makes of it: "/\\host" and "//host" lead to another host, never a local path.
+    ['/\\evil.example/x', 'https://evil.example/x'],
+    ['//evil.example/x?t=1', 'https://evil.example/x'],
+    ['https://relative.invalid/x', undefined],
+    ['next/page', undefined],
     ['javascript:alert(1)', undefined],
     ['data:text/html,hi', undefined],
     ['', undefined],

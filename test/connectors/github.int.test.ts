@@ -117,6 +117,16 @@ describe('github connector through the gateway', () => {
     ]);
   });
 
+  it("get_file_contents: the truncation note counts the file's bytes kept, not the decoded text's (a Latin-1 file is not inflated by U+FFFD)", async () => {
+    // "café " in Latin-1: 0xE9 is not UTF-8, so each decodes to U+FFFD (3 bytes); 200,000 copies fill the 1,000,000-byte cap exactly.
+    const latin1 = Buffer.from('caf\xe9 '.repeat(250_000), 'latin1');
+    sim.inject({ status: 200, body: { type: 'file', encoding: 'base64', name: 'old.txt', path: 'old.txt', size: latin1.length, sha: 'f6', content: latin1.toString('base64') }, path: /contents\/old\.txt/ });
+    const out = (await h.call('github__get_file_contents', { owner: 'octo', repo: 'app', path: 'old.txt' })).structuredContent as { content: string; truncated: boolean; note: string };
+    expect(out.truncated).toBe(true);
+    expect(out.note).toBe('truncated: content holds the first 1000000 bytes of 1250000');
+    expect(out.content).toBe(latin1.subarray(0, 1_000_000).toString('utf8'));
+  });
+
   it('get_file_contents: a large file described without content (encoding "none") is fetched raw', async () => {
     sim.inject({ status: 200, body: { type: 'file', encoding: 'none', content: '', name: 'big.txt', path: BIG_FILE, size: Buffer.byteLength(BIG_TEXT), sha: 'e5' }, path: /contents\/data\/big\.txt/ });
     const out = (await h.call('github__get_file_contents', { owner: 'octo', repo: 'app', path: BIG_FILE })).structuredContent as { content: string; truncated: boolean; sha: string };

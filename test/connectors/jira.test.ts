@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { adf, adfText } from '../../src/connectors/jira/adf.js';
+import { adf, adfText, MAX_ADF_DEPTH, TOO_DEEP } from '../../src/connectors/jira/adf.js';
 import { deploymentOfServerInfo, siteDeployment } from '../../src/connectors/jira/deployment.js';
 
 describe('Jira deployment from the site, never from the credential', () => {
@@ -55,4 +55,29 @@ describe('ADF read as text keeps the nodes that stand for text', () => {
     ['status', { type: 'status', attrs: { text: 'DONE', color: 'green' } }, 'DONE'],
     ['unknown inline', { type: 'somethingNew', attrs: { text: 'x' } }, ''],
   ])('%s', (_what, node, text) => expect(adfText(doc(node)).trim()).toBe(text));
+});
+
+describe('ADF nested deeper than any real document', () => {
+  /** `depth` blockquotes around one paragraph of `text`, built without recursion. */
+  const nested = (depth: number, text: string) => {
+    let n: object = { type: 'paragraph', content: [{ type: 'text', text }] };
+    for (let i = 0; i < depth; i++) n = { type: 'blockquote', content: [n] };
+    return { type: 'doc', version: 1, content: [n] };
+  };
+
+  it("a Jira site sending ADF nested 200 000 deep cannot overflow the gateway's stack (adfText stops at MAX_ADF_DEPTH)", () => {
+    // The answer as it arrives: JSON.parse is iterative in V8, so it parses, and a recursive reader would throw RangeError.
+    const n = 200_000;
+    const body = `{"type":"doc","version":1,"content":[${'{"type":"blockquote","content":['.repeat(n)}{"type":"text","text":"buried"}${']}'.repeat(n)}]}`;
+    const doc = JSON.parse(body) as unknown;
+    let text = '';
+    expect(() => (text = adfText(doc))).not.toThrow();
+    expect(text).toContain(TOO_DEEP);
+    expect(text).not.toContain('buried');
+  });
+
+  it('a document nested up to the limit is read whole', () => {
+    expect(adfText(nested(MAX_ADF_DEPTH - 2, 'kept')).trim()).toBe('kept');
+    expect(adfText(nested(MAX_ADF_DEPTH, 'cut'))).toContain(TOO_DEEP);
+  });
 });

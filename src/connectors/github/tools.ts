@@ -37,7 +37,8 @@ export function githubApi(c: GithubConnectorConfig, rt: BuiltinRuntime): GithubA
 export function parseLink(value: string | string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   const text = Array.isArray(value) ? value.join(',') : value ?? '';
-  for (const m of text.matchAll(/<([^>]*)>\s*;\s*rel="?([^",;]+)"?/g)) if (m[1] !== undefined && m[2] !== undefined) out[m[2]] = m[1];
+  // `[^<>]`, not `[^>]`: each match attempt stops at the next '<', so a header of many '<' without '>' is linear, not quadratic.
+  for (const m of text.matchAll(/<([^<>]*)>\s*;\s*rel="?([^",;]+)"?/g)) if (m[1] !== undefined && m[2] !== undefined) out[m[2]] = m[1];
   return out;
 }
 
@@ -313,11 +314,24 @@ type FileMeta = { type: string; path: string; sha?: string; size?: number };
 /** File bytes as a result: binary (no content), or UTF-8 text with `truncated` and a note when cut at MAX_FILE_BYTES. */
 function fileBody(meta: FileMeta, bytes: Buffer, cut: boolean): z.input<typeof FileOut> {
   if (bytes.includes(0)) return { ...meta, binary: true };
-  // A cut can fall inside a multi-byte character: the decoder holds that tail back instead of emitting U+FFFD.
-  const text = cut ? new TextDecoder('utf-8').decode(bytes, { stream: true }) : bytes.toString('utf8');
-  if (!cut) return { ...meta, content: text };
+  if (!cut) return { ...meta, content: bytes.toString('utf8') };
+  // The note counts the file's bytes kept, not the decoded text's: a byte that is not UTF-8 decodes to U+FFFD, three bytes.
+  const kept = utf8Boundary(bytes);
   const of = meta.size !== undefined && meta.size > 0 ? ` of ${meta.size}` : '';
-  return { ...meta, content: text, truncated: true, note: `truncated: content holds the first ${Buffer.byteLength(text)} bytes${of}` };
+  return { ...meta, content: bytes.subarray(0, kept).toString('utf8'), truncated: true, note: `truncated: content holds the first ${kept} bytes${of}` };
+}
+
+/** How many of `bytes` to keep so a cut does not fall inside a multi-byte UTF-8 sequence (RFC 3629 §3), which would decode to U+FFFD. */
+function utf8Boundary(bytes: Uint8Array): number {
+  const end = bytes.length;
+  // A sequence is at most 4 bytes: look back past at most 3 continuation bytes (10xxxxxx) for its lead.
+  for (let i = end - 1; i >= 0 && i >= end - 4; i--) {
+    const b = bytes[i] as number;
+    if ((b & 0xc0) === 0x80) continue;
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return i + need > end ? i : end;
+  }
+  return end;
 }
 
 /** A file fetched as raw bytes (1–100 MB files), reading at most MAX_FILE_BYTES of it. */
@@ -326,7 +340,7 @@ async function rawFile(api: GithubApi, path: string, ref: string | undefined, me
   try {
     res = await api.base.request({ method: 'GET', path, query: { ref }, bucket: 'core', accept: RAW, bytes: MAX_FILE_BYTES, signal: call.signal });
   } catch (e) {
-    if (e instanceof ProviderError && e.kind === 'too_large') {
+    if (e instanceof ProviderError && e.kind === 'too_large' && e.status === 403) {
       throw new ProviderError('too_large', 'GitHub does not serve this file through its API: it is over 100 MB. Clone the repository to read it.', { status: e.status ?? 403 });
     }
     throw e;
@@ -357,7 +371,8 @@ export const getFileContents = defineTool({
       res = await api.base.request({ method: 'GET', path, query: { ref: a.ref }, bucket: 'core', signal: call.signal });
     } catch (e) {
       // The default media type refuses a file over 1 MB (403 too_large): ask for the raw bytes instead.
-      if (e instanceof ProviderError && e.kind === 'too_large') return rawFile(api, path, a.ref, { type: 'file', path: a.path }, call);
+      // Only that 403: a 406 or 413 is another refusal and is reported as it is.
+      if (e instanceof ProviderError && e.kind === 'too_large' && e.status === 403) return rawFile(api, path, a.ref, { type: 'file', path: a.path }, call);
       throw e;
     }
     if (Array.isArray(res.body)) {

@@ -6,6 +6,7 @@
  */
 import { ProviderError } from '../errors.js';
 import type { ProviderApi } from '../api.js';
+import { networkFailure } from '../http.js';
 import type { JiraDeployment } from '../../registry/builtin-kinds.js';
 
 export type { JiraDeployment };
@@ -42,15 +43,19 @@ export function deploymentOfServerInfo(body: unknown): JiraDeployment | undefine
 /**
  * The connector's deployment, decided once: given, or from the host, or
  * asked (one request shared by concurrent calls; a failed ask is not cached).
+ * The shared ask has its own deadline, `deadlineMs` (the connector's call
+ * timeout), since no one caller's signal may cancel it for the others; each
+ * caller waits on it only until its own `signal` aborts, so a site that
+ * trickles its answer holds no call past that call's end.
  */
-export function deploymentResolver(base: ProviderApi, given: JiraDeployment | undefined, baseUrl: string): () => Promise<KnownDeployment> {
+export function deploymentResolver(base: ProviderApi, given: JiraDeployment | undefined, baseUrl: string, deadlineMs: number): (signal?: AbortSignal) => Promise<KnownDeployment> {
   const site = siteDeployment(baseUrl);
   let known: KnownDeployment | undefined = given !== undefined ? { deployment: given, by: 'registry' } : site !== undefined ? { deployment: site, by: 'site' } : undefined;
   let asking: Promise<KnownDeployment> | undefined;
   const ask = async (): Promise<KnownDeployment> => {
     let body: unknown;
     try {
-      body = (await base.request({ method: 'GET', path: '/rest/api/2/serverInfo', bucket: 'jira' })).body;
+      body = (await base.request({ method: 'GET', path: '/rest/api/2/serverInfo', bucket: 'jira', signal: AbortSignal.timeout(deadlineMs) })).body;
     } catch (e) {
       if (e instanceof ProviderError) {
         throw new ProviderError(e.kind, `${e.message} (This was GET /rest/api/2/serverInfo, which tells Jira Cloud from Data Center; set deployment: cloud or datacenter in the connector's registry file to skip it.)`, {
@@ -66,10 +71,24 @@ export function deploymentResolver(base: ProviderApi, given: JiraDeployment | un
     }
     return { deployment: d, by: 'serverInfo' };
   };
-  return async () => {
+  return async (signal) => {
     if (known !== undefined) return known;
-    asking ??= ask().finally(() => (asking = undefined));
-    known = await asking;
-    return known;
+    // The answer is kept even when every caller has given up on it by then.
+    asking ??= ask()
+      .then((k) => (known = k))
+      .finally(() => (asking = undefined));
+    return untilAborted(asking, signal, base);
   };
+}
+
+/** `p`, or a "cancelled" (or "timed out") ProviderError as soon as `signal` aborts; `p` itself runs on. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined, base: ProviderApi): Promise<T> {
+  if (signal === undefined) return p;
+  const stopped = () => networkFailure(signal.reason ?? new DOMException('aborted', 'AbortError'), base.errorContext);
+  if (signal.aborted) return Promise.reject(stopped());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(stopped());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

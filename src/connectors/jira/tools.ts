@@ -13,8 +13,8 @@ import { deploymentResolver, type JiraDeployment, type KnownDeployment } from '.
 
 export interface JiraApi {
   base: ProviderApi;
-  /** Cloud: REST v3 (ADF rich text, nextPageToken search); Data Center: REST v2 (plain text, startAt). Decided by the site, once. */
-  deployment: () => Promise<KnownDeployment>;
+  /** Cloud: REST v3 (ADF rich text, nextPageToken search); Data Center: REST v2 (plain text, startAt). Decided by the site, once; waited for until `signal` aborts. */
+  deployment: (signal?: AbortSignal) => Promise<KnownDeployment>;
   browseUrl: string;
 }
 
@@ -41,7 +41,7 @@ export function jiraApi(c: JiraConnectorConfig, rt: BuiltinRuntime): JiraApi {
       return { headers: { authorization: `Basic ${b64}` }, scrub: [token, b64] };
     },
   });
-  return { base, deployment: deploymentResolver(base, c.deployment, c.baseUrl), browseUrl: `${c.baseUrl.replace(/\/+$/, '')}/browse/` };
+  return { base, deployment: deploymentResolver(base, c.deployment, c.baseUrl, rt.callTimeoutMs), browseUrl: `${c.baseUrl.replace(/\/+$/, '')}/browse/` };
 }
 
 const v = (d: JiraDeployment) => (d === 'cloud' ? '/rest/api/3' : '/rest/api/2');
@@ -89,7 +89,7 @@ export const search = defineTool({
   output: z.object({ issues: z.array(Summary), total: z.number().nullable(), truncated: z.boolean() }),
   annotations: READ,
   async run(api: JiraApi, a, call) {
-    const cloud = (await api.deployment()).deployment === 'cloud';
+    const cloud = (await api.deployment(call.signal)).deployment === 'cloud';
     const issues: J[] = [];
     let total: number | null = null;
     let more = false;
@@ -132,7 +132,7 @@ export const getIssue = defineTool({
   }),
   annotations: READ,
   async run(api: JiraApi, a, call) {
-    const { deployment: d } = await api.deployment();
+    const { deployment: d } = await api.deployment(call.signal);
     const res = await api.base.request({
       method: 'GET',
       path: issuePath(d, a.issueKey),
@@ -170,7 +170,7 @@ export const createIssue = defineTool({
   annotations: ADD,
   async run(api: JiraApi, a, call) {
     segment('projectKey', a.projectKey, 'jiraProject');
-    const { deployment: d } = await api.deployment();
+    const { deployment: d } = await api.deployment(call.signal);
     const fields: J = { project: { key: a.projectKey }, summary: a.summary, issuetype: { name: a.issueType } };
     if (a.description !== undefined) fields.description = richText(d, a.description);
     if (a.labels) fields.labels = a.labels;
@@ -188,7 +188,7 @@ export const addComment = defineTool({
   output: z.object({ id: z.string(), issueKey: z.string(), created: z.string() }),
   annotations: ADD,
   async run(api: JiraApi, a, call) {
-    const { deployment: d } = await api.deployment();
+    const { deployment: d } = await api.deployment(call.signal);
     const res = await api.base.request({ method: 'POST', path: `${issuePath(d, a.issueKey)}/comment`, json: { body: richText(d, a.body) }, bucket: 'jira', signal: call.signal });
     const b = obj(res.body);
     return { id: str(b.id), issueKey: a.issueKey, created: str(b.created) };
@@ -203,7 +203,7 @@ export const listTransitions = defineTool({
   output: z.object({ transitions: z.array(z.object({ id: z.string(), name: z.string(), to: z.string().nullable() })) }),
   annotations: READ,
   async run(api: JiraApi, a, call) {
-    const { deployment: d } = await api.deployment();
+    const { deployment: d } = await api.deployment(call.signal);
     const res = await api.base.request({ method: 'GET', path: `${issuePath(d, a.issueKey)}/transitions`, bucket: 'jira', signal: call.signal });
     return { transitions: asList(obj(res.body).transitions).map((t) => ({ id: str(t.id), name: str(t.name), to: nameOf(t.to) })) };
   },
@@ -218,7 +218,7 @@ export const transitionIssue = defineTool({
   annotations: CHANGE,
   async run(api: JiraApi, a, call) {
     segment('transitionId', a.transitionId, 'jiraTransition');
-    const { deployment: d } = await api.deployment();
+    const { deployment: d } = await api.deployment(call.signal);
     const json: J = { transition: { id: a.transitionId } };
     if (a.comment !== undefined) json.update = { comment: [{ add: { body: richText(d, a.comment) } }] };
     await api.base.request({ method: 'POST', path: `${issuePath(d, a.issueKey)}/transitions`, json, bucket: 'jira', signal: call.signal });
@@ -232,7 +232,7 @@ const BY: Readonly<Record<KnownDeployment['by'], string>> = { registry: 'deploym
 
 /** `connector test`: GET /rest/api/{3|2}/myself, after the deployment is known. */
 export async function probeJira(api: JiraApi, signal: AbortSignal): Promise<string> {
-  const known = await api.deployment();
+  const known = await api.deployment(signal);
   const res = await api.base.request({ method: 'GET', path: `${v(known.deployment)}/myself`, bucket: 'jira', signal });
   const b = obj(res.body);
   const where = known.deployment === 'cloud' ? 'Cloud (REST v3)' : 'Data Center (REST v2)';

@@ -131,6 +131,12 @@ export async function startGithubSim(basePath = ''): Promise<GithubSim> {
         ? json(c, 403, { message: 'Resource not accessible by integration', documentation_url: 'https://docs.github.com/rest/users/users#get-the-authenticated-user', status: '403' }, rl('core'))
         : json(c, 200, { ...EX.user, login: 'octocat', id: 1, type: 'User' }, { ...rl('core'), 'x-oauth-scopes': 'repo, read:org', 'x-accepted-oauth-scopes': '' }),
     );
+    // Only an installation token may list the installation's repositories (apps/list-repos-accessible-to-installation).
+    app.get('/installation/repositories', (c) =>
+      isApp(c)
+        ? json(c, 200, { total_count: 0, repositories: [], repository_selection: 'selected' }, rl('core'))
+        : json(c, 403, { message: 'This endpoint requires you to authenticate with an installation access token.', documentation_url: 'https://docs.github.com/rest/apps/installations#list-repositories-accessible-to-the-app-installation', status: '403' }, rl('core')),
+    );
     // Enabled for apps, free of rate-limit cost; a classic token's answers carry X-OAuth-Scopes (and its expiry).
     app.get('/rate_limit', (c) => {
       const reset = Math.floor(Date.now() / 1000) + state.resetIn;

@@ -7,7 +7,10 @@
 #    by playwright-core through its executable path; nothing downloads a browser);
 #  - Node 22 for the official MCP conformance suite (it needs Node >= 22), kept
 #    in .cache/node22, outside node_modules, so that `npm run` keeps the
-#    machine's Node (>= 20.19) first on PATH for everything else.
+#    machine's Node (>= 20.19) first on PATH for everything else;
+#  - GitHub's REST descriptions (npm @octokit/openapi, ≈ 385 MB) for the
+#    connector contract tests, kept in .cache/specs rather than devDependencies
+#    so that `npm ci` for users stays small.
 # Safe to run repeatedly.
 set -eu
 
@@ -56,6 +59,24 @@ node22() {
   echo "test-deps: Node $("$bin" --version) installed"
 }
 
+specs() {
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  spec="@octokit/openapi@23.0.2"
+  pkg="$root/.cache/specs/node_modules/@octokit/openapi"
+  # Present means the pinned version with the three descriptions the tests load
+  # (test/connectors/contract/descriptions.ts).
+  if [ "$(node -p 'require(process.argv[1]).version' "$pkg/package.json" 2>/dev/null)" = "${spec##*@}" ] \
+    && [ -f "$pkg/generated/api.github.com.json" ] && [ -f "$pkg/generated/ghes-3.17.json" ] && [ -f "$pkg/generated/ghes-3.19.json" ]; then
+    echo "test-deps: $spec for the connector contract tests is present"
+    return 0
+  fi
+  echo "test-deps: installing GitHub's REST descriptions for the connector contract tests into .cache/specs (npm package $spec)"
+  mkdir -p "$root/.cache/specs"
+  npm install --no-save --no-package-lock --no-audit --no-fund --prefix "$root/.cache/specs" "$spec"
+  echo "test-deps: $spec installed"
+}
+
 os_packages
 node22
+specs
 sh "$(dirname "$0")/agent-clis.sh"

@@ -24,6 +24,7 @@ import type { SecretResolver } from '../secrets/resolve.js';
 import picomatch from 'picomatch';
 import { absorbUsage, billableTokens, forwardedRequestHeader, forwardedResponseHeader, KEY_QUERY_PARAMS, matchRoute, providerError, routeList, type ErrorKind, type Usage } from './apis.js';
 import { Budgets, budgetFor } from './budget.js';
+import { readNodeBody } from '../upstreams/body-limit.js';
 import { SseSplitter, eventData } from './sse.js';
 
 export interface InferenceDeps {
@@ -634,33 +635,6 @@ function estimateTokens(bytesIn: number, json: Record<string, unknown> | undefin
 function content(mode: 'hash' | 'full', what: 'request' | 'response', text: string): Record<string, unknown> {
   if (mode === 'hash') return { [`${what}Sha256`]: createHash('sha256').update(text).digest('hex') };
   return text.length > MAX_CONTENT ? { [what]: text.slice(0, MAX_CONTENT), [`${what}Truncated`]: true } : { [what]: text };
-}
-
-/**
- * Reads a Node request body chunk by chunk into `take`. When `take` refuses a
- * chunk, reading stops there (the rest is never read; the HTTP server drains
- * or drops it after the refusal is answered).
- */
-function readNodeBody(incoming: IncomingMessage, take: (chunk: Uint8Array) => void): Promise<void> {
-  if (incoming.readableEnded) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const stop = (err?: unknown): void => {
-      incoming.off('data', onData).off('end', onEnd).off('error', stop).off('close', onClose);
-      if (err === undefined) return resolve();
-      incoming.pause();
-      reject(err instanceof Error ? err : new Error(String(err)));
-    };
-    const onData = (chunk: Buffer): void => {
-      try {
-        take(chunk);
-      } catch (e) {
-        stop(e);
-      }
-    };
-    const onEnd = (): void => stop();
-    const onClose = (): void => stop(new Error('the agent went away while sending its request'));
-    incoming.on('data', onData).on('end', onEnd).on('error', stop).on('close', onClose);
-  });
 }
 
 /** Aborted when the agent goes away: its request's signal, or its Node response closing before the answer ended. */

@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { toHttpError, toJsonRpcError } from '../errors.js';
+import { readNodeBody } from '../upstreams/body-limit.js';
 import type { Logger } from '../log.js';
 import { bearerChallenge, type Authenticate } from './auth.js';
 import { checkHost, checkOrigin } from './guards.js';
@@ -34,6 +34,33 @@ export interface ModelRoutes {
 }
 
 type Env = { Variables: { identity: Identity } };
+
+/**
+ * A request body of at most `max` bytes, or undefined past it. Under the Node
+ * server it is read from the Node request itself (a fifth of a millisecond less
+ * per call than through the Web Request's stream).
+ */
+async function requestBody(c: Context<Env>, max: number): Promise<Uint8Array | undefined> {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (incoming) {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      await readNodeBody(incoming, (chunk) => {
+        size += chunk.byteLength;
+        if (size > max) throw new Error('too large');
+        chunks.push(chunk as Buffer);
+      });
+    } catch (e) {
+      if (size > max) return undefined;
+      throw e;
+    }
+    return Buffer.concat(chunks, size);
+  }
+  // An in-process fetch (no Node server: tests, never a listener): the whole body, then the cap.
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  return bytes.byteLength > max ? undefined : bytes;
+}
 
 function isJsonContentType(ct: string | undefined): boolean {
   return ct !== undefined && /^application\/json\s*(;|$)/i.test(ct.trim());
@@ -84,37 +111,35 @@ export function createApp(opts: AppOptions): Hono<Env> {
     return next();
   });
 
-  app.post(
-    '/mcp',
-    bodyLimit({
-      maxSize: maxBody,
-      // The rest of the body is never read: close the connection, or a keep-alive client's next request stalls behind it.
-      onError: () => jsonRpcError(413, -32000, `Payload Too Large: request body exceeds ${maxBody} bytes`, { connection: 'close' }),
-    }),
-    async (c) => {
-      if (!isJsonContentType(c.req.header('content-type'))) {
-        return jsonRpcError(415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
+  app.post('/mcp', async (c) => {
+    const tooLarge = () => jsonRpcError(413, -32000, `Payload Too Large: request body exceeds ${maxBody} bytes`, { connection: 'close' });
+    const declared = Number(c.req.header('content-length') ?? NaN);
+    if (Number.isFinite(declared) && declared > maxBody) return tooLarge();
+    if (!isJsonContentType(c.req.header('content-type'))) {
+      return jsonRpcError(415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
+    }
+    // The rest of an oversized body is never read; the connection closes after the 413, or a keep-alive client's next request stalls behind it.
+    const bytes = await requestBody(c, maxBody);
+    if (bytes === undefined) return tooLarge();
+    const parsed = parseJsonRpcBody(bytes);
+    if (!parsed.ok) return jsonRpcError(parsed.status, parsed.code, parsed.message);
+    const body = parsed.body;
+    const identity = c.get('identity');
+    const sid = c.req.header('mcp-session-id');
+    if (sid === undefined) {
+      if (!isInitializeRequest(body)) {
+        return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required (send initialize first to open a session)');
       }
-      const parsed = parseJsonRpcBody(new Uint8Array(await c.req.arrayBuffer()));
-      if (!parsed.ok) return jsonRpcError(parsed.status, parsed.code, parsed.message);
-      const body = parsed.body;
-      const identity = c.get('identity');
-      const sid = c.req.header('mcp-session-id');
-      if (sid === undefined) {
-        if (!isInitializeRequest(body)) {
-          return jsonRpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required (send initialize first to open a session)');
-        }
-        // Admission (per-agent quota, global cap) and the new session, in one place.
-        return opts.sessions.initialize(identity, c.req.raw, body);
-      }
-      const session = opts.sessions.get(sid, identity);
-      if (!session) return jsonRpcError(404, -32001, 'Session not found');
-      const res = await session.transport.handleRequest(c.req.raw, { parsedBody: body });
-      // A client gone before its result has cancelled its calls (a pending approval is withdrawn, not run later).
-      cancelOnHangUp(c.req.raw.signal, session.transport, body);
-      return res;
-    },
-  );
+      // Admission (per-agent quota, global cap) and the new session, in one place.
+      return opts.sessions.initialize(identity, c.req.raw, body);
+    }
+    const session = opts.sessions.get(sid, identity);
+    if (!session) return jsonRpcError(404, -32001, 'Session not found');
+    const res = await session.transport.handleRequest(c.req.raw, { parsedBody: body });
+    // A client gone before its result has cancelled its calls (a pending approval is withdrawn, not run later).
+    cancelOnHangUp(c.req.raw.signal, session.transport, body);
+    return res;
+  });
 
   const existing = async (c: Context<Env>) => {
     const sid = c.req.header('mcp-session-id');

@@ -146,3 +146,31 @@ export async function* cappedEvents(body: Readable, o: CapOptions): AsyncGenerat
     if (!body.readableEnded) body.destroy();
   }
 }
+
+/**
+ * Reads a request body (a Node IncomingMessage) chunk by chunk into `take`,
+ * without web streams. When `take` refuses a chunk (throws), reading stops
+ * there and the stream is paused, not destroyed: the rest is never read, and
+ * the HTTP server drains or drops it after the refusal has been answered.
+ */
+export function readNodeBody(incoming: Readable, take: (chunk: Uint8Array) => void): Promise<void> {
+  if (incoming.readableEnded) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const stop = (err?: unknown): void => {
+      incoming.off('data', onData).off('end', onEnd).off('error', stop).off('close', onClose);
+      if (err === undefined) return resolve();
+      incoming.pause();
+      reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    const onData = (chunk: Buffer): void => {
+      try {
+        take(chunk);
+      } catch (e) {
+        stop(e);
+      }
+    };
+    const onEnd = (): void => stop();
+    const onClose = (): void => stop(new Error('the agent went away while sending its request'));
+    incoming.on('data', onData).on('end', onEnd).on('error', stop).on('close', onClose);
+  });
+}

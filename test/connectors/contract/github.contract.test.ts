@@ -4,31 +4,13 @@
  * Enterprise Server it ships): every request each tool and the probe send,
  * on their success and error paths, and every answer the simulator gives.
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GITHUB_TOOLS } from '../../../src/connectors/github/tools.js';
 import { BIG_FILE, GITHUB_APP_TOKEN, GITHUB_TOKEN, HUGE_FILE, startGithubSim, type GithubSim } from '../sim/github.js';
 import EX from '../sim/github-examples.json' with { type: 'json' };
+import { GITHUB_WAIVERS as WAIVERS, githubDescriptions } from './descriptions.js';
 import { drive, violations, type Driven } from './drive.js';
-import { Description, type DescriptionOptions, type Waiver } from './openapi.js';
-
-const require = createRequire(import.meta.url);
-const generated = join(dirname(require.resolve('@octokit/openapi/package.json')), 'generated');
-
-// https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api and
-// .../rate-limits-for-the-rest-api: any operation may answer 401, or 403/429 for a rate limit, with a Basic Error body.
-const SHARED = { '401': '#/components/schemas/basic-error', '403': '#/components/schemas/basic-error', '429': '#/components/schemas/basic-error' };
-// Where the operation's own text documents more than its machine-readable part (each waiver must stay in use).
-const WAIVERS: Waiver[] = [
-  { operation: 'repos/get-content', at: 'path', value: '(omitted)', why: 'its description: "If you omit the `path` parameter, you will receive the contents of the repository\'s root directory."' },
-  { operation: 'repos/get-content', status: '200', at: 'content-type', value: 'application/vnd.github.raw+json', why: 'its description lists the custom media type application/vnd.github.raw+json: "Returns the raw file contents for files and symlinks."' },
-];
-const DOCUMENTS: Array<[string, DescriptionOptions]> = [
-  ['api.github.com.json', { name: 'api.github.com', shared: SHARED, waivers: WAIVERS }],
-  ['ghes-3.17.json', { name: 'GHES 3.17', shared: SHARED, waivers: WAIVERS }],
-  ['ghes-3.19.json', { name: 'GHES 3.19', shared: SHARED, waivers: WAIVERS }],
-];
+import type { Description } from './openapi.js';
 
 let descriptions: Description[];
 let sim: GithubSim;
@@ -36,7 +18,7 @@ let gh: Driven;
 const called = new Set<string>();
 
 beforeAll(async () => {
-  descriptions = DOCUMENTS.map(([file, opts]) => Description.load(join(generated, file), opts));
+  descriptions = githubDescriptions();
   sim = await startGithubSim();
   gh = await connect(GITHUB_TOKEN);
 });

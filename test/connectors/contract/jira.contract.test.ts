@@ -5,13 +5,13 @@
  * answer the simulator gives. Data Center (REST v2) has no description we
  * could obtain: see specs/README.md.
  */
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JIRA_TOOLS } from '../../../src/connectors/jira/tools.js';
 import type { Sim } from '../sim/base.js';
 import { JIRA_API_TOKEN, JIRA_EMAIL, JIRA_PAT, startJiraSim } from '../sim/jira.js';
+import { jiraCloudDescription } from './descriptions.js';
 import { drive, violations, type Driven } from './drive.js';
-import { Description } from './openapi.js';
+import type { Description } from './openapi.js';
 
 let jira: Description;
 let sim: Sim;
@@ -19,11 +19,7 @@ let cloud: Driven;
 const called = new Set<string>();
 
 beforeAll(async () => {
-  jira = Description.load(join(import.meta.dirname, 'specs', 'jira-cloud-platform-v3.subset.json'), {
-    name: 'Jira Cloud REST v3',
-    // https://developer.atlassian.com/cloud/jira/platform/rate-limiting/: any operation may answer 429 with Retry-After (no body documented).
-    shared: { '429': '' },
-  });
+  jira = jiraCloudDescription();
   sim = await startJiraSim('cloud');
   cloud = await connect({ email: JIRA_EMAIL, apiToken: '${secret:jira-api-token}' });
 });

@@ -137,6 +137,11 @@ export class Description {
     return undefined;
   }
 
+  /** Every response key `op` documents ("404", "4XX", "default"), then the provider-wide `shared` statuses it does not list. */
+  documentedStatuses(op: Operation): string[] {
+    return [...new Set([...Object.keys(op.responses), ...Object.keys(this.opts.shared ?? {})])];
+  }
+
   private waiver(operation: string, status: string | undefined, at: string, value: unknown): Waiver | undefined {
     const w = this.opts.waivers?.find((x) => x.operation === operation && x.status === status && x.at === at && x.value === value);
     if (w) this.waived.add(w);

@@ -1,14 +1,15 @@
 // Copies the response examples GitHub's REST description documents (npm
 // @octokit/openapi, api.github.com.json, components/examples) that the GitHub
 // simulator builds its answers from, unmodified, to ../../sim/github-examples.json.
+// Reads the copy scripts/test-deps.sh installs into .cache/specs (as the tests do).
 //   node extract-github-examples.mjs
-import { readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const require = createRequire(import.meta.url);
-const pkg = dirname(require.resolve('@octokit/openapi/package.json'));
+const here = dirname(fileURLToPath(import.meta.url));
+const pkg = join(here, '..', '..', '..', '..', '.cache', 'specs', 'node_modules', '@octokit', 'openapi');
+if (!existsSync(join(pkg, 'package.json'))) throw new Error('@octokit/openapi is not in .cache/specs: run `sh scripts/test-deps.sh`');
 const doc = JSON.parse(readFileSync(join(pkg, 'generated', 'api.github.com.json'), 'utf8'));
 const ex = (name) => {
   const e = doc.components.examples[name];
@@ -27,5 +28,4 @@ const out = {
   issueSearchItem: ex('issue-search-result-item-paginated').items[0],
   codeSearchItem: ex('code-search-result-item-paginated').items[0],
 };
-const here = dirname(fileURLToPath(import.meta.url));
 writeFileSync(join(here, '..', '..', 'sim', 'github-examples.json'), `${JSON.stringify(out, null, 1)}\n`);

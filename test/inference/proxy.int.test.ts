@@ -353,27 +353,37 @@ describe('a provider that is not ready', () => {
   });
 });
 
+/**
+ * An InferenceRouter in this process (no HTTP server: the Web Request path), in front of the simulator,
+ * writing its records to `append`; `redact` stands in for the secret redaction.
+ */
+async function inProcessRouter(append: (e: Record<string, unknown>) => Promise<void>, redact: (t: string) => string = (t) => t) {
+  const { InferenceRouter } = await import('../../src/inference/proxy.js');
+  const { Budgets } = await import('../../src/inference/budget.js');
+  const { loadPolicyFiles, memorySource } = await import('../../src/policy/load.js');
+  const { silentLogger } = await import('../../src/log.js');
+  const policy = loadPolicyFiles(['/p/a.yaml'], memorySource({ '/p/a.yaml': 'version: 1\nrules:\n  - id: models\n    match: { model: "*" }\n    effect: allow\n' }));
+  const audit = { append, assertWritable: () => undefined, close: async () => undefined };
+  const provider = { name: 'anth', kind: 'inference', api: 'anthropic', url: sim.url, headers: {}, models: { allow: ['*'], deny: [] }, budget: { tokens: { capacity: 1000, perMs: 3_600_000 } }, budgets: {}, audit: { content: 'none' }, maxBodyBytes: 1 << 20, timeouts: {}, enabled: true, file: '/r/anth.yaml' } as never;
+  const budgets = new Budgets();
+  const router = new InferenceRouter({ providers: () => new Map([['anth', provider]]), policy: () => policy, secrets: { render: async (t: string) => t }, redact, redactValue: (v) => v, audit, budgets, logger: silentLogger });
+  const call = async () => {
+    const req = new Request('http://127.0.0.1/llm/anth/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: messages({ stream: true }) });
+    const res = await router.handle(req, { agent: 'coder', via: 'token' }, 'anth', '/v1/messages');
+    if (!(res instanceof Response)) throw new Error('without the Node objects the router must answer with a Response');
+    return res;
+  };
+  return { router, budgets, call };
+}
+
 describe('the audit log cannot take the call', () => {
   it('audit down: the intent cannot be written, so no byte of the answer reaches the agent (503); the budget is charged its estimate (the provider did the work)', async () => {
-    const { InferenceRouter } = await import('../../src/inference/proxy.js');
-    const { Budgets } = await import('../../src/inference/budget.js');
-    const { loadPolicyFiles, memorySource } = await import('../../src/policy/load.js');
-    const { silentLogger } = await import('../../src/log.js');
-    const policy = loadPolicyFiles(['/p/a.yaml'], memorySource({ '/p/a.yaml': 'version: 1\nrules:\n  - id: models\n    match: { model: "*" }\n    effect: allow\n' }));
     const written: Array<Record<string, unknown>> = [];
-    const audit = {
-      append: async (e: Record<string, unknown>) => {
-        if (e.event === 'model.call.intent') throw new GatehouseError('AUDIT_UNAVAILABLE', 'disk full');
-        written.push(e);
-      },
-      assertWritable: () => undefined,
-      close: async () => undefined,
-    };
-    const provider = { name: 'anth', kind: 'inference', api: 'anthropic', url: sim.url, headers: {}, models: { allow: ['*'], deny: [] }, budget: { tokens: { capacity: 1000, perMs: 3_600_000 } }, budgets: {}, audit: { content: 'none' }, maxBodyBytes: 1 << 20, timeouts: {}, enabled: true, file: '/r/anth.yaml' } as never;
-    const budgets = new Budgets();
-    const router = new InferenceRouter({ providers: () => new Map([['anth', provider]]), policy: () => policy, secrets: { render: async (t: string) => t }, redact: (t) => t, redactValue: (v) => v, audit, budgets, logger: silentLogger });
-    const req = new Request('http://127.0.0.1/llm/anth/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: messages({ stream: true }) });
-    const res = (await router.handle(req, { agent: 'coder', via: 'token' }, 'anth', '/v1/messages'))!;
+    const { router, budgets, call } = await inProcessRouter(async (e) => {
+      if (e.event === 'model.call.intent') throw new GatehouseError('AUDIT_UNAVAILABLE', 'disk full');
+      written.push(e);
+    });
+    const res = await call();
     expect(res.status).toBe(503);
     const text = await res.text();
     expect(text).toContain('gatehouse_audit_unavailable');
@@ -386,23 +396,10 @@ describe('the audit log cannot take the call', () => {
 
 describe('a model call served without the Node server (an in-process fetch)', () => {
   it('web-stream path: without the Node request and response the answer still streams event by event, redacted, with its record', async () => {
-    const { InferenceRouter } = await import('../../src/inference/proxy.js');
-    const { Budgets } = await import('../../src/inference/budget.js');
-    const { loadPolicyFiles, memorySource } = await import('../../src/policy/load.js');
-    const { silentLogger } = await import('../../src/log.js');
-    const policy = loadPolicyFiles(['/p/a.yaml'], memorySource({ '/p/a.yaml': 'version: 1\nrules:\n  - id: models\n    match: { model: "*" }\n    effect: allow\n' }));
     const written: Array<Record<string, unknown>> = [];
-    const audit = {
-      append: async (e: Record<string, unknown>) => void written.push(e),
-      assertWritable: () => undefined,
-      close: async () => undefined,
-    };
-    const provider = { name: 'anth', kind: 'inference', api: 'anthropic', url: sim.url, headers: {}, models: { allow: ['*'], deny: [] }, budget: { tokens: { capacity: 100_000, perMs: 3_600_000 } }, budgets: {}, audit: { content: 'none' }, maxBodyBytes: 1 << 20, timeouts: {}, enabled: true, file: '/r/anth.yaml' } as never;
     // "claude-sim" stands for a secret here: it is in every event the simulator sends.
-    const router = new InferenceRouter({ providers: () => new Map([['anth', provider]]), policy: () => policy, secrets: { render: async (t: string) => t }, redact: (t) => t.replaceAll('claude-sim', '[REDACTED]'), redactValue: (v) => v, audit, budgets: new Budgets(), logger: silentLogger });
-    const req = new Request('http://127.0.0.1/llm/anth/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: messages({ stream: true }) });
-    const res = (await router.handle(req, { agent: 'coder', via: 'token' }, 'anth', '/v1/messages'))!;
-    expect(res).toBeInstanceOf(Response);
+    const { router, call } = await inProcessRouter(async (e) => void written.push(e), (t) => t.replaceAll('claude-sim', '[REDACTED]'));
+    const res = await call();
     expect(res.status, await res.clone().text()).toBe(200);
     const text = await res.text();
     expect(text).toContain('event: message_start');

@@ -34,6 +34,7 @@ import { addLogRedactor, redactLogLine, Redactor } from '../secrets/redact.js';
 import type { SecretStore } from '../secrets/store.js';
 import { StoreResolver } from '../secrets/resolve.js';
 import { Hono } from 'hono';
+import { createConsole } from '../console/console.js';
 import { createAdminApi } from '../server/admin.js';
 import { createApp } from '../server/app.js';
 import { agentAuthenticator, requireAdmin } from '../server/auth.js';
@@ -146,6 +147,8 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     },
   });
   const verifier = new TokenVerifier(keys, 1024, revocations);
+  // Set once the console exists: it shows approvals the moment they wait.
+  let consoleApproval: (ev: ApprovalEvent) => void = () => undefined;
   // Pending approvals and grants survive a restart (the audit lock above makes this gateway the state's only writer).
   const approvals = new Approvals({
     state: approvalStateIn(opts.dirs.state),
@@ -153,6 +156,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       if (ev.type === 'state_rejected') logger.error({ file: ev.file, error: ev.error, movedTo: ev.movedTo }, 'approval state rejected: starting with no grants');
       if (ev.type === 'state_error') logger.error({ file: ev.file, error: ev.error }, 'cannot save the approval state');
       void appendOrQueue(audit, approvalRecord(ev), logger);
+      consoleApproval(ev);
       opts.onApprovalEvent?.(ev);
     },
   });
@@ -253,7 +257,21 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
     ...(opts.http ? { http: opts.http } : {}),
   });
+  // The console reads and decides through the admin API's own routes; its login URL names the TCP listener (set below).
+  let consoleBase: string | undefined;
+  const webConsole = createConsole({
+    admin: async (req) => adminApi.fetch(req),
+    gateway,
+    policies,
+    audit,
+    auditDir,
+    stateDir: opts.dirs.state,
+    logger,
+    baseUrl: () => consoleBase,
+  });
+  consoleApproval = (ev) => webConsole.onApprovalEvent(ev);
   const adminApi = createAdminApi({ gateway, sessions, approvals, dirs: opts.dirs, pins, mounts: [
+      { path: '/console', app: webConsole.adminRoutes },
       { path: '/sandbox', app: sandboxRoutes(sandboxes) },
       { path: '/tools', app: toolsRoutes(pins, gateway) },
       { path: '/audit', app: auditRoutes(auditDir) },
@@ -281,6 +299,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   const shutdown = (graceMs: number): Promise<void> =>
     (closed ??= (async () => {
       tcp?.server.close();
+      webConsole.close();
       unwatchRegistry();
       unwatchPolicies();
       policies.close();
@@ -312,6 +331,8 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
           llm: inference,
           ...(opts.maxBodyBytes !== undefined ? { maxBodyBytes: opts.maxBodyBytes } : {}),
         });
+        // The console: its own session cookie only (an agent's or admin's token opens nothing there).
+        app.route('/', webConsole.app);
         // The admin API on TCP needs a token minted with --admin; agent tokens get 403.
         app.use('/admin/*', requireAdmin(verifier));
         app.route('/admin/v1', adminApi);
@@ -324,8 +345,10 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   }
   const port = tcp?.port ?? 0;
   const urls = tcp ? listenerAddresses(host, port).map((a) => `http://${a}/mcp`) : [];
+  const url = tcp ? (isWildcard(host) ? `http://127.0.0.1:${port}/mcp` : (urls[0] ?? '')) : '';
+  if (url !== '') consoleBase = url.replace(/\/mcp$/, '');
   return {
-    url: tcp ? (isWildcard(host) ? `http://127.0.0.1:${port}/mcp` : (urls[0] ?? '')) : '',
+    url,
     urls,
     port,
     host,

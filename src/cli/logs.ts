@@ -2,32 +2,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DECISIONS, parseAuditFilters, type FilterKey } from '../audit/filter.js';
 import { endCursor, queryAudit, type AuditFilters } from '../audit/query.js';
+import { AUDIT_ROW_HEADERS, auditRow } from '../audit/row.js';
 import type { AuditRecord } from '../audit/types.js';
 import { Exit, GatehouseError } from '../errors.js';
 import { dirsFrom, handle, subcommand, table, type CommandModule } from './command.js';
 import { jsonLine } from '../terminal.js';
-
-function cell(v: unknown): string {
-  return v === undefined || v === null || v === '' ? '-' : String(v);
-}
-
-export function formatRow(r: AuditRecord): string[] {
-  const latency = typeof r.durationMs === 'number' ? `${r.durationMs < 10 ? r.durationMs.toFixed(1) : Math.round(r.durationMs)}ms` : '-';
-  const err = r.error as { code?: string } | undefined;
-  return [
-    r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
-    r.event,
-    cell(r.agent),
-    cell(r.tool ?? (typeof r.model === 'string' ? `${String(r.provider)}:${r.model}` : undefined)),
-    cell(r.decision),
-    cell(r.rule),
-    // An intent without its outcome shows what became of the call: pending, or unknown (gateway stopped).
-    cell(r.outcome ?? r.callStatus) + (err?.code ? ` (${err.code})` : ''),
-    latency,
-  ];
-}
-
-const HEADERS = ['TIME', 'EVENT', 'AGENT', 'TOOL', 'DECISION', 'RULE', 'OUTCOME', 'LATENCY'];
 
 /** The filter flags are the audit filter's keys (one parser, audit/filter.ts), plus the listing's own. */
 interface LogsOptions extends Partial<Record<FilterKey, string>> {
@@ -71,7 +50,7 @@ export const logsCommand: CommandModule = (program, io) => {
     const print = (records: AuditRecord[], header: boolean) => {
       if (o.json) for (const r of records) io.out(jsonLine(r));
       else if (records.length > 0) {
-        const text = table(HEADERS, records.map(formatRow));
+        const text = table(AUDIT_ROW_HEADERS, records.map(auditRow));
         io.out(header ? text : text.slice(text.indexOf('\n') + 1));
       }
     };

@@ -11,6 +11,7 @@ import { approvalsCommand } from './approvals.js';
 import { auditCommand } from './audit.js';
 import { clientCommand } from './client.js';
 import { connectorCommand } from './connector.js';
+import { consoleCommand } from './console.js';
 import { doctorCommand } from './doctor.js';
 import { logsCommand } from './logs.js';
 import { policyCommand } from './policy.js';
@@ -31,6 +32,7 @@ const COMMANDS: readonly CommandModule[] = [
   tokenCommand,
   policyCommand,
   approvalsCommand,
+  consoleCommand,
   toolsCommand,
   secretCommand,
   connectorCommand,

@@ -1,0 +1,535 @@
+// The Gatehouse console. Plain JavaScript, no dependencies, no build step.
+// Everything an agent or an upstream can influence (tool names, arguments,
+// records) is put into the page as text (textContent / text nodes), never as
+// HTML: this file does not use innerHTML, insertAdjacentHTML or document.write.
+
+const API = '/console/api';
+const CSRF_HEADER = 'x-gatehouse-csrf';
+/** Longer string values are shown cut, with a marker saying so and a button that shows them whole. */
+const LONG = 200;
+
+const state = { csrf: '', session: '', approvals: [], selected: 0, auditCursor: null, auditQuery: '', calls: [], denials: [], source: null };
+
+// ---- DOM helpers: text only ------------------------------------------------
+const $ = (sel) => document.querySelector(sel);
+
+/** An element with attributes and children; a string child becomes a text node. */
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c !== undefined && c !== null) e.append(typeof c === 'string' || typeof c === 'number' ? String(c) : c);
+  return e;
+}
+
+const text = (v) => (v === undefined || v === null || v === '' ? '-' : String(v));
+
+function fillTable(table, rows) {
+  const body = table.tBodies[0];
+  body.replaceChildren(...rows);
+  if (rows.length === 0) body.append(el('tr', {}, el('td', { colspan: table.tHead.rows[0].cells.length, class: 'muted' }, 'none')));
+}
+
+function toast(message) {
+  const t = el('div', {}, message);
+  $('#toast').append(t);
+  setTimeout(() => t.remove(), 6000);
+}
+
+/**
+ * JSON, pretty-printed as text nodes. A long string is shown cut with
+ * "… N more characters" and a button that shows it whole: nothing is ever
+ * cut without saying so.
+ */
+function jsonView(value) {
+  const pre = el('pre', { class: 'json' });
+  const write = (v, indent) => {
+    const pad = '  '.repeat(indent);
+    if (Array.isArray(v)) {
+      if (v.length === 0) return pre.append('[]');
+      pre.append('[\n');
+      v.forEach((x, i) => {
+        pre.append(pad + '  ');
+        write(x, indent + 1);
+        pre.append(i < v.length - 1 ? ',\n' : '\n');
+      });
+      pre.append(pad + ']');
+    } else if (v !== null && typeof v === 'object') {
+      const keys = Object.keys(v);
+      if (keys.length === 0) return pre.append('{}');
+      pre.append('{\n');
+      keys.forEach((k, i) => {
+        pre.append(`${pad}  ${JSON.stringify(k)}: `);
+        write(v[k], indent + 1);
+        pre.append(i < keys.length - 1 ? ',\n' : '\n');
+      });
+      pre.append(pad + '}');
+    } else if (typeof v === 'string' && v.length > LONG) {
+      const full = JSON.stringify(v);
+      const span = el('span', {}, full.slice(0, LONG));
+      const cut = el('span', { class: 'cut' }, `… ${full.length - LONG} more characters`);
+      const more = el('button', { type: 'button', class: 'more', 'aria-expanded': 'false' }, 'show all');
+      more.addEventListener('click', () => {
+        const open = more.getAttribute('aria-expanded') === 'true';
+        span.textContent = open ? full.slice(0, LONG) : full;
+        cut.hidden = !open;
+        more.textContent = open ? 'show all' : 'show less';
+        more.setAttribute('aria-expanded', String(!open));
+      });
+      pre.append(span, cut, more);
+    } else {
+      pre.append(JSON.stringify(v) ?? 'undefined');
+    }
+  };
+  write(value, 0);
+  return pre;
+}
+
+function facts(pairs) {
+  return el('dl', { class: 'facts' }, pairs.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v instanceof Node ? v : text(v))]));
+}
+
+const effect = (e) => el('span', { class: `effect-${e}` }, text(e));
+
+// ---- API --------------------------------------------------------------------
+async function api(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (method !== 'GET') {
+    headers['content-type'] = 'application/json';
+    headers[CSRF_HEADER] = state.csrf;
+  }
+  const res = await fetch(API + path, { method, headers, credentials: 'same-origin', ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const json = await res.json().catch(() => ({}));
+  if (res.status === 401 && path !== '/session') {
+    showLogin('Your console session has ended. Run gatehouse console for a new link.');
+    throw new Error('not logged in');
+  }
+  if (!res.ok) throw new Error(json?.error?.message ?? `HTTP ${res.status}`);
+  return json;
+}
+
+// ---- Login -------------------------------------------------------------------
+function showLogin(message) {
+  state.source?.close();
+  document.querySelectorAll('[data-page]').forEach((s) => (s.hidden = true));
+  $('#page-login').hidden = false;
+  $('#logout').hidden = true;
+  $('#who').textContent = '';
+  if (message) $('#login-message').textContent = message;
+}
+
+async function start() {
+  initTheme();
+  // The one-time secret is in the fragment: take it out of the address bar and history at once, then trade it.
+  const m = /^#login=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (m) history.replaceState(null, '', location.pathname);
+  try {
+    const s = m ? await api('POST', '/session', { secret: m[1] }) : await api('GET', '/session');
+    state.csrf = s.csrf;
+    state.session = s.session;
+  } catch (e) {
+    showLogin(m ? `Login failed: ${e.message}` : undefined);
+    return;
+  }
+  $('#page-login').hidden = true;
+  $('#who').textContent = `session ${state.session}`;
+  $('#logout').hidden = false;
+  wire();
+  connectEvents();
+  route();
+}
+
+// ---- Theme -------------------------------------------------------------------
+function initTheme() {
+  const saved = localStorage.getItem('gatehouse-theme');
+  if (saved === 'dark' || saved === 'light') document.documentElement.dataset.theme = saved;
+  $('#theme').addEventListener('click', () => {
+    const dark = document.documentElement.dataset.theme ? document.documentElement.dataset.theme === 'dark' : matchMedia('(prefers-color-scheme: dark)').matches;
+    const next = dark ? 'light' : 'dark';
+    document.documentElement.dataset.theme = next;
+    localStorage.setItem('gatehouse-theme', next);
+  });
+}
+
+// ---- Routing -----------------------------------------------------------------
+const PAGES = { live: loadLive, approvals: loadApprovals, audit: () => searchAudit(true), tools: loadTools, policy: loadPolicy };
+
+function current() {
+  const p = location.hash.slice(1);
+  return Object.hasOwn(PAGES, p) ? p : 'live';
+}
+
+function route() {
+  const page = current();
+  document.querySelectorAll('[data-page]').forEach((s) => (s.hidden = s.id !== `page-${page}`));
+  document.querySelectorAll('[data-nav]').forEach((a) => (a.dataset.nav === page ? a.setAttribute('aria-current', 'page') : a.removeAttribute('aria-current')));
+  PAGES[page]().catch((e) => toast(e.message));
+}
+
+// ---- Live --------------------------------------------------------------------
+async function loadLive() {
+  renderState(await api('GET', '/live'));
+  const d = await api('GET', '/admin/audit?decision=deny&limit=10');
+  state.denials = d.records;
+  renderDenials();
+  await refreshApprovals();
+}
+
+function renderState(s) {
+  const st = s.status;
+  $('#live-gateway').textContent = `${st.version} (pid ${st.pid})`;
+  $('#live-sessions-total').textContent = String(s.sessions.total);
+  setPending(st.pendingApprovals);
+  fillTable($('#live-connectors'), st.connectors.map((c) => el('tr', {}, el('td', {}, c.name), el('td', {}, c.kind), el('td', {}, c.status.state), el('td', {}, text(c.tools)), el('td', {}, text(c.quarantined)), el('td', {}, text(c.sandbox)), el('td', {}, text(c.status.reason ?? c.status.fix)))));
+  fillTable($('#live-agents'), s.sessions.agents.map((a) => el('tr', {}, el('td', {}, a.agent), el('td', {}, a.via === 'sandbox' ? `sandbox ${a.sandbox ?? ''}` : 'token'), el('td', {}, String(a.sessions)), el('td', {}, String(a.busy)), el('td', {}, a.lastSeen))));
+  fillTable($('#live-sandboxes'), s.sandboxes.map((b) => el('tr', {}, el('td', {}, b.id), el('td', {}, b.agent), el('td', {}, b.url))));
+}
+
+function renderDenials() {
+  fillTable($('#live-denials'), state.denials.slice(0, 10).map((r) => el('tr', {}, el('td', {}, r.time), el('td', {}, text(r.agent)), el('td', {}, text(r.tool)), el('td', {}, text(r.rule)), el('td', {}, text(r.outcome)))));
+}
+
+function setPending(n) {
+  $('#live-pending').textContent = String(n);
+  const b = $('#pending-count');
+  b.textContent = String(n);
+  if (n === 0) b.dataset.zero = '';
+  else delete b.dataset.zero;
+}
+
+function onAuditRecord(r) {
+  if (r.event === 'tools/call') state.calls.push(Date.now());
+  if (r.decision === 'deny') {
+    state.denials.unshift(r);
+    state.denials.length = Math.min(state.denials.length, 10);
+    renderDenials();
+  }
+}
+
+setInterval(() => {
+  const since = Date.now() - 10_000;
+  state.calls = state.calls.filter((t) => t >= since);
+  const rate = $('#live-rate');
+  if (rate) rate.textContent = (state.calls.length / 10).toFixed(1);
+  if (current() === 'approvals') renderTimeLeft();
+}, 1000);
+
+// ---- Approvals ---------------------------------------------------------------
+async function refreshApprovals() {
+  const r = await api('GET', '/admin/approvals');
+  const selectedId = state.approvals[state.selected]?.id;
+  state.approvals = r.pending;
+  const keep = state.approvals.findIndex((a) => a.id === selectedId);
+  state.selected = keep >= 0 ? keep : Math.min(state.selected, Math.max(0, state.approvals.length - 1));
+  setPending(state.approvals.length);
+  renderApprovals();
+}
+
+async function loadApprovals() {
+  await refreshApprovals();
+}
+
+function renderApprovals() {
+  const list = $('#approvals-list');
+  list.replaceChildren(
+    ...state.approvals.map((a, i) =>
+      el('li', { role: 'option', id: `approval-${i}`, 'data-id': a.id, 'aria-selected': String(i === state.selected), onclick: () => select(i) }, el('strong', {}, a.tool), ' ', el('span', { class: 'muted' }, `by ${a.agent}`)),
+    ),
+  );
+  if (state.approvals.length > 0) list.setAttribute('aria-activedescendant', `approval-${state.selected}`);
+  renderApproval();
+}
+
+function select(i) {
+  if (state.approvals.length === 0) return;
+  state.selected = Math.max(0, Math.min(i, state.approvals.length - 1));
+  renderApprovals();
+}
+
+function timeLeft(a) {
+  const s = Math.max(0, Math.round((Date.parse(a.expiresAt) - Date.now()) / 1000));
+  return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+}
+
+function renderTimeLeft() {
+  const a = state.approvals[state.selected];
+  const t = $('#approval-left');
+  if (a && t) t.textContent = timeLeft(a);
+}
+
+function renderApproval() {
+  const box = $('#approval-detail');
+  const a = state.approvals[state.selected];
+  if (!a) return box.replaceChildren(el('p', { class: 'muted' }, 'Nothing waits for a decision.'));
+  const g = a.grantLimit;
+  const ttl = el('input', { name: 'ttl', value: g ? '10m' : '', size: 6, 'aria-label': 'grant time to live' });
+  const uses = el('input', { name: 'uses', type: 'number', min: 1, max: g ? g.maxUses : 1, value: g ? Math.min(10, g.maxUses) : 1, size: 5, 'aria-label': 'grant uses' });
+  const reason = el('input', { id: 'deny-reason', name: 'reason', size: 30, maxlength: 500, placeholder: 'reason (optional)', 'aria-label': 'reason for denying' });
+  box.replaceChildren(
+    el('h3', {}, a.tool),
+    facts([
+      ['Approval', a.id],
+      ['Agent', a.agent],
+      ['Connector', a.connector],
+      ['Upstream tool', a.upstreamTool],
+      ['Rule', a.ruleId ?? '(default)'],
+      ['Message', a.message],
+      ['Requested', a.requestedAt],
+      ['Time left', el('span', { id: 'approval-left' }, timeLeft(a))],
+      ...(a.grantCovers ? [['A grant covers', a.grantCovers]] : []),
+    ]),
+    el('div', { class: 'muted' }, 'Arguments (complete, exact JSON):'),
+    jsonView(a.args),
+    el(
+      'div',
+      { class: 'actions' },
+      el('button', { type: 'button', class: 'primary', id: 'approve-once', onclick: () => decide('approve') }, 'Approve once (a)'),
+      g
+        ? [el('label', {}, `TTL (max ${Math.round(g.ttlMs / 1000)}s)`, ttl), el('label', {}, `Uses (max ${g.maxUses})`, uses), el('button', { type: 'button', id: 'approve-grant', onclick: () => decide('approve', { grant: { ttl: ttl.value, uses: Number(uses.value) } }) }, 'Approve with grant')]
+        : el('span', { class: 'muted' }, 'This rule allows no grants.'),
+      reason,
+      el('button', { type: 'button', class: 'danger', id: 'deny', onclick: () => decide('deny', reason.value ? { reason: reason.value } : {}) }, 'Deny (d)'),
+    ),
+  );
+}
+
+async function decide(action, body = {}) {
+  const a = state.approvals[state.selected];
+  if (!a) return;
+  try {
+    await api('POST', `/admin/approvals/${encodeURIComponent(a.id)}/${action}`, body);
+    toast(`${action === 'approve' ? 'Approved' : 'Denied'}: ${a.tool} (${a.agent})`);
+  } catch (e) {
+    toast(`Could not ${action}: ${e.message}`);
+  }
+  await refreshApprovals();
+}
+
+document.addEventListener('keydown', (e) => {
+  if (current() !== 'approvals' || e.ctrlKey || e.metaKey || e.altKey) return;
+  const t = e.target;
+  if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement) return;
+  if (e.key === 'j') select(state.selected + 1);
+  else if (e.key === 'k') select(state.selected - 1);
+  else if (e.key === 'a') void decide('approve');
+  else if (e.key === 'd') {
+    const r = $('#deny-reason')?.value;
+    void decide('deny', r ? { reason: r } : {});
+  } else return;
+  e.preventDefault();
+});
+
+function notify(id) {
+  if (!$('#notify')?.checked || !('Notification' in window) || Notification.permission !== 'granted') return;
+  api('GET', '/admin/approvals').then((r) => {
+    const a = r.pending.find((p) => p.id === id);
+    if (a) new Notification('Gatehouse: a call waits for approval', { body: `${a.agent}: ${a.tool}` });
+  }, () => undefined);
+}
+
+// ---- Audit ---------------------------------------------------------------
+function auditQuery() {
+  const params = new URLSearchParams();
+  for (const [k, v] of new FormData($('#audit-form'))) if (typeof v === 'string' && v.trim() !== '') params.set(k, v.trim());
+  return params;
+}
+
+async function searchAudit(fresh) {
+  if (fresh) {
+    state.auditQuery = auditQuery().toString();
+    state.auditCursor = null;
+    $('#audit-table').tBodies[0].replaceChildren();
+    const q = state.auditQuery ? `&${state.auditQuery}` : '';
+    $('#export-jsonl').setAttribute('href', `${API}/audit/export?format=jsonl${q}`);
+    $('#export-csv').setAttribute('href', `${API}/audit/export?format=csv${q}`);
+  }
+  const params = new URLSearchParams(state.auditQuery);
+  params.set('limit', '50');
+  if (state.auditCursor) params.set('cursor', state.auditCursor);
+  $('#audit-error').textContent = '';
+  let page;
+  try {
+    page = await api('GET', `/admin/audit?${params}`);
+  } catch (e) {
+    $('#audit-error').textContent = e.message;
+    return;
+  }
+  const body = $('#audit-table').tBodies[0];
+  for (const r of page.records) {
+    const row = el(
+      'tr',
+      { class: 'clickable', tabindex: 0, 'data-seq': r.seq },
+      el('td', {}, String(r.seq)), el('td', {}, r.time), el('td', {}, r.event), el('td', {}, text(r.agent)), el('td', {}, text(r.tool)), el('td', {}, text(r.decision)), el('td', {}, text(r.rule)), el('td', {}, text(r.outcome ?? r.callStatus)),
+    );
+    const open = () => showRecord(r, row);
+    row.addEventListener('click', open);
+    row.addEventListener('keydown', (e) => e.key === 'Enter' && open());
+    body.append(row);
+  }
+  if (fresh && page.records.length === 0) body.append(el('tr', {}, el('td', { colspan: 8, class: 'muted' }, 'no matching records')));
+  state.auditCursor = page.nextCursor;
+  $('#audit-more').hidden = !page.more;
+}
+
+function showRecord(r, row) {
+  document.querySelectorAll('#audit-table tr.selected').forEach((x) => x.classList.remove('selected'));
+  row.classList.add('selected');
+  $('#audit-detail').replaceChildren(
+    el('h3', {}, `Record ${r.seq}`),
+    facts([['Event', r.event], ['Time', r.time], ['Chain position', `seq ${r.seq}`], ['Previous hash', r.prev], ['Hash', r.hash]]),
+    jsonView(r),
+  );
+}
+
+async function verifyChain() {
+  const out = $('#verify-result');
+  out.textContent = 'verifying…';
+  try {
+    const v = await api('GET', '/audit/verify');
+    const cp = v.lastCheckpoint ? `last checkpoint at seq ${v.lastCheckpoint.seq} (${v.lastCheckpoint.time}), ${v.unsealed} records after it` : 'no checkpoint yet';
+    const sig = v.signaturesChecked ? 'signatures checked' : 'signatures not checked (no key)';
+    out.textContent = `${v.ok ? 'Chain OK' : 'Chain INVALID'}: ${v.records} records (seq ${text(v.firstSeq)}..${text(v.lastSeq)}); ${cp}; ${sig}` + (v.problems.length ? `; first problem: ${v.problems[0].file}:${v.problems[0].line} ${v.problems[0].kind}: ${v.problems[0].message}` : '');
+    out.className = v.ok ? 'effect-allow' : 'error';
+  } catch (e) {
+    out.textContent = e.message;
+    out.className = 'error';
+  }
+}
+
+// ---- Tools ----------------------------------------------------------------
+async function loadTools() {
+  const pins = await api('GET', '/admin/tools');
+  fillTable(
+    $('#pins-table'),
+    pins.tools.map((p) => {
+      const waiting = p.state !== 'pinned' && !p.served;
+      const buttons = [el('button', { type: 'button', onclick: () => showDiff(p) }, 'Diff')];
+      if (p.state !== 'pinned') buttons.push(el('button', { type: 'button', class: 'primary', onclick: () => approveTool(p) }, 'Approve'));
+      return el('tr', {}, el('td', {}, p.connector), el('td', {}, p.tool), el('td', {}, waiting ? `${p.state} (quarantined)` : p.state), el('td', {}, p.served ? 'yes' : 'no'), el('td', {}, p.reasons.join('; ')), el('td', {}, buttons));
+    }),
+  );
+  const agent = new FormData($('#tools-form')).get('agent');
+  if (typeof agent === 'string' && agent !== '') await explainTools(agent);
+  else fillTable($('#tools-table'), []);
+}
+
+async function explainTools(agent) {
+  const r = await api('GET', `/tools/explain?agent=${encodeURIComponent(agent)}`);
+  fillTable($('#tools-table'), r.tools.map((t) => el('tr', {}, el('td', {}, t.name), el('td', {}, t.connector), el('td', {}, effect(t.decision.effect)), el('td', {}, t.decision.ruleId ?? '(default)'), el('td', {}, t.decision.message))));
+  fillTable($('#unexposed-table'), r.notExposed.map((p) => el('tr', {}, el('td', {}, p.connector), el('td', {}, p.tool), el('td', {}, p.message))));
+}
+
+async function showDiff(p) {
+  const d = await api('GET', `/admin/tools/${encodeURIComponent(p.connector)}/${encodeURIComponent(p.tool)}/diff`);
+  const pre = $('#pin-diff');
+  pre.textContent = d.diff + (d.findings.length ? `\n\nScreening findings:\n${d.findings.map((f) => `${f.kind} in ${f.where}: ${f.excerpt}`).join('\n')}` : '');
+  pre.hidden = false;
+}
+
+async function approveTool(p) {
+  try {
+    await api('POST', '/admin/tools/approve', { connector: p.connector, tool: p.tool });
+    toast(`Approved tool ${p.connector}/${p.tool}`);
+  } catch (e) {
+    toast(e.message);
+  }
+  await loadTools();
+}
+
+// ---- Policy -----------------------------------------------------------------
+async function loadPolicy() {
+  const p = await api('GET', '/policy');
+  const lr = p.lastReload;
+  $('#policy-summary').replaceWith(
+    Object.assign(facts([
+      ['Folder', p.dir],
+      ['Default', p.default],
+      ['Rules', String(p.rules)],
+      ['Digest', p.digest],
+      ['Last reload', lr.initial ? `loaded at start (${lr.time})` : `${lr.ok ? 'applied' : 'REJECTED (the previous policy stays)'} at ${lr.time}${lr.changed?.length ? `: ${lr.changed.join(', ')}` : ''}`],
+      ...(lr.error ? [['Reload error', lr.error]] : []),
+      ...p.warnings.map((w) => ['Warning', w]),
+    ]), { id: 'policy-summary' }),
+  );
+  fillTable($('#policy-files'), p.files.map((f) => el('tr', {}, el('td', {}, f.file), el('td', {}, String(f.rules)))));
+}
+
+async function explainCall(form) {
+  const data = new FormData(form);
+  $('#explain-error').textContent = '';
+  let args;
+  try {
+    args = JSON.parse(String(data.get('args') || '{}'));
+  } catch (e) {
+    $('#explain-error').textContent = `Arguments: not valid JSON (${e.message})`;
+    return;
+  }
+  const body = { agent: String(data.get('agent')), tool: String(data.get('tool')), args };
+  const time = String(data.get('time') || '').trim();
+  if (time && time !== 'now') body.time = time;
+  try {
+    const r = await api('POST', '/policy/explain', body);
+    const d = r.decision;
+    const rules = el('table', {}, el('thead', {}, el('tr', {}, ['Rule', 'Effect', 'Matched', 'Where', 'Reason'].map((h) => el('th', {}, h)))), el('tbody'));
+    fillTable(rules, r.rules.map((x) => el('tr', {}, el('td', {}, x.id), el('td', {}, effect(x.effect)), el('td', {}, x.decisive ? 'yes *' : x.matched ? 'yes' : 'no'), el('td', {}, `${x.file}:${x.line}`), el('td', {}, x.reason))));
+    $('#explain-result').replaceChildren(el('p', {}, 'Decision: ', effect(d.effect), ` by ${d.ruleId === null ? 'the policy default' : `rule "${d.ruleId}"`}: ${d.message}`), rules);
+  } catch (e) {
+    $('#explain-error').textContent = e.message;
+  }
+}
+
+// ---- Live updates ---------------------------------------------------------------
+function connectEvents() {
+  const src = new EventSource('/console/events');
+  state.source = src;
+  const conn = $('#conn');
+  src.addEventListener('hello', () => {
+    conn.textContent = 'live';
+    conn.dataset.state = 'live';
+  });
+  src.addEventListener('error', () => {
+    conn.textContent = 'reconnecting…';
+    delete conn.dataset.state;
+  });
+  src.addEventListener('approval', (e) => {
+    const ev = JSON.parse(e.data);
+    if (ev.type === 'requested') notify(ev.id);
+    refreshApprovals().catch(() => undefined);
+  });
+  src.addEventListener('audit', (e) => onAuditRecord(JSON.parse(e.data)));
+  src.addEventListener('state', (e) => {
+    const s = JSON.parse(e.data);
+    renderState(s);
+  });
+}
+
+function wire() {
+  window.addEventListener('hashchange', route);
+  $('#audit-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    void searchAudit(true);
+  });
+  $('#audit-more').addEventListener('click', () => void searchAudit(false));
+  $('#verify-button').addEventListener('click', () => void verifyChain());
+  $('#tools-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    explainTools(String(new FormData(e.target).get('agent'))).catch((err) => toast(err.message));
+  });
+  $('#explain-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    void explainCall(e.target);
+  });
+  $('#notify').addEventListener('change', (e) => {
+    if (e.target.checked && 'Notification' in window && Notification.permission === 'default') void Notification.requestPermission();
+  });
+  $('#logout').addEventListener('click', async () => {
+    await api('DELETE', '/session').catch(() => undefined);
+    showLogin('Logged out.');
+  });
+}
+
+void start();

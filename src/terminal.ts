@@ -18,8 +18,10 @@
  * tag characters); line and paragraph separators; lone surrogates; and the
  * invisible marks that are not Cf (variation selectors, combining grapheme
  * joiner, Khmer inherent vowels, Mongolian selectors, Hangul fillers).
+ * The console's page (src/console/assets/console.js) carries a copy;
+ * test/console/unsafe-chars.test.ts keeps the two identical.
  */
-const UNSAFE_CLASS =
+export const UNSAFE_CLASS =
   '\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}\\p{Cs}\\u034f\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f\\u3164\\ufe00-\\ufe0f\\uffa0\\u{e0100}-\\u{e01ef}';
 const UNSAFE = new RegExp(`[${UNSAFE_CLASS}]`, 'u');
 const UNSAFE_ALL = new RegExp(`[${UNSAFE_CLASS}]`, 'gu');

@@ -63,6 +63,8 @@ export interface GatewayRuntimeOptions {
   /** Extra Host names accepted (`NAME` on the listening port, or `NAME:PORT`), e.g. behind a proxy. */
   allowedHosts?: string[];
   allowedOrigins?: string[];
+  /** Issue console logins on a listener beyond loopback (plain HTTP: the login and session cross the network readable). */
+  consoleInsecure?: boolean;
   logger?: Logger;
   /** Where secret values come from (default: the OS keychain). */
   secrets?: SecretStore;
@@ -268,6 +270,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     stateDir: opts.dirs.state,
     logger,
     baseUrl: () => consoleBase,
+    ...(opts.consoleInsecure === true ? { allowInsecure: true } : {}),
   });
   consoleApproval = (ev) => webConsole.onApprovalEvent(ev);
   const adminApi = createAdminApi({ gateway, sessions, approvals, dirs: opts.dirs, pins, mounts: [

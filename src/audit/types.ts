@@ -92,6 +92,9 @@ export const AUDIT_EVENTS = [
   'tool.approved',
   'tool.removed',
   'tool.pins_rejected',
+  'console.login_issued',
+  'console.login',
+  'console.logout',
 ] as const;
 
 /**

@@ -2,6 +2,7 @@ import { sharedDiskWarning, sharesFilesystem } from '../config/disk.js';
 import { parseSize } from '../config/size.js';
 import { Exit, GatehouseError } from '../errors.js';
 import { startGateway } from '../app/gateway.js';
+import { loginRefusal } from '../console/login-guard.js';
 import { reachableNote } from '../server/listen.js';
 import { VERSION, resolveDirs, type Dirs } from '../config/paths.js';
 import { collect, dirsFrom, handle, subcommand, table, type CommandModule } from './command.js';
@@ -18,6 +19,7 @@ interface ServeOptions extends SessionFlags {
   allowedOrigin?: string[];
   json?: boolean;
   auditHeadroom?: string;
+  consoleInsecure?: boolean;
 }
 
 export const serveCommand: CommandModule = (program, io) => {
@@ -30,6 +32,7 @@ export const serveCommand: CommandModule = (program, io) => {
     .option('--allowed-host <host>', 'extra Host name accepted: NAME (on the listening port) or NAME:PORT, repeatable', collect)
     .option('--allowed-origin <origin>', 'extra browser Origin accepted, repeatable', collect)
     .option('--json', 'print the start-up report as one JSON line instead of a table')
+    .option('--console-insecure', 'issue web console logins even when --host is not loopback (plain HTTP: the login link and the session cross the network readable)')
     .option(
       '--audit-headroom <size>',
       'free space kept for the audit log (default 32M; env GATEHOUSE_AUDIT_HEADROOM): below it new calls are refused, records of calls in flight still land',
@@ -55,9 +58,12 @@ export const serveCommand: CommandModule = (program, io) => {
       port,
       allowedHosts: o.allowedHost ?? [],
       allowedOrigins: o.allowedOrigin ?? [],
+      ...(o.consoleInsecure === true ? { consoleInsecure: true } : {}),
       ...sessionLimitsFrom(o, io.env),
       ...(headroomBytes !== undefined ? { audit: { headroomBytes } } : {}),
     });
+    // The console's login links name gw.url's host: beyond loopback they would cross the network in plain HTTP.
+    if (gw.url !== '' && loginRefusal(gw.url, false) !== undefined) io.err(`${escapeText(consoleNotice(gw.host, o.consoleInsecure === true))}\n`);
     if (sharesFilesystem(dirs.state, process.cwd())) io.err(`warning: ${escapeText(sharedDiskWarning(dirs.state, process.cwd()))}\n`);
     // Handlers before the report: whoever reads it may signal at once, and must get a graceful stop.
     const stopped = new Promise<void>((resolve) => {
@@ -112,4 +118,11 @@ export function nonDefaultDirFlags(dirs: Dirs, env: NodeJS.ProcessEnv): string {
 /** A path as one shell word: as is when it needs no quoting, else in single quotes. */
 function shellWord(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** What serve says about the web console on a listener beyond loopback (plain HTTP): off, or on at the admin's risk. */
+export function consoleNotice(host: string, insecure: boolean): string {
+  return insecure
+    ? `warning: --console-insecure: web console logins are issued for ${host} over plain HTTP; anyone who can see the traffic can take over a console session and approve calls. Prefer 127.0.0.1 and an SSH tunnel (ssh -L)`
+    : `note: the web console issues no logins on ${host} (plain HTTP beyond loopback); serve on 127.0.0.1 and use an SSH tunnel (ssh -L), or pass --console-insecure`;
 }

@@ -6,17 +6,22 @@
  * never read here). An admin asks the admin API (control socket, or an admin
  * token) for a one-time login URL; its secret sits in the URL fragment, so it
  * never reaches a request line or a log, and the page exchanges it once by
- * POST for an HttpOnly, SameSite=Strict session cookie (Secure over TLS).
- * Every state change also needs the session's CSRF token in a header. Host
- * and Origin are checked by the listener as for /mcp; every answer carries a
- * strict CSP with no inline script or style, and cannot be framed. Decisions
- * go through the admin API's own routes in the session's name
- * ("console:cs_…"), which the approval audit records carry.
+ * POST for an HttpOnly, SameSite=Strict session cookie (Secure over TLS) and
+ * a session token that only that answer carries. Every request under
+ * /console/api and /console/events needs both: browsers send cookies to every
+ * port of a host (RFC 6265 §8.5) and SameSite counts ports as one site, so a
+ * page on another loopback port gets the cookie; the token lives in the
+ * page's sessionStorage, which is per origin (port included). Browsers'
+ * `Sec-Fetch-Site` must say same-origin when sent. Host and Origin are checked
+ * by the listener as for /mcp; every answer carries a strict CSP with no
+ * inline script or style, and cannot be framed. Decisions go through the
+ * admin API's own routes in the session's name ("console:cs_…"), which the
+ * approval audit records carry.
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { deleteCookie, setCookie } from 'hono/cookie';
 import { streamSSE } from 'hono/streaming';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { appendOrQueue } from '../audit/append-or-queue.js';
@@ -27,16 +32,20 @@ import type { Logger } from '../log.js';
 import type { ApprovalEvent } from '../policy/approvals.js';
 import type { Clock } from '../policy/grants.js';
 import type { PolicyStore } from '../policy/store.js';
+import { admitAgent } from '../server/listen.js';
 import { adminJson, allowedAdminRoute, callAdmin, decisionBody, type AdminFetch } from './admin-proxy.js';
 import { loadAssets, type Asset } from './assets.js';
 import { consoleAuditRoutes } from './audit-routes.js';
 import { ConsoleEvents, type ConsoleEvent } from './events.js';
 import { securityHeaders } from './headers.js';
 import { consolePolicyRoutes } from './policy-routes.js';
-import { ConsoleSessions, csrfMatches, type ConsoleSession, type SessionLimits } from './sessions.js';
+import { loginRefusal } from './login-guard.js';
+import { ConsoleSessions, type ConsoleSession, type SessionLimits } from './sessions.js';
+import { StreamQueue } from './stream-queue.js';
 
 export const CONSOLE_PATH = '/console';
 export const SESSION_COOKIE = 'gatehouse_console';
+/** The session token's header (named for its first job, CSRF; now required on every API request). */
 export const CSRF_HEADER = 'x-gatehouse-csrf';
 /** Request bodies of the console (decisions, explain): small. */
 const MAX_BODY = 256 * 1024;
@@ -55,6 +64,8 @@ export interface ConsoleDeps {
   clock?: Clock;
   limits?: Partial<SessionLimits>;
   pollMs?: number;
+  /** Issue logins even when the listener is not loopback and has no TLS (serve --console-insecure). */
+  allowInsecure?: boolean;
 }
 
 type Env = { Variables: { session: ConsoleSession } };
@@ -110,9 +121,18 @@ export function createConsole(deps: ConsoleDeps): GatehouseConsole {
   app.get(`${P}/console.css`, asset('console.css'));
   app.get(`${P}/console.js`, asset('console.js'));
 
+  // A browser says where a request comes from; only the console's own page may call its API (another port is same-site, not same-origin).
+  const sameOrigin: MiddlewareHandler<Env> = async (c, next) => {
+    const site = c.req.header('sec-fetch-site');
+    if (site !== undefined && site !== 'same-origin') return c.json({ error: { code: 'FORBIDDEN', message: `the console's API answers its own page only (Sec-Fetch-Site: ${site})` } }, 403);
+    return next();
+  };
+  app.use(`${P}/api/*`, sameOrigin);
+  app.use(`${P}/events`, sameOrigin);
   app.use(`${P}/api/*`, bodyLimit({ maxSize: MAX_BODY, onError: (c) => c.json({ error: { code: 'USAGE', message: `request body exceeds ${MAX_BODY} bytes` } }, 413) }));
 
-  // The one-time login: the secret from the fragment, once, for a session cookie. Needs no session (it makes one).
+  // The one-time login: the secret from the fragment, once, for a session cookie and the session token. Needs no session (it makes one).
+  // The only answer that ever carries the token.
   app.post(`${P}/api/session`, async (c) => {
     if (!/^application\/json\b/i.test(c.req.header('content-type') ?? '')) throw new GatehouseError('USAGE', 'Content-Type must be application/json');
     const body = (await c.req.json().catch(() => ({}))) as { secret?: unknown };
@@ -126,17 +146,18 @@ export function createConsole(deps: ConsoleDeps): GatehouseConsole {
       maxAge: Math.floor(sessions.limits.sessionTtlMs / 1000),
     });
     record('console.login', verdict.session);
-    return c.json(sessionView(verdict.session));
+    return c.json({ ...sessionView(verdict.session), csrf: verdict.session.csrf });
   });
 
-  // Everything else: a live session; a state change also its CSRF token.
+  // Everything else, reads included: a session cookie and that session's token in the header.
   const requireSession: MiddlewareHandler<Env> = async (c, next) => {
-    const s = sessions.session(getCookie(c, SESSION_COOKIE));
-    if (s === undefined) return c.json({ error: { code: 'AUTH_REQUIRED', message: 'no console session: run gatehouse console for a login link' } }, 401);
-    const safe = c.req.method === 'GET' || c.req.method === 'HEAD';
-    if (!safe && !csrfMatches(s, c.req.header(CSRF_HEADER))) {
-      return c.json({ error: { code: 'CSRF', message: `a state change needs the session's CSRF token in the ${CSRF_HEADER} header` } }, 403);
+    const s = sessions.authenticate(sessionCookies(c.req.header('cookie')), c.req.header(CSRF_HEADER));
+    if (s === undefined) {
+      return c.json({ error: { code: 'AUTH_REQUIRED', message: `no console session (a session cookie and its token in ${CSRF_HEADER}): run gatehouse console for a login link` } }, 401);
     }
+    // The admin's connections count as an agent's: a flood of token-less connections must not evict them.
+    const refused = admitAgent(c.req.raw, `console:${s.id}`);
+    if (refused) return c.json({ error: { code: 'RATE_LIMITED', message: refused.message } }, refused.status, { 'retry-after': '1', connection: 'close' });
     c.set('session', s);
     return next();
   };
@@ -145,9 +166,10 @@ export function createConsole(deps: ConsoleDeps): GatehouseConsole {
 
   app.get(`${P}/api/session`, (c) => c.json(sessionView(c.get('session'))));
   app.delete(`${P}/api/session`, (c) => {
-    const s = sessions.logout(getCookie(c, SESSION_COOKIE));
+    const s = c.get('session');
+    sessions.end(s);
     deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH });
-    if (s) record('console.logout', s);
+    record('console.logout', s);
     return c.json({ ok: true });
   });
 
@@ -167,34 +189,24 @@ export function createConsole(deps: ConsoleDeps): GatehouseConsole {
   app.get(`${P}/events`, (c) => {
     const s = c.get('session');
     return streamSSE(c, async (stream) => {
-      const queue: ConsoleEvent[] = [];
-      let wake: (() => void) | undefined;
-      const leave = events.subscribe((e) => {
-        queue.push(e);
-        wake?.();
-      });
+      const queue = new StreamQueue<ConsoleEvent>();
+      const leave = events.subscribe((e) => queue.push(e));
       if (leave === undefined) {
         await stream.writeSSE({ event: 'error', data: JSON.stringify({ message: 'too many console streams are open' }) });
         return;
       }
-      stream.onAbort(() => wake?.());
+      stream.onAbort(() => queue.wake());
       try {
         await stream.writeSSE({ event: 'hello', data: JSON.stringify({ session: s.id }) });
         while (!stream.aborted && sessions.alive(s)) {
-          while (queue.length > 0) {
-            const e = queue.shift() as ConsoleEvent;
-            await stream.writeSSE({ event: e.event, data: JSON.stringify(e.data) });
-          }
+          const { resync, events: batch } = queue.take();
+          // Events were dropped while this stream lagged: the page reloads what it shows instead.
+          if (resync) await stream.writeSSE({ event: 'resync', data: '{}' });
+          for (const e of batch) await stream.writeSSE({ event: e.event, data: JSON.stringify(e.data) });
+          if (resync || batch.length > 0) continue;
           // A comment line now and then keeps proxies from closing an idle stream, and notices a logout.
-          await new Promise<void>((r) => {
-            const t = setTimeout(r, 15_000);
-            wake = () => {
-              clearTimeout(t);
-              r();
-            };
-          });
-          wake = undefined;
-          if (queue.length === 0) await stream.write(': keep-alive\n\n');
+          await queue.wait(15_000);
+          if (queue.size === 0) await stream.write(': keep-alive\n\n');
         }
       } finally {
         leave();
@@ -206,7 +218,10 @@ export function createConsole(deps: ConsoleDeps): GatehouseConsole {
   adminRoutes.post('/login', (c) => {
     const base = deps.baseUrl();
     if (base === undefined) throw new GatehouseError('USAGE', 'this gateway has no TCP listener, so no browser can reach a console; start it with gatehouse serve');
+    const refusal = loginRefusal(base, deps.allowInsecure === true);
+    if (refusal !== undefined) throw new GatehouseError('USAGE', refusal);
     const login = sessions.issueLogin();
+    void appendOrQueue(deps.audit, { event: 'console.login_issued', expiresAt: new Date(login.expiresAt).toISOString() }, deps.logger);
     return c.json({ url: `${base}${CONSOLE_PATH}/#login=${login.secret}`, expiresAt: new Date(login.expiresAt).toISOString() });
   });
 
@@ -223,6 +238,18 @@ export function createConsole(deps: ConsoleDeps): GatehouseConsole {
   };
 }
 
+/** What a session is, without its secrets (the token goes out once, in the login answer). */
 function sessionView(s: ConsoleSession) {
-  return { session: s.id, csrf: s.csrf, expiresAt: new Date(s.expiresAt).toISOString() };
+  return { session: s.id, expiresAt: new Date(s.expiresAt).toISOString() };
+}
+
+/** Every value of the session cookie in a Cookie header, in the order sent (RFC 6265 §5.4 allows several of one name). */
+export function sessionCookies(header: string | undefined): string[] {
+  if (header === undefined) return [];
+  const out: string[] = [];
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0 && pair.slice(0, eq).trim() === SESSION_COOKIE) out.push(pair.slice(eq + 1).trim());
+  }
+  return out;
 }

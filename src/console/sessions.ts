@@ -1,9 +1,13 @@
 /**
  * Console logins: one-time login secrets (made for an admin over the admin
  * API, exchanged once by the page for a session) and the sessions they open.
- * Secrets, cookies and CSRF tokens are random 256-bit values; only their
- * SHA-256 is kept, and a presented value is looked up by its hash, so no
- * stored secret is ever compared byte by byte.
+ * A session is two secrets that only open it together: an HttpOnly cookie and
+ * a token the page keeps in sessionStorage and sends as a header. Cookies do
+ * not respect ports, so any page on another loopback port may see (or set) the
+ * cookie; it never sees the token, which only the login answer carries.
+ * Secrets and cookies are random 256-bit values; only their SHA-256 is kept,
+ * and a presented value is looked up by its hash; the token is compared in
+ * constant time.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { systemClock, type Clock } from '../policy/grants.js';
@@ -11,6 +15,7 @@ import { systemClock, type Clock } from '../policy/grants.js';
 export interface ConsoleSession {
   /** Stable and not secret: what audit records name ("console:cs_…"). Never the cookie. */
   id: string;
+  /** The session token: sent by the page in a header with every request; only the login answer ever carries it. */
   csrf: string;
   createdAt: number;
   /** The session ends at this time whatever it does (absolute lifetime). */
@@ -84,21 +89,29 @@ export class ConsoleSessions {
     return { ok: true, cookie, session };
   }
 
-  /** The live session a cookie value belongs to (counts as activity), or undefined. */
-  session(cookie: string | undefined): ConsoleSession | undefined {
-    if (cookie === undefined || !TOKEN_SHAPE.test(cookie)) return undefined;
-    const key = digest(cookie);
-    const s = this.#sessions.get(key);
-    if (s === undefined) return undefined;
+  /**
+   * The live session that one of `cookies` opens together with `token` (counts as activity), or undefined.
+   * Every cookie of the name is tried: another port's page can set one of its own that the browser sends first.
+   */
+  authenticate(cookies: readonly string[], token: string | undefined): ConsoleSession | undefined {
+    if (token === undefined) return undefined;
     const now = this.#clock.now();
-    if (now >= s.expiresAt || now - s.lastSeen >= this.#l.idleMs) {
+    for (const cookie of cookies) {
+      if (!TOKEN_SHAPE.test(cookie)) continue;
+      const key = digest(cookie);
+      const s = this.#sessions.get(key);
+      if (s === undefined) continue;
+      if (now >= s.expiresAt || now - s.lastSeen >= this.#l.idleMs) {
+        this.#sessions.delete(key);
+        continue;
+      }
+      if (!csrfMatches(s, token)) continue;
+      s.lastSeen = now;
       this.#sessions.delete(key);
-      return undefined;
+      this.#sessions.set(key, s);
+      return s;
     }
-    s.lastSeen = now;
-    this.#sessions.delete(key);
-    this.#sessions.set(key, s);
-    return s;
+    return undefined;
   }
 
   /** Whether `s` is still open (for long-lived streams, without counting as activity). */
@@ -107,12 +120,9 @@ export class ConsoleSessions {
     return now < s.expiresAt && now - s.lastSeen < this.#l.idleMs && [...this.#sessions.values()].includes(s);
   }
 
-  logout(cookie: string | undefined): ConsoleSession | undefined {
-    if (cookie === undefined || !TOKEN_SHAPE.test(cookie)) return undefined;
-    const key = digest(cookie);
-    const s = this.#sessions.get(key);
-    this.#sessions.delete(key);
-    return s;
+  /** Ends `s` (log out). */
+  end(s: ConsoleSession): void {
+    for (const [k, v] of this.#sessions) if (v === s) this.#sessions.delete(k);
   }
 
   /** Ends every session (the gateway stops). */
@@ -127,7 +137,7 @@ export class ConsoleSessions {
   }
 }
 
-/** Constant-time comparison of a presented CSRF token with the session's. */
+/** Constant-time comparison of a presented session token with the session's. */
 export function csrfMatches(session: ConsoleSession, presented: string | undefined): boolean {
   if (presented === undefined) return false;
   const a = Buffer.from(presented);

@@ -213,7 +213,6 @@ export class InferenceRouter {
       } catch (e) {
         throw new Refusal(503, 'unavailable', `Gatehouse: ${errorMessage(e)}`, 'audit_unavailable');
       }
-      const headers = await this.#headers(provider, req);
       if (json && rec.stream && provider.api === 'openai' && (path === '/v1/chat/completions' || path === '/v1/completions')) {
         // Usage arrives in a stream only when asked for: the gateway always asks (budgets count it; the agent's SDK skips the extra chunk).
         json.stream_options = { ...(obj(json.stream_options) ?? {}), include_usage: true };
@@ -221,10 +220,12 @@ export class InferenceRouter {
       const outText = json ? this.deps.redact(JSON.stringify(json)) : undefined;
       const contentMode = provider.audit.content;
       if (contentMode !== 'none' && outText !== undefined) Object.assign(rec, content(contentMode, 'request', outText));
-      // The intent record is made durable while the request goes out (a model call changes nothing but spend, and
-      // its fsync would otherwise add milliseconds to every first byte); no byte of the answer passes before it is on disk.
+      // The intent record is made durable while the key is read and the request goes out (a model call changes nothing
+      // but spend, and its fsync would otherwise add milliseconds to every first byte); no byte of the answer passes
+      // before it is on disk. A call refused after it (the key cannot be read) has its `model.call` record as for any refusal.
       const intent = this.deps.audit.append({ event: 'model.call.intent', ...rec, decision: 'allow' });
       intent.catch(() => undefined);
+      const headers = await this.#headers(provider, req);
       const spend = route.generates ? { key: budgetKey, budget, reserve } : undefined;
       admitted = undefined; // from here #forward settles it, however the call ends
       const agent = raw ? { signal: agentGoneSignal(req.signal, raw.outgoing), outgoing: raw.outgoing } : { signal: req.signal };

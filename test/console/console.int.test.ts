@@ -4,6 +4,10 @@
  * as JSON data only.
  */
 import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CONSOLE_CSP } from '../../src/console/headers.js';
@@ -91,12 +95,96 @@ describe('console: login and session', () => {
     expect((await exchange(g, secret)).status).toBe(401);
   });
 
+  it('gatehouse_console_never_puts_the_login_secret_on_the_openers_command_line', async () => {
+    const g = await start();
+    const bin = await mkdtemp(join(tmpdir(), 'gh-opener-'));
+    const out = join(bin, 'out');
+    // A stand-in xdg-open: records its argv and what it was given to open.
+    await writeFile(join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s\\n' "$@" > "${out}.argv.tmp"\nf="\${1#file://}"\ncat "$f" > "${out}.page"\nstat -c '%a' "$f" > "${out}.mode"\nstat -c '%a' "$(dirname "$f")" > "${out}.dirmode"\nmv "${out}.argv.tmp" "${out}.argv"\n`, { mode: 0o755 });
+    const env = { PATH: `${bin}:${process.env.PATH ?? ''}`, HOME: process.env.HOME ?? '', DISPLAY: ':99', GATEHOUSE_STATE: g.dirs.state };
+    const printed = (await run(process.execPath, [CLI, 'console'], { env })).stdout;
+    expect(printed).toContain('Opening it in your browser');
+    const url = /http:\S+#login=[A-Za-z0-9_-]{43}/.exec(printed)?.[0] as string;
+    const secret = url.split('#login=')[1] as string;
+    const argv = await until(() => (existsSync(`${out}.argv`) ? readFileSync(`${out}.argv`, 'utf8') : undefined), 'the opener to run');
+    expect(argv).not.toContain(secret);
+    expect(argv.trim()).toMatch(/^file:\/\/\/.+\/gatehouse-console-[^/]+\/open\.html$/);
+    // The page it opens leads to the link, and only its owner can read it.
+    expect(readFileSync(`${out}.page`, 'utf8')).toContain(url);
+    expect(readFileSync(`${out}.mode`, 'utf8').trim()).toBe('600');
+    expect(readFileSync(`${out}.dirmode`, 'utf8').trim()).toBe('700');
+    expect((await exchange(g, secret)).status).toBe(200);
+    await rm(bin, { recursive: true, force: true });
+  });
+
   it('logout_ends_the_session', async () => {
     const g = await start();
     const s = await consoleSession(g);
-    expect((await g.raw({ method: 'GET', path: '/console/api/session', headers: { cookie: s.cookie } })).status).toBe(200);
-    expect((await g.raw({ method: 'DELETE', path: '/console/api/session', headers: { cookie: s.cookie, 'x-gatehouse-csrf': s.csrf } })).status).toBe(200);
-    expect((await g.raw({ method: 'GET', path: '/console/api/session', headers: { cookie: s.cookie } })).status).toBe(401);
+    expect((await g.raw({ method: 'GET', path: '/console/api/session', headers: s.headers })).status).toBe(200);
+    expect((await g.raw({ method: 'DELETE', path: '/console/api/session', headers: s.headers })).status).toBe(200);
+    expect((await g.raw({ method: 'GET', path: '/console/api/session', headers: s.headers })).status).toBe(401);
+  });
+});
+
+describe('console: a cookie alone opens nothing (another loopback port sees it)', () => {
+  it('a_cookie_stolen_by_another_loopback_port_neither_reads_the_token_nor_approves', async () => {
+    const g = await start();
+    const s = await consoleSession(g);
+    const mallory = await g.client('mallory');
+    const call = mallory.callTool({ name: 'fx__echo', arguments: { text: 'rm -rf ~' } });
+    const [p] = await pending(g);
+    // The reviewer's attack: the cookie alone used to return the CSRF token, then approve.
+    const session = await g.raw({ method: 'GET', path: '/console/api/session', headers: { cookie: s.cookie } });
+    expect(session.status).toBe(401);
+    expect(session.text).not.toContain(s.csrf);
+    for (const path of ['/console/api/live', '/console/api/admin/approvals', '/console/events', '/console/api/audit/export?format=jsonl', '/console/api/audit/verify']) {
+      expect((await g.raw({ method: 'GET', path, headers: { cookie: s.cookie } })).status, path).toBe(401);
+    }
+    const approve = await g.raw({ path: `/console/api/admin/approvals/${p?.id}/approve`, headers: { cookie: s.cookie, 'content-type': 'application/json' }, body: '{}' });
+    expect(approve.status).toBe(401);
+    expect(await pending(g)).toHaveLength(1);
+    // With its token (which only the login answer carried) the session reads, and no read hands the token out again.
+    const mine = await g.raw({ method: 'GET', path: '/console/api/session', headers: s.headers });
+    expect(mine.status).toBe(200);
+    expect(mine.json()).toEqual({ session: s.session, expiresAt: expect.any(String) });
+    expect(mine.text).not.toContain(s.csrf);
+    // A token without its cookie is no session either.
+    expect((await g.raw({ method: 'GET', path: '/console/api/session', headers: { 'x-gatehouse-csrf': s.csrf } })).status).toBe(401);
+    expect((await g.raw({ path: `/console/api/admin/approvals/${p?.id}/deny`, headers: { ...s.headers, 'content-type': 'application/json' }, body: '{}' })).status).toBe(200);
+    expect((await call).isError).toBe(true);
+  });
+
+  it('a_cookie_tossed_by_another_port_and_sent_first_does_not_lock_the_admin_out', async () => {
+    const g = await start();
+    const s = await consoleSession(g);
+    const value = s.cookie.split('=')[1] as string;
+    // Path=/console/api cookies are sent before ours (RFC 6265 §5.4: longer paths first); every one of the name is tried.
+    for (const tossed of ['gatehouse_console=junk', `gatehouse_console=${'A'.repeat(43)}`, 'gatehouse_console=', 'gatehouse_console=%E0%A4%A']) {
+      const res = await g.raw({ method: 'GET', path: '/console/api/session', headers: { cookie: `${tossed}; other=1; gatehouse_console=${value}`, 'x-gatehouse-csrf': s.csrf } });
+      expect(res.status, tossed).toBe(200);
+    }
+    // Another session's cookie with this session's token opens neither.
+    const t2 = await consoleSession(g);
+    expect((await g.raw({ method: 'GET', path: '/console/api/session', headers: { cookie: t2.cookie, 'x-gatehouse-csrf': s.csrf } })).status).toBe(401);
+  });
+
+  it('a_cross_site_request_is_refused_by_sec_fetch_site', async () => {
+    const g = await start();
+    const s = await consoleSession(g);
+    // A page on another loopback port is same-site (ports do not count), never same-origin.
+    for (const site of ['same-site', 'cross-site', 'none']) {
+      expect((await g.raw({ method: 'GET', path: '/console/api/live', headers: { ...s.headers, 'sec-fetch-site': site } })).status, site).toBe(403);
+      expect((await g.raw({ path: '/console/api/session', headers: { 'content-type': 'application/json', 'sec-fetch-site': site }, body: JSON.stringify({ secret: (await loginUrl(g)).secret }) })).status, site).toBe(403);
+    }
+    expect((await g.raw({ method: 'GET', path: '/console/api/live', headers: { ...s.headers, 'sec-fetch-site': 'same-origin' } })).status).toBe(200);
+  });
+
+  it('issuing_a_login_url_is_audited_without_its_secret', async () => {
+    const g = await start();
+    const { secret } = await loginUrl(g);
+    const rec = await until(() => g.audit().find((r) => r.event === 'console.login_issued'), 'the console.login_issued record');
+    expect(rec.expiresAt).toEqual(expect.any(String));
+    expect(JSON.stringify(g.audit())).not.toContain(secret);
   });
 });
 
@@ -108,8 +196,8 @@ describe('console: CSRF, headers, Host and Origin', () => {
     const call = client.callTool({ name: 'fx__echo', arguments: { text: 'hi' } });
     const [p] = await pending(g);
     const deny = (headers: Record<string, string>) => g.raw({ path: `/console/api/admin/approvals/${p?.id}/deny`, headers: { cookie: s.cookie, 'content-type': 'application/json', ...headers }, body: '{}' });
-    expect((await deny({})).status).toBe(403);
-    expect((await deny({ 'x-gatehouse-csrf': 'A'.repeat(43) })).status).toBe(403);
+    expect((await deny({})).status).toBe(401);
+    expect((await deny({ 'x-gatehouse-csrf': 'A'.repeat(43) })).status).toBe(401);
     // Still waiting: nothing was decided.
     expect(await pending(g)).toHaveLength(1);
     expect((await deny({ 'x-gatehouse-csrf': s.csrf })).status).toBe(200);
@@ -141,17 +229,17 @@ describe('console: CSRF, headers, Host and Origin', () => {
   it('a_foreign_host_or_origin_is_refused_as_for_mcp', async () => {
     const g = await start();
     const s = await consoleSession(g);
-    expect((await g.raw({ method: 'GET', path: '/console/api/live', headers: { cookie: s.cookie, host: 'evil.example' } })).status).toBe(403);
-    expect((await g.raw({ method: 'GET', path: '/console/api/live', headers: { cookie: s.cookie, origin: 'http://evil.example' } })).status).toBe(403);
-    expect((await g.raw({ method: 'GET', path: '/console/api/live', headers: { cookie: s.cookie, origin: `http://127.0.0.1:${g.port}` } })).status).toBe(200);
+    expect((await g.raw({ method: 'GET', path: '/console/api/live', headers: { ...s.headers, host: 'evil.example' } })).status).toBe(403);
+    expect((await g.raw({ method: 'GET', path: '/console/api/live', headers: { ...s.headers, origin: 'http://evil.example' } })).status).toBe(403);
+    expect((await g.raw({ method: 'GET', path: '/console/api/live', headers: { ...s.headers, origin: `http://127.0.0.1:${g.port}` } })).status).toBe(200);
   });
 
   it('the_console_passes_only_its_listed_admin_routes', async () => {
     const g = await start();
     const s = await consoleSession(g);
-    const revoke = await g.raw({ path: '/console/api/admin/tokens/revoke', headers: { cookie: s.cookie, 'x-gatehouse-csrf': s.csrf, 'content-type': 'application/json' }, body: '{"agent":"coder"}' });
+    const revoke = await g.raw({ path: '/console/api/admin/tokens/revoke', headers: { ...s.headers, 'content-type': 'application/json' }, body: '{"agent":"coder"}' });
     expect(revoke.status).toBe(404);
-    const forged = await g.raw({ path: '/console/api/admin/approvals/ap_x/approve', headers: { cookie: s.cookie, 'x-gatehouse-csrf': s.csrf, 'content-type': 'application/json' }, body: '{"by":"alice"}' });
+    const forged = await g.raw({ path: '/console/api/admin/approvals/ap_x/approve', headers: { ...s.headers, 'content-type': 'application/json' }, body: '{"by":"alice"}' });
     expect(forged.status).toBe(400);
   });
 });
@@ -163,12 +251,12 @@ describe('console: agent data is data', () => {
     const client = await g.client('coder');
     const call = client.callTool({ name: 'fx__echo', arguments: { text: XSS } });
     await pending(g);
-    const res = await g.raw({ method: 'GET', path: '/console/api/admin/approvals', headers: { cookie: s.cookie } });
+    const res = await g.raw({ method: 'GET', path: '/console/api/admin/approvals', headers: s.headers });
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(res.headers['x-content-type-options']).toBe('nosniff');
     const [p] = (res.json() as { pending: Array<{ id: string; args: { text: string } }> }).pending;
     expect(p?.args.text).toBe(XSS);
-    const ok = await g.raw({ path: `/console/api/admin/approvals/${p?.id}/approve`, headers: { cookie: s.cookie, 'x-gatehouse-csrf': s.csrf, 'content-type': 'application/json' }, body: '{"grant":{"ttl":"10m","uses":2}}' });
+    const ok = await g.raw({ path: `/console/api/admin/approvals/${p?.id}/approve`, headers: { ...s.headers, 'content-type': 'application/json' }, body: '{"grant":{"ttl":"10m","uses":2}}' });
     expect(ok.status).toBe(200);
     const r = await call;
     expect(r.isError).toBeFalsy();
@@ -182,7 +270,7 @@ describe('console: agent data is data', () => {
     const client = await g.client('coder');
     await client.callTool({ name: 'fx__add', arguments: { a: 1, b: 2 } });
     await client.callTool({ name: 'fx__slow', arguments: { ms: 1 } });
-    const get = (path: string) => g.raw({ method: 'GET', path, headers: { cookie: s.cookie } });
+    const get = (path: string) => g.raw({ method: 'GET', path, headers: s.headers });
     const denied = (await get('/console/api/admin/audit?decision=deny&limit=5')).json() as { records: Array<{ tool: string }> };
     expect(denied.records.map((r) => r.tool)).toEqual(['fx__slow']);
     const v = (await get('/console/api/audit/verify')).json() as { ok: boolean; records: number };
@@ -202,12 +290,12 @@ describe('console: agent data is data', () => {
   it('policy_explain_and_tool_decisions_for_an_agent', async () => {
     const g = await start();
     const s = await consoleSession(g);
-    const info = (await g.raw({ method: 'GET', path: '/console/api/policy', headers: { cookie: s.cookie } })).json() as { files: Array<{ file: string; rules: number }>; lastReload: { initial: boolean } };
+    const info = (await g.raw({ method: 'GET', path: '/console/api/policy', headers: s.headers })).json() as { files: Array<{ file: string; rules: number }>; lastReload: { initial: boolean } };
     expect(info.files).toEqual([{ file: 'test.yaml', rules: 4 }]);
     expect(info.lastReload.initial).toBe(true);
-    const ex = await g.raw({ path: '/console/api/policy/explain', headers: { cookie: s.cookie, 'x-gatehouse-csrf': s.csrf, 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'coder', tool: 'fx__env' }) });
+    const ex = await g.raw({ path: '/console/api/policy/explain', headers: { ...s.headers, 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'coder', tool: 'fx__env' }) });
     expect(ex.json()).toMatchObject({ decision: { effect: 'deny', ruleId: 'env-never' } });
-    const tools = (await g.raw({ method: 'GET', path: '/console/api/tools/explain?agent=coder', headers: { cookie: s.cookie } })).json() as { tools: Array<{ name: string; decision: { effect: string } }> };
+    const tools = (await g.raw({ method: 'GET', path: '/console/api/tools/explain?agent=coder', headers: s.headers })).json() as { tools: Array<{ name: string; decision: { effect: string } }> };
     expect(tools.tools.find((x) => x.name === 'fx__echo')?.decision.effect).toBe('ask');
     expect(tools.tools.find((x) => x.name === 'fx__env')?.decision.effect).toBe('deny');
   });

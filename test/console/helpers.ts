@@ -13,11 +13,22 @@ export function exchange(t: TestGateway, secret: string): Promise<RawResponse> {
   return t.raw({ method: 'POST', path: '/console/api/session', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ secret }) });
 }
 
-/** A logged-in console session: its cookie header and CSRF token. */
-export async function consoleSession(t: TestGateway): Promise<{ cookie: string; csrf: string; session: string }> {
+export interface ConsoleLogin {
+  /** `gatehouse_console=…`, as a Cookie header. */
+  cookie: string;
+  /** The session token (only the login answer carries it). */
+  csrf: string;
+  session: string;
+  /** Both, as the page sends them with every request. */
+  headers: { cookie: string; 'x-gatehouse-csrf': string };
+}
+
+/** A logged-in console session: its cookie header and session token. */
+export async function consoleSession(t: TestGateway): Promise<ConsoleLogin> {
   const res = await exchange(t, (await loginUrl(t)).secret);
   if (res.status !== 200) throw new Error(`login failed: ${res.status} ${res.text}`);
   const set = String(res.headers['set-cookie']?.[0] ?? '');
   const body = res.json() as { csrf: string; session: string };
-  return { cookie: set.split(';')[0] as string, csrf: body.csrf, session: body.session };
+  const cookie = set.split(';')[0] as string;
+  return { cookie, csrf: body.csrf, session: body.session, headers: { cookie, 'x-gatehouse-csrf': body.csrf } };
 }

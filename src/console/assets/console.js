@@ -2,13 +2,83 @@
 // Everything an agent or an upstream can influence (tool names, arguments,
 // records) is put into the page as text (textContent / text nodes), never as
 // HTML: this file does not use innerHTML, insertAdjacentHTML or document.write.
+// Invisible and control characters in such text (bidi overrides, zero-width
+// and tag characters) are shown as visible, highlighted escapes.
 
 const API = '/console/api';
+/** The session token's header: every API request and the event stream carry it (the cookie alone opens nothing). */
 const CSRF_HEADER = 'x-gatehouse-csrf';
+/** Where the page keeps the session token: sessionStorage is per origin (port included) and per tab, and survives a reload. */
+const TOKEN_KEY = 'gatehouse-console-token';
 /** Longer string values are shown cut, with a marker saying so and a button that shows them whole. */
 const LONG = 200;
+/** An approval that came on screen by itself (the one before was decided, the list changed) must be seen this long before a key or button decides it. */
+const SETTLE_MS = 1000;
 
-const state = { csrf: '', session: '', approvals: [], selected: 0, auditCursor: null, auditQuery: '', calls: [], denials: [], source: null };
+const state = {
+  csrf: '', session: '', approvals: [], selected: 0, auditCursor: null, auditQuery: '', calls: [], denials: [], source: null,
+  // The approval on screen, since when, and the one the admin picked (j/k or a click); a decision in flight.
+  shownId: undefined, shownAt: 0, picked: undefined, deciding: false,
+};
+
+// ---- Invisible and control characters ---------------------------------------
+// <unsafe> This block is run by test/console/unsafe-chars.test.ts against src/terminal.ts: UNSAFE_CLASS must be its
+// UNSAFE_CLASS character for character, and the escapes the same as escapeText / jsonForTerminal there.
+const UNSAFE_CLASS =
+  '\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}\\p{Cs}\\u034f\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f\\u3164\\ufe00-\\ufe0f\\uffa0\\u{e0100}-\\u{e01ef}';
+const UNSAFE_ALL = new RegExp(`[${UNSAFE_CLASS}]`, 'gu');
+const NAMED = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** One character's visible escape, as the terminal shows it. */
+function escapeChar(c) {
+  if (Object.hasOwn(NAMED, c)) return NAMED[c];
+  const cp = c.codePointAt(0) ?? 0;
+  if (cp < 0x100) return `\\x${cp.toString(16).padStart(2, '0')}`;
+  if (cp < 0x10000) return `\\u${cp.toString(16).padStart(4, '0')}`;
+  return `\\u{${cp.toString(16)}}`;
+}
+
+/** Inside JSON text: `\\uXXXX` per UTF-16 unit, which parses back to the same string. */
+function escapeInJson(c) {
+  let out = '';
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out;
+}
+
+/**
+ * `s` cut into plain text and escapes: [text, isEscape] pairs. mode 'text' escapes every unsafe character,
+ * 'lines' lets newlines through, 'json' is for JSON text (JSON.stringify has escaped C0 already).
+ */
+function unsafeParts(s, mode = 'text') {
+  const parts = [];
+  let last = 0;
+  for (const m of s.matchAll(UNSAFE_ALL)) {
+    if (mode === 'lines' && m[0] === '\n') continue;
+    if (m.index > last) parts.push([s.slice(last, m.index), false]);
+    parts.push([mode === 'json' ? escapeInJson(m[0]) : escapeChar(m[0]), true]);
+    last = m.index + m[0].length;
+  }
+  if (last < s.length) parts.push([s.slice(last), false]);
+  return parts;
+}
+// </unsafe>
+
+/** Text nodes for `s`, each unsafe character a highlighted escape that says what it is. */
+function safeNodes(s, mode = 'text') {
+  return unsafeParts(s, mode).map(([t, isEscape]) => {
+    if (!isEscape) return document.createTextNode(t);
+    const span = document.createElement('span');
+    span.className = 'esc';
+    span.title = 'an invisible or control character, shown escaped';
+    span.textContent = t;
+    return span;
+  });
+}
+
+/** Sets `node`'s text to `s`, unsafe characters shown escaped (use instead of textContent for anything not our own). */
+function setText(node, s, mode = 'text') {
+  node.replaceChildren(...safeNodes(String(s), mode));
+}
 
 // ---- DOM helpers: text only ------------------------------------------------
 const $ = (sel) => document.querySelector(sel);
@@ -22,7 +92,7 @@ function el(tag, attrs = {}, ...children) {
     else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) if (c !== undefined && c !== null) e.append(typeof c === 'string' || typeof c === 'number' ? String(c) : c);
+  for (const c of children.flat()) if (c !== undefined && c !== null) e.append(...(typeof c === 'string' || typeof c === 'number' ? safeNodes(String(c)) : [c]));
   return e;
 }
 
@@ -63,26 +133,28 @@ function jsonView(value) {
       if (keys.length === 0) return pre.append('{}');
       pre.append('{\n');
       keys.forEach((k, i) => {
-        pre.append(`${pad}  ${JSON.stringify(k)}: `);
+        pre.append(pad + '  ', ...safeNodes(JSON.stringify(k), 'json'), ': ');
         write(v[k], indent + 1);
         pre.append(i < keys.length - 1 ? ',\n' : '\n');
       });
       pre.append(pad + '}');
     } else if (typeof v === 'string' && v.length > LONG) {
       const full = JSON.stringify(v);
-      const span = el('span', {}, full.slice(0, LONG));
-      const cut = el('span', { class: 'cut' }, `… ${full.length - LONG} more characters`);
+      // Cut by code point, so no escape of a surrogate pair is split.
+      const head = String.fromCodePoint(...[...full].slice(0, LONG).map((c) => c.codePointAt(0)));
+      const span = el('span', {}, ...safeNodes(head, 'json'));
+      const cut = el('span', { class: 'cut' }, `… ${full.length - head.length} more characters`);
       const more = el('button', { type: 'button', class: 'more', 'aria-expanded': 'false' }, 'show all');
       more.addEventListener('click', () => {
         const open = more.getAttribute('aria-expanded') === 'true';
-        span.textContent = open ? full.slice(0, LONG) : full;
+        setText(span, open ? head : full, 'json');
         cut.hidden = !open;
         more.textContent = open ? 'show all' : 'show less';
         more.setAttribute('aria-expanded', String(!open));
       });
       pre.append(span, cut, more);
     } else {
-      pre.append(JSON.stringify(v) ?? 'undefined');
+      pre.append(...safeNodes(JSON.stringify(v) ?? 'undefined', 'json'));
     }
   };
   write(value, 0);
@@ -96,30 +168,38 @@ function facts(pairs) {
 const effect = (e) => el('span', { class: `effect-${e}` }, text(e));
 
 // ---- API --------------------------------------------------------------------
-async function api(method, path, body) {
-  const headers = { accept: 'application/json' };
-  if (method !== 'GET') {
-    headers['content-type'] = 'application/json';
-    headers[CSRF_HEADER] = state.csrf;
-  }
+const ENDED = 'Your console session has ended. Run gatehouse console for a new link.';
+
+/** A request to the console's API: the session token on every one, reads included. */
+async function apiFetch(method, path, body) {
+  const headers = { accept: 'application/json', [CSRF_HEADER]: state.csrf };
+  if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(API + path, { method, headers, credentials: 'same-origin', ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  const json = await res.json().catch(() => ({}));
   if (res.status === 401 && path !== '/session') {
-    showLogin('Your console session has ended. Run gatehouse console for a new link.');
+    showLogin(ENDED);
     throw new Error('not logged in');
   }
+  return res;
+}
+
+async function api(method, path, body) {
+  const res = await apiFetch(method, path, method === 'GET' ? undefined : (body ?? {}));
+  const json = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(json?.error?.message ?? `HTTP ${res.status}`);
   return json;
 }
 
 // ---- Login -------------------------------------------------------------------
 function showLogin(message) {
-  state.source?.close();
+  state.source?.abort();
+  state.source = null;
+  state.csrf = '';
+  sessionStorage.removeItem(TOKEN_KEY);
   document.querySelectorAll('[data-page]').forEach((s) => (s.hidden = true));
   $('#page-login').hidden = false;
   $('#logout').hidden = true;
   $('#who').textContent = '';
-  if (message) $('#login-message').textContent = message;
+  if (message) setText($('#login-message'), message);
 }
 
 async function start() {
@@ -128,18 +208,27 @@ async function start() {
   const m = /^#login=([A-Za-z0-9_-]+)$/.exec(location.hash);
   if (m) history.replaceState(null, '', location.pathname);
   try {
-    const s = m ? await api('POST', '/session', { secret: m[1] }) : await api('GET', '/session');
-    state.csrf = s.csrf;
-    state.session = s.session;
+    if (m) {
+      // The only answer that carries the session token: kept in this tab's sessionStorage, sent as a header from now on.
+      const s = await api('POST', '/session', { secret: m[1] });
+      state.csrf = s.csrf;
+      sessionStorage.setItem(TOKEN_KEY, s.csrf);
+      state.session = s.session;
+    } else {
+      state.csrf = sessionStorage.getItem(TOKEN_KEY) ?? '';
+      if (state.csrf === '') throw new Error('no session in this tab');
+      state.session = (await api('GET', '/session')).session;
+    }
   } catch (e) {
-    showLogin(m ? `Login failed: ${e.message}` : undefined);
+    const fresh = state.csrf === '' && !m;
+    showLogin(m ? `Login failed: ${e.message}` : fresh ? 'This tab has no console session: each tab needs its own login link. Run gatehouse console on the gateway\'s machine for one.' : ENDED);
     return;
   }
   $('#page-login').hidden = true;
   $('#who').textContent = `session ${state.session}`;
   $('#logout').hidden = false;
   wire();
-  connectEvents();
+  void connectEvents();
   route();
 }
 
@@ -244,9 +333,11 @@ function renderApprovals() {
   renderApproval();
 }
 
+/** The admin picks an approval (j/k, a click): keys and buttons may decide it at once. */
 function select(i) {
   if (state.approvals.length === 0) return;
   state.selected = Math.max(0, Math.min(i, state.approvals.length - 1));
+  state.picked = state.approvals[state.selected]?.id;
   renderApprovals();
 }
 
@@ -264,6 +355,10 @@ function renderTimeLeft() {
 function renderApproval() {
   const box = $('#approval-detail');
   const a = state.approvals[state.selected];
+  if (a?.id !== state.shownId) {
+    state.shownId = a?.id;
+    state.shownAt = performance.now();
+  }
   if (!a) return box.replaceChildren(el('p', { class: 'muted' }, 'Nothing waits for a decision.'));
   const g = a.grantLimit;
   const ttl = el('input', { name: 'ttl', value: g ? '10m' : '', size: 6, 'aria-label': 'grant time to live' });
@@ -297,14 +392,26 @@ function renderApproval() {
   );
 }
 
+/**
+ * Decides the approval on screen. One that came on screen by itself (after a decision, when the list
+ * changed) must have been seen for SETTLE_MS, or picked, first: a held key or a double click must not
+ * decide a call nobody looked at. One decision at a time.
+ */
 async function decide(action, body = {}) {
   const a = state.approvals[state.selected];
-  if (!a) return;
+  if (!a || state.deciding) return;
+  if (a.id !== state.picked && performance.now() - state.shownAt < SETTLE_MS) {
+    toast(`Not ${action === 'approve' ? 'approved' : 'denied'}: this call just came on screen. Read it first (or pick it with j/k or a click).`);
+    return;
+  }
+  state.deciding = true;
   try {
     await api('POST', `/admin/approvals/${encodeURIComponent(a.id)}/${action}`, body);
     toast(`${action === 'approve' ? 'Approved' : 'Denied'}: ${a.tool} (${a.agent})`);
   } catch (e) {
     toast(`Could not ${action}: ${e.message}`);
+  } finally {
+    state.deciding = false;
   }
   await refreshApprovals();
 }
@@ -313,14 +420,17 @@ document.addEventListener('keydown', (e) => {
   if (current() !== 'approvals' || e.ctrlKey || e.metaKey || e.altKey) return;
   const t = e.target;
   if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement) return;
+  if (!['j', 'k', 'a', 'd'].includes(e.key)) return;
+  e.preventDefault();
+  // A held key repeats: it moves or decides once, never on into the next call.
+  if (e.repeat) return;
   if (e.key === 'j') select(state.selected + 1);
   else if (e.key === 'k') select(state.selected - 1);
   else if (e.key === 'a') void decide('approve');
-  else if (e.key === 'd') {
+  else {
     const r = $('#deny-reason')?.value;
     void decide('deny', r ? { reason: r } : {});
-  } else return;
-  e.preventDefault();
+  }
 });
 
 function notify(id) {
@@ -343,9 +453,6 @@ async function searchAudit(fresh) {
     state.auditQuery = auditQuery().toString();
     state.auditCursor = null;
     $('#audit-table').tBodies[0].replaceChildren();
-    const q = state.auditQuery ? `&${state.auditQuery}` : '';
-    $('#export-jsonl').setAttribute('href', `${API}/audit/export?format=jsonl${q}`);
-    $('#export-csv').setAttribute('href', `${API}/audit/export?format=csv${q}`);
   }
   const params = new URLSearchParams(state.auditQuery);
   params.set('limit', '50');
@@ -355,7 +462,7 @@ async function searchAudit(fresh) {
   try {
     page = await api('GET', `/admin/audit?${params}`);
   } catch (e) {
-    $('#audit-error').textContent = e.message;
+    setText($('#audit-error'), e.message);
     return;
   }
   const body = $('#audit-table').tBodies[0];
@@ -392,11 +499,32 @@ async function verifyChain() {
     const v = await api('GET', '/audit/verify');
     const cp = v.lastCheckpoint ? `last checkpoint at seq ${v.lastCheckpoint.seq} (${v.lastCheckpoint.time}), ${v.unsealed} records after it` : 'no checkpoint yet';
     const sig = v.signaturesChecked ? 'signatures checked' : 'signatures not checked (no key)';
-    out.textContent = `${v.ok ? 'Chain OK' : 'Chain INVALID'}: ${v.records} records (seq ${text(v.firstSeq)}..${text(v.lastSeq)}); ${cp}; ${sig}` + (v.problems.length ? `; first problem: ${v.problems[0].file}:${v.problems[0].line} ${v.problems[0].kind}: ${v.problems[0].message}` : '');
+    setText(out, `${v.ok ? 'Chain OK' : 'Chain INVALID'}: ${v.records} records (seq ${text(v.firstSeq)}..${text(v.lastSeq)}); ${cp}; ${sig}` + (v.problems.length ? `; first problem: ${v.problems[0].file}:${v.problems[0].line} ${v.problems[0].kind}: ${v.problems[0].message}` : ''));
     out.className = v.ok ? 'effect-allow' : 'error';
   } catch (e) {
-    out.textContent = e.message;
+    setText(out, e.message);
     out.className = 'error';
+  }
+}
+
+/**
+ * Downloads the current filter's export. A fetch (not a link) so the request carries the session token;
+ * the file is handed to the browser as a blob.
+ */
+async function exportAudit(format) {
+  const q = state.auditQuery ? `&${state.auditQuery}` : '';
+  try {
+    const res = await apiFetch('GET', `/audit/export?format=${format}${q}`);
+    if (!res.ok) throw new Error((await res.json().catch(() => ({})))?.error?.message ?? `HTTP ${res.status}`);
+    const name = /filename="([\w.-]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? `gatehouse-audit.${format}`;
+    const url = URL.createObjectURL(await res.blob());
+    const a = el('a', { href: url, download: name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (e) {
+    setText($('#audit-error'), `Export failed: ${e.message}`);
   }
 }
 
@@ -426,7 +554,7 @@ async function explainTools(agent) {
 async function showDiff(p) {
   const d = await api('GET', `/admin/tools/${encodeURIComponent(p.connector)}/${encodeURIComponent(p.tool)}/diff`);
   const pre = $('#pin-diff');
-  pre.textContent = d.diff + (d.findings.length ? `\n\nScreening findings:\n${d.findings.map((f) => `${f.kind} in ${f.where}: ${f.excerpt}`).join('\n')}` : '');
+  setText(pre, d.diff + (d.findings.length ? `\n\nScreening findings:\n${d.findings.map((f) => `${f.kind} in ${f.where}: ${f.excerpt}`).join('\n')}` : ''), 'lines');
   pre.hidden = false;
 }
 
@@ -465,7 +593,7 @@ async function explainCall(form) {
   try {
     args = JSON.parse(String(data.get('args') || '{}'));
   } catch (e) {
-    $('#explain-error').textContent = `Arguments: not valid JSON (${e.message})`;
+    setText($('#explain-error'), `Arguments: not valid JSON (${e.message})`);
     return;
   }
   const body = { agent: String(data.get('agent')), tool: String(data.get('tool')), args };
@@ -478,33 +606,83 @@ async function explainCall(form) {
     fillTable(rules, r.rules.map((x) => el('tr', {}, el('td', {}, x.id), el('td', {}, effect(x.effect)), el('td', {}, x.decisive ? 'yes *' : x.matched ? 'yes' : 'no'), el('td', {}, `${x.file}:${x.line}`), el('td', {}, x.reason))));
     $('#explain-result').replaceChildren(el('p', {}, 'Decision: ', effect(d.effect), ` by ${d.ruleId === null ? 'the policy default' : `rule "${d.ruleId}"`}: ${d.message}`), rules);
   } catch (e) {
-    $('#explain-error').textContent = e.message;
+    setText($('#explain-error'), e.message);
   }
 }
 
 // ---- Live updates ---------------------------------------------------------------
-function connectEvents() {
-  const src = new EventSource('/console/events');
-  state.source = src;
+// A fetch stream, not EventSource: EventSource cannot send the session token's header.
+
+/** Reads server-sent events (the WHATWG event-stream format) from `body`, calling `on(event, data)` for each. */
+async function readEvents(body, on) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value.replace(/\r\n?/g, '\n');
+    let end;
+    while ((end = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      let event = 'message';
+      const data = [];
+      for (const line of block.split('\n')) {
+        if (line === '' || line.startsWith(':')) continue;
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const v = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') event = v;
+        else if (field === 'data') data.push(v);
+      }
+      if (data.length > 0) on(event, data.join('\n'));
+    }
+  }
+}
+
+function onEvent(event, data) {
   const conn = $('#conn');
-  src.addEventListener('hello', () => {
+  if (event === 'hello') {
     conn.textContent = 'live';
     conn.dataset.state = 'live';
-  });
-  src.addEventListener('error', () => {
-    conn.textContent = 'reconnecting…';
-    delete conn.dataset.state;
-  });
-  src.addEventListener('approval', (e) => {
-    const ev = JSON.parse(e.data);
+  } else if (event === 'approval') {
+    const ev = JSON.parse(data);
     if (ev.type === 'requested') notify(ev.id);
     refreshApprovals().catch(() => undefined);
-  });
-  src.addEventListener('audit', (e) => onAuditRecord(JSON.parse(e.data)));
-  src.addEventListener('state', (e) => {
-    const s = JSON.parse(e.data);
-    renderState(s);
-  });
+  } else if (event === 'audit') {
+    onAuditRecord(JSON.parse(data));
+  } else if (event === 'state') {
+    renderState(JSON.parse(data));
+  } else if (event === 'resync') {
+    // This tab fell behind and events were dropped: load what the page shows afresh.
+    route();
+  }
+}
+
+async function connectEvents() {
+  const ctrl = new AbortController();
+  state.source = ctrl;
+  const conn = $('#conn');
+  let delay = 1000;
+  while (!ctrl.signal.aborted) {
+    try {
+      const res = await fetch('/console/events', { headers: { accept: 'text/event-stream', [CSRF_HEADER]: state.csrf }, credentials: 'same-origin', signal: ctrl.signal });
+      if (res.status === 401) return showLogin(ENDED);
+      if (res.ok && res.body) {
+        await readEvents(res.body, (event, data) => {
+          if (event === 'hello') delay = 1000;
+          onEvent(event, data);
+        });
+      }
+    } catch {
+      // A dropped connection: try again below.
+    }
+    if (ctrl.signal.aborted) return;
+    conn.textContent = 'reconnecting…';
+    delete conn.dataset.state;
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 15_000);
+  }
 }
 
 function wire() {
@@ -515,6 +693,8 @@ function wire() {
   });
   $('#audit-more').addEventListener('click', () => void searchAudit(false));
   $('#verify-button').addEventListener('click', () => void verifyChain());
+  $('#export-jsonl').addEventListener('click', () => void exportAudit('jsonl'));
+  $('#export-csv').addEventListener('click', () => void exportAudit('csv'));
   $('#tools-form').addEventListener('submit', (e) => {
     e.preventDefault();
     explainTools(String(new FormData(e.target).get('agent'))).catch((err) => toast(err.message));

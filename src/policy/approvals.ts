@@ -352,7 +352,8 @@ export class Approvals {
 
   /**
    * Approves a pending call; with `grant`, later matching calls pass too
-   * (clamped to the rule's `ask.grant`). With `session` (egress approvals from
+   * (clamped to the rule's `ask.grant`; with `exact`, one beyond it is refused
+   * and the call stays pending). With `session` (egress approvals from
    * a sandbox session only) the grant covers that session only, and without
    * `grant` it is as large as the rule allows. Throws NOT_FOUND for an unknown or
    * settled id, USAGE when the rule allows no grant or could not judge the
@@ -360,7 +361,7 @@ export class Approvals {
    * the grant cannot be saved it is not given (the call itself is still
    * approved) and this rejects with STATE_UNAVAILABLE.
    */
-  async approve(id: string, opts: { grant?: GrantLimit; session?: boolean; by: string }): Promise<{ approval: PendingApproval; grant?: Grant }> {
+  async approve(id: string, opts: { grant?: GrantLimit; session?: boolean; exact?: boolean; by: string }): Promise<{ approval: PendingApproval; grant?: Grant }> {
     const w = this.#pending.get(id);
     if (w === undefined || !w.visible) throw this.#notPending(id);
     const session = opts.session === true;
@@ -369,7 +370,7 @@ export class Approvals {
     }
     const wanted = opts.grant ?? (session ? w.approval.grantLimit : undefined);
     if (session && wanted === undefined) throw new GatehouseError('USAGE', `rule "${w.approval.ruleId ?? '(default)'}" allows no grants: approve without one`);
-    const grant = wanted === undefined ? undefined : this.#grants.create(w.approval, wanted, opts.by, session);
+    const grant = wanted === undefined ? undefined : this.#grants.create(w.approval, wanted, opts.by, { forSession: session, exact: opts.exact === true });
     this.#settle(id);
     if (grant !== undefined) this.#grants.add(grant);
     this.#onEvent(grant === undefined ? { type: 'approved', approval: w.approval, by: opts.by } : { type: 'approved', approval: w.approval, by: opts.by, grant });

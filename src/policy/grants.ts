@@ -13,6 +13,7 @@
  * on, or uses one for, a request its rule could not judge.
  */
 import { randomBytes } from 'node:crypto';
+import { formatDuration } from '../config/duration.js';
 import { GatehouseError } from '../errors.js';
 import { egressScope, scopeCovers, type EgressAsk, type EgressGrantScope } from './egress-ask.js';
 import type { GrantLimit } from './types.js';
@@ -109,13 +110,20 @@ export class Grants {
 
   /**
    * A new grant for an approval, clamped to the rule's `limit` (not yet in
-   * force: `add` it). Throws USAGE when the rule allows none or the ask is empty.
+   * force: `add` it); with `exact`, a grant beyond it is refused instead.
+   * Throws USAGE when the rule allows none or the ask is empty.
    */
-  create(approval: { id: string; agent: string; ruleId: string | null; tool: string; grantLimit?: GrantLimit; egress?: EgressAsk }, wanted: GrantLimit, by: string, forSession = false): Grant {
+  create(approval: { id: string; agent: string; ruleId: string | null; tool: string; grantLimit?: GrantLimit; egress?: EgressAsk }, wanted: GrantLimit, by: string, opts: { forSession?: boolean; exact?: boolean } = {}): Grant {
     const limit = approval.grantLimit;
     if (limit === undefined) throw new GatehouseError('USAGE', `rule "${approval.ruleId ?? '(default)'}" allows no grants: approve without one`);
-    if (forSession && approval.egress?.sandbox === undefined) throw new GatehouseError('USAGE', 'a grant for the sandbox session needs an egress approval that came from a sandbox session');
+    if (opts.forSession === true && approval.egress?.sandbox === undefined) throw new GatehouseError('USAGE', 'a grant for the sandbox session needs an egress approval that came from a sandbox session');
     if (!(wanted.ttlMs > 0) || !(wanted.maxUses >= 1)) throw new GatehouseError('USAGE', 'a grant needs ttl > 0 and uses >= 1');
+    if (opts.exact === true) {
+      // Refused, not cut down: the admin who typed the numbers learns the rule's bound instead of believing they gave more.
+      const rule = `rule "${approval.ruleId ?? '(default)'}"`;
+      if (wanted.ttlMs > limit.ttlMs) throw new GatehouseError('USAGE', `a grant of ${formatDuration(wanted.ttlMs)} is longer than ${rule} allows (${formatDuration(limit.ttlMs)})`);
+      if (wanted.maxUses > limit.maxUses) throw new GatehouseError('USAGE', `a grant of ${wanted.maxUses} uses is more than ${rule} allows (${limit.maxUses})`);
+    }
     const now = this.#clock.now();
     const ttlMs = Math.min(wanted.ttlMs, limit.ttlMs);
     const e = approval.egress;
@@ -131,7 +139,7 @@ export class Grants {
       maxUses: Math.min(Math.floor(wanted.maxUses), limit.maxUses),
       uses: 0,
     };
-    if (e !== undefined) g.egress = egressScope(e, forSession);
+    if (e !== undefined) g.egress = egressScope(e, opts.forSession === true);
     return g;
   }
 

@@ -34,6 +34,8 @@ const DecideBody = z.strictObject({
   grant: z.strictObject({ ttl: z.string(), uses: z.number().int().min(1).max(100_000) }).optional(),
   /** Egress approvals from a sandbox session: the grant covers that session only (without `grant`: as large as the rule allows). */
   session: z.boolean().optional(),
+  /** Refuse a grant beyond the rule's `ask.grant` instead of cutting it down (the console always asks so). */
+  exact: z.boolean().optional(),
 });
 
 /**
@@ -78,7 +80,7 @@ export function createAdminApi(deps: AdminDeps): Hono {
     if (body.grant) {
       grant = { ttlMs: requireDuration(body.grant.ttl, 'grant.ttl'), maxUses: body.grant.uses };
     }
-    const r = await deps.approvals.approve(c.req.param('id'), { by: body.by ?? 'admin', ...(grant ? { grant } : {}), ...(body.session === true ? { session: true } : {}) });
+    const r = await deps.approvals.approve(c.req.param('id'), { by: body.by ?? 'admin', ...(grant ? { grant } : {}), ...(body.session === true ? { session: true } : {}), ...(body.exact === true ? { exact: true } : {}) });
     return c.json(r);
   });
 

@@ -136,6 +136,20 @@ describe('Approvals', () => {
     expect(Date.parse(grant?.expiresAt ?? '') - Date.parse(grant?.createdAt ?? '')).toBe(3_600_000);
   });
 
+  it("with exact, a grant beyond the rule's grant bound is refused (USAGE, naming the bound), and the call stays pending", async () => {
+    const { approvals } = setup();
+    void approvals.request(slack, askDecision, {});
+    const id = approvals.list()[0]?.id ?? '';
+    await expect(approvals.approve(id, { by: 'alice', exact: true, grant: { ttlMs: 2 * 3_600_000, maxUses: 1 } })).rejects.toThrow(/a grant of 2h is longer than rule "posting-needs-a-human" allows \(1h\)/);
+    await expect(approvals.approve(id, { by: 'alice', exact: true, grant: { ttlMs: 60_000, maxUses: 3 } })).rejects.toThrow(/a grant of 3 uses is more than rule "posting-needs-a-human" allows \(2\)/);
+    expect(approvals.list()).toHaveLength(1);
+    expect(approvals.grants()).toEqual([]);
+    // At the bound: given as asked.
+    const { grant } = await approvals.approve(id, { by: 'alice', exact: true, grant: { ttlMs: 3_600_000, maxUses: 2 } });
+    expect(grant?.maxUses).toBe(2);
+    expect(Date.parse(grant?.expiresAt ?? '') - Date.parse(grant?.createdAt ?? '')).toBe(3_600_000);
+  });
+
   it('a rule without ask.grant allows no grant (USAGE), and the call stays pending', async () => {
     const { approvals } = setup();
     void approvals.request(slack, noGrantDecision, {});

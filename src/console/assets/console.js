@@ -19,6 +19,8 @@ const state = {
   csrf: '', session: '', approvals: [], selected: 0, auditCursor: null, auditQuery: '', calls: [], denials: [], source: null,
   // The approval on screen, since when, and the one the admin picked (j/k or a click); a decision in flight.
   shownId: undefined, shownAt: 0, picked: undefined, deciding: false,
+  // Why the last decision on the approval on screen failed (a grant beyond the rule's limits…): { id, message }.
+  approvalError: undefined,
 };
 
 // ---- Invisible and control characters ---------------------------------------
@@ -352,18 +354,34 @@ function renderTimeLeft() {
   if (a && t) t.textContent = timeLeft(a);
 }
 
+/** "3600000" → "1h", "90000" → "1m30s": src/config/duration.ts's formatDuration, for the rule's grant bound. */
+function formatDuration(ms) {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  let rest = Math.round(ms / 1000);
+  let out = '';
+  for (const [unit, secs] of [['d', 86_400], ['h', 3_600], ['m', 60], ['s', 1]]) {
+    const n = Math.floor(rest / secs);
+    if (n > 0) out += `${n}${unit}`;
+    rest -= n * secs;
+  }
+  return out || '0s';
+}
+
 function renderApproval() {
   const box = $('#approval-detail');
   const a = state.approvals[state.selected];
+  // The same approval drawn again (another call came or went): keep what the admin typed.
+  const typed = a !== undefined && a.id === state.shownId ? Object.fromEntries(['ttl', 'uses', 'reason'].map((n) => [n, box.querySelector(`input[name="${n}"]`)?.value])) : {};
   if (a?.id !== state.shownId) {
     state.shownId = a?.id;
     state.shownAt = performance.now();
   }
   if (!a) return box.replaceChildren(el('p', { class: 'muted' }, 'Nothing waits for a decision.'));
   const g = a.grantLimit;
-  const ttl = el('input', { name: 'ttl', value: g ? '10m' : '', size: 6, 'aria-label': 'grant time to live' });
-  const uses = el('input', { name: 'uses', type: 'number', min: 1, max: g ? g.maxUses : 1, value: g ? Math.min(10, g.maxUses) : 1, size: 5, 'aria-label': 'grant uses' });
-  const reason = el('input', { id: 'deny-reason', name: 'reason', size: 30, maxlength: 500, placeholder: 'reason (optional)', 'aria-label': 'reason for denying' });
+  const ttl = el('input', { name: 'ttl', value: typed.ttl ?? (g ? formatDuration(Math.min(10 * 60_000, g.ttlMs)) : ''), size: 6, 'aria-label': 'grant time to live' });
+  const uses = el('input', { name: 'uses', type: 'number', min: 1, max: g ? g.maxUses : 1, value: typed.uses ?? (g ? Math.min(10, g.maxUses) : 1), size: 5, 'aria-label': 'grant uses' });
+  const reason = el('input', { id: 'deny-reason', name: 'reason', size: 30, maxlength: 500, placeholder: 'reason (optional)', 'aria-label': 'reason for denying', value: typed.reason });
+  const error = state.approvalError?.id === a.id ? state.approvalError.message : '';
   box.replaceChildren(
     el('h3', {}, a.tool),
     facts([
@@ -384,11 +402,17 @@ function renderApproval() {
       { class: 'actions' },
       el('button', { type: 'button', class: 'primary', id: 'approve-once', onclick: () => decide('approve') }, 'Approve once (a)'),
       g
-        ? [el('label', {}, `TTL (max ${Math.round(g.ttlMs / 1000)}s)`, ttl), el('label', {}, `Uses (max ${g.maxUses})`, uses), el('button', { type: 'button', id: 'approve-grant', onclick: () => decide('approve', { grant: { ttl: ttl.value, uses: Number(uses.value) } }) }, 'Approve with grant')]
+        ? [
+            el('label', {}, `TTL (max ${formatDuration(g.ttlMs)})`, ttl),
+            el('label', {}, `Uses (max ${g.maxUses})`, uses),
+            // exact: a grant beyond the rule's limits is refused (and said here), never quietly cut down.
+            el('button', { type: 'button', id: 'approve-grant', onclick: () => decide('approve', { grant: { ttl: ttl.value.trim(), uses: Number(uses.value) }, exact: true }) }, 'Approve with grant'),
+          ]
         : el('span', { class: 'muted' }, 'This rule allows no grants.'),
       reason,
       el('button', { type: 'button', class: 'danger', id: 'deny', onclick: () => decide('deny', reason.value ? { reason: reason.value } : {}) }, 'Deny (d)'),
     ),
+    el('p', { id: 'approval-error', class: 'error', role: 'alert' }, error),
   );
 }
 
@@ -405,11 +429,14 @@ async function decide(action, body = {}) {
     return;
   }
   state.deciding = true;
+  state.approvalError = undefined;
   try {
     await api('POST', `/admin/approvals/${encodeURIComponent(a.id)}/${action}`, body);
     toast(`${action === 'approve' ? 'Approved' : 'Denied'}: ${a.tool} (${a.agent})`);
   } catch (e) {
-    toast(`Could not ${action}: ${e.message}`);
+    // Said next to the buttons until the next decision (a toast alone goes away).
+    state.approvalError = { id: a.id, message: `Could not ${action}: ${e.message}` };
+    toast(state.approvalError.message);
   } finally {
     state.deciding = false;
   }
@@ -547,7 +574,12 @@ async function loadTools() {
 
 async function explainTools(agent) {
   const r = await api('GET', `/tools/explain?agent=${encodeURIComponent(agent)}`);
-  fillTable($('#tools-table'), r.tools.map((t) => el('tr', {}, el('td', {}, t.name), el('td', {}, t.connector), el('td', {}, effect(t.decision.effect)), el('td', {}, t.decision.ruleId ?? '(default)'), el('td', {}, t.decision.message))));
+  // Rule by rule, as policy explain gives them: every rule that matches, in order, the decisive one marked.
+  const rules = (t) =>
+    t.rules.length === 0
+      ? el('span', { class: 'muted' }, 'none: the policy default')
+      : el('ul', { class: 'rules' }, t.rules.map((x) => el('li', {}, `${x.id}: ${x.effect}${x.decisive ? ' (decisive)' : ''} (${x.file}:${x.line}) ${x.reason}`)));
+  fillTable($('#tools-table'), r.tools.map((t) => el('tr', {}, el('td', {}, t.name), el('td', {}, t.connector), el('td', {}, effect(t.decision.effect)), el('td', {}, t.decision.ruleId ?? '(default)'), el('td', {}, t.decision.message), el('td', {}, rules(t)))));
   fillTable($('#unexposed-table'), r.notExposed.map((p) => el('tr', {}, el('td', {}, p.connector), el('td', {}, p.tool), el('td', {}, p.message))));
 }
 

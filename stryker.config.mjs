@@ -34,6 +34,8 @@ export default {
     'src/audit/verify.ts',
     'src/audit/canonical.ts',
     'src/audit/record.ts',
+    'src/audit/line-check.ts',
+    'src/audit/verify-range.ts',
     // session binding (quota key and the identity check in get()), the
     // control socket and the sandbox session sockets (directory and socket modes)
     'src/server/mcp-sessions.ts:29-32', 'src/server/mcp-sessions.ts:87-94',

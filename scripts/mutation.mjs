@@ -35,7 +35,7 @@ export const GROUPS = {
   },
   audit: {
     // Verify and the record format, against the verifier's tests.
-    mutate: ['src/audit/verify.ts', 'src/audit/canonical.ts', 'src/audit/record.ts'],
+    mutate: ['src/audit/verify.ts', 'src/audit/canonical.ts', 'src/audit/record.ts', 'src/audit/line-check.ts', 'src/audit/verify-range.ts'],
     tests: ['test/audit/{verify,verify-kinds,canonical,audit-edges,verify-edges}.test.ts'],
   },
   writer: {

@@ -3,7 +3,8 @@ import { parseDuration } from '../config/duration.js';
 import { GatehouseError } from '../errors.js';
 import { isIntent, outcomesFollowing, unfinishedStatus, type CallStatus, type IntentAt } from './calls.js';
 import { listAuditFiles, readFirstLine, type AuditFile } from './files.js';
-import { linesWith, scanLines, scanLinesReverse, type LineSelector } from './lines.js';
+import { indexTests, QueryIndexes, scanIndexed } from './indexed-scan.js';
+import { linesWith, scanLines, scanLinesReverse, type LineSelector, type LineVisitor } from './lines.js';
 import { CALL_INTENT_EVENT, type AuditRecord } from './types.js';
 
 export interface AuditFilters {
@@ -31,6 +32,12 @@ export interface QueryOptions {
   limit?: number;
   /** `desc`: newest first (default); `asc`: oldest first. */
   order?: 'asc' | 'desc';
+  /**
+   * Use (and build or refresh) the rotated files' block indexes (default
+   * true). `false` scans every file line by line, as the indexes are
+   * checked against.
+   */
+  index?: boolean;
 }
 
 export interface QueryPage {
@@ -182,11 +189,29 @@ export async function queryAudit(dir: string, filters: AuditFilters = {}, opts: 
   const scan: AuditFilters = wanted ? { ...rest, event: CALL_INTENT_EVENT } : filters;
   const showDone = scan.event === CALL_INTENT_EVENT && wanted === undefined;
   const files = listAuditFiles(dir).filter((f) => f.firstSeq !== undefined);
+  const indexes = indexTests(scan) && opts.index !== false ? new QueryIndexes(dir, files, files.map((_, i) => ((opts.order ?? 'desc') === 'asc' ? i : files.length - 1 - i))) : undefined;
+  try {
+    return await pages(dir, files, scan, wanted, showDone, limit, opts, indexes);
+  } finally {
+    await indexes?.close();
+  }
+}
+
+async function pages(
+  dir: string,
+  files: AuditFile[],
+  scan: AuditFilters,
+  wanted: string | undefined,
+  showDone: boolean,
+  limit: number,
+  opts: QueryOptions,
+  indexes: QueryIndexes | undefined,
+): Promise<QueryPage> {
   let status: ((seq: number) => CallStatus) | undefined;
   const records: AuditRecord[] = [];
   let cursor = opts.cursor;
   for (;;) {
-    const page = await scanPage(files, scan, { ...opts, limit: limit - records.length, ...(cursor !== undefined ? { cursor } : {}) });
+    const page = await scanPage(files, scan, { ...opts, limit: limit - records.length, ...(cursor !== undefined ? { cursor } : {}) }, indexes);
     if (page.intents.length > 0) {
       const inPage = new Set(page.records.filter((r) => r.event === 'tools/call' && typeof r.call === 'string').map((r) => r.call as string));
       const done = await outcomesFollowing(files, page.intents.filter((i) => !inPage.has(i.record.call as string)));
@@ -208,7 +233,7 @@ export async function queryAudit(dir: string, filters: AuditFilters = {}, opts: 
   }
 }
 
-async function scanPage(files: AuditFile[], filters: AuditFilters, opts: QueryOptions & { limit: number }): Promise<QueryPage & { intents: IntentAt[] }> {
+async function scanPage(files: AuditFile[], filters: AuditFilters, opts: QueryOptions & { limit: number }, indexes: QueryIndexes | undefined): Promise<QueryPage & { intents: IntentAt[] }> {
   const order = opts.order ?? 'desc';
   const limit = opts.limit;
   const intents: IntentAt[] = [];
@@ -219,6 +244,14 @@ async function scanPage(files: AuditFile[], filters: AuditFilters, opts: QueryOp
   // With a needle, jump between its hits; every other needle must be in the same line.
   const [first, ...others] = needles;
   const select: LineSelector | undefined = first ? (buf, end) => linesWith(buf, end, first, others) : undefined;
+  const tests = indexTests(filters);
+  /** A rotated file through its block index when it has one, else line by line. */
+  const scan = async (i: number, from: number, to: number, ascending: boolean, visit: LineVisitor) => {
+    const file = files[i] as AuditFile;
+    const ix = tests && indexes ? await indexes.get(i) : undefined;
+    if (ix && tests) return scanIndexed(file, ix, tests, { from, to }, ascending, visit, select);
+    return ascending ? scanLines(file.path, from, to, visit, undefined, select) : scanLinesReverse(file.path, from, to, visit, select);
+  };
 
   const visitor = (ascending: boolean, file: number) => {
     const pre = lineFilter(needles, ascending);
@@ -252,7 +285,7 @@ async function scanPage(files: AuditFile[], filters: AuditFilters, opts: QueryOp
     for (let i = startIdx; i < files.length; i++) {
       const file = files[i] as AuditFile;
       if (outsideWindow(i, files, filters)) continue;
-      const res = await scanLines(file.path, i === startIdx ? offset : 0, file.size, visitor(true, i), undefined, select);
+      const res = await scan(i, i === startIdx ? offset : 0, file.size, true, visitor(true, i));
       last = { f: file.firstSeq as number, o: res.position, d: 'asc' };
       if (res.stopped) return { records, intents, nextCursor: encodeCursor(last), more: true };
     }
@@ -272,7 +305,7 @@ async function scanPage(files: AuditFile[], filters: AuditFilters, opts: QueryOp
     if (outsideWindow(i, files, filters)) continue;
     let to = i === startIdx && offset !== undefined ? Math.min(offset, file.size) : file.size;
     if (to === file.size) to = await completeEnd(file);
-    const res = await scanLinesReverse(file.path, 0, to, visitor(false, i), select);
+    const res = await scan(i, 0, to, false, visitor(false, i));
     if (res.stopped) {
       // The last record returned starts at res.position; the next page ends there.
       const more = res.position > 0 || i > 0;

@@ -1,5 +1,6 @@
 import { statSync, unlinkSync } from 'node:fs';
 import { fsyncDir } from './audit-fs.js';
+import { removeSidecar } from './block-index.js';
 import { listAuditFiles, readFirstLine, type AuditFile } from './files.js';
 
 export interface RetentionPolicy {
@@ -51,6 +52,9 @@ export function retentionPlan(dir: string, policy: RetentionPolicy, now: Date): 
 
 /** Deletes the planned files (after their record is durable). */
 export function deleteRotated(dir: string, drop: readonly AuditFile[]): void {
-  for (const f of drop) unlinkSync(f.path);
+  for (const f of drop) {
+    unlinkSync(f.path);
+    removeSidecar(f.path);
+  }
   fsyncDir(dir);
 }

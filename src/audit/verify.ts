@@ -1,10 +1,11 @@
 import type { KeyObject } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { unfinishedStatus, type CallStatus } from './calls.js';
-import { CHECKPOINT_TYP, verifyCheckpoint, type CheckpointPayload } from './checkpoint.js';
+import { CHECKPOINT_TYP, type CheckpointPayload } from './checkpoint.js';
 import { listAuditFiles, type AuditFile } from './files.js';
-import { scanLines } from './lines.js';
-import { checkLine, ZERO_HASH } from './record.js';
-import { CALL_INTENT_EVENT, type AuditRecord } from './types.js';
+import { EDITED_MESSAGE } from './line-check.js';
+import { ScanPool } from './pool.js';
+import { LINE_EDITED, LINE_MALFORMED, LINE_OK, verifyRange, type CallsDelta, type LineExtra, type RangeJob, type RangeResult } from './verify-range.js';
 
 export type ProblemKind =
   /** A record's content does not match its hash. */
@@ -48,6 +49,14 @@ export interface VerifyOptions {
   /** Stop after this many problems (default 20). */
   maxProblems?: number;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /**
+   * Worker threads that parse and hash. Default: one per core, except for
+   * logs under PARALLEL_MIN_BYTES (verified in this thread: no start-up
+   * cost); `1`: this thread only; more: that many workers, whatever the size.
+   */
+  threads?: number;
+  /** Bytes per worker job, about (default 16 MiB; files are cut on line boundaries). */
+  rangeBytes?: number;
 }
 
 export interface VerifyReport {
@@ -90,18 +99,101 @@ export interface UnfinishedCall {
 const MAX_UNFINISHED = 1000;
 
 const RING = 1 << 18;
+/** Below this many bytes, starting workers costs more than it saves. */
+export const PARALLEL_MIN_BYTES = 4 << 20;
+/** Files are cut into ranges of about this size (on line boundaries), so the workers finish together. */
+const RANGE_BYTES = 16 << 20;
+
+interface PlannedRange {
+  file: number;
+  job: RangeJob;
+}
+
+/** Cuts each file into ranges of about RANGE_BYTES, each ending right after a newline (or at the file's end). */
+function planRanges(files: AuditFile[], from: number, publicKey: KeyObject | undefined, rangeBytes: number): PlannedRange[] {
+  const out: PlannedRange[] = [];
+  for (const [fi, f] of files.entries()) {
+    if (f.size === 0) continue;
+    const cuts = [0];
+    const parts = Math.max(1, Math.round(f.size / rangeBytes));
+    if (parts > 1) {
+      const fd = openSync(f.path, 'r');
+      try {
+        const buf = Buffer.allocUnsafe(64 * 1024);
+        for (let j = 1; j < parts; j++) {
+          const target = Math.floor((f.size * j) / parts);
+          if (target <= (cuts.at(-1) as number)) continue;
+          // The next line start at or after target (a line longer than the window leaves no cut here).
+          const n = readSync(fd, buf, 0, Math.min(buf.length, f.size - target), target - 1);
+          const nl = buf.subarray(0, n).indexOf(10);
+          if (nl >= 0 && target + nl < f.size) cuts.push(target + nl);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+    cuts.push(f.size);
+    for (let k = 0; k + 1 < cuts.length; k++) {
+      const start = cuts[k] as number;
+      const end = cuts[k + 1] as number;
+      if (end > start) out.push({ file: fi, job: { path: f.path, start, end, last: end === f.size, from, publicKey } });
+    }
+  }
+  return out;
+}
+
+function hex(a: Uint8Array, i: number): string {
+  return Buffer.from(a.buffer, a.byteOffset + i * 32, 32).toString('hex');
+}
+
+function eq32(a: Uint8Array, ai: number, b: Uint8Array, bi: number): boolean {
+  const x = ai * 32;
+  const y = bi * 32;
+  for (let k = 0; k < 32; k++) if (a[x + k] !== b[y + k]) return false;
+  return true;
+}
 
 /**
  * Walks every file in chain order, recomputes each record's hash, checks seq
  * continuity, `prev` links and every checkpoint (signature, and that the
  * record it names still has the signed hash). Problems come in file order;
  * the first is the first bad record.
+ *
+ * The per-line work (JSON, SHA-256, Ed25519) runs in worker threads over
+ * byte ranges of the files (verify-range.ts); this thread replays the chain
+ * checks over their compact results in file order, so a range boundary
+ * changes nothing in the report.
  */
 export async function verifyAudit(dir: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const files = listAuditFiles(dir);
   const total = files.reduce((n, f) => n + f.size, 0);
   const maxProblems = opts.maxProblems ?? 20;
   const from = opts.from ?? 1;
+  const threads = Math.max(1, Math.floor(opts.threads ?? ScanPool.cores()));
+  const parallel = threads > 1 && (opts.threads !== undefined || total >= PARALLEL_MIN_BYTES);
+  const rangeBytes = opts.rangeBytes ?? Math.min(RANGE_BYTES, Math.max(1 << 20, Math.ceil(total / (threads * 4))));
+  const ranges = planRanges(files, from, opts.publicKey, parallel ? Math.max(1, rangeBytes) : Number.POSITIVE_INFINITY);
+  const pool = parallel ? new ScanPool(Math.min(threads, ranges.length)) : undefined;
+  const started = pool ? ranges.map((r) => pool.run({ kind: 'verify', job: r.job })) : [];
+  // Answers are awaited in file order; a later failure must not go unhandled meanwhile.
+  for (const p of started) p.catch(() => undefined);
+  const result = (k: number): Promise<RangeResult> => (pool ? (started[k] as Promise<RangeResult>) : verifyRange((ranges[k] as PlannedRange).job));
+  try {
+    return await replay(dir, files, ranges, result, { ...opts, from, maxProblems, total });
+  } finally {
+    await pool?.close();
+  }
+}
+
+/** The chain checks, in file order, over the ranges' results. */
+async function replay(
+  dir: string,
+  files: AuditFile[],
+  ranges: PlannedRange[],
+  result: (k: number) => Promise<RangeResult>,
+  opts: VerifyOptions & { from: number; maxProblems: number; total: number },
+): Promise<VerifyReport> {
+  const { from, maxProblems, total } = opts;
   const report: VerifyReport = {
     ok: false,
     files: files.map((f) => ({ name: f.name, firstSeq: f.firstSeq, bytes: f.size })),
@@ -125,68 +217,79 @@ export async function verifyAudit(dir: string, opts: VerifyOptions = {}): Promis
 
   // Recent hashes by seq, for checkpoints (which name a record at or shortly before them).
   const ringSeq = new Float64Array(RING).fill(-1);
-  const ringHash: string[] = new Array<string>(RING);
+  const ringHash = new Uint8Array(RING * 32);
   let expectSeq: number | undefined;
-  let prevHash: string | undefined;
+  /** The record whose hash the next record's prev must be, and the last record. */
+  let prevAt: { r: RangeResult; i: number } | undefined;
+  let lastAt: { r: RangeResult; i: number } | undefined;
   let start: { seq: number; prev: string; file: string; line: number } | undefined;
   let pendingGap: { expect: number; got: number; file: string; line: number } | undefined;
   const retention: { seq: number; prev: string }[] = [];
-  const sigChecks: Promise<void>[] = [];
+  /** Signature results of checkpoints seen in the current read chunk (reported after it, as the single-thread scan did). */
+  let sigChecks: { file: string; line: number; seq: number; sig: NonNullable<NonNullable<LineExtra['checkpoint']>['sig']> | undefined }[] = [];
+  const flushSigs = () => {
+    for (const c of sigChecks) if (c.sig && !c.sig.ok) problem({ kind: 'signature', file: c.file, line: c.line, seq: c.seq, message: c.sig.message });
+    sigChecks = [];
+  };
   let anchorSeen = false;
-  let done = 0;
 
-  const onRecord = (r: AuditRecord, file: AuditFile, line: number) => {
+  const applyCalls = (d: CallsDelta, file: AuditFile, lineBase: number) => {
+    for (const id of d.deletes) openCalls.delete(id);
+    for (const c of d.opens) openCalls.set(c.call, { seq: c.seq, call: c.call, time: c.time, agent: c.agent, tool: c.tool, file: file.name, line: lineBase + c.index + 1 });
+  };
+
+  const onRecord = (cur: RangeResult, i: number, prevRecord: number, file: AuditFile, line: number) => {
+    const seq = cur.seq[i] as number;
     report.records++;
     if (pendingGap) {
       const g = pendingGap;
       pendingGap = undefined;
-      if (r.seq === g.expect) problem({ kind: 'reordered', file: g.file, line: g.line, seq: g.got, message: `record seq ${g.got} comes before seq ${g.expect} (records were reordered)` });
+      if (seq === g.expect) problem({ kind: 'reordered', file: g.file, line: g.line, seq: g.got, message: `record seq ${g.got} comes before seq ${g.expect} (records were reordered)` });
       else problem({ kind: 'gap', file: g.file, line: g.line, seq: g.got, message: `records ${g.expect}..${g.got - 1} are missing before seq ${g.got} (removed)` });
     }
     if (expectSeq === undefined) {
-      report.firstSeq = r.seq;
-      if (r.seq === 1 && from <= 1) {
-        if (r.prev !== ZERO_HASH) problem({ kind: 'chain', file: file.name, line, seq: r.seq, message: 'the first record must have prev = 64 zeros' });
-      } else if (from <= r.seq) {
-        start = { seq: r.seq, prev: r.prev, file: file.name, line };
+      report.firstSeq = seq;
+      if (seq === 1 && from <= 1) {
+        if (!eq32(cur.prev, i, ZERO_BYTES, 0)) problem({ kind: 'chain', file: file.name, line, seq, message: 'the first record must have prev = 64 zeros' });
+      } else if (from <= seq) {
+        start = { seq, prev: hex(cur.prev, i), file: file.name, line };
       }
-    } else if (r.seq === expectSeq) {
-      if (r.prev !== prevHash) problem({ kind: 'chain', file: file.name, line, seq: r.seq, message: `prev does not match the hash of seq ${r.seq - 1} (a record was removed, replaced or inserted)` });
-    } else if (r.seq > expectSeq) {
-      pendingGap = { expect: expectSeq, got: r.seq, file: file.name, line };
+    } else if (seq === expectSeq) {
+      const p = prevAt as { r: RangeResult; i: number };
+      // The worker compared prev with the previous record line of its range; anything else is compared here.
+      const linked = p.r === cur && p.i === prevRecord ? cur.link[i] === 1 : eq32(cur.prev, i, p.r.hash, p.i);
+      if (!linked) problem({ kind: 'chain', file: file.name, line, seq, message: `prev does not match the hash of seq ${seq - 1} (a record was removed, replaced or inserted)` });
+    } else if (seq > expectSeq) {
+      pendingGap = { expect: expectSeq, got: seq, file: file.name, line };
     } else {
-      const seen = ringSeq[r.seq % RING] === r.seq && ringHash[r.seq % RING] === r.hash;
+      const seen = ringSeq[seq % RING] === seq && eq32(ringHash, seq % RING, cur.hash, i);
       problem(
         seen
-          ? { kind: 'duplicate', file: file.name, line, seq: r.seq, message: `record seq ${r.seq} appears twice` }
-          : { kind: 'reordered', file: file.name, line, seq: r.seq, message: `record seq ${r.seq} comes after seq ${expectSeq - 1} (records were reordered)` },
+          ? { kind: 'duplicate', file: file.name, line, seq, message: `record seq ${seq} appears twice` }
+          : { kind: 'reordered', file: file.name, line, seq, message: `record seq ${seq} comes after seq ${expectSeq - 1} (records were reordered)` },
       );
     }
-    if (r.seq > (expectSeq ?? 0) - 1) {
-      expectSeq = r.seq + 1;
-      prevHash = r.hash;
+    if (seq > (expectSeq ?? 0) - 1) {
+      expectSeq = seq + 1;
+      prevAt = { r: cur, i };
     }
-    ringSeq[r.seq % RING] = r.seq;
-    ringHash[r.seq % RING] = r.hash;
-    report.lastSeq = r.seq;
-    report.lastHash = r.hash;
-    if (opts.anchor && r.seq === opts.anchor.seq) {
+    ringSeq[seq % RING] = seq;
+    ringHash.set(cur.hash.subarray(i * 32, i * 32 + 32), (seq % RING) * 32);
+    report.lastSeq = seq;
+    lastAt = { r: cur, i };
+    if (opts.anchor && seq === opts.anchor.seq) {
       anchorSeen = true;
-      if (r.hash !== opts.anchor.hash) problem({ kind: 'rewritten', file: file.name, line, seq: r.seq, message: `seq ${r.seq} no longer has the anchored hash ${opts.anchor.hash.slice(0, 12)}…` });
+      if (hex(cur.hash, i) !== opts.anchor.hash) problem({ kind: 'rewritten', file: file.name, line, seq, message: `seq ${seq} no longer has the anchored hash ${opts.anchor.hash.slice(0, 12)}…` });
     }
-    if (r.event === 'audit.retention' && typeof r.keptFromSeq === 'number' && typeof r.keptFromPrev === 'string') retention.push({ seq: r.keptFromSeq, prev: r.keptFromPrev });
-    if (r.event === 'audit.checkpoint') onCheckpoint(r, file, line);
-    if (typeof r.call === 'string') {
-      if (r.event === CALL_INTENT_EVENT) {
-        openCalls.set(r.call, { seq: r.seq, call: r.call, time: r.time, agent: typeof r.agent === 'string' ? r.agent : undefined, tool: typeof r.tool === 'string' ? r.tool : undefined, file: file.name, line });
-      } else if (r.event === 'tools/call') openCalls.delete(r.call);
-    }
+    const x = cur.extras.get(i);
+    if (x?.retention) retention.push(x.retention);
+    if (x?.checkpoint) onCheckpoint(seq, x.checkpoint, file, line);
   };
 
-  const onCheckpoint = (r: AuditRecord, file: AuditFile, line: number) => {
+  const onCheckpoint = (seq: number, cp: NonNullable<LineExtra['checkpoint']>, file: AuditFile, line: number) => {
     report.checkpoints++;
-    const claimed = r.checkpoint as Partial<CheckpointPayload> | undefined;
-    const jws = typeof r.jws === 'string' ? r.jws : '';
+    const claimed = cp.claimed as Partial<CheckpointPayload> | undefined;
+    const jws = cp.jws;
     let payload: Partial<CheckpointPayload> = {};
     try {
       const [h, p] = jws.split('.');
@@ -194,81 +297,79 @@ export async function verifyAudit(dir: string, opts: VerifyOptions = {}): Promis
       payload = JSON.parse(Buffer.from(p ?? '', 'base64url').toString('utf8')) as Partial<CheckpointPayload>;
       if (header.typ !== CHECKPOINT_TYP) throw new Error('typ');
     } catch {
-      problem({ kind: 'signature', file: file.name, line, seq: r.seq, message: 'checkpoint JWS is malformed' });
+      problem({ kind: 'signature', file: file.name, line, seq, message: 'checkpoint JWS is malformed' });
       return;
     }
     if (!claimed || claimed.seq !== payload.seq || claimed.hash !== payload.hash || claimed.time !== payload.time) {
-      problem({ kind: 'signature', file: file.name, line, seq: r.seq, message: 'checkpoint fields differ from what its JWS signs' });
+      problem({ kind: 'signature', file: file.name, line, seq, message: 'checkpoint fields differ from what its JWS signs' });
       return;
     }
     const s = payload.seq ?? NaN;
-    if (!(s < r.seq)) {
-      problem({ kind: 'signature', file: file.name, line, seq: r.seq, message: `checkpoint names seq ${s}, which is not before it` });
+    if (!(s < seq)) {
+      problem({ kind: 'signature', file: file.name, line, seq, message: `checkpoint names seq ${s}, which is not before it` });
       return;
     }
-    const known = ringSeq[s % RING] === s ? ringHash[s % RING] : undefined;
+    const known = ringSeq[s % RING] === s ? hex(ringHash, s % RING) : undefined;
     if (known === undefined) {
-      if (s >= from && report.firstSeq !== undefined && s >= report.firstSeq) problem({ kind: 'rewritten', file: file.name, line, seq: r.seq, message: `checkpoint names seq ${s}, which is not in the log` });
+      if (s >= from && report.firstSeq !== undefined && s >= report.firstSeq) problem({ kind: 'rewritten', file: file.name, line, seq, message: `checkpoint names seq ${s}, which is not in the log` });
     } else if (known !== payload.hash) {
-      problem({ kind: 'rewritten', file: file.name, line, seq: r.seq, message: `checkpoint signs hash ${String(payload.hash).slice(0, 12)}… for seq ${s}, but the log has ${known.slice(0, 12)}… (the chain was rewritten)` });
+      problem({ kind: 'rewritten', file: file.name, line, seq, message: `checkpoint signs hash ${String(payload.hash).slice(0, 12)}… for seq ${s}, but the log has ${known.slice(0, 12)}… (the chain was rewritten)` });
     }
-    if (opts.publicKey) {
-      const key = opts.publicKey;
-      sigChecks.push(
-        verifyCheckpoint(jws, key).then((v) => {
-          if (!v.ok) problem({ kind: 'signature', file: file.name, line, seq: r.seq, message: v.message });
-        }),
-      );
-    }
-    report.lastCheckpoint = { seq: s, hash: String(payload.hash), time: String(payload.time), atSeq: r.seq, jws };
+    if (opts.publicKey) sigChecks.push({ file: file.name, line, seq, sig: cp.sig });
+    report.lastCheckpoint = { seq: s, hash: String(payload.hash), time: String(payload.time), atSeq: seq, jws };
   };
 
+  let done = 0;
+  let k = 0;
   for (const [fi, file] of files.entries()) {
     if (file.size === 0) continue;
-    let line = 0;
-    let first = true;
     const isLast = fi === files.length - 1;
-    const res = await scanLines(
-      file.path,
-      0,
-      file.size,
-      (buf, s, e) => {
+    let line = 0;
+    let chunk = 0;
+    let partial: RangeResult['partial'];
+    for (; k < ranges.length && (ranges[k] as PlannedRange).file === fi; k++) {
+      const cur = await result(k);
+      const startedBefore = expectSeq !== undefined;
+      const lineBase = line;
+      let prevRecord = -1;
+      for (let i = 0; i < cur.lines; i++) {
+        if ((cur.chunk[i] as number) > chunk) {
+          flushSigs();
+          chunk = cur.chunk[i] as number;
+        }
         line++;
-        const c = checkLine(buf.toString('utf8', s, e), buf.subarray(s, e));
-        if (first && c.ok && !file.current && c.record.seq !== file.firstSeq) {
-          problem({ kind: 'file', file: file.name, line, seq: c.record.seq, message: `file is named for seq ${file.firstSeq} but starts with seq ${c.record.seq}` });
+        const kind = cur.kind[i];
+        const seq = cur.seq[i] as number;
+        if (line === 1 && kind === LINE_OK && !file.current && seq !== file.firstSeq) {
+          problem({ kind: 'file', file: file.name, line, seq, message: `file is named for seq ${file.firstSeq} but starts with seq ${seq}` });
         }
-        first = false;
-        if (c.ok) {
-          if (c.record.seq < from && expectSeq === undefined) return;
-          onRecord(c.record, file, line);
-          return;
+        if (kind === LINE_MALFORMED) {
+          problem({ kind: 'malformed', file: file.name, line, message: cur.extras.get(i)?.message ?? '' });
+          continue;
         }
-        if (c.reason === 'edited') {
-          if (c.record.seq < from && expectSeq === undefined) return;
-          problem({ kind: 'edited', file: file.name, line, seq: c.record.seq, message: `record seq ${c.record.seq}: ${c.message}` });
-          // Keep walking with the record as it claims to be, so one edit is one problem.
-          onRecord(c.record, file, line);
-        } else {
-          problem({ kind: 'malformed', file: file.name, line, message: c.message });
-        }
-      },
-      async (pos) => {
-        opts.onProgress?.(done + pos, total);
-        await Promise.all(sigChecks.splice(0));
-      },
-    );
+        const before = prevRecord;
+        prevRecord = i;
+        if (seq < from && expectSeq === undefined) continue;
+        if (kind === LINE_EDITED) problem({ kind: 'edited', file: file.name, line, seq, message: `record seq ${seq}: ${EDITED_MESSAGE}` });
+        // Keep walking with an edited record as it claims to be, so one edit is one problem.
+        onRecord(cur, i, before, file, line);
+      }
+      if (startedBefore) applyCalls(cur.callsBefore, file, lineBase);
+      applyCalls(cur.callsFrom, file, lineBase);
+      if (cur.partial) partial = cur.partial;
+      opts.onProgress?.(done + (ranges[k] as PlannedRange).job.end, total);
+    }
+    flushSigs();
     done += file.size;
-    if (res.partial) {
+    if (partial) {
       problem({
         kind: 'truncated',
         file: file.name,
         line: line + 1,
-        message: `${isLast ? 'the last line' : 'a line at the end of a rotated file'} is cut off (${res.partial.length} bytes at offset ${res.partial.offset}, no newline): a write was interrupted or the file was truncated`,
+        message: `${isLast ? 'the last line' : 'a line at the end of a rotated file'} is cut off (${partial.length} bytes at offset ${partial.offset}, no newline): a write was interrupted or the file was truncated`,
       });
     }
   }
-  await Promise.all(sigChecks);
   if (pendingGap) {
     const g = pendingGap;
     problem({ kind: 'gap', file: g.file, line: g.line, seq: g.got, message: `records ${g.expect}..${g.got - 1} are missing before seq ${g.got} (removed)` });
@@ -287,6 +388,7 @@ export async function verifyAudit(dir: string, opts: VerifyOptions = {}): Promis
       });
     }
   }
+  if (lastAt) report.lastHash = hex(lastAt.r.hash, lastAt.i);
   if (opts.anchor && !anchorSeen && (report.lastSeq ?? 0) < opts.anchor.seq) {
     problem({ kind: 'truncated', file: files.at(-1)?.name ?? '', line: 0, message: `the log ends at seq ${report.lastSeq ?? 0}, before the anchored seq ${opts.anchor.seq} (records were cut off)` });
   }
@@ -303,6 +405,8 @@ export async function verifyAudit(dir: string, opts: VerifyOptions = {}): Promis
   report.ok = report.problems.length === 0;
   return report;
 }
+
+const ZERO_BYTES = new Uint8Array(32);
 
 function fileIndex(files: AuditFile[], name: string): number {
   const i = files.findIndex((f) => f.name === name);

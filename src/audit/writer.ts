@@ -6,6 +6,8 @@ import { fsyncDir, nodeAuditFs, type AuditFs } from './audit-fs.js';
 import { checkpointKeyPath, loadCheckpointKey, signCheckpoint, type CheckpointKey, type CheckpointPayload } from './checkpoint.js';
 import { CURRENT_FILE, listAuditFiles, rotatedName } from './files.js';
 import { boundedLine } from './bound.js';
+import { indexRotated } from './indexed-scan.js';
+import { ScanPool } from './pool.js';
 import { LateQueue } from './late-queue.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
 import { RecordWriter, ZERO_HASH } from './record.js';
@@ -116,6 +118,8 @@ export class AuditLog implements AuditSink {
   #sealedSeq = 0;
   #checkpointing: Promise<void> | undefined;
   #retention: Promise<void> | undefined;
+  #indexing: Promise<void> = Promise.resolve();
+  #indexPool: ScanPool | undefined;
   #closed = false;
   /** Records of things already done that came while the log could not be written (see appendOrQueue). */
   readonly #late = new LateQueue();
@@ -380,6 +384,31 @@ export class AuditLog implements AuditSink {
     this.#logger.info({ file: rotated }, 'audit: rotated');
     this.stats.rotations++;
     queueMicrotask(() => void this.#applyRetention());
+    this.#indexRotated(join(this.dir, rotated));
+  }
+
+  /**
+   * Writes the block index (sidecar) of a file just rotated, one at a time,
+   * off the write path (a worker for a big file). Not while disk space is
+   * low: the headroom is for records. A failure only means the first query
+   * to reach the file builds it.
+   */
+  #indexRotated(path: string): void {
+    if (this.#headroom.low) return;
+    this.#indexing = this.#indexing
+      .then(async () => {
+        if (this.#closed) return;
+        try {
+          await indexRotated(this.dir, path, () => (this.#indexPool = new ScanPool(1)));
+        } finally {
+          const pool = this.#indexPool;
+          this.#indexPool = undefined;
+          await pool?.close();
+        }
+      })
+      .catch((e: unknown) => {
+        if (!this.#closed) this.#logger.warn({ err: errorMessage(e), file: path }, 'audit: could not index a rotated file; the first query that reads it will');
+      });
   }
 
   #fail(err: unknown, batch: Batch): void {
@@ -529,6 +558,9 @@ export class AuditLog implements AuditSink {
     if (unwritten > 0) this.#logger.error({ records: unwritten, reason: this.#failed?.message }, 'audit: records of executed calls could not be written before close');
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    // An index being built is a cache: stopped, not waited for.
+    await this.#indexPool?.close();
+    await this.#indexing;
     await this.#socket?.close();
     await this.#headroom.settled();
     if (this.#fd >= 0) {

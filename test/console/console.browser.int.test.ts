@@ -9,20 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type Dialog, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, startTestGateway, stdioFixture, until, type TestGateway } from '../helpers/gateway.js';
-import { loginUrl } from './helpers.js';
+import { startTestGateway, stdioFixture, until, type TestGateway } from '../helpers/gateway.js';
+import { BROWSER_POLICY, CHROMIUM, loginUrl, shot, SHOTS } from './helpers.js';
 
-const CHROMIUM = process.env.GATEHOUSE_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = join(ROOT, 'artifacts', 'console');
-const POLICY = {
-  version: 1,
-  default: 'deny',
-  rules: [
-    { id: 'echo-asks', match: { tool: 'fx__echo' }, effect: 'ask', message: 'Echo needs a human.', ask: { timeout: '2m', grant: { ttl: '1h', maxUses: 5 } } },
-    { id: 'no-short-naps', match: { tool: 'fx__slow', args: { ms: { max: 50 } } }, effect: 'deny', message: 'too short' },
-    { id: 'rest', match: { tool: '*' }, effect: 'allow' },
-  ],
-};
 /** Runs script if it is ever parsed as HTML: sets a flag and opens a dialog, both checked below. */
 const XSS = '<img src=x onerror="window.__pwned=1;alert(1)"><script>window.__pwned=2</script>';
 const XSS_TOOL = '<svg onload="window.__pwned=3">';
@@ -33,7 +22,7 @@ const dialogs: Dialog[] = [];
 
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  t = await startTestGateway({ connectors: (log) => [stdioFixture('fx', log)], policy: POLICY });
+  t = await startTestGateway({ connectors: (log) => [stdioFixture('fx', log)], policy: BROWSER_POLICY });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 });
 
@@ -55,7 +44,6 @@ async function newPage(): Promise<Page> {
 /** The calls waiting for approval, as the admin API lists them (oldest first). */
 const waiting = async () => t.gw.approvals.list();
 
-const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 const pwned = (page: Page) => page.evaluate(() => (globalThis as { __pwned?: number }).__pwned);
 
 describe('console in Chromium', () => {

@@ -1,5 +1,24 @@
 import { adminRequest } from '../../src/server/control-client.js';
-import type { RawResponse, TestGateway } from '../helpers/gateway.js';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { ROOT, type RawResponse, type TestGateway } from '../helpers/gateway.js';
+
+/** The distribution's Chromium (scripts/test-deps.sh installs it); nothing downloads a browser. */
+export const CHROMIUM = process.env.GATEHOUSE_CHROMIUM ?? '/usr/bin/chromium';
+/** Screenshots of each page, for people (git-ignored). */
+export const SHOTS = join(ROOT, 'artifacts', 'console');
+export const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+/** The browser tests' policy: fx__echo waits for a human (grants up to 1h / 5 uses), short naps are denied, the rest allowed. */
+export const BROWSER_POLICY = {
+  version: 1,
+  default: 'deny',
+  rules: [
+    { id: 'echo-asks', match: { tool: 'fx__echo' }, effect: 'ask', message: 'Echo needs a human.', ask: { timeout: '2m', grant: { ttl: '1h', maxUses: 5 } } },
+    { id: 'no-short-naps', match: { tool: 'fx__slow', args: { ms: { max: 50 } } }, effect: 'deny', message: 'too short' },
+    { id: 'rest', match: { tool: '*' }, effect: 'allow' },
+  ],
+};
 
 /** Asks the gateway (control socket) for a one-time login URL, as `gatehouse console` does. */
 export async function loginUrl(t: TestGateway): Promise<{ url: string; secret: string }> {

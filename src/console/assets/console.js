@@ -354,6 +354,7 @@ function renderTimeLeft() {
   if (a && t) t.textContent = timeLeft(a);
 }
 
+// <duration> This block is run by test/console/page-copies.test.ts against src/config/duration.ts's formatDuration.
 /** "3600000" → "1h", "90000" → "1m30s": src/config/duration.ts's formatDuration, for the rule's grant bound. */
 function formatDuration(ms) {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
@@ -366,6 +367,7 @@ function formatDuration(ms) {
   }
   return out || '0s';
 }
+// </duration>
 
 function renderApproval() {
   const box = $('#approval-detail');

@@ -9,12 +9,12 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Gateway } from '../broker/gateway.js';
 import { hintsOf } from '../broker/catalog.js';
-import { formatZodIssues } from '../config/zod-issues.js';
 import { GatehouseError } from '../errors.js';
 import { explain, type ExplainedRule } from '../policy/evaluate.js';
 import type { PolicyChange, PolicyStore } from '../policy/store.js';
 import { splitToolName } from '../policy/test-cases.js';
 import { ANNOTATION_KEYS, type CallContext, type ToolAnnotations } from '../policy/types.js';
+import { adminBody } from '../server/json-body.js';
 
 const Annotations = z.strictObject(Object.fromEntries(ANNOTATION_KEYS.map((k) => [k, z.boolean().optional()])) as Record<(typeof ANNOTATION_KEYS)[number], z.ZodOptional<z.ZodBoolean>>);
 
@@ -53,15 +53,7 @@ export function consolePolicyRoutes(policies: PolicyStore, gateway: Gateway): { 
   });
 
   r.post('/policy/explain', async (c) => {
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      throw new GatehouseError('USAGE', 'request body is not valid JSON');
-    }
-    const parsed = ExplainBody.safeParse(raw);
-    if (!parsed.success) throw new GatehouseError('USAGE', `invalid body: ${formatZodIssues(parsed.error.issues)}`);
-    const b = parsed.data;
+    const b = await adminBody(c.req, ExplainBody);
     const time = b.time === undefined || b.time === '' ? new Date() : new Date(b.time);
     if (Number.isNaN(time.getTime())) throw new GatehouseError('USAGE', `time: "${b.time ?? ''}" is not a date (use ISO 8601, e.g. 2025-01-06T09:00:00Z)`);
     const split = splitToolName(b.tool);

@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { formatZodIssues } from '../config/zod-issues.js';
 import { GatehouseError } from '../errors.js';
+import { adminBody } from '../server/json-body.js';
 import type { SandboxSessions } from './sandbox-sessions.js';
 
 const CreateBody = z.strictObject({ agent: z.string(), port: z.number().int(), egress: z.boolean().optional() });
@@ -15,15 +15,8 @@ export function sandboxRoutes(sandboxes: SandboxSessions): Hono {
   const r = new Hono();
   r.get('/sessions', (c) => c.json({ sessions: sandboxes.list() }));
   r.post('/sessions', async (c) => {
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      throw new GatehouseError('USAGE', 'request body is not valid JSON');
-    }
-    const body = CreateBody.safeParse(raw);
-    if (!body.success) throw new GatehouseError('USAGE', `invalid body: ${formatZodIssues(body.error.issues)}`);
-    return c.json(await sandboxes.create(body.data.agent, body.data.port, { egress: body.data.egress === true }), 201);
+    const body = await adminBody(c.req, CreateBody);
+    return c.json(await sandboxes.create(body.agent, body.port, { egress: body.egress === true }), 201);
   });
   r.get('/sessions/:id/lease', (c) => {
     const id = c.req.param('id');

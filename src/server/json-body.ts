@@ -1,8 +1,12 @@
 /**
  * Turns a request body into one JSON-RPC message, or a verdict saying why not.
  * Pure; the HTTP status and JSON-RPC code are chosen here so every listener
- * answers alike.
+ * answers alike. And the admin routes' JSON bodies, checked against a schema.
  */
+import type { z } from 'zod';
+import { formatZodIssues } from '../config/zod-issues.js';
+import { GatehouseError } from '../errors.js';
+
 
 /** Deeper than any tool argument needs; far below what would exhaust a stack in the recursive walks that follow (schema check, redaction, serialization). */
 export const MAX_JSON_DEPTH = 100;
@@ -54,4 +58,20 @@ export function parseJsonRpcBody(bytes: Uint8Array): BodyVerdict {
     return { ok: false, status: 400, code: -32600, message: 'Invalid Request: JSON-RPC batches are not supported (removed in MCP 2025-06-18); send one message per request' };
   }
   return { ok: true, body };
+}
+
+/**
+ * An admin route's JSON body, checked against `schema`: a USAGE error when it
+ * is not JSON, or when it does not fit (saying why, or `invalid` when given).
+ */
+export async function adminBody<S extends z.ZodType>(req: { json(): Promise<unknown> }, schema: S, invalid?: string): Promise<z.output<S>> {
+  let raw: unknown;
+  try {
+    raw = await req.json();
+  } catch {
+    throw new GatehouseError('USAGE', 'request body is not valid JSON');
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new GatehouseError('USAGE', invalid ?? `invalid body: ${formatZodIssues(parsed.error.issues)}`);
+  return parsed.data;
 }

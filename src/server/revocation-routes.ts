@@ -4,6 +4,7 @@ import { appendOrQueue } from '../audit/append-or-queue.js';
 import type { AuditSink } from '../audit/types.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import { adminBody } from './json-body.js';
 import type { RevocationList } from './revocations.js';
 
 const RevokeBody = z.union([z.strictObject({ jti: z.string() }), z.strictObject({ agent: z.string() })]);
@@ -15,15 +16,8 @@ const RevokeBody = z.union([z.strictObject({ jti: z.string() }), z.strictObject(
 export function revocationRoutes(revocations: RevocationList, audit: AuditSink, logger: Logger): Hono {
   const r = new Hono();
   r.post('/revoke', async (c) => {
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      throw new GatehouseError('USAGE', 'request body is not valid JSON');
-    }
-    const body = RevokeBody.safeParse(raw);
-    if (!body.success) throw new GatehouseError('USAGE', 'body must be {"jti": ID} or {"agent": NAME}');
-    const revoked = revocations.revoke(body.data);
+    const body = await adminBody(c.req, RevokeBody, 'body must be {"jti": ID} or {"agent": NAME}');
+    const revoked = revocations.revoke(body);
     logger.info(revoked, 'token revoked');
     const kept = await appendOrQueue(audit, { event: 'token.revoked', ...revoked, via: 'gateway' }, logger);
     if (kept.state !== 'written') {

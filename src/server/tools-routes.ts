@@ -1,11 +1,11 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Gateway } from '../broker/gateway.js';
-import { formatZodIssues } from '../config/zod-issues.js';
 import { GatehouseError } from '../errors.js';
 import { CONNECTOR_NAME } from '../registry/fields.js';
 import type { PinRow, PinStore } from '../tools/pins.js';
 import { screenTool, type Finding } from '../tools/screen.js';
+import { adminBody } from './json-body.js';
 
 const Decide = z.strictObject({ connector: z.string().regex(CONNECTOR_NAME), tool: z.string().min(1).max(256).optional(), by: z.string().min(1).max(200) });
 
@@ -14,17 +14,6 @@ export interface ToolRow extends PinRow {
   findings: Finding[];
 }
 
-async function body(c: { req: { json(): Promise<unknown> } }): Promise<z.output<typeof Decide>> {
-  let raw: unknown;
-  try {
-    raw = await c.req.json();
-  } catch {
-    throw new GatehouseError('USAGE', 'request body is not valid JSON');
-  }
-  const parsed = Decide.safeParse(raw);
-  if (!parsed.success) throw new GatehouseError('USAGE', `invalid body: ${formatZodIssues(parsed.error.issues)}`);
-  return parsed.data;
-}
 
 /**
  * `gatehouse tools …` over the admin API: pinned and quarantined tools, the
@@ -58,14 +47,14 @@ export function toolsRoutes(pins: PinStore, gateway: Gateway): Hono {
     return c.json({ connector, tool, diff, findings: listed === undefined ? [] : screenTool(listed) });
   });
   r.post('/approve', async (c) => {
-    const b = await body(c);
+    const b = await adminBody(c.req, Decide);
     known(b.connector);
     const approved = pins.approve(b.connector, b.tool, b.by);
     gateway.refreshCatalog();
     return c.json({ approved });
   });
   r.post('/pin', async (c) => {
-    const b = await body(c);
+    const b = await adminBody(c.req, Decide);
     known(b.connector);
     const pinned = pins.repin(b.connector, b.by);
     gateway.refreshCatalog();

@@ -85,7 +85,7 @@ for (const s of SECTIONS.filter((x) => only.includes(x))) {
         results.audit = await auditSection();
         break;
       case 'memory':
-        results.memory = await benchMemory({ sessions: 100, settleMs: quick ? 1000 : 2000 }, log);
+        results.memory = await benchMemory({ sessions: 100, settleMs: quick ? 1000 : 2000, steady: quick ? { minMs: 20_000, quietMs: 4000, maxMs: 40_000 } : { minMs: 25_000, quietMs: 10_000, maxMs: 90_000 } }, log);
         break;
       case 'inference':
         results.inference = await benchInference(quick ? INFERENCE_QUICK : INFERENCE_FULL, log);

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
 import { z } from 'zod';
 import {
   CallToolRequestSchema,
@@ -66,6 +68,16 @@ function asMcpError(e: unknown): McpError {
 }
 
 /**
+ * The SDK builds an Ajv instance per Server for `elicitInput`, which the
+ * gateway never calls (upstreams' elicitations pass through as requests):
+ * made on first use, it costs a session nothing (some 20 KiB each otherwise).
+ */
+function lazyValidator(): jsonSchemaValidator {
+  let ajv: AjvJsonSchemaValidator | undefined;
+  return { getValidator: (schema) => (ajv ??= new AjvJsonSchemaValidator()).getValidator(schema) };
+}
+
+/**
  * One low-level MCP Server per agent session. It only lists and calls what
  * the gateway's catalog exposes to this agent.
  */
@@ -75,6 +87,7 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
     {
       capabilities: { tools: { listChanged: true }, logging: {} },
       instructions: 'Tools brokered by Gatehouse. Every call is decided by policy and audited.',
+      jsonSchemaValidator: lazyValidator(),
     },
   );
 
@@ -118,6 +131,7 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
       log: (params, prepare) => notes.log(params, prepare),
     };
     session.busy?.(1);
+    const trace = gateway.opts.tracing?.call(session.id(), extra.requestId);
     try {
       const result = await gateway.callTool({
         agent: session.agent,
@@ -128,6 +142,7 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
         channel,
         stats: () => notes.stats(),
         ...(progressToken !== undefined ? { onprogress: (p) => notes.progress(p) } : {}),
+        ...(trace !== undefined ? { trace } : {}),
       });
       await notes.finish();
       return result;

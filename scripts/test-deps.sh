@@ -5,6 +5,9 @@
 #    through apt-get, when run as root);
 #  - Chromium, the distribution's own, for the console's browser tests (driven
 #    by playwright-core through its executable path; nothing downloads a browser);
+#  - Prometheus, the distribution's own, scraping the gateway in the metrics tests;
+#  - rsyslog with rsyslog-gnutls (and openssl for a test certificate), receiving
+#    the SIEM shipper's RFC 5424 messages over TCP and TLS;
 #  - Node 22 for the official MCP conformance suite (it needs Node >= 22), kept
 #    in .cache/node22, outside node_modules, so that `npm run` keeps the
 #    machine's Node (>= 20.19) first on PATH for everything else;
@@ -22,8 +25,14 @@ os_packages() {
   command -v git >/dev/null 2>&1 || need="$need git"
   # The console's browser tests.
   command -v chromium >/dev/null 2>&1 || need="$need chromium"
+  # The metrics tests: a real Prometheus scrapes /metrics (test/telemetry/prometheus.int.test.ts).
+  command -v prometheus >/dev/null 2>&1 || need="$need prometheus"
+  # The SIEM tests: a real rsyslogd receives RFC 5424 over TCP and TLS (its gtls driver), with a certificate made by openssl.
+  command -v rsyslogd >/dev/null 2>&1 || need="$need rsyslog"
+  ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || need="$need rsyslog-gnutls"
+  command -v openssl >/dev/null 2>&1 || need="$need openssl"
   if [ -z "$need" ]; then
-    echo "test-deps: dbus-daemon, gnome-keyring-daemon, git and chromium are present"
+    echo "test-deps: dbus-daemon, gnome-keyring-daemon, git, chromium, prometheus, rsyslogd (with gtls) and openssl are present"
     return 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then

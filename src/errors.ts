@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'SECRET_UNSAFE'
   | 'KEYCHAIN_UNAVAILABLE'
   | 'CONNECTOR_NOT_READY'
+  | 'OAUTH_LOGIN_REQUIRED'
+  | 'OAUTH_REFUSED'
   | 'UPSTREAM_TIMEOUT'
   | 'UPSTREAM_UNAVAILABLE'
   | 'UPSTREAM_ERROR'
@@ -92,6 +94,10 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, Mapping>> = {
   KEYCHAIN_UNAVAILABLE: rpc(I, 503, N),
   // Not ready means a secret is missing: the admin's to fix, not a service that is down.
   CONNECTOR_NOT_READY: rpc(I, 503, F),
+  // An upstream OAuth login is missing, revoked or expired: `gatehouse connector login NAME` fixes it.
+  OAUTH_LOGIN_REQUIRED: rpc(I, 503, F),
+  // An authorization server's metadata or answer was refused (wrong issuer, another origin, not https, malformed).
+  OAUTH_REFUSED: rpc(I, 502, F),
   UPSTREAM_TIMEOUT: rpc(I, 504, F),
   UPSTREAM_UNAVAILABLE: rpc(I, 502, N),
   UPSTREAM_ERROR: rpc(I, 502, F),

@@ -55,6 +55,11 @@ import { loadTokenKeys, TokenVerifier, type TokenKeys } from '../server/tokens.j
 import { RevocationList } from '../server/revocations.js';
 import { revocationRoutes } from '../server/revocation-routes.js';
 import { sessionStatusRoutes } from '../server/status-route.js';
+import { listenMetrics, metricsHandler } from '../server/metrics-route.js';
+import { GatewayMetrics, type MetricsOptions } from '../telemetry/metrics.js';
+import { startTracing, tracingConfig, type Tracing } from '../telemetry/traces.js';
+import { loadSiemConfig, siemRoutes, sinkSecrets, startSiem, type Siem, type SiemConfig } from '../telemetry/siem/index.js';
+import { ownerByName } from '../secrets/bindings.js';
 
 export interface GatewayRuntimeOptions {
   dirs: Dirs;
@@ -90,6 +95,14 @@ export interface GatewayRuntimeOptions {
   egressResolve?: Resolver;
   /** Audit log tuning: checkpoint cadence, rotation size, retention (see src/audit/writer.ts). */
   audit?: Omit<AuditLogOptions, 'dir' | 'listen' | 'logger'>;
+  /** The SIEM shipping file (src/telemetry/siem/config.ts): the audit log shipped to syslog, Splunk HEC, a webhook or OTLP. */
+  siem?: string;
+  /** Also serve /metrics on a listener of its own, without a token (serve --metrics-listen). */
+  metricsListen?: { host: string; port: number };
+  /** Metrics label bounds (src/telemetry/metrics.ts); tests lower them. */
+  metrics?: Pick<MetricsOptions, 'maxAgents' | 'maxTools' | 'maxModels' | 'processMetrics'>;
+  /** Tracing: default as the OTEL_* variables of this process say (off without an endpoint); false: off. */
+  tracing?: Tracing | false;
   /** For `serve`'s notices: every approval event, and the gateway just before start-up waits for its upstreams. */
   onApprovalEvent?: (ev: ApprovalEvent) => void;
   onUpstreamsStarting?: (gateway: Gateway) => void;
@@ -116,6 +129,14 @@ export interface RunningGateway {
   revocations: RevocationList;
   audit: AuditSink;
   logger: Logger;
+  /** SIEM shipping, when configured (`siem`). */
+  siem: Siem | undefined;
+  /** Prometheus metrics (served at /metrics). */
+  metrics: GatewayMetrics;
+  /** The --metrics-listen URL, when asked for. */
+  metricsUrl?: string;
+  /** Traces, when the OTEL_* variables configure an endpoint. */
+  tracing: Tracing | undefined;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -137,9 +158,18 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   const registryStore = new RegistryStore(registry, opts.registryPollMs !== undefined ? { pollMs: opts.registryPollMs } : {});
   // Which connector may receive which secret; a registry reload rebinds (see applyRegistryChange).
   const secretBindings = { owner: bindSecrets(registry.connectors).bindings.owner };
+  // A SIEM sink may not use a connector's credential (it would ship it to the SIEM): checked against the binding rule.
+  const siemConfig: SiemConfig | undefined =
+    opts.siem === undefined ? undefined : loadSiemConfig(opts.siem, { secretOwner: (n) => secretBindings.owner.get(n) ?? ownerByName(n, registry.connectors.map((c) => c.name)) });
   const policies = new PolicyStore(opts.dirs.policies);
   const keys = await loadTokenKeys(opts.dirs.state);
-  const audit = await AuditLog.open({ ...opts.audit, dir: join(opts.dirs.state, 'audit'), listen: true, logger });
+  // A bad OTEL_* value stops the start here, before anything else is opened; without an endpoint the SDK is not loaded.
+  const otel = opts.tracing === undefined ? tracingConfig(process.env) : undefined;
+  const tracing = opts.tracing === false ? undefined : (opts.tracing ?? (otel ? await startTracing(otel, logger) : undefined));
+  // Label bounds need the catalog and the providers, which exist further down.
+  const known = { tool: (_: string) => false, provider: (_: string) => false };
+  const metrics = new GatewayMetrics({ ...opts.metrics, knownTool: (n) => known.tool(n), knownProvider: (n) => known.provider(n) });
+  const audit = await AuditLog.open({ ...opts.audit, dir: join(opts.dirs.state, 'audit'), listen: true, logger, observe: metrics.audit });
   // Checked on every request, cached tokens too; an unreadable list refuses every token.
   const revocations = new RevocationList(opts.dirs.state, {
     onChange: (ev) => {
@@ -158,6 +188,7 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       if (ev.type === 'state_rejected') logger.error({ file: ev.file, error: ev.error, movedTo: ev.movedTo }, 'approval state rejected: starting with no grants');
       if (ev.type === 'state_error') logger.error({ file: ev.file, error: ev.error }, 'cannot save the approval state');
       void appendOrQueue(audit, approvalRecord(ev), logger);
+      approvalMetric(metrics, ev);
       consoleApproval(ev);
       opts.onApprovalEvent?.(ev);
     },
@@ -176,7 +207,8 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   const redactor = new Redactor();
   setLogLineFilter(redactLogLine);
   const unregisterRedactor = addLogRedactor(redactor);
-  const secrets = new StoreResolver(opts.secrets ?? new KeychainStore(), {
+  const secretStore = opts.secrets ?? new KeychainStore();
+  const secrets = new StoreResolver(secretStore, {
     bindings: secretBindings,
     redactor,
     noticeDir: noticeDir(opts.dirs.state),
@@ -185,6 +217,11 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     ...(opts.secretPollMs !== undefined ? { pollMs: opts.secretPollMs } : {}),
   });
   await secrets.preload(registry.connectors.flatMap(connectorSecrets));
+  // SIEM sinks' credentials: bound to SIEM shipping alone, learned by the same redactor before anything is shipped.
+  const siemNames = siemConfig?.sinks.flatMap(sinkSecrets) ?? [];
+  const siemSecrets = new StoreResolver(secretStore, { bindings: { owner: new Map(siemNames.map((n) => [n, SIEM_SHIPPING])) }, redactor, noticeDir: noticeDir(opts.dirs.state), logger });
+  await siemSecrets.preload(siemNames);
+  let siem: Siem | undefined;
   // Egress out of sandboxes (agents with `run --egress`, confined connectors): every connection decided by the policy's egress rules.
   const egress = createEgressProxy({
     policy: () => policies.current(),
@@ -213,8 +250,10 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     authorize,
     hidden,
     audit,
-    redact: (v) => redactor.redact(v),
+    redact: (v) => counted(metrics, 'mcp', v, redactor.redact(v)),
     logger,
+    ...(tracing ? { tracing } : {}),
+    observe: metrics.toolCall,
     // Every stdio connector under gatehouse-sandbox (sandbox: off aside), its only way out this egress proxy.
     confine: connectorConfiner({ dirs: opts.dirs, egress }),
     // What an upstream tells the agent about its tools is pinned; a change waits for an admin (gatehouse tools).
@@ -228,19 +267,23 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     providers: () => providers.current,
     policy: () => policies.current(),
     secrets,
-    redact: (t) => redactor.redactText(t),
+    redact: (t) => counted(metrics, 'llm', t, redactor.redactText(t)),
     redactValue: (v) => redactor.redact(v),
     longestSecret: () => redactor.longest,
     audit,
     budgets: new Budgets({ stateDir: opts.dirs.state, logger }),
     logger,
+    ...(tracing ? { tracing } : {}),
   });
+  known.tool = (n) => gateway.catalog.byName.has(n);
+  known.provider = (n) => providers.current.has(n);
   // Each session compares its own visible list and sends list_changed only when that changed.
   policyChanged = () => gateway.emit('catalog');
   const sessions = new SessionManager({
     makeServer: (identity, id, busy) => createSessionServer(gateway, { agent: identity.agent, id, busy }),
     audit,
     logger,
+    ...(tracing ? { tracing } : {}),
     ...(opts.maxSessions !== undefined ? { maxSessions: opts.maxSessions } : {}),
     ...(opts.maxSessionsPerAgent !== undefined ? { maxSessionsPerAgent: opts.maxSessionsPerAgent } : {}),
     ...(opts.sessionIdleMs !== undefined ? { idleMs: opts.sessionIdleMs } : {}),
@@ -280,13 +323,37 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       { path: '/audit', app: auditRoutes(auditDir) },
       { path: '/tokens', app: revocationRoutes(revocations, audit, logger) },
       { path: '/sessions', app: sessionStatusRoutes(sessions) },
+      { path: '/siem', app: siemRoutes(() => siem) },
     ] });
   const controlApp = new Hono();
   controlApp.route('/admin/v1', adminApi);
+  controlApp.get('/metrics', metricsHandler(metrics));
+  metrics.setSources({
+    sessions: () => sessions.size,
+    sandboxes: () => sandboxes.list().length,
+    pendingApprovals: () => {
+      const pending = approvals.list();
+      const egressWaits = pending.filter((a) => a.egress !== undefined).length;
+      return { tool: pending.length - egressWaits, egress: egressWaits };
+    },
+    upstreams: () =>
+      gateway.opts.registry.connectors
+        .filter((c) => !isProvider(c))
+        .map((c) => {
+          const u = gateway.upstreamsByName().get(c.name);
+          return { connector: c.name, state: u ? u.status.state : 'disabled', restarts: u?.restarts ?? 0 };
+        }),
+    audit: () => ({ backlog: audit.lateRecords, freeBytes: audit.headroom.freeBytes, headroomBytes: audit.headroom.headroomBytes, low: audit.headroom.low }),
+    budgets: () => inference.budgetUse(),
+  });
   // Listening on the control socket first also checks that no other gateway uses this state directory.
   const control = await listenControl(opts.dirs.state, controlApp);
   await audit.append({ event: 'registry.reload', ok: true, dir: opts.dirs.registry, connectors: registry.connectors.map((c) => ({ name: c.name, kind: c.kind, file: c.file })), ...unconfinedField(registry.connectors) });
   await audit.append({ event: 'gateway.start', version: VERSION, connectors: registry.connectors.map((c) => c.name), policyDigest: policies.current().digest, ...unconfinedField(registry.connectors) });
+  // Reads the log behind the writer, never in a call's path: a sink that is down only grows its backlog.
+  if (siemConfig !== undefined) {
+    siem = startSiem(siemConfig, { stateDir: opts.dirs.state, logger, productVersion: VERSION, head: () => audit.seq, render: (t, where) => siemSecrets.render(t, { connector: SIEM_SHIPPING, where }) });
+  }
   opts.onUpstreamsStarting?.(gateway);
   await gateway.start(opts.upstreamWaitMs);
   // Hot reload: a valid folder is applied without dropping sessions; an invalid one keeps the old, audited.
@@ -297,11 +364,14 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
 
   const host = opts.host ?? '127.0.0.1';
   let tcp: { server: HttpServer; port: number } | undefined;
+  let metricsServer: { server: HttpServer; url: string } | undefined;
   // One way down, for close() and for a start-up that fails after this point.
   let closed: Promise<void> | undefined;
   const shutdown = (graceMs: number): Promise<void> =>
     (closed ??= (async () => {
       tcp?.server.close();
+      metricsServer?.server.close();
+      metricsServer?.server.closeAllConnections();
       webConsole.close();
       unwatchRegistry();
       unwatchPolicies();
@@ -319,6 +389,11 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
       tcp?.server.closeAllConnections();
       await appendOrQueue(audit, { event: 'gateway.stop' }, logger);
       await audit.close();
+      // The last spans get a moment to leave; a collector that is down does not hold the stop.
+      await tracing?.close(1_000);
+      // Last: what the log holds by now (gateway.stop included) gets a moment to leave.
+      await siem?.close(1_000);
+      siemSecrets.close();
     })());
   if (opts.tcp !== false) {
     try {
@@ -338,9 +413,19 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
         app.route('/', webConsole.app);
         // The admin API on TCP needs a token minted with --admin; agent tokens get 403.
         app.use('/admin/*', requireAdmin(verifier));
+        app.use('/metrics', requireAdmin(verifier));
+        app.get('/metrics', metricsHandler(metrics));
         app.route('/admin/v1', adminApi);
         return (req, env) => app.fetch(req, env as object);
       }, opts.http);
+    } catch (e) {
+      await shutdown(0);
+      throw e;
+    }
+  }
+  if (opts.metricsListen) {
+    try {
+      metricsServer = await listenMetrics(opts.metricsListen.host, opts.metricsListen.port, metrics);
     } catch (e) {
       await shutdown(0);
       throw e;
@@ -367,9 +452,30 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
     revocations,
     audit,
     logger,
+    siem,
+    metrics,
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
+    tracing,
     close: (graceMs = 10_000) => shutdown(graceMs),
   };
 }
+
+/** `after` is `before` redacted: counted when redaction replaced something (redact copies only what it changes). */
+function counted<T>(metrics: GatewayMetrics, path: 'mcp' | 'llm', before: T, after: T): T {
+  if (after !== before) metrics.redaction(path);
+  return after;
+}
+
+/** An approval event as metrics: requested, or ended after how long it waited. */
+function approvalMetric(metrics: GatewayMetrics, ev: ApprovalEvent): void {
+  if (ev.type !== 'requested' && ev.type !== 'approved' && ev.type !== 'denied' && ev.type !== 'timed_out' && ev.type !== 'withdrawn') return;
+  const kind = ev.approval.egress !== undefined ? 'egress' : 'tool';
+  if (ev.type === 'requested') return metrics.approval(kind, 'requested');
+  metrics.approval(kind, ev.type === 'timed_out' ? 'timeout' : ev.type, Date.now() - Date.parse(ev.approval.requestedAt));
+}
+
+/** Who SIEM sink credentials are bound to (their own resolver: no connector can receive them). */
+const SIEM_SHIPPING = 'SIEM shipping';
 
 /** Screening findings for the tool `connector` lists now under the upstream name `tool` (none when it lists no such tool). */
 function screenListed(gateway: Gateway | undefined, connector: string, tool: string): Finding[] {

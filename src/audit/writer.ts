@@ -52,6 +52,16 @@ export interface AuditLogOptions {
   logger?: Logger;
   fs?: AuditFs;
   now?: () => Date;
+  /** Told of each record appended and each batch made durable (metrics, src/telemetry/metrics.ts); it must not throw. */
+  observe?: AuditObserver;
+}
+
+/** Watches the log without touching it: what it is told is already decided. */
+export interface AuditObserver {
+  /** A record, as it is appended (before it is durable). */
+  record(e: Readonly<Record<string, unknown>>): void;
+  /** A batch made durable: its records, bytes, and the ms its write and fdatasync took. */
+  batch(records: number, bytes: number, ms: number): void;
 }
 
 export const AUDIT_DEFAULTS = {
@@ -314,6 +324,7 @@ export class AuditLog implements AuditSink {
     this.#seq = seq;
     this.#prev = formatted.hash;
     this.stats.appends++;
+    this.#observe(e);
     const p = new Promise<{ seq: number; hash: string }>((resolve, reject) => {
       this.#batch.text += formatted.line;
       this.#batch.waiters.push({ resolve, reject, seq, hash: formatted.hash });
@@ -321,6 +332,23 @@ export class AuditLog implements AuditSink {
     if (e.event !== 'audit.checkpoint' && ++this.#sinceCheckpoint >= this.#opts.checkpointEvery) void this.checkpoint();
     this.#kick();
     return p;
+  }
+
+  /** Telemetry must never fail an append. */
+  #observe(e: Record<string, unknown>): void {
+    try {
+      this.#opts.observe?.record(e);
+    } catch {
+      // not the log's concern
+    }
+  }
+
+  #observeBatch(records: number, bytes: number, ms: number): void {
+    try {
+      this.#opts.observe?.batch(records, bytes, ms);
+    } catch {
+      // not the log's concern
+    }
   }
 
   #kick(): void {
@@ -344,11 +372,13 @@ export class AuditLog implements AuditSink {
           if (this.#fileBytes > 0 && this.#fileBytes + data.length > this.#opts.maxFileBytes && !this.#headroom.low) await this.#rotate(firstSeq);
           // Stryker disable next-line all: #openCurrent and #rotate already set it for an empty file (equivalent.md)
           if (this.#fileBytes === 0) this.#fileFirstSeq = firstSeq;
+          const writeStart = performance.now();
           await this.#fs.write(this.#fd, data);
           this.#fileBytes += data.length;
           await this.#fs.fdatasync(this.#fd);
           this.stats.fsyncs++;
           this.stats.batches++;
+          this.#observeBatch(batch.waiters.length, data.length, performance.now() - writeStart);
           this.#checkSpace();
         } catch (err) {
           this.#fail(err, batch);

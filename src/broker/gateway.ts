@@ -9,6 +9,7 @@ import { Upstream, type UpstreamStatus } from '../upstreams/upstream.js';
 import { SchemaChecker } from './args.js';
 import type { ConfineStdio } from '../upstreams/stdio-transport.js';
 import type { PinStore } from '../tools/pins.js';
+import type { Tracing } from '../telemetry/traces.js';
 import { errorMessage } from '../errors.js';
 import { screenTool } from '../tools/screen.js';
 import type { Authorize, Hidden } from './authorize.js';
@@ -32,6 +33,10 @@ export interface GatewayOptions {
   confine?: ConfineStdio;
   /** Tool pinning (src/tools/pins.ts): what each ready connector lists is admitted here before the agent sees it. */
   pins?: PinStore;
+  /** Traces (src/telemetry/traces.ts): each tools/call's spans; absent when tracing is off. */
+  tracing?: Tracing;
+  /** Metrics: told of each call's outcome record (PipelineDeps.observe). */
+  observe?: PipelineDeps['observe'];
 }
 
 /** What a registry reload changed, by connector name. */
@@ -97,6 +102,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
       audit: opts.audit,
       redact: opts.redact,
       logger: opts.logger,
+      ...(opts.observe ? { observe: opts.observe } : {}),
     };
   }
 

@@ -6,6 +6,7 @@ import { cutString, summarizeArgs } from '../audit/summarize.js';
 import { GatehouseError, INTERNAL_MESSAGE, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CallContext } from '../policy/types.js';
+import type { CallTrace } from '../telemetry/traces.js';
 import type { AgentChannel } from '../upstreams/call-context.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import { checkArgs, type SchemaChecker } from './args.js';
@@ -28,6 +29,8 @@ export interface PipelineDeps {
   redact: <T>(value: T) => T;
   logger: Logger;
   now?: () => Date;
+  /** Told of each call's outcome record with its exact durations in ms (metrics, src/telemetry/metrics.ts). */
+  observe?: (record: Readonly<Record<string, unknown>>, totalMs: number, upstreamMs: number | undefined) => void;
 }
 
 export interface CallRequest {
@@ -41,6 +44,8 @@ export interface CallRequest {
   channel?: AgentChannel;
   /** Counters of what the call's upstream sent that was coalesced or dropped, for its outcome record. */
   stats?: () => Record<string, number>;
+  /** This call's trace (src/telemetry/traces.ts), when tracing is on. */
+  trace?: CallTrace;
 }
 
 export type Outcome = 'ok' | 'error' | 'denied' | 'timeout' | 'rejected' | 'cancelled';
@@ -151,12 +156,25 @@ function outcomeOf(e: GatehouseError): Outcome {
  */
 export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Promise<CallToolResult> {
   const started = performance.now();
+  const trace = req.trace;
+  // Exact, for metrics (the record keeps whole milliseconds).
+  let upstreamMs: number | undefined;
   // The tool name is agent data: stored as sent; only a very long one is cut, with its size noted (as arguments are).
   const base = { event: 'tools/call', agent: req.agent, session: req.session, tool: summarizeArgs(String(req.name)) as string };
-  const recordOf = (fields: Record<string, unknown>) => deps.redact({ ...base, ...fields, durationMs: Math.round((performance.now() - started) * 1000) / 1000 });
-  const record = (fields: Record<string, unknown>) => deps.audit.append(recordOf(fields));
+  const recordOf = (fields: Record<string, unknown>) => {
+    const ms = performance.now() - started;
+    const r = deps.redact({ ...base, ...fields, durationMs: Math.round(ms * 1000) / 1000 });
+    // The call's one outcome record (an intent names its own event).
+    if (fields.event === undefined) {
+      deps.observe?.(r, ms, upstreamMs);
+      trace?.outcome(r);
+    }
+    return r;
+  };
+  const traced = (p: Promise<void>, fields: Record<string, unknown>) => (trace === undefined ? p : trace.audit(p, typeof fields.event === 'string' ? fields.event : base.event));
+  const record = (fields: Record<string, unknown>) => traced(deps.audit.append(recordOf(fields)), fields);
   // Once the upstream has run, its record must land even if the log fails right now (AuditSink.appendOutcome).
-  const recordForwarded = (fields: Record<string, unknown>) => (deps.audit.appendOutcome ? deps.audit.appendOutcome(recordOf(fields)) : record(fields));
+  const recordForwarded = (fields: Record<string, unknown>) => (deps.audit.appendOutcome ? traced(deps.audit.appendOutcome(recordOf(fields)), fields) : record(fields));
 
   let entry: CatalogEntry;
   try {
@@ -164,6 +182,7 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     const found = typeof req.name === 'string' ? deps.catalog().byName.get(req.name) : undefined;
     if (found === undefined) throw missingTool(deps, req.agent, req.name);
     entry = visibleTool(deps, req.agent, found);
+    trace?.tool(entry.name, entry.connector);
     checkArgs(entry.name, entry.tool.inputSchema, req.args ?? {}, deps.schemaChecker?.(entry.connector));
   } catch (e) {
     if (e instanceof GatehouseError && e.code !== 'AUDIT_UNAVAILABLE') {
@@ -186,7 +205,16 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     ...(annotations ? { annotations } : {}),
     time: deps.now?.() ?? new Date(),
   };
+  const policySpan = trace?.policy();
   const verdict = await deps.authorize(ctx, req.signal);
+  policySpan?.end({
+    decision: verdict.decision.effect,
+    rule: verdict.decision.ruleId,
+    allowed: verdict.allowed,
+    ...(verdict.allowed ? {} : { code: verdict.code }),
+    ...(verdict.approvalId !== undefined ? { approvalId: verdict.approvalId } : {}),
+    ...(verdict.approvalWait !== undefined ? { approvalWait: verdict.approvalWait } : {}),
+  });
   const decided = {
     decision: verdict.decision.effect,
     rule: verdict.decision.ruleId,
@@ -208,6 +236,8 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
   }
   const call = randomUUID();
   await record({ ...where, ...decided, event: CALL_INTENT_EVENT, call });
+  if (trace?.captureContent === true) trace.content('arguments', deps.redact(args));
+  const upSpan = trace?.upstream(entry.connector, entry.upstreamName, upstreamTarget(upstream));
   const upStart = performance.now();
   let result: CallToolResult;
   try {
@@ -215,9 +245,12 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
       signal: req.signal,
       ...(req.onprogress ? { onprogress: req.onprogress } : {}),
       ...(req.channel ? { origin: { agent: req.agent, session: req.session, tool: entry.name, signal: req.signal, channel: req.channel } } : {}),
+      ...(upSpan ? { trace: upSpan.context } : {}),
     });
   } catch (e) {
+    upstreamMs = performance.now() - upStart;
     const err = e instanceof GatehouseError ? e : new GatehouseError('INTERNAL', errorMessage(e));
+    upSpan?.end(err.code);
     const cancelled = req.signal.aborted;
     const message = deps.redact(err.message);
     // The upstream's text: cut for the record and the log, its size noted (the agent gets it whole).
@@ -227,7 +260,7 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
       ...decided,
       call,
       outcome: cancelled ? 'cancelled' : outcomeOf(err),
-      upstreamMs: Math.round(performance.now() - upStart),
+      upstreamMs: Math.round(upstreamMs),
       error: { code: err.code, message: noted },
       ...req.stats?.(),
     });
@@ -235,17 +268,19 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     // The record keeps an internal error's text; the agent gets none of it (a path, a stack).
     return toolError(err.code === 'INTERNAL' ? INTERNAL_MESSAGE : message, err.code);
   }
-  const upstreamMs = Math.round(performance.now() - upStart);
+  upstreamMs = performance.now() - upStart;
+  upSpan?.end((result as { isError?: unknown }).isError === true ? 'tool_error' : undefined);
+  const upMs = Math.round(upstreamMs);
   // Whatever shape the result has, the call that ran gets its record.
   const out = deliverable(deps.redact, result);
   if ('problem' in out) {
-    await recordForwarded({ ...where, ...decided, call, outcome: 'error', upstreamMs, error: { code: 'UPSTREAM_PROTOCOL', message: out.problem }, ...req.stats?.() });
+    await recordForwarded({ ...where, ...decided, call, outcome: 'error', upstreamMs: upMs, error: { code: 'UPSTREAM_PROTOCOL', message: out.problem }, ...req.stats?.() });
     return toolError(out.problem, 'UPSTREAM_PROTOCOL');
   }
   const cap = toolResultCap(upstream.connector.limits.toolResultBytes, entry.upstreamName);
   if (cap !== undefined && out.bytes > cap) {
     const problem = `the result of ${entry.name} is ${out.bytes} bytes, over its ${cap}-byte cap (limits.toolResultBytes of connector "${entry.connector}"); ask for less (a narrower query, a page) or raise the cap`;
-    await recordForwarded({ ...where, ...decided, call, outcome: 'error', upstreamMs, resultBytes: out.bytes, error: { code: 'RESULT_TOO_LARGE', message: problem }, ...req.stats?.() });
+    await recordForwarded({ ...where, ...decided, call, outcome: 'error', upstreamMs: upMs, resultBytes: out.bytes, error: { code: 'RESULT_TOO_LARGE', message: problem }, ...req.stats?.() });
     return toolError(problem, 'RESULT_TOO_LARGE');
   }
   const screened = screenResult(out.safe, upstream.connector.results.invisible);
@@ -254,11 +289,19 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     ...decided,
     call,
     outcome: out.safe.isError === true ? 'error' : 'ok',
-    upstreamMs,
+    upstreamMs: upMs,
     resultBytes: out.bytes,
     ...(screened.findings ? { resultFindings: screened.findings } : {}),
     ...(screened.stripped !== undefined ? { invisibleStripped: screened.stripped } : {}),
     ...req.stats?.(),
   });
+  if (trace?.captureContent === true) trace.content('result', screened.result);
   return screened.result;
+}
+
+/** How the upstream is reached, for its trace span (network.transport, server.address). */
+function upstreamTarget(u: Upstream): { transport: 'tcp' | 'pipe' | 'inproc'; url?: string } {
+  const c = u.connector;
+  if (c.kind === 'http') return { transport: 'tcp', url: c.url };
+  return { transport: c.kind === 'stdio' ? 'pipe' : 'inproc' };
 }

@@ -23,16 +23,21 @@ export function policyAuthorizer(deps: AuthorizeDeps): { authorize: Authorize; h
     const decision = evaluate(deps.policy(), ctx);
     if (decision.effect === 'deny') return { allowed: false, decision, code: 'POLICY_DENIED', message: decision.message };
     let approvalId: string | undefined;
+    let approvalWait: { from: number; to: number } | undefined;
     if (decision.effect === 'ask') {
       if (!deps.approvals) {
         return { allowed: false, decision, code: 'APPROVAL_DENIED', message: 'this call needs a human approval, and approvals are not enabled on this gateway' };
       }
       // The approver sees every argument whole (an agent could hide its payload past a preview); the audit record keeps a bounded summary.
+      const from = performance.now();
       const outcome = await deps.approvals.request(ctx, decision, redact(ctx.args), { signal });
+      // A pending approval was waited on (a grant or a refusal decides at once).
+      if (outcome.approvalId !== undefined) approvalWait = { from, to: performance.now() };
       approvalId = outcome.approvalId ?? outcome.grantId;
       // An approval is for a caller who is still there: never run a call for nobody.
+      const waited = approvalWait !== undefined ? { approvalWait } : {};
       if (outcome.approved && signal.aborted) {
-        return { allowed: false, decision, code: 'APPROVAL_DENIED', message: 'not run: the caller went away before the approval arrived', ...(approvalId !== undefined ? { approvalId } : {}) };
+        return { allowed: false, decision, code: 'APPROVAL_DENIED', message: 'not run: the caller went away before the approval arrived', ...(approvalId !== undefined ? { approvalId } : {}), ...waited };
       }
       if (!outcome.approved) {
         return {
@@ -41,6 +46,7 @@ export function policyAuthorizer(deps: AuthorizeDeps): { authorize: Authorize; h
           code: outcome.timedOut === true ? 'APPROVAL_TIMEOUT' : 'APPROVAL_DENIED',
           message: `not approved: ${outcome.reason}`,
           ...(approvalId !== undefined ? { approvalId } : {}),
+          ...waited,
         };
       }
     }
@@ -55,7 +61,7 @@ export function policyAuthorizer(deps: AuthorizeDeps): { authorize: Authorize; h
         };
       }
     }
-    return { allowed: true, decision, ...(approvalId !== undefined ? { approvalId } : {}) };
+    return { allowed: true, decision, ...(approvalId !== undefined ? { approvalId } : {}), ...(approvalWait !== undefined ? { approvalWait } : {}) };
   };
   const hidden: Hidden = (agent, connector, tool, annotations) => hiddenFor(deps.policy(), agent, connector, tool, annotations);
   return { authorize, hidden };

@@ -1,6 +1,14 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { checkpointKeyPath, loadCheckpointKey, loadPublicJwk } from '../audit/checkpoint.js';
+import { listAuditFiles, readFirstLine } from '../audit/files.js';
+import { parseAuditFilters } from '../audit/filter.js';
+import { matcher, type AuditFilters } from '../audit/query.js';
+import { VERSION } from '../config/paths.js';
+import { encodeRecord, FORMATS, type Format } from '../telemetry/siem/encode.js';
+import { AuditReader, type Position } from '../telemetry/siem/reader.js';
 import { verifyAudit, type VerifyReport } from '../audit/verify.js';
 import { Exit, GatehouseError } from '../errors.js';
 import { dirsFrom, handle, subcommand, type CommandModule } from './command.js';
@@ -14,7 +22,7 @@ interface VerifyOptions {
 }
 
 export const auditCommand: CommandModule = (program, io) => {
-  const audit = subcommand(program, 'audit', 'verify the audit log, print its checkpoint public key');
+  const audit = subcommand(program, 'audit', 'verify the audit log, export it (OCSF, NDJSON), print its checkpoint public key');
 
   const verify = subcommand(audit, 'verify', 'check the hash chain, seqs and signed checkpoints')
     .description(
@@ -61,6 +69,46 @@ export const auditCommand: CommandModule = (program, io) => {
     return report.ok ? Exit.Ok : Exit.Failed;
   });
 
+  const exp = subcommand(audit, 'export', 'write audit records as OCSF events or as stored (NDJSON), for a SIEM')
+    .description(
+      'Writes the audit records (rotated files too, oldest first) as one JSON object per line: OCSF 1.6.0 events (API Activity, Network Activity, Authentication, Detection Finding, Application Lifecycle; README "SIEM export") or the records as stored (jsonl: their hashes still verify). Every record is written, intents included.',
+    )
+    .option('--format <f>', `${FORMATS.join(' | ')} (default ocsf)`)
+    .option('--since <time>', 'at or after this time: 1h, 2d (ago) or an ISO time (default: the log\'s start)')
+    .option('--until <time>', 'before this time')
+    .option('--event <e>', 'one event (tools/call, egress, session.opened…) or a glob ("tool.*")')
+    .option('--output <file>', 'write here (0600, replaced whole once complete) instead of stdout')
+    .addHelpText('after', '\nExit: 0 written (also when nothing matched), 2 usage, 3 no audit log.');
+  handle<ExportOptions>(exp, async (o) => {
+    const format = (o.format ?? 'ocsf') as Format;
+    if (!FORMATS.includes(format)) throw new GatehouseError('USAGE', `--format must be one of: ${FORMATS.join(', ')}`);
+    const filters = parseAuditFilters({ since: o.since, until: o.until, event: o.event }, { name: (k) => `--${k}` });
+    const dir = join(dirsFrom(o, io.env).state, 'audit');
+    if (!existsSync(dir)) throw new GatehouseError('STATE_UNAVAILABLE', `no audit log in ${dir}: start the gateway once (gatehouse serve), or pass the --state DIR it uses (env GATEHOUSE_STATE)`);
+    if (o.output !== undefined && existsSync(o.output) && statSync(o.output).isDirectory()) throw new GatehouseError('USAGE', `--output ${o.output} is a directory`);
+    const out = o.output === undefined ? { write: async (s: string) => io.out(s), done: async () => undefined, abandon: async () => undefined } : await replacingFile(resolve(o.output));
+    let n = 0;
+    let first: number | undefined;
+    let last: number | undefined;
+    try {
+      for await (const lines of exportLines(dir, filters, format)) {
+        if (lines.text === '') continue;
+        await out.write(lines.text);
+        n += lines.count;
+        first ??= lines.first;
+        last = lines.last;
+      }
+      await out.done();
+    } catch (e) {
+      await out.abandon();
+      throw e;
+    }
+    const what = `${n} record${n === 1 ? '' : 's'}${first !== undefined ? ` (seq ${first}..${last})` : ''}`;
+    if (o.output !== undefined) io.err(esc`exported ${what} as ${format === 'ocsf' ? 'OCSF' : 'stored records'} to ${o.output}\n`);
+    else if (n === 0) io.err('no matching audit records\n');
+    return Exit.Ok;
+  });
+
   const pubkey = subcommand(audit, 'pubkey', 'print the checkpoint public key (JWK) for verifiers on other machines');
   handle(pubkey, async (o) => {
     const state = dirsFrom(o, io.env).state;
@@ -73,6 +121,79 @@ export const auditCommand: CommandModule = (program, io) => {
     return Exit.Ok;
   });
 };
+
+interface ExportOptions {
+  format?: string;
+  since?: string;
+  until?: string;
+  event?: string;
+  output?: string;
+}
+
+/**
+ * The matching records, encoded, a batch of lines at a time. Whole files
+ * before `since` or from `until` on are skipped by their first records'
+ * times (as `gatehouse logs` does: assumes the clock did not step back
+ * across a rotation); within a file every record is tested.
+ */
+async function* exportLines(dir: string, f: AuditFilters, format: Format): AsyncGenerator<{ text: string; count: number; first: number | undefined; last: number | undefined }> {
+  const files = listAuditFiles(dir).filter((x) => x.firstSeq !== undefined);
+  const firstTime = (path: string) => /"time":"([^"]+)"/.exec(readFirstLine(path) ?? '')?.[1];
+  let fromFile: number | undefined;
+  let stopAt: number | undefined;
+  for (let i = 0; i < files.length; i++) {
+    const next = files[i + 1];
+    const nextTime = next !== undefined ? firstTime(next.path) : undefined;
+    if (f.since !== undefined && nextTime !== undefined && nextTime < f.since.toISOString()) fromFile = next?.firstSeq;
+    const t = firstTime((files[i] as (typeof files)[number]).path);
+    if (f.until !== undefined && stopAt === undefined && t !== undefined && t >= f.until.toISOString()) stopAt = files[i]?.firstSeq;
+  }
+  const match = matcher(f);
+  const reader = new AuditReader(dir);
+  let pos: Position | undefined;
+  try {
+    for (;;) {
+      const { items } = await reader.read(pos, { records: 2_000, bytes: 4 << 20 }, pos === undefined ? fromFile : undefined);
+      if (items.length === 0) return;
+      let text = '';
+      let count = 0;
+      let first: number | undefined;
+      let last: number | undefined;
+      for (const it of items) {
+        if (stopAt !== undefined && it.record.seq >= stopAt) break;
+        if (!match(it.record)) continue;
+        text += `${encodeRecord(it.record, it.line, format, VERSION).json}\n`;
+        count++;
+        first ??= it.record.seq;
+        last = it.record.seq;
+      }
+      yield { text, count, first, last };
+      const end = items.at(-1) as (typeof items)[number];
+      if (stopAt !== undefined && end.record.seq >= stopAt) return;
+      pos = end.pos;
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+/** A file written whole or not at all: a 0600 temporary file beside it, fsynced, renamed over it. */
+async function replacingFile(path: string): Promise<{ write: (s: string) => Promise<void>; done: () => Promise<void>; abandon: () => Promise<void> }> {
+  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.export.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
+  return {
+    write: async (s) => void (await fh.write(s)),
+    done: async () => {
+      await fh.sync();
+      await fh.close();
+      await rename(tmp, path);
+    },
+    abandon: async () => {
+      await fh.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+    },
+  };
+}
 
 function describe(r: VerifyReport, dir: string): string {
   const range = r.firstSeq === undefined ? 'no records' : `seq ${r.firstSeq}..${r.lastSeq}`;

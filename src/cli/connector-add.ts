@@ -26,6 +26,8 @@ export interface GenericAdd {
   /** http: "Name: value" as typed; a value may hold ${secret:NAME}. */
   headers?: string[];
   description?: string;
+  /** http: the server signs in with OAuth (`oauth: {}`; then `gatehouse connector login NAME`). */
+  oauth?: boolean;
   force?: boolean;
 }
 
@@ -53,6 +55,7 @@ export function genericYaml(o: GenericAdd): string {
     throw new GatehouseError('USAGE', `give either a command after "--" (a stdio MCP server) or --url (a remote one), e.g. gatehouse connector add ${o.name} -- npx -y @modelcontextprotocol/server-everything`);
   }
   if (hasCommand && (o.headers ?? []).length > 0) throw new GatehouseError('USAGE', '--header applies to --url only; a stdio server gets credentials through env in its registry file');
+  if (hasCommand && o.oauth === true) throw new GatehouseError('USAGE', '--oauth applies to --url only (a remote MCP server that signs in with OAuth)');
   const entry: Record<string, unknown> = { name: o.name };
   if (o.description !== undefined) entry.description = o.description;
   let comment: string;
@@ -67,8 +70,9 @@ export function genericYaml(o: GenericAdd): string {
       if (k in headers) throw new GatehouseError('USAGE', `--header ${JSON.stringify(k)} is given twice`);
       headers[k] = v;
     }
-    Object.assign(entry, { kind: 'http', url: o.url, headers });
+    Object.assign(entry, { kind: 'http', url: o.url, headers, ...(o.oauth === true ? { oauth: {} } : {}) });
     comment = ' A remote MCP server (Streamable HTTP), added with gatehouse connector add.';
+    if (o.oauth === true) comment += `\n It signs in with OAuth: gatehouse connector login ${o.name} (README, "Upstream OAuth").`;
   }
   entry.tools = { allow: ['*'], deny: [] };
   const doc = new Document(entry);
@@ -111,6 +115,7 @@ export function genericReport(r: GenericAdded, cli: string): string {
     // A store that could not be asked: every secret may be missing, and doctor says what is wrong with the keychain.
     ...(r.storeError !== undefined ? [`  ${cli} doctor   (the keychain could not be asked: ${escapeText(r.storeError.slice(0, 120))}...)`] : []),
     ...(r.storeError !== undefined ? connectorSecrets(c) : r.missing).map((s) => `  ${cli} secret set ${s}`),
+    ...(c.kind === 'http' && c.oauth !== undefined ? [`  ${cli} connector login ${c.name}`] : []),
     `  ${cli} connector test ${c.name}`,
   ];
   // Names are validated; the file path and the store's reason are data, escaped where they are put in.
@@ -126,6 +131,7 @@ export interface GenericFlags {
   url?: string;
   header?: string[];
   description?: string;
+  oauth?: boolean;
 }
 
 /** The generic forms' flags and help, added to `connector add` (the template form's own flags stay as they are). */
@@ -134,6 +140,7 @@ export function withGenericAdd(add: Command): Command {
     .option('--url <url>', 'a remote MCP server (Streamable HTTP) instead of a template: its endpoint')
     .option('--header <"K: V">', "with --url: a request header, repeatable; a value may use ${secret:NAME}", collect)
     .option('--description <text>', 'with --url or a command: what the connector is for')
+    .option('--oauth', 'with --url: the server signs in with OAuth (then: gatehouse connector login NAME)')
     .addHelpText(
       'after',
       `
@@ -158,6 +165,7 @@ export async function addGenericCommand(name: string, command: string[], o: DirF
       ...(o.url !== undefined ? { url: o.url } : {}),
       ...(o.header !== undefined ? { headers: o.header } : {}),
       ...(o.description !== undefined ? { description: o.description } : {}),
+      ...(o.oauth === true ? { oauth: true } : {}),
       ...(o.force === true ? { force: true } : {}),
     },
     store,

@@ -17,6 +17,8 @@ import { connectorConfiner } from '../sandbox/confine-connector.js';
 import type { Dirs } from '../config/paths.js';
 import { dirsFrom, handle, subcommand, table, type CommandModule, type DirFlags, type Io } from './command.js';
 import { addGenericCommand, withGenericAdd, type GenericFlags } from './connector-add.js';
+import { addLoginCommand, isOAuthConnector } from './connector-login.js';
+import { oauthListing } from '../secrets/oauth/status.js';
 import { invocation } from './invocation.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 
@@ -67,6 +69,8 @@ export function connectorCommandWith(openStore: () => SecretStore): CommandModul
       .option('--json', 'print {"ok","connector","kind","detail"} as JSON')
       .addHelpText('after', TEST_HELP);
     handle<{ json?: boolean }>(test, async (o, [name]) => testConnector(name ?? '', o, io, openStore));
+
+    addLoginCommand(connector, io, openStore);
   };
 }
 
@@ -91,8 +95,10 @@ async function addConnector(template: string, values: DirFlags & AddOptions, io:
   });
   const cli = invocation();
   const steps = r.secrets.map((s) => `  ${cli} secret set ${s}`);
-  const c = r.connector;
   const todo: string[] = [];
+  const c = r.connector;
+  if (isOAuthConnector(c) && c.oauth.clientId?.startsWith('YOUR-') === true) todo.push(`  set oauth.clientId in ${r.file} (your OAuth app's client ID; see the comment at its top)`);
+  if (isOAuthConnector(c)) steps.push(`  ${cli} connector login ${c.name}${c.oauth.per === 'agent' ? ' --for AGENT' : ''}`);
   if (c.kind === 'jira' && 'email' in c.auth && /@example\.com$/.test(c.auth.email)) todo.push(`  edit auth.email in ${r.file} (or pass --email)`);
   if (c.kind === 'jira' && /example\.com|your-site/.test(c.baseUrl)) todo.push(`  set baseUrl in ${r.file} (or pass --base-url)`);
   io.out(
@@ -109,7 +115,16 @@ async function listConnectors(values: DirFlags & { json?: boolean }, io: Io, ope
   const registry = loadRegistry(dirs.registry);
   const store = openStore();
   const rows = [];
-  for (const c of registry.connectors) rows.push(await connectorStatus(c, store));
+  for (const c of registry.connectors) {
+    const row: Awaited<ReturnType<typeof connectorStatus>> & { oauth?: string } = await connectorStatus(c, store);
+    // An oauth: connector needs its login too (src/secrets/oauth/status.ts).
+    const o = isOAuthConnector(c) && row.storeError === undefined ? await oauthListing(c, store).catch(() => undefined) : undefined;
+    if (o !== undefined) {
+      row.oauth = o.note;
+      if (row.ready && !o.loggedIn) Object.assign(row, { ready: false, reason: o.note.replace(/^oauth: /, ''), ...(o.fix !== undefined ? { fix: o.fix } : {}) });
+    }
+    rows.push(row);
+  }
   // A store that cannot be asked makes readiness unknown: say why once, exit 3.
   const storeError = rows.find((r) => r.storeError !== undefined)?.storeError;
   const code = storeError !== undefined ? Exit.Unavailable : Exit.Ok;
@@ -124,7 +139,7 @@ async function listConnectors(values: DirFlags & { json?: boolean }, io: Io, ope
   io.out(
     table(
       ['NAME', 'KIND', 'STATUS', 'TOOLS', 'FIX'],
-      rows.map((r) => [r.name, r.kind, r.ready ? 'ready' : `not ready: ${r.reason ?? ''}`, r.tools === null ? 'n/a until served' : String(r.tools.length), r.fix ?? '']),
+      rows.map((r) => [r.name, r.kind, r.ready ? `ready${r.oauth !== undefined ? ` (${r.oauth})` : ''}` : `not ready: ${r.reason ?? ''}`, r.tools === null ? 'n/a until served' : String(r.tools.length), r.fix ?? '']),
     ),
   );
   if (storeError !== undefined) io.err('\n' + esc`${store.description}: ${storeError}` + '\n');

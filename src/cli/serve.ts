@@ -1,9 +1,11 @@
+import { resolve } from 'node:path';
 import { sharedDiskWarning, sharesFilesystem } from '../config/disk.js';
 import { parseSize } from '../config/size.js';
 import { Exit, GatehouseError } from '../errors.js';
 import { startGateway } from '../app/gateway.js';
 import { loginRefusal } from '../console/login-guard.js';
 import { reachableNote } from '../server/listen.js';
+import { parseListenAddress } from '../server/metrics-route.js';
 import { VERSION, resolveDirs, type Dirs } from '../config/paths.js';
 import { collect, dirsFrom, handle, subcommand, table, type CommandModule } from './command.js';
 import { invocation } from './invocation.js';
@@ -20,6 +22,8 @@ interface ServeOptions extends SessionFlags {
   json?: boolean;
   auditHeadroom?: string;
   consoleInsecure?: boolean;
+  siem?: string;
+  metricsListen?: string;
 }
 
 export const serveCommand: CommandModule = (program, io) => {
@@ -33,6 +37,8 @@ export const serveCommand: CommandModule = (program, io) => {
     .option('--allowed-origin <origin>', 'extra browser Origin accepted, repeatable', collect)
     .option('--json', 'print the start-up report as one JSON line instead of a table')
     .option('--console-insecure', 'issue web console logins even when --host is not loopback (plain HTTP: the login link and the session cross the network readable)')
+    .option('--metrics-listen <host:port>', 'also serve Prometheus /metrics here, without a token (env GATEHOUSE_METRICS_LISTEN); on the MCP port /metrics needs an admin token')
+    .option('--siem <file>', 'ship the audit log to a SIEM (syslog, Splunk HEC, webhook, OTLP logs) as this file says (env GATEHOUSE_SIEM; README "SIEM shipping")')
     .option(
       '--audit-headroom <size>',
       'free space kept for the audit log (default 32M; env GATEHOUSE_AUDIT_HEADROOM): below it new calls are refused, records of calls in flight still land',
@@ -49,6 +55,8 @@ export const serveCommand: CommandModule = (program, io) => {
     const headroomText = o.auditHeadroom ?? io.env.GATEHOUSE_AUDIT_HEADROOM;
     const headroomBytes = headroomText === undefined ? undefined : parseSize(headroomText);
     if (headroomText !== undefined && headroomBytes === undefined) throw new GatehouseError('USAGE', `--audit-headroom ${JSON.stringify(headroomText)}: use a size, e.g. 32M or 1G (0 turns the reserve off)`);
+    const metricsListenText = o.metricsListen ?? io.env.GATEHOUSE_METRICS_LISTEN;
+    const metricsListen = metricsListenText === undefined || metricsListenText === '' ? undefined : parseListenAddress(metricsListenText);
     const notices = serveNotices((line) => io.err(line), invocation(), nonDefaultDirFlags(dirs, io.env));
     const gw = await startGateway({
       dirs,
@@ -61,6 +69,8 @@ export const serveCommand: CommandModule = (program, io) => {
       ...(o.consoleInsecure === true ? { consoleInsecure: true } : {}),
       ...sessionLimitsFrom(o, io.env),
       ...(headroomBytes !== undefined ? { audit: { headroomBytes } } : {}),
+      ...siemFile(o.siem ?? io.env.GATEHOUSE_SIEM),
+      ...(metricsListen ? { metricsListen } : {}),
     });
     // The console's login links name gw.url's host: beyond loopback they would cross the network in plain HTTP.
     if (gw.url !== '' && loginRefusal(gw.url, false) !== undefined) io.err(`${escapeText(consoleNotice(gw.host, o.consoleInsecure === true))}\n`);
@@ -79,7 +89,7 @@ export const serveCommand: CommandModule = (program, io) => {
     const providers = await gw.inference.report();
     const cli = invocation();
     if (o.json) {
-      io.out(jsonLine({ url: gw.url, urls: gw.urls, version: VERSION, dirs, connectors: withSandbox(report, gw.gateway.opts.registry.connectors), providers }));
+      io.out(jsonLine({ url: gw.url, urls: gw.urls, version: VERSION, dirs, connectors: withSandbox(report, gw.gateway.opts.registry.connectors), providers, ...telemetryReport(gw) }));
     } else {
       const rows = report.map((r) => {
         const st = r.status;
@@ -91,6 +101,8 @@ export const serveCommand: CommandModule = (program, io) => {
       for (const p of providers) rows.push([p.name, `inference (${p.api})`, p.state, p.models.join(' '), p.fix?.replace(/\bgatehouse /g, `${cli} `) ?? '']);
       io.out(
         esc`Gatehouse ${VERSION} serving MCP at ${gw.url}\n` +
+          (gw.metricsUrl !== undefined ? esc`  metrics  ${gw.metricsUrl} (Prometheus, no token)\n` : '') +
+          (gw.tracing !== undefined ? esc`  traces   OTLP ${gw.tracing.config.protocol} to ${gw.tracing.config.endpoint}\n` : '') +
           escapeText(reachableNote(gw.host, gw.urls), { keepNewlines: true }) +
           esc`  registry ${dirs.registry}\n  policies ${dirs.policies}\n  state    ${dirs.state}\n\n` +
           table(['CONNECTOR', 'KIND', 'STATUS', 'TOOLS', 'FIX'], rows) +
@@ -113,6 +125,19 @@ export function nonDefaultDirFlags(dirs: Dirs, env: NodeJS.ProcessEnv): string {
     .filter((k) => dirs[k] !== defaults[k])
     .map((k) => ` --${k} ${shellWord(dirs[k])}`)
     .join('');
+}
+
+/** Where metrics and traces go, for the JSON report. */
+function telemetryReport(gw: { metricsUrl?: string; tracing: { config: { protocol: string; endpoint: string } } | undefined }): Record<string, unknown> {
+  return {
+    ...(gw.metricsUrl !== undefined ? { metrics: gw.metricsUrl } : {}),
+    ...(gw.tracing !== undefined ? { traces: { protocol: gw.tracing.config.protocol, endpoint: gw.tracing.config.endpoint } } : {}),
+  };
+}
+
+/** The SIEM file, made absolute (its errors name it as given here). */
+function siemFile(file: string | undefined): { siem?: string } {
+  return file === undefined || file === '' ? {} : { siem: resolve(file) };
 }
 
 /** A path as one shell word: as is when it needs no quoting, else in single quotes. */

@@ -9,6 +9,7 @@ import { esc, escapeText, jsonLine } from '../terminal.js';
 import { dirsFrom, handle, subcommand, table, type CommandModule, type Io } from './command.js';
 import { adminRequest } from '../server/control-client.js';
 import { invocation } from './invocation.js';
+import type { ShipperStats } from '../telemetry/siem/index.js';
 
 /** `quarantined`: tools withheld until an admin approves them (every tool connector, when the gateway pins tools). */
 export type StatusConnector = ConnectorReport & { sandbox?: ConnectorSandbox; quarantined?: number };
@@ -20,15 +21,18 @@ export interface GatewayStatus {
   sessions: { total: number; agents: Array<Identity & { sessions: number; busy: number; lastSeen: string }> };
   sandboxes: SandboxSession[];
   approvals: PendingApproval[];
+  /** SIEM sinks (empty when the gateway ships nowhere). */
+  siem?: ShipperStats[];
 }
 
 /** Reads everything `status` shows from the running gateway's admin API (GATEWAY_UNAVAILABLE, exit 3, when none runs). */
 export async function fetchStatus(stateDir: string): Promise<GatewayStatus> {
   const s = (await adminRequest(stateDir, 'GET', '/status')) as { version: string; pid: number; connectors: StatusConnector[]; dirs?: Dirs };
-  const [sessions, sandboxes, approvals] = await Promise.all([
+  const [sessions, sandboxes, approvals, siem] = await Promise.all([
     adminRequest(stateDir, 'GET', '/sessions') as Promise<GatewayStatus['sessions']>,
     adminRequest(stateDir, 'GET', '/sandbox/sessions') as Promise<{ sessions: SandboxSession[] }>,
     adminRequest(stateDir, 'GET', '/approvals') as Promise<{ pending: PendingApproval[] }>,
+    adminRequest(stateDir, 'GET', '/siem') as Promise<{ sinks: ShipperStats[] }>,
   ]);
   return {
     gateway: { version: s.version, pid: s.pid, ...(s.dirs ? { dirs: s.dirs } : {}) },
@@ -36,6 +40,7 @@ export async function fetchStatus(stateDir: string): Promise<GatewayStatus> {
     sessions,
     sandboxes: sandboxes.sessions,
     approvals: approvals.pending,
+    siem: siem.sinks,
   };
 }
 
@@ -113,13 +118,27 @@ export function formatStatus(s: GatewayStatus, cli: string): string {
           escapeText(`Decide: ${cli} approvals approve ID | ${cli} approvals deny ID   (follow: ${cli} approvals watch)`) +
           '\n'),
   );
+  if (s.siem !== undefined) parts.push(siemText(s.siem));
   return parts.join('');
 }
 
+/** One line per SIEM sink: its backlog, how far it shipped, and its last error while it fails. */
+function siemText(sinks: readonly ShipperStats[]): string {
+  if (sinks.length === 0) return '\nSIEM shipping: off (gatehouse serve --siem FILE)\n';
+  const backlog = sinks.reduce((n, s) => n + s.backlog, 0);
+  return (
+    `\nSIEM shipping: ${sinks.length} sink${sinks.length === 1 ? '' : 's'}, backlog ${backlog} record${backlog === 1 ? '' : 's'}\n` +
+    table(
+      ['SINK', 'KIND', 'STATE', 'BACKLOG', 'SHIPPED TO', 'LAST ERROR'],
+      sinks.map((s) => [s.sink, s.kind, s.state, String(s.backlog), s.lastShippedSeq === null ? '-' : `seq ${s.lastShippedSeq}`, s.lastError ?? '']),
+    )
+  );
+}
+
 export const statusCommand: CommandModule = (program, io: Io) => {
-  const cmd = subcommand(program, 'status', 'what the running gateway is doing: connectors, sessions, sandboxes, approvals')
+  const cmd = subcommand(program, 'status', 'what the running gateway is doing: connectors, sessions, sandboxes, approvals, SIEM shipping')
     .description(
-      'Asks the running gateway (over its control socket) for its connectors (state, tools, tools\nquarantined until approved, whether a stdio one runs confined, why not ready), open sessions per agent, sandboxes and calls waiting for approval.\nExit 3 when no gateway runs for the state directory.',
+      'Asks the running gateway (over its control socket) for its connectors (state, tools, tools\nquarantined until approved, whether a stdio one runs confined, why not ready), open sessions per agent, sandboxes, calls waiting for approval and the backlog of each SIEM sink.\nExit 3 when no gateway runs for the state directory.',
     )
     .option('--json', 'one JSON object');
   handle<{ json?: boolean }>(cmd, async (o) => {

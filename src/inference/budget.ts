@@ -122,6 +122,24 @@ export class Budgets {
     this.settle(key, budget, 0, tokens, now);
   }
 
+  /** Every budget with a window still running: what is spent of it (metrics). `budgetOf` gives each key's budget, if it still has one. */
+  usage(budgetOf: (provider: string, agent: string) => Budget | undefined, now = Date.now()): Array<{ provider: string; agent: string; kind: 'requests' | 'tokens'; used: number; capacity: number }> {
+    const out: Array<{ provider: string; agent: string; kind: 'requests' | 'tokens'; used: number; capacity: number }> = [];
+    for (const [key, e] of this.#entries) {
+      const [provider = '', agent = ''] = key.split('\u0000');
+      const budget = budgetOf(provider, agent);
+      if (budget === undefined) continue;
+      for (const kind of ['requests', 'tokens'] as const) {
+        const rate = budget[kind];
+        const w = e[kind];
+        if (rate === undefined || w === undefined) continue;
+        const running = now >= w.start && now < w.start + rate.perMs;
+        out.push({ provider, agent, kind, used: running ? w.used : 0, capacity: rate.capacity });
+      }
+    }
+    return out;
+  }
+
   /** What is spent in the current windows (for status and tests). */
   used(key: string): { requests: number; tokens: number } {
     const e = this.#entries.get(key);

@@ -21,6 +21,7 @@ import type { Policy } from '../policy/types.js';
 import { CONNECTOR_NAME } from '../registry/fields.js';
 import type { InferenceProvider } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
+import type { ModelSpan, Tracing } from '../telemetry/traces.js';
 import picomatch from 'picomatch';
 import { absorbUsage, billableTokens, forwardedRequestHeader, forwardedResponseHeader, KEY_QUERY_PARAMS, matchRoute, providerError, routeList, type ErrorKind, type Usage } from './apis.js';
 import { Budgets, budgetFor } from './budget.js';
@@ -42,6 +43,8 @@ export interface InferenceDeps {
   budgets: Budgets;
   logger: Logger;
   limiter?: RateLimiter;
+  /** Traces: a GenAI client span per model call (src/telemetry/traces.ts); absent when tracing is off. */
+  tracing?: Tracing;
   /** Request bodies held at once, across all model calls (default 256 MiB): past it a call is refused with 503. */
   maxBodyBytesInFlight?: number;
   /** Default timeouts (a provider's `timeouts` win). */
@@ -162,6 +165,14 @@ export class InferenceRouter {
       ...(caller.sandbox !== undefined ? { sandbox: caller.sandbox } : {}),
     };
     const provider = CONNECTOR_NAME.test(providerName) ? this.deps.providers().get(providerName) : undefined;
+    const span = this.deps.tracing?.modelCall({
+      provider: rec.provider,
+      api: provider?.api ?? '_OTHER',
+      agent: caller.agent,
+      ...(provider ? { url: provider.url } : {}),
+      traceparent: req.headers.get('traceparent'),
+      tracestate: req.headers.get('tracestate'),
+    });
     const held = { bytes: 0 };
     let admitted: { key: string; budget: ReturnType<typeof budgetFor>; reserve: number } | undefined;
     try {
@@ -193,6 +204,7 @@ export class InferenceRouter {
       }
       rec.model = typeof model === 'string' ? model : undefined;
       rec.stream = json?.stream === true;
+      span?.request({ model: rec.model, operation: operationOf(path, req.method), stream: rec.stream });
       if (typeof model === 'string') this.#checkModel(provider, model);
       this.#decide(provider, caller, typeof model === 'string' ? model : '*', rec, route.modelFrom === 'none');
       const budget = budgetFor(provider, caller.agent);
@@ -229,7 +241,7 @@ export class InferenceRouter {
       const spend = route.generates ? { key: budgetKey, budget, reserve } : undefined;
       admitted = undefined; // from here #forward settles it, however the call ends
       const agent = raw ? { signal: agentGoneSignal(req.signal, raw.outgoing), outgoing: raw.outgoing } : { signal: req.signal };
-      return await this.#forward(provider, url, path, headers, outText, rec, started, agent, spend, intent);
+      return await this.#forward(provider, url, path, headers, outText, rec, started, agent, spend, intent, span);
     } catch (e) {
       const r = e instanceof Refusal ? e : undefined;
       const refusal = r ?? this.#failure(e);
@@ -238,6 +250,7 @@ export class InferenceRouter {
       rec.reason = refusal.message;
       rec.decision ??= r ? 'deny' : 'allow';
       rec.durationMs = ms(started);
+      span?.end({ outcome: rec.outcome, status: refusal.status, errorType: refusal.code });
       try {
         await this.deps.audit.append(this.deps.redactValue({ event: 'model.call', ...rec }));
       } catch (err) {
@@ -351,6 +364,7 @@ export class InferenceRouter {
     agent: { signal: AbortSignal; outgoing?: ServerResponse },
     spend: { key: string; budget: ReturnType<typeof budgetFor>; reserve: number } | undefined,
     intent: Promise<void>,
+    span: ModelSpan | undefined,
   ): Promise<ModelAnswer> {
     const agentGone = agent.signal;
     const abort = new AbortController();
@@ -390,6 +404,17 @@ export class InferenceRouter {
       // The provider's own text (errors, stop reasons, model names) may echo a key: the record is redacted whole.
       const record = this.deps.redactValue({ event: 'model.call', ...fields });
       // The call happened: its record is written now or kept until the log recovers, never dropped.
+      span?.end({
+        outcome,
+        status: rec.status,
+        errorType: outcome === 'ok' ? undefined : outcome,
+        inputTokens: usage.inputTokens,
+        outputTokens: usage.outputTokens,
+        cacheReadTokens: usage.cacheReadTokens,
+        cacheWriteTokens: usage.cacheWriteTokens,
+        responseModel: usage.responseModel,
+        stopReason: usage.stopReason,
+      });
       await appendOrQueue(this.deps.audit, record, this.deps.logger);
     };
 
@@ -585,6 +610,14 @@ export class InferenceRouter {
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** Each agent's model budgets and what is spent of them in the current window (metrics). */
+  budgetUse(): ReturnType<Budgets['usage']> {
+    return this.deps.budgets.usage((name, agent) => {
+      const p = this.deps.providers().get(name);
+      return p === undefined ? undefined : budgetFor(p, agent);
+    });
+  }
+
   /** Aborts every model call in flight (gateway shutdown). */
   async close(): Promise<void> {
     for (const a of this.#inFlight) a.abort(new Error('the gateway is stopping'));
@@ -594,6 +627,14 @@ export class InferenceRouter {
 }
 
 class TooLarge extends Error {}
+
+/** gen_ai.operation.name of a route (GenAI semantic conventions); the route itself for one that generates nothing. */
+function operationOf(path: string, method: string): string {
+  if (path === '/v1/messages' || path === '/v1/chat/completions' || path === '/v1/responses') return 'chat';
+  if (path === '/v1/completions') return 'text_completion';
+  if (path === '/v1/embeddings') return 'embeddings';
+  return `${method} ${path.startsWith('/v1/models/') ? '/v1/models/{model}' : path}`;
+}
 
 function obj(v: unknown): Record<string, unknown> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { secretRefs } from '../secrets/template.js';
 import { absolutePath, common, egressHost, plain, templated } from './fields.js';
 import { InferenceProviderSchema, type InferenceProviderConfig } from './inference.js';
+import { OAuthSchema } from './oauth.js';
 import { credentialTemplates, GithubConnectorSchema, JiraConnectorSchema, SlackConnectorSchema, type BuiltinConnectorConfig } from './builtin-kinds.js';
 
 export { CONNECTOR_NAME } from './fields.js';
@@ -25,6 +26,17 @@ export const HttpConnectorSchema = z.strictObject({
   url: plain('url')
     .pipe(z.url({ protocol: /^https?$/, error: 'an http(s) URL' })),
   headers: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name (RFC 9110 token)'), templated).default({}),
+  /** OAuth 2.1 to the server (src/registry/oauth.ts): the gateway adds the Authorization header from the keychain's login. */
+  oauth: OAuthSchema.optional(),
+}).superRefine((c, ctx) => {
+  if (c.oauth === undefined) return;
+  if (Object.keys(c.headers).some((h) => h.toLowerCase() === 'authorization')) {
+    ctx.addIssue({ code: 'custom', path: ['headers'], message: 'with oauth the gateway sets Authorization itself: remove the Authorization header' });
+  }
+  const u = URL.canParse(c.url) ? new URL(c.url) : undefined;
+  if (u && u.protocol !== 'https:' && !['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname)) {
+    ctx.addIssue({ code: 'custom', path: ['url'], message: 'with oauth the url must be https (plain http is accepted for 127.0.0.1/localhost only): a token never crosses a network in clear' });
+  }
 });
 
 export const ConnectorSchema = z.discriminatedUnion('kind', [StdioConnectorSchema, HttpConnectorSchema, GithubConnectorSchema, SlackConnectorSchema, JiraConnectorSchema, InferenceProviderSchema]);
@@ -46,6 +58,13 @@ export function isProvider(c: Connector): c is InferenceProvider {
 
 /** Every `${secret:NAME}` a connector references. */
 export function connectorSecrets(c: Connector): string[] {
-  const values = c.kind === 'stdio' ? Object.values(c.env) : c.kind === 'http' || c.kind === 'inference' ? Object.values(c.headers) : credentialTemplates(c);
+  const values =
+    c.kind === 'stdio'
+      ? Object.values(c.env)
+      : c.kind === 'http'
+        ? [...Object.values(c.headers), ...(c.oauth?.clientSecret !== undefined ? [c.oauth.clientSecret] : [])]
+        : c.kind === 'inference'
+          ? Object.values(c.headers)
+          : credentialTemplates(c);
   return [...new Set(values.flatMap(secretRefs))].sort();
 }

@@ -10,6 +10,7 @@ import type { SecretStore } from './store.js';
 import { isSet } from './presence.js';
 import { parseTemplate } from './template.js';
 import { watchNotices } from './notice.js';
+import { isLoginEntry, isLoginEntryOf, learnLogin } from './oauth/login.js';
 
 export interface RenderContext {
   connector: string;
@@ -31,6 +32,16 @@ export interface SecretResolver {
    * Returns the function that stops watching.
    */
   watch?(names: readonly string[], onChange: (changed: string[]) => void): () => void;
+  /**
+   * Keychain entries that are not `${secret:}` values but a connector's own
+   * state: its upstream OAuth logins (src/secrets/oauth/). Each is given only
+   * to the connector whose name it carries, learned for redaction when read,
+   * and watched like a secret.
+   */
+  entry?(name: string, connector: string): Promise<string | null>;
+  setEntry?(name: string, connector: string, value: string): Promise<void>;
+  /** The names of `connector`'s entries in the store (names only). */
+  entryNames?(connector: string): Promise<string[]>;
 }
 
 export interface StoreResolverOptions {
@@ -89,6 +100,12 @@ export class StoreResolver implements SecretResolver {
         continue;
       }
       const name = part.secret;
+      // An OAuth login (refresh token, client secret) is the gateway's state, never a value to send: only its access token goes, as Authorization.
+      if (isLoginEntry(name)) {
+        throw new GatehouseError('SECRET_UNSAFE', `"${name}" is an OAuth login, not a secret (${ctx.where} of connector "${ctx.connector}"); the gateway sends its access token itself`, {
+          details: { secret: name, connector: ctx.connector },
+        });
+      }
       const owner = this.opts.bindings.owner.get(name);
       if (owner !== ctx.connector) {
         throw new GatehouseError('SECRET_UNSAFE', `secret "${name}" is not bound to connector "${ctx.connector}" (${ctx.where})${owner === undefined ? '' : `; it belongs to "${owner}"`}`, {
@@ -116,6 +133,32 @@ export class StoreResolver implements SecretResolver {
       out += read.value;
     }
     return out;
+  }
+
+  async entry(name: string, connector: string): Promise<string | null> {
+    this.ownEntry(name, connector);
+    const read = await this.read(name);
+    this.served.set(name, this.fingerprint(read));
+    if (read.state === 'unavailable') throw read.error;
+    return read.state === 'value' ? read.value : null;
+  }
+
+  async setEntry(name: string, connector: string, value: string): Promise<void> {
+    this.ownEntry(name, connector);
+    learnLogin(this.redactor, name, value);
+    await this.store.set(name, value);
+    const read: Read = { state: 'value', value };
+    this.cache.set(name, { read, at: performance.now(), stamp: this.noticeStamp() });
+    // Written here: not a change for the watchers.
+    this.served.set(name, this.fingerprint(read));
+  }
+
+  async entryNames(connector: string): Promise<string[]> {
+    return (await this.store.list()).filter((n) => isLoginEntryOf(connector, n));
+  }
+
+  private ownEntry(name: string, connector: string): void {
+    if (!isLoginEntryOf(connector, name)) throw new GatehouseError('SECRET_UNSAFE', `keychain entry "${name}" does not belong to connector "${connector}"`, { details: { secret: name, connector } });
   }
 
   /** Reads every name (ignoring failures) so their values are redacted before any is used. */
@@ -165,7 +208,10 @@ export class StoreResolver implements SecretResolver {
       const error = e instanceof GatehouseError ? e : new GatehouseError('KEYCHAIN_UNAVAILABLE', `${this.store.description} failed: ${errorMessage(e)}`);
       read = { state: 'unavailable', error };
     }
-    if (read.state === 'value') this.redactor.learn(name, read.value);
+    if (read.state === 'value') {
+      if (isLoginEntry(name)) learnLogin(this.redactor, name, read.value);
+      else this.redactor.learn(name, read.value);
+    }
     // A failure is not cached: the next render asks the keychain again.
     if (read.state === 'value' || read.state === 'missing') this.cache.set(name, { read, at: performance.now(), stamp });
     else this.cache.delete(name);
@@ -177,9 +223,25 @@ export class StoreResolver implements SecretResolver {
     return createHmac('sha256', this.fpKey).update(read.value).digest('base64');
   }
 
+  /** Of every entry whose name starts with `prefix`: names and values, as one fingerprint (a watch on `prefix*`). */
+  private async prefixFingerprint(prefix: string): Promise<string> {
+    let names: string[];
+    try {
+      names = (await this.store.list()).filter((n) => n.startsWith(prefix)).sort();
+    } catch {
+      return 'unavailable';
+    }
+    const parts = await Promise.all(names.map(async (n) => `${n}=${this.fingerprint(await this.read(n, true))}`));
+    return createHmac('sha256', this.fpKey).update(parts.join('\n')).digest('base64');
+  }
+
+  /** `names` may hold prefixes (`NAME.oauth.agent.*`): a new, changed or deleted entry under one counts as a change of it. */
   watch(names: readonly string[], onChange: (changed: string[]) => void): () => void {
     const w = { names: new Set(names), onChange };
     if (w.names.size === 0) return () => undefined;
+    for (const n of w.names) {
+      if (n.endsWith('*') && !this.served.has(n)) void this.prefixFingerprint(n.slice(0, -1)).then((fp) => void (this.served.has(n) || this.served.set(n, fp)));
+    }
     this.watchers.add(w);
     this.startWatching();
     return () => {
@@ -220,8 +282,10 @@ export class StoreResolver implements SecretResolver {
     const changed = new Set<string>();
     await Promise.all(
       [...names].map(async (n) => {
-        const fp = this.fingerprint(await this.read(n, true));
+        const pattern = n.endsWith('*');
+        const fp = pattern ? await this.prefixFingerprint(n.slice(0, -1)) : this.fingerprint(await this.read(n, true));
         const before = this.served.get(n);
+        if (pattern && before === undefined) this.served.set(n, fp);
         if (before !== undefined && before !== fp) {
           changed.add(n);
           // Watchers are told once; a render updates this again.

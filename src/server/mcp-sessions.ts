@@ -4,6 +4,7 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import { appendOrQueue } from '../audit/append-or-queue.js';
 import type { AuditSink } from '../audit/types.js';
 import type { Logger } from '../log.js';
+import type { Tracing } from '../telemetry/traces.js';
 
 export interface Identity {
   agent: string;
@@ -56,6 +57,8 @@ export interface SessionManagerOptions {
   idleMs?: number;
   /** A session with no request after its `initialize` is closed after this (default 1 min). */
   unusedMs?: number;
+  /** Traces: a span per MCP request of each session (src/telemetry/traces.ts); absent when tracing is off. */
+  tracing?: Tracing;
 }
 
 /** MCP sessions (Mcp-Session-Id) across all listeners, each bound to the identity that opened it. */
@@ -210,6 +213,7 @@ export class SessionManager {
       if (sessionId !== '') void this.forget(sessionId, 'closed');
     };
     await server.connect(transport);
+    this.opts.tracing?.traceTransport(transport, { id: () => sessionId, agent: identity.agent, via: identity.via });
     return { transport, server };
   }
 

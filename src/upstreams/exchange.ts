@@ -7,6 +7,7 @@
  * aborts that POST and closes its stream, however the request ended.
  */
 import type { GatehouseError } from '../errors.js';
+import type { TraceContext } from '../telemetry/traces.js';
 
 /** How a fetch made inside an exchange's async context relates to it. */
 export type Tie =
@@ -25,6 +26,8 @@ export interface BodyLimit {
 
 export class Exchange {
   readonly limit: BodyLimit;
+  /** W3C Trace Context for this request's own HTTP request (headers `traceparent`, `tracestate`), when traced. */
+  trace: TraceContext | undefined;
   /**
    * Aborts `client.request`, which then sends notifications/cancelled upstream.
    * Only on a failure or cancellation: aborted after a normal end, the SDK would

@@ -6,6 +6,7 @@ import type { HttpConnector } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
 import { cappedEvents, readCapped } from './body-limit.js';
 import { callContext } from './call-context.js';
+import type { OAuthSession } from './oauth/session.js';
 
 /** Connections to one HTTP upstream (calls beyond it wait for one). */
 export const MAX_HTTP_CONNECTIONS = 128;
@@ -30,6 +31,8 @@ export interface HttpTransportDeps {
   connectTimeoutMs: number;
   /** Cap of a body that belongs to no call. */
   resultBytes: number;
+  /** The login whose access token goes in Authorization (`oauth:` connectors; src/upstreams/oauth/). */
+  oauth?: OAuthSession;
 }
 
 /**
@@ -60,18 +63,40 @@ export function httpTransport(c: HttpConnector, deps: HttpTransportDeps): Transp
     const tie = exchange?.tie(method) ?? 'other';
     if (tie === 'ended') throw new DOMException(`connector "${c.name}": the request this stream belonged to has ended`, 'AbortError');
     const own = tie === 'own' ? exchange : undefined;
+    // The call's trace context (W3C Trace Context over HTTP), unless the connector's own headers set one.
+    if (own?.trace !== undefined) {
+      if (!headers.has('traceparent')) headers.set('traceparent', own.trace.traceparent);
+      if (own.trace.tracestate !== undefined && !headers.has('tracestate')) headers.set('tracestate', own.trace.tracestate);
+    }
     // What is not a call's own request (answers to the upstream's requests, notifications, initialize, session
     // DELETE) gets the connect timeout to be answered: an upstream that never acknowledges cannot pile them up.
     // The standalone GET stream lives as long as the session.
     const deadline = own || method === 'GET' ? undefined : AbortSignal.timeout(deps.connectTimeoutMs);
     const signal = own ? own.streamSignal : deadline && init?.signal ? AbortSignal.any([init.signal, deadline]) : (deadline ?? init?.signal ?? undefined);
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await undiciRequest(target, { method, headers: Object.fromEntries(headers), body: (init?.body ?? null) as string | null, signal, dispatcher });
-    } catch (e) {
-      // fetch's error shape, so messages and classifyUpstreamError (cause.code) stay as they were.
-      if (signal?.aborted) throw e;
-      throw new TypeError('fetch failed', { cause: e });
+    const send = async (): Promise<Dispatcher.ResponseData> => {
+      try {
+        return await undiciRequest(target, { method, headers: Object.fromEntries(headers), body: (init?.body ?? null) as string | null, signal, dispatcher });
+      } catch (e) {
+        // fetch's error shape, so messages and classifyUpstreamError (cause.code) stay as they were.
+        if (signal?.aborted) throw e;
+        throw new TypeError('fetch failed', { cause: e });
+      }
+    };
+    const oauth = deps.oauth;
+    let token = oauth ? await oauth.token() : undefined;
+    if (token !== undefined) headers.set('authorization', `Bearer ${token}`);
+    let res = await send();
+    // A 401 to a token we held good (revoked, expired early): one refresh, one retry (RFC 6750 §3.1).
+    if (oauth && token !== undefined && res.statusCode === 401) {
+      await res.body.dump();
+      token = await oauth.rejected(token);
+      headers.set('authorization', `Bearer ${token}`);
+      res = await send();
+      if (res.statusCode === 401) {
+        await res.body.dump();
+        // The session is dead from here on: no refresh per call against a server that takes none (per-agent logins have no loginLost).
+        throw oauth.refused('the server refused a freshly refreshed access token (HTTP 401)');
+      }
     }
     const resHeaders = new Headers();
     for (const [k, v] of Object.entries(res.headers)) {

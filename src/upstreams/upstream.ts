@@ -21,6 +21,7 @@ import { classifyUpstreamError } from './errors.js';
 import { builtinTransport } from '../connectors/index.js';
 import { callContext, InFlightCalls, routeMessage, type CallOrigin, type CallScope, type ServerMessageHandler } from './call-context.js';
 import { Exchange, type BodyLimit } from './exchange.js';
+import type { TraceContext } from '../telemetry/traces.js';
 import { httpDispatcher, httpTransport } from './http-transport.js';
 import { limitsOf, type UpstreamLimits } from './limits.js';
 import { nonFinitePath } from './non-finite.js';
@@ -28,6 +29,7 @@ import { RelistScheduler } from './relist.js';
 import { clientCapabilities, deliverResponsesInOrder } from './shims.js';
 import { stdioTransport, type ConfineStdio } from './stdio-transport.js';
 import { listAllTools, ToolPageSchema } from './tool-list.js';
+import { OAuthLogins } from './oauth/logins.js';
 
 export { clientCapabilities } from './shims.js';
 export { MAX_HTTP_CONNECTIONS } from './http-transport.js';
@@ -64,6 +66,8 @@ export interface CallOptions {
   onprogress?: (p: Progress) => void;
   /** The agent call this is, so the upstream's requests and log messages during it can reach that agent. */
   origin?: CallOrigin;
+  /** The call's trace context, sent upstream in `params._meta` and, to an http connector, as HTTP headers. */
+  trace?: TraceContext;
 }
 
 /**
@@ -87,9 +91,17 @@ export class Upstream {
   /** Agent calls in flight here, for routing the upstream's own requests (see call-context.ts). */
   private readonly inFlight = new InFlightCalls();
   private readonly limits: UpstreamLimits;
+  /** Restarts scheduled after a failed start, an exit or a closed connection (metrics). */
+  restarts = 0;
   private readonly relist: RelistScheduler;
   /** The clients whose connection closed (the SDK's "Connection closed" and an upstream's -32000 share a code). */
   private readonly closedClients = new WeakSet<Client>();
+  /** `oauth:` connectors: their logins (src/upstreams/oauth/). */
+  private readonly oauth: OAuthLogins | undefined;
+  /** `oauth: { per: agent }`: whose login lists the tools (undefined: the connector's own). */
+  private listingAgent: string | undefined;
+  /** `oauth: { per: agent }`: each calling agent's own MCP session, as itself upstream. */
+  private readonly agentClients = new Map<string, Promise<Client>>();
 
   constructor(opts: UpstreamOptions) {
     this.opts = opts;
@@ -97,12 +109,15 @@ export class Upstream {
     this.backoff = opts.backoffMs ?? 250;
     this.limits = limitsOf(opts.connector);
     this.relist = new RelistScheduler(this.limits.relistsPerMinute, () => this.listOnce(opts.logger.child({ connector: opts.connector.name })));
-    // [secrets] A rotated secret restarts a stdio child (its env is fixed at spawn) and starts a not-ready connector.
-    this.unwatchSecrets = opts.secrets.watch?.(connectorSecrets(opts.connector), () => void this.onSecretsChanged()) ?? (() => undefined);
+    const c = opts.connector;
+    this.oauth = c.kind === 'http' && c.oauth !== undefined ? new OAuthLogins({ ...c, oauth: c.oauth }, opts.secrets, opts.logger.child({ connector: c.name })) : undefined;
+    // [secrets] A rotated secret restarts a stdio child (its env is fixed at spawn) and starts a not-ready connector; a new login likewise.
+    this.unwatchSecrets = opts.secrets.watch?.([...connectorSecrets(c), ...(this.oauth?.watchNames() ?? [])], () => void this.onSecretsChanged()) ?? (() => undefined);
   }
 
   private async onSecretsChanged(): Promise<void> {
     if (this.stopping) return;
+    this.oauth?.invalidate();
     const st = this._status.state;
     if (st === 'not-ready') return this.start();
     // http and built-in connectors render per request: nothing to do.
@@ -120,6 +135,7 @@ export class Upstream {
     this.client = undefined;
     this.generation++;
     await old?.close().catch(() => undefined);
+    await this.closeAgentClients();
     await this.start();
   }
 
@@ -150,6 +166,7 @@ export class Upstream {
     const log = this.opts.logger.child({ connector: this.connector.name });
     let client: Client | undefined;
     try {
+      if (this.oauth) this.listingAgent = await this.oauth.listingAgent();
       const transport = await this.makeTransport(log);
       client = new Client({ name: 'gatehouse', version: VERSION }, { capabilities: clientCapabilities(this.connector) });
       client.onerror = (e) => log.debug({ err: errorMessage(e) }, 'upstream transport error');
@@ -174,10 +191,15 @@ export class Upstream {
       this.opts.onToolsChanged();
     } catch (e) {
       if (client) await client.close().catch(() => undefined);
-      if (e instanceof GatehouseError && (e.code === 'SECRET_MISSING' || e.code === 'SECRET_UNSAFE' || e.code === 'KEYCHAIN_UNAVAILABLE')) {
-        // [secrets] Not ready until the secret (or the keychain) changes: the resolver's watch starts it again.
+      if (e instanceof GatehouseError && (e.code === 'SECRET_MISSING' || e.code === 'SECRET_UNSAFE' || e.code === 'KEYCHAIN_UNAVAILABLE' || e.code === 'OAUTH_LOGIN_REQUIRED')) {
+        // [secrets] Not ready until the secret, the login (or the keychain) changes: the resolver's watch starts it again.
         const name = (e.details?.secret as string | undefined) ?? 'NAME';
-        const fix = e.code === 'KEYCHAIN_UNAVAILABLE' ? 'start or unlock the OS keychain, then: gatehouse secret check' : `gatehouse secret set ${name}`;
+        const fix =
+          e.code === 'KEYCHAIN_UNAVAILABLE'
+            ? 'start or unlock the OS keychain, then: gatehouse secret check'
+            : e.code === 'OAUTH_LOGIN_REQUIRED'
+              ? String(e.details?.fix ?? `gatehouse connector login ${this.connector.name}`)
+              : `gatehouse secret set ${name}`;
         const prev = this._status;
         this._status = { state: 'not-ready', reason: e.message, fix };
         if (prev.state !== 'starting' || this.lastNotReady !== e.message) log.warn({ reason: e.message }, 'connector not ready');
@@ -194,7 +216,14 @@ export class Upstream {
     if (c.kind === 'stdio') return stdioTransport(c, { baseDir: this.opts.baseDir, secrets: this.opts.secrets, log, ...(this.opts.confine ? { confine: this.opts.confine } : {}) });
     if (c.kind === 'http') {
       this.dispatcher ??= httpDispatcher(this.connectTimeoutMs);
-      return httpTransport(c, { owner: this, dispatcher: this.dispatcher, secrets: this.opts.secrets, connectTimeoutMs: this.connectTimeoutMs, resultBytes: this.limits.resultBytes });
+      return httpTransport(c, {
+        owner: this,
+        dispatcher: this.dispatcher,
+        secrets: this.opts.secrets,
+        connectTimeoutMs: this.connectTimeoutMs,
+        resultBytes: this.limits.resultBytes,
+        ...(this.oauth ? { oauth: this.oauth.session(this.listingAgent) } : {}),
+      });
     }
     // Built-in REST connector (src/connectors/): an in-process MCP server on a linked in-memory pair.
     const secrets = this.opts.secrets;
@@ -204,6 +233,57 @@ export class Upstream {
       connectTimeoutMs: this.connectTimeoutMs,
       callTimeoutMs: this.callTimeoutMs,
     });
+  }
+
+  /**
+   * `oauth: { per: agent }`: the calling agent's own MCP session with the
+   * upstream, opened with its login at its first call (OAUTH_LOGIN_REQUIRED
+   * naming `connector login NAME --for AGENT` when it has none).
+   */
+  private agentClient(agent: string): Promise<Client> {
+    const known = this.agentClients.get(agent);
+    if (known) return known;
+    const c = this.connector;
+    const oauth = this.oauth;
+    if (c.kind !== 'http' || !oauth || !this.dispatcher) return Promise.reject(new GatehouseError('INTERNAL', `connector "${c.name}" has no per-agent logins`));
+    const dispatcher = this.dispatcher;
+    const opening = (async () => {
+      // The login first: an agent without one gets the fix, not a connection attempt.
+      await oauth.session(agent).token();
+      const transport = httpTransport(c, { owner: this, dispatcher, secrets: this.opts.secrets, connectTimeoutMs: this.connectTimeoutMs, resultBytes: this.limits.resultBytes, oauth: oauth.session(agent) });
+      const client = new Client({ name: 'gatehouse', version: VERSION }, { capabilities: clientCapabilities(c) });
+      this.handleServerMessages(client);
+      await client.connect(transport, { timeout: this.connectTimeoutMs });
+      deliverResponsesInOrder(transport);
+      client.onclose = () => {
+        this.closedClients.add(client);
+        if (this.agentClients.get(agent) === opening) this.agentClients.delete(agent);
+      };
+      return client;
+    })();
+    this.agentClients.set(agent, opening);
+    opening.catch(() => {
+      if (this.agentClients.get(agent) === opening) this.agentClients.delete(agent);
+    });
+    return opening;
+  }
+
+  private async closeAgentClients(): Promise<void> {
+    const all = [...this.agentClients.values()];
+    this.agentClients.clear();
+    await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => undefined)));
+  }
+
+  /** The connector's own login is gone (refresh refused): not ready, with the command that fixes it; no restarts until the login changes. */
+  private loginLost(e: GatehouseError): void {
+    if (this.stopping || this._status.state === 'not-ready') return;
+    this.generation++;
+    const client = this.client;
+    this.client = undefined;
+    void client?.close().catch(() => undefined);
+    this._status = { state: 'not-ready', reason: e.message, fix: String(e.details?.fix ?? `gatehouse connector login ${this.connector.name}`) };
+    this.opts.logger.child({ connector: this.connector.name }).warn({ reason: e.message }, 'connector not ready');
+    this.opts.onToolsChanged();
   }
 
   /**
@@ -282,6 +362,7 @@ export class Upstream {
 
   private scheduleRestart(gen: number, reason: string, log: Logger): void {
     if (this.stopping || gen !== this.generation) return;
+    this.restarts++;
     const delay = this.backoff;
     this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
     this._status = { state: 'failed', reason, retryInMs: delay };
@@ -293,11 +374,17 @@ export class Upstream {
 
   /** Forwards one call. Throws GatehouseError with a stable code. */
   async call(name: string, args: Record<string, unknown>, opts: CallOptions): Promise<CallToolResult> {
-    const client = this.client;
+    let client = this.client;
     const st = this._status;
     if (!client || st.state !== 'ready') {
       const why = st.state === 'not-ready' ? `${st.reason} (fix: ${st.fix})` : st.state === 'failed' ? `${st.reason}; retrying in ${st.retryInMs} ms` : st.state;
       throw new GatehouseError('CONNECTOR_NOT_READY', `connector "${this.connector.name}" is not ready: ${why}`);
+    }
+    if (this.oauth?.perAgent) {
+      // Each agent acts upstream as itself: its own login, its own MCP session.
+      const agent = opts.origin?.agent;
+      if (agent === undefined) throw new GatehouseError('CONNECTOR_NOT_READY', `connector "${this.connector.name}" acts as the calling agent (oauth.per: agent), and this call names none`);
+      client = await this.agentClient(agent);
     }
     const callMax = this.callMaxMs;
     const timeout = Math.min(this.callTimeoutMs, callMax);
@@ -311,12 +398,13 @@ export class Upstream {
         { bytes: this.limits.resultBytes, key: 'resultBytes' },
         origin,
         (signal) =>
-          client.request({ method: 'tools/call', params: { name, arguments: args } }, CallToolResultSchema, {
+          client.request({ method: 'tools/call', params: { name, arguments: args, ...(opts.trace ? { _meta: { ...opts.trace } } : {}) } }, CallToolResultSchema, {
             signal,
             timeout,
             ...(opts.onprogress ? { onprogress: opts.onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: callMax } : {}),
           }),
         (ex) => {
+          ex.trace = opts.trace;
           ex.follow(opts.signal);
           // The SDK checks maxTotalTimeout only when progress arrives: this deadline holds whatever the upstream sends.
           ex.deadline(callMax, () => this.callMaxError(callMax));
@@ -336,6 +424,7 @@ export class Upstream {
         void client.close().catch(() => undefined);
         throw new GatehouseError('UPSTREAM_UNAVAILABLE', `connector "${connectorName}" no longer knows the gateway's MCP session (did it restart?); reconnecting`, { cause: e });
       }
+      if (e instanceof GatehouseError && e.code === 'OAUTH_LOGIN_REQUIRED' && !this.oauth?.perAgent) this.loginLost(e);
       if (opts.signal.aborted && !(e instanceof GatehouseError)) throw new GatehouseError('UPSTREAM_ERROR', `call to connector "${connectorName}" was cancelled`, { cause: e });
       if (e instanceof McpError && e.code === ErrorCode.RequestTimeout && (e.data as { maxTotalTimeout?: unknown } | undefined)?.maxTotalTimeout !== undefined) throw this.callMaxError(callMax);
       throw classifyUpstreamError(connectorName, e, { timeoutMs: timeout, connectionClosed: this.closedClients.has(client) });
@@ -365,6 +454,7 @@ export class Upstream {
     const client = this.client;
     this.client = undefined;
     await client?.close().catch(() => undefined);
+    await this.closeAgentClients();
     await this.dispatcher?.close().catch(() => undefined);
   }
 }

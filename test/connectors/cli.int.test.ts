@@ -49,7 +49,7 @@ afterAll(async () => {
 describe('templates', () => {
   it('every template is a valid registry file, with no secret value in it', () => {
     const all = listTemplates();
-    expect(all.map((t) => t.name).sort()).toEqual(['anthropic', 'atlassian-mcp', 'github', 'github-mcp', 'jira-cloud', 'jira-datacenter', 'openai', 'openai-compatible', 'slack']);
+    expect(all.map((t) => t.name).sort()).toEqual(['anthropic', 'atlassian-mcp', 'github', 'github-mcp', 'jira-cloud', 'jira-datacenter', 'openai', 'openai-compatible', 'slack', 'slack-mcp']);
     for (const t of all) {
       const file = join(templatesDir(), `${t.name}.yaml`);
       const c = parseYamlConfig(file, readFileSync(file, 'utf8'), ConnectorSchema);

@@ -177,7 +177,7 @@ export async function startTracing(config: TracingConfig, logger: Logger): Promi
   const [{ OtelTracing }, exporter] = await Promise.all([
     import('./traces-otel.js'),
     config.protocol === 'grpc'
-      ? import('@opentelemetry/exporter-trace-otlp-grpc').then((m) => new m.OTLPTraceExporter() as unknown as import('@opentelemetry/sdk-trace').SpanExporter)
+      ? import('@opentelemetry/exporter-trace-otlp-grpc').then((m) => new m.OTLPTraceExporter())
       : import('@opentelemetry/exporter-trace-otlp-proto').then((m) => new m.OTLPTraceExporter()),
   ]);
   return new OtelTracing(config, exporter, logger);

@@ -36,6 +36,7 @@ export class OAuthLogins {
         connector: this.c.name,
         agent,
         url: this.c.url,
+        issuer: this.c.oauth.authorizationServer,
         store: resolverLoginStore(this.secrets, this.c.name, agent),
         clientSecret: async () => (template === undefined ? undefined : this.secrets.render(template, { connector: this.c.name, where: 'oauth.clientSecret' })),
         log: this.log,

@@ -11,7 +11,7 @@ import { GatehouseError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { refreshDueAt, type OAuthLogin } from '../../secrets/oauth/login.js';
 import type { LoginStore } from '../../secrets/oauth/store.js';
-import { checkResource, checkTransport } from './checks.js';
+import { checkResource, checkTransport, sameIssuer } from './checks.js';
 import { clientAuthOf, clientOf, libOptions, type ClientIdentity } from './client.js';
 import { oauthError, oauthErrorCode, quoted } from './errors.js';
 import { oauthFetch, type OAuthFetch } from './http.js';
@@ -27,6 +27,8 @@ export interface OAuthSessionOptions {
   store: LoginStore;
   /** The connector's MCP server URL: a login issued for another resource (RFC 8707) is never sent to it. */
   url?: string;
+  /** oauth.authorizationServer: a login made at another authorization server is not used (nor its refresh token sent there). */
+  issuer?: string | undefined;
   /** oauth.clientSecret of a pre-registered client, rendered when a refresh needs it. */
   clientSecret: () => Promise<string | undefined>;
   http?: OAuthFetch;
@@ -76,8 +78,9 @@ export class OAuthSession {
     try {
       return (await this.refresh(login)).accessToken;
     } catch (e) {
-      // The authorization server is down, the token still good: use it, refresh at the next call.
-      if (!expired && e instanceof GatehouseError && e.code === 'UPSTREAM_UNAVAILABLE') {
+      // The authorization server is down or answered something unusable, the token still good: use it, refresh at the next call
+      // (only a refused grant, OAUTH_LOGIN_REQUIRED, ends the login).
+      if (!expired && e instanceof GatehouseError && e.code !== 'OAUTH_LOGIN_REQUIRED') {
         this.o.log?.warn({ err: e.message }, 'oauth: refresh failed; the current access token is still valid and is used');
         return login.accessToken;
       }
@@ -135,6 +138,8 @@ export class OAuthSession {
   private usable(l: OAuthLogin): OAuthLogin {
     const bound = this.o.url === undefined ? { ok: true as const } : checkResource(l.resource, this.o.url);
     if (!bound.ok) throw this.kill(`the login was made for ${l.resource}, not for this connector's server ${this.o.url} (${bound.reason})`);
+    const pinned = this.o.issuer;
+    if (pinned !== undefined && !sameIssuer(new URL(l.issuer).href, new URL(pinned).href)) throw this.kill(`the login was made at ${l.issuer}, not at the authorization server the registry names (${pinned})`);
     const tls = checkTransport(l.tokenEndpoint, 'its token endpoint');
     if (!tls.ok) throw this.kill(`the login is unusable: ${tls.reason}`);
     return l;
@@ -146,8 +151,9 @@ export class OAuthSession {
   }
 
   private async refreshOnce(from: OAuthLogin): Promise<OAuthLogin> {
-    // Refreshed while this call waited for the previous refresh: that one is the answer.
-    if (this.login !== undefined && this.login.accessToken !== from.accessToken) return this.login;
+    // Refreshed while this call waited for the previous refresh, or a new login arrived (invalidated): that one is the answer.
+    const current = await this.current();
+    if (current.accessToken !== from.accessToken) return current;
     const generation = this.generation;
     const refreshToken = from.refreshToken as string;
     const secret = from.clientSecret ?? (await this.o.clientSecret());
@@ -179,8 +185,8 @@ export class OAuthSession {
       throw oauthError(this.o.connector, e, `the token endpoint ${from.tokenEndpoint}`);
     }
     const next = loginFrom({ connector: this.o.connector, issuer: from.issuer, resource: from.resource, tokenEndpoint: from.tokenEndpoint, client: id }, tr, this.now(), from);
-    // A new login arrived while this refresh was on its way: it stands; this answer serves only the call that asked.
-    if (generation !== this.generation) return next;
+    // A new login arrived while this refresh was on its way: it stands (this answer is dropped, never sent, so never needs redacting).
+    if (generation !== this.generation) return this.current();
     this.login = next;
     try {
       await this.o.store.write(next);

@@ -181,7 +181,8 @@ describe('upstream OAuth attacks', { timeout: 30_000 }, () => {
     store.value = fresh;
     s.invalidate();
     release();
-    await pending;
+    // The call that was waiting goes on with the new login, not with a token nobody learned for redaction.
+    expect(await pending).toBe(fresh.accessToken);
     expect(store.value).toEqual(fresh);
     expect(store.writes).toBe(0);
     now = fresh.obtainedAt;
@@ -261,5 +262,53 @@ describe('upstream OAuth attacks', { timeout: 30_000 }, () => {
     expect(r.redactText(text)).not.toContain(base.refreshToken);
     expect(r.redactText(text)).not.toContain(base.clientSecret);
     expect(r.redactText(text)).not.toContain('access-token-');
+  });
+
+  it('keychain_locked_no_unauthenticated_call: a keychain that cannot be read fails the request with KEYCHAIN_UNAVAILABLE; nothing goes upstream without the token', async () => {
+    handler = (_q, r) => r.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    hostileSaw.length = 0;
+    const c = connector(`${hostileOrigin}/mcp`);
+    const locked: SecretResolver = {
+      render: async (v) => v,
+      entry: async () => {
+        throw new GatehouseError('KEYCHAIN_UNAVAILABLE', 'the OS keychain is locked');
+      },
+      setEntry: async () => undefined,
+    };
+    const logins = new OAuthLogins(c, locked, createLogger({ level: 'silent' }));
+    const dispatcher = new Agent();
+    const t = httpTransport(c, { owner: {}, dispatcher, secrets: locked, connectTimeoutMs: 5000, resultBytes: 1 << 20, oauth: logins.session() });
+    await t.start();
+    expect((await failure(t.send(INITIALIZE))).code).toBe('KEYCHAIN_UNAVAILABLE');
+    await t.close();
+    await dispatcher.close();
+    expect(hostileSaw).toEqual([]);
+  });
+
+  it('refresh_garbage_answer_uses_valid_token: a token endpoint answering garbage while the token is still valid does not fail every call until it expires', async () => {
+    const l = await signIn();
+    handler = (_q, r) => r.writeHead(400, { 'content-type': 'text/html' }).end('<html>oops</html>');
+    let now = (l.expiresAt as number) - 60_000;
+    const s = new OAuthSession({ connector: 'remote', store: memoryStore({ ...l, tokenEndpoint: `${hostileOrigin}/token` }), clientSecret: async () => undefined, now: () => now });
+    expect(await s.token()).toBe(l.accessToken);
+    expect(await s.token()).toBe(l.accessToken);
+    now = l.expiresAt as number;
+    expect((await failure(s.token())).code).toBe('OAUTH_REFUSED');
+  });
+
+  it('login_from_other_issuer_refused: after oauth.authorizationServer is pinned to another server, the old login (and its refresh token) is not used', async () => {
+    const l = await signIn();
+    handler = (_q, r) => r.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    hostileSaw.length = 0;
+    const c = connector(mcp.url);
+    c.oauth.authorizationServer = 'https://as.example.com';
+    const logins = new OAuthLogins(c, memoryResolver(new Map([[loginEntry('remote'), JSON.stringify(l)]])), createLogger({ level: 'silent' }));
+    const e = await failure(logins.session().token());
+    expect(e.code).toBe('OAUTH_LOGIN_REQUIRED');
+    expect(e.message).toContain('https://as.example.com');
+    // The same login with the registry naming its own server is fine (a trailing slash aside).
+    c.oauth.authorizationServer = `${as.origin}/`;
+    const ok = new OAuthLogins(c, memoryResolver(new Map([[loginEntry('remote'), JSON.stringify(l)]])), createLogger({ level: 'silent' }));
+    expect(await ok.session().token()).toBe(l.accessToken);
   });
 });

@@ -68,7 +68,7 @@ async function reachable(url: string): Promise<boolean> {
 
 export interface CallsResult {
   markdown: string;
-  goals: { pinningWithinNoise: boolean; addedP50: boolean; throughput8: boolean; fasterThanPeers: boolean };
+  goals: { pinningWithinNoise: boolean; telemetryWithin5: boolean; addedP50: boolean; throughput8: boolean; fasterThanPeers: boolean };
 }
 
 export async function benchCalls(opts: CallsOptions, log: (s: string) => void): Promise<CallsResult> {
@@ -79,6 +79,8 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
   // The same gateway with its state (audit log) on tmpfs: fdatasync costs nothing there, so the
   // difference between the two Gatehouse rows is the disk, not the software.
   const shmRoot = existsSync('/dev/shm') ? mkdtempSync(join('/dev/shm', 'gatehouse-bench-calls-')) : undefined;
+  const telemetryRoot = mkdtempSync(join(tmpdir(), 'gatehouse-bench-calls-telemetry-'));
+  let scraper: NodeJS.Timeout | undefined;
   try {
     const syncDisk = fdatasyncMs(root);
     const upstream = await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'echo-upstream.js'), '0'], /LISTENING (\d+)/);
@@ -95,6 +97,26 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
     const ghShm = shmRoot ? await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'gatehouse.js'), shmRoot, upstreamUrl], /^(\{.*\})$/m) : undefined;
     if (ghShm) procs.push(ghShm);
     const ghShmInfo = ghShm ? (JSON.parse(ghShm.match[1] ?? '{}') as { url: string; token: string }) : undefined;
+    // Traces to a collector that takes everything, /metrics scraped every second (Prometheus' default is 15 s or more).
+    const sink = await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'otlp-sink.js')], /LISTENING (\d+)/);
+    procs.push(sink);
+    const sinkUrl = `http://127.0.0.1:${sink.match[1]}`;
+    const ghTel = await startProc(process.execPath, [join(DIST_BENCH, 'procs', 'gatehouse.js'), telemetryRoot, upstreamUrl, 'telemetry', sinkUrl], /^(\{.*\})$/m);
+    procs.push(ghTel);
+    const ghTelInfo = JSON.parse(ghTel.match[1] ?? '{}') as { url: string; token: string; metricsUrl: string };
+    const scrapes = { ok: 0, failed: 0, bytes: 0 };
+    scraper = setInterval(() => {
+      fetch(ghTelInfo.metricsUrl).then(
+        async (r) => {
+          const text = await r.text();
+          if (r.ok) {
+            scrapes.ok++;
+            scrapes.bytes = text.length;
+          } else scrapes.failed++;
+        },
+        () => scrapes.failed++,
+      );
+    }, 1000);
 
     // supergateway cannot forward HTTP to HTTP: its documented way to put an HTTP
     // endpoint in front of a remote server is an HTTP→stdio child under a stdio→HTTP front.
@@ -118,6 +140,7 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
       ...(ghShm && ghShmInfo
         ? [mkPath('Gatehouse, audit on tmpfs', 'the same, state in /dev/shm (fdatasync ≈ 0)', { url: ghShmInfo.url, headers: { authorization: `Bearer ${ghShmInfo.token}` } }, GATEHOUSE_ECHO_TOOL, [ghShm.child.pid ?? 0])]
         : []),
+      mkPath(TELEMETRY, 'the same, every call traced (OTLP/HTTP to a local collector that takes everything) and `/metrics` scraped each second', { url: ghTelInfo.url, headers: { authorization: `Bearer ${ghTelInfo.token}` } }, GATEHOUSE_ECHO_TOOL, [ghTel.child.pid ?? 0]),
       mkPath('supergateway', 'forward only (stdio→HTTP front + HTTP→stdio child)', { url: sgUrl }, 'echo', [sg.child.pid ?? 0]),
       mkPath('mcp-proxy', 'forward only (startHTTPServer + proxyServer, no event store)', { url: `http://127.0.0.1:${mp.match[1]}/mcp` }, 'echo', [mp.child.pid ?? 0]),
     ];
@@ -183,8 +206,12 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
     const peers = paths.filter((p) => p.name === 'supergateway' || p.name === 'mcp-proxy');
     const shm = paths.find((p) => p.name === 'Gatehouse, audit on tmpfs');
     const pinning = pinningCost(gate, paths.find((p) => p.name === UNPINNED)!);
+    clearInterval(scraper);
+    const sinkSeen = (await (await fetch(sinkUrl)).json()) as { requests: number; bytes: number };
+    const telemetry = telemetryCost(gate, paths.find((p) => p.name === TELEMETRY)!);
     const goals = {
       pinningWithinNoise: pinning.withinNoise,
+      telemetryWithin5: telemetry.within5,
       addedP50: addedP50(gate) <= 1,
       throughput8: tputRatio(gate, c8) >= 0.6,
       fasterThanPeers: peers.every((q) => addedP50(gate) < addedP50(q) && opts.concurrency.every((c) => tputRatio(gate, c) > tputRatio(q, c))),
@@ -198,6 +225,9 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
       '',
       `Goals for Gatehouse: added p50 ≤ 1 ms — ${goal(goals.addedP50)} (+${fmt(addedP50(gate))} ms${shm ? `; +${fmt(addedP50(shm))} ms with the audit log on tmpfs` : ''}); c=${c8} throughput ≥ 0.60 of direct — ${goal(goals.throughput8)} (${ratio(tputRatio(gate, c8), 1)}); faster than both peers (added p50 and every throughput ratio) — ${goal(goals.fasterThanPeers)}. ` +
         `Pinning and result screening (issue #16) cost per call nothing the rounds can tell from noise — ${goal(goals.pinningWithinNoise)}: ${pinning.text}. ` +
+        `Tracing and metrics on (issue #19): per-call CPU within 5% of the default row's — ${goal(goals.telemetryWithin5)}: ${telemetry.text}; ` +
+        `the collector took ${fmtInt(sinkSeen.requests)} OTLP requests (${fmt(sinkSeen.bytes / 1048576)} MiB), ${fmtInt(scrapes.ok)} scrapes of ${fmtInt(scrapes.bytes)} bytes answered (${scrapes.failed} failed). ` +
+        'Metrics are counted on every row (plain numbers per call; the Prometheus text is made only when scraped): "off" here is tracing off and nobody scraping. ' +
         `One fdatasync of a small append in the bench's temp directory (${fsName(root)}) takes ${fmt(syncDisk)} ms (median of 40, this run): a durable audit record is on disk before the answer, so at c=1 every call waits for at least one.`,
       '',
       `${opts.rounds} interleaved rounds (order rotated each round); per round ${opts.latencyCalls} sequential calls at c=1 and ${opts.throughputMs} ms of closed-loop load at each concurrency, all on one MCP session per path (c = calls in flight on c keep-alive connections). ` +
@@ -213,13 +243,32 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
   } finally {
     for (const p of procs.reverse()) await p.stop();
     rmSync(root, { recursive: true, force: true });
+    clearInterval(scraper);
     rmSync(unpinnedRoot, { recursive: true, force: true });
+    rmSync(telemetryRoot, { recursive: true, force: true });
     if (shmRoot) rmSync(shmRoot, { recursive: true, force: true });
   }
 }
 
 
 const UNPINNED = 'Gatehouse, pinning and screening off';
+const TELEMETRY = 'Gatehouse, tracing + metrics scraped';
+
+/**
+ * What tracing and a scraper add per call: the same-round ratio of CPU ÷
+ * upstream's (which cancels the machine's contention) and the same-round
+ * difference in c=1 p50, against the default gateway.
+ */
+function telemetryCost(off: Path, on: Path): { within5: boolean; text: string } {
+  const rounds = off.cpu.ratios.map((_, i) => i);
+  const cpu = median(rounds.map((i) => on.cpu.ratios[i]! / off.cpu.ratios[i]!)) - 1;
+  const dP50 = median(rounds.map((i) => on.lat.p50[i]! - off.lat.p50[i]!));
+  const pct = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}%`;
+  return {
+    within5: cpu <= 0.05,
+    text: `CPU ÷ upstream's ${pct(cpu)} (same-round median; the default row's own spread between rounds, IQR, is ${pct(iqr(off.cpu.ratios) / median(off.cpu.ratios))}), p50 at c=1 ${dP50 >= 0 ? '+' : '−'}${Math.abs(dP50).toFixed(3)} ms`,
+  };
+}
 
 /** Interquartile range: the middle half of a path's own round-to-round spread. */
 function iqr(xs: number[]): number {

@@ -1,8 +1,10 @@
 /**
  * Gatehouse in its own process (like the peers), with policy, durable audit
  * and secret injection on, in front of the bench echo upstream.
- *   node dist/bench/procs/gatehouse.js ROOT UPSTREAM_URL [unpinned]
- * prints one JSON line {url, token}. The secret comes from an in-memory store.
+ *   node dist/bench/procs/gatehouse.js ROOT UPSTREAM_URL [unpinned | telemetry OTLP_URL]
+ * prints one JSON line {url, token[, metricsUrl]}. The secret comes from an in-memory store.
+ * `telemetry`: traces to the OTLP/HTTP collector at OTLP_URL (as OTEL_EXPORTER_OTLP_ENDPOINT
+ * would set them for `gatehouse serve`) and /metrics on a listener of its own for a scraper.
  */
 import { startGateway } from '../../src/app/gateway.js';
 import { createLogger } from '../../src/log.js';
@@ -10,8 +12,11 @@ import { mintToken } from '../../src/server/tokens.js';
 import { BENCH_SECRET, writeGatehouseConfig } from '../lib/gatehouse-config.js';
 import { MemorySecretStore } from '../lib/memory-store.js';
 
-const [root, upstreamUrl, variant] = process.argv.slice(2);
-if (!root || !upstreamUrl || (variant !== undefined && variant !== 'unpinned')) throw new Error('usage: gatehouse.js ROOT UPSTREAM_URL [unpinned]');
+const [root, upstreamUrl, variant, otlpUrl] = process.argv.slice(2);
+if (!root || !upstreamUrl || (variant !== undefined && variant !== 'unpinned' && !(variant === 'telemetry' && otlpUrl))) {
+  throw new Error('usage: gatehouse.js ROOT UPSTREAM_URL [unpinned | telemetry OTLP_URL]');
+}
+if (variant === 'telemetry') process.env.OTEL_EXPORTER_OTLP_ENDPOINT = otlpUrl;
 const dirs = writeGatehouseConfig(root, upstreamUrl, { unpinned: variant === 'unpinned' });
 const gw = await startGateway({
   dirs,
@@ -19,9 +24,10 @@ const gw = await startGateway({
   logger: createLogger({ level: 'warn', destination: process.stderr }),
   secrets: new MemorySecretStore({ [BENCH_SECRET.name]: BENCH_SECRET.value }),
   upstreamWaitMs: 10_000,
+  ...(variant === 'telemetry' ? { metricsListen: { host: '127.0.0.1', port: 0 } } : {}),
 });
 const token = (await mintToken(gw.keys, 'bench-agent', 3_600_000)).token;
-process.stdout.write(JSON.stringify({ url: gw.url, token }) + '\n');
+process.stdout.write(JSON.stringify({ url: gw.url, token, ...(gw.metricsUrl !== undefined ? { metricsUrl: gw.metricsUrl } : {}) }) + '\n');
 const stop = () => void gw.close(1000).then(() => process.exit(0));
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -6,7 +6,7 @@ import { cutString, summarizeArgs } from '../audit/summarize.js';
 import { GatehouseError, INTERNAL_MESSAGE, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CallContext } from '../policy/types.js';
-import type { CallTrace } from '../telemetry/traces.js';
+import type { CallTrace, PolicySpan, UpstreamSpan } from '../telemetry/traces.js';
 import type { AgentChannel } from '../upstreams/call-context.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import { checkArgs, type SchemaChecker } from './args.js';
@@ -156,7 +156,7 @@ function outcomeOf(e: GatehouseError): Outcome {
  */
 export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Promise<CallToolResult> {
   const started = performance.now();
-  const trace = req.trace;
+  const trace = req.trace === undefined ? undefined : guarded(req.trace);
   // Exact, for metrics (the record keeps whole milliseconds).
   let upstreamMs: number | undefined;
   // The tool name is agent data: stored as sent; only a very long one is cut, with its size noted (as arguments are).
@@ -166,7 +166,11 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     const r = deps.redact({ ...base, ...fields, durationMs: Math.round(ms * 1000) / 1000 });
     // The call's one outcome record (an intent names its own event).
     if (fields.event === undefined) {
-      deps.observe?.(r, ms, upstreamMs);
+      try {
+        deps.observe?.(r, ms, upstreamMs);
+      } catch {
+        // Telemetry never fails a call, nor costs it its record.
+      }
       trace?.outcome(r);
     }
     return r;
@@ -297,6 +301,38 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
   });
   if (trace?.captureContent === true) trace.content('result', screened.result);
   return screened.result;
+}
+
+/** A hook's result, or `fallback` when it throws. */
+function quiet<R>(f: () => R, fallback: R): R {
+  try {
+    return f();
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * `t` with every hook guarded: a trace that throws (a bug, a broken
+ * exporter) costs its spans, never the call or its records.
+ */
+function guarded(t: CallTrace): Omit<CallTrace, 'policy' | 'upstream'> & { policy(): PolicySpan | undefined; upstream(...a: Parameters<CallTrace['upstream']>): UpstreamSpan | undefined } {
+  return {
+    captureContent: t.captureContent,
+    tool: (name, connector) => quiet(() => t.tool(name, connector), undefined),
+    policy: () => {
+      const span = quiet(() => t.policy(), undefined);
+      return span && { end: (v) => quiet(() => span.end(v), undefined) };
+    },
+    upstream: (...a) => {
+      const span = quiet(() => t.upstream(...a), undefined);
+      const context = quiet(() => span?.context, undefined);
+      return span && context && { context, end: (errorType) => quiet(() => span.end(errorType), undefined) };
+    },
+    audit: (p, event) => quiet(() => t.audit(p, event), p),
+    outcome: (r) => quiet(() => t.outcome(r), undefined),
+    content: (what, value) => quiet(() => t.content(what, value), undefined),
+  };
 }
 
 /** How the upstream is reached, for its trace span (network.transport, server.address). */

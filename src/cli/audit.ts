@@ -91,7 +91,8 @@ export const auditCommand: CommandModule = (program, io) => {
     let first: number | undefined;
     let last: number | undefined;
     try {
-      for await (const lines of exportLines(dir, filters, format)) {
+      // What the reader finds wrong (an edited record, records missing, a line that is not a record) is said, never skipped silently.
+      for await (const lines of exportLines(dir, filters, format, (m) => io.err(esc`warning: ${m}` + '\n'))) {
         if (lines.text === '') continue;
         await out.write(lines.text);
         n += lines.count;
@@ -136,7 +137,7 @@ interface ExportOptions {
  * times (as `gatehouse logs` does: assumes the clock did not step back
  * across a rotation); within a file every record is tested.
  */
-async function* exportLines(dir: string, f: AuditFilters, format: Format): AsyncGenerator<{ text: string; count: number; first: number | undefined; last: number | undefined }> {
+async function* exportLines(dir: string, f: AuditFilters, format: Format, warn: (message: string) => void): AsyncGenerator<{ text: string; count: number; first: number | undefined; last: number | undefined }> {
   const files = listAuditFiles(dir).filter((x) => x.firstSeq !== undefined);
   const firstTime = (path: string) => /"time":"([^"]+)"/.exec(readFirstLine(path) ?? '')?.[1];
   let fromFile: number | undefined;
@@ -153,7 +154,8 @@ async function* exportLines(dir: string, f: AuditFilters, format: Format): Async
   let pos: Position | undefined;
   try {
     for (;;) {
-      const { items } = await reader.read(pos, { records: 2_000, bytes: 4 << 20 }, pos === undefined ? fromFile : undefined);
+      const { items, notices } = await reader.read(pos, { records: 2_000, bytes: 4 << 20 }, pos === undefined ? fromFile : undefined);
+      for (const n of notices) warn(n.message);
       if (items.length === 0) return;
       let text = '';
       let count = 0;
@@ -162,7 +164,7 @@ async function* exportLines(dir: string, f: AuditFilters, format: Format): Async
       for (const it of items) {
         if (stopAt !== undefined && it.record.seq >= stopAt) break;
         if (!match(it.record)) continue;
-        text += `${encodeRecord(it.record, it.line, format, VERSION).json}\n`;
+        text += `${encodeRecord(it.record, it.line, format, VERSION, it.problems).json}\n`;
         count++;
         first ??= it.record.seq;
         last = it.record.seq;

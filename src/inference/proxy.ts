@@ -412,8 +412,9 @@ export class InferenceRouter {
         outputTokens: usage.outputTokens,
         cacheReadTokens: usage.cacheReadTokens,
         cacheWriteTokens: usage.cacheWriteTokens,
-        responseModel: usage.responseModel,
-        stopReason: usage.stopReason,
+        // From the redacted record: the provider's own text may echo the key it was sent.
+        responseModel: text((record as Record<string, unknown>).responseModel),
+        stopReason: text((record as Record<string, unknown>).stopReason),
       });
       await appendOrQueue(this.deps.audit, record, this.deps.logger);
     };
@@ -634,6 +635,10 @@ function operationOf(path: string, method: string): string {
   if (path === '/v1/completions') return 'text_completion';
   if (path === '/v1/embeddings') return 'embeddings';
   return `${method} ${path.startsWith('/v1/models/') ? '/v1/models/{model}' : path}`;
+}
+
+function text(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
 }
 
 function obj(v: unknown): Record<string, unknown> | undefined {

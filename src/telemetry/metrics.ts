@@ -78,6 +78,8 @@ const BATCH_RECORDS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 const DECISIONS: ReadonlySet<string> = new Set(['allow', 'deny', 'ask']);
 const CALL_OUTCOMES: ReadonlySet<string> = new Set(['ok', 'error', 'denied', 'timeout', 'rejected', 'cancelled']);
 const MODEL_OUTCOMES: ReadonlySet<string> = new Set(['ok', 'provider_error', 'refused', 'cancelled', 'failed']);
+/** Egress outcomes the gateway names (src/egress/); `error: <message>` (the message may be the upstream's) is `error`. */
+const EGRESS_OUTCOMES: ReadonlySet<string> = new Set(['ok', 'closed', 'idle', 'error', 'denied', 'address-refused', 'rate-limited', 'timeout', 'client-gone', 'suppressed', 'connect-failed', 'unresolved']);
 const TOKEN_FIELDS = [
   ['inputTokens', 'input'],
   ['outputTokens', 'output'],
@@ -184,7 +186,6 @@ export class GatewayMetrics {
   readonly #models: BoundedLabel;
   readonly #providers = new BoundedLabel(200, UNKNOWN);
   readonly #connectors = new BoundedLabel(500);
-  readonly #egressOutcomes = new BoundedLabel(32);
   readonly #opts: MetricsOptions;
   #sources: MetricSources = {};
 
@@ -284,8 +285,9 @@ export class GatewayMetrics {
   #modelCall(e: Readonly<Record<string, unknown>>): void {
     const agent = this.#agents.value(e.agent);
     const provider = this.#providers.value(e.provider, this.#opts.knownProvider);
-    // A model name is the agent's text: only calls the model list and policy allowed may name one.
-    const model = e.decision === 'allow' ? this.#models.value(e.model) : UNKNOWN;
+    // A model name is the agent's text: only calls the model list and policy allowed may name one, and a new
+    // name only once the provider answered for it (a glob like `claude-*` lets made-up names through to a 404).
+    const model = e.decision === 'allow' ? this.#models.value(e.model, () => e.outcome === 'ok') : UNKNOWN;
     this.#modelCalls.children.get(agent, provider, model, oneOf(e.outcome, MODEL_OUTCOMES)).v++;
     if (typeof e.durationMs === 'number') this.#modelSeconds.observe(this.#modelSeconds.children.get(provider), e.durationMs / 1000);
     for (const [field, type] of TOKEN_FIELDS) {
@@ -296,7 +298,7 @@ export class GatewayMetrics {
 
   #egressRecord(e: Readonly<Record<string, unknown>>): void {
     const caller = typeof e.agent === 'string' ? 'agent' : typeof e.connector === 'string' ? 'connector' : NONE;
-    const outcome = this.#egressOutcomes.value(e.outcome);
+    const outcome = typeof e.outcome === 'string' && e.outcome.startsWith('error:') ? 'error' : oneOf(e.outcome, EGRESS_OUTCOMES);
     // A folded run of refusals (src/egress/refusal-log.ts) counts each refusal it stands for.
     const n = outcome === 'suppressed' && typeof e.count === 'number' && Number.isFinite(e.count) ? e.count : 1;
     this.#egress.children.get(caller, oneOf(e.decision, DECISIONS), outcome).v += n;

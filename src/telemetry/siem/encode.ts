@@ -25,18 +25,36 @@ export interface Encoded {
   json: string;
   /** Set when `body` was cut to fit a sink's size limit. */
   truncated?: { bytes: number };
+  /** What the reader found wrong with this record or just before it (reader.ts); said in `body` too. */
+  problems?: string[];
 }
+
+/**
+ * Where a marked event says what is wrong: OCSF `unmapped["gatehouse.integrity"]`
+ * (and the label `gatehouse.integrity` in `metadata.labels`, kept when the
+ * event is cut), or a field of that name beside the record's own (a
+ * verifier drops it before hashing: it is the shipper's, not the record's).
+ */
+export const INTEGRITY = 'gatehouse.integrity';
 
 /** JSON with every character outside printable ASCII escaped (RFC 8259 §7). */
 export function asciiJson(v: unknown): string {
   return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-export function encodeRecord(record: AuditRecord, line: string, format: Format, productVersion: string): Encoded {
-  const body: Record<string, unknown> = format === 'ocsf' ? toOcsf(record, { productVersion }) : record;
+export function encodeRecord(record: AuditRecord, line: string, format: Format, productVersion: string, problems?: readonly string[]): Encoded {
+  let body: Record<string, unknown> = format === 'ocsf' ? toOcsf(record, { productVersion }) : record;
+  const marked = problems !== undefined && problems.length > 0;
+  if (marked) body = format === 'ocsf' ? markOcsf(body, problems) : { ...record, [INTEGRITY]: problems };
   // The stored line is already JSON: reused as is when it is ASCII (the usual case), so jsonl ships the exact bytes.
-  const json = format === 'jsonl' && /^[\x20-\x7e]*$/.test(line) ? line : asciiJson(body);
-  return { seq: record.seq, hash: record.hash, time: record.time, event: record.event, record, body, json };
+  const json = !marked && format === 'jsonl' && /^[\x20-\x7e]*$/.test(line) ? line : asciiJson(body);
+  return { seq: record.seq, hash: record.hash, time: record.time, event: record.event, record, body, json, ...(marked ? { problems: [...problems] } : {}) };
+}
+
+function markOcsf(e: Record<string, unknown>, problems: readonly string[]): Record<string, unknown> {
+  const metadata = e.metadata as Record<string, unknown>;
+  const labels = Array.isArray(metadata.labels) ? (metadata.labels as unknown[]) : [];
+  return { ...e, metadata: { ...metadata, labels: [...labels, INTEGRITY] }, unmapped: { ...(e.unmapped as Record<string, unknown> | undefined), [INTEGRITY]: problems } };
 }
 
 /** Fields of an OCSF event kept when it must be cut to fit (the classification, metadata and the required attributes). */
@@ -47,7 +65,7 @@ const OCSF_KEEP = new Set([
   'action_id', 'action', 'disposition_id', 'disposition', 'policy', 'connection_info',
 ]);
 /** Fields of a stored record kept when it must be cut (see MINIMAL_FIELDS in audit/bound.ts). */
-const RECORD_KEEP = new Set(['v', 'seq', 'time', 'event', 'prev', 'hash', 'call', 'agent', 'session', 'tool', 'connector', 'outcome', 'decision', 'rule', 'host', 'port']);
+const RECORD_KEEP = new Set(['v', 'seq', 'time', 'event', 'prev', 'hash', 'call', 'agent', 'session', 'tool', 'connector', 'outcome', 'decision', 'rule', 'host', 'port', INTEGRITY]);
 
 /** Every string in `v` cut to `max` characters (with "…"). */
 function cutStrings(v: unknown, max: number): unknown {
@@ -84,6 +102,10 @@ export function fit(e: Encoded, maxBytes: number, format: Format, force = false)
     const json = asciiJson(small);
     if (Buffer.byteLength(json) <= maxBytes) return { ...e, body: small, json, truncated: { bytes: size } };
   }
-  const minimal = format === 'ocsf' ? { class_uid: e.body.class_uid, type_uid: e.body.type_uid, time: e.body.time, metadata: { uid: e.hash, sequence: e.seq, is_truncated: true, untruncated_size: size } } : { seq: e.seq, hash: e.hash, time: e.time, truncated: true, bytes: size };
+  const label = e.problems !== undefined ? { labels: [INTEGRITY] } : {};
+  const minimal =
+    format === 'ocsf'
+      ? { class_uid: e.body.class_uid, type_uid: e.body.type_uid, time: e.body.time, metadata: { uid: e.hash, sequence: e.seq, is_truncated: true, untruncated_size: size, ...label } }
+      : { seq: e.seq, hash: e.hash, time: e.time, truncated: true, bytes: size, ...(e.problems !== undefined ? { [INTEGRITY]: true } : {}) };
   return { ...e, body: minimal, json: asciiJson(minimal), truncated: { bytes: size } };
 }

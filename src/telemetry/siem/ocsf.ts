@@ -198,7 +198,8 @@ function errorOf(f: Fields): { code?: string | undefined; message?: string | und
     const code = typeof o.code === 'string' ? o.code : undefined;
     const message = typeof o.message === 'string' ? o.message : undefined;
     if (code !== undefined || message !== undefined) {
-      f.take('error');
+      // Taken only when code and message are all it holds: anything else it carries stays, in unmapped.
+      if (Object.keys(o).every((k) => (k === 'code' && code !== undefined) || (k === 'message' && message !== undefined))) f.take('error');
       return clean({ code, message });
     }
   }
@@ -208,12 +209,17 @@ function errorOf(f: Fields): { code?: string | undefined; message?: string | und
 /** A call's or action's status from `outcome` (calls) or `ok` (reloads); an intent alone is Unknown. */
 function statusOf(f: Fields, intent: boolean): Status {
   const err = errorOf(f);
-  const reason = f.str('reason');
+  // A reason beside an error message stays in unmapped (status_detail holds one text).
+  const reason = err.message === undefined ? f.str('reason') : undefined;
   const detail = err.message ?? reason;
   const base = (id: number, code?: string): Status => clean({ id, code: code ?? err.code, detail });
   if (intent) return base(0);
-  const outcome = f.str('outcome');
-  if (outcome !== undefined) return OK_OUTCOMES.has(outcome) ? base(1) : base(2, err.code ?? outcome);
+  const outcome = f.peek('outcome');
+  if (typeof outcome === 'string') {
+    // status_code is the error's code when there is one; the outcome (error, timeout, cancelled…) then stays in unmapped.
+    if (OK_OUTCOMES.has(outcome) || err.code === undefined) f.take('outcome');
+    return OK_OUTCOMES.has(outcome) ? base(1) : base(2, err.code ?? outcome);
+  }
   const ok = f.peek('ok');
   if (typeof ok === 'boolean') {
     f.take('ok');
@@ -301,9 +307,10 @@ function apiActivity(r: AuditRecord, f: Fields, opts: OcsfOptions): OcsfEvent {
   if (model && method === 'GET') [activityId, activityName] = [2, 'Read'];
   const intent = event.endsWith('.intent');
   const agent = f.str('agent');
-  const session = f.str('session');
+  // The actor is the agent (with its session) when there is one, else the admin (`by`): the other stays in unmapped.
+  const session = agent !== undefined ? f.str('session') : undefined;
   const sandbox = f.str('sandbox');
-  const by = f.str('by');
+  const by = agent === undefined ? f.str('by') : undefined;
   const call = f.str('call');
   const connector = f.str('connector');
   const provider = model ? f.str('provider') : undefined;
@@ -382,7 +389,8 @@ function networkActivity(r: AuditRecord, f: Fields, opts: OcsfOptions): OcsfEven
     // A tunnel that ends ("closed", "idle") did what was asked; an error while it ran, or any refusal, is a failure.
     const good = o === 'closed' || o === 'idle' || o === 'ok';
     status = statusOf(f, false);
-    if (good) status = clean({ ...status, id: 1, code: undefined });
+    // status_code says how it ended (closed, idle, ok): a success, but not one and the same.
+    if (good) status = clean({ ...status, id: 1, code: o });
   }
   const dstIp = address ?? (Array.isArray(addresses) && typeof addresses[0] === 'string' ? addresses[0] : undefined);
   const severity = status.id === 2 ? (decision?.action_id === 2 || outcome === 'address-refused' ? MEDIUM : LOW) : INFO;

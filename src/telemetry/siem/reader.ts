@@ -8,10 +8,17 @@
  * with that record's hash; otherwise the record is looked up by seq. A log
  * whose record at that seq has another hash is a different log (the state
  * directory was reset): it is read again from its start, so nothing is lost.
+ *
+ * Each record is checked as `audit verify` checks it (its own hash, and its
+ * `prev` against the record before it). What is wrong is never skipped
+ * silently: it is a notice, and it travels with the record concerned — or,
+ * for what is gone (a gap, a line that is not a record), with the next
+ * record read — as `problems`, which the SIEM is sent with it (encode.ts).
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CURRENT_FILE, listAuditFiles, type AuditFile } from '../../audit/files.js';
+import { checkLine } from '../../audit/record.js';
 import { scanTail } from '../../audit/tail.js';
 import type { AuditRecord } from '../../audit/types.js';
 
@@ -29,11 +36,13 @@ export interface ReadItem {
   /** The stored line, without its newline. */
   line: string;
   pos: Position;
+  /** What is wrong with this record or just before it (edited, chain broken, records missing, a line that is not a record). */
+  problems?: string[];
 }
 
-/** Something the reader had to decide on its own: records missing (gap), a new log (reset), a line that is not a record (malformed). */
+/** Something the reader had to decide on its own: records missing (gap), a new log (reset), a line that is not a record (malformed), a record that does not verify (integrity). */
 export interface ReadNotice {
-  kind: 'gap' | 'reset' | 'malformed';
+  kind: 'gap' | 'reset' | 'malformed' | 'integrity';
   message: string;
 }
 
@@ -48,12 +57,17 @@ export interface ReadLimits {
 }
 
 const CHUNK = 256 * 1024;
+/** Notices one read returns, and problems one record carries, at most (a file of garbage must not become a list as long). */
+const MAX_NOTICES = 100;
+const MAX_PROBLEMS = 16;
 
 interface Cursorish {
   index: number;
   offset: number;
   /** The seq the next record should have (undefined: any). */
   expect: number | undefined;
+  /** The hash the next record's `prev` should be (undefined: not known). */
+  prev: string | undefined;
 }
 
 export class AuditReader {
@@ -89,7 +103,18 @@ export class AuditReader {
     const notices: ReadNotice[] = [];
     const items: ReadItem[] = [];
     if (files.length === 0) return { items, notices };
-    let at = from === undefined && fromFile !== undefined ? { index: Math.max(0, files.findIndex((f) => (f.firstSeq as number) >= fromFile)), offset: 0, expect: undefined } : await this.#locate(files, from, notices);
+    let at: Cursorish = from === undefined && fromFile !== undefined ? { index: Math.max(0, files.findIndex((f) => (f.firstSeq as number) >= fromFile)), offset: 0, expect: undefined, prev: undefined } : await this.#locate(files, from, notices);
+    // Problems not yet told with a record: they go with the next one read.
+    let pending = notices.map((n) => n.message);
+    let more = 0;
+    const notice = (kind: ReadNotice['kind'], message: string) => {
+      if (notices.length < MAX_NOTICES) notices.push({ kind, message });
+    };
+    const note = (kind: ReadNotice['kind'], message: string) => {
+      notice(kind, message);
+      if (pending.length < MAX_PROBLEMS) pending.push(message);
+      else more++;
+    };
     let bytes = 0;
     while (at.index < files.length) {
       const file = files[at.index] as AuditFile;
@@ -97,21 +122,34 @@ export class AuditReader {
       if (fh === undefined) break; // gone or replaced since the listing: the next read lists again
       const size = (await fh.stat()).size;
       const done = await readLines(fh, at.offset, size, (line, end) => {
-        let r: AuditRecord;
-        try {
-          r = JSON.parse(line) as AuditRecord;
-        } catch {
-          notices.push({ kind: 'malformed', message: `${file.name} at byte ${end - Buffer.byteLength(line) - 1}: not a JSON record; skipped` });
+        const where = `${file.name} at byte ${end - Buffer.byteLength(line) - 1}`;
+        const checked = checkLine(line);
+        if (!checked.ok && checked.reason === 'malformed') {
+          note('malformed', checked.message.startsWith('not valid JSON') ? `${where}: not a JSON record; skipped` : `${where}: not an audit record (${checked.message}); skipped`);
           return true;
         }
-        if (typeof r !== 'object' || r === null || typeof r.seq !== 'number' || typeof r.hash !== 'string' || typeof r.event !== 'string' || typeof r.time !== 'string') {
-          notices.push({ kind: 'malformed', message: `${file.name} at byte ${end - Buffer.byteLength(line) - 1}: not an audit record; skipped` });
+        const r = checked.record;
+        if (at.expect !== undefined && r.seq < at.expect) {
+          note('malformed', `${where}: seq ${r.seq} again, after seq ${at.expect - 1}; skipped`);
           return true;
         }
-        if (at.expect !== undefined && r.seq < at.expect) return true; // already read (a repeated record)
-        if (at.expect !== undefined && r.seq > at.expect) notices.push({ kind: 'gap', message: `records ${at.expect}..${r.seq - 1} are not in the log` });
+        const own: string[] = [];
+        if (at.expect !== undefined && r.seq > at.expect) note('gap', `records ${at.expect}..${r.seq - 1} are not in the log`);
+        else if (at.prev !== undefined && r.prev !== at.prev) own.push(`seq ${r.seq}: its prev is not the hash of seq ${r.seq - 1} (the chain is broken: a record before it was replaced)`);
+        if (!checked.ok) own.push(`seq ${r.seq}: ${checked.message}`);
         at.expect = r.seq + 1;
-        items.push({ record: r, line, pos: { seq: r.seq, hash: r.hash, file: file.firstSeq as number, offset: end } });
+        at.prev = r.hash;
+        // A time no sink can carry (HEC, OTLP and OCSF need one) would stall shipping for good: skipped, and said.
+        if (!Number.isFinite(Date.parse(r.time))) {
+          for (const message of own) note('integrity', message);
+          note('malformed', `${where}: seq ${r.seq}: its time ${JSON.stringify(r.time.slice(0, 40))} is not a time; skipped`);
+          return true;
+        }
+        for (const message of own) notice('integrity', message);
+        const problems = [...pending, ...(more > 0 ? [`and ${more} more such problems before it`] : []), ...own];
+        pending = [];
+        more = 0;
+        items.push({ record: r, line, pos: { seq: r.seq, hash: r.hash, file: file.firstSeq as number, offset: end }, ...(problems.length > 0 ? { problems } : {}) });
         bytes += line.length;
         return items.length < limits.records && bytes < limits.bytes;
       });
@@ -119,7 +157,7 @@ export class AuditReader {
       if (done.stopped) break;
       // At the end of a file: a rotated one is complete, go on to the next; the current one may still grow.
       if (at.index === files.length - 1) break;
-      at = { index: at.index + 1, offset: 0, expect: at.expect };
+      at = { index: at.index + 1, offset: 0, expect: at.expect, prev: at.prev };
     }
     return { items, notices };
   }
@@ -147,21 +185,21 @@ export class AuditReader {
 
   /** Where to start reading after `from`. */
   async #locate(files: AuditFile[], from: Position | undefined, notices: ReadNotice[]): Promise<Cursorish> {
-    if (from === undefined) return { index: 0, offset: 0, expect: undefined };
+    if (from === undefined) return { index: 0, offset: 0, expect: undefined, prev: undefined };
     const index = files.findIndex((f) => f.firstSeq === from.file);
     if (index >= 0) {
       const fh = await this.#handle(files[index] as AuditFile);
-      if (fh !== undefined && (await endsWithRecord(fh, from.offset, from.hash))) return { index, offset: from.offset, expect: from.seq + 1 };
+      if (fh !== undefined && (await endsWithRecord(fh, from.offset, from.hash))) return { index, offset: from.offset, expect: from.seq + 1, prev: from.hash };
     }
     // By seq: the last file starting at or before it.
     const first = files[0] as AuditFile;
     if ((first.firstSeq as number) > from.seq) {
       if ((first.firstSeq as number) > from.seq + 1) notices.push({ kind: 'gap', message: `records ${from.seq + 1}..${(first.firstSeq as number) - 1} were deleted (retention) before they were shipped` });
-      return { index: 0, offset: 0, expect: first.firstSeq as number };
+      return { index: 0, offset: 0, expect: first.firstSeq as number, prev: first.firstSeq === from.seq + 1 ? from.hash : undefined };
     }
     const at = files.findLastIndex((f) => (f.firstSeq as number) <= from.seq);
     const found = await this.#find(files[at] as AuditFile, from.seq);
-    if (found !== undefined && found.hash === from.hash) return { index: at, offset: found.end, expect: from.seq + 1 };
+    if (found !== undefined && found.hash === from.hash) return { index: at, offset: found.end, expect: from.seq + 1, prev: from.hash };
     notices.push({
       kind: 'reset',
       message:
@@ -169,7 +207,7 @@ export class AuditReader {
           ? `the audit log ends before seq ${from.seq}, the last one shipped: it is a new log; shipping it from its start`
           : `the audit record at seq ${from.seq} is not the one shipped (another hash): it is a new log; shipping it from its start`,
     });
-    return { index: 0, offset: 0, expect: undefined };
+    return { index: 0, offset: 0, expect: undefined, prev: undefined };
   }
 
   /** The record with `seq` in `file`: its hash and the offset after it. */

@@ -88,6 +88,8 @@ export class Shipper {
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   #headCache = 0;
+  /** The notices last logged: a read that finds the same ones again (each names its file and byte) does not log them again. */
+  #lastNotices = '';
   #stats: ShipperStats;
 
   constructor(o: ShipperOptions) {
@@ -174,10 +176,14 @@ export class Shipper {
         await this.#sleep(c.poll);
         continue;
       }
-      for (const n of read.notices) {
-        logger.warn({ sink: c.name, kind: n.kind }, `siem: ${n.message}`);
-        if (n.kind !== 'malformed') this.#error(n.message);
+      const notices = read.notices.map((n) => `${n.kind}:${n.message}`).join('\n');
+      if (notices !== this.#lastNotices) {
+        for (const n of read.notices) {
+          logger.warn({ sink: c.name, kind: n.kind }, `siem: ${n.message}`);
+          if (n.kind !== 'malformed') this.#error(n.message);
+        }
       }
+      this.#lastNotices = notices;
       if (read.items.length === 0) {
         if (this.#o.head === undefined) this.#headCache = this.#reader.lastSeq();
         if (this.#stopAt !== undefined) return;
@@ -190,7 +196,9 @@ export class Shipper {
       const batch: Encoded[] = [];
       for (const [i, it] of read.items.entries()) {
         if (i > 0 && i % 64 === 0) await yieldNow();
-        batch.push(encodeRecord(it.record, it.line, c.format, this.#o.productVersion));
+        batch.push(encodeRecord(it.record, it.line, c.format, this.#o.productVersion, it.problems));
+        // Shipped marked (the SIEM is told what is wrong), and said here at error level.
+        if (it.problems !== undefined) logger.error({ sink: c.name, seq: it.record.seq, problems: it.problems }, 'siem: shipping a record marked gatehouse.integrity: the log was changed or has records missing (gatehouse audit verify)');
       }
       if (!(await this.#deliver(batch))) return;
       const last = (read.items.at(-1) as (typeof read.items)[number]).pos;

@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Agent, request, type Dispatcher } from 'undici';
 import { asciiJson, fit, type Encoded } from '../encode.js';
-import type { HecSinkConfig, WebhookSinkConfig } from '../config.js';
+import { secretNames, type HecSinkConfig, type WebhookSinkConfig } from '../config.js';
 import { retryAfter, said, SinkError, type RenderSecret, type Sink } from './sink.js';
 
 const MAX_ANSWER = 64 * 1024;
@@ -30,6 +30,20 @@ interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
+}
+
+/**
+ * `text` without the credentials just sent (as is and JSON-escaped): a
+ * receiver or a proxy that quotes the request in its error page must not put
+ * them in the sink's error (status, admin API, log).
+ */
+function scrub(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) {
+    if (s.length < 4) continue;
+    for (const form of new Set([s, JSON.stringify(s).slice(1, -1)])) out = out.split(form).join('[REDACTED]');
+  }
+  return out;
 }
 
 /** The receiver's answer, read up to MAX_ANSWER bytes (a receiver cannot make us buffer more). */
@@ -58,13 +72,14 @@ function dispatcher(ca: string | undefined, timeout: number): Agent {
 }
 
 /** POSTs `body`; network failures and timeouts become a retryable SinkError. */
-async function post(url: string, headers: Record<string, string>, body: string, agent: Agent, timeout: number, signal: AbortSignal, what: string): Promise<Answer> {
+async function post(url: string, headers: Record<string, string>, body: string, agent: Agent, timeout: number, signal: AbortSignal, what: string, secrets: readonly string[]): Promise<Answer> {
   try {
     const res = await request(url, { method: 'POST', headers, body, dispatcher: agent, signal: AbortSignal.any([signal, AbortSignal.timeout(timeout)]) });
-    return await answer(res);
+    const a = await answer(res);
+    return { ...a, text: scrub(a.text, secrets) };
   } catch (e) {
     const err = e as Error & { code?: string };
-    const why = err.name === 'TimeoutError' || err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT' ? `no answer within ${timeout} ms` : `${err.code ?? err.name}: ${said(err.message)}`;
+    const why = err.name === 'TimeoutError' || err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT' ? `no answer within ${timeout} ms` : `${err.code ?? err.name}: ${said(scrub(err.message, secrets))}`;
     throw new SinkError('retry', `${what}: ${why}`);
   }
 }
@@ -127,8 +142,8 @@ export class HecSink implements Sink {
     const envelope = (e: Encoded) =>
       `{"time":${(Date.parse(e.time) / 1000).toFixed(3)},"host":${asciiJson(this.#host)},"source":${asciiJson(this.#c.source)},"sourcetype":${asciiJson(sourcetype)}${this.#c.index !== undefined ? `,"index":${asciiJson(this.#c.index)}` : ''},"event":${e.json}}`;
     const body = batch.map((e) => envelope(fit(e, this.#c.batchBytes, this.#c.format))).join('\n');
-    const headers = await this.#headers();
-    const a = await post(`${this.#base}/services/collector/event`, { ...headers, 'content-type': 'application/json' }, body, this.#agent, this.#c.timeout, signal, what);
+    const { headers, token } = await this.#headers();
+    const a = await post(`${this.#base}/services/collector/event`, { ...headers, 'content-type': 'application/json' }, body, this.#agent, this.#c.timeout, signal, what, [token]);
     const json = parseJson(a.text);
     const code = typeof json?.code === 'number' ? json.code : undefined;
     const text = code !== undefined ? ` (code ${code}: ${HEC_CODES[code] ?? said(String(json?.text ?? ''))})` : '';
@@ -138,25 +153,25 @@ export class HecSink implements Sink {
     if (!this.#c.ack) return;
     const ackId = json?.ackId;
     if (typeof ackId !== 'number') throw new SinkError('retry', `${what}: no ackId in the answer (is indexer acknowledgment on for this token? set ack: false otherwise)`);
-    await this.#acknowledged(ackId, headers, signal, what);
+    await this.#acknowledged(ackId, headers, token, signal, what);
   }
 
   async close(): Promise<void> {
     await this.#agent.close().catch(() => undefined);
   }
 
-  async #headers(): Promise<Record<string, string>> {
+  async #headers(): Promise<{ headers: Record<string, string>; token: string }> {
     const token = await this.#render(this.#c.token, 'token');
-    return { authorization: `Splunk ${token}`, ...(this.#c.ack ? { 'x-splunk-request-channel': this.#channel } : {}) };
+    return { headers: { authorization: `Splunk ${token}`, ...(this.#c.ack ? { 'x-splunk-request-channel': this.#channel } : {}) }, token };
   }
 
   /** Polls the ack endpoint until Splunk says the batch is indexed, or the ack timeout passes (then it is sent again). */
-  async #acknowledged(ackId: number, headers: Record<string, string>, signal: AbortSignal, what: string): Promise<void> {
+  async #acknowledged(ackId: number, headers: Record<string, string>, token: string, signal: AbortSignal, what: string): Promise<void> {
     const deadline = Date.now() + this.#c.ackTimeout;
     const every = Math.min(1_000, Math.max(10, Math.floor(this.#c.ackTimeout / 20)));
     for (;;) {
       await sleep(every, signal);
-      const a = await post(`${this.#base}/services/collector/ack?channel=${this.#channel}`, { ...headers, 'content-type': 'application/json' }, JSON.stringify({ acks: [ackId] }), this.#agent, this.#c.timeout, signal, `${what} (ack)`);
+      const a = await post(`${this.#base}/services/collector/ack?channel=${this.#channel}`, { ...headers, 'content-type': 'application/json' }, JSON.stringify({ acks: [ackId] }), this.#agent, this.#c.timeout, signal, `${what} (ack)`, [token]);
       if (a.status !== 200) throw failure(a, `${what} (ack)`);
       const acks = parseJson(a.text)?.acks;
       if (acks !== null && typeof acks === 'object' && (acks as Record<string, unknown>)[String(ackId)] === true) return;
@@ -179,13 +194,18 @@ export class WebhookSink implements Sink {
   async send(batch: readonly Encoded[], signal: AbortSignal): Promise<void> {
     const what = `webhook ${new URL(this.#c.url).origin}`;
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.#c.headers)) headers[k.toLowerCase()] = await this.#render(v, `header ${k}`);
+    const secrets: string[] = [];
+    for (const [k, v] of Object.entries(this.#c.headers)) {
+      headers[k.toLowerCase()] = await this.#render(v, `header ${k}`);
+      // Each credential alone too: a receiver may quote the token without its "Bearer ".
+      for (const name of secretNames(v)) secrets.push(await this.#render(`\${secret:${name}}`, `header ${k}`));
+    }
     const first = batch[0] as Encoded;
     const last = batch.at(-1) as Encoded;
     headers['content-type'] = 'application/json';
     headers['idempotency-key'] = `${first.seq}-${last.seq}-${last.hash.slice(0, 16)}`;
     const body = `[${batch.map((e) => fit(e, this.#c.batchBytes, this.#c.format).json).join(',')}]`;
-    const a = await post(this.#c.url, headers, body, this.#agent, this.#c.timeout, signal, what);
+    const a = await post(this.#c.url, headers, body, this.#agent, this.#c.timeout, signal, what, secrets);
     if (a.status < 200 || a.status > 299) throw failure(a, what);
   }
 

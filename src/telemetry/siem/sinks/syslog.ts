@@ -38,6 +38,20 @@ export function printable(s: string, max: number): string {
   return out === '' ? '-' : out;
 }
 
+/** RFC 5424 §6.2.3 TIMESTAMP (FULL-DATE "T" FULL-TIME, at most 6 fraction digits). */
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * The record's time as a TIMESTAMP: as stored when it is one (the writer's
+ * ISO time), else converted, else NILVALUE — a time with spaces (a log
+ * changed on disk) would shift every header field after it.
+ */
+export function timestamp(time: string): string {
+  if (TIMESTAMP.test(time)) return time;
+  const t = Date.parse(time);
+  return Number.isFinite(t) ? new Date(t).toISOString() : '-';
+}
+
 /** OCSF severity_id → syslog severity (RFC 5424 §6.2.1): 1 Informational → 6, 2 Low → 5, 3 Medium → 4, 4 High → 3, 5 Critical → 2, 6 Fatal → 1. */
 export function syslogSeverity(e: Encoded): number {
   const id = e.body.severity_id;
@@ -73,7 +87,7 @@ function structuredData(e: Encoded, sdId: string): string {
 /** One RFC 5424 message (without framing), MSG cut to fit `maxBytes` in all. */
 export function formatSyslog(e: Encoded, h: SyslogHeader, maxBytes: number, format: 'ocsf' | 'jsonl'): string {
   const pri = h.facility * 8 + syslogSeverity(e);
-  const head = `<${pri}>1 ${e.time} ${h.hostname} ${h.appName} ${h.procId} ${printable(e.event, 32)} `;
+  const head = `<${pri}>1 ${timestamp(e.time)} ${h.hostname} ${h.appName} ${h.procId} ${printable(e.event, 32)} `;
   let sd = structuredData(e, h.sdId);
   if (Buffer.byteLength(head) + Buffer.byteLength(sd) + 64 > maxBytes) sd = '-';
   const room = maxBytes - Buffer.byteLength(head) - Buffer.byteLength(sd) - 1;

@@ -60,7 +60,7 @@ export interface ConnectorReport {
  * The broker: upstreams shared by every session, the agent-facing catalog,
  * and the call pipeline. Knows nothing of HTTP.
  */
-export class Gateway extends EventEmitter<{ catalog: [] }> {
+export class Gateway extends EventEmitter<{ catalog: []; closing: [] }> {
   readonly opts: GatewayOptions;
   private readonly upstreams = new Map<string, Upstream>();
   private _catalog: Catalog = buildCatalog([]);
@@ -290,6 +290,8 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
   /** Waits for in-flight calls (at most `graceMs`), then stops the upstreams. */
   async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
+    // Calls parked waiting for an agent's input (2026-07-28) end now rather than hold the drain.
+    this.emit('closing');
     if (this.inFlight > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([

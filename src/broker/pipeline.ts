@@ -32,7 +32,12 @@ export interface PipelineDeps {
 
 export interface CallRequest {
   agent: string;
-  session: string;
+  /** The 2025-11-25 MCP session it came on (the 2026-07-28 era has none). */
+  session?: string;
+  /** The sandbox session whose socket it came in on (2026-07-28 calls, which have no MCP session to tie it to). */
+  sandbox?: string;
+  /** The protocol revision the agent spoke, for the audit record. */
+  protocol?: string;
   name: string;
   args: unknown;
   signal: AbortSignal;
@@ -41,7 +46,12 @@ export interface CallRequest {
   channel?: AgentChannel;
   /** Counters of what the call's upstream sent that was coalesced or dropped, for its outcome record. */
   stats?: () => Record<string, number>;
+  /** W3C trace context from the agent's `_meta` (traceparent, tracestate), passed on to the upstream. */
+  trace?: Record<string, string>;
 }
+
+/** MissingRequiredClientCapability (MCP 2026-07-28, basic/index §Error Codes). */
+const MISSING_CLIENT_CAPABILITY = -32021;
 
 export type Outcome = 'ok' | 'error' | 'denied' | 'timeout' | 'rejected' | 'cancelled';
 
@@ -152,7 +162,14 @@ function outcomeOf(e: GatehouseError): Outcome {
 export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Promise<CallToolResult> {
   const started = performance.now();
   // The tool name is agent data: stored as sent; only a very long one is cut, with its size noted (as arguments are).
-  const base = { event: 'tools/call', agent: req.agent, session: req.session, tool: summarizeArgs(String(req.name)) as string };
+  const base = {
+    event: 'tools/call',
+    agent: req.agent,
+    ...(req.session !== undefined ? { session: req.session } : {}),
+    ...(req.sandbox !== undefined ? { sandbox: req.sandbox } : {}),
+    ...(req.protocol !== undefined ? { protocol: req.protocol } : {}),
+    tool: summarizeArgs(String(req.name)) as string,
+  };
   const recordOf = (fields: Record<string, unknown>) => deps.redact({ ...base, ...fields, durationMs: Math.round((performance.now() - started) * 1000) / 1000 });
   const record = (fields: Record<string, unknown>) => deps.audit.append(recordOf(fields));
   // Once the upstream has run, its record must land even if the log fails right now (AuditSink.appendOutcome).
@@ -214,7 +231,8 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
     result = await upstream.call(entry.upstreamName, args, {
       signal: req.signal,
       ...(req.onprogress ? { onprogress: req.onprogress } : {}),
-      ...(req.channel ? { origin: { agent: req.agent, session: req.session, tool: entry.name, signal: req.signal, channel: req.channel } } : {}),
+      ...(req.channel ? { origin: { agent: req.agent, ...(req.session !== undefined ? { session: req.session } : {}), tool: entry.name, signal: req.signal, channel: req.channel } } : {}),
+      ...(req.trace ? { meta: req.trace } : {}),
     });
   } catch (e) {
     const err = e instanceof GatehouseError ? e : new GatehouseError('INTERNAL', errorMessage(e));
@@ -232,6 +250,8 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
       ...req.stats?.(),
     });
     if (err.code === 'INTERNAL') deps.logger.error({ err: noted }, 'tool call failed');
+    // A 2026-07-28 upstream needing a client capability the agent did not declare: the agent's error to fix, not a tool result.
+    if (err.details?.upstreamCode === MISSING_CLIENT_CAPABILITY) throw err;
     // The record keeps an internal error's text; the agent gets none of it (a path, a stack).
     return toolError(err.code === 'INTERNAL' ? INTERNAL_MESSAGE : message, err.code);
   }

@@ -37,6 +37,11 @@ export interface AgentChannel {
   capabilities(): ClientCapabilities | undefined;
   /** The level the session asked for with logging/setLevel, if it did. */
   logLevel(): LoggingLevel | undefined;
+  /**
+   * The level to ask a 2026-07-28 upstream for (its `_meta` logLevel; none: no
+   * log messages). Absent: the 2025-11-25 default, every level.
+   */
+  upstreamLogLevel?(): LoggingLevel | undefined;
   createMessage(params: CreateMessageRequest['params'], opts: ForwardOptions): Promise<CreateMessageResult>;
   elicit(params: ElicitRequest['params'], opts: ForwardOptions): Promise<ElicitResult>;
   /**
@@ -49,7 +54,8 @@ export interface AgentChannel {
 /** One agent call in flight on an upstream. */
 export interface CallOrigin {
   agent: string;
-  session: string;
+  /** The agent's 2025-11-25 MCP session (2026-07-28 calls have none). */
+  session?: string;
   /** The tool name as the agent called it. */
   tool: string;
   /** Aborted when the agent cancels the call. */
@@ -130,7 +136,7 @@ export function routeMessage(owner: object, contextFollowsCall: boolean, inFligh
   if (calls.size === 0) return { ok: false, reason: 'no tool call is in flight on this connector', candidates: [] };
   const [only] = calls;
   if (only && inFlight.alone(only)) return { ok: true, origin: only, via: 'only-call' };
-  const candidates = [...calls].slice(0, 20).map(({ agent, session, tool }) => ({ agent, session, tool }));
+  const candidates = [...calls].slice(0, 20).map(({ agent, session, tool }) => ({ agent, ...(session !== undefined ? { session } : {}), tool }));
   const reason =
     calls.size === 1
       ? 'another tool call shared this connector while this one was in flight, and the message does not say which one it belongs to'

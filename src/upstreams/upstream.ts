@@ -64,6 +64,8 @@ export interface CallOptions {
   onprogress?: (p: Progress) => void;
   /** The agent call this is, so the upstream's requests and log messages during it can reach that agent. */
   origin?: CallOrigin;
+  /** `_meta` keys passed on from the agent's request (W3C trace context). */
+  meta?: Record<string, string>;
 }
 
 /**
@@ -311,7 +313,7 @@ export class Upstream {
         { bytes: this.limits.resultBytes, key: 'resultBytes' },
         origin,
         (signal) =>
-          client.request({ method: 'tools/call', params: { name, arguments: args } }, CallToolResultSchema, {
+          client.request({ method: 'tools/call', params: { name, arguments: args, ...(opts.meta ? { _meta: { ...opts.meta } } : {}) } }, CallToolResultSchema, {
             signal,
             timeout,
             ...(opts.onprogress ? { onprogress: opts.onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: callMax } : {}),

@@ -51,6 +51,8 @@ export interface ConnectorReport {
   kind: Connector['kind'];
   file: string;
   status: UpstreamStatus | { state: 'disabled' };
+  /** The MCP revision spoken with the upstream, once ready (2026-07-28 where it speaks it). */
+  protocol?: string;
   tools: number;
   secrets: string[];
   problems: CatalogProblem[];
@@ -265,6 +267,7 @@ export class Gateway extends EventEmitter<{ catalog: []; closing: [] }> {
         file: c.file,
         // An upstream's failure text may carry anything: redact it like every other output.
         status: u ? this.opts.redact(u.status) : { state: 'disabled' as const },
+        ...(u?.protocol !== undefined ? { protocol: u.protocol } : {}),
         tools: this._catalog.sorted.filter((e) => e.connector === c.name).length,
         secrets: connectorSecrets(c),
         problems: this._catalog.problems.filter((p) => p.connector === c.name),

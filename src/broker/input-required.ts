@@ -25,6 +25,8 @@ export const DEFAULT_MAX_PARKED_PER_AGENT = 32;
 export const DEFAULT_MAX_PARKED = 1024;
 /** Questions one call may have open at once (the upstream's `inputRequests` of one round). */
 const MAX_OPEN_QUESTIONS = 16;
+/** An input request key passed on as the upstream chose it. */
+const KEY = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export type InputMethod = 'elicitation/create' | 'sampling/createMessage';
 
@@ -139,10 +141,12 @@ export class AgentCall<W, R> {
    * A question of the upstream for the agent. Answered by the agent's next
    * round; refused when the call has too many open, or it is over.
    */
-  ask(method: InputMethod, params: Record<string, unknown>, opts: { signal: AbortSignal; timeout: number }): Promise<Record<string, unknown>> {
+  ask(method: InputMethod, params: Record<string, unknown>, opts: { signal: AbortSignal; timeout: number; key?: string }): Promise<Record<string, unknown>> {
     if (this.settled || this.controller.signal.aborted) return Promise.reject(new Error('the call is over'));
     if (this.questions.size >= MAX_OPEN_QUESTIONS) return Promise.reject(new Error(`more than ${MAX_OPEN_QUESTIONS} open questions in one call`));
-    const key = `input-${++this.asked}`;
+    // The upstream's own key where it has one (a 2026-07-28 upstream's inputRequests), if plain and free; else one of ours.
+    let key = opts.key !== undefined && KEY.test(opts.key) && !this.questions.has(opts.key) ? opts.key : `input-${++this.asked}`;
+    while (this.questions.has(key)) key = `input-${++this.asked}`;
     return new Promise<Record<string, unknown>>((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);

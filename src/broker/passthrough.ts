@@ -145,7 +145,7 @@ export function createPassthrough(deps: PassthroughDeps): Passthrough {
   };
 
   return {
-    async request({ connector, method, params, route, signal, timeoutMs }) {
+    async request({ connector, method, params, route, signal, timeoutMs, key }) {
       const kind: Kind = method === 'sampling/createMessage' ? 'sampling' : 'elicitation';
       // First, and before anything that costs (serialising the params, a record): a flood is refused at the price of a counter.
       const bucket = route.ok ? bucketOf(perCall, route.origin, connector) : bucketOf(outsideCalls, connector, connector);
@@ -188,7 +188,7 @@ export function createPassthrough(deps: PassthroughDeps): Passthrough {
 
       // Forwarded as sent (decide() checked the shape): the SDK's parsed copy would drop fields it does not know.
       const forwarded: unknown = deps.redact({ ...d.params, _meta: { ...(d.params._meta as object | undefined), 'gatehouse/connector': connector.name } });
-      const opts = { signal: AbortSignal.any([signal, d.origin.signal]), timeout: timeoutMs };
+      const opts = { signal: AbortSignal.any([signal, d.origin.signal]), timeout: timeoutMs, ...(key !== undefined ? { key } : {}) };
       let result: Record<string, unknown>;
       try {
         result =

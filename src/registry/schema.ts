@@ -6,6 +6,13 @@ import { credentialTemplates, GithubConnectorSchema, JiraConnectorSchema, SlackC
 
 export { CONNECTOR_NAME } from './fields.js';
 
+/**
+ * The MCP revision spoken to an stdio or http server: `auto` asks it once
+ * (`server/discover`) and uses the newest it supports; a date pins that
+ * revision (2025-11-25: straight to `initialize`, no probe).
+ */
+export const protocol = z.enum(['auto', '2025-11-25', '2026-07-28']).default('auto');
+
 export const StdioConnectorSchema = z.strictObject({
   ...common,
   kind: z.literal('stdio'),
@@ -17,6 +24,7 @@ export const StdioConnectorSchema = z.strictObject({
   egress: z.array(egressHost).default([]),
   /** Confinement under gatehouse-sandbox (the default), with extra paths; `off` runs it with the gateway's rights (loud). */
   sandbox: z.union([z.literal('off'), z.strictObject({ ro: z.array(absolutePath).default([]), rw: z.array(absolutePath).default([]) })]).default({ ro: [], rw: [] }),
+  protocol,
 });
 
 export const HttpConnectorSchema = z.strictObject({
@@ -25,6 +33,7 @@ export const HttpConnectorSchema = z.strictObject({
   url: plain('url')
     .pipe(z.url({ protocol: /^https?$/, error: 'an http(s) URL' })),
   headers: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name (RFC 9110 token)'), templated).default({}),
+  protocol,
 });
 
 export const ConnectorSchema = z.discriminatedUnion('kind', [StdioConnectorSchema, HttpConnectorSchema, GithubConnectorSchema, SlackConnectorSchema, JiraConnectorSchema, InferenceProviderSchema]);

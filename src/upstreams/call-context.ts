@@ -29,6 +29,8 @@ import type { Exchange } from './exchange.js';
 export interface ForwardOptions {
   signal: AbortSignal;
   timeout: number;
+  /** The upstream's own name for the request (a 2026-07-28 `inputRequests` key), kept where the agent sees one. */
+  key?: string;
 }
 
 /** The agent's side of one tools/call: what is sent here rides that call's own response stream. */
@@ -64,7 +66,7 @@ export interface CallOrigin {
 }
 
 export type Route =
-  | { ok: true; origin: CallOrigin; /** How the call was found. */ via: 'call-stream' | 'only-call' }
+  | { ok: true; origin: CallOrigin; /** How the call was found. */ via: 'call-stream' | 'only-call' | 'input-required' }
   | { ok: false; reason: string; /** The calls in flight it could have belonged to. */ candidates: Array<Pick<CallOrigin, 'agent' | 'session' | 'tool'>> };
 
 /** The store set around an upstream request; `owner` is the Upstream making it. */
@@ -144,10 +146,21 @@ export function routeMessage(owner: object, contextFollowsCall: boolean, inFligh
   return { ok: false, reason, candidates };
 }
 
+/**
+ * The call an `InputRequiredResult`'s input request belongs to (a 2026-07-28
+ * upstream): it is part of the call's own answer, read and fulfilled inside the
+ * request that the call made, so only the context decides.
+ */
+export function routeInputRequest(owner: object, inFlight: InFlightCalls): Route {
+  const scope = callContext.getStore();
+  if (scope && scope.owner === owner && scope.origin && inFlight.calls.has(scope.origin)) return { ok: true, origin: scope.origin, via: 'input-required' };
+  return { ok: false, reason: scope?.owner === owner ? 'it came with a tool listing, not a call' : 'it came outside any call', candidates: [] };
+}
+
 /** Server-to-client traffic from an upstream, handed to the broker (src/broker/passthrough.ts). */
 export interface ServerMessageHandler {
   /** Answers `sampling/createMessage` or `elicitation/create`; throws McpError to refuse. */
-  request(req: { connector: ToolConnector; method: string; params: unknown; route: Route; signal: AbortSignal; timeoutMs: number }): Promise<Record<string, unknown>>;
+  request(req: { connector: ToolConnector; method: string; params: unknown; route: Route; signal: AbortSignal; timeoutMs: number; key?: string }): Promise<Record<string, unknown>>;
   /** A `notifications/message` from the upstream. */
   log(n: { connector: ToolConnector; params: LoggingMessageNotification['params']; route: Route }): void;
 }

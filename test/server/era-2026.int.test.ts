@@ -164,6 +164,12 @@ describe('each malformed 2026-07-28 request gets the spec error, and nothing is 
     expect(bad.r.json()).toMatchObject({ error: { code: -32020 } });
   });
 
+  it('whitespace around the Mcp-Name value is not part of it (RFC 9110 §5.5)', async () => {
+    const { r, id } = await send('tools/call', { name: 'fx__echo', arguments: { text: 'ows' } }, { headers: { 'mcp-name': '  fx__echo\t' } });
+    expect(r.status).toBe(200);
+    expect(responseOf(r, id).result).toMatchObject({ content: [{ text: 'ows' }] });
+  });
+
   it('a missing MCP-Protocol-Version header is 400 with -32020', async () => {
     const { r } = await send('tools/list', {}, { headers: { 'mcp-protocol-version': null } });
     expect(r.status).toBe(400);

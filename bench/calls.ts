@@ -118,6 +118,7 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
       ...(ghShm && ghShmInfo
         ? [mkPath('Gatehouse, audit on tmpfs', 'the same, state in /dev/shm (fdatasync ≈ 0)', { url: ghShmInfo.url, headers: { authorization: `Bearer ${ghShmInfo.token}` } }, GATEHOUSE_ECHO_TOOL, [ghShm.child.pid ?? 0])]
         : []),
+      mkPath(MODERN_ROW, 'the first row\'s gateway, its agent speaking MCP 2026-07-28 (no session; the upstream still 2025-11-25)', { url: ghInfo.url, headers: { authorization: `Bearer ${ghInfo.token}` }, protocol: '2026-07-28' }, GATEHOUSE_ECHO_TOOL, [gh.child.pid ?? 0]),
       mkPath('supergateway', 'forward only (stdio→HTTP front + HTTP→stdio child)', { url: sgUrl }, 'echo', [sg.child.pid ?? 0]),
       mkPath('mcp-proxy', 'forward only (startHTTPServer + proxyServer, no event store)', { url: `http://127.0.0.1:${mp.match[1]}/mcp` }, 'echo', [mp.child.pid ?? 0]),
     ];
@@ -183,6 +184,9 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
     const peers = paths.filter((p) => p.name === 'supergateway' || p.name === 'mcp-proxy');
     const shm = paths.find((p) => p.name === 'Gatehouse, audit on tmpfs');
     const pinning = pinningCost(gate, paths.find((p) => p.name === UNPINNED)!);
+    const modernRow = paths.find((p) => p.name === MODERN_ROW)!;
+    // Issue #20's speed goal: a 2026-07-28 call costs the gateway no more CPU than a 2025-11-25 one (CPU ÷ upstream's, same rounds).
+    const eraCpu = median(gate.cpu.ratios.map((x, i) => modernRow.cpu.ratios[i]! - x));
     const goals = {
       pinningWithinNoise: pinning.withinNoise,
       addedP50: addedP50(gate) <= 1,
@@ -198,6 +202,7 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
       '',
       `Goals for Gatehouse: added p50 ≤ 1 ms — ${goal(goals.addedP50)} (+${fmt(addedP50(gate))} ms${shm ? `; +${fmt(addedP50(shm))} ms with the audit log on tmpfs` : ''}); c=${c8} throughput ≥ 0.60 of direct — ${goal(goals.throughput8)} (${ratio(tputRatio(gate, c8), 1)}); faster than both peers (added p50 and every throughput ratio) — ${goal(goals.fasterThanPeers)}. ` +
         `Pinning and result screening (issue #16) cost per call nothing the rounds can tell from noise — ${goal(goals.pinningWithinNoise)}: ${pinning.text}. ` +
+        `A 2026-07-28 call against a 2025-11-25 one on the same gateway: CPU ÷ upstream's ${eraCpu >= 0 ? '+' : '−'}${Math.abs(eraCpu).toFixed(2)} (same-round median; no more CPU — ${goal(eraCpu <= iqr(gate.cpu.ratios))}, within the 2025 row's own spread, IQR ${iqr(gate.cpu.ratios).toFixed(2)}). ` +
         `One fdatasync of a small append in the bench's temp directory (${fsName(root)}) takes ${fmt(syncDisk)} ms (median of 40, this run): a durable audit record is on disk before the answer, so at c=1 every call waits for at least one.`,
       '',
       `${opts.rounds} interleaved rounds (order rotated each round); per round ${opts.latencyCalls} sequential calls at c=1 and ${opts.throughputMs} ms of closed-loop load at each concurrency, all on one MCP session per path (c = calls in flight on c keep-alive connections). ` +
@@ -220,6 +225,7 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
 
 
 const UNPINNED = 'Gatehouse, pinning and screening off';
+const MODERN_ROW = 'Gatehouse, 2026-07-28 agent';
 
 /** Interquartile range: the middle half of a path's own round-to-round spread. */
 function iqr(xs: number[]): number {

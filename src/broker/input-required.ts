@@ -68,7 +68,8 @@ function digestOf(args: unknown): string {
  */
 export class AgentCall<W, R> {
   readonly id = randomUUID();
-  readonly binding: { principal: string; tool: string; digest: string };
+  private readonly bound: CallBinding;
+  private digest: string | undefined;
   private readonly controller = new AbortController();
   private readonly questions = new Map<string, Question>();
   private asked = 0;
@@ -82,7 +83,17 @@ export class AgentCall<W, R> {
     private readonly registry: ParkedCalls,
     binding: CallBinding,
   ) {
-    this.binding = { principal: binding.principal, tool: binding.tool, digest: digestOf(binding.args) };
+    this.bound = binding;
+  }
+
+  /** What the call's requestState is bound to; the arguments' digest is made only for a call that parks (most never do). */
+  get binding(): { principal: string; tool: string; digest: string } {
+    this.digest ??= digestOf(this.bound.args);
+    return { principal: this.bound.principal, tool: this.bound.tool, digest: this.digest };
+  }
+
+  get principal(): string {
+    return this.bound.principal;
   }
 
   /** Aborted when the agent cancels (closes its request), stops coming back, or the gateway closes. */
@@ -209,7 +220,8 @@ export class AgentCall<W, R> {
 
   /** Whether `state` is this call's current round's, sealed for this binding. */
   accepts(round: number, binding: CallBinding): boolean {
-    return round === this.round && binding.principal === this.binding.principal && binding.tool === this.binding.tool && digestOf(binding.args) === this.binding.digest;
+    const mine = this.binding;
+    return round === this.round && binding.principal === mine.principal && binding.tool === mine.tool && digestOf(binding.args) === mine.digest;
   }
 
   private settle(outcome: RoundOutcome<R>): void {
@@ -254,7 +266,7 @@ export class ParkedCalls {
   /** Parks a call (idempotent); a refusal says why when the agent or the gateway is at its limit. */
   park(call: AgentCall<unknown, unknown>): string | undefined {
     if (this.calls.has(call.id)) return undefined;
-    const p = call.binding.principal;
+    const p = call.principal;
     const mine = this.perPrincipal.get(p) ?? 0;
     if (mine >= this.maxPerAgent) return `the agent already has ${mine} calls waiting for its input (the limit)`;
     if (this.calls.size >= this.max) return `the gateway already has ${this.calls.size} calls waiting for input (the limit)`;
@@ -265,7 +277,7 @@ export class ParkedCalls {
 
   unpark(call: AgentCall<unknown, unknown>): void {
     if (!this.calls.delete(call.id)) return;
-    const p = call.binding.principal;
+    const p = call.principal;
     const n = (this.perPrincipal.get(p) ?? 1) - 1;
     if (n <= 0) this.perPrincipal.delete(p);
     else this.perPrincipal.set(p, n);

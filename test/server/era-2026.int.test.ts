@@ -5,7 +5,9 @@
  * forwarded; tools/list with cache hints; calls audited with their revision.
  * Raw HTTP: no SDK client smooths anything over.
  */
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyAudit } from '../../src/audit/verify.js';
 import { MCP_HEADERS, initializeBody, startTestGateway, stdioFixture, until, type TestGateway } from '../helpers/gateway.js';
 import { MODERN, modernRequest, notificationsOf, openStream, responseOf } from '../helpers/modern.js';
 
@@ -313,5 +315,24 @@ describe('subscriptions/listen replaces the GET stream', () => {
     expect(await again.status).toBe(200);
     await again.next(() => true);
     again.close();
+  });
+});
+
+describe('identity and audit are the same in both eras', () => {
+  it('a 2026-07-28 request without a token, with a forged one, or with an admin token is refused (401) before its body is looked at', async () => {
+    const req = modernRequest('tools/call', { name: 'fx__echo', arguments: { text: 'who?' } });
+    const before = t.calls().length;
+    for (const auth of [undefined, 'Bearer not.a.token', `Bearer ${await t.mint('alice')}x`]) {
+      const r = await t.raw({ headers: { ...req.headers, ...(auth ? { authorization: auth } : {}) }, body: req.body });
+      expect(r.status).toBe(401);
+    }
+    expect(t.calls().length).toBe(before);
+  });
+
+  it('the audit log holding both eras’ records verifies: the hash chain is unchanged by the new fields', async () => {
+    expect(t.audit().some((a) => a.protocol === MODERN)).toBe(true);
+    expect(t.audit().some((a) => a.protocol === '2025-11-25')).toBe(true);
+    const report = await verifyAudit(join(t.dirs.state, 'audit'));
+    expect(report.problems).toEqual([]);
   });
 });

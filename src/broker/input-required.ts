@@ -17,7 +17,6 @@
  * the admins, src/policy/approvals.ts).
  */
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { canonicalize, toJsonValue } from '../audit/canonical.js';
 import { GatehouseError } from '../errors.js';
 
 /** Calls parked waiting for one agent's input, and for all agents together. */
@@ -57,8 +56,21 @@ export interface CallBinding {
   args: unknown;
 }
 
+/** Keys sorted, nothing cut (arguments are at most 100 levels deep: src/server/json-body.ts), so equal digests mean equal arguments. */
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (typeof v === 'object' && v !== null) {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
 function digestOf(args: unknown): string {
-  return createHash('sha256').update(canonicalize(toJsonValue(args) ?? null)).digest('base64url');
+  return createHash('sha256').update(stableJson(args)).digest('base64url');
 }
 
 /**

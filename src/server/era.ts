@@ -50,10 +50,11 @@ function mismatch(id: RequestIdValue | null, message: string): EraVerdict {
  */
 export function decodeHeaderValue(raw: string): string | undefined {
   if (!FIELD_VALUE.test(raw)) return undefined;
+  // Anything in the sentinel's shape is the sentinel (clients must encode a plain value that looks like one).
+  if (!(raw.startsWith('=?base64?') && raw.endsWith('?=') && raw.length >= 11)) return raw;
   const m = BASE64_SENTINEL.exec(raw);
-  if (!m) return raw;
-  const b64 = m[1] ?? '';
-  if (b64.length % 4 !== 0) return undefined;
+  const b64 = m?.[1];
+  if (b64 === undefined || b64.length % 4 !== 0) return undefined;
   try {
     return utf8.decode(Buffer.from(b64, 'base64'));
   } catch {

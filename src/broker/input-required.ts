@@ -322,6 +322,11 @@ export class ParkedCalls {
     return call as unknown as AgentCall<W, R>;
   }
 
+  /** A sandbox session ended: its parked calls are cancelled (nobody can come back for them). */
+  closePrincipal(principal: string, reason: string): void {
+    for (const c of [...this.calls.values()]) if (c.principal === principal) c.abort(reason);
+  }
+
   /** Gateway shutdown: every parked call is cancelled. */
   closeAll(): void {
     for (const c of [...this.calls.values()]) c.abort('the gateway is shutting down');

@@ -254,6 +254,8 @@ export class SessionManager {
   async closeSandbox(sandbox: string): Promise<void> {
     const ids = [...this.sessions.values()].filter((s) => s.identity.via === 'sandbox' && s.identity.sandbox === sandbox).map((s) => s.id);
     await Promise.all(ids.map((id) => this.close(id, 'sandbox-closed')));
+    // Its 2026-07-28 calls parked for input go with it.
+    this.stateless?.parked.closePrincipal(quotaKey({ agent: '', via: 'sandbox', sandbox }), 'the sandbox session ended');
     this.refusing.delete(quotaKey({ agent: '', via: 'sandbox', sandbox }));
   }
 

@@ -42,6 +42,12 @@ abstract class Reply implements McpReply {
 
   constructor(protected readonly id: string | number) {}
 
+  /** The agent closed the response before its end: cancellation, and nothing more is written. */
+  protected hungUp(): void {
+    clearInterval(this.keepAlive);
+    if (!this.done) this.aborted.abort(new Error('the agent closed the request'));
+  }
+
   get signal(): AbortSignal {
     return this.aborted.signal;
   }
@@ -99,9 +105,7 @@ class NodeReply extends Reply {
     private readonly res: ServerResponse,
   ) {
     super(id);
-    res.once('close', () => {
-      if (!this.done) this.aborted.abort(new Error('the agent closed the request'));
-    });
+    res.once('close', () => this.hungUp());
   }
 
   protected open(): void {
@@ -133,7 +137,7 @@ class WebReply extends Reply {
   constructor(id: string | number, signal: AbortSignal) {
     super(id);
     if (signal.aborted) this.aborted.abort(signal.reason);
-    else signal.addEventListener('abort', () => !this.done && this.aborted.abort(signal.reason), { once: true });
+    else signal.addEventListener('abort', () => this.hungUp(), { once: true });
   }
 
   protected open(): void {
@@ -141,9 +145,7 @@ class WebReply extends Reply {
       start: (c) => {
         this.controller = c;
       },
-      cancel: () => {
-        if (!this.done) this.aborted.abort(new Error('the agent closed the request'));
-      },
+      cancel: () => this.hungUp(),
     });
     this.resolve(new Response(body, { status: 200, headers: SSE_HEADERS }));
   }

@@ -96,6 +96,15 @@ describe('parking is bounded (invariant 11)', () => {
     expect(call.signal.aborted).toBe(true);
   });
 
+  it('a sandbox session ending cancels that sandbox’s parked calls, and only those', async () => {
+    const parked = new ParkedCalls();
+    const mine = await parkedCall(parked, binding({ principal: 'sandbox:s1' }));
+    const other = await parkedCall(parked, binding({ principal: 'sandbox:s2' }));
+    parked.closePrincipal('sandbox:s1', 'the sandbox session ended');
+    expect(mine.call.signal.aborted).toBe(true);
+    expect(other.call.signal.aborted).toBe(false);
+  });
+
   it('the gateway closing cancels every parked call', async () => {
     const parked = new ParkedCalls();
     const { call } = await parkedCall(parked);

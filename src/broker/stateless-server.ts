@@ -24,6 +24,7 @@ import type { Gateway } from './gateway.js';
 import { ParkedCalls, type AgentCall, type RoundOutcome } from './input-required.js';
 import { boundedProgress, fingerprint, notificationRate, TOOLS_PAGE_SIZE } from './session-server.js';
 import { traceContext } from './trace.js';
+import { paramDeclarations, paramHeaderProblem } from '../upstreams/param-headers.js';
 
 /** How long an agent may keep its tools/list (caching §Time-to-Live); a change is also announced on subscriptions/listen. */
 export const TOOLS_LIST_TTL_MS = 60_000;
@@ -34,6 +35,8 @@ export const MAX_LISTENERS_PER_AGENT = 8;
 export const MAX_LISTENERS = 512;
 /** The upstream's -32021 (MissingRequiredClientCapability): relayed as such, the agent must declare the capability. */
 const MISSING_CLIENT_CAPABILITY = -32021;
+/** HeaderMismatch (MCP 2026-07-28, basic/index §Error Codes). */
+const HEADER_MISMATCH = -32020;
 
 const LEVELS = LoggingLevelSchema.options;
 
@@ -52,6 +55,8 @@ export interface StatelessRequest {
   params: Record<string, unknown>;
   /** The protocol revision the request named (already checked to be served). */
   version: string;
+  /** The request's HTTP headers (case-insensitive), for the `Mcp-Param-*` check; none on other transports. */
+  header?: (name: string) => string | null | undefined;
 }
 
 /** The edge's side of one request: what is written here reaches the agent on that request's response. */
@@ -175,6 +180,13 @@ export class StatelessMcp {
       return reply.error(JsonRpc.InvalidParams, 'Invalid params: inputResponses must be an object of results, one per input request');
     }
     const args = (p.arguments ?? {}) as Record<string, unknown>;
+    // Mcp-Param-* headers against the arguments (transports §Server Behavior for Custom Headers), before any
+    // decision; only for a tool this agent can see, so a hidden tool's declarations tell it nothing.
+    const entry = this.gateway.catalog.byName.get(p.name);
+    if (entry && req.header && !this.gateway.opts.hidden(req.caller.agent, entry.connector, entry.name, hintsOf(entry.tool.annotations))) {
+      const problem = paramHeaderProblem(paramDeclarations(entry.tool.inputSchema), args, req.header);
+      if (problem !== undefined) return reply.error(HEADER_MISMATCH, `Bad Request: ${problem}`, undefined, 400);
+    }
     const meta = isPlainObject(p._meta) ? p._meta : undefined;
     const view = viewOf(reply, meta);
     const binding = { principal: req.caller.principal, tool: p.name, args };

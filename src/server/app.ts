@@ -135,7 +135,7 @@ export function createApp(opts: AppOptions): Hono<Env> {
       if (!opts.sessions.stateless) return jsonRpcError(400, UNSUPPORTED_PROTOCOL_VERSION, 'Unsupported protocol version: this listener serves 2025-11-25 sessions only', {}, { data: { supported: [LEGACY_PROTOCOL_VERSION], requested: era.version }, id: era.kind === 'request' ? era.message.id : null });
       const caller = { agent: identity.agent, principal: agentKey(identity), ...(identity.sandbox !== undefined ? { sandbox: identity.sandbox } : {}) };
       const { outgoing } = (c.env ?? {}) as { outgoing?: ServerResponse };
-      const answer = await serveStateless(era, caller, opts.sessions.stateless, { outgoing, signal: c.req.raw.signal }, opts.logger);
+      const answer = await serveStateless(era, caller, opts.sessions.stateless, { outgoing, signal: c.req.raw.signal, header: (name) => c.req.header(name) }, opts.logger);
       return answer ?? RESPONSE_ALREADY_SENT;
     }
     const sid = c.req.header('mcp-session-id');

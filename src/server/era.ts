@@ -13,6 +13,9 @@
  */
 import { classifyInboundRequest, type JSONRPCNotification, type JSONRPCRequest } from '@modelcontextprotocol/server';
 import { MODERN_PROTOCOL_VERSIONS } from '../config/protocol.js';
+import { decodeHeaderValue } from '../upstreams/param-headers.js';
+
+export { decodeHeaderValue };
 
 /** Spec error codes of the 2026-07-28 revision (basic/index §Error Codes). */
 export const HEADER_MISMATCH = -32020;
@@ -30,10 +33,6 @@ export type EraVerdict =
 /** The methods whose `params.name` / `params.uri` the `Mcp-Name` header mirrors (§Standard Request Headers). */
 const NAME_SOURCE: Readonly<Record<string, 'name' | 'uri'>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
 
-/** RFC 9110 §5.5 field values: visible ASCII, space and tab. */
-const FIELD_VALUE = /^[\t\x20-\x7e]*$/;
-const BASE64_SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function idOf(body: unknown): RequestIdValue | null {
   const id = typeof body === 'object' && body !== null ? (body as { id?: unknown }).id : undefined;
@@ -42,24 +41,6 @@ function idOf(body: unknown): RequestIdValue | null {
 
 function mismatch(id: RequestIdValue | null, message: string): EraVerdict {
   return { era: 'reject', status: 400, code: HEADER_MISMATCH, message: `Bad Request: ${message}`, id };
-}
-
-/**
- * An `Mcp-Name` value as the client meant it: plain ASCII, or the Base64
- * sentinel `=?base64?…?=` decoded (§Value Encoding); undefined when malformed.
- */
-export function decodeHeaderValue(raw: string): string | undefined {
-  if (!FIELD_VALUE.test(raw)) return undefined;
-  // Anything in the sentinel's shape is the sentinel (clients must encode a plain value that looks like one).
-  if (!(raw.startsWith('=?base64?') && raw.endsWith('?=') && raw.length >= 11)) return raw;
-  const m = BASE64_SENTINEL.exec(raw);
-  const b64 = m?.[1];
-  if (b64 === undefined || b64.length % 4 !== 0) return undefined;
-  try {
-    return utf8.decode(Buffer.from(b64, 'base64'));
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -172,7 +172,7 @@ export async function serveStateless(
   verdict: Extract<EraVerdict, { era: 'modern' }>,
   caller: StatelessCaller,
   mcp: StatelessMcp,
-  raw: { outgoing?: ServerResponse | undefined; signal: AbortSignal },
+  raw: { outgoing?: ServerResponse | undefined; signal: AbortSignal; header: (name: string) => string | undefined },
   logger: Logger,
 ): Promise<Response | undefined> {
   // This revision defines no client notification over HTTP (cancellation is closing the stream): accepted, nothing to do.
@@ -180,7 +180,7 @@ export async function serveStateless(
   const msg = verdict.message;
   const reply = raw.outgoing ? new NodeReply(msg.id, raw.outgoing) : new WebReply(msg.id, raw.signal);
   const params = (typeof msg.params === 'object' && msg.params !== null ? msg.params : {}) as Record<string, unknown>;
-  const handled = mcp.handle({ caller, id: msg.id, method: msg.method, params, version: verdict.version }, reply).catch((e: unknown) => {
+  const handled = mcp.handle({ caller, id: msg.id, method: msg.method, params, version: verdict.version, header: raw.header }, reply).catch((e: unknown) => {
     logger.error({ err: errorMessage(e), method: msg.method }, 'stateless request failed');
     reply.error(-32603, 'Internal gateway error');
   });

@@ -32,6 +32,7 @@ import { SdkError, SdkErrorCode, type McpSubscription, type Transport as ModernT
 import type { z } from 'zod';
 import { alreadyStarted, bindScope, isLegacyVerdict, modernCallMeta, modernClient, modernHttpTransport, probeStdio, STDIO_PROBE_MS, type EraVerdict, type ModernClient } from './modern-client.js';
 import { MODERN_PROTOCOL_VERSION } from '../config/protocol.js';
+import { paramDeclarations, paramHeaders } from './param-headers.js';
 
 export { clientCapabilities } from './shims.js';
 export { MAX_HTTP_CONNECTIONS } from './http-transport.js';
@@ -44,7 +45,7 @@ const LEGACY_VERDICT_MS = 60 * 60_000;
 
 /** The SDK v1 client (2025-11-25) or v2 client (2026-07-28) of an upstream. */
 type AnyClient = Client | ModernClient;
-type SendOptions = { signal?: AbortSignal; timeout?: number; onprogress?: (p: Progress) => void; resetTimeoutOnProgress?: boolean; maxTotalTimeout?: number };
+type SendOptions = { signal?: AbortSignal; timeout?: number; onprogress?: (p: Progress) => void; resetTimeoutOnProgress?: boolean; maxTotalTimeout?: number; headers?: Record<string, string> };
 
 /** One request on either client: both take a request, a result schema and options. */
 function requestOn<T>(client: AnyClient, req: { method: string; params: Record<string, unknown> }, schema: z.ZodType<T>, opts: SendOptions): Promise<T> {
@@ -490,6 +491,8 @@ export class Upstream {
       const modern = this.isModern(client);
       // To a 2026-07-28 upstream each call carries its own capabilities and log level (modern-client.ts).
       const meta = modern ? modernCallMeta(this.connector, origin?.channel, opts.meta) : opts.meta ? { ...opts.meta } : undefined;
+      // Its Mcp-Param-* headers, as its own tool definition declares them (param-headers.ts).
+      const headers = modern ? paramHeaders(paramDeclarations(this._tools.find((t) => t.name === name)?.inputSchema), args) : {};
       const result = (await this.exchange(
         { bytes: this.limits.resultBytes, key: 'resultBytes' },
         origin,
@@ -497,6 +500,7 @@ export class Upstream {
           requestOn(client, { method: 'tools/call', params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) } }, CallToolResultSchema, {
             signal,
             timeout,
+            ...(Object.keys(headers).length > 0 ? { headers } : {}),
             ...(opts.onprogress ? { onprogress: opts.onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: callMax } : {}),
           }),
         (ex) => {

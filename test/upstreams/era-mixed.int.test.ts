@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import { CreateMessageRequestSchema, ElicitRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURE, ROOT, readJsonLines, spawnListening, startTestGateway, until, type HttpFixture, type TestGateway } from '../helpers/gateway.js';
+import { FIXTURE, ROOT, TEST_POLICY, readJsonLines, spawnListening, startTestGateway, until, type HttpFixture, type TestGateway } from '../helpers/gateway.js';
 import { modernRequest, notificationsOf, responseOf } from '../helpers/modern.js';
 import { spawnConformanceFixture } from '../conformance/helpers.js';
 
@@ -37,6 +37,8 @@ beforeAll(async () => {
       // A 2025-11-25 server the registry wrongly pins to 2026-07-28.
       { name: 'pinned', kind: 'stdio', command: 'node', args: [FIXTURE, 'stdio'], protocol: MODERN },
     ],
+    // A tool with Mcp-Param declarations hidden from mallory: its declarations must not answer for it.
+    policy: { ...TEST_POLICY, rules: [{ id: 'mallory-no-params', match: { agent: 'mallory', tool: 'new__test_x_mcp_header' }, effect: 'deny' }, ...TEST_POLICY.rules] },
     runtime: { upstreamWaitMs: 30_000 },
   });
   token = await t.mint('alice');
@@ -214,6 +216,34 @@ describe('a 2026-07-28 agent and a 2026-07-28 upstream', () => {
     h.destroy();
     await until(() => v2calls().filter((c) => c.event === 'cancelled').length > before, 'the upstream to see the cancellation');
     await until(() => t.audit().some((a) => a.tool === 'news__test_slow' && a.outcome === 'cancelled'), 'the cancelled record');
+  });
+
+  it('Mcp-Param headers: checked against the arguments before anything is decided, and sent to the upstream as its tool declares them', async () => {
+    const params = { name: 'new__test_x_mcp_header', arguments: { region: 'eu-west-1', priority: 5 } };
+    const ok = modernRequest('tools/call', params, { headers: { 'mcp-param-region': 'eu-west-1', 'mcp-param-priority': '5.0' } });
+    const r = await t.raw({ token, headers: ok.headers, body: ok.body });
+    // The upstream (SDK v2) checks the headers it gets against the body too: it answered.
+    expect(responseOf(r, ok.id).result).toMatchObject({ content: [{ text: 'region=eu-west-1 priority=5' }] });
+    const before = v2calls().length;
+    for (const headers of [{ 'mcp-param-priority': '5' }, { 'mcp-param-region': 'us-east-1', 'mcp-param-priority': '5' }, { 'mcp-param-region': 'eu-west-1', 'mcp-param-priority': '6' }]) {
+      const bad = modernRequest('tools/call', params, { headers });
+      const res = await t.raw({ token, headers: bad.headers, body: bad.body });
+      expect(res.status).toBe(400);
+      expect(res.json()).toMatchObject({ error: { code: -32020 } });
+    }
+    expect(v2calls().length).toBe(before);
+  });
+
+  it('a tool hidden from the agent is unknown, whatever its Mcp-Param headers say (its declarations are no oracle)', async () => {
+    const bad = modernRequest('tools/call', { name: 'new__test_x_mcp_header', arguments: { region: 'eu' } }, { headers: { 'mcp-param-region': 'not-eu' } });
+    const r = await t.raw({ token: await t.mint('mallory'), headers: bad.headers, body: bad.body });
+    expect(r.json()).toMatchObject({ error: { code: -32602, message: 'Unknown tool: new__test_x_mcp_header' } });
+  });
+
+  it('a 2025-11-25 agent’s call gets the Mcp-Param headers its 2026-07-28 upstream declared', async () => {
+    const client = await t.client('alice');
+    const r = (await client.callTool({ name: 'new__test_x_mcp_header', arguments: { region: 'ap-south-1', priority: 1 } })) as CallToolResult;
+    expect(r.content).toEqual([{ type: 'text', text: 'region=ap-south-1 priority=1' }]);
   });
 
   it('a W3C traceparent reaches the upstream', async () => {

@@ -141,6 +141,7 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
         ? [mkPath('Gatehouse, audit on tmpfs', 'the same, state in /dev/shm (fdatasync ≈ 0)', { url: ghShmInfo.url, headers: { authorization: `Bearer ${ghShmInfo.token}` } }, GATEHOUSE_ECHO_TOOL, [ghShm.child.pid ?? 0])]
         : []),
       mkPath(TELEMETRY, 'the same, every call traced (OTLP/HTTP to a local collector that takes everything) and `/metrics` scraped each second', { url: ghTelInfo.url, headers: { authorization: `Bearer ${ghTelInfo.token}` } }, GATEHOUSE_ECHO_TOOL, [ghTel.child.pid ?? 0]),
+      mkPath(MODERN_ROW, 'the first row\'s gateway, its agent speaking MCP 2026-07-28 (no session; the upstream still 2025-11-25)', { url: ghInfo.url, headers: { authorization: `Bearer ${ghInfo.token}` }, protocol: '2026-07-28' }, GATEHOUSE_ECHO_TOOL, [gh.child.pid ?? 0]),
       mkPath('supergateway', 'forward only (stdio→HTTP front + HTTP→stdio child)', { url: sgUrl }, 'echo', [sg.child.pid ?? 0]),
       mkPath('mcp-proxy', 'forward only (startHTTPServer + proxyServer, no event store)', { url: `http://127.0.0.1:${mp.match[1]}/mcp` }, 'echo', [mp.child.pid ?? 0]),
     ];
@@ -209,6 +210,9 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
     clearInterval(scraper);
     const sinkSeen = (await (await fetch(sinkUrl)).json()) as { requests: number; bytes: number };
     const telemetry = telemetryCost(gate, paths.find((p) => p.name === TELEMETRY)!);
+    const modernRow = paths.find((p) => p.name === MODERN_ROW)!;
+    // Issue #20's speed goal: a 2026-07-28 call costs the gateway no more CPU than a 2025-11-25 one (CPU ÷ upstream's, same rounds).
+    const eraCpu = median(gate.cpu.ratios.map((x, i) => modernRow.cpu.ratios[i]! - x));
     const goals = {
       pinningWithinNoise: pinning.withinNoise,
       telemetryWithin5: telemetry.within5,
@@ -228,6 +232,7 @@ export async function benchCalls(opts: CallsOptions, log: (s: string) => void): 
         `Tracing and metrics on (issue #19): per-call CPU within 5% of the default row's — ${goal(goals.telemetryWithin5)}: ${telemetry.text}; ` +
         `the collector took ${fmtInt(sinkSeen.requests)} OTLP requests (${fmt(sinkSeen.bytes / 1048576)} MiB), ${fmtInt(scrapes.ok)} scrapes of ${fmtInt(scrapes.bytes)} bytes answered (${scrapes.failed} failed). ` +
         'Metrics are counted on every row (plain numbers per call; the Prometheus text is made only when scraped): "off" here is tracing off and nobody scraping. ' +
+        `A 2026-07-28 call against a 2025-11-25 one on the same gateway: CPU ÷ upstream's ${eraCpu >= 0 ? '+' : '−'}${Math.abs(eraCpu).toFixed(2)} (same-round median; no more CPU — ${goal(eraCpu <= iqr(gate.cpu.ratios))}, within the 2025 row's own spread, IQR ${iqr(gate.cpu.ratios).toFixed(2)}). ` +
         `One fdatasync of a small append in the bench's temp directory (${fsName(root)}) takes ${fmt(syncDisk)} ms (median of 40, this run): a durable audit record is on disk before the answer, so at c=1 every call waits for at least one.`,
       '',
       `${opts.rounds} interleaved rounds (order rotated each round); per round ${opts.latencyCalls} sequential calls at c=1 and ${opts.throughputMs} ms of closed-loop load at each concurrency, all on one MCP session per path (c = calls in flight on c keep-alive connections). ` +
@@ -269,6 +274,7 @@ function telemetryCost(off: Path, on: Path): { within5: boolean; text: string } 
     text: `CPU ÷ upstream's ${pct(cpu)} (same-round median; the default row's own spread between rounds, IQR, is ${pct(iqr(off.cpu.ratios) / median(off.cpu.ratios))}), p50 at c=1 ${dP50 >= 0 ? '+' : '−'}${Math.abs(dP50).toFixed(3)} ms`,
   };
 }
+const MODERN_ROW = 'Gatehouse, 2026-07-28 agent';
 
 /** Interquartile range: the middle half of a path's own round-to-round spread. */
 function iqr(xs: number[]): number {

@@ -13,6 +13,8 @@ export interface McpTarget {
   url: string;
   socketPath?: string;
   headers?: Record<string, string>;
+  /** '2026-07-28': no initialize, no session; every request carries its envelope and the Mcp-Method/Mcp-Name headers. */
+  protocol?: '2026-07-28';
 }
 
 export interface McpSession {
@@ -53,6 +55,7 @@ export async function openSession(target: McpTarget, connections: number): Promi
     const text = await res.body.text();
     return { status: res.statusCode, headers: res.headers, text };
   };
+  if (target.protocol === '2026-07-28') return modernSession(post, () => dispatcher.close());
   const init = await post(
     JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'gatehouse-bench', version: '1' } } }),
     {},
@@ -84,6 +87,30 @@ export async function openSession(target: McpTarget, connections: number): Promi
       }
       await dispatcher.close();
     },
+  };
+}
+
+type Post = (body: string, headers: Record<string, string>) => Promise<{ status: number; headers: Record<string, unknown>; text: string }>;
+
+/** A 2026-07-28 "session": nothing to open; each call is a request on its own (MCP 2026-07-28, transports/streamable-http). */
+function modernSession(post: Post, close: () => Promise<void>): McpSession {
+  const meta = JSON.stringify({
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientInfo': { name: 'gatehouse-bench', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+  });
+  let id = 1;
+  return {
+    async call(tool, args) {
+      const body = `{"jsonrpc":"2.0","id":${id++},"method":"tools/call","params":{"name":${JSON.stringify(tool)},"arguments":${JSON.stringify(args)},"_meta":${meta}}}`;
+      const res = await post(body, { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': tool });
+      if (res.status !== 200) throw new Error(`tools/call ${tool}: HTTP ${res.status} ${res.text.slice(0, 300)}`);
+      const msg = parseAnswer(String(res.headers['content-type'] ?? ''), res.text) as { result?: { content?: Array<{ text?: string }>; isError?: boolean }; error?: { message?: string } };
+      if (msg.error) throw new Error(`tools/call ${tool}: ${msg.error.message ?? 'error'}`);
+      if (msg.result?.isError) throw new Error(`tools/call ${tool}: tool error ${msg.result.content?.[0]?.text ?? ''}`);
+      return msg.result?.content?.[0]?.text ?? '';
+    },
+    close,
   };
 }
 

@@ -13,6 +13,7 @@ import type { AuditSink } from '../audit/types.js';
 import { Gateway } from '../broker/gateway.js';
 import { policyAuthorizer } from '../broker/policy-gate.js';
 import { createSessionServer } from '../broker/session-server.js';
+import { StatelessMcp } from '../broker/stateless-server.js';
 import type { Dirs } from '../config/paths.js';
 import { VERSION } from '../config/paths.js';
 import { createLogger, setLogLineFilter, type Logger } from '../log.js';
@@ -280,7 +281,9 @@ export async function startGateway(opts: GatewayRuntimeOptions): Promise<Running
   // Each session compares its own visible list and sends list_changed only when that changed.
   policyChanged = () => gateway.emit('catalog');
   const sessions = new SessionManager({
-    makeServer: (identity, id, busy) => createSessionServer(gateway, { agent: identity.agent, id, busy }),
+    makeServer: (identity, id, busy, protocol) => createSessionServer(gateway, { agent: identity.agent, id, busy, protocol }),
+    // MCP 2026-07-28 on the same /mcp, per request and without a session (README, "Protocol eras").
+    stateless: new StatelessMcp(gateway),
     audit,
     logger,
     ...(tracing ? { tracing } : {}),

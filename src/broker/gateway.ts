@@ -56,6 +56,8 @@ export interface ConnectorReport {
   kind: Connector['kind'];
   file: string;
   status: UpstreamStatus | { state: 'disabled' };
+  /** The MCP revision spoken with the upstream, once ready (2026-07-28 where it speaks it). */
+  protocol?: string;
   tools: number;
   secrets: string[];
   problems: CatalogProblem[];
@@ -65,7 +67,7 @@ export interface ConnectorReport {
  * The broker: upstreams shared by every session, the agent-facing catalog,
  * and the call pipeline. Knows nothing of HTTP.
  */
-export class Gateway extends EventEmitter<{ catalog: [] }> {
+export class Gateway extends EventEmitter<{ catalog: []; closing: [] }> {
   readonly opts: GatewayOptions;
   private readonly upstreams = new Map<string, Upstream>();
   private _catalog: Catalog = buildCatalog([]);
@@ -271,6 +273,7 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
         file: c.file,
         // An upstream's failure text may carry anything: redact it like every other output.
         status: u ? this.opts.redact(u.status) : { state: 'disabled' as const },
+        ...(u?.protocol !== undefined ? { protocol: u.protocol } : {}),
         tools: this._catalog.sorted.filter((e) => e.connector === c.name).length,
         secrets: connectorSecrets(c),
         problems: this._catalog.problems.filter((p) => p.connector === c.name),
@@ -296,6 +299,8 @@ export class Gateway extends EventEmitter<{ catalog: [] }> {
   /** Waits for in-flight calls (at most `graceMs`), then stops the upstreams. */
   async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
+    // Calls parked waiting for an agent's input (2026-07-28) end now rather than hold the drain.
+    this.emit('closing');
     if (this.inFlight > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([

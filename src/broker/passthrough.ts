@@ -114,6 +114,12 @@ export function decide(kind: Kind, connector: ToolConnector, params: unknown, ro
   return { allow: true, origin: route.origin, params: p };
 }
 
+/** Who a request was for, in its audit record (a 2026-07-28 call has no session). */
+function originFields(route: Extract<Route, { ok: true }>): Record<string, unknown> {
+  const o = route.origin;
+  return { agent: o.agent, ...(o.session !== undefined ? { session: o.session } : {}), tool: o.tool, via: route.via };
+}
+
 /** The broker's handler for an upstream's server-to-client traffic (given to every Upstream). */
 export function createPassthrough(deps: PassthroughDeps): Passthrough {
   const limits = { ...DEFAULT_PASSTHROUGH_LIMITS, ...deps.limits };
@@ -139,7 +145,7 @@ export function createPassthrough(deps: PassthroughDeps): Passthrough {
   };
 
   return {
-    async request({ connector, method, params, route, signal, timeoutMs }) {
+    async request({ connector, method, params, route, signal, timeoutMs, key }) {
       const kind: Kind = method === 'sampling/createMessage' ? 'sampling' : 'elicitation';
       // First, and before anything that costs (serialising the params, a record): a flood is refused at the price of a counter.
       const bucket = route.ok ? bucketOf(perCall, route.origin, connector) : bucketOf(outsideCalls, connector, connector);
@@ -149,7 +155,7 @@ export function createPassthrough(deps: PassthroughDeps): Passthrough {
           const record = {
             event: `${kind}.request`,
             connector: connector.name,
-            ...(route.ok ? { agent: route.origin.agent, session: route.origin.session, tool: route.origin.tool, via: route.via } : {}),
+            ...(route.ok ? originFields(route) : {}),
             decision: 'deny',
             outcome: 'denied',
             rateLimited: true,
@@ -164,7 +170,7 @@ export function createPassthrough(deps: PassthroughDeps): Passthrough {
         event: `${kind}.request`,
         connector: connector.name,
         ...(route.ok
-          ? { agent: route.origin.agent, session: route.origin.session, tool: route.origin.tool, via: route.via }
+          ? originFields(route)
           : route.candidates.length > 0
             ? { candidates: route.candidates }
             : {}),
@@ -182,7 +188,7 @@ export function createPassthrough(deps: PassthroughDeps): Passthrough {
 
       // Forwarded as sent (decide() checked the shape): the SDK's parsed copy would drop fields it does not know.
       const forwarded: unknown = deps.redact({ ...d.params, _meta: { ...(d.params._meta as object | undefined), 'gatehouse/connector': connector.name } });
-      const opts = { signal: AbortSignal.any([signal, d.origin.signal]), timeout: timeoutMs };
+      const opts = { signal: AbortSignal.any([signal, d.origin.signal]), timeout: timeoutMs, ...(key !== undefined ? { key } : {}) };
       let result: Record<string, unknown>;
       try {
         result =

@@ -6,7 +6,7 @@ import { cutString, summarizeArgs } from '../audit/summarize.js';
 import { GatehouseError, INTERNAL_MESSAGE, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CallContext } from '../policy/types.js';
-import type { CallTrace, PolicySpan, UpstreamSpan } from '../telemetry/traces.js';
+import type { CallTrace, PolicySpan, TraceContext, UpstreamSpan } from '../telemetry/traces.js';
 import type { AgentChannel } from '../upstreams/call-context.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import { checkArgs, type SchemaChecker } from './args.js';
@@ -35,7 +35,12 @@ export interface PipelineDeps {
 
 export interface CallRequest {
   agent: string;
-  session: string;
+  /** The 2025-11-25 MCP session it came on (the 2026-07-28 era has none). */
+  session?: string;
+  /** The sandbox session whose socket it came in on (2026-07-28 calls, which have no MCP session to tie it to). */
+  sandbox?: string;
+  /** The protocol revision the agent spoke, for the audit record. */
+  protocol?: string;
   name: string;
   args: unknown;
   signal: AbortSignal;
@@ -44,9 +49,19 @@ export interface CallRequest {
   channel?: AgentChannel;
   /** Counters of what the call's upstream sent that was coalesced or dropped, for its outcome record. */
   stats?: () => Record<string, number>;
-  /** This call's trace (src/telemetry/traces.ts), when tracing is on. */
+  /** This call's trace (src/telemetry/traces.ts), when tracing is on: its spans are children of the request's SERVER span. */
   trace?: CallTrace;
+  /**
+   * The agent's W3C trace context from the request's `_meta` (traceparent,
+   * tracestate; checked by trace.ts). Sent upstream as is when the gateway
+   * has no span of its own for the call (tracing off); with tracing on, the
+   * gateway's upstream span (a descendant of it) is sent instead.
+   */
+  traceMeta?: TraceContext;
 }
+
+/** MissingRequiredClientCapability (MCP 2026-07-28, basic/index §Error Codes). */
+const MISSING_CLIENT_CAPABILITY = -32021;
 
 export type Outcome = 'ok' | 'error' | 'denied' | 'timeout' | 'rejected' | 'cancelled';
 
@@ -160,7 +175,14 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
   // Exact, for metrics (the record keeps whole milliseconds).
   let upstreamMs: number | undefined;
   // The tool name is agent data: stored as sent; only a very long one is cut, with its size noted (as arguments are).
-  const base = { event: 'tools/call', agent: req.agent, session: req.session, tool: summarizeArgs(String(req.name)) as string };
+  const base = {
+    event: 'tools/call',
+    agent: req.agent,
+    ...(req.session !== undefined ? { session: req.session } : {}),
+    ...(req.sandbox !== undefined ? { sandbox: req.sandbox } : {}),
+    ...(req.protocol !== undefined ? { protocol: req.protocol } : {}),
+    tool: summarizeArgs(String(req.name)) as string,
+  };
   const recordOf = (fields: Record<string, unknown>) => {
     const ms = performance.now() - started;
     const r = deps.redact({ ...base, ...fields, durationMs: Math.round(ms * 1000) / 1000 });
@@ -242,14 +264,16 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
   await record({ ...where, ...decided, event: CALL_INTENT_EVENT, call });
   if (trace?.captureContent === true) trace.content('arguments', deps.redact(args));
   const upSpan = trace?.upstream(entry.connector, entry.upstreamName, upstreamTarget(upstream));
+  const upTrace = upSpan?.context ?? req.traceMeta;
   const upStart = performance.now();
   let result: CallToolResult;
   try {
     result = await upstream.call(entry.upstreamName, args, {
       signal: req.signal,
       ...(req.onprogress ? { onprogress: req.onprogress } : {}),
-      ...(req.channel ? { origin: { agent: req.agent, session: req.session, tool: entry.name, signal: req.signal, channel: req.channel } } : {}),
-      ...(upSpan ? { trace: upSpan.context } : {}),
+      ...(req.channel ? { origin: { agent: req.agent, ...(req.session !== undefined ? { session: req.session } : {}), tool: entry.name, signal: req.signal, channel: req.channel } } : {}),
+      // The gateway's own upstream span when it traces; otherwise the agent's context, passed through (issue #20).
+      ...(upTrace ? { trace: upTrace } : {}),
     });
   } catch (e) {
     upstreamMs = performance.now() - upStart;
@@ -269,6 +293,8 @@ export async function handleToolCall(deps: PipelineDeps, req: CallRequest): Prom
       ...req.stats?.(),
     });
     if (err.code === 'INTERNAL') deps.logger.error({ err: noted }, 'tool call failed');
+    // A 2026-07-28 upstream needing a client capability the agent did not declare: the agent's error to fix, not a tool result.
+    if (err.details?.upstreamCode === MISSING_CLIENT_CAPABILITY) throw err;
     // The record keeps an internal error's text; the agent gets none of it (a path, a stack).
     return toolError(err.code === 'INTERNAL' ? INTERNAL_MESSAGE : message, err.code);
   }

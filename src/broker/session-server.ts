@@ -22,6 +22,7 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Gateway } from './gateway.js';
 import { hintsOf, pageOf } from './catalog.js';
 import { CallNotifications } from './call-notifications.js';
+import { traceContext } from './trace.js';
 
 export const TOOLS_PAGE_SIZE = 100;
 
@@ -39,17 +40,19 @@ export interface SessionInfo {
   id: () => string;
   /** Told when a call starts (+1) and ends (-1): a session waiting on a call (an approval may take hours) is not idle. */
   busy?: (delta: 1 | -1) => void;
+  /** The protocol revision the session negotiated, for audit records. */
+  protocol?: string;
 }
 
 /** A digest of the tool objects an agent is listed (names, descriptions, schemas, annotations): equal digests, the same list. */
-function fingerprint(entries: ReadonlyArray<{ tool: unknown }>): string {
+export function fingerprint(entries: ReadonlyArray<{ tool: unknown }>): string {
   const h = createHash('sha256');
   for (const e of entries) h.update(JSON.stringify(e.tool)).update('\n');
   return h.digest('hex');
 }
 
 /** The notification rate of the connector serving `name` (an unknown tool is refused before anything is sent: the default). */
-function notificationRate(gateway: Gateway, name: unknown): number {
+export function notificationRate(gateway: Gateway, name: unknown): number {
   const entry = typeof name === 'string' ? gateway.catalog.byName.get(name) : undefined;
   const connector = entry && gateway.opts.registry.connectors.find((c): c is ToolConnector => c.name === entry.connector && !isProvider(c));
   return (connector ? limitsOf(connector) : DEFAULT_LIMITS).notificationsPerSecond;
@@ -104,7 +107,7 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
       throw rpcError(JsonRpc.InvalidParams, 'Invalid cursor');
     }
     await gateway.opts.audit
-      .append({ event: 'tools/list', agent: session.agent, session: session.id(), count: page.page.length })
+      .append({ event: 'tools/list', agent: session.agent, session: session.id(), ...(session.protocol !== undefined ? { protocol: session.protocol } : {}), count: page.page.length })
       .catch((e: unknown) => {
         throw asMcpError(e);
       });
@@ -130,12 +133,16 @@ export function createSessionServer(gateway: Gateway, session: SessionInfo): Ser
       elicit: (params, o) => extra.sendRequest({ method: 'elicitation/create', params }, ElicitResultSchema, o),
       log: (params, prepare) => notes.log(params, prepare),
     };
+    // The agent's trace context, passed upstream when the gateway traces nothing itself; with tracing on it is already the parent of the request's span.
+    const traceMeta = traceContext(req.params._meta);
     session.busy?.(1);
     const trace = gateway.opts.tracing?.call(session.id(), extra.requestId);
     try {
       const result = await gateway.callTool({
         agent: session.agent,
         session: session.id(),
+        ...(session.protocol !== undefined ? { protocol: session.protocol } : {}),
+        ...(traceMeta ? { traceMeta } : {}),
         name: req.params.name,
         args: req.params.arguments ?? {},
         signal: extra.signal,

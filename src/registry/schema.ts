@@ -7,6 +7,13 @@ import { credentialTemplates, GithubConnectorSchema, JiraConnectorSchema, SlackC
 
 export { CONNECTOR_NAME } from './fields.js';
 
+/**
+ * The MCP revision spoken to an stdio or http server: `auto` asks it once
+ * (`server/discover`) and uses the newest it supports; a date pins that
+ * revision (2025-11-25: straight to `initialize`, no probe).
+ */
+export const protocol = z.enum(['auto', '2025-11-25', '2026-07-28']).default('auto');
+
 export const StdioConnectorSchema = z.strictObject({
   ...common,
   kind: z.literal('stdio'),
@@ -18,6 +25,7 @@ export const StdioConnectorSchema = z.strictObject({
   egress: z.array(egressHost).default([]),
   /** Confinement under gatehouse-sandbox (the default), with extra paths; `off` runs it with the gateway's rights (loud). */
   sandbox: z.union([z.literal('off'), z.strictObject({ ro: z.array(absolutePath).default([]), rw: z.array(absolutePath).default([]) })]).default({ ro: [], rw: [] }),
+  protocol,
 });
 
 export const HttpConnectorSchema = z.strictObject({
@@ -28,6 +36,7 @@ export const HttpConnectorSchema = z.strictObject({
   headers: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name (RFC 9110 token)'), templated).default({}),
   /** OAuth 2.1 to the server (src/registry/oauth.ts): the gateway adds the Authorization header from the keychain's login. */
   oauth: OAuthSchema.optional(),
+  protocol,
 }).superRefine((c, ctx) => {
   if (c.oauth === undefined) return;
   if (Object.keys(c.headers).some((h) => h.toLowerCase() === 'authorization')) {

@@ -10,6 +10,9 @@ import { checkHost, checkOrigin } from './guards.js';
 import { cancelOnHangUp } from './hang-up.js';
 import { parseJsonRpcBody } from './json-body.js';
 import { admitAgent } from './listen.js';
+import { classifyEra, UNSUPPORTED_PROTOCOL_VERSION } from './era.js';
+import { serveStateless } from './stateless-http.js';
+import { LEGACY_PROTOCOL_VERSION } from '../config/protocol.js';
 import type { Identity, SessionManager } from './mcp-sessions.js';
 import { jsonRpcError } from './rpc-error.js';
 
@@ -125,6 +128,16 @@ export function createApp(opts: AppOptions): Hono<Env> {
     if (!parsed.ok) return jsonRpcError(parsed.status, parsed.code, parsed.message);
     const body = parsed.body;
     const identity = c.get('identity');
+    // Which protocol era, from the body and its mirrored headers (MCP 2026-07-28, basic/versioning): checked before anything else.
+    const era = classifyEra((name) => c.req.header(name), body);
+    if (era.era === 'reject') return jsonRpcError(era.status, era.code, era.message, {}, { data: era.data, id: era.id });
+    if (era.era === 'modern') {
+      if (!opts.sessions.stateless) return jsonRpcError(400, UNSUPPORTED_PROTOCOL_VERSION, 'Unsupported protocol version: this listener serves 2025-11-25 sessions only', {}, { data: { supported: [LEGACY_PROTOCOL_VERSION], requested: era.version }, id: era.kind === 'request' ? era.message.id : null });
+      const caller = { agent: identity.agent, principal: agentKey(identity), ...(identity.sandbox !== undefined ? { sandbox: identity.sandbox } : {}) };
+      const { outgoing } = (c.env ?? {}) as { outgoing?: ServerResponse };
+      const answer = await serveStateless(era, caller, opts.sessions.stateless, { outgoing, signal: c.req.raw.signal, header: (name) => c.req.header(name) }, opts.logger);
+      return answer ?? RESPONSE_ALREADY_SENT;
+    }
     const sid = c.req.header('mcp-session-id');
     if (sid === undefined) {
       if (!isInitializeRequest(body)) {

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import type { StatelessMcp } from '../broker/stateless-server.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { appendOrQueue } from '../audit/append-or-queue.js';
 import type { AuditSink } from '../audit/types.js';
@@ -46,7 +48,10 @@ export interface Session {
 }
 
 export interface SessionManagerOptions {
-  makeServer: (identity: Identity, id: () => string, busy: (delta: 1 | -1) => void) => Server;
+  /** `protocol`: the revision the session's `initialize` negotiated (for audit records). */
+  makeServer: (identity: Identity, id: () => string, busy: (delta: 1 | -1) => void, protocol: string) => Server;
+  /** The 2026-07-28 era's stateless server (no session): without it, only 2025-11-25 sessions are served. */
+  stateless?: StatelessMcp;
   audit: AuditSink;
   logger: Logger;
   /** Open sessions across every agent (default 1000). */
@@ -61,6 +66,12 @@ export interface SessionManagerOptions {
   tracing?: Tracing;
 }
 
+/** The revision an `initialize` gets (the SDK's rule: the requested one if supported, else the latest). */
+function negotiatedVersion(body: unknown): string {
+  const v = (body as { params?: { protocolVersion?: unknown } } | undefined)?.params?.protocolVersion;
+  return typeof v === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(v) ? v : LATEST_PROTOCOL_VERSION;
+}
+
 /** MCP sessions (Mcp-Session-Id) across all listeners, each bound to the identity that opened it. */
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
@@ -68,6 +79,8 @@ export class SessionManager {
   private readonly sweeper: NodeJS.Timeout;
   readonly maxSessions: number;
   readonly maxPerAgent: number;
+  /** The 2026-07-28 era's server, if this gateway serves that revision. */
+  readonly stateless: StatelessMcp | undefined;
   /** Sessions per quota key, counting `initialize` requests still in progress (so a parallel burst cannot overshoot). */
   private readonly counts = new Map<string, number>();
   private pending = 0;
@@ -76,6 +89,7 @@ export class SessionManager {
 
   constructor(opts: SessionManagerOptions) {
     this.opts = opts;
+    this.stateless = opts.stateless;
     this.maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
     this.maxPerAgent = Math.min(opts.maxSessionsPerAgent ?? DEFAULT_MAX_SESSIONS_PER_AGENT, this.maxSessions);
     const idle = opts.idleMs ?? DEFAULT_SESSION_IDLE_MS;
@@ -163,7 +177,7 @@ export class SessionManager {
     let registered = false;
     let server: Server | undefined;
     try {
-      const made = await this.create(identity, () => (registered = true));
+      const made = await this.create(identity, () => (registered = true), negotiatedVersion(parsedBody));
       server = made.server;
       return await made.transport.handleRequest(req, { parsedBody });
     } finally {
@@ -184,7 +198,7 @@ export class SessionManager {
   }
 
   /** Creates the transport and server for a new session; the id exists once `initialize` succeeds. */
-  private async create(identity: Identity, onRegistered: () => void): Promise<{ transport: WebStandardStreamableHTTPServerTransport; server: Server }> {
+  private async create(identity: Identity, onRegistered: () => void, protocol: string): Promise<{ transport: WebStandardStreamableHTTPServerTransport; server: Server }> {
     let sessionId = '';
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
@@ -192,7 +206,7 @@ export class SessionManager {
         sessionId = id;
         onRegistered();
         this.sessions.set(id, { id, identity, transport, server, lastSeen: Date.now(), used: false, activity });
-        const record = { event: 'session.opened', agent: identity.agent, session: id, via: identity.via, ...(identity.sandbox !== undefined ? { sandbox: identity.sandbox } : {}) };
+        const record = { event: 'session.opened', agent: identity.agent, session: id, via: identity.via, ...(identity.sandbox !== undefined ? { sandbox: identity.sandbox } : {}), protocol };
         // A session not on record is closed before its first call (a queued record lands after recovery).
         void appendOrQueue(this.opts.audit, record, this.opts.logger).then((kept) => {
           if (kept.state !== 'written') void this.close(id);
@@ -203,12 +217,17 @@ export class SessionManager {
       },
     });
     const activity = { busy: 0 };
-    const server = this.opts.makeServer(identity, () => sessionId, (delta) => {
-      activity.busy += delta;
-      // Idle time counts from the end of the last call, not from its start.
-      const s = this.sessions.get(sessionId);
-      if (s) s.lastSeen = Date.now();
-    });
+    const server = this.opts.makeServer(
+      identity,
+      () => sessionId,
+      (delta) => {
+        activity.busy += delta;
+        // Idle time counts from the end of the last call, not from its start.
+        const s = this.sessions.get(sessionId);
+        if (s) s.lastSeen = Date.now();
+      },
+      protocol,
+    );
     transport.onclose = () => {
       if (sessionId !== '') void this.forget(sessionId, 'closed');
     };
@@ -239,6 +258,8 @@ export class SessionManager {
   async closeSandbox(sandbox: string): Promise<void> {
     const ids = [...this.sessions.values()].filter((s) => s.identity.via === 'sandbox' && s.identity.sandbox === sandbox).map((s) => s.id);
     await Promise.all(ids.map((id) => this.close(id, 'sandbox-closed')));
+    // Its 2026-07-28 calls parked for input go with it.
+    this.stateless?.parked.closePrincipal(quotaKey({ agent: '', via: 'sandbox', sandbox }), 'the sandbox session ended');
     this.refusing.delete(quotaKey({ agent: '', via: 'sandbox', sandbox }));
   }
 
@@ -253,6 +274,7 @@ export class SessionManager {
 
   async closeAll(): Promise<void> {
     clearInterval(this.sweeper);
+    this.stateless?.close();
     await Promise.all([...this.sessions.keys()].map((id) => this.close(id)));
   }
 }

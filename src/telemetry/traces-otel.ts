@@ -18,7 +18,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { VERSION } from '../config/paths.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CallTrace, ModelSpan, PolicySpan, PolicyVerdict, TraceContext, Tracing, TracingConfig, UpstreamSpan } from './traces.js';
+import type { CallTrace, ModelSpan, PolicySpan, PolicyVerdict, RequestTrace, TraceContext, TracedRequest, Tracing, TracingConfig, UpstreamSpan } from './traces.js';
 
 /** Methods named in the MCP semantic conventions; another method's span is named `unknown_method` (its name is the agent's text). */
 const MCP_METHODS = new Set([
@@ -158,36 +158,23 @@ export class OtelTracing implements Tracing {
     if (isRequest && open.size >= MAX_OPEN_PER_SESSION) return;
     const method = message.method;
     const params = (message.params ?? undefined) as Record<string, unknown> | undefined;
-    const meta = params?._meta as Record<string, unknown> | undefined;
     const headers = extra?.requestInfo?.headers ?? {};
     const header = (name: string): string | undefined => {
       const v = headers[name];
       return typeof v === 'string' ? v : undefined;
     };
-    const attributes: Attributes = {
-      'mcp.method.name': cut(method, 100),
-      'network.transport': session.via === 'sandbox' ? 'unix' : 'tcp',
-      'network.protocol.name': 'http',
-      'gatehouse.agent': session.agent,
-    };
     const sid = session.id();
-    if (sid !== '') attributes['mcp.session.id'] = sid;
     const version = method === 'initialize' && typeof params?.protocolVersion === 'string' ? params.protocolVersion : header('mcp-protocol-version');
-    if (version !== undefined) attributes['mcp.protocol.version'] = cut(version, 32);
-    if (isRequest) attributes['jsonrpc.request.id'] = cut(String((message as { id: string | number }).id), 64);
-    if (method === 'tools/call') {
-      attributes['gen_ai.operation.name'] = 'execute_tool';
-      if (typeof params?.name === 'string') attributes['gen_ai.tool.name'] = cut(params.name);
-    }
-    // The MCP request's context (params._meta) is the parent; the HTTP request's, if any, a link (mcp.md "Context propagation").
-    const parent = extract(meta);
-    const links: Link[] = [];
-    const http = header('traceparent');
-    if (http !== undefined) {
-      const linked = trace.getSpanContext(extract({ traceparent: http, tracestate: header('tracestate') }));
-      if (linked !== undefined) links.push({ context: linked });
-    }
-    const span = this.#tracer.startSpan(MCP_METHODS.has(method) ? method : 'unknown_method', { kind: SpanKind.SERVER, attributes, links }, parent);
+    const span = this.#serverSpan({
+      method,
+      id: isRequest ? (message as { id: string | number }).id : undefined,
+      params,
+      agent: session.agent,
+      via: session.via,
+      ...(sid !== '' ? { session: sid } : {}),
+      ...(version !== undefined ? { version } : {}),
+      header,
+    });
     if (!isRequest) {
       span.end();
       return;
@@ -195,6 +182,47 @@ export class OtelTracing implements Tracing {
     const id = (message as { id: string | number }).id;
     open.get(id)?.span.end();
     open.set(id, { span, method });
+  }
+
+  /**
+   * The SERVER span of an MCP request the gateway received, in either era:
+   * the MCP request's context (params._meta) is the parent; the HTTP
+   * request's, if any, a link (mcp.md "Context propagation").
+   */
+  #serverSpan(r: {
+    method: string;
+    id: string | number | undefined;
+    params: Record<string, unknown> | undefined;
+    agent: string;
+    via: 'token' | 'sandbox';
+    session?: string;
+    version?: string;
+    header: (name: string) => string | null | undefined;
+  }): Span {
+    const { method, params } = r;
+    const meta = params?._meta as Record<string, unknown> | undefined;
+    const attributes: Attributes = {
+      'mcp.method.name': cut(method, 100),
+      'network.transport': r.via === 'sandbox' ? 'unix' : 'tcp',
+      'network.protocol.name': 'http',
+      'gatehouse.agent': r.agent,
+    };
+    if (r.session !== undefined) attributes['mcp.session.id'] = r.session;
+    if (r.version !== undefined) attributes['mcp.protocol.version'] = cut(r.version, 32);
+    if (r.id !== undefined) attributes['jsonrpc.request.id'] = cut(String(r.id), 64);
+    if (method === 'tools/call') {
+      attributes['gen_ai.operation.name'] = 'execute_tool';
+      if (typeof params?.name === 'string') attributes['gen_ai.tool.name'] = cut(params.name);
+    }
+    const parent = extract(typeof meta === 'object' && meta !== null ? meta : undefined);
+    const links: Link[] = [];
+    const http = r.header('traceparent');
+    if (typeof http === 'string') {
+      const state = r.header('tracestate');
+      const linked = trace.getSpanContext(extract({ traceparent: http, tracestate: typeof state === 'string' ? state : undefined }));
+      if (linked !== undefined) links.push({ context: linked });
+    }
+    return this.#tracer.startSpan(MCP_METHODS.has(method) ? method : 'unknown_method', { kind: SpanKind.SERVER, attributes, links }, parent);
   }
 
   #responded(message: JSONRPCMessage, open: Map<string | number, OpenRequest>, session: { id(): string }): void {
@@ -205,19 +233,24 @@ export class OtelTracing implements Tracing {
     open.delete(id);
     const sid = session.id();
     if (sid !== '') r.span.setAttribute('mcp.session.id', sid);
-    if ('error' in message) {
-      // mcp.md: error.type is the JSON-RPC error code; the status description its message.
-      const code = String(message.error.code);
-      r.span.setAttributes({ 'error.type': code, 'rpc.response.status_code': code });
-      r.span.setStatus({ code: SpanStatusCode.ERROR, message: cut(message.error.message) });
-    } else if ((message.result as { isError?: unknown }).isError === true) {
-      // mcp.md: a CallToolResult with isError is error.type `tool_error`.
-      const meta = (message.result as { _meta?: Record<string, unknown> })._meta;
-      const code = typeof meta?.['gatehouse/error'] === 'string' ? (meta['gatehouse/error'] as string) : undefined;
-      r.span.setAttribute('error.type', 'tool_error');
-      r.span.setStatus(code === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message: code });
-    }
-    r.span.end();
+    endServerSpan(r.span, 'error' in message ? { error: message.error } : { result: message.result as Record<string, unknown> });
+  }
+
+  request(r: TracedRequest): RequestTrace {
+    const span = this.#serverSpan({ method: r.method, id: r.id, params: r.params, agent: r.agent, via: r.via, version: r.version, header: r.header ?? (() => undefined) });
+    let call: OtelCallTrace | undefined;
+    let ended = false;
+    const tracer = this.#tracer;
+    const captureContent = this.config.captureContent;
+    return {
+      call: () => (r.method === 'tools/call' ? (call ??= new OtelCallTrace(tracer, span, captureContent)) : undefined),
+      end: (answer) => {
+        if (ended) return;
+        ended = true;
+        if (answer === undefined) span.end();
+        else endServerSpan(span, answer);
+      },
+    };
   }
 
   call(session: string, request: string | number): CallTrace | undefined {
@@ -253,6 +286,21 @@ export class OtelTracing implements Tracing {
     await Promise.race([this.#provider.shutdown().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
   }
+}
+
+/** Ends a request's SERVER span with what it was answered (mcp.md: error.type is the JSON-RPC code, or `tool_error` for a result with isError). */
+function endServerSpan(span: Span, answer: { result: Record<string, unknown> } | { error: { code: number; message: string } }): void {
+  if ('error' in answer) {
+    const code = String(answer.error.code);
+    span.setAttributes({ 'error.type': code, 'rpc.response.status_code': code });
+    span.setStatus({ code: SpanStatusCode.ERROR, message: cut(answer.error.message) });
+  } else if ((answer.result as { isError?: unknown } | undefined)?.isError === true) {
+    const meta = (answer.result as { _meta?: Record<string, unknown> })._meta;
+    const code = typeof meta?.['gatehouse/error'] === 'string' ? (meta['gatehouse/error'] as string) : undefined;
+    span.setAttribute('error.type', 'tool_error');
+    span.setStatus(code === undefined ? { code: SpanStatusCode.ERROR } : { code: SpanStatusCode.ERROR, message: code });
+  }
+  span.end();
 }
 
 class OtelCallTrace implements CallTrace {

@@ -14,7 +14,9 @@
  * `params._meta` and the HTTP `traceparent` header) and each audit write.
  * Model calls are GenAI CLIENT spans. A `traceparent` in the agent's
  * `params._meta` is the parent (W3C Trace Context; a malformed one is
- * ignored and a new trace starts). Tool arguments and results are put on
+ * ignored and a new trace starts), in both protocol eras: a 2025-11-25
+ * session's requests are traced through its transport, a 2026-07-28 request
+ * (no session) on its own. Tool arguments and results are put on
  * spans only with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true.
  *
  * Nothing here waits for the exporter: spans go to a bounded batch queue
@@ -81,6 +83,27 @@ export interface CallTrace {
   content(what: 'arguments' | 'result', value: unknown): void;
 }
 
+/** The SERVER span of one request of the 2026-07-28 era (no session, no transport: src/broker/stateless-server.ts). */
+export interface RequestTrace {
+  /** Its tools/call's trace (the pipeline's spans, children of this one); undefined for another method. */
+  call(): CallTrace | undefined;
+  /** The answer it got (or none: the agent hung up, the handler failed): the span ends. */
+  end(answer?: { result: Record<string, unknown> } | { error: { code: number; message: string } }): void;
+}
+
+/** What a sessionless request is traced by: its method, id and params (`_meta` holds the agent's trace context). */
+export interface TracedRequest {
+  method: string;
+  id: string | number;
+  params: Record<string, unknown>;
+  /** The revision it named (mcp.protocol.version). */
+  version: string;
+  agent: string;
+  via: 'token' | 'sandbox';
+  /** Its HTTP headers (a `traceparent` there is a link, as for 2025-11-25 requests). */
+  header?: (name: string) => string | null | undefined;
+}
+
 export interface ModelSpan {
   request(r: { model?: string | undefined; operation: string; stream?: boolean }): void;
   end(r: { outcome: string; status?: number | undefined; errorType?: string | undefined; inputTokens?: number | undefined; outputTokens?: number | undefined; cacheReadTokens?: number | undefined; cacheWriteTokens?: number | undefined; responseModel?: string | undefined; stopReason?: string | undefined }): void;
@@ -92,6 +115,8 @@ export interface Tracing {
   traceTransport(transport: Transport, session: { id(): string; agent: string; via: 'token' | 'sandbox' }): void;
   /** The tools/call in flight as request `request` of session `session`. */
   call(session: string, request: string | number): CallTrace | undefined;
+  /** A 2026-07-28 request (no session): its SERVER span, parented by the agent's `params._meta` as a 2025-11-25 request's is. */
+  request(r: TracedRequest): RequestTrace;
   /** A model call (/llm); `traceparent` is the agent's HTTP header, if any. */
   modelCall(a: { provider: string; api: string; agent: string; url?: string; traceparent?: string | null; tracestate?: string | null }): ModelSpan;
   /** Exports what is queued (tests, shutdown). */

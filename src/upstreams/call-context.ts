@@ -29,6 +29,8 @@ import type { Exchange } from './exchange.js';
 export interface ForwardOptions {
   signal: AbortSignal;
   timeout: number;
+  /** The upstream's own name for the request (a 2026-07-28 `inputRequests` key), kept where the agent sees one. */
+  key?: string;
 }
 
 /** The agent's side of one tools/call: what is sent here rides that call's own response stream. */
@@ -37,6 +39,11 @@ export interface AgentChannel {
   capabilities(): ClientCapabilities | undefined;
   /** The level the session asked for with logging/setLevel, if it did. */
   logLevel(): LoggingLevel | undefined;
+  /**
+   * The level to ask a 2026-07-28 upstream for (its `_meta` logLevel; none: no
+   * log messages). Absent: the 2025-11-25 default, every level.
+   */
+  upstreamLogLevel?(): LoggingLevel | undefined;
   createMessage(params: CreateMessageRequest['params'], opts: ForwardOptions): Promise<CreateMessageResult>;
   elicit(params: ElicitRequest['params'], opts: ForwardOptions): Promise<ElicitResult>;
   /**
@@ -49,7 +56,8 @@ export interface AgentChannel {
 /** One agent call in flight on an upstream. */
 export interface CallOrigin {
   agent: string;
-  session: string;
+  /** The agent's 2025-11-25 MCP session (2026-07-28 calls have none). */
+  session?: string;
   /** The tool name as the agent called it. */
   tool: string;
   /** Aborted when the agent cancels the call. */
@@ -58,7 +66,7 @@ export interface CallOrigin {
 }
 
 export type Route =
-  | { ok: true; origin: CallOrigin; /** How the call was found. */ via: 'call-stream' | 'only-call' }
+  | { ok: true; origin: CallOrigin; /** How the call was found. */ via: 'call-stream' | 'only-call' | 'input-required' }
   | { ok: false; reason: string; /** The calls in flight it could have belonged to. */ candidates: Array<Pick<CallOrigin, 'agent' | 'session' | 'tool'>> };
 
 /** The store set around an upstream request; `owner` is the Upstream making it. */
@@ -130,7 +138,7 @@ export function routeMessage(owner: object, contextFollowsCall: boolean, inFligh
   if (calls.size === 0) return { ok: false, reason: 'no tool call is in flight on this connector', candidates: [] };
   const [only] = calls;
   if (only && inFlight.alone(only)) return { ok: true, origin: only, via: 'only-call' };
-  const candidates = [...calls].slice(0, 20).map(({ agent, session, tool }) => ({ agent, session, tool }));
+  const candidates = [...calls].slice(0, 20).map(({ agent, session, tool }) => ({ agent, ...(session !== undefined ? { session } : {}), tool }));
   const reason =
     calls.size === 1
       ? 'another tool call shared this connector while this one was in flight, and the message does not say which one it belongs to'
@@ -138,10 +146,21 @@ export function routeMessage(owner: object, contextFollowsCall: boolean, inFligh
   return { ok: false, reason, candidates };
 }
 
+/**
+ * The call an `InputRequiredResult`'s input request belongs to (a 2026-07-28
+ * upstream): it is part of the call's own answer, read and fulfilled inside the
+ * request that the call made, so only the context decides.
+ */
+export function routeInputRequest(owner: object, inFlight: InFlightCalls): Route {
+  const scope = callContext.getStore();
+  if (scope && scope.owner === owner && scope.origin && inFlight.calls.has(scope.origin)) return { ok: true, origin: scope.origin, via: 'input-required' };
+  return { ok: false, reason: scope?.owner === owner ? 'it came with a tool listing, not a call' : 'it came outside any call', candidates: [] };
+}
+
 /** Server-to-client traffic from an upstream, handed to the broker (src/broker/passthrough.ts). */
 export interface ServerMessageHandler {
   /** Answers `sampling/createMessage` or `elicitation/create`; throws McpError to refuse. */
-  request(req: { connector: ToolConnector; method: string; params: unknown; route: Route; signal: AbortSignal; timeoutMs: number }): Promise<Record<string, unknown>>;
+  request(req: { connector: ToolConnector; method: string; params: unknown; route: Route; signal: AbortSignal; timeoutMs: number; key?: string }): Promise<Record<string, unknown>>;
   /** A `notifications/message` from the upstream. */
   log(n: { connector: ToolConnector; params: LoggingMessageNotification['params']; route: Route }): void;
 }

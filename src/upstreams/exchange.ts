@@ -37,10 +37,13 @@ export class Exchange {
   private readonly stream = new AbortController();
   private _failure: GatehouseError | undefined;
   private ownPostTaken = false;
+  /** 2026-07-28: every POST in the exchange is one of its own legs (the retries of multi round-trip requests). */
+  private readonly everyPostOwn: boolean;
   private readonly cleanups: Array<() => void> = [];
 
-  constructor(limit: BodyLimit) {
+  constructor(limit: BodyLimit, opts: { everyPostOwn?: boolean } = {}) {
     this.limit = limit;
+    this.everyPostOwn = opts.everyPostOwn === true;
   }
 
   /** For `client.request`'s `signal`. */
@@ -62,10 +65,12 @@ export class Exchange {
   /**
    * The first POST made in the exchange's context is its request (the SDK sends
    * it synchronously from `client.request`); a GET is the SDK resuming its stream.
+   * With a 2026-07-28 upstream nothing else is POSTed during a request (no answers
+   * to server requests, cancellation is closing the stream): every POST is its own.
    */
   tie(method: string): Tie {
     if (method === 'GET') return this.ended ? 'ended' : 'own';
-    if (method === 'POST' && !this.ownPostTaken) {
+    if (method === 'POST' && (this.everyPostOwn || !this.ownPostTaken)) {
       this.ownPostTaken = true;
       return this.ended ? 'ended' : 'own';
     }

@@ -42,8 +42,13 @@ export interface HttpTransportDeps {
  * own request ending with the call.
  */
 export function httpTransport(c: HttpConnector, deps: HttpTransportDeps): Transport {
+  return new StreamableHTTPClientTransport(new URL(c.url), { fetch: httpFetch(c, deps) });
+}
+
+/** The fetch of an `http` connector's transports (SDK v1 for 2025-11-25, v2 for 2026-07-28): see httpTransport. */
+export function httpFetch(c: HttpConnector, deps: HttpTransportDeps): (url: string | URL, init?: RequestInit) => Promise<Response> {
   const { owner, dispatcher, secrets } = deps;
-  const fetchWithSecrets = async (url: string | URL, init?: RequestInit): Promise<Response> => {
+  return async (url: string | URL, init?: RequestInit): Promise<Response> => {
     const headers = new Headers(init?.headers);
     for (const [k, v] of Object.entries(c.headers)) headers.set(k, await secrets.render(v, { connector: c.name, where: `header ${k}` }));
     const target = new URL(url);
@@ -70,8 +75,8 @@ export function httpTransport(c: HttpConnector, deps: HttpTransportDeps): Transp
     }
     // What is not a call's own request (answers to the upstream's requests, notifications, initialize, session
     // DELETE) gets the connect timeout to be answered: an upstream that never acknowledges cannot pile them up.
-    // The standalone GET stream lives as long as the session.
-    const deadline = own || method === 'GET' ? undefined : AbortSignal.timeout(deps.connectTimeoutMs);
+    // The standalone GET stream lives as long as the session, and a 2026-07-28 subscriptions/listen stream as long as it is wanted.
+    const deadline = own || method === 'GET' || headers.get('mcp-method') === 'subscriptions/listen' ? undefined : AbortSignal.timeout(deps.connectTimeoutMs);
     const signal = own ? own.streamSignal : deadline && init?.signal ? AbortSignal.any([init.signal, deadline]) : (deadline ?? init?.signal ?? undefined);
     const send = async (): Promise<Dispatcher.ResponseData> => {
       try {
@@ -122,5 +127,4 @@ export function httpTransport(c: HttpConnector, deps: HttpTransportDeps): Transp
     }
     return new Response(await readCapped(res.body, cap), { status, headers: resHeaders });
   };
-  return new StreamableHTTPClientTransport(new URL(c.url), { fetch: fetchWithSecrets });
 }

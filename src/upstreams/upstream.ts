@@ -19,7 +19,7 @@ import { connectorSecrets, type ToolConnector } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
 import { classifyUpstreamError } from './errors.js';
 import { builtinTransport } from '../connectors/index.js';
-import { callContext, InFlightCalls, routeMessage, type CallOrigin, type CallScope, type ServerMessageHandler } from './call-context.js';
+import { callContext, InFlightCalls, routeInputRequest, routeMessage, type CallOrigin, type CallScope, type ServerMessageHandler } from './call-context.js';
 import { Exchange, type BodyLimit } from './exchange.js';
 import type { TraceContext } from '../telemetry/traces.js';
 import { httpDispatcher, httpTransport } from './http-transport.js';
@@ -30,6 +30,11 @@ import { clientCapabilities, deliverResponsesInOrder } from './shims.js';
 import { stdioTransport, type ConfineStdio } from './stdio-transport.js';
 import { listAllTools, ToolPageSchema } from './tool-list.js';
 import { OAuthLogins } from './oauth/logins.js';
+import { SdkError, SdkErrorCode, type McpSubscription, type Transport as ModernTransport } from '@modelcontextprotocol/client';
+import type { z } from 'zod';
+import { alreadyStarted, bindScope, isLegacyVerdict, modernCallMeta, modernClient, modernHttpTransport, probeStdio, STDIO_PROBE_MS, type EraVerdict, type ModernClient } from './modern-client.js';
+import { MODERN_PROTOCOL_VERSION } from '../config/protocol.js';
+import { paramDeclarations, paramHeaders } from './param-headers.js';
 
 export { clientCapabilities } from './shims.js';
 export { MAX_HTTP_CONNECTIONS } from './http-transport.js';
@@ -37,6 +42,17 @@ export { MAX_HTTP_CONNECTIONS } from './http-transport.js';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 const MAX_BACKOFF_MS = 30_000;
+/** A "2025-11-25 only" verdict is asked again after this (an upgraded server still answers initialize: nothing else would tell). */
+const LEGACY_VERDICT_MS = 60 * 60_000;
+
+/** The SDK v1 client (2025-11-25) or v2 client (2026-07-28) of an upstream. */
+type AnyClient = Client | ModernClient;
+type SendOptions = { signal?: AbortSignal; timeout?: number; onprogress?: (p: Progress) => void; resetTimeoutOnProgress?: boolean; maxTotalTimeout?: number; headers?: Record<string, string> };
+
+/** One request on either client: both take a request, a result schema and options. */
+function requestOn<T>(client: AnyClient, req: { method: string; params: Record<string, unknown> }, schema: z.ZodType<T>, opts: SendOptions): Promise<T> {
+  return (client as unknown as { request(r: unknown, s: unknown, o: unknown): Promise<T> }).request(req, schema, opts);
+}
 
 export type UpstreamStatus =
   | { state: 'starting' }
@@ -66,7 +82,11 @@ export interface CallOptions {
   onprogress?: (p: Progress) => void;
   /** The agent call this is, so the upstream's requests and log messages during it can reach that agent. */
   origin?: CallOrigin;
-  /** The call's trace context, sent upstream in `params._meta` and, to an http connector, as HTTP headers. */
+  /**
+   * The call's W3C trace context, sent upstream in `params._meta` (both eras)
+   * and, to an http connector, as HTTP headers: the gateway's upstream span
+   * when tracing is on, else the agent's own context passed through.
+   */
   trace?: TraceContext;
 }
 
@@ -77,7 +97,13 @@ export interface CallOptions {
 export class Upstream {
   readonly connector: ToolConnector;
   private readonly opts: UpstreamOptions;
-  private client: Client | undefined;
+  private client: AnyClient | undefined;
+  /** Which revision the upstream speaks, once asked (modern-client.ts); forgotten when a kept "modern" fails. */
+  private verdict: { v: EraVerdict; at: number } | undefined;
+  /** The 2026-07-28 client's subscriptions/listen stream (its tool list changes). */
+  private subscription: McpSubscription | undefined;
+  /** The revision the running client speaks (initialize's answer, or 2026-07-28). */
+  private _protocol: string | undefined;
   private dispatcher: Agent | undefined;
   private _status: UpstreamStatus = { state: 'starting' };
   private _tools: Tool[] = [];
@@ -95,13 +121,13 @@ export class Upstream {
   restarts = 0;
   private readonly relist: RelistScheduler;
   /** The clients whose connection closed (the SDK's "Connection closed" and an upstream's -32000 share a code). */
-  private readonly closedClients = new WeakSet<Client>();
+  private readonly closedClients = new WeakSet<AnyClient>();
   /** `oauth:` connectors: their logins (src/upstreams/oauth/). */
   private readonly oauth: OAuthLogins | undefined;
   /** `oauth: { per: agent }`: whose login lists the tools (undefined: the connector's own). */
   private listingAgent: string | undefined;
-  /** `oauth: { per: agent }`: each calling agent's own MCP session, as itself upstream. */
-  private readonly agentClients = new Map<string, Promise<Client>>();
+  /** `oauth: { per: agent }`: each calling agent's own client (an MCP session for 2025-11-25), as itself upstream. */
+  private readonly agentClients = new Map<string, Promise<AnyClient>>();
 
   constructor(opts: UpstreamOptions) {
     this.opts = opts;
@@ -142,6 +168,10 @@ export class Upstream {
   get status(): UpstreamStatus {
     return this._status;
   }
+  /** The MCP revision spoken with the upstream while it is ready (README, "Protocol eras"). */
+  get protocol(): string | undefined {
+    return this._status.state === 'ready' ? this._protocol : undefined;
+  }
   /**
    * The tools to expose. While a crashed upstream restarts, its last known
    * tools stay listed, so a call gets "not ready, retrying" rather than
@@ -164,18 +194,10 @@ export class Upstream {
     const gen = ++this.generation;
     this._status = { state: 'starting' };
     const log = this.opts.logger.child({ connector: this.connector.name });
-    let client: Client | undefined;
+    let client: AnyClient | undefined;
     try {
       if (this.oauth) this.listingAgent = await this.oauth.listingAgent();
-      const transport = await this.makeTransport(log);
-      client = new Client({ name: 'gatehouse', version: VERSION }, { capabilities: clientCapabilities(this.connector) });
-      client.onerror = (e) => log.debug({ err: errorMessage(e) }, 'upstream transport error');
-      this.handleServerMessages(client);
-      client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
-        if (gen === this.generation) this.relist.changed();
-      });
-      await client.connect(transport, { timeout: this.connectTimeoutMs });
-      deliverResponsesInOrder(transport);
+      client = await this.connectClient(gen, log);
       if (this.stopping || gen !== this.generation) {
         await client.close();
         return;
@@ -185,12 +207,15 @@ export class Upstream {
       client.onclose = () => this.onClosed(gen, live);
       this.relist.listed();
       this._tools = await this.listAllTools(client);
+      if (this.isModern(client)) this.listen(client, gen, log);
       this._status = { state: 'ready' };
       this.startedAt = Date.now();
-      log.info({ tools: this._tools.length }, 'upstream ready');
+      log.info({ tools: this._tools.length, protocol: this.isModern(client) ? MODERN_PROTOCOL_VERSION : 'initialize' }, 'upstream ready');
       this.opts.onToolsChanged();
     } catch (e) {
       if (client) await client.close().catch(() => undefined);
+      // A kept "modern" was adopted without asking: ask again next time.
+      if (this.verdict?.v.kind === 'modern') this.verdict = undefined;
       if (e instanceof GatehouseError && (e.code === 'SECRET_MISSING' || e.code === 'SECRET_UNSAFE' || e.code === 'KEYCHAIN_UNAVAILABLE' || e.code === 'OAUTH_LOGIN_REQUIRED')) {
         // [secrets] Not ready until the secret, the login (or the keychain) changes: the resolver's watch starts it again.
         const name = (e.details?.secret as string | undefined) ?? 'NAME';
@@ -209,6 +234,175 @@ export class Upstream {
       }
       this.scheduleRestart(gen, `${errorMessage(e)}`, log);
     }
+  }
+
+  private isModern(client: AnyClient | undefined): client is ModernClient {
+    return client !== undefined && !(client instanceof Client);
+  }
+
+  /** The revision the registry entry asks for: built-in connectors are in-process 2025-11-25 servers. */
+  private get wanted(): 'auto' | '2025-11-25' | '2026-07-28' {
+    const c = this.connector;
+    return c.kind === 'stdio' || c.kind === 'http' ? c.protocol : '2025-11-25';
+  }
+
+  private keptVerdict(): EraVerdict | undefined {
+    const kept = this.verdict;
+    if (kept && kept.v.kind === 'legacy' && Date.now() - kept.at > LEGACY_VERDICT_MS) this.verdict = undefined;
+    return this.verdict?.v;
+  }
+
+  private notModern(): GatehouseError {
+    const c = this.connector;
+    return new GatehouseError('UPSTREAM_PROTOCOL', `connector "${c.name}" does not speak MCP ${MODERN_PROTOCOL_VERSION} (it asks for it with protocol: ${MODERN_PROTOCOL_VERSION} in ${c.file}); set protocol: auto to use what it speaks`);
+  }
+
+  /**
+   * A connected client in the newest revision the upstream speaks (asked
+   * once, then kept: modern-client.ts), or the one its entry pins.
+   */
+  private async connectClient(gen: number, log: Logger): Promise<AnyClient> {
+    const c = this.connector;
+    const wanted = this.wanted;
+    const kept = this.keptVerdict();
+    if (wanted === '2025-11-25' || (wanted === 'auto' && kept?.kind === 'legacy')) return this.connectLegacy(await this.makeTransport(log), gen, log);
+    if (c.kind === 'stdio') {
+      const transport = await this.makeTransport(log);
+      if (kept?.kind === 'modern') return this.connectModern(transport, kept, gen, log);
+      let probed;
+      try {
+        probed = await probeStdio(transport, Math.min(STDIO_PROBE_MS, this.connectTimeoutMs));
+      } catch (e) {
+        await transport.close().catch(() => undefined);
+        throw e;
+      }
+      if (probed.verdict.kind === 'modern') return this.connectModern(alreadyStarted(transport), probed.verdict, gen, log);
+      if (wanted === '2026-07-28') {
+        await transport.close().catch(() => undefined);
+        throw this.notModern();
+      }
+      this.verdict = { v: probed.verdict, at: Date.now() };
+      log.info('upstream speaks MCP 2025-11-25 (initialize)');
+      // A server that exits on a request before initialize (some do) is started again for it.
+      return this.connectLegacy(probed.alive ? alreadyStarted(transport) : await this.makeTransport(log), gen, log);
+    }
+    if (c.kind !== 'http') return this.connectLegacy(await this.makeTransport(log), gen, log);
+    try {
+      return await this.connectModern(this.modernTransport(c), kept?.kind === 'modern' ? kept : undefined, gen, log);
+    } catch (e) {
+      // The gateway's own refusal inside the probe (no OAuth login, a login refused, a missing secret) is no
+      // answer about the era: it is the failure (not ready, with its fix), and no "2025-11-25" verdict is kept.
+      const own = gatehouseCause(e);
+      if (own) throw own;
+      if (!isLegacyVerdict(e)) throw e;
+      if (wanted === '2026-07-28') throw this.notModern();
+      this.verdict = { v: { kind: 'legacy' }, at: Date.now() };
+      log.info('upstream speaks MCP 2025-11-25 (initialize)');
+      return this.connectLegacy(await this.makeTransport(log), gen, log);
+    }
+  }
+
+  /** The same fetch as the 2025-11-25 transport: secrets, origin, body caps and, for `oauth:` connectors, the Bearer token (refreshed on a 401). */
+  private modernTransport(c: Extract<ToolConnector, { kind: 'http' }>): ModernTransport {
+    this.dispatcher ??= httpDispatcher(this.connectTimeoutMs);
+    return modernHttpTransport(c, {
+      owner: this,
+      dispatcher: this.dispatcher,
+      secrets: this.opts.secrets,
+      connectTimeoutMs: this.connectTimeoutMs,
+      resultBytes: this.limits.resultBytes,
+      ...(this.oauth ? { oauth: this.oauth.session(this.listingAgent) } : {}),
+    });
+  }
+
+  /** The SDK v1 client over `transport`, connected with `initialize` (2025-11-25), as it always was. */
+  private async connectLegacy(transport: Transport, gen: number, log: Logger): Promise<Client> {
+    const client = new Client({ name: 'gatehouse', version: VERSION }, { capabilities: clientCapabilities(this.connector) });
+    try {
+      client.onerror = (e) => log.debug({ err: errorMessage(e) }, 'upstream transport error');
+      this.handleServerMessages(client);
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+        if (gen === this.generation) this.relist.changed();
+      });
+      // What initialize settled on (the client hands it to the transport, which keeps it for HTTP headers).
+      const keep = transport.setProtocolVersion?.bind(transport);
+      transport.setProtocolVersion = (v: string) => {
+        this._protocol = v;
+        keep?.(v);
+      };
+      await client.connect(transport, { timeout: this.connectTimeoutMs });
+      deliverResponsesInOrder(transport);
+      return client;
+    } catch (e) {
+      await client.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** The SDK v2 client (2026-07-28): asks with server/discover, or adopts a kept answer without a round trip. */
+  private async connectModern(transport: Transport | ModernTransport, kept: Extract<EraVerdict, { kind: 'modern' }> | undefined, gen: number, log: Logger): Promise<ModernClient> {
+    const client = modernClient(this.connector, this.connectTimeoutMs);
+    try {
+      client.onerror = (e) => log.debug({ err: errorMessage(e) }, 'upstream transport error');
+      this.handleModernMessages(client, gen);
+      await client.connect(transport as ModernTransport, kept ? { prior: kept, timeout: this.connectTimeoutMs } : { timeout: this.connectTimeoutMs });
+      deliverResponsesInOrder(transport as Transport);
+      const discover = client.getDiscoverResult() ?? kept?.discover;
+      if (discover) this.verdict = { v: { kind: 'modern', discover }, at: Date.now() };
+      this._protocol = MODERN_PROTOCOL_VERSION;
+      return client;
+    } catch (e) {
+      await client.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * A 2026-07-28 upstream's tool list changes come on a subscriptions/listen
+   * stream (no unsolicited notifications): opened once ready, opened again
+   * (and the list read again) when it drops.
+   */
+  private listen(client: ModernClient, gen: number, log: Logger, delayMs = 0): void {
+    if (!client.getServerCapabilities()?.tools?.listChanged) return;
+    const open = () => {
+      if (this.stopping || gen !== this.generation || this.client !== client) return;
+      client.listen({ toolsListChanged: true }).then(
+        (sub) => {
+          this.subscription = sub;
+          void sub.closed.then((how) => {
+            if (how !== 'remote' || this.stopping || gen !== this.generation || this.client !== client) return;
+            log.debug('upstream subscription dropped; listening again');
+            this.relist.changed();
+            this.listen(client, gen, log, Math.min(Math.max(delayMs * 2, 250), MAX_BACKOFF_MS));
+          });
+        },
+        (e: unknown) => log.debug({ err: errorMessage(e) }, 'upstream refused subscriptions/listen; its tool list is read at restarts only'),
+      );
+    };
+    if (delayMs === 0) open();
+    else setTimeout(open, delayMs).unref();
+  }
+
+  /** A 2026-07-28 upstream's input requests (inside its results) and log messages go the same way as a 2025 one's. */
+  private handleModernMessages(client: ModernClient, gen: number): void {
+    const handler = this.opts.serverMessages;
+    const c = this.connector;
+    const contextFollowsCall = c.kind === 'http';
+    // The SDK's driver names each input request by its key in the upstream's inputRequests (ctx.mcpReq.id).
+    const ask = (method: 'sampling/createMessage' | 'elicitation/create') => async (req: { params?: unknown }, ctx: { mcpReq: { signal: AbortSignal; id: string | number } }) => {
+      if (!handler) throw new McpError(ErrorCode.MethodNotFound, 'Method not found');
+      const route = routeInputRequest(this, this.inFlight);
+      return handler.request({ connector: c, method, params: req.params, route, signal: ctx.mcpReq.signal, timeoutMs: this.callTimeoutMs, key: String(ctx.mcpReq.id) });
+    };
+    // Only what the registry allows is declared, so only that has a handler (an upstream asking for more fails the call).
+    if (c.sampling === 'allow') client.setRequestHandler('sampling/createMessage', ask('sampling/createMessage') as never);
+    if (c.elicitation === 'allow') client.setRequestHandler('elicitation/create', ask('elicitation/create') as never);
+    client.setNotificationHandler('notifications/message', (n) => {
+      handler?.log({ connector: c, params: n.params, route: routeMessage(this, contextFollowsCall, this.inFlight) });
+    });
+    client.setNotificationHandler('notifications/tools/list_changed', () => {
+      if (gen === this.generation) this.relist.changed();
+    });
   }
 
   private async makeTransport(log: Logger): Promise<Transport> {
@@ -236,25 +430,37 @@ export class Upstream {
   }
 
   /**
-   * `oauth: { per: agent }`: the calling agent's own MCP session with the
-   * upstream, opened with its login at its first call (OAUTH_LOGIN_REQUIRED
-   * naming `connector login NAME --for AGENT` when it has none).
+   * `oauth: { per: agent }`: the calling agent's own client of the upstream,
+   * opened with its login at its first call (OAUTH_LOGIN_REQUIRED naming
+   * `connector login NAME --for AGENT` when it has none): an MCP session of
+   * its own with a 2025-11-25 upstream; with a 2026-07-28 one, a client of
+   * the same era (the connector's verdict adopted, no probe) whose every
+   * request carries the agent's token.
    */
-  private agentClient(agent: string): Promise<Client> {
+  private agentClient(agent: string): Promise<AnyClient> {
     const known = this.agentClients.get(agent);
     if (known) return known;
     const c = this.connector;
     const oauth = this.oauth;
     if (c.kind !== 'http' || !oauth || !this.dispatcher) return Promise.reject(new GatehouseError('INTERNAL', `connector "${c.name}" has no per-agent logins`));
     const dispatcher = this.dispatcher;
+    const kept = this.verdict?.v;
+    const modern = this.isModern(this.client) && kept?.kind === 'modern' ? kept : undefined;
     const opening = (async () => {
       // The login first: an agent without one gets the fix, not a connection attempt.
       await oauth.session(agent).token();
-      const transport = httpTransport(c, { owner: this, dispatcher, secrets: this.opts.secrets, connectTimeoutMs: this.connectTimeoutMs, resultBytes: this.limits.resultBytes, oauth: oauth.session(agent) });
-      const client = new Client({ name: 'gatehouse', version: VERSION }, { capabilities: clientCapabilities(c) });
-      this.handleServerMessages(client);
-      await client.connect(transport, { timeout: this.connectTimeoutMs });
-      deliverResponsesInOrder(transport);
+      const deps = { owner: this, dispatcher, secrets: this.opts.secrets, connectTimeoutMs: this.connectTimeoutMs, resultBytes: this.limits.resultBytes, oauth: oauth.session(agent) };
+      let client: AnyClient;
+      if (modern) {
+        client = await this.connectModern(modernHttpTransport(c, deps), modern, this.generation, this.opts.logger.child({ connector: c.name, agent }));
+      } else {
+        const transport = httpTransport(c, deps);
+        const legacy = new Client({ name: 'gatehouse', version: VERSION }, { capabilities: clientCapabilities(c) });
+        this.handleServerMessages(legacy);
+        await legacy.connect(transport, { timeout: this.connectTimeoutMs });
+        deliverResponsesInOrder(transport);
+        client = legacy;
+      }
       client.onclose = () => {
         this.closedClients.add(client);
         if (this.agentClients.get(agent) === opening) this.agentClients.delete(agent);
@@ -308,10 +514,10 @@ export class Upstream {
   }
 
   /** The upstream's whole tool list, within its limits (tool-list.ts); each page is an Exchange capped at limits.toolListBytes. */
-  private listAllTools(client: Client): Promise<Tool[]> {
+  private listAllTools(client: AnyClient): Promise<Tool[]> {
     const limit: BodyLimit = { bytes: this.limits.toolListBytes, key: 'toolListBytes' };
     return listAllTools(this.connector.name, this.limits, (cursor) =>
-      this.exchange(limit, undefined, (signal) => client.request({ method: 'tools/list', params: cursor === undefined ? {} : { cursor } }, ToolPageSchema, { signal, timeout: this.connectTimeoutMs })),
+      this.exchange(limit, undefined, (signal) => requestOn(client, { method: 'tools/list', params: cursor === undefined ? {} : { cursor } }, ToolPageSchema, { signal, timeout: this.connectTimeoutMs })),
     );
   }
 
@@ -320,10 +526,11 @@ export class Upstream {
    * and stream end with it, its body is capped at `limit`, and a failure of the
    * exchange's own (body too large, callMax) is what it throws.
    */
-  private async exchange<T>(limit: BodyLimit, origin: CallOrigin | undefined, send: (signal: AbortSignal) => Promise<T>, prepare?: (ex: Exchange) => void): Promise<T> {
-    const ex = new Exchange(limit);
+  private async exchange<T>(limit: BodyLimit, origin: CallOrigin | undefined, send: (signal: AbortSignal) => Promise<T>, prepare?: (ex: Exchange) => void, everyPostOwn = false): Promise<T> {
+    const ex = new Exchange(limit, { everyPostOwn });
     prepare?.(ex);
     const scope: CallScope = origin ? { owner: this, origin, exchange: ex } : { owner: this, exchange: ex };
+    bindScope(ex.requestSignal, scope);
     try {
       return await callContext.run(scope, () => send(ex.requestSignal));
     } catch (e) {
@@ -350,7 +557,7 @@ export class Upstream {
     }
   }
 
-  private onClosed(gen: number, client: Client): void {
+  private onClosed(gen: number, client: AnyClient): void {
     this.closedClients.add(client);
     if (this.stopping || gen !== this.generation) return;
     if (this.client === client) this.client = undefined;
@@ -394,13 +601,19 @@ export class Upstream {
     try {
       // The call's origin and Exchange travel with the request: the upstream's requests made during it find
       // their agent, and its HTTP request and stream end with it (timeout and cancellation included).
+      const modern = this.isModern(client);
+      // To a 2026-07-28 upstream each call carries its own capabilities and log level (modern-client.ts).
+      const meta = modern ? modernCallMeta(this.connector, origin?.channel, opts.trace) : opts.trace ? { ...opts.trace } : undefined;
+      // Its Mcp-Param-* headers, as its own tool definition declares them (param-headers.ts).
+      const headers = modern ? paramHeaders(paramDeclarations(this._tools.find((t) => t.name === name)?.inputSchema), args) : {};
       const result = (await this.exchange(
         { bytes: this.limits.resultBytes, key: 'resultBytes' },
         origin,
         (signal) =>
-          client.request({ method: 'tools/call', params: { name, arguments: args, ...(opts.trace ? { _meta: { ...opts.trace } } : {}) } }, CallToolResultSchema, {
+          requestOn(client, { method: 'tools/call', params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) } }, CallToolResultSchema, {
             signal,
             timeout,
+            ...(Object.keys(headers).length > 0 ? { headers } : {}),
             ...(opts.onprogress ? { onprogress: opts.onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: callMax } : {}),
           }),
         (ex) => {
@@ -409,6 +622,7 @@ export class Upstream {
           // The SDK checks maxTotalTimeout only when progress arrives: this deadline holds whatever the upstream sends.
           ex.deadline(callMax, () => this.callMaxError(callMax));
         },
+        modern,
       )) as CallToolResult;
       const bad = nonFinitePath(result);
       if (bad !== undefined) {
@@ -426,7 +640,8 @@ export class Upstream {
       }
       if (e instanceof GatehouseError && e.code === 'OAUTH_LOGIN_REQUIRED' && !this.oauth?.perAgent) this.loginLost(e);
       if (opts.signal.aborted && !(e instanceof GatehouseError)) throw new GatehouseError('UPSTREAM_ERROR', `call to connector "${connectorName}" was cancelled`, { cause: e });
-      if (e instanceof McpError && e.code === ErrorCode.RequestTimeout && (e.data as { maxTotalTimeout?: unknown } | undefined)?.maxTotalTimeout !== undefined) throw this.callMaxError(callMax);
+      const timedOut = (e instanceof McpError && e.code === ErrorCode.RequestTimeout) || (e instanceof SdkError && e.code === SdkErrorCode.RequestTimeout);
+      if (timedOut && ((e as { data?: { maxTotalTimeout?: unknown } }).data?.maxTotalTimeout !== undefined)) throw this.callMaxError(callMax);
       throw classifyUpstreamError(connectorName, e, { timeoutMs: timeout, connectionClosed: this.closedClients.has(client) });
     } finally {
       if (origin) this.inFlight.delete(origin);
@@ -453,8 +668,17 @@ export class Upstream {
     clearTimeout(this.restartTimer);
     const client = this.client;
     this.client = undefined;
+    await this.subscription?.close().catch(() => undefined);
     await client?.close().catch(() => undefined);
     await this.closeAgentClients();
     await this.dispatcher?.close().catch(() => undefined);
   }
+}
+
+/** The GatehouseError an SDK error wraps (the v2 client's version probe wraps what the transport's fetch threw), if any. */
+function gatehouseCause(e: unknown): GatehouseError | undefined {
+  for (let x: unknown = e, depth = 0; x instanceof Error && depth < 4; x = (x as { cause?: unknown }).cause, depth++) {
+    if (x instanceof GatehouseError) return x;
+  }
+  return undefined;
 }

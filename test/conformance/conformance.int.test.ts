@@ -7,13 +7,11 @@
  * stdio (found as the only call in flight). The fixture does not check Host, so
  * dns-rebinding-protection passes only through the gateway's own check.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, ROOT, tempDir, type ConnectorSpec, type HttpFixture } from '../helpers/gateway.js';
-import { CONFORMANCE_CLI, NODE22, spawnConformanceFixture, stdioConformance } from './helpers.js';
+import { ROOT, tempDir, type HttpFixture } from '../helpers/gateway.js';
+import { conformanceRun, NODE22, spawnConformanceFixture, stdioConformance, type Outcome } from './helpers.js';
 
 /** The scenarios issue 9 requires, each of which must pass with no failure and no warning. */
 export const REQUIRED = [
@@ -39,69 +37,8 @@ export const REQUIRED = [
 ] as const;
 /** Required but not in the CLI's active suite (0.1.x): run on their own. */
 const OUTSIDE_ACTIVE_SUITE = ['json-schema-2020-12'];
-const AGENT = join(ROOT, 'test', 'fixtures', 'conformance-agent.mjs');
 const BASELINE = join(ROOT, 'test', 'conformance', 'not-brokered.yml');
 const RUN_TIMEOUT_MS = 120_000;
-
-interface Check {
-  id: string;
-  status: string;
-  errorMessage?: string;
-}
-interface AgentReport {
-  ms: number;
-  runs: Array<{ name: string; code: number | null; signal: string | null; tail: string }>;
-  scenarios: Record<string, Check[]>;
-}
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-  report: AgentReport | undefined;
-  audit: Array<Record<string, unknown>>;
-}
-
-const POLICY = { version: 1, default: 'deny', rules: [{ id: 'conformance-fixture', match: { tool: '*' }, effect: 'allow' }] };
-
-/** One `gatehouse run` (in-process gateway) with the conformance CLI as the agent. */
-async function conformanceRun(base: string, connector: ConnectorSpec): Promise<Outcome> {
-  const dirs = { registry: join(base, 'registry'), policies: join(base, 'policies'), state: join(base, 'state'), ws: join(base, 'ws') };
-  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
-  writeFileSync(join(dirs.registry, `${connector.name}.yaml`), stringify(connector));
-  writeFileSync(join(dirs.policies, 'conformance.yaml'), stringify(POLICY));
-  const args = ['run', '--agent', 'conformance', '--workspace', dirs.ws, '--ro', ROOT, '--registry', dirs.registry, '--policies', dirs.policies, '--state', dirs.state, '--no-mcp-config'];
-  const command = [NODE22, AGENT, CONFORMANCE_CLI, BASELINE, ...OUTSIDE_ACTIVE_SUITE];
-  const started = Date.now();
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args, '--', ...command], { env: { PATH: process.env.PATH, HOME: base }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS - 5_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-  const last = r.stdout.trim().split('\n').at(-1) ?? '';
-  let report: AgentReport | undefined;
-  try {
-    report = JSON.parse(last) as AgentReport;
-  } catch {
-    report = undefined;
-  }
-  const auditDir = join(dirs.state, 'audit');
-  const audit = readdirSync(auditDir)
-    .filter((f) => f.endsWith('.jsonl'))
-    .sort()
-    .flatMap((f) => readFileSync(join(auditDir, f), 'utf8').split('\n'))
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { ...r, ms: Date.now() - started, report, audit };
-}
 
 const base = tempDir('gh-conformance-');
 let fixture: HttpFixture;
@@ -112,8 +49,8 @@ beforeAll(async () => {
   const connector = { prefix: '', sampling: 'allow', elicitation: 'allow' };
   // Both transports at once: separate state, separate sandboxes (each has its own port 8931).
   const [http, stdio] = await Promise.all([
-    conformanceRun(join(base, 'http'), { name: 'conformance', kind: 'http', url: fixture.url, ...connector }),
-    conformanceRun(join(base, 'stdio'), stdioConformance('conformance', connector)),
+    conformanceRun(join(base, 'http'), { name: 'conformance', kind: 'http', url: fixture.url, ...connector }, [BASELINE, ...OUTSIDE_ACTIVE_SUITE], RUN_TIMEOUT_MS),
+    conformanceRun(join(base, 'stdio'), stdioConformance('conformance', connector), [BASELINE, ...OUTSIDE_ACTIVE_SUITE], RUN_TIMEOUT_MS),
   ]);
   outcomes.http = http;
   outcomes.stdio = stdio;

@@ -10,6 +10,9 @@
  * here, on the same token endpoint. The MCP server is the SDK's Streamable
  * HTTP server behind its requireBearerAuth, whose 401 names the protected
  * resource metadata; its `whoami` tool tells which user's token a call carried.
+ * With `era: '2026-07-28'` the MCP server is the SDK v2's instead, serving
+ * the 2026-07-28 revision only (no 2025-11-25 fallback), behind the same
+ * Bearer check.
  */
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
@@ -25,6 +28,8 @@ import type { OAuthRegisteredClientsStore } from '@modelcontextprotocol/sdk/serv
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { OAuthClientInformationFull, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { z } from 'zod';
+import { createMcpHandler, McpServer as ModernMcpServer } from '@modelcontextprotocol/server';
+import { toNodeHandler } from '@modelcontextprotocol/node';
 
 export const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -211,7 +216,7 @@ export interface McpResource extends Listening {
 }
 
 /** The remote MCP server at /mcp: Bearer tokens of `as` only, for its own resource. */
-export async function startMcpResource(as: AuthServer, opts: { scopes?: string[] } = {}): Promise<McpResource> {
+export async function startMcpResource(as: AuthServer, opts: { scopes?: string[]; era?: '2025-11-25' | '2026-07-28' } = {}): Promise<McpResource> {
   const app = express();
   const seen: string[] = [];
   const calls: string[] = [];
@@ -230,6 +235,29 @@ export async function startMcpResource(as: AuthServer, opts: { scopes?: string[]
     requireBearerAuth({ verifier: as.provider, resourceMetadataUrl: `${server.origin}/.well-known/oauth-protected-resource/mcp`, expectedResource: mcpUrl }),
   );
   app.use(express.json());
+  if (opts.era === '2026-07-28') {
+    // A modern-only server: a 2025-11-25 client (an initialize) is refused, so only a 2026-07-28 client gets anywhere.
+    const userOf = (auth: { extra?: Record<string, unknown> } | undefined) => String((auth?.extra as { user?: string } | undefined)?.user);
+    const handler = createMcpHandler(
+      () => {
+        const mcp = new ModernMcpServer({ name: 'oauth-resource-2026', version: '1.0.0' });
+        mcp.registerTool('whoami', { description: 'The user whose token this call carried', inputSchema: z.object({}) }, async (_args, ctx) => {
+          const user = userOf(ctx.http?.authInfo);
+          calls.push(user);
+          return { content: [{ type: 'text', text: user }] };
+        });
+        mcp.registerTool('echo', { description: 'Echoes text', inputSchema: z.object({ text: z.string() }) }, async ({ text }, ctx) => {
+          calls.push(userOf(ctx.http?.authInfo));
+          return { content: [{ type: 'text', text }] };
+        });
+        return mcp;
+      },
+      { legacy: 'reject' },
+    );
+    const node = toNodeHandler(handler);
+    app.all('/mcp', (req: Request, res: Response) => void node(req as never, res as never, req.body));
+    return { url: mcpUrl.href, origin: server.origin, seen, calls, close: closer(server.server) };
+  }
   app.all('/mcp', async (req: Request, res: Response) => {
     const sid = req.headers['mcp-session-id'];
     let t = typeof sid === 'string' ? transports.get(sid) : undefined;

@@ -10,7 +10,7 @@
  * Attributes of Gatehouse's own are under `gatehouse.*`.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
-import { setGlobalErrorHandler, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { parseKeyPairsIntoRecord, setGlobalErrorHandler, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider, type Sampler, type SpanExporter } from '@opentelemetry/sdk-trace';
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
@@ -18,6 +18,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { VERSION } from '../config/paths.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import { scrub } from './siem/sinks/http.js';
 import type { CallTrace, ModelSpan, PolicySpan, PolicyVerdict, RequestTrace, TraceContext, TracedRequest, Tracing, TracingConfig, UpstreamSpan } from './traces.js';
 
 /** Methods named in the MCP semantic conventions; another method's span is named `unknown_method` (its name is the agent's text). */
@@ -61,8 +62,17 @@ function contextOf(span: Span): TraceContext {
   return out.tracestate !== undefined ? { traceparent: out.traceparent as string, tracestate: out.tracestate } : { traceparent: out.traceparent as string };
 }
 
+/**
+ * The configured sampler. A `parentbased_*` one follows the parent only
+ * within the gateway (its own child spans); for a remote parent (the agent's
+ * `traceparent`) it decides as its root sampler does, whatever the agent's
+ * sampled flag says: flag 00 must not hide an agent's calls from the tracing
+ * backend, nor flag 01 defeat ratio sampling. The agent's trace id and parent
+ * span are still used (correlation), only not its decision.
+ */
 function samplerOf(c: TracingConfig['sampler']): Sampler {
   const ratio = () => new TraceIdRatioBasedSampler(c.arg ?? 1);
+  const ours = (root: Sampler) => new ParentBasedSampler({ root, remoteParentSampled: root, remoteParentNotSampled: root });
   switch (c.name) {
     case 'always_on':
       return new AlwaysOnSampler();
@@ -71,12 +81,38 @@ function samplerOf(c: TracingConfig['sampler']): Sampler {
     case 'traceidratio':
       return ratio();
     case 'parentbased_always_off':
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+      return ours(new AlwaysOffSampler());
     case 'parentbased_traceidratio':
-      return new ParentBasedSampler({ root: ratio() });
+      return ours(ratio());
     default:
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+      return ours(new AlwaysOnSampler());
   }
+}
+
+/**
+ * The credential values of OTEL_EXPORTER_OTLP_[TRACES_]HEADERS (as the
+ * exporters parse them: W3C baggage-style `key=value` pairs, percent-decoded),
+ * each whole, as written, and without its scheme (`Bearer <token>`: the
+ * token alone, which a collector may quote without it): scrubbed from what a
+ * collector says before it is logged.
+ */
+function headerSecrets(env: NodeJS.ProcessEnv): string[] {
+  const out = new Set<string>();
+  for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS']) {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') continue;
+    for (const value of Object.values(parseKeyPairsIntoRecord(raw))) {
+      out.add(value);
+      const scheme = /^\S+\s+(\S.*)$/.exec(value);
+      if (scheme?.[1] !== undefined) out.add(scheme[1]);
+    }
+    for (const pair of raw.split(',')) {
+      const eq = pair.indexOf('=');
+      if (eq >= 0) out.add(pair.slice(eq + 1).trim());
+    }
+  }
+  // Longest first: a whole value is replaced before the token in it.
+  return [...out].filter((s) => s !== '').sort((a, b) => b.length - a.length);
 }
 
 interface OpenRequest {
@@ -92,8 +128,8 @@ export class OtelTracing implements Tracing {
   /** Requests in flight per MCP session id (only sessions with an id; initialize is traced through its transport). */
   readonly #sessions = new Map<string, Map<string | number, OpenRequest>>();
 
-  /** `exporter`: the OTLP exporter of the configured protocol (it reads OTEL_EXPORTER_OTLP_* itself). */
-  constructor(config: TracingConfig, exporter: SpanExporter, logger: Logger) {
+  /** `exporter`: the OTLP exporter of the configured protocol (it reads OTEL_EXPORTER_OTLP_* itself, from `env`). */
+  constructor(config: TracingConfig, exporter: SpanExporter, logger: Logger, env: NodeJS.ProcessEnv = process.env) {
     this.config = config;
     const resource = resourceFromAttributes({ 'service.name': config.serviceName, 'service.version': VERSION }).merge(detectResources({ detectors: [envDetector] }));
     this.#provider = new TracerProvider({
@@ -104,11 +140,15 @@ export class OtelTracing implements Tracing {
     this.#tracer = this.#provider.getTracer('gatehouse', VERSION);
     // A collector that is down costs a log line a minute, never a call.
     let lastLogged = Number.NEGATIVE_INFINITY;
+    // What a collector says (its status text, its error body) may quote the headers it was sent.
+    const secrets = headerSecrets(env);
     setGlobalErrorHandler((e) => {
       const now = Date.now();
       if (now - lastLogged < EXPORT_ERROR_LOG_MS) return;
       lastLogged = now;
-      logger.warn({ err: errorMessage(e), endpoint: config.endpoint }, 'tracing: spans could not be exported (they are dropped, calls go on)');
+      const data = (e as { data?: unknown } | undefined)?.data;
+      const answer = typeof data === 'string' && data !== '' ? { answer: cut(scrub(data, secrets)) } : {};
+      logger.warn({ err: scrub(errorMessage(e), secrets), ...answer, endpoint: config.endpoint }, 'tracing: spans could not be exported (they are dropped, calls go on)');
     });
     logger.info({ protocol: config.protocol, endpoint: config.endpoint }, 'tracing on: OTLP export');
   }

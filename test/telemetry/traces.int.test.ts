@@ -176,6 +176,21 @@ describe('OTLP over HTTP/protobuf', () => {
     }
   });
 
+  it('an agent sending traceparent with the sampled flag 00 cannot hide its calls: the default sampler still exports them, in the agent’s trace', async () => {
+    const unsampled = `00-${AGENT_TRACE}-${AGENT_SPAN}-00`;
+    const { sid, result } = await rawCall(t, 'alice', 'web__echo', { text: 'hidden?' }, { traceparent: unsampled });
+    expect(result.error).toBeUndefined();
+    const spans = await spansOf(t, c, (s) => {
+      const server = serverSpan(s, 'web__echo', sid);
+      return server !== undefined && childrenOf(s, server).length >= 4;
+    }, 'the spans of the unsampled-flag call');
+    const server = serverSpan(spans, 'web__echo', sid) as ReceivedSpan;
+    // The agent's trace id and parent are kept (correlation); only its sampling decision is not.
+    expect(server.traceId).toBe(AGENT_TRACE);
+    expect(server.parentSpanId).toBe(AGENT_SPAN);
+    expect(childrenOf(spans, server).map((x) => x.name).sort()).toEqual(['audit write', 'audit write', 'run_guardrail gatehouse-policy', 'tools/call echo']);
+  });
+
   it('a denied call’s guardrail span says deny, block and the rule; the call span has error.type tool_error', async () => {
     const { sid } = await rawCall(t, 'mallory', 'fx__echo', { text: 'no' });
     const spans = await spansOf(t, c, (s) => {
@@ -287,6 +302,38 @@ describe('OTLP over gRPC, and content capture when configured', () => {
     const server = serverSpan(spans, 'web__echo', sid) as ReceivedSpan;
     expect(JSON.parse(server.attributes['gen_ai.tool.call.arguments'] as string)).toEqual({ text: 'captured words' });
     expect(JSON.parse(server.attributes['gen_ai.tool.call.result'] as string)).toMatchObject({ content: [{ type: 'text', text: 'captured words' }] });
+  });
+});
+
+describe('sampling is the gateway’s, not the agent’s', () => {
+  let c: Collector;
+  let t: TestGateway;
+  beforeAll(async () => {
+    c = await startHttpCollector();
+    t = await startTraced(c, { OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await c?.close();
+  });
+
+  it('with a ratio sampler of 0, an agent sending traceparent with the sampled flag 01 (params._meta or the HTTP header) gets no span exported', async () => {
+    const sampled = `00-${AGENT_TRACE}-${AGENT_SPAN}-01`;
+    const { result } = await rawCall(t, 'alice', 'web__echo', { text: 'force me' }, { traceparent: sampled });
+    expect((result.result as { content: Array<{ text: string }> }).content[0]?.text).toBe('force me');
+    const key = await t.mint('alice');
+    const res = await fetch(`http://127.0.0.1:${t.port}/llm/anth/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': key, traceparent: sampled },
+      body: JSON.stringify({ model: 'claude-sim', max_tokens: 8, messages: [{ role: 'user', content: 'hello' }] }),
+    });
+    expect(res.status).toBe(200);
+    await res.text();
+    // Past the batch delay (100 ms here) and a flush: whatever was recorded has been exported by now.
+    await new Promise((r) => setTimeout(r, 500));
+    await t.gw.tracing?.flush();
+    expect(c.spans).toEqual([]);
+    expect(c.exports).toBe(0);
   });
 });
 

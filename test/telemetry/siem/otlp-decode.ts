@@ -4,7 +4,8 @@
  * LogRecord, with KeyValue/AnyValue attributes (field numbers from
  * opentelemetry-proto: collector/logs/v1/logs_service.proto, logs/v1/logs.proto,
  * common/v1/common.proto). Protobuf wire format: varint tags, types 0
- * (varint), 1 (64-bit), 2 (length-delimited), 5 (32-bit).
+ * (varint), 1 (64-bit), 2 (length-delimited), 5 (32-bit). And the one
+ * answer a collector stand-in needs beyond an empty one: a partial success.
  */
 type Field = { n: number; type: number; value: bigint | Buffer };
 
@@ -124,4 +125,22 @@ export function decodeLogsRequest(buf: Buffer): LogRecord[] {
     }
   }
   return out;
+}
+
+function encodeVarint(n: number): Buffer {
+  const out: number[] = [];
+  let v = n;
+  while (v > 0x7f) {
+    out.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return Buffer.from(out);
+}
+
+/** ExportLogsServiceResponse { partial_success = 1: { rejected_log_records = 1; error_message = 2 } } (logs_service.proto). */
+export function partialSuccess(rejected: number, message: string): Buffer {
+  const text = Buffer.from(message, 'utf8');
+  const inner = Buffer.concat([Buffer.from([0x08]), encodeVarint(rejected), Buffer.from([0x12]), encodeVarint(text.length), text]);
+  return Buffer.concat([Buffer.from([0x0a]), encodeVarint(inner.length), inner]);
 }

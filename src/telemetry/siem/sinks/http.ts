@@ -37,7 +37,7 @@ interface Answer {
  * receiver or a proxy that quotes the request in its error page must not put
  * them in the sink's error (status, admin API, log).
  */
-function scrub(text: string, secrets: readonly string[]): string {
+export function scrub(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const s of secrets) {
     if (s.length < 4) continue;

@@ -242,6 +242,43 @@ describe('console pages in Chromium', () => {
     await expect.poll(() => verify.textContent(), { timeout: 20_000 }).toMatch(/^Chain OK: \d+ records/);
     expect(await verify.textContent()).toMatch(/last checkpoint at seq \d+ \(\d{4}-\d\d-\d\dT[^)]+\), \d+ records after it/);
   });
+  it('stale_audit_search_answer_is_dropped_not_appended_to_a_newer_search', async () => {
+    const client = await t.client('stale');
+    for (let i = 0; i < 3; i++) await client.callTool({ name: 'fx__add', arguments: { a: i, b: 2 } });
+    await until(() => t.audit().filter((r) => r.event === 'tools/call' && r.agent === 'stale').length === 3 || undefined, '3 audit records');
+    await page.click('a[data-nav="audit"]');
+    const rows = page.locator('#audit-table tbody tr.clickable');
+    await expect.poll(() => rows.count()).toBeGreaterThan(3);
+    // Search A (every agent's fx__add calls) answers only after search B (agent "stale") submitted next.
+    let releaseA!: () => void;
+    const heldA = new Promise<void>((r) => (releaseA = r));
+    let seen = 0;
+    const answered: Promise<void>[] = [];
+    await page.route('**/admin/audit?*', (route) => {
+      const first = seen++ === 0;
+      answered.push((first ? heldA : Promise.resolve()).then(() => route.continue()).catch(() => undefined));
+    });
+    try {
+      await page.fill('#audit-form input[name="agent"]', '');
+      await page.fill('#audit-form input[name="tool"]', 'fx__add');
+      await page.click('#audit-form button[type="submit"]');
+      await expect.poll(() => seen).toBe(1);
+      await page.fill('#audit-form input[name="agent"]', 'stale');
+      await page.click('#audit-form button[type="submit"]');
+      await expect.poll(() => rows.count()).toBe(3);
+      releaseA();
+      await Promise.all(answered);
+      // A's answer (every agent's records) has arrived by now; the table still shows only B's.
+      await page.waitForTimeout(300);
+      expect(await rows.count()).toBe(3);
+      const agents = await page.locator('#audit-table tbody tr.clickable td:nth-child(4)').allTextContents();
+      expect(new Set(agents)).toEqual(new Set(['stale']));
+    } finally {
+      releaseA();
+      await Promise.all(answered);
+      await page.unroute('**/admin/audit?*');
+    }
+  });
 });
 
 describe('approval notifications', () => {

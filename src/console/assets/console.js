@@ -478,6 +478,9 @@ function auditQuery() {
 }
 
 async function searchAudit(fresh) {
+  // A newer search supersedes one still in flight: its answer is dropped, not appended (opening the page and
+  // submitting the form at once would otherwise show both result sets in one table).
+  const gen = fresh ? (state.auditGen = (state.auditGen ?? 0) + 1) : state.auditGen;
   if (fresh) {
     state.auditQuery = auditQuery().toString();
     state.auditCursor = null;
@@ -491,9 +494,10 @@ async function searchAudit(fresh) {
   try {
     page = await api('GET', `/admin/audit?${params}`);
   } catch (e) {
-    setText($('#audit-error'), e.message);
+    if (gen === state.auditGen) setText($('#audit-error'), e.message);
     return;
   }
+  if (gen !== state.auditGen) return;
   const body = $('#audit-table').tBodies[0];
   for (const r of page.records) {
     const row = el(

@@ -304,15 +304,20 @@ export class Upstream {
 
   /** The same fetch as the 2025-11-25 transport: secrets, origin, body caps and, for `oauth:` connectors, the Bearer token (refreshed on a 401). */
   private modernTransport(c: Extract<ToolConnector, { kind: 'http' }>): ModernTransport {
+    return modernHttpTransport(c, this.httpOptions());
+  }
+
+  /** What both eras' HTTP transports are built with (one dispatcher per connector). */
+  private httpOptions(): Parameters<typeof httpTransport>[1] {
     this.dispatcher ??= httpDispatcher(this.connectTimeoutMs);
-    return modernHttpTransport(c, {
+    return {
       owner: this,
       dispatcher: this.dispatcher,
       secrets: this.opts.secrets,
       connectTimeoutMs: this.connectTimeoutMs,
       resultBytes: this.limits.resultBytes,
       ...(this.oauth ? { oauth: this.oauth.session(this.listingAgent) } : {}),
-    });
+    };
   }
 
   /** The SDK v1 client over `transport`, connected with `initialize` (2025-11-25), as it always was. */
@@ -408,17 +413,7 @@ export class Upstream {
   private async makeTransport(log: Logger): Promise<Transport> {
     const c = this.connector;
     if (c.kind === 'stdio') return stdioTransport(c, { baseDir: this.opts.baseDir, secrets: this.opts.secrets, log, ...(this.opts.confine ? { confine: this.opts.confine } : {}) });
-    if (c.kind === 'http') {
-      this.dispatcher ??= httpDispatcher(this.connectTimeoutMs);
-      return httpTransport(c, {
-        owner: this,
-        dispatcher: this.dispatcher,
-        secrets: this.opts.secrets,
-        connectTimeoutMs: this.connectTimeoutMs,
-        resultBytes: this.limits.resultBytes,
-        ...(this.oauth ? { oauth: this.oauth.session(this.listingAgent) } : {}),
-      });
-    }
+    if (c.kind === 'http') return httpTransport(c, this.httpOptions());
     // Built-in REST connector (src/connectors/): an in-process MCP server on a linked in-memory pair.
     const secrets = this.opts.secrets;
     return builtinTransport(c, {

@@ -23,7 +23,7 @@ import { loadRegistry } from '../registry/load.js';
 import { isProvider, type InferenceProvider } from '../registry/schema.js';
 import type { SandboxSession } from '../sandbox/sandbox-sessions.js';
 
-export const DEFAULT_RELAY_PORT = 8931;
+export { DEFAULT_RELAY_PORT } from '../sandbox/proxy-env.js';
 
 export interface RunOptions {
   dirs: Dirs;

@@ -15,7 +15,6 @@ import { StoreResolver } from '../secrets/resolve.js';
 import type { SecretStore } from '../secrets/store.js';
 import { AGENT_NAME } from '../server/tokens.js';
 import { esc, jsonLine } from '../terminal.js';
-import { login } from '../upstreams/oauth/login.js';
 import { dirsFrom, handle, subcommand, type Command, type DirFlags, type Io } from './command.js';
 import { opener } from './console.js';
 import { openLogin } from './open-login.js';
@@ -74,6 +73,8 @@ async function loginConnector(name: string, o: DirFlags & LoginFlags, io: Io, op
   const flow = o.device === true ? 'device' : o.browser === true ? 'browser' : oauth.flow;
   const who = agent !== undefined ? ` for agent "${agent}"` : '';
   const say = o.json === true ? io.err : io.out;
+  // The OAuth flows (discovery, PKCE, device grant) load only for a login.
+  const { login } = await import('../upstreams/oauth/login.js');
   const r = await login({
     target: { name: c.name, file: c.file, url: c.url, oauth },
     flow,

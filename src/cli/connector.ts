@@ -1,19 +1,15 @@
-import { probeBuiltin, isBuiltinKind } from '../connectors/index.js';
+import { isBuiltinKind } from '../registry/builtin-kinds.js';
 import { ProviderError } from '../connectors/errors.js';
-import { connectorStatus } from '../connectors/status.js';
 import { addFromTemplate, listTemplates } from '../connectors/templates.js';
 import { Exit, GatehouseError, errorMessage, exitCodeFor } from '../errors.js';
 import { silentLogger } from '../log.js';
 import { loadRegistry } from '../registry/load.js';
 import { isProvider, type ToolConnector } from '../registry/schema.js';
-import { probeProvider } from '../inference/probe.js';
 import { bindSecrets } from '../secrets/bindings.js';
 import { KeychainStore } from '../secrets/keychain.js';
 import { StoreResolver } from '../secrets/resolve.js';
 import type { SecretStore } from '../secrets/store.js';
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, Upstream } from '../upstreams/upstream.js';
 import { dirname } from 'node:path';
-import { connectorConfiner } from '../sandbox/confine-connector.js';
 import type { Dirs } from '../config/paths.js';
 import { dirsFrom, handle, subcommand, table, type CommandModule, type DirFlags, type Io } from './command.js';
 import { addGenericCommand, withGenericAdd, type GenericFlags } from './connector-add.js';
@@ -114,6 +110,8 @@ async function listConnectors(values: DirFlags & { json?: boolean }, io: Io, ope
   const dirs = dirsFrom(values, io.env);
   const registry = loadRegistry(dirs.registry);
   const store = openStore();
+  // Loaded here: it brings every built-in connector's tools, which no other connector subcommand needs.
+  const { connectorStatus } = await import('../connectors/status.js');
   const rows = [];
   for (const c of registry.connectors) {
     const row: Awaited<ReturnType<typeof connectorStatus>> & { oauth?: string } = await connectorStatus(c, store);
@@ -165,7 +163,8 @@ async function testConnector(name: string, values: DirFlags & { json?: boolean }
     return code;
   };
   try {
-    const detail = isProvider(c) ? await probeProvider(c, resolver) : isBuiltinKind(c.kind) ? await probeBuiltinConnector(c, resolver) : await probeMcp(c, resolver, dirs);
+    // The probes (upstreams, built-in connectors, inference) are loaded only by `connector test`.
+    const detail = isProvider(c) ? await (await import('../inference/probe.js')).probeProvider(c, resolver) : isBuiltinKind(c.kind) ? await probeBuiltinConnector(c, resolver) : await probeMcp(c, resolver, dirs);
     return report(true, detail, Exit.Ok);
   } catch (e) {
     return report(false, e instanceof Error ? e.message : errorMessage(e), exitFor(e));
@@ -176,6 +175,7 @@ async function testConnector(name: string, values: DirFlags & { json?: boolean }
 
 async function probeBuiltinConnector(c: ToolConnector, resolver: StoreResolver): Promise<string> {
   if (!isBuiltinKind(c.kind)) throw new GatehouseError('INTERNAL', 'not a built-in');
+  const [{ probeBuiltin }, { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS }] = await Promise.all([import('../connectors/index.js'), import('../upstreams/upstream.js')]);
   const timeout = c.timeouts.call ?? 20_000;
   return probeBuiltin(
     c as Parameters<typeof probeBuiltin>[0],
@@ -187,6 +187,7 @@ async function probeBuiltinConnector(c: ToolConnector, resolver: StoreResolver):
 /** Starts an MCP upstream once (initialize + tools/list with the real credential), then stops it. */
 async function probeMcp(c: ToolConnector, resolver: StoreResolver, dirs: Dirs): Promise<string> {
   // Confined as the gateway runs it; the gateway's egress proxy is not here, so every connection out of it is refused.
+  const [{ Upstream }, { connectorConfiner }] = await Promise.all([import('../upstreams/upstream.js'), import('../sandbox/confine-connector.js')]);
   const u = new Upstream({ connector: c, baseDir: dirname(dirs.registry), secrets: resolver, logger: silentLogger, onToolsChanged: () => undefined, backoffMs: 3_600_000, confine: connectorConfiner({ dirs }) });
   try {
     await u.start();

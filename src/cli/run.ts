@@ -3,7 +3,7 @@ import { parseSize } from '../config/size.js';
 import { GatehouseError } from '../errors.js';
 import { createLogger } from '../log.js';
 import type { SandboxLimits } from '../sandbox/launcher.js';
-import { DEFAULT_RELAY_PORT, runSandboxed } from '../app/run.js';
+import { DEFAULT_RELAY_PORT } from '../sandbox/proxy-env.js';
 import { AGENT_NAME } from '../server/tokens.js';
 import { collect, dirsFrom, handle, subcommand, type CommandModule } from './command.js';
 
@@ -104,6 +104,8 @@ export const runCommand: CommandModule = (program, io) => {
     const port = Number(o.port ?? DEFAULT_RELAY_PORT);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new GatehouseError('USAGE', '--port must be 1-65535');
     const dirs = dirsFrom(o, io.env);
+    // Loaded when an agent is started, not for `gatehouse --help` and the other commands.
+    const { runSandboxed } = await import('../app/run.js');
     return runSandboxed({
       dirs,
       agent,

@@ -2,7 +2,6 @@ import { resolve } from 'node:path';
 import { sharedDiskWarning, sharesFilesystem } from '../config/disk.js';
 import { parseSize } from '../config/size.js';
 import { Exit, GatehouseError } from '../errors.js';
-import { startGateway } from '../app/gateway.js';
 import { loginRefusal } from '../console/login-guard.js';
 import { reachableNote } from '../server/listen.js';
 import { parseListenAddress } from '../server/metrics-route.js';
@@ -58,6 +57,8 @@ export const serveCommand: CommandModule = (program, io) => {
     const metricsListenText = o.metricsListen ?? io.env.GATEHOUSE_METRICS_LISTEN;
     const metricsListen = metricsListenText === undefined || metricsListenText === '' ? undefined : parseListenAddress(metricsListenText);
     const notices = serveNotices((line) => io.err(line), invocation(), nonDefaultDirFlags(dirs, io.env));
+    // Loaded here, not at the top: every other command (and --help) starts without the gateway's modules.
+    const { startGateway } = await import('../app/gateway.js');
     const gw = await startGateway({
       dirs,
       onApprovalEvent: notices.onApprovalEvent,

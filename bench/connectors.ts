@@ -150,6 +150,9 @@ async function splits(dirs: Dirs, confine: ConfineStdio, opts: ConnectorsOptions
     const server: StdioServer = { command: process.execPath, args: c.args, env, cwd: ROOT };
     const confined = await confine(c, server, silentLogger);
     lines.push({ key: `${s.name} confined`, server: confined.server, release: () => confined.release() });
+    // The same launch without the per-sandbox cgroup (the launcher's test switch, read from its own environment, not passed inside):
+    // what joining the cgroup costs before the command starts.
+    lines.push({ key: `${s.name} nocgroup`, server: { ...confined.server, env: { ...confined.server.env, GATEHOUSE_SANDBOX_SIMULATE_NO_CGROUP: '1' } }, release: () => undefined });
     const off = reaper === undefined ? server : { ...server, command: reaper, args: ['--parent', String(process.pid), '--', process.execPath, ...c.args] };
     lines.push({ key: `${s.name} off`, server: off, release: () => undefined });
   }
@@ -227,20 +230,21 @@ export async function benchConnectors(opts: ConnectorsOptions, log: (s: string) 
       '| server | runs | spawn → Node started ms | Node started → `initialize` answered ms |',
       '|---|---|---:|---:|',
       ...SERVERS.flatMap((sv) =>
-        ['confined', 'off'].map((m) => `| ${sv.name} | ${m === 'confined' ? '**confined**' : '`sandbox: off` (reaper)'} | ${fmt(phase(`${sv.name} ${m}`, 'toNode'), 1)} | ${fmt(phase(`${sv.name} ${m}`, 'toAnswer'), 1)} |`),
+        ['confined', 'nocgroup', 'off'].map((m) => `| ${sv.name} | ${m === 'confined' ? '**confined**' : m === 'nocgroup' ? 'confined, no per-sandbox cgroup' : '`sandbox: off` (reaper)'} | ${fmt(phase(`${sv.name} ${m}`, 'toNode'), 1)} | ${fmt(phase(`${sv.name} ${m}`, 'toAnswer'), 1)} |`),
       ),
       '',
       `Where the added time goes (medians, each part measured on its own, so they add up only roughly). ` +
         `Creating a confined transport: \`planConnector\` alone (realpaths, overlap check against the protected paths, private folder) ${fmt(median(prep.plan), 2)} ms, the whole \`confine()\` (plan + egress socket listening) ${fmt(median(prep.confine), 2)} ms (${prep.plan.length} times each). ` +
-        `The second table runs each server's real command line (confined: what \`confine()\` returns; off: under the reaper as stdio.ts runs it) with \`--import=start-mark.js\`, which prints the Node process's \`performance.timeOrigin\`; ${opts.rounds} interleaved rounds. ` +
+        `The second table runs each server's real command line (confined: what \`confine()\` returns; off: under the reaper as stdio.ts runs it) with \`--import=start-mark.js\`, which prints the Node process's \`performance.timeOrigin\`; ${opts.rounds} interleaved rounds. "Confined, no per-sandbox cgroup" is the confined launch with the launcher told that no cgroup can be made (its test switch GATEHOUSE_SANDBOX_SIMULATE_NO_CGROUP=1, in the launcher's own environment): the difference is what creating and joining the sandbox's cgroup costs before the command starts. ` +
         [...added]
           .map(([t, d]) => {
             const off = targets.find((x) => x.server === t.server && !x.confined)!;
             const prepare = median(t.prepare) - median(off.prepare);
             const launcher = phase(`${t.server.name} confined`, 'toNode') - phase(`${t.server.name} off`, 'toNode');
+            const cgroup = phase(`${t.server.name} confined`, 'toNode') - phase(`${t.server.name} nocgroup`, 'toNode');
             const inside = phase(`${t.server.name} confined`, 'toAnswer') - phase(`${t.server.name} off`, 'toAnswer');
             const signed = (n: number) => `${n >= 0 ? '+' : ''}${fmt(n, 1)}`;
-            return `${t.server.name}: ${signed(median(d))} ms ≈ ${signed(prepare)} creating the transport, ${signed(launcher)} launcher set-up before Node starts, ${signed(inside)} Node's start-up and module loading inside the sandbox`;
+            return `${t.server.name}: ${signed(median(d))} ms ≈ ${signed(prepare)} creating the transport, ${signed(launcher)} launcher set-up before Node starts (of which ${signed(cgroup)} joining the per-sandbox cgroup), ${signed(inside)} Node's start-up and module loading inside the sandbox`;
           })
           .join('; ') +
         '.',

@@ -51,12 +51,33 @@ function which(cmd: string): string | undefined {
 }
 
 /** Wall time of one spawn-to-exit, in ms (spawnSync: no event loop in the way). */
-function timeOnce(cmd: string, args: string[]): number {
+function timeOnce(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.error?.message ?? String(r.stderr).trim()}`);
   return ms;
+}
+
+const ALONE_STARTS = 15;
+const ALONE_QUIET_MS = 200;
+
+/** Medians of starts that each follow a quiet spell: the launcher with and without its per-sandbox cgroup, and /bin/true. */
+async function startsAlone(baseline: Starter, launcher: Starter): Promise<{ baseline: number; launcher: number; noCgroup: number }> {
+  const noCgroup = { ...process.env, GATEHOUSE_SANDBOX_SIMULATE_NO_CGROUP: '1' };
+  const runs: Array<[number[], () => number]> = [
+    [[], () => timeOnce(baseline.cmd, baseline.args)],
+    [[], () => timeOnce(launcher.cmd, launcher.args)],
+    [[], () => timeOnce(launcher.cmd, launcher.args, noCgroup)],
+  ];
+  for (let i = 0; i < ALONE_STARTS; i++) {
+    for (const [xs, start] of rotated(runs, i)) {
+      await new Promise((res) => setTimeout(res, ALONE_QUIET_MS));
+      xs.push(start());
+    }
+  }
+  const [b, l, n] = runs.map(([xs]) => median(xs));
+  return { baseline: b!, launcher: l!, noCgroup: n! };
 }
 
 async function startupTable(opts: SandboxOptions, log: (s: string) => void): Promise<{ md: string; launcherAdded: number }> {
@@ -97,6 +118,7 @@ async function startupTable(opts: SandboxOptions, log: (s: string) => void): Pro
     }
     log(`start-up: ${live.map((s) => `${s.name} ${fmt(median(s.ms))} ms`).join(', ')}`);
     const launcherAdded = starters[1]!.skip === undefined ? median(added.get(starters[1]!)!) : Number.NaN;
+    const alone = starters[1]!.skip === undefined ? await startsAlone(baseline, starters[1]!) : undefined;
     const bwrapAdded = starters[2]!.skip === undefined ? median(added.get(starters[2]!)!) : undefined;
     const rows = starters.map((s) =>
       s.skip !== undefined
@@ -113,7 +135,12 @@ async function startupTable(opts: SandboxOptions, log: (s: string) => void): Pro
       `Goal: gatehouse-sandbox start-up ≤ 4 ms median — ${goal(launcherAdded + median(baseline.ms) <= 4)} (${fmt(median(starters[1]!.ms))} ms, +${fmt(launcherAdded)} over \`/bin/true\`); ` +
         `faster than \`bwrap --unshare-all\` — ${goal(bwrapAdded === undefined ? undefined : launcherAdded < bwrapAdded)}${bwrapAdded === undefined ? '' : ` (added time ${ratio(launcherAdded, bwrapAdded)} bwrap's)`}. ` +
         `${opts.rounds} rounds × ${opts.startsPerRound} starts each, one start of each launcher at a time in rotated order; "added" is the median over rounds of the same-round difference of medians. ` +
-        'Spawned with `spawnSync` from Node, so every time includes Node\'s fork/exec (the baseline row).',
+        'Spawned with `spawnSync` from Node, so every time includes Node\'s fork/exec (the baseline row).' +
+        (alone === undefined
+          ? ''
+          : ` **Started alone** (${ALONE_STARTS} starts, each after ${ALONE_QUIET_MS} ms of quiet, as a user's \`gatehouse run\` or a connector's start is): gatehouse-sandbox ${fmt(alone.launcher)} ms (+${fmt(alone.launcher - alone.baseline)} over \`/bin/true\`), ` +
+            `${fmt(alone.noCgroup)} ms (+${fmt(alone.noCgroup - alone.baseline)}) with the launcher told that no cgroup can be made (its test switch GATEHOUSE_SANDBOX_SIMULATE_NO_CGROUP=1). ` +
+            'Back-to-back starts, as in the table, find the kernel ready to move one more process into a new cgroup; after a quiet spell the first move waits, which the table above does not show.'),
       '',
       machine,
     ].join('\n');

@@ -35,16 +35,13 @@ export function canonical(path: string): string {
   const tail: string[] = [];
   for (;;) {
     try {
-      // existsSync first: most protected paths (~/.aws, ~/.pgpass…) do not exist, and a thrown error costs
-      // ~50 µs each (the overlap check of one connector start made ~150 of them). Same outcome as the throw.
-      if (existsSync(head)) return join(realpathSync.native(head), ...tail.reverse());
+      return join(realpathSync(head), ...tail.reverse());
     } catch {
-      // Gone or unreadable between the two calls: as if missing, one level up.
+      const up = dirname(head);
+      if (up === head) return resolve(path);
+      tail.push(basename(head));
+      head = up;
     }
-    const up = dirname(head);
-    if (up === head) return resolve(path);
-    tail.push(basename(head));
-    head = up;
   }
 }
 
@@ -212,7 +209,7 @@ function identity(path: string, seen?: Map<string, string | undefined>): string 
 
 function identityNow(path: string): string | undefined {
   try {
-    // A missing path answers undefined without an exception (the common case: see canonical()); other errors still throw.
+    // A missing path (most protected ones: ~/.aws, ~/.pgpass…) answers undefined without an exception; other errors still throw.
     const st = statSync(path, { bigint: true, throwIfNoEntry: false });
     return st === undefined ? undefined : `${st.dev}:${st.ino}`;
   } catch {

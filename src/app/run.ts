@@ -23,8 +23,6 @@ import { loadRegistry } from '../registry/load.js';
 import { isProvider, type InferenceProvider } from '../registry/schema.js';
 import type { SandboxSession } from '../sandbox/sandbox-sessions.js';
 
-export { DEFAULT_RELAY_PORT } from '../sandbox/proxy-env.js';
-
 export interface RunOptions {
   dirs: Dirs;
   agent: string;

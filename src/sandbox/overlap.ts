@@ -199,11 +199,11 @@ export function overlaps(exposed: Exposed[], prot: Protected[]): string[] {
   return problems;
 }
 
-/** "dev:ino" of an existing path, else undefined. */
-function identity(path: string, seen?: Map<string, string | undefined>): string | undefined {
-  if (seen?.has(path)) return seen.get(path);
+/** "dev:ino" of an existing path, else undefined; read once per path for one check (`seen`). */
+function identity(path: string, seen: Map<string, string | undefined>): string | undefined {
+  if (seen.has(path)) return seen.get(path);
   const id = identityNow(path);
-  seen?.set(path, id);
+  seen.set(path, id);
   return id;
 }
 
@@ -218,7 +218,7 @@ function identityNow(path: string): string | undefined {
 }
 
 /** The identities of a path and of each of its ancestors that exist, the path's own first. */
-function identities(path: string, seen?: Map<string, string | undefined>): string[] {
+function identities(path: string, seen: Map<string, string | undefined>): string[] {
   const out: string[] = [];
   for (let p = path; ; p = dirname(p)) {
     const id = identity(p, seen);

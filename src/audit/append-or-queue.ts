@@ -13,11 +13,15 @@ import type { AuditEvent, AuditSink, KeptRecord } from './types.js';
  *
  * Where nothing was done yet, do not use this: append and refuse the call
  * when the append fails.
+ *
+ * `lazy`: no answer waits for the record (the model call's stream ended, the
+ * egress connection closed): it rides with the log's next write instead of
+ * starting one, so the next call's intent does not queue behind it.
  */
-export async function appendOrQueue(audit: AuditSink, e: AuditEvent, logger: Logger): Promise<KeptRecord> {
+export async function appendOrQueue(audit: AuditSink, e: AuditEvent, logger: Logger, opts: { lazy?: boolean } = {}): Promise<KeptRecord> {
   let kept: KeptRecord;
   try {
-    kept = audit.appendOrQueue ? await audit.appendOrQueue(e) : await audit.append(e).then(() => ({ state: 'written' as const }));
+    kept = audit.appendOrQueue ? await audit.appendOrQueue(e, opts) : await audit.append(e).then(() => ({ state: 'written' as const }));
   } catch (error) {
     kept = { state: 'lost', error };
   }

@@ -21,8 +21,8 @@ export interface AuditSink {
    * rejects in that case, so the caller does not hand back an unaudited result.
    */
   appendOutcome?(e: AuditEvent): Promise<void>;
-  /** appendOutcome's rule, told instead of thrown (see appendOrQueue in append-or-queue.ts). */
-  appendOrQueue?(e: AuditEvent): Promise<KeptRecord>;
+  /** appendOutcome's rule, told instead of thrown (see appendOrQueue in append-or-queue.ts); `lazy`: written with the next batch. */
+  appendOrQueue?(e: AuditEvent, opts?: { lazy?: boolean }): Promise<KeptRecord>;
   close(): Promise<void>;
 }
 

@@ -75,6 +75,13 @@ export const AUDIT_DEFAULTS = {
 
 /** Kept records appended per batch after a recovery; other work runs while each batch is synced. */
 export const LATE_DRAIN_CHUNK = 32;
+/**
+ * How long a lazy record (the record of something already over, which no
+ * answer waits for) may wait in the batch for a write that another record
+ * starts. Back-to-back calls then make one write, not two in a row: the next
+ * call's intent does not queue behind the last call's outcome.
+ */
+export const LAZY_WRITE_MS = 5;
 
 /** Events only the writer itself may write. */
 const RESERVED_EVENT = /^audit\./;
@@ -89,7 +96,11 @@ interface Waiter {
 interface Batch {
   text: string;
   waiters: Waiter[];
+  /** A record that something waits for is in it: written at once (otherwise within LAZY_WRITE_MS). */
+  urgent: boolean;
 }
+
+const emptyBatch = (): Batch => ({ text: '', waiters: [], urgent: false });
 
 /**
  * The durable, hash-chained audit log (see README-audit "Audit log").
@@ -116,9 +127,10 @@ export class AuditLog implements AuditSink {
   #prev = ZERO_HASH;
   #fileBytes = 0;
   #fileFirstSeq = 1;
-  #batch: Batch = { text: '', waiters: [] };
+  #batch: Batch = emptyBatch();
   #flushing = false;
   #idle: Promise<void> = Promise.resolve();
+  #lazyTimer: NodeJS.Timeout | undefined;
   #markIdle: () => void = () => undefined;
   #failed: { code: string; message: string; since: string; fromSeq: number } | undefined;
   #epoch = 0;
@@ -271,12 +283,14 @@ export class AuditLog implements AuditSink {
    * appendOutcome's rule without the rejection: written, queued (kept in the
    * late queue, or counted past MAX_LATE_RECORDS, for the recovery) or lost
    * (a closed log, a record that is not an ordinary event), with why.
+   * `lazy`: nothing waits for this record (the deed is over and answered),
+   * so it rides with the next write, started within LAZY_WRITE_MS.
    */
-  async appendOrQueue(e: AuditEvent): Promise<KeptRecord> {
+  async appendOrQueue(e: AuditEvent, opts: { lazy?: boolean } = {}): Promise<KeptRecord> {
     if (typeof e.event !== 'string' || e.event === '' || RESERVED_EVENT.test(e.event)) return { state: 'lost', error: new GatehouseError('AUDIT_UNAVAILABLE', 'an outcome record needs an ordinary "event" name') };
     try {
       this.#assertOpen();
-      await this.#enqueue(e);
+      await this.#enqueue(e, opts.lazy === true);
       return { state: 'written' };
     } catch (err) {
       // Only a failed log keeps it: a closed log or an unserializable record would never take it.
@@ -311,7 +325,7 @@ export class AuditLog implements AuditSink {
     this.#headroom.check();
   }
 
-  #enqueue(e: Record<string, unknown>): Promise<{ seq: number; hash: string }> {
+  #enqueue(e: Record<string, unknown>, lazy = false): Promise<{ seq: number; hash: string }> {
     const seq = this.#seq + 1;
     let formatted: { line: string; hash: string };
     try {
@@ -329,6 +343,7 @@ export class AuditLog implements AuditSink {
       this.#batch.text += formatted.line;
       this.#batch.waiters.push({ resolve, reject, seq, hash: formatted.hash });
     });
+    if (!lazy) this.#batch.urgent = true;
     if (e.event !== 'audit.checkpoint' && ++this.#sinceCheckpoint >= this.#opts.checkpointEvery) void this.checkpoint();
     this.#kick();
     return p;
@@ -354,6 +369,16 @@ export class AuditLog implements AuditSink {
   #kick(): void {
     // Stryker disable next-line ConditionalExpression: the loop's own condition ends it at once (perf only, equivalent.md)
     if (this.#flushing || this.#failed !== undefined || this.#batch.waiters.length === 0) return;
+    if (!this.#batch.urgent) {
+      this.#lazyTimer ??= setTimeout(() => {
+        this.#lazyTimer = undefined;
+        this.#batch.urgent = true;
+        this.#kick();
+      }, LAZY_WRITE_MS);
+      return;
+    }
+    clearTimeout(this.#lazyTimer);
+    this.#lazyTimer = undefined;
     this.#flushing = true;
     this.#idle = new Promise((r) => (this.#markIdle = r));
     void this.#flushLoop();
@@ -362,9 +387,9 @@ export class AuditLog implements AuditSink {
   async #flushLoop(): Promise<void> {
     try {
       // Stryker disable next-line ConditionalExpression: #failed is set only by #fail, followed by break (equivalent.md)
-      while (this.#batch.waiters.length > 0 && this.#failed === undefined) {
+      while (this.#batch.waiters.length > 0 && this.#batch.urgent && this.#failed === undefined) {
         const batch = this.#batch;
-        this.#batch = { text: '', waiters: [] };
+        this.#batch = emptyBatch();
         const data = Buffer.from(batch.text);
         const firstSeq = (batch.waiters[0] as Waiter).seq;
         try {
@@ -389,6 +414,8 @@ export class AuditLog implements AuditSink {
     } finally {
       this.#flushing = false;
       this.#markIdle();
+      // Lazy records left: written within LAZY_WRITE_MS, or with the next record that cannot wait.
+      this.#kick();
     }
   }
 
@@ -455,7 +482,7 @@ export class AuditLog implements AuditSink {
       refusal = e;
     }
     const pending = [...batch.waiters, ...this.#batch.waiters];
-    this.#batch = { text: '', waiters: [] };
+    this.#batch = emptyBatch();
     for (const w of pending) w.reject(refusal);
     this.#scheduleRetry();
   }
@@ -572,7 +599,15 @@ export class AuditLog implements AuditSink {
   /** Waits until every record appended so far is durable (or refused), kept records of executed calls being drained included. */
   async flush(): Promise<void> {
     await this.#draining;
-    while (this.#flushing || (this.#batch.waiters.length > 0 && this.#failed === undefined)) await this.#idle;
+    for (;;) {
+      if (this.#batch.waiters.length > 0 && this.#failed === undefined) {
+        // Lazy records too: a flush waits for nothing.
+        this.#batch.urgent = true;
+        this.#kick();
+      }
+      if (!this.#flushing) return;
+      await this.#idle;
+    }
   }
 
   /** Flushes, seals the log with a final checkpoint, releases the lock. */
@@ -588,6 +623,7 @@ export class AuditLog implements AuditSink {
     if (unwritten > 0) this.#logger.error({ records: unwritten, reason: this.#failed?.message }, 'audit: records of executed calls could not be written before close');
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#lazyTimer);
     // An index being built is a cache: stopped, not waited for.
     await this.#indexPool?.close();
     await this.#indexing;

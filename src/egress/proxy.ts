@@ -242,8 +242,9 @@ export class EgressProxy {
     }
   }
 
+  /** The connection's record: it is over, nothing waits for the record (written with the log's next batch). */
   #finish(record: AuditEvent, started: number, fields: Record<string, unknown>): void {
-    void appendOrQueue(this.#gate.audit, { ...record, event: 'egress', ...fields, durationMs: this.#now() - started }, this.#gate.logger);
+    void appendOrQueue(this.#gate.audit, { ...record, event: 'egress', ...fields, durationMs: this.#now() - started }, this.#gate.logger, { lazy: true });
   }
 
   async #onConnect(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {

@@ -381,7 +381,8 @@ export class InferenceRouter {
     let finished = false;
     const hashOut = p.audit.content === 'hash' ? createHash('sha256') : undefined;
     let fullOut = p.audit.content === 'full' ? '' : undefined;
-    const finish = async (outcome: Outcome, extra: Record<string, unknown> = {}) => {
+    /** The call's record; `lazy` once the agent has its whole answer (the record rides with the log's next write). */
+    const finish = async (outcome: Outcome, extra: Record<string, unknown> = {}, lazy = false) => {
       if (finished) return;
       finished = true;
       await intent.catch(() => undefined);
@@ -416,7 +417,7 @@ export class InferenceRouter {
         responseModel: text((record as Record<string, unknown>).responseModel),
         stopReason: text((record as Record<string, unknown>).stopReason),
       });
-      await appendOrQueue(this.deps.audit, record, this.deps.logger);
+      await appendOrQueue(this.deps.audit, record, this.deps.logger, { lazy });
     };
 
     let res: Dispatcher.ResponseData<unknown>;
@@ -528,7 +529,7 @@ export class InferenceRouter {
         throw e;
       }
     };
-    const ended = () => finish(outcomeOf(), usage.streamError !== undefined ? { reason: `the provider reported an error in the stream: ${usage.streamError}` } : {});
+    const ended = () => finish(outcomeOf(), usage.streamError !== undefined ? { reason: `the provider reported an error in the stream: ${usage.streamError}` } : {}, true);
 
     const raw = agent.outgoing;
     if (raw) {
@@ -568,7 +569,7 @@ export class InferenceRouter {
       cancel: async () => {
         abort.abort(new Error('the agent went away'));
         res.body.destroy();
-        await finish('cancelled', { reason: 'the agent went away mid-stream' });
+        await finish('cancelled', { reason: 'the agent went away mid-stream' }, true);
       },
     });
     return new Response(stream, { status: res.statusCode, headers: outHeaders });

@@ -6,6 +6,7 @@ import { queryAudit } from '../../src/audit/query.js';
 import { AUDIT_EVENTS, type AuditRecord } from '../../src/audit/types.js';
 import { verifyAudit } from '../../src/audit/verify.js';
 import { loadCheckpointKey, checkpointKeyPath } from '../../src/audit/checkpoint.js';
+import { LAZY_WRITE_MS } from '../../src/audit/writer.js';
 import { call, countingFs, lines, openLog, tempState } from './helpers.js';
 
 async function pubkey(state: string) {
@@ -138,6 +139,45 @@ describe('audit writer', () => {
     await p;
     expect(done).toBe(true);
     await log.close();
+  });
+
+  it('a lazy record (a call already answered) rides with the next write: one write, not two in a row', async () => {
+    const { dir } = tempState();
+    const fs = countingFs();
+    const log = await openLog(dir, { fs });
+    const writesBefore = fs.writes;
+    let lazyDone = false;
+    const lazy = log.appendOrQueue(call(1, { event: 'model.call' }), { lazy: true }).then((r) => ((lazyDone = true), r));
+    await new Promise((r) => setImmediate(r));
+    // Not started on its own: nothing waits for it.
+    expect(fs.writes).toBe(writesBefore);
+    expect(lazyDone).toBe(false);
+    await log.append(call(2, { event: 'model.call.intent' }));
+    expect(await lazy).toEqual({ state: 'written' });
+    expect(fs.writes).toBe(writesBefore + 1);
+    await log.close();
+    const recs = lines(join(dir, 'audit.jsonl')).map((l) => JSON.parse(l) as AuditRecord);
+    expect(recs.slice(0, 2).map((r) => r.event)).toEqual(['model.call', 'model.call.intent']);
+  });
+
+  it('a lazy record alone is written within LAZY_WRITE_MS; flush and close write it at once', async () => {
+    const { dir } = tempState();
+    const fs = countingFs();
+    const log = await openLog(dir, { fs });
+    const t0 = performance.now();
+    expect(await log.appendOrQueue(call(1), { lazy: true })).toEqual({ state: 'written' });
+    // Its own timer wrote it (no other record came): held at least LAZY_WRITE_MS, not forever.
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(LAZY_WRITE_MS - 1);
+    expect(lines(join(dir, 'audit.jsonl'))).toHaveLength(1);
+
+    const second = log.appendOrQueue(call(2), { lazy: true });
+    await log.flush();
+    expect(lines(join(dir, 'audit.jsonl'))).toHaveLength(2);
+    await second;
+    void log.appendOrQueue(call(3), { lazy: true });
+    await log.close();
+    const recs = lines(join(dir, 'audit.jsonl')).map((l) => JSON.parse(l) as AuditRecord);
+    expect(recs.map((r) => r.event)).toEqual(['tools/call', 'tools/call', 'tools/call', 'audit.checkpoint']);
   });
 
   it('writes a signed checkpoint every N records and every T ms', async () => {

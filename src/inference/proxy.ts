@@ -240,7 +240,7 @@ export class InferenceRouter {
       const headers = await this.#headers(provider, req);
       const spend = route.generates ? { key: budgetKey, budget, reserve } : undefined;
       admitted = undefined; // from here #forward settles it, however the call ends
-      const agent = raw ? { signal: agentGoneSignal(req.signal, raw.outgoing), outgoing: raw.outgoing } : { signal: req.signal };
+      const agent = raw ? { outgoing: raw.outgoing } : { signal: req.signal };
       return await this.#forward(provider, url, path, headers, outText, rec, started, agent, spend, intent, span);
     } catch (e) {
       const r = e instanceof Refusal ? e : undefined;
@@ -361,17 +361,14 @@ export class InferenceRouter {
     body: string | undefined,
     rec: CallRecord,
     started: number,
-    agent: { signal: AbortSignal; outgoing?: ServerResponse },
+    agent: { signal: AbortSignal; outgoing?: undefined } | { outgoing: ServerResponse },
     spend: { key: string; budget: ReturnType<typeof budgetFor>; reserve: number } | undefined,
     intent: Promise<void>,
     span: ModelSpan | undefined,
   ): Promise<ModelAnswer> {
-    const agentGone = agent.signal;
     const abort = new AbortController();
     this.#inFlight.add(abort);
-    const onGone = () => abort.abort(new Error('the agent went away'));
-    if (agentGone.aborted) onGone();
-    agentGone.addEventListener('abort', onGone, { once: true });
+    const unwatch = watchAgent(agent, () => abort.abort(new Error('the agent went away')));
     const target = new URL(p.url.replace(/\/+$/, '') + path);
     for (const [k, v] of agentUrl.searchParams) if (!KEY_QUERY_PARAMS.has(k.toLowerCase())) target.searchParams.append(k, v);
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -386,7 +383,7 @@ export class InferenceRouter {
       if (finished) return;
       finished = true;
       await intent.catch(() => undefined);
-      agentGone.removeEventListener('abort', onGone);
+      unwatch();
       this.#inFlight.delete(abort);
       // A call that ended without usage (cancelled, cut) is charged its estimate: stopping early is no way around a budget.
       const tokens = billableTokens(p.api, usage);
@@ -685,13 +682,25 @@ function content(mode: 'hash' | 'full', what: 'request' | 'response', text: stri
   return text.length > MAX_CONTENT ? { [what]: text.slice(0, MAX_CONTENT), [`${what}Truncated`]: true } : { [what]: text };
 }
 
-/** Aborted when the agent goes away: its request's signal, or its Node response closing before the answer ended. */
-function agentGoneSignal(requestSignal: AbortSignal, outgoing: ServerResponse): AbortSignal {
-  const gone = new AbortController();
-  outgoing.once('close', () => {
-    if (!outgoing.writableFinished) gone.abort(new Error('the agent went away'));
-  });
-  return AbortSignal.any([requestSignal, gone.signal]);
+/**
+ * Calls `gone` when the agent goes away: its Node response closing before the
+ * answer ended (no AbortSignal made per call for it), or its request's signal.
+ * Returns the function that stops watching.
+ */
+function watchAgent(agent: { signal: AbortSignal; outgoing?: undefined } | { outgoing: ServerResponse }, gone: () => void): () => void {
+  const out = agent.outgoing;
+  if (out !== undefined) {
+    const onClose = (): void => {
+      if (!out.writableFinished) gone();
+    };
+    if (out.destroyed) onClose();
+    out.once('close', onClose);
+    return () => out.off('close', onClose);
+  }
+  const signal = agent.signal;
+  if (signal.aborted) gone();
+  signal.addEventListener('abort', gone, { once: true });
+  return () => signal.removeEventListener('abort', gone);
 }
 
 /** Resolves when `w` can take more, or is closed. */

@@ -76,6 +76,8 @@ export class StoreResolver implements SecretResolver {
   private readonly fpKey = randomBytes(32);
   /** name → fingerprint of what was last handed out (or 'missing'/'unavailable'). */
   private readonly served = new Map<string, string>();
+  /** A read's fingerprint, made once: every render notes what it handed out, and most renders hit the cache. */
+  private readonly fingerprints = new WeakMap<Read, string>();
   private readonly watchers = new Set<{ names: Set<string>; onChange: (changed: string[]) => void }>();
   private pollTimer: NodeJS.Timeout | undefined;
   private stopNotices: (() => void) | undefined;
@@ -220,7 +222,12 @@ export class StoreResolver implements SecretResolver {
 
   private fingerprint(read: Read): string {
     if (read.state !== 'value') return read.state;
-    return createHmac('sha256', this.fpKey).update(read.value).digest('base64');
+    let fp = this.fingerprints.get(read);
+    if (fp === undefined) {
+      fp = createHmac('sha256', this.fpKey).update(read.value).digest('base64');
+      this.fingerprints.set(read, fp);
+    }
+    return fp;
   }
 
   /** Of every entry whose name starts with `prefix`: names and values, as one fingerprint (a watch on `prefix*`). */

@@ -171,7 +171,7 @@ export function createApp(opts: AppOptions): Hono<Env> {
       // Agents outside the sandbox present their agent token as their SDK sends a key: Authorization or x-api-key.
       let auth = await opts.authenticate(c.req.raw);
       const key = c.req.header('x-api-key');
-      if (!auth.ok && key !== undefined) auth = await opts.authenticate(new Request(c.req.url, { headers: { authorization: `Bearer ${key}` } }));
+      if (!auth.ok && key !== undefined) auth = await opts.authenticate(c.req.raw, key);
       if (!auth.ok) {
         const body = { type: 'error', error: { type: 'authentication_error', message: `Gatehouse: ${auth.description} (send the agent token as the API key)`, code: 'gatehouse_unauthorized' } };
         return c.json(body, 401, { 'www-authenticate': 'Bearer realm="gatehouse"' });

@@ -14,8 +14,11 @@ export type AuthResult =
   | { ok: true; identity: Identity }
   | { ok: false; error?: 'invalid_token'; description: string };
 
-/** How a listener identifies the agent: a bearer token (TCP) or the socket itself (sandbox). */
-export type Authenticate = (req: Request) => Promise<AuthResult>;
+/**
+ * How a listener identifies the agent: a bearer token (TCP) or the socket itself (sandbox).
+ * `token`: one sent another way than Authorization (an SDK's x-api-key on /llm), checked instead of that header.
+ */
+export type Authenticate = (req: Request, token?: string) => Promise<AuthResult>;
 
 export type BearerHeader = { kind: 'none' } | { kind: 'malformed' } | { kind: 'token'; token: string };
 
@@ -55,8 +58,8 @@ async function verifyHeader(verifier: TokenVerifier, header: string | null | und
 
 /** Agents on TCP: a token minted without --admin. */
 export function agentAuthenticator(verifier: TokenVerifier): Authenticate {
-  return async (req) => {
-    const r = await verifyHeader(verifier, req.headers.get('authorization'));
+  return async (req, token) => {
+    const r = await verifyHeader(verifier, token !== undefined ? `Bearer ${token}` : req.headers.get('authorization'));
     if (!r.ok) return r;
     // Separation of duties: an admin token manages the gateway, it is not an agent identity.
     if (r.token.admin) return { ok: false, error: 'invalid_token', description: 'this is an admin token; agents need a token minted without --admin' };

@@ -12,6 +12,9 @@ export { CONNECTOR_NAME } from './fields.js';
  * (`server/discover`) and uses the newest it supports; a date pins that
  * revision (2025-11-25: straight to `initialize`, no probe).
  */
+/** Names of the launcher's own switches (native/src/sandbox.h): never from a registry entry. */
+export const LAUNCHER_SWITCH_PREFIX = 'GATEHOUSE_SANDBOX_';
+
 export const protocol = z.enum(['auto', '2025-11-25', '2026-07-28']).default('auto');
 
 export const StdioConnectorSchema = z.strictObject({
@@ -19,7 +22,16 @@ export const StdioConnectorSchema = z.strictObject({
   kind: z.literal('stdio'),
   command: plain('command').pipe(z.string().min(1)),
   args: z.array(plain('an argument')).default([]),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _'), templated).default({}),
+  env: z
+    .record(
+      z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _')
+        // The launcher reads its test switches from its own environment, which carries this one: one would weaken the confinement silently.
+        .refine((name) => !name.startsWith(LAUNCHER_SWITCH_PREFIX), `${LAUNCHER_SWITCH_PREFIX}* variables are gatehouse-sandbox's test switches (they weaken confinement); a connector cannot set them`),
+      templated,
+    )
+    .default({}),
   cwd: plain('cwd').optional(),
   /** Hosts the server may reach through the gateway's egress proxy ("host:port", host may be a glob); nothing else. */
   egress: z.array(egressHost).default([]),

@@ -22,7 +22,7 @@ import type { EgressProxy } from '../egress/proxy.js';
 import { GatehouseError } from '../errors.js';
 import { connectorEgressRules } from '../policy/egress.js';
 import { hostOf, portOf } from '../registry/fields.js';
-import type { StdioConnector } from '../registry/schema.js';
+import { LAUNCHER_SWITCH_PREFIX, type StdioConnector } from '../registry/schema.js';
 import { ensureRunDir } from '../server/control.js';
 import type { ConfineStdio, ConfinedServer } from '../upstreams/stdio-transport.js';
 import { findCommand, type StdioServer } from '../upstreams/stdio.js';
@@ -80,7 +80,9 @@ export interface ConnectorConfinerDeps {
 function launcherEnv(serverEnv: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const k of ['PATH', 'LANG']) if (process.env[k] !== undefined) env[k] = process.env[k];
-  return { ...env, ...serverEnv };
+  // The registry refuses them; kept out here too, as the launcher would obey them.
+  for (const [k, v] of Object.entries(serverEnv)) if (!k.startsWith(LAUNCHER_SWITCH_PREFIX)) env[k] = v;
+  return env;
 }
 
 /** One egress socket per running connector: every connection on it is that connector's. */

@@ -84,6 +84,8 @@ describe('every bad file is refused with file, line and key', () => {
     ['a secret reference in an argument', 'name: fx\nkind: stdio\ncommand: node\nargs: ["--token=${secret:tok}"]\n', { key: 'args[0]', message: 'an argument may not contain a ${secret:...} reference' }],
     ['a bad secret reference name', `${stdio}env:\n  TOKEN: "\${secret:bad name}"\n`, { key: 'env.TOKEN', message: "invalid secret reference ${secret:bad name}: names use letters, digits, '.', '_' and '-'" }],
     ['an empty secret reference', `${stdio}env:\n  TOKEN: "\${secret:}"\n`, { key: 'env.TOKEN' }],
+    // Attack: a registry entry (a template from elsewhere) turns off the launcher's Landlock or cgroup for its own server, silently.
+    ['a launcher test switch set by a connector', `${stdio}env:\n  GATEHOUSE_SANDBOX_SIMULATE_LANDLOCK_ABI: "0"\n`, { line: 6, key: 'env.GATEHOUSE_SANDBOX_SIMULATE_LANDLOCK_ABI', message: expect.stringContaining("gatehouse-sandbox's test switches") }],
     ['a YAML syntax error', 'name: fx\nkind: stdio\ncommand: [node\n', { key: '', message: expect.stringMatching(/^YAML syntax: /) }],
     ['a duplicate key', `${stdio}name: other\n`, { line: 5, message: expect.stringMatching(/^YAML syntax: /) }],
   ])('%s', (_what, text, expected) => {

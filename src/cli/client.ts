@@ -4,7 +4,6 @@ import { loadTokenKeys, mintToken } from '../server/tokens.js';
 import { requireDuration } from '../config/duration.js';
 import { esc, escapeText, jsonLine } from '../terminal.js';
 import { CLIENT_NAMES, clientTarget, isClientName } from './clients/targets.js';
-import { install, snippet } from './clients/install.js';
 import { dirsFrom, handle, subcommand, type CommandModule, type Io } from './command.js';
 import { invocation } from './invocation.js';
 
@@ -81,6 +80,8 @@ export async function clientAdd(o: ClientAddOptions, io: Io): Promise<number> {
   const dirs = dirsFrom({ state: o.state }, io.env);
   const t = await mintToken(await loadTokenKeys(dirs.state), agent, ttlMs);
   const target = clientTarget(o.client, { url, token: t.token, serverName, env: io.env });
+  // Loaded here: the TOML parser and the file merging are this command's alone (not `serve`'s memory).
+  const { install, snippet } = await import('./clients/install.js');
   const expiresAt = t.expiresAt.toISOString();
   const cli = invocation();
   // Commands we print must reach the same state directory (its key signs the token).

@@ -29,9 +29,13 @@ export class LateQueue {
     return this.#lost;
   }
 
-  /** Keeps `e`, marked not delivered and why; counts it when the queue is full. */
-  keep(e: AuditEvent, why: unknown): void {
-    if (this.#records.length < MAX_LATE_RECORDS) this.#records.push({ ...boundedEvent(e), delivered: false, late: { reason: errorMessage(why) } });
+  /**
+   * Keeps `e`, marked with why it is late and whether the agent had the answer
+   * anyway (`delivered`: a lazy record's call was over; otherwise it was refused
+   * its result); counts it when the queue is full.
+   */
+  keep(e: AuditEvent, why: unknown, delivered = false): void {
+    if (this.#records.length < MAX_LATE_RECORDS) this.#records.push({ ...boundedEvent(e), delivered, late: { reason: errorMessage(why) } });
     else {
       this.#lost.records++;
       if (typeof e.call === 'string' && this.#lost.calls.length < MAX_LOST_CALLS) this.#lost.calls.push(e.call);

@@ -295,7 +295,8 @@ export class AuditLog implements AuditSink {
     } catch (err) {
       // Only a failed log keeps it: a closed log or an unserializable record would never take it.
       if (this.#failed === undefined || this.#closed) return { state: 'lost', error: err };
-      this.#late.keep(e, err);
+      // A lazy record's deed was answered already: it is late, not withheld.
+      this.#late.keep(e, err, opts.lazy === true);
       this.#scheduleRetry();
       return { state: 'queued', error: err };
     }
@@ -619,11 +620,14 @@ export class AuditLog implements AuditSink {
     await this.#drainLate();
     await this.checkpoint();
     await this.flush();
-    const unwritten = this.#late.size + this.#late.lost.records;
-    if (unwritten > 0) this.#logger.error({ records: unwritten, reason: this.#failed?.message }, 'audit: records of executed calls could not be written before close');
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    // A record appended in the microtasks between that flush and #closed (nothing can be after it), a lazy
+    // one included, is written too: none is left waiting forever, and no write is in flight when the file closes.
+    await this.flush();
     clearTimeout(this.#lazyTimer);
+    const unwritten = this.#late.size + this.#late.lost.records;
+    if (unwritten > 0) this.#logger.error({ records: unwritten, reason: this.#failed?.message }, 'audit: records of executed calls could not be written before close');
     // An index being built is a cache: stopped, not waited for.
     await this.#indexPool?.close();
     await this.#indexing;

@@ -1,12 +1,12 @@
 import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { listAuditFiles } from '../../src/audit/files.js';
 import { queryAudit } from '../../src/audit/query.js';
 import { AUDIT_EVENTS, type AuditRecord } from '../../src/audit/types.js';
 import { verifyAudit } from '../../src/audit/verify.js';
 import { loadCheckpointKey, checkpointKeyPath } from '../../src/audit/checkpoint.js';
-import { LAZY_WRITE_MS } from '../../src/audit/writer.js';
+import { LAZY_WRITE_MS, nodeAuditFs, type AuditFs } from '../../src/audit/writer.js';
 import { call, countingFs, lines, openLog, tempState } from './helpers.js';
 
 async function pubkey(state: string) {
@@ -178,6 +178,62 @@ describe('audit writer', () => {
     await log.close();
     const recs = lines(join(dir, 'audit.jsonl')).map((l) => JSON.parse(l) as AuditRecord);
     expect(recs.map((r) => r.event)).toEqual(['tools/call', 'tools/call', 'tools/call', 'audit.checkpoint']);
+  });
+
+  it('a record appended while the log closes (lazy or not) is written or refused, never left waiting: a shutdown does not drop a finished call silently', async () => {
+    const ticks = async (n: number) => {
+      for (let i = 0; i < n; i++) await Promise.resolve();
+    };
+    const hung: string[] = [];
+    // The record comes N microtasks after close()'s final checkpoint is written: at some N it falls in the gap
+    // between close()'s flush and the log refusing appends, where a lazy record used to wait forever.
+    for (const lazy of [true, false]) {
+      for (let depth = 0; depth < 25; depth++) {
+        const { dir } = tempState();
+        let armed = false;
+        let settled = 'PENDING';
+        let log: Awaited<ReturnType<typeof openLog>> | undefined;
+        const fs: AuditFs = {
+          ...nodeAuditFs,
+          async write(fd, data) {
+            await nodeAuditFs.write(fd, data);
+            if (!armed || !data.includes('audit.checkpoint')) return;
+            armed = false;
+            void ticks(depth).then(() => log?.appendOrQueue(call(1, { event: 'model.call' }), { lazy }).then((r) => (settled = r.state)));
+          },
+        };
+        log = await openLog(dir, { fs });
+        await log.append(call(0));
+        armed = true;
+        await log.close();
+        await new Promise((r) => setTimeout(r, LAZY_WRITE_MS * 3));
+        if (settled === 'PENDING') hung.push(`${lazy ? 'lazy' : 'urgent'}@${depth}`);
+        const written = lines(join(dir, 'audit.jsonl')).some((l) => l.includes('"model.call"'));
+        expect(written).toBe(settled === 'written');
+      }
+    }
+    expect(hung).toEqual([]);
+  });
+
+  it('a lazy record kept through a log failure is written after recovery marked delivered: true (its call was over), not as a withheld result', async () => {
+    const { dir } = tempState();
+    const fs = countingFs();
+    const log = await openLog(dir, { fs, retryMs: 50 });
+    await log.append(call(0));
+    fs.failWith = 'EIO';
+    // The failing write: the log fails, the lazy record waiting in the batch is refused and kept.
+    const failing = log.append(call(1)).catch(() => 'refused');
+    const lazy = log.appendOrQueue(call(2, { event: 'model.call' }), { lazy: true });
+    expect(await failing).toBe('refused');
+    expect((await lazy).state).toBe('queued');
+    fs.failWith = undefined;
+    await vi.waitFor(() => expect(lines(join(dir, 'audit.jsonl')).some((l) => l.includes('"model.call"'))).toBe(true), { timeout: 5000 });
+    await log.close();
+    const rec = lines(join(dir, 'audit.jsonl'))
+      .map((l) => JSON.parse(l) as AuditRecord & { delivered?: boolean; late?: { reason: string } })
+      .find((r) => r.event === 'model.call');
+    expect(rec?.delivered).toBe(true);
+    expect(rec?.late?.reason).toMatch(/EIO/);
   });
 
   it('writes a signed checkpoint every N records and every T ms', async () => {

@@ -9,6 +9,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import type { AuditSink } from '../audit/types.js';
 import { GatehouseError, errorMessage } from '../errors.js';
@@ -240,7 +241,7 @@ export class InferenceRouter {
       const headers = await this.#headers(provider, req);
       const spend = route.generates ? { key: budgetKey, budget, reserve } : undefined;
       admitted = undefined; // from here #forward settles it, however the call ends
-      const agent = raw ? { outgoing: raw.outgoing } : { signal: req.signal };
+      const agent = raw ?? { signal: req.signal };
       return await this.#forward(provider, url, path, headers, outText, rec, started, agent, spend, intent, span);
     } catch (e) {
       const r = e instanceof Refusal ? e : undefined;
@@ -361,7 +362,7 @@ export class InferenceRouter {
     body: string | undefined,
     rec: CallRecord,
     started: number,
-    agent: { signal: AbortSignal; outgoing?: undefined } | { outgoing: ServerResponse },
+    agent: { signal: AbortSignal; outgoing?: undefined } | RawExchange,
     spend: { key: string; budget: ReturnType<typeof budgetFor>; reserve: number } | undefined,
     intent: Promise<void>,
     span: ModelSpan | undefined,
@@ -536,7 +537,7 @@ export class InferenceRouter {
         try {
           for (;;) {
             const step = await next();
-            if (step.bytes !== undefined && !raw.write(step.bytes)) await drained(raw);
+            if (step.bytes !== undefined && !raw.write(step.bytes)) await drained(raw, agent.outgoing !== undefined ? (agent.incoming.socket as Socket | null) : null);
             if (step.done) {
               raw.end();
               await ended();
@@ -683,19 +684,26 @@ function content(mode: 'hash' | 'full', what: 'request' | 'response', text: stri
 }
 
 /**
- * Calls `gone` when the agent goes away: its Node response closing before the
- * answer ended (no AbortSignal made per call for it), or its request's signal.
- * Returns the function that stops watching.
+ * Calls `gone` when the agent goes away before its answer ended: its Node
+ * response closes, or its connection does (a request pipelined behind another
+ * has no socket on its response yet, which then never closes), or its
+ * request's signal aborts. No AbortSignal is made per call for it. Returns the
+ * function that stops watching.
  */
-function watchAgent(agent: { signal: AbortSignal; outgoing?: undefined } | { outgoing: ServerResponse }, gone: () => void): () => void {
+function watchAgent(agent: { signal: AbortSignal; outgoing?: undefined } | RawExchange, gone: () => void): () => void {
   const out = agent.outgoing;
   if (out !== undefined) {
+    const socket = agent.incoming.socket as Socket | null;
     const onClose = (): void => {
       if (!out.writableFinished) gone();
     };
-    if (out.destroyed) onClose();
+    if (out.destroyed || socket?.destroyed === true) onClose();
     out.once('close', onClose);
-    return () => out.off('close', onClose);
+    socket?.once('close', onClose);
+    return () => {
+      out.off('close', onClose);
+      socket?.off('close', onClose);
+    };
   }
   const signal = agent.signal;
   if (signal.aborted) gone();
@@ -703,14 +711,17 @@ function watchAgent(agent: { signal: AbortSignal; outgoing?: undefined } | { out
   return () => signal.removeEventListener('abort', gone);
 }
 
-/** Resolves when `w` can take more, or is closed. */
-function drained(w: ServerResponse): Promise<void> {
+/** Resolves when `w` can take more, or it or the agent's connection is closed. */
+function drained(w: ServerResponse, socket: Socket | null): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       w.off('drain', done).off('close', done);
+      socket?.off('close', done);
       resolve();
     };
+    if (socket?.destroyed === true) return resolve();
     w.on('drain', done).on('close', done);
+    socket?.on('close', done);
   });
 }
 

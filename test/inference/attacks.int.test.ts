@@ -8,7 +8,7 @@
  * hand-written hostile provider.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -225,6 +225,38 @@ describe('budget and policy bypass', () => {
 // ------------------------------------------------------------------ attacks that hold
 
 describe('attacks that hold', () => {
+  it('pipelined call: an agent that hangs up with a second call queued behind the first has both upstream requests aborted at once and both calls recorded', async () => {
+    const gw = await start();
+    const token = await gw.mint('coder');
+    const opened: Array<{ closedAt?: number }> = [];
+    evilHandler = (_req, res) => {
+      const u: { closedAt?: number } = {};
+      opened.push(u);
+      res.on('close', () => (u.closedAt = Date.now()));
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const tick = setInterval(() => res.write(sseEvent('x'.repeat(8000))), 20);
+      res.on('close', () => clearInterval(tick));
+    };
+    const body = messages({ stream: true });
+    const one = `POST /llm/evil/v1/messages HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nx-api-key: ${token}\r\ncontent-type: application/json\r\nanthropic-version: 2023-06-01\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const s = connect(gw.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.on('data', () => undefined);
+    await new Promise((r) => s.once('connect', r));
+    // Two requests in one write: Node gives the second response no socket until the first one ends.
+    s.write(one + one);
+    await until(() => (opened.length >= 2 ? true : undefined), 'both calls reached the provider', 5000);
+    const gone = Date.now();
+    s.destroy();
+    await until(() => (opened.every((u) => u.closedAt !== undefined) ? true : undefined), 'both upstream requests aborted', 3000);
+    for (const u of opened) expect((u.closedAt ?? Infinity) - gone).toBeLessThan(1000);
+    const recs = await until(() => {
+      const r = modelRecords(gw).filter((x) => x.provider === 'evil');
+      return r.length >= 2 ? r : undefined;
+    }, 'both model.call records', 5000);
+    expect(recs.map((r) => r.outcome)).toEqual(['cancelled', 'cancelled']);
+  });
+
   it('path tricks (%2e%2e, encoded slashes, //host, backslashes, absolute-form, ?/# in the model id) never reach another path or host', async () => {
     const gw = await start();
     const token = await gw.mint('coder');

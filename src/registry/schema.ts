@@ -15,6 +15,18 @@ export { CONNECTOR_NAME } from './fields.js';
 /** Names of the launcher's own switches (native/src/sandbox.h): never from a registry entry. */
 export const LAUNCHER_SWITCH_PREFIX = 'GATEHOUSE_SANDBOX_';
 
+/**
+ * Variables the dynamic loader or the C library acts on at exec (glibc's list of
+ * what it drops for set-uid programs, TMPDIR aside). A confined server's `env`
+ * reaches gatehouse-sandbox's own environment (kept by name for the server, so
+ * secrets never sit on a command line): LD_PRELOAD there runs code in the
+ * launcher, before anything is confined.
+ */
+export function isLoaderVariable(name: string): boolean {
+  return name.startsWith('LD_') || LOADER_VARIABLES.has(name);
+}
+const LOADER_VARIABLES = new Set(['GCONV_PATH', 'GETCONF_DIR', 'GLIBC_TUNABLES', 'HOSTALIASES', 'LOCALDOMAIN', 'LOCPATH', 'MALLOC_TRACE', 'NIS_PATH', 'NLSPATH', 'RESOLV_HOST_CONF', 'RES_OPTIONS', 'TZDIR']);
+
 export const protocol = z.enum(['auto', '2025-11-25', '2026-07-28']).default('auto');
 
 export const StdioConnectorSchema = z.strictObject({
@@ -38,6 +50,16 @@ export const StdioConnectorSchema = z.strictObject({
   /** Confinement under gatehouse-sandbox (the default), with extra paths; `off` runs it with the gateway's rights (loud). */
   sandbox: z.union([z.literal('off'), z.strictObject({ ro: z.array(absolutePath).default([]), rw: z.array(absolutePath).default([]) })]).default({ ro: [], rw: [] }),
   protocol,
+}).superRefine((c, ctx) => {
+  if (c.sandbox === 'off') return;
+  for (const name of Object.keys(c.env)) {
+    if (!isLoaderVariable(name)) continue;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['env', name],
+      message: `${name} would act on gatehouse-sandbox itself (its loader or C library) before it confines anything, so a confined server cannot get it from env; set it inside the command (command: sh, args: ["-c", "${name}=... exec SERVER"]) or, for a trusted local server, use sandbox: off`,
+    });
+  }
 });
 
 export const HttpConnectorSchema = z.strictObject({

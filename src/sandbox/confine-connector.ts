@@ -22,7 +22,7 @@ import type { EgressProxy } from '../egress/proxy.js';
 import { GatehouseError } from '../errors.js';
 import { connectorEgressRules } from '../policy/egress.js';
 import { hostOf, portOf } from '../registry/fields.js';
-import { LAUNCHER_SWITCH_PREFIX, type StdioConnector } from '../registry/schema.js';
+import { isLoaderVariable, LAUNCHER_SWITCH_PREFIX, type StdioConnector } from '../registry/schema.js';
 import { ensureRunDir } from '../server/control.js';
 import type { ConfineStdio, ConfinedServer } from '../upstreams/stdio-transport.js';
 import { findCommand, type StdioServer } from '../upstreams/stdio.js';
@@ -80,8 +80,8 @@ export interface ConnectorConfinerDeps {
 function launcherEnv(serverEnv: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const k of ['PATH', 'LANG']) if (process.env[k] !== undefined) env[k] = process.env[k];
-  // The registry refuses them; kept out here too, as the launcher would obey them.
-  for (const [k, v] of Object.entries(serverEnv)) if (!k.startsWith(LAUNCHER_SWITCH_PREFIX)) env[k] = v;
+  // The registry refuses them; kept out here too, as the launcher itself would obey them (its switches, its loader).
+  for (const [k, v] of Object.entries(serverEnv)) if (!k.startsWith(LAUNCHER_SWITCH_PREFIX) && !isLoaderVariable(k)) env[k] = v;
   return env;
 }
 

@@ -51,6 +51,11 @@ describe('a valid connector file', () => {
     expect(loadRegistry(dir).connectors.map((c) => c.name)).toEqual(['a', 'b']);
   });
 
+  it('a server run unconfined (sandbox: off) may have loader variables in env: no launcher reads them', () => {
+    const dir = registryOf({ 'fx.yaml': `${stdio}sandbox: off\nenv:\n  LD_LIBRARY_PATH: /opt/lib\n` });
+    expect(loadRegistry(dir).connectors[0]).toMatchObject({ sandbox: 'off', env: { LD_LIBRARY_PATH: '/opt/lib' } });
+  });
+
   it('accepts secret references in env and header values', () => {
     const dir = registryOf({
       'gh.yaml': 'name: gh\nkind: http\nurl: https://example.com/mcp\nheaders:\n  Authorization: "Bearer ${secret:gh-token}"\n',
@@ -85,6 +90,9 @@ describe('every bad file is refused with file, line and key', () => {
     ['a bad secret reference name', `${stdio}env:\n  TOKEN: "\${secret:bad name}"\n`, { key: 'env.TOKEN', message: "invalid secret reference ${secret:bad name}: names use letters, digits, '.', '_' and '-'" }],
     ['an empty secret reference', `${stdio}env:\n  TOKEN: "\${secret:}"\n`, { key: 'env.TOKEN' }],
     // Attack: a registry entry (a template from elsewhere) turns off the launcher's Landlock or cgroup for its own server, silently.
+    // Attack: a confined server's env is the launcher's own environment: LD_PRELOAD would run code in gatehouse-sandbox before it confines anything.
+    ['LD_PRELOAD in a confined connector', `${stdio}env:\n  LD_PRELOAD: /tmp/evil.so\n`, { line: 6, key: 'env.LD_PRELOAD', message: expect.stringContaining('before it confines anything') }],
+    ['GCONV_PATH in a confined connector', `${stdio}env:\n  GCONV_PATH: /tmp/evil\n`, { line: 6, key: 'env.GCONV_PATH' }],
     ['a launcher test switch set by a connector', `${stdio}env:\n  GATEHOUSE_SANDBOX_SIMULATE_LANDLOCK_ABI: "0"\n`, { line: 6, key: 'env.GATEHOUSE_SANDBOX_SIMULATE_LANDLOCK_ABI', message: expect.stringContaining("gatehouse-sandbox's test switches") }],
     ['a YAML syntax error', 'name: fx\nkind: stdio\ncommand: [node\n', { key: '', message: expect.stringMatching(/^YAML syntax: /) }],
     ['a duplicate key', `${stdio}name: other\n`, { line: 5, message: expect.stringMatching(/^YAML syntax: /) }],

@@ -143,6 +143,28 @@ export function admitAgent(req: Request, key: string): AgentRefusal | undefined 
   return a ? a.limiter.admit(a.conn, key, a.res) : undefined;
 }
 
+/**
+ * A request pipelined behind another gets its response's socket only when the
+ * one before it ends. If the client hangs up first, Node never closes that
+ * response: nothing waiting for its 'close' — the agent's in-flight count, the
+ * request's abort signal (a pending approval withdrawn, a model call's upstream
+ * request aborted) — would ever hear of it, and an agent could use up its
+ * in-flight slots for good by pipelining and hanging up. Its connection
+ * closing closes it, as Node does for a response that has its socket.
+ */
+function closeWithConnection(incoming: IncomingMessage, outgoing: ServerResponse): void {
+  if (outgoing.socket !== null) return;
+  const socket = incoming.socket;
+  const gone = (): void => {
+    if (!outgoing.writableFinished) outgoing.emit('close');
+  };
+  // Given its socket after all: Node closes it with that socket from then on.
+  outgoing.once('socket', () => socket.off('close', gone));
+  outgoing.once('close', () => socket.off('close', gone));
+  if (socket.destroyed) return void queueMicrotask(gone);
+  socket.once('close', gone);
+}
+
 function withHeaders(res: Response, headers: Record<string, string>): Response {
   try {
     for (const [k, v] of Object.entries(headers)) res.headers.set(k, v);
@@ -164,6 +186,7 @@ export function createHttpServer(fetch: (req: Request, env: unknown) => Response
 
   const limited = async (req: Request, env: unknown): Promise<Response> => {
     const { incoming, outgoing } = (env ?? {}) as { incoming?: IncomingMessage; outgoing?: ServerResponse };
+    if (incoming && outgoing) closeWithConnection(incoming, outgoing);
     const conn = incoming ? limiter.conns.get(incoming.socket) : undefined;
     if (!conn || !outgoing) return fetch(req, env);
     admissions.set(req, { limiter, conn, res: outgoing });

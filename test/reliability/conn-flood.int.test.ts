@@ -162,6 +162,31 @@ describe('connection slots', () => {
     for (const r of held) r.socket.destroy();
   });
 
+  it('an agent pipelines requests behind one another and hangs up: the queued ones give their in-flight slots back (Node never closes a response that had no socket yet)', async () => {
+    const token = await t.mint('pipeliner');
+    const sids: string[] = [];
+    for (let i = 0; i < 2 * LIMITS.maxInFlightPerAgent; i++) sids.push(await t.openSession(token));
+    // Three response streams on one connection: the first answered, two queued behind it (each admitted, so counted).
+    const piped = open(sids.slice(0, LIMITS.maxInFlightPerAgent).map((sid) => mcpRequest(token, 'GET', sid)).join(''));
+    expect(await piped.head).toMatch(/^HTTP\/1\.1 200/);
+    // The queued requests are parsed and admitted as soon as they arrive; nothing on the wire says when.
+    await new Promise((r) => setTimeout(r, 300));
+    piped.socket.destroy();
+    await piped.closed;
+    // Every slot came back: the agent holds its full number of streams again (two leaked slots would make the second a 429).
+    await until(
+      async () => {
+        const streams = sids.slice(LIMITS.maxInFlightPerAgent).map((sid) => open(mcpRequest(token, 'GET', sid)));
+        const heads = await Promise.all(streams.map((r) => r.head));
+        for (const r of streams) r.socket.destroy();
+        await Promise.all(streams.map((r) => r.closed));
+        return heads.every((h) => /^HTTP\/1\.1 200/.test(h));
+      },
+      'the agent to hold its full number of streams again',
+      10_000,
+    );
+  });
+
   it('one token agent holds response streams past its in-flight limit: its next request is refused, another agent still served', async () => {
     const token = await t.mint('streamer');
     const sids: string[] = [];

@@ -156,7 +156,12 @@ function closeWithConnection(incoming: IncomingMessage, outgoing: ServerResponse
   if (outgoing.socket !== null) return;
   const socket = incoming.socket;
   const gone = (): void => {
-    if (!outgoing.writableFinished) outgoing.emit('close');
+    const res = outgoing as ServerResponse & { _closed?: boolean };
+    if (res.writableFinished || res._closed === true) return;
+    // As Node's own close does: marked destroyed and closed first, so a writer that checks (hono's) stops, and a later close is a no-op.
+    res.destroyed = true;
+    res._closed = true;
+    res.emit('close');
   };
   // Given its socket after all: Node closes it with that socket from then on.
   outgoing.once('socket', () => socket.off('close', gone));

@@ -9,7 +9,6 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import type { AuditSink } from '../audit/types.js';
 import { GatehouseError, errorMessage } from '../errors.js';
@@ -537,7 +536,7 @@ export class InferenceRouter {
         try {
           for (;;) {
             const step = await next();
-            if (step.bytes !== undefined && !raw.write(step.bytes)) await drained(raw, agent.outgoing !== undefined ? (agent.incoming.socket as Socket | null) : null);
+            if (step.bytes !== undefined && !raw.write(step.bytes)) await drained(raw);
             if (step.done) {
               raw.end();
               await ended();
@@ -685,25 +684,20 @@ function content(mode: 'hash' | 'full', what: 'request' | 'response', text: stri
 
 /**
  * Calls `gone` when the agent goes away before its answer ended: its Node
- * response closes, or its connection does (a request pipelined behind another
- * has no socket on its response yet, which then never closes), or its
- * request's signal aborts. No AbortSignal is made per call for it. Returns the
- * function that stops watching.
+ * response closes (the listener closes a pipelined one, which has no socket
+ * yet, with its connection: server/listen.ts), or its request's signal
+ * aborts. No AbortSignal is made per call for it. Returns the function that
+ * stops watching.
  */
 function watchAgent(agent: { signal: AbortSignal; outgoing?: undefined } | RawExchange, gone: () => void): () => void {
   const out = agent.outgoing;
   if (out !== undefined) {
-    const socket = agent.incoming.socket as Socket | null;
     const onClose = (): void => {
       if (!out.writableFinished) gone();
     };
-    if (out.destroyed || socket?.destroyed === true) onClose();
+    if (out.destroyed) onClose();
     out.once('close', onClose);
-    socket?.once('close', onClose);
-    return () => {
-      out.off('close', onClose);
-      socket?.off('close', onClose);
-    };
+    return () => out.off('close', onClose);
   }
   const signal = agent.signal;
   if (signal.aborted) gone();
@@ -711,17 +705,14 @@ function watchAgent(agent: { signal: AbortSignal; outgoing?: undefined } | RawEx
   return () => signal.removeEventListener('abort', gone);
 }
 
-/** Resolves when `w` can take more, or it or the agent's connection is closed. */
-function drained(w: ServerResponse, socket: Socket | null): Promise<void> {
+/** Resolves when `w` can take more, or is closed. */
+function drained(w: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       w.off('drain', done).off('close', done);
-      socket?.off('close', done);
       resolve();
     };
-    if (socket?.destroyed === true) return resolve();
     w.on('drain', done).on('close', done);
-    socket?.on('close', done);
   });
 }
 

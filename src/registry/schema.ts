@@ -7,11 +7,6 @@ import { credentialTemplates, GithubConnectorSchema, JiraConnectorSchema, SlackC
 
 export { CONNECTOR_NAME } from './fields.js';
 
-/**
- * The MCP revision spoken to an stdio or http server: `auto` asks it once
- * (`server/discover`) and uses the newest it supports; a date pins that
- * revision (2025-11-25: straight to `initialize`, no probe).
- */
 /** Names of the launcher's own switches (native/src/sandbox.h): never from a registry entry. */
 export const LAUNCHER_SWITCH_PREFIX = 'GATEHOUSE_SANDBOX_';
 
@@ -27,6 +22,11 @@ export function isLoaderVariable(name: string): boolean {
 }
 const LOADER_VARIABLES = new Set(['GCONV_PATH', 'GETCONF_DIR', 'GLIBC_TUNABLES', 'HOSTALIASES', 'LOCALDOMAIN', 'LOCPATH', 'MALLOC_TRACE', 'NIS_PATH', 'NLSPATH', 'RESOLV_HOST_CONF', 'RES_OPTIONS', 'TZDIR']);
 
+/**
+ * The MCP revision spoken to an stdio or http server: `auto` asks it once
+ * (`server/discover`) and uses the newest it supports; a date pins that
+ * revision (2025-11-25: straight to `initialize`, no probe).
+ */
 export const protocol = z.enum(['auto', '2025-11-25', '2026-07-28']).default('auto');
 
 export const StdioConnectorSchema = z.strictObject({

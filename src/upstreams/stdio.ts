@@ -36,12 +36,19 @@ export const LINE_OVERHEAD_BYTES = 64 * 1024;
 export const ID_PROBE_BYTES = 1024;
 /** The longest stderr line logged; the rest of a longer one is dropped and counted. */
 export const STDERR_LINE_BYTES = 2048;
-/** Characters of a non-JSON-RPC stdout line shown in the log. */
 /** Messages from one server handed on per turn of the event loop (see StdioTransport.queue). */
 const MESSAGES_PER_TURN = 64;
-/** Messages that may wait for a server that is not reading its stdin. */
-const MAX_WAITING_SENDS = 1024;
+/**
+ * Messages that may wait for a server that is not reading its stdin (besides
+ * the byte bound, one line's worth). A refused send is an answer the server
+ * never gets, so this is far above what a busy server that reads later puts
+ * behind it: 5,000 sampling requests written before reading one answer put
+ * ~4,000 answers here on a loaded machine (1,024 lost some, and the call hung).
+ * ~200 bytes of gateway memory each at most.
+ */
+export const MAX_WAITING_SENDS = 65_536;
 const noop = (): void => undefined;
+/** Characters of a non-JSON-RPC stdout line shown in the log. */
 const PREVIEW_CHARS = 200;
 /** How long the child gets after stdin closes, and again after SIGTERM, before the next step. */
 export const DEFAULT_GRACE_MS = 1_000;

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { LineReader, LogBudget, reaperPath, requestIdOf, StdioTransport, type StdioServer } from '../../src/upstreams/stdio.js';
 import { isAlive, until } from '../helpers/gateway.js';
+import { tempDir } from '../helpers/tmp.js';
 
 function reader(max: number, keep = 16) {
   const lines: string[] = [];
@@ -198,6 +199,20 @@ describe.skipIf(process.platform !== 'linux')('StdioTransport processes', () => 
     expect(String(refused)).toMatch(/the upstream is not reading its stdin \(\d+ bytes in \d+ messages waiting for it\)/);
     // The pipe (64 KiB) plus one line's worth (resultBytes + 64 KiB), not 1,000 × 10 KB.
     expect(sent * 10_000).toBeLessThan(400_000);
+  });
+
+  it('a busy server that writes thousands of requests before it reads one answer (5,000 answers queued for it): none is lost', async () => {
+    // 5,000 answers (~70 bytes each) are several pipes' worth: most wait in the gateway until the server reads.
+    const dir = tempDir('gatehouse-stdio-busy-');
+    const t = new StdioTransport(sh(`sleep 1; exec wc -l > ${dir}/count`, 'unit-busy-reader'), { connector, log: silentLogger, graceMs: 3_000, reaper: null });
+    open.push(t);
+    await t.start();
+    const n = 5_000;
+    const sends = Array.from({ length: n }, (_, i) => t.send({ jsonrpc: '2.0', id: `s${i}`, error: { code: -32600, message: 'Sampling is not allowed here' } }));
+    const settled = await Promise.allSettled(sends);
+    expect(settled.filter((s) => s.status === 'rejected')).toEqual([]);
+    await t.close();
+    expect(readFileSync(`${dir}/count`, 'utf8').trim()).toBe(String(n));
   });
 
   it('non-JSON, escape sequences and invalid UTF-8 on stdout and stderr: logged escaped, no message delivered, nothing thrown', async () => {

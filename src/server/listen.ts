@@ -155,19 +155,37 @@ export function admitAgent(req: Request, key: string): AgentRefusal | undefined 
 function closeWithConnection(incoming: IncomingMessage, outgoing: ServerResponse): void {
   if (outgoing.socket !== null) return;
   const socket = incoming.socket;
-  const gone = (): void => {
-    const res = outgoing as ServerResponse & { _closed?: boolean };
-    if (res.writableFinished || res._closed === true) return;
-    // As Node's own close does: marked destroyed and closed first, so a writer that checks (hono's) stops, and a later close is a no-op.
-    res.destroyed = true;
-    res._closed = true;
-    res.emit('close');
-  };
+  if (socket.destroyed) return void queueMicrotask(() => closeQueued(outgoing));
+  // One listener per connection, however many responses queue on it (one each warned past 10 and cost a removal each).
+  let queued = queuedOn.get(socket);
+  if (queued === undefined) {
+    const responses = new Set<ServerResponse>();
+    queued = responses;
+    queuedOn.set(socket, responses);
+    socket.once('close', () => {
+      queuedOn.delete(socket);
+      for (const res of responses) closeQueued(res);
+      responses.clear();
+    });
+  }
+  const waiting = queued;
+  waiting.add(outgoing);
   // Given its socket after all: Node closes it with that socket from then on.
-  outgoing.once('socket', () => socket.off('close', gone));
-  outgoing.once('close', () => socket.off('close', gone));
-  if (socket.destroyed) return void queueMicrotask(gone);
-  socket.once('close', gone);
+  const forget = (): void => void waiting.delete(outgoing);
+  outgoing.once('socket', forget);
+  outgoing.once('close', forget);
+}
+
+/** Responses queued (pipelined) on a connection, closed with it (closeWithConnection). */
+const queuedOn = new WeakMap<Socket, Set<ServerResponse>>();
+
+function closeQueued(outgoing: ServerResponse): void {
+  const res = outgoing as ServerResponse & { _closed?: boolean };
+  if (res.writableFinished || res._closed === true) return;
+  // As Node's own close does: marked destroyed and closed first, so a writer that checks (hono's) stops, and a later close is a no-op.
+  res.destroyed = true;
+  res._closed = true;
+  res.emit('close');
 }
 
 function withHeaders(res: Response, headers: Record<string, string>): Response {

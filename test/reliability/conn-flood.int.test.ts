@@ -187,6 +187,31 @@ describe('connection slots', () => {
     );
   });
 
+  it('an agent pipelines twenty requests behind a held stream: one listener on the connection, not one per queued response (no MaxListenersExceededWarning), and all close with it', async () => {
+    const token = await t.mint('pipeliner2');
+    const sid = await t.openSession(token);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const piped = open([mcpRequest(token, 'GET', sid), ...Array.from({ length: 20 }, () => mcpRequest(token, 'POST', sid, echo('queued')))].join(''));
+      expect(await piped.head).toMatch(/^HTTP\/1\.1 200/);
+      await new Promise((r) => setTimeout(r, 300));
+      piped.socket.destroy();
+      await piped.closed;
+      // The agent's slots all came back (the queued responses closed with the connection).
+      await until(async () => {
+        const again = open(mcpRequest(token, 'POST', sid, echo('after')));
+        const head = await again.head;
+        again.socket.destroy();
+        return /^HTTP\/1\.1 200/.test(head);
+      }, 'the agent to be served again', 10_000);
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message)).toEqual([]);
+  });
+
   it('one token agent holds response streams past its in-flight limit: its next request is refused, another agent still served', async () => {
     const token = await t.mint('streamer');
     const sids: string[] = [];

@@ -9,7 +9,7 @@
  * `gen_ai.guardrail.action.type`, `gen_ai.guardrail.security.policy.rule.id`).
  * Attributes of Gatehouse's own are under `gatehouse.*`.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api';
 import { parseKeyPairsIntoRecord, setGlobalErrorHandler, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider, type Sampler, type SpanExporter } from '@opentelemetry/sdk-trace';
@@ -44,7 +44,6 @@ const getter: TextMapGetter<Record<string, unknown>> = {
   keys: (c) => Object.keys(c),
   get: (c, k) => (typeof c[k] === 'string' ? (c[k] as string) : undefined),
 };
-const setter: TextMapSetter<Record<string, string>> = { set: (c, k, v) => (c[k] = v) };
 
 function cut(s: string, max = MAX_TEXT): string {
   return s.length > max ? `${s.slice(0, max)}…` : s;
@@ -56,10 +55,30 @@ function extract(carrier: Record<string, unknown> | undefined): Context {
   return propagator.extract(ROOT_CONTEXT, carrier, getter);
 }
 
+/** The W3C Trace Context of a span (what the propagator would inject, without a context and a carrier per call). */
 function contextOf(span: Span): TraceContext {
-  const out: Record<string, string> = {};
-  propagator.inject(trace.setSpan(ROOT_CONTEXT, span), out, setter);
-  return out.tracestate !== undefined ? { traceparent: out.traceparent as string, tracestate: out.tracestate } : { traceparent: out.traceparent as string };
+  const c = span.spanContext();
+  const traceparent = `00-${c.traceId}-${c.spanId}-${(c.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+  const state = c.traceState?.serialize();
+  return state !== undefined && state !== '' ? { traceparent, tracestate: state } : { traceparent };
+}
+
+/** server.address and server.port of an upstream or provider URL, parsed once per URL (a handful per gateway). */
+const addresses = new Map<string, Attributes>();
+function addressOf(url: string): Attributes {
+  let a = addresses.get(url);
+  if (a === undefined) {
+    try {
+      const u = new URL(url);
+      a = { 'server.address': u.hostname, 'server.port': Number(u.port || (u.protocol === 'https:' ? 443 : 80)) };
+    } catch {
+      a = {};
+    }
+    // Bounded: URLs come from the registry, but a cap costs nothing.
+    if (addresses.size >= 256) addresses.clear();
+    addresses.set(url, a);
+  }
+  return a;
 }
 
 /**
@@ -302,15 +321,7 @@ export class OtelTracing implements Tracing {
   modelCall(a: { provider: string; api: string; agent: string; url?: string; traceparent?: string | null; tracestate?: string | null }): ModelSpan {
     const parent = typeof a.traceparent === 'string' ? extract({ traceparent: a.traceparent, tracestate: a.tracestate ?? undefined }) : ROOT_CONTEXT;
     const attributes: Attributes = { 'gen_ai.provider.name': a.api, 'gatehouse.provider': cut(a.provider, 64), 'gatehouse.agent': a.agent };
-    if (a.url !== undefined) {
-      try {
-        const u = new URL(a.url);
-        attributes['server.address'] = u.hostname;
-        attributes['server.port'] = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-      } catch {
-        // no address
-      }
-    }
+    if (a.url !== undefined) Object.assign(attributes, addressOf(a.url));
     return new OtelModelSpan(this.#tracer.startSpan('model call', { kind: SpanKind.CLIENT, attributes }, parent));
   }
 
@@ -408,15 +419,7 @@ class OtelCallTrace implements CallTrace {
       'gatehouse.connector': connector,
     };
     if (target.transport !== 'inproc') attributes['network.transport'] = target.transport;
-    if (target.url !== undefined) {
-      try {
-        const u = new URL(target.url);
-        attributes['server.address'] = u.hostname;
-        attributes['server.port'] = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-      } catch {
-        // no address
-      }
-    }
+    if (target.url !== undefined) Object.assign(attributes, addressOf(target.url));
     const span = this.tracer.startSpan(`tools/call ${upstreamTool}`, { kind: SpanKind.CLIENT, attributes }, this.#ctx);
     return {
       context: contextOf(span),

@@ -23,6 +23,7 @@ import type { Duplex } from 'node:stream';
 import { appendOrQueue } from '../audit/append-or-queue.js';
 import type { AuditEvent, AuditSink } from '../audit/types.js';
 import type { Logger } from '../log.js';
+import { closeWithConnection } from '../pipelined.js';
 import type { RateLimiter } from '../policy/rate-limit.js';
 import type { Policy } from '../policy/types.js';
 import { dial, DialError } from './dial.js';
@@ -281,6 +282,8 @@ export class EgressProxy {
   }
 
   async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Pipelined behind another and the client hangs up: its upstream request is aborted and its slot released then, not at the idle timeout.
+    closeWithConnection(req, res);
     this.#headersDue(req.socket, false);
     res.once('finish', () => this.#headersDue(req.socket, true));
     const who = this.#who.get(req.socket);

@@ -2,9 +2,10 @@ import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Hono } from 'hono';
 import { GatehouseError } from '../errors.js';
+import { closeWithConnection } from '../pipelined.js';
 
 export function runDir(stateDir: string): string {
   return join(stateDir, 'run');
@@ -51,7 +52,14 @@ export async function listenControl(stateDir: string, app: Hono): Promise<{ path
   } catch {
     // no stale socket
   }
-  const server = createAdaptorServer({ fetch: app.fetch }) as HttpServer;
+  const server = createAdaptorServer({
+    fetch: (req: Request, env: unknown) => {
+      // A pipelined request's response closes with the connection (a waiting `approvals` request hears its client left).
+      const { incoming, outgoing } = (env ?? {}) as { incoming?: IncomingMessage; outgoing?: ServerResponse };
+      if (incoming && outgoing) closeWithConnection(incoming, outgoing);
+      return app.fetch(req, env);
+    },
+  }) as HttpServer;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => resolve());

@@ -15,7 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['upstreams', 'connectors'],
   ['registry', 'policy', 'secrets', 'telemetry'],
   ['audit'],
-  ['config', 'log', 'terminal', 'errors'],
+  ['config', 'log', 'terminal', 'errors', 'pipelined'],
 ];
 const ORDER = LAYERS.flat();
 

@@ -26,6 +26,8 @@ let regPort: number;
 const listeners: NetServer[] = [];
 const proxies: EgressProxy[] = [];
 const connects: string[] = [];
+/** Endless downloads (`/stream/<name>`) of the registry simulator: open until their request closes. */
+const streams = new Map<string, 'open' | 'closed'>();
 
 /** Names the injected resolver answers: anything else does not exist. */
 const DNS: Record<string, string[]> = {
@@ -89,6 +91,18 @@ beforeAll(async () => {
   log = await openLog(state.dir);
   registry = createHttpServer((req, res) => {
     connects.push(`${req.method} ${req.url}`);
+    if (req.url?.startsWith('/stream/') === true) {
+      // An endless download: a chunk every 20 ms until its request is closed.
+      const name = req.url.slice('/stream/'.length);
+      streams.set(name, 'open');
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const tick = setInterval(() => res.write(Buffer.alloc(4096, 'x')), 20);
+      res.once('close', () => {
+        clearInterval(tick);
+        streams.set(name, 'closed');
+      });
+      return;
+    }
     let body = '';
     req.on('data', (b: Buffer) => (body += b.toString()));
     req.on('end', () => res.end(`pong ${req.method} ${req.url} host=${req.headers.host} proxy-auth=${req.headers['proxy-authorization'] ?? '-'} body=${body}`));
@@ -368,6 +382,23 @@ describe('plain HTTP', () => {
     const port = await startProxy(agent('web'));
     expect((await viaProxy(port, 'GET', `http://registry.test:${regPort}/-/../admin`)).status).toBe(403);
     expect((await viaProxy(port, 'GET', `http://registry.test:${regPort}/admin`)).status).toBe(403);
+  });
+
+  it('an agent pipelines two endless downloads on one connection and hangs up: the queued one\'s upstream request is closed then, not at the idle timeout, and recorded client-gone', async () => {
+    const port = await startProxy(agent('coder'), { idleTimeoutMs: 120_000 });
+    const get = (name: string) => `GET http://registry.test:${regPort}/stream/${name} HTTP/1.1\r\nHost: registry.test:${regPort}\r\n\r\n`;
+    const id = `${process.pid}-${Date.now()}`;
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.on('data', () => undefined);
+    s.write(get(`first-${id}`) + get(`queued-${id}`));
+    // Both forwarded: the second one's answer waits behind the first's, which never ends.
+    await until(() => streams.get(`first-${id}`) === 'open' && streams.get(`queued-${id}`) === 'open', 'both downloads to start', 5_000);
+    s.destroy();
+    await until(() => streams.get(`first-${id}`) === 'closed', 'the first download to be closed', 5_000);
+    await until(() => streams.get(`queued-${id}`) === 'closed', 'the queued download to be closed with the connection', 5_000);
+    const queued = await until(() => records().find((r) => r.event === 'egress' && r.path === `/stream/queued-${id}`), 'the queued download\'s record', 5_000);
+    expect(queued).toMatchObject({ agent: 'coder', outcome: 'client-gone' });
   });
 
   it('a request body is forwarded and counted', async () => {

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { HeapSpaceInfo } from 'node:v8';
 import type { LoadedScript, MemoryNow } from './procs/memory-measure.js';
-import { DIST_BENCH, ROOT } from './lib/procs.js';
+import { DIST_BENCH, ROOT, stopChild } from './lib/procs.js';
 
 export interface ProbeStats extends MemoryNow {
   threads: number;
@@ -46,16 +46,7 @@ export function startProbedServe(state: string, env: NodeJS.ProcessEnv, timeoutM
       waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
       child.send({ id, ...req });
     });
-  const stop = () =>
-    new Promise<void>((r) => {
-      if (child.exitCode !== null || child.signalCode !== null) return r();
-      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-      child.once('exit', () => {
-        clearTimeout(t);
-        r();
-      });
-      child.kill('SIGTERM');
-    });
+  const stop = () => stopChild(child);
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {

@@ -27,17 +27,10 @@ export function startProc(cmd: string, args: string[], ready: RegExp | undefined
   child.stderr?.on('data', (c: Buffer) => {
     err = (err + c.toString('utf8')).slice(-4000);
   });
-  const stop = () =>
-    new Promise<void>((r) => {
-      started.delete(child);
-      if (child.exitCode !== null || child.signalCode !== null) return r();
-      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-      child.once('exit', () => {
-        clearTimeout(t);
-        r();
-      });
-      child.kill('SIGTERM');
-    });
+  const stop = () => {
+    started.delete(child);
+    return stopChild(child);
+  };
   if (ready === undefined) {
     child.stdout?.resume();
     child.once('exit', (code) => {
@@ -125,4 +118,17 @@ export async function waitFor(check: () => Promise<boolean>, what: string, timeo
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** SIGTERM, then SIGKILL after 3 s; resolves once the child has exited. */
+export function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise<void>((r) => {
+    if (child.exitCode !== null || child.signalCode !== null) return r();
+    const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      r();
+    });
+    child.kill('SIGTERM');
+  });
 }

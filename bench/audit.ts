@@ -2,8 +2,9 @@
  * Audit log benchmarks: durable append throughput with group commit, and
  * query / verify time over 1,000,000 records (queries: the first one, which
  * builds the rotated files' sidecar indexes, then each with them; verify:
- * worker threads, then one thread). Prints a markdown table; does not
- * assert on timings.
+ * worker threads, then one thread, then once more under --cpu-prof for
+ * where its time goes: bench/audit-profile.ts). Prints a markdown table
+ * and the verify profile; does not assert on timings.
  *
  *   npm run build && node dist/bench/audit.js
  */
@@ -17,6 +18,7 @@ import { listAuditFiles } from '../src/audit/files.js';
 import { queryAudit, type AuditFilters } from '../src/audit/query.js';
 import { verifyAudit } from '../src/audit/verify.js';
 import { AuditLog, nodeAuditFs, type AuditFs } from '../src/audit/writer.js';
+import { profileVerify, verifyProfileMarkdown } from './audit-profile.js';
 
 function record(i: number): { event: string; [k: string]: unknown } {
   const deny = i % 13 === 0;
@@ -92,6 +94,7 @@ export async function benchAudit(opts: { records?: number } = {}): Promise<strin
   }
 
   const state = mkdtempSync(join(tmpdir(), 'gh-bench-audit-'));
+  let verifyNotes = '';
   try {
     const dir = join(state, 'audit');
     const build = await timed(() => buildLog(dir, N));
@@ -122,15 +125,18 @@ export async function benchAudit(opts: { records?: number } = {}): Promise<strin
       const q = await timed(() => queryAudit(dir, f, { limit }));
       rows.push([`query ${name}`, `${q.ms.toFixed(0)} ms`, `${fmt(q.value.records.length)} records returned`]);
     }
-    const key = await loadCheckpointKey(join(state, 'keys', 'audit-checkpoint.jwk'));
+    const keyFile = join(state, 'keys', 'audit-checkpoint.jwk');
+    const key = await loadCheckpointKey(keyFile);
     const v = await timed(() => verifyAudit(dir, { publicKey: key.publicKey }));
     rows.push([`verify ${fmt(v.value.records)} records`, `${(v.ms / 1000).toFixed(2)} s`, `${v.value.checkpoints} checkpoint signatures, ok=${v.value.ok}, ${availableParallelism()} worker threads`]);
     const v1 = await timed(() => verifyAudit(dir, { publicKey: key.publicKey, threads: 1 }));
     rows.push([`verify ${fmt(v1.value.records)} records, one thread`, `${(v1.ms / 1000).toFixed(2)} s`, `ok=${v1.value.ok}`]);
+    const profile = await profileVerify(dir, keyFile);
+    verifyNotes = verifyProfileMarkdown(profile, { records: v.value.records, ms: v.ms, workers: availableParallelism(), oneThreadMs: v1.ms, cores: availableParallelism() });
   } finally {
     rmSync(state, { recursive: true, force: true });
   }
-  return ['| audit benchmark | result | notes |', '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n') + '\n';
+  return ['| audit benchmark | result | notes |', '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`), '', verifyNotes].join('\n') + '\n';
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

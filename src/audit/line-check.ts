@@ -46,11 +46,21 @@ function braced(raw: Buffer, from: number, to: number): string {
   raw[from - 1] = 0x7b;
   raw[to] = 0x7d;
   try {
+    // Hex, not a Buffer: a Buffer per digest costs more than the hex text.
     return hash('sha256', raw.subarray(from - 1, to + 1));
   } finally {
     raw[from - 1] = before;
     raw[to] = after;
   }
+}
+
+/**
+ * checkLine's fast path on bytes alone, for verify: whether a line whose
+ * shape line-scan.ts checked (`{"v":1,` … `,"hash":"<64 hex>"}`) hashes, from
+ * `{"v":1,` to `,"hash"` (braced), to the hash it ends with.
+ */
+export function bodyDigestIs(raw: Buffer): boolean {
+  return endsWithHash(raw, braced(raw, LINE_HEAD.length, raw.length - HASH_SUFFIX_LEN));
 }
 
 export const EDITED_MESSAGE = 'content does not match its hash (the record was edited)';

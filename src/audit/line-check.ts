@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { canonicalize, type JsonValue } from './canonical.js';
+import { canonicalize, toJsonValue, type JsonValue } from './canonical.js';
 import type { AuditRecord } from './types.js';
 
 /** `prev` of the first record ever written. */
@@ -64,6 +64,7 @@ export function bodyDigestIs(raw: Buffer): boolean {
 }
 
 export const EDITED_MESSAGE = 'content does not match its hash (the record was edited)';
+export const REENCODED_MESSAGE = 'not written as the writer writes it (re-encoded: escapes, spacing, key order or repeated keys), though its content matches its hash; searches by text (gatehouse logs filters) can miss such a record';
 
 export type LineCheck =
   | { ok: true; record: AuditRecord }
@@ -106,6 +107,22 @@ export function checkLine(text: string, raw?: Buffer): LineCheck {
     // Stryker restore all
     if (digest === r.hash) return { ok: true, record: r };
   }
-  if (expectedHash(r) === r.hash) return { ok: true, record: r };
-  return { ok: false, reason: 'edited', record: r, message: EDITED_MESSAGE };
+  if (expectedHash(r) !== r.hash) return { ok: false, reason: 'edited', record: r, message: EDITED_MESSAGE };
+  // Its content is sealed, but the bytes must be the writer's too: a record re-encoded (delete\u005frepo for
+  // delete_repo) would still verify, yet be missed by every search that reads the bytes.
+  return text === writerForm(r) ? { ok: true, record: r } : { ok: false, reason: 'edited', record: r, message: REENCODED_MESSAGE };
+}
+
+/**
+ * The line the writer makes of a record (record.ts: pino writes `"v":1`, then
+ * the body with its keys in canonical order — integer-like keys first, as
+ * JavaScript orders them — and the hash last, each value as JSON.stringify
+ * writes it).
+ */
+function writerForm(r: AuditRecord): string {
+  const body = toJsonValue(r) as { [k: string]: JsonValue };
+  delete body.v;
+  delete body.hash;
+  body.hash = r.hash;
+  return `${LINE_HEAD}${JSON.stringify(body).slice(1)}`;
 }

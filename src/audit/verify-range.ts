@@ -7,7 +7,7 @@
 import type { KeyObject } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { verifyCheckpoint } from './checkpoint.js';
-import { bodyDigestIs, checkLine } from './line-check.js';
+import { bodyDigestIs, checkLine, EDITED_MESSAGE } from './line-check.js';
 import { scanRecordLine } from './line-scan.js';
 import { CALL_INTENT_EVENT, type AuditRecord } from './types.js';
 
@@ -34,7 +34,7 @@ export interface RangeJob {
 
 /** What one line holds beyond its seq and hashes (only for the lines that need more). */
 export interface LineExtra {
-  /** Malformed: why. */
+  /** Malformed, or edited in a way of its own (re-encoded): why. */
   message?: string;
   checkpoint?: { claimed: unknown; jws: string; sig?: { ok: true } | { ok: false; message: string } };
   retention?: { seq: number; prev: string };
@@ -185,6 +185,7 @@ export async function verifyRange(job: RangeJob, readBuf?: Buffer): Promise<Rang
     prevBuf.write(r.prev, i * 32, 32, 'hex');
     onRecord(i, r.seq);
     extra(r, i);
+    if (!c.ok && c.message !== EDITED_MESSAGE) extras.set(i, { ...extras.get(i), message: c.message });
   };
 
   /** Line i is a record: its hash and prev are in place. */

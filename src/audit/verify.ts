@@ -350,7 +350,7 @@ async function replay(
         const before = prevRecord;
         prevRecord = i;
         if (seq < from && expectSeq === undefined) continue;
-        if (kind === LINE_EDITED) problem({ kind: 'edited', file: file.name, line, seq, message: `record seq ${seq}: ${EDITED_MESSAGE}` });
+        if (kind === LINE_EDITED) problem({ kind: 'edited', file: file.name, line, seq, message: `record seq ${seq}: ${cur.extras.get(i)?.message ?? EDITED_MESSAGE}` });
         // Keep walking with an edited record as it claims to be, so one edit is one problem.
         onRecord(cur, i, before, file, line);
       }

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalize, toJsonValue, wellFormed } from '../../src/audit/canonical.js';
 import { checkLine, expectedHash, LINE_HEAD, RecordWriter, sha256, ZERO_HASH } from '../../src/audit/record.js';
+import { REENCODED_MESSAGE } from '../../src/audit/line-check.js';
 
 const H = 'a'.repeat(64);
 const base = { v: 1, seq: 1, time: '2030-01-01T00:00:00.000Z', prev: ZERO_HASH, event: 'x' };
@@ -47,14 +48,22 @@ describe('checkLine: why a line is not a record', () => {
     expect(c).toMatchObject({ ok: false, reason: 'edited', record: { seq: 1, event: 'x' }, message: 'content does not match its hash (the record was edited)' });
   });
 
-  it('a record written by hand (not in pino\'s byte order) verifies through the slow path; one edited byte fails both paths', () => {
-    const line = sealed({ ...base, zeta: 1, alpha: { b: 2, a: [1, 'x'] } });
+  it('a record in the writer\'s form but not its fast-path bytes (integer-like keys first) verifies through the slow path; one edited byte fails both paths', () => {
+    const { line: written } = new RecordWriter().format({ ...base, zeta: 1, alpha: { b: 2, a: [1, 'x'] }, args: { 10: 'a', 9: 'b', z: 1 } });
+    const line = written.slice(0, -1);
     expect(line.startsWith(LINE_HEAD)).toBe(true);
     expect(checkLine(line).ok).toBe(true);
     expect(checkLine(line, Buffer.from(line)).ok).toBe(true);
     const edited = line.replace('"zeta":1', '"zeta":2');
     expect(checkLine(edited).ok).toBe(false);
     expect(checkLine(edited, Buffer.from(edited)).ok).toBe(false);
+  });
+
+  it('a sealed record written by hand, not as the writer writes it (key order): its content matches its hash, but it is reported as re-encoded', () => {
+    const line = sealed({ ...base, zeta: 1, alpha: { b: 2, a: [1, 'x'] } });
+    for (const c of [checkLine(line), checkLine(line, Buffer.from(line))]) {
+      expect(c).toMatchObject({ ok: false, reason: 'edited', message: REENCODED_MESSAGE });
+    }
   });
 
   it('the fast path: the writer\'s own line verifies with and without its raw bytes, and with raw bytes of another length', () => {

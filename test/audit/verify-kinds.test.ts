@@ -7,7 +7,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, renameSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { canonicalize, type JsonValue } from '../../src/audit/canonical.js';
+import { canonicalize, toJsonValue, type JsonValue } from '../../src/audit/canonical.js';
 import { checkpointKeyPath, loadCheckpointKey, signCheckpoint } from '../../src/audit/checkpoint.js';
 import { listAuditFiles, rotatedName } from '../../src/audit/files.js';
 import { sha256 } from '../../src/audit/record.js';
@@ -25,7 +25,8 @@ function seal(r: Record<string, unknown>): string {
   delete body.v;
   delete body.hash;
   const hash = sha256(canonicalize(body as JsonValue));
-  return JSON.stringify({ v: 1, ...body, hash });
+  // In the writer's form (keys in canonical order): anything else is reported as re-encoded before any other check.
+  return JSON.stringify({ v: 1, ...(toJsonValue(body) as object), hash });
 }
 
 /**

@@ -10,7 +10,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { canonicalize, type JsonValue } from '../../src/audit/canonical.js';
+import { canonicalize, toJsonValue, type JsonValue } from '../../src/audit/canonical.js';
 import { checkpointKeyPath, loadCheckpointKey, signCheckpoint } from '../../src/audit/checkpoint.js';
 import { listAuditFiles } from '../../src/audit/files.js';
 import { sha256 } from '../../src/audit/record.js';
@@ -49,7 +49,7 @@ function seal(r: Record<string, unknown>): string {
   const body = { ...r };
   delete body.v;
   delete body.hash;
-  return JSON.stringify({ v: 1, ...body, hash: sha256(canonicalize(body as JsonValue)) });
+  return JSON.stringify({ v: 1, ...(toJsonValue(body) as object), hash: sha256(canonicalize(body as JsonValue)) });
 }
 
 function editLine(path: string, i: number, f: (l: string) => string): void {

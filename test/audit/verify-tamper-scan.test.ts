@@ -13,7 +13,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bodyDigestIs, checkLine } from '../../src/audit/line-check.js';
 import { scanRecordLine } from '../../src/audit/line-scan.js';
-import { queryAudit } from '../../src/audit/query.js';
 import { RecordWriter, ZERO_HASH } from '../../src/audit/record.js';
 import { READ_BYTES } from '../../src/audit/verify-range.js';
 import { verifyAudit, type VerifyReport } from '../../src/audit/verify.js';
@@ -226,20 +225,32 @@ describe('the reused read buffer: read, range and file boundaries', () => {
   });
 });
 
-describe('pre-existing (not from 79b84ce): verify accepts a re-encoded record that `gatehouse logs` filters then miss', () => {
-  // verify's slow path (checkLine → expectedHash) re-canonicalizes the parsed record, so a sealed record may be
-  // re-encoded freely (escapes, whitespace, key order, repeated keys) without changing its hash; query's byte
-  // prefilter (needlesFor/linesWith in query.ts) looks for the writer's encoding and skips the re-encoded line.
-  it.fails('a sealed record whose tool is written with an escape (delete\\u005frepo) is hidden from `logs --tool delete_repo`', async () => {
-    const { lines } = chain([{ tool: 'delete_repo', agent: 'a-1' }, { tool: 'other', agent: 'a-1' }]);
-    const edited = [at(lines[0] as string, '"tool":"delete_repo"', '"tool":"delete\\u005frepo"'), lines[1]];
-    const dir = logDir(edited.map((l) => `${l}\n`).join(''));
+describe('a sealed record re-encoded so that byte searches miss it (older gap, found by this review)', () => {
+  // checkLine re-canonicalizes the parsed record, so a sealed record could be re-encoded (escapes, spacing, key
+  // order, repeated keys) without changing its hash, while `gatehouse logs` filters look for the writer's bytes.
+  // verify now also wants the writer's bytes: such a record is a problem of its own.
+  const variants: Array<[string, string, string]> = [
+    ['an escape (delete\\u005frepo)', '"tool":"delete_repo"', '"tool":"delete\\u005frepo"'],
+    ['a space after the colon', '"tool":"delete_repo"', '"tool": "delete_repo"'],
+    ['a repeated key (the first value a decoy)', '"tool":"delete_repo"', '"tool":"harmless","tool":"delete_repo"'],
+  ];
+  for (const [how, from, to] of variants) {
+    it(`re-encoded with ${how}: verify reports the line as re-encoded, one problem`, async () => {
+      const { lines } = chain([{ tool: 'delete_repo', agent: 'a-1' }, { tool: 'other', agent: 'a-1' }]);
+      const edited = [at(lines[0] as string, from, to), lines[1]];
+      const dir = logDir(edited.map((l) => `${l}\n`).join(''));
+      for (const threads of [1, 2]) {
+        const v = await verifyAudit(dir, { threads });
+        expect(v.ok).toBe(false);
+        expect(v.problems).toEqual([expect.objectContaining({ kind: 'edited', seq: 1, message: expect.stringContaining('re-encoded') })]);
+      }
+    });
+  }
+
+  it('a record the writer wrote with integer-like keys (which it writes out of canonical order) still verifies', async () => {
+    const { lines } = chain([{ tool: 'x', args: { 10: 'a', 9: 'b', z: 1 } }, { tool: 'y' }]);
+    const dir = logDir(lines.map((l) => `${l}\n`).join(''));
     const v = await verifyAudit(dir, { threads: 1 });
-    expect(v.problems).toEqual([]); // verify: nothing edited
-    const all = await queryAudit(dir, {}, { index: false });
-    expect(all.records.map((r) => r.tool)).toContain('delete_repo'); // JSON.parse: the record is there
-    const q = await queryAudit(dir, { tool: 'delete_repo' }, { index: false });
-    // Fails today: the filtered query returns nothing.
-    expect(q.records.map((r) => r.seq)).toEqual([1]);
+    expect(v.problems).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { appendFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { canonicalize, type JsonValue } from '../../src/audit/canonical.js';
+import { canonicalize, toJsonValue, type JsonValue } from '../../src/audit/canonical.js';
 import { checkpointKeyPath, loadCheckpointKey, signCheckpoint } from '../../src/audit/checkpoint.js';
 import { sha256 } from '../../src/audit/record.js';
 import type { AuditRecord } from '../../src/audit/types.js';
@@ -112,7 +112,7 @@ describe('gatehouse audit verify catches tampering', () => {
     const jws = await signCheckpoint({ kid: 'forged', privateKey, publicKey: privateKey, publicJwk: {} }, payload);
     const body = { checkpoint: payload, event: 'audit.checkpoint', jws, kid: 'forged', prev: last.hash, seq: last.seq + 1, time: payload.time };
     const hash = sha256(canonicalize(body as JsonValue));
-    appendFileSync(file, JSON.stringify({ v: 1, ...body, hash }) + '\n');
+    appendFileSync(file, JSON.stringify({ v: 1, ...(toJsonValue(body) as object), hash }) + '\n');
     const r = await verifyAudit(dir, { publicKey: await key() });
     expect(r.problems).toEqual([expect.objectContaining({ kind: 'signature', seq: last.seq + 1, message: expect.stringContaining('not valid for this key') })]);
   });

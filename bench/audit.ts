@@ -3,8 +3,10 @@
  * query / verify time over 1,000,000 records (queries: the first one, which
  * builds the rotated files' sidecar indexes, then each with them; verify:
  * worker threads, then one thread, then once more under --cpu-prof for
- * where its time goes: bench/audit-profile.ts). Prints a markdown table
- * and the verify profile; does not assert on timings.
+ * where its time goes: bench/audit-profile.ts). Prints a markdown table,
+ * the query goal with a profile of each query over it and of the --grep one
+ * (bench/audit-query-goal.ts), and the verify profile; does not assert on
+ * timings.
  *
  *   npm run build && node dist/bench/audit.js
  */
@@ -19,6 +21,8 @@ import { queryAudit, type AuditFilters } from '../src/audit/query.js';
 import { verifyAudit } from '../src/audit/verify.js';
 import { AuditLog, nodeAuditFs, type AuditFs } from '../src/audit/writer.js';
 import { profileVerify, verifyProfileMarkdown } from './audit-profile.js';
+import { queryNotesMarkdown, toProfile, type QueryLog, type QueryTiming } from './audit-query-goal.js';
+import { profileQuery, type QueryProfile } from './audit-query-profile.js';
 
 function record(i: number): { event: string; [k: string]: unknown } {
   const deny = i % 13 === 0;
@@ -94,6 +98,7 @@ export async function benchAudit(opts: { records?: number } = {}): Promise<strin
   }
 
   const state = mkdtempSync(join(tmpdir(), 'gh-bench-audit-'));
+  let queryNotes = '';
   let verifyNotes = '';
   try {
     const dir = join(state, 'audit');
@@ -113,9 +118,13 @@ export async function benchAudit(opts: { records?: number } = {}): Promise<strin
     // filtered query builds them (worker threads); later ones use them.
     const rotated = files.filter((f) => !f.current);
     const byWriter = rotated.filter((f) => existsSync(sidecarPath(f.path))).length;
-    for (const f of rotated) rmSync(sidecarPath(f.path), { force: true });
+    const removeSidecars = () => {
+      for (const f of rotated) rmSync(sidecarPath(f.path), { force: true });
+    };
+    removeSidecars();
     const [firstName, firstFilter, firstLimit] = queries[0] as [string, AuditFilters, number];
     const first = await timed(() => queryAudit(dir, firstFilter, { limit: firstLimit }));
+    const timings: QueryTiming[] = [{ name: firstName, filters: firstFilter, limit: firstLimit, ms: first.ms, first: true }];
     rows.push([
       `query ${firstName}, first query without sidecars: builds them`,
       `${first.ms.toFixed(0)} ms`,
@@ -124,7 +133,16 @@ export async function benchAudit(opts: { records?: number } = {}): Promise<strin
     for (const [name, f, limit] of queries) {
       const q = await timed(() => queryAudit(dir, f, { limit }));
       rows.push([`query ${name}`, `${q.ms.toFixed(0)} ms`, `${fmt(q.value.records.length)} records returned`]);
+      timings.push({ name, filters: f, limit, ms: q.ms, first: false });
     }
+    const queryLog: QueryLog = { records: N, bytes, rotated: rotated.length, rotatedBytes: rotated.reduce((s, f) => s + f.size, 0), byWriter, cores: availableParallelism() };
+    const profiles: { timing: QueryTiming; profile: QueryProfile }[] = [];
+    for (const t of toProfile(timings, queryLog)) {
+      // The first query's profile is of the same case: rotated files without sidecars (it builds them again).
+      if (t.first) removeSidecars();
+      profiles.push({ timing: t, profile: await profileQuery(dir, t.filters, t.limit) });
+    }
+    queryNotes = queryNotesMarkdown(timings, profiles, queryLog);
     const keyFile = join(state, 'keys', 'audit-checkpoint.jwk');
     const key = await loadCheckpointKey(keyFile);
     const v = await timed(() => verifyAudit(dir, { publicKey: key.publicKey }));
@@ -136,7 +154,7 @@ export async function benchAudit(opts: { records?: number } = {}): Promise<strin
   } finally {
     rmSync(state, { recursive: true, force: true });
   }
-  return ['| audit benchmark | result | notes |', '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`), '', verifyNotes].join('\n') + '\n';
+  return ['| audit benchmark | result | notes |', '|---|---|---|', ...rows.map((r) => `| ${r.join(' | ')} |`), '', queryNotes, '', verifyNotes].join('\n') + '\n';
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

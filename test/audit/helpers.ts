@@ -1,6 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditLog, nodeAuditFs, type AuditFs, type AuditLogOptions } from '../../src/audit/writer.js';
+import { expect } from 'vitest';
+import { bodyDigestIs, checkLine } from '../../src/audit/line-check.js';
+import { scanRecordLine } from '../../src/audit/line-scan.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** A fresh state directory; the log lives in `<state>/audit`. */
@@ -60,4 +63,35 @@ export function countingFs(opts: { syncDelayMs?: number } = {}): AuditFs & { fsy
     },
   };
   return fs;
+}
+
+/**
+ * When scanRecordLine (the verify fast path) accepts `raw`, checkLine must
+ * find it well-formed with the same values; when the digest accepts it too,
+ * checkLine must find it ok. `scanned`: the scanner took it; `fast`: the
+ * scanner and the digest both did.
+ */
+export function expectScanAgrees(raw: Buffer): { scanned: boolean; fast: boolean } {
+  const hash = new Uint8Array(32);
+  const prev = new Uint8Array(32);
+  const f = scanRecordLine(raw, hash, prev, 0);
+  if (f === undefined) return { scanned: false, fast: false };
+  const c = checkLine(raw.toString('utf8'), raw);
+  if (!c.ok && c.reason === 'malformed') expect.fail(`accepted a malformed line (${c.message}): ${JSON.stringify(raw.toString('latin1'))}`);
+  const r = c.record as Record<string, unknown>;
+  const str = (at: number, end: number) => (at < 0 ? undefined : raw.toString('utf8', at, end));
+  const s = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  expect({
+    seq: f.seq,
+    event: f.event,
+    time: str(f.time, f.timeEnd),
+    call: str(f.call, f.callEnd),
+    agent: str(f.agent, f.agentEnd),
+    tool: str(f.tool, f.toolEnd),
+    hash: Buffer.from(hash).toString('hex'),
+    prev: Buffer.from(prev).toString('hex'),
+  }).toEqual({ seq: r.seq, event: r.event, time: r.time, call: s(r.call), agent: s(r.agent), tool: s(r.tool), hash: r.hash, prev: r.prev });
+  const fast = bodyDigestIs(raw);
+  if (fast) expect(c.ok).toBe(true);
+  return { scanned: true, fast };
 }

@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bodyDigestIs, checkLine } from '../../src/audit/line-check.js';
+import { expectScanAgrees } from './helpers.js';
 import { scanRecordLine } from '../../src/audit/line-scan.js';
 import { RecordWriter, ZERO_HASH } from '../../src/audit/record.js';
 
@@ -25,35 +25,11 @@ const LINES = [
 
 let scanned = 0;
 
-/**
- * When scanRecordLine accepts `raw`, checkLine must find it well-formed with
- * the same values; when the digest accepts it too, checkLine must find it
- * ok. Returns whether the fast path (scan and digest) accepted it.
- */
+/** expectScanAgrees (helpers.ts), counting the lines the scanner took. */
 function expectAgrees(raw: Buffer): boolean {
-  const hash = new Uint8Array(32);
-  const prev = new Uint8Array(32);
-  const f = scanRecordLine(raw, hash, prev, 0);
-  if (f === undefined) return false;
-  scanned++;
-  const c = checkLine(raw.toString('utf8'), raw);
-  if (!c.ok && c.reason === 'malformed') expect.fail(`accepted a malformed line (${c.message}): ${raw.toString('utf8')}`);
-  const rec = c.record as Record<string, unknown>;
-  const str = (at: number, end: number) => (at < 0 ? undefined : raw.toString('utf8', at, end));
-  const asStr = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  expect({
-    seq: f.seq,
-    event: f.event,
-    time: str(f.time, f.timeEnd),
-    call: str(f.call, f.callEnd),
-    agent: str(f.agent, f.agentEnd),
-    tool: str(f.tool, f.toolEnd),
-    hash: Buffer.from(hash).toString('hex'),
-    prev: Buffer.from(prev).toString('hex'),
-  }).toEqual({ seq: rec.seq, event: rec.event, time: rec.time, call: asStr(rec.call), agent: asStr(rec.agent), tool: asStr(rec.tool), hash: rec.hash, prev: rec.prev });
-  const fast = bodyDigestIs(raw);
-  if (fast) expect(c.ok).toBe(true);
-  return fast;
+  const r = expectScanAgrees(raw);
+  if (r.scanned) scanned++;
+  return r.fast;
 }
 
 /** Bytes that change JSON's meaning or validity. */

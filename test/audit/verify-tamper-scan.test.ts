@@ -11,8 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bodyDigestIs, checkLine } from '../../src/audit/line-check.js';
-import { scanRecordLine } from '../../src/audit/line-scan.js';
+import { expectScanAgrees } from './helpers.js';
 import { RecordWriter, ZERO_HASH } from '../../src/audit/record.js';
 import { READ_BYTES } from '../../src/audit/verify-range.js';
 import { verifyAudit, type VerifyReport } from '../../src/audit/verify.js';
@@ -33,31 +32,7 @@ function rehash(raw: Buffer): Buffer {
   return out;
 }
 
-/** The scanner either gives up, or reads what JSON.parse + checkLine read; returns whether the fast path took it. */
-function expectAgrees(raw: Buffer): boolean {
-  const hash = new Uint8Array(32);
-  const prev = new Uint8Array(32);
-  const f = scanRecordLine(raw, hash, prev, 0);
-  if (f === undefined) return false;
-  const c = checkLine(raw.toString('utf8'), raw);
-  if (!c.ok && c.reason === 'malformed') expect.fail(`accepted a malformed line (${c.message}): ${JSON.stringify(raw.toString('latin1'))}`);
-  const r = c.record as Record<string, unknown>;
-  const str = (at: number, end: number) => (at < 0 ? undefined : raw.toString('utf8', at, end));
-  const s = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  expect({
-    seq: f.seq,
-    event: f.event,
-    time: str(f.time, f.timeEnd),
-    call: str(f.call, f.callEnd),
-    agent: str(f.agent, f.agentEnd),
-    tool: str(f.tool, f.toolEnd),
-    hash: Buffer.from(hash).toString('hex'),
-    prev: Buffer.from(prev).toString('hex'),
-  }).toEqual({ seq: r.seq, event: r.event, time: r.time, call: s(r.call), agent: s(r.agent), tool: s(r.tool), hash: r.hash, prev: r.prev });
-  const fast = bodyDigestIs(raw);
-  if (fast) expect(c.ok).toBe(true);
-  return fast;
-}
+const expectAgrees = (raw: Buffer): boolean => expectScanAgrees(raw).fast;
 
 const at = (l: string, find: string, put: string) => {
   expect(l).toContain(find);

@@ -1,4 +1,5 @@
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
+import { undici } from '../undici.js';
 import { GatehouseError } from '../errors.js';
 import { ProviderError, retryAfterMs, sanitize, type ErrorContext, type ResponseFacts } from './errors.js';
 
@@ -57,7 +58,7 @@ export class RestClient {
     this.basePath = base.pathname.replace(/\/+$/, '');
     this.maxBytes = opts.maxResponseBytes ?? MAX_RESPONSE_BYTES;
     this.jsonType = opts.jsonContentType ?? 'application/json';
-    this.pool = new Pool(this.origin, {
+    this.pool = new (undici().Pool)(this.origin, {
       connections: 8,
       connect: { timeout: opts.connectTimeoutMs },
       headersTimeout: opts.requestTimeoutMs,

@@ -1,5 +1,5 @@
 /** `gatehouse connector test PROVIDER`: one call that every key may make (the model list), with the real key. */
-import { request } from 'undici';
+import { undici, type Undici } from '../undici.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { InferenceProvider } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
@@ -11,7 +11,7 @@ export async function probeProvider(p: InferenceProvider, secrets: SecretResolve
   const url = `${p.url.replace(/\/+$/, '')}/v1/models`;
   let res;
   try {
-    res = await request(url, { headers, signal, maxRedirections: 0 } as Parameters<typeof request>[1]);
+    res = await undici().request(url, { headers, signal, maxRedirections: 0 } as Parameters<typeof Undici.request>[1]);
   } catch (e) {
     throw new GatehouseError('UPSTREAM_UNAVAILABLE', `cannot reach ${url}: ${errorMessage(e)}`);
   }

@@ -9,7 +9,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { undici, undiciLoaded, type Undici } from '../undici.js';
 import type { AuditSink } from '../audit/types.js';
 import { GatehouseError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -132,7 +133,7 @@ class Refusal extends Error {
 }
 
 export class InferenceRouter {
-  readonly #dispatcher: Dispatcher;
+  #pool: Dispatcher | undefined;
   readonly #limiter: RateLimiter;
   readonly #inFlight = new Set<AbortController>();
   /** Bytes of request bodies being read or sent now (one agent's 128 connections × 32 MiB must not take the gateway's memory). */
@@ -140,8 +141,6 @@ export class InferenceRouter {
   readonly #models = new WeakMap<InferenceProvider, { allow: Array<(s: string) => boolean>; deny: Array<(s: string) => boolean> }>();
 
   constructor(private readonly deps: InferenceDeps) {
-    // pipelining 1: one request at a time per connection, kept alive between calls (0 would close it after each).
-    this.#dispatcher = new Agent({ connect: { timeout: deps.connectTimeoutMs ?? DEFAULT_CONNECT_MS }, keepAliveTimeout: 30_000, pipelining: 1 });
     this.#limiter = deps.limiter ?? new RateLimiter();
   }
 
@@ -419,16 +418,16 @@ export class InferenceRouter {
 
     let res: Dispatcher.ResponseData<unknown>;
     try {
-      res = await request(target, {
+      res = await undici().request(target, {
         method: rec.method as Dispatcher.HttpMethod,
         headers,
         ...(body !== undefined ? { body } : {}),
-        dispatcher: this.#dispatcher,
+        dispatcher: this.#dispatcher(),
         signal: abort.signal,
         headersTimeout: p.timeouts.firstByte ?? this.deps.firstByteTimeoutMs ?? DEFAULT_FIRST_BYTE_MS,
         bodyTimeout: p.timeouts.idle ?? this.deps.idleTimeoutMs ?? DEFAULT_IDLE_MS,
         maxRedirections: 0,
-      } as Parameters<typeof request>[1]);
+      } as Parameters<typeof Undici.request>[1]);
     } catch (e) {
       const cancelled = abort.signal.aborted;
       const f = cancelled ? undefined : this.#failure(e, p);
@@ -576,9 +575,10 @@ export class InferenceRouter {
   #failure(e: unknown, p?: InferenceProvider): Refusal {
     if (e instanceof Refusal) return e;
     const name = p ? `provider "${p.name}"` : 'the provider';
-    if (e instanceof undiciErrors.HeadersTimeoutError) return new Refusal(504, 'timeout', `Gatehouse: ${name} did not answer in time (timeouts.firstByte)`, 'provider_timeout');
-    if (e instanceof undiciErrors.BodyTimeoutError) return new Refusal(504, 'timeout', `Gatehouse: ${name} stopped sending (timeouts.idle)`, 'provider_timeout');
-    if (e instanceof undiciErrors.ConnectTimeoutError) return new Refusal(504, 'timeout', `Gatehouse: cannot connect to ${name} in time`, 'provider_timeout');
+    const undiciErrors = undiciLoaded() ? undici().errors : undefined;
+    if (undiciErrors && e instanceof undiciErrors.HeadersTimeoutError) return new Refusal(504, 'timeout', `Gatehouse: ${name} did not answer in time (timeouts.firstByte)`, 'provider_timeout');
+    if (undiciErrors && e instanceof undiciErrors.BodyTimeoutError) return new Refusal(504, 'timeout', `Gatehouse: ${name} stopped sending (timeouts.idle)`, 'provider_timeout');
+    if (undiciErrors && e instanceof undiciErrors.ConnectTimeoutError) return new Refusal(504, 'timeout', `Gatehouse: cannot connect to ${name} in time`, 'provider_timeout');
     if (e instanceof TooLarge) return new Refusal(502, 'upstream', `Gatehouse: ${name} answered more than ${MAX_JSON_ANSWER} bytes`, 'provider_answer_too_large');
     const code = (e as { code?: string }).code;
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ECONNRESET' || code === 'EAI_AGAIN' || code === 'UND_ERR_SOCKET') {
@@ -621,7 +621,14 @@ export class InferenceRouter {
   async close(): Promise<void> {
     for (const a of this.#inFlight) a.abort(new Error('the gateway is stopping'));
     await this.deps.budgets.close();
-    await this.#dispatcher.close().catch(() => undefined);
+    await this.#pool?.close().catch(() => undefined);
+  }
+
+  /** The connection pool to the providers, made on the first model call (undici is loaded then: src/undici.ts). */
+  #dispatcher(): Dispatcher {
+    // pipelining 1: one request at a time per connection, kept alive between calls (0 would close it after each).
+    this.#pool ??= new (undici().Agent)({ connect: { timeout: this.deps.connectTimeoutMs ?? DEFAULT_CONNECT_MS }, keepAliveTimeout: 30_000, pipelining: 1 });
+    return this.#pool;
   }
 }
 

@@ -3,7 +3,8 @@
  * API of the gateway that owns a state directory. The CLI and `gatehouse run`
  * (attaching to a running `gatehouse serve`) both talk to it through here.
  */
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
+import { undici } from '../undici.js';
 import { ERROR_TABLE, GatehouseError, type ErrorCode } from '../errors.js';
 import { controlSocketPath, socketAlive } from './control.js';
 
@@ -24,7 +25,7 @@ export class ControlClient {
   readonly #dispatcher: Agent;
 
   constructor(readonly stateDir: string) {
-    this.#dispatcher = new Agent({ connect: { socketPath: controlSocketPath(stateDir), timeout: 2000 } });
+    this.#dispatcher = new (undici().Agent)({ connect: { socketPath: controlSocketPath(stateDir), timeout: 2000 } });
   }
 
   #unavailable(e: unknown): GatehouseError {
@@ -39,7 +40,7 @@ export class ControlClient {
   async call(method: Method, path: string, body?: unknown): Promise<unknown> {
     let res;
     try {
-      res = await request(`http://localhost/admin/v1${path}`, {
+      res = await undici().request(`http://localhost/admin/v1${path}`, {
         method,
         dispatcher: this.#dispatcher,
         headers: { 'content-type': 'application/json' },
@@ -69,7 +70,7 @@ export class ControlClient {
     const lease = new AbortController();
     let held;
     try {
-      held = await request(`http://localhost/admin/v1${path}`, { dispatcher: this.#dispatcher, signal: lease.signal });
+      held = await undici().request(`http://localhost/admin/v1${path}`, { dispatcher: this.#dispatcher, signal: lease.signal });
     } catch (e) {
       throw this.#unavailable(e);
     }

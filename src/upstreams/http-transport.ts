@@ -1,7 +1,8 @@
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { GatehouseError } from '../errors.js';
+import { undici } from '../undici.js';
 import type { HttpConnector } from '../registry/schema.js';
 import type { SecretResolver } from '../secrets/resolve.js';
 import { cappedEvents, readCapped } from './body-limit.js';
@@ -13,7 +14,7 @@ export const MAX_HTTP_CONNECTIONS = 128;
 
 /** The connection pool of one HTTP upstream; its owner closes it when the upstream stops. */
 export function httpDispatcher(connectTimeoutMs: number): Agent {
-  return new Agent({
+  return new (undici().Agent)({
     connect: { timeout: connectTimeoutMs },
     // An upstream that holds requests open (its pings answered, never acknowledged) holds at most this many fds.
     connections: MAX_HTTP_CONNECTIONS,
@@ -26,7 +27,8 @@ export function httpDispatcher(connectTimeoutMs: number): Agent {
 export interface HttpTransportDeps {
   /** The Upstream this transport belongs to: a call's own request is found by it (call-context.ts). */
   owner: object;
-  dispatcher: Agent;
+  /** The connector's connection pool, made on its first request (after the headers' secrets are rendered: a connector whose secret is missing never loads undici). */
+  dispatcher: () => Agent;
   secrets: SecretResolver;
   connectTimeoutMs: number;
   /** Cap of a body that belongs to no call. */
@@ -80,7 +82,7 @@ export function httpFetch(c: HttpConnector, deps: HttpTransportDeps): (url: stri
     const signal = own ? own.streamSignal : deadline && init?.signal ? AbortSignal.any([init.signal, deadline]) : (deadline ?? init?.signal ?? undefined);
     const send = async (): Promise<Dispatcher.ResponseData> => {
       try {
-        return await undiciRequest(target, { method, headers: Object.fromEntries(headers), body: (init?.body ?? null) as string | null, signal, dispatcher });
+        return await undici().request(target, { method, headers: Object.fromEntries(headers), body: (init?.body ?? null) as string | null, signal, dispatcher: dispatcher() });
       } catch (e) {
         // fetch's error shape, so messages and classifyUpstreamError (cause.code) stay as they were.
         if (signal?.aborted) throw e;

@@ -307,12 +307,14 @@ export class Upstream {
     return modernHttpTransport(c, this.httpOptions());
   }
 
+  /** The connection pool of this connector (an http one), made on its first request. */
+  private readonly pool = (): Agent => (this.dispatcher ??= httpDispatcher(this.connectTimeoutMs));
+
   /** What both eras' HTTP transports are built with (one dispatcher per connector). */
   private httpOptions(): Parameters<typeof httpTransport>[1] {
-    this.dispatcher ??= httpDispatcher(this.connectTimeoutMs);
     return {
       owner: this,
-      dispatcher: this.dispatcher,
+      dispatcher: this.pool,
       secrets: this.opts.secrets,
       connectTimeoutMs: this.connectTimeoutMs,
       resultBytes: this.limits.resultBytes,
@@ -437,8 +439,8 @@ export class Upstream {
     if (known) return known;
     const c = this.connector;
     const oauth = this.oauth;
-    if (c.kind !== 'http' || !oauth || !this.dispatcher) return Promise.reject(new GatehouseError('INTERNAL', `connector "${c.name}" has no per-agent logins`));
-    const dispatcher = this.dispatcher;
+    if (c.kind !== 'http' || !oauth) return Promise.reject(new GatehouseError('INTERNAL', `connector "${c.name}" has no per-agent logins`));
+    const dispatcher = this.pool;
     const kept = this.verdict?.v;
     const modern = this.isModern(this.client) && kept?.kind === 'modern' ? kept : undefined;
     const opening = (async () => {

@@ -15,7 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['upstreams', 'connectors'],
   ['registry', 'policy', 'secrets', 'telemetry'],
   ['audit'],
-  ['config', 'log', 'terminal', 'errors', 'pipelined'],
+  ['config', 'log', 'terminal', 'errors', 'pipelined', 'undici'],
 ];
 const ORDER = LAYERS.flat();
 

@@ -5,8 +5,9 @@
  * and token answers are small; a huge one is refused, not buffered), and a
  * server that cannot be reached says so by name.
  */
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { GatehouseError } from '../../errors.js';
+import { undici } from '../../undici.js';
 
 /** Bytes of one metadata, registration or token answer. */
 export const OAUTH_BODY_BYTES = 256 * 1024;
@@ -41,7 +42,7 @@ export function oauthFetch(opts: OAuthFetchOptions = {}): OAuthFetch {
     const body = init.body instanceof URLSearchParams ? init.body.toString() : (init.body ?? null);
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(target, { method: (init.method ?? 'GET') as Dispatcher.HttpMethod, headers, body, signal, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) });
+      res = await undici().request(target, { method: (init.method ?? 'GET') as Dispatcher.HttpMethod, headers, body, signal, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) });
     } catch (e) {
       if (init.signal?.aborted) throw e;
       const code = (e as { code?: string }).code ?? (deadline.aborted ? 'timeout' : (e as Error).name);

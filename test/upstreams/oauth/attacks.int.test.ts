@@ -116,7 +116,7 @@ describe('upstream OAuth attacks', { timeout: 30_000 }, () => {
     const c = connector(`${hostileOrigin}/mcp`);
     const logins = new OAuthLogins(c, memoryResolver(new Map([[loginEntry('remote'), JSON.stringify(l)]])), createLogger({ level: 'silent' }));
     const dispatcher = new Agent();
-    const t = httpTransport(c, { owner: {}, dispatcher, secrets: memoryResolver(new Map()), connectTimeoutMs: 5000, resultBytes: 1 << 20, oauth: logins.session() });
+    const t = httpTransport(c, { owner: {}, dispatcher: () => dispatcher, secrets: memoryResolver(new Map()), connectTimeoutMs: 5000, resultBytes: 1 << 20, oauth: logins.session() });
     await t.start();
     const e = await failure(t.send(INITIALIZE));
     await t.close();
@@ -155,7 +155,7 @@ describe('upstream OAuth attacks', { timeout: 30_000 }, () => {
     const dispatcher = new Agent();
     const before = as.provider.refreshRequests;
     for (let i = 0; i < 5; i++) {
-      const t = httpTransport(c, { owner: {}, dispatcher, secrets: memoryResolver(new Map()), connectTimeoutMs: 5000, resultBytes: 1 << 20, oauth: logins.session('agent-a') });
+      const t = httpTransport(c, { owner: {}, dispatcher: () => dispatcher, secrets: memoryResolver(new Map()), connectTimeoutMs: 5000, resultBytes: 1 << 20, oauth: logins.session('agent-a') });
       await t.start();
       const e = await failure(t.send(INITIALIZE));
       await t.close();
@@ -277,7 +277,7 @@ describe('upstream OAuth attacks', { timeout: 30_000 }, () => {
     };
     const logins = new OAuthLogins(c, locked, createLogger({ level: 'silent' }));
     const dispatcher = new Agent();
-    const t = httpTransport(c, { owner: {}, dispatcher, secrets: locked, connectTimeoutMs: 5000, resultBytes: 1 << 20, oauth: logins.session() });
+    const t = httpTransport(c, { owner: {}, dispatcher: () => dispatcher, secrets: locked, connectTimeoutMs: 5000, resultBytes: 1 << 20, oauth: logins.session() });
     await t.start();
     expect((await failure(t.send(INITIALIZE))).code).toBe('KEYCHAIN_UNAVAILABLE');
     await t.close();

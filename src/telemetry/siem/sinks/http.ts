@@ -19,7 +19,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
+import { undici } from '../../../undici.js';
 import { asciiJson, fit, type Encoded } from '../encode.js';
 import { secretNames, type HecSinkConfig, type WebhookSinkConfig } from '../config.js';
 import { retryAfter, said, SinkError, type RenderSecret, type Sink } from './sink.js';
@@ -62,7 +63,7 @@ async function answer(res: Dispatcher.ResponseData): Promise<Answer> {
 }
 
 function dispatcher(ca: string | undefined, timeout: number): Agent {
-  return new Agent({
+  return new (undici().Agent)({
     connections: 2,
     headersTimeout: timeout,
     bodyTimeout: timeout,
@@ -74,7 +75,7 @@ function dispatcher(ca: string | undefined, timeout: number): Agent {
 /** POSTs `body`; network failures and timeouts become a retryable SinkError. */
 async function post(url: string, headers: Record<string, string>, body: string, agent: Agent, timeout: number, signal: AbortSignal, what: string, secrets: readonly string[]): Promise<Answer> {
   try {
-    const res = await request(url, { method: 'POST', headers, body, dispatcher: agent, signal: AbortSignal.any([signal, AbortSignal.timeout(timeout)]) });
+    const res = await undici().request(url, { method: 'POST', headers, body, dispatcher: agent, signal: AbortSignal.any([signal, AbortSignal.timeout(timeout)]) });
     const a = await answer(res);
     return { ...a, text: scrub(a.text, secrets) };
   } catch (e) {

@@ -1,9 +1,9 @@
 /**
  * undici is loaded on first use (src/undici.ts): importing it costs some
- * 28 MiB of RSS, more than a third of an idle gateway. A `gatehouse serve`
- * whose connectors are stdio servers, plus an http one whose secret is
- * missing (the default registry's github without its token), serves calls
- * without ever loading it; one with an http upstream it reaches loads it.
+ * 8 MiB of RSS. A `gatehouse serve` whose connectors are stdio servers, plus
+ * an http one whose secret is missing (the default registry's github without
+ * its token), serves calls without ever loading it; one with an http
+ * upstream it reaches loads it.
  * Real CLI process; a preload notes, when the process exits, which undici
  * files Node loaded.
  */
@@ -57,7 +57,7 @@ async function undiciFilesLoaded(connectors: readonly ConnectorSpec[], tool: str
 }
 
 describe('undici is loaded on first use', () => {
-  it('a gateway of stdio connectors and an http one whose secret is missing serves calls without loading undici (28 MiB of RSS)', async () => {
+  it('a gateway of stdio connectors and an http one whose secret is missing serves calls without loading undici (8 MiB of RSS)', async () => {
     const root = tempDir();
     const connectors: ConnectorSpec[] = [
       stdioFixture('fx', join(root, 'calls.jsonl')),

@@ -15,7 +15,10 @@
  *
  * Every connection is decided (gate.ts) before anything is connected, and has
  * one `egress` record: refusals at once, connections when they end (bytes
- * each way, duration, outcome), after a durable `egress.intent`.
+ * each way, duration, outcome), after a durable `egress.intent`. A plain-HTTP
+ * request is decided and recorded the same way, but may go on the caller's
+ * idle kept-alive upstream connection to an address it was checked for
+ * (upstream-pool.ts).
  */
 import { createServer, request as httpRequest, STATUS_CODES, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -29,10 +32,11 @@ import type { Policy } from '../policy/types.js';
 import { dial, DialError } from './dial.js';
 import { gate, type EgressApprovals, type EgressIdentity, type GateDeps } from './gate.js';
 import { systemResolver, type Resolver } from './resolve.js';
-import { parseAuthority, parseHttpUrl, type EgressTarget } from './target.js';
+import { parseAuthority, parseHttpUrl, type EgressTarget, type HttpTarget } from './target.js';
 import { LookupSlots } from './lookup-slots.js';
 import { RefusalLog } from './refusal-log.js';
 import { runTunnel } from './tunnel.js';
+import { callerKey, UpstreamPool, type Upstream } from './upstream-pool.js';
 
 export type { EgressApprovals, EgressIdentity } from './gate.js';
 
@@ -46,6 +50,8 @@ export interface EgressLimits {
   connectTimeoutMs: number;
   /** A tunnel or forwarded request with no bytes either way this long is closed. */
   idleTimeoutMs: number;
+  /** A kept-alive upstream connection of plain HTTP waiting this long for the caller's next request is closed (sooner if the upstream says so). */
+  upstreamIdleMs: number;
   /** Open (and being decided) connections per caller; more get 429. */
   maxConnectionsPerCaller: number;
 }
@@ -56,6 +62,7 @@ export const DEFAULT_EGRESS_LIMITS: EgressLimits = {
   resolveTimeoutMs: 5_000,
   connectTimeoutMs: 10_000,
   idleTimeoutMs: 300_000,
+  upstreamIdleMs: 4_000,
   // As many as a sandbox session socket takes from one agent (server/listen.ts maxConnectionsPerAgent): 100 tunnels from one sandbox fit.
   maxConnectionsPerCaller: 128,
 };
@@ -77,12 +84,17 @@ export interface EgressProxyOptions {
 // RFC 9110 §7.6.1: hop-by-hop fields, plus the proxy's own credentials.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
-function endToEnd(headers: IncomingHttpHeaders | NodeJS.Dict<string | string[]>, raw: readonly string[]): Record<string, string | string[]> {
-  const listed = new Set(
+/** The options of a Connection header (RFC 9110 §7.6.1), lower case. */
+function connectionOptions(headers: IncomingHttpHeaders | NodeJS.Dict<string | string[]>): Set<string> {
+  return new Set(
     String(headers.connection ?? '')
       .split(',')
       .map((s) => s.trim().toLowerCase()),
   );
+}
+
+function endToEnd(headers: IncomingHttpHeaders | NodeJS.Dict<string | string[]>, raw: readonly string[]): Record<string, string | string[]> {
+  const listed = connectionOptions(headers);
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
@@ -115,6 +127,13 @@ function reply(res: ServerResponse, status: number, message: string, headers: Re
 
 const dialStatus = (e: unknown): number => (e instanceof DialError && e.timedOut ? 504 : 502);
 
+/** An answer after which its connection may carry another request: HTTP/1.1 and no `Connection: close` (RFC 9112 §9.3). */
+const persists = (answer: IncomingMessage): boolean => answer.httpVersion === '1.1' && !connectionOptions(answer.headers).has('close');
+
+/** A request that can be sent again as it is: GET or HEAD (idempotent, RFC 9110 §9.2.2) without a body to send twice. */
+const resendable = (req: IncomingMessage): boolean =>
+  (req.method === 'GET' || req.method === 'HEAD') && req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
+
 export class EgressProxy {
   readonly #server: Server;
   readonly #who = new WeakMap<object, EgressIdentity>();
@@ -127,6 +146,8 @@ export class EgressProxy {
   readonly #gate: GateDeps;
   readonly #now: () => number;
   readonly #refusals: RefusalLog;
+  /** Idle kept-alive upstream connections of plain HTTP, per caller. */
+  readonly #pool: UpstreamPool;
 
   constructor(opts: EgressProxyOptions) {
     this.#limits = { ...DEFAULT_EGRESS_LIMITS, ...opts.limits };
@@ -139,6 +160,7 @@ export class EgressProxy {
     // getaddrinfo shares libuv's pool with the audit writer: a few lookups at a time, never all its threads.
     this.#gate.lookups = new LookupSlots(2);
     if (opts.approvals !== undefined) this.#gate.approvals = opts.approvals;
+    this.#pool = new UpstreamPool({ idleMs: this.#limits.upstreamIdleMs, perTarget: 4, perCaller: 16 });
     this.#server = createServer({ maxHeaderSize: this.#limits.maxHeaderBytes, requireHostHeader: false, headersTimeout: this.#limits.headersTimeoutMs, requestTimeout: 0 }, (req, res) => {
       this.#onRequest(req, res).catch((e: unknown) => this.#crashed(e, req.socket));
     });
@@ -192,9 +214,10 @@ export class EgressProxy {
     this.#deadlines.set(socket, t);
   }
 
-  /** Closes every connection, open tunnels included. */
+  /** Closes every connection, open tunnels and idle upstream connections included. */
   close(): void {
     this.#refusals.flushAll();
+    this.#pool.close();
     for (const t of this.#deadlines.values()) clearTimeout(t);
     this.#deadlines.clear();
     for (const s of [...this.#sockets, ...this.#tunnels]) s.destroy();
@@ -301,14 +324,17 @@ export class EgressProxy {
         req.resume();
         return reply(res, v.status, `egress: ${v.message}`, v.headers);
       }
-      await this.#forward(req, res, t, v.addresses, v.record, started);
+      await this.#forward(req, res, t, callerKey(who), v.addresses, v.record, started);
     } finally {
       release();
     }
   }
 
-  /** One plain-HTTP request to a checked address, the answer streamed back; its record written when it ends. */
-  #forward(req: IncomingMessage, res: ServerResponse, t: { port: number; authority: string; pathAndQuery: string }, addresses: string[], record: AuditEvent, started: number): Promise<void> {
+  /**
+   * One plain-HTTP request to a checked address, the answer streamed back; its record written when it ends.
+   * It goes on the caller's idle kept-alive connection to one of `addresses` when there is one, else on a new one.
+   */
+  #forward(req: IncomingMessage, res: ServerResponse, t: HttpTarget, caller: string, addresses: string[], record: AuditEvent, started: number): Promise<void> {
     return new Promise((resolve) => {
       const counts = { bytesUp: 0, bytesDown: 0 };
       let address: string | undefined;
@@ -319,72 +345,110 @@ export class EgressProxy {
         this.#finish(record, started, { ...(address === undefined ? {} : { address }), outcome, ...counts, ...extra });
         resolve();
       };
-      dial(addresses, t.port, this.#limits.connectTimeoutMs).then(
-        (up) => {
-          address = up.address;
-          if (res.destroyed) {
-            up.socket.destroy();
-            return finish('client-gone');
-          }
-          try {
-            this.#send(req, res, t, up.socket, counts, finish);
-          } catch (e) {
-            // An answer Node will not relay (e.g. an invalid status line) costs this request only.
-            up.socket.destroy();
-            reply(res, 502, 'egress: the upstream answer cannot be relayed');
-            finish(`error: ${(e as Error).message}`);
-          }
-        },
-        (e: unknown) => {
-          req.resume();
-          reply(res, dialStatus(e), `egress: ${(e as Error).message}`);
-          finish('connect-failed', { reason: (e as Error).message });
-        },
-      );
+      const send = (up: Upstream, retry?: () => void): void => {
+        address = up.address;
+        if (res.destroyed) {
+          up.socket.destroy();
+          return finish('client-gone');
+        }
+        try {
+          this.#send(req, res, t, { up, caller, ...(retry === undefined ? {} : { retry }) }, counts, finish);
+        } catch (e) {
+          // An answer Node will not relay (e.g. an invalid status line) costs this request only.
+          up.socket.destroy();
+          reply(res, 502, 'egress: the upstream answer cannot be relayed');
+          finish(`error: ${(e as Error).message}`);
+        }
+      };
+      const connect = (): void => {
+        dial(addresses, t.port, this.#limits.connectTimeoutMs).then(
+          (up) => send(up),
+          (e: unknown) => {
+            req.resume();
+            reply(res, dialStatus(e), `egress: ${(e as Error).message}`);
+            finish('connect-failed', { reason: (e as Error).message });
+          },
+        );
+      };
+      const idle = this.#pool.take(caller, addresses, t.port);
+      if (idle === undefined) connect();
+      // If the upstream closed it meanwhile, a request that can be sent again is, on a new connection (see #send).
+      else send(idle, resendable(req) ? connect : undefined);
     });
   }
 
-  /** Sends the request on the connected socket and streams the answer back, counting body bytes. */
+  /**
+   * Sends the request on the connected socket and streams the answer back, counting body bytes.
+   * The socket goes back to the pool only after a clean exchange; otherwise it is destroyed.
+   */
   #send(
     req: IncomingMessage,
     res: ServerResponse,
-    t: { authority: string; pathAndQuery: string },
-    socket: Socket,
+    t: { port: number; authority: string; pathAndQuery: string },
+    via: { up: Upstream; caller: string; retry?: () => void },
     counts: { bytesUp: number; bytesDown: number },
     finish: (outcome: string, extra?: Record<string, unknown>) => void,
   ): void {
+    const { socket } = via.up;
+    let retry = via.retry;
     // A body that came chunked goes on chunked: Node would write a GET's (or DELETE's) decoded body unframed,
     // and the upstream could read it as a second request nobody decided (request smuggling).
     const framing = req.headers['transfer-encoding'] !== undefined ? { 'transfer-encoding': 'chunked' } : {};
     const out = httpRequest({
       method: req.method ?? 'GET',
       path: t.pathAndQuery,
-      headers: { ...endToEnd(req.headers, req.rawHeaders), ...framing, host: t.authority },
+      headers: { ...endToEnd(req.headers, req.rawHeaders), ...framing, host: t.authority, connection: 'keep-alive' },
       setHost: false,
       createConnection: () => socket,
     });
+    const readBefore = socket.bytesRead;
+    let answer: IncomingMessage | undefined;
+    let clean = true;
+    // Attached before Node's client attaches its own (a tick later), so it sees each chunk before the parser does:
+    // a byte after a complete answer was not asked for, and the connection is not kept.
+    const late = (): void => {
+      if (answer?.complete === true) clean = false;
+    };
+    socket.on('data', late);
+    // Node's client frees a connection once the answer has ended and the request is fully sent, both framed for keep-alive.
+    socket.once('free', () => {
+      socket.off('data', late);
+      if (clean && out.writableFinished && answer?.complete === true && persists(answer)) this.#pool.put(via.caller, via.up, t.port, String(answer.headers['keep-alive'] ?? ''));
+      else socket.destroy();
+    });
     out.setTimeout(this.#limits.idleTimeoutMs, () => out.destroy(new Error('idle')));
     out.on('error', (e) => {
+      clean = false;
+      // A kept-alive connection that broke before one byte of an answer came back: most likely closed by the upstream as the
+      // request went out. An idempotent request may then be sent again on a new connection (RFC 9112 §9.3.1), once.
+      if (retry !== undefined && answer === undefined && socket.bytesRead === readBefore && e.message !== 'idle' && !res.destroyed) {
+        const again = retry;
+        retry = undefined;
+        return again();
+      }
       reply(res, 502, `egress: upstream: ${e.message}`);
       finish(e.message === 'idle' ? 'idle' : `error: upstream ${e.message}`);
     });
-    out.on('response', (answer) => {
+    out.on('response', (a: IncomingMessage) => {
+      answer = a;
       try {
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer.headers, answer.rawHeaders));
+        res.writeHead(a.statusCode ?? 502, a.statusMessage, endToEnd(a.headers, a.rawHeaders));
       } catch (e) {
+        clean = false;
         out.destroy();
         reply(res, 502, 'egress: the upstream answer cannot be relayed');
         return finish(`error: ${(e as Error).message}`);
       }
-      answer.on('data', (b: Buffer) => (counts.bytesDown += b.length));
-      answer.pipe(res);
-      answer.on('end', () => finish('ok', { status: answer.statusCode }));
-      answer.on('error', () => finish('error: upstream closed'));
+      a.on('data', (b: Buffer) => (counts.bytesDown += b.length));
+      a.pipe(res);
+      a.on('end', () => finish('ok', { status: a.statusCode }));
+      a.on('error', () => finish('error: upstream closed'));
     });
     req.on('data', (b: Buffer) => (counts.bytesUp += b.length));
     req.pipe(out);
     res.on('close', () => {
       if (!res.writableFinished) {
+        clean = false;
         out.destroy();
         finish('client-gone');
       }

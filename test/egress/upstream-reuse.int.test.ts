@@ -1,0 +1,489 @@
+/**
+ * Plain-HTTP forwarding reuses kept-alive upstream connections (issue: +1.39 ms
+ * per request for a new connection each time), and only where that is safe:
+ * per caller, per checked address and port, after a clean exchange, never
+ * with bytes the upstream sent unasked. Real sockets, the real audit writer;
+ * the upstreams are raw TCP servers, so each test says exactly what they send.
+ * Each test is named after what it stops.
+ */
+import { Agent, request as httpRequest } from 'node:http';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditLog } from '../../src/audit/writer.js';
+import { EgressProxy, type EgressIdentity, type EgressLimits } from '../../src/egress/proxy.js';
+import { silentLogger } from '../../src/log.js';
+import { loadPolicyFiles, memorySource } from '../../src/policy/load.js';
+import { openLog, tempState } from '../audit/helpers.js';
+import { until } from '../helpers/gateway.js';
+
+const state = tempState();
+let log: AuditLog;
+const cleanups: Array<() => void> = [];
+/** The injected resolver's answer for up.test (changed by the rebinding test). */
+let upTest = ['127.0.0.1'];
+let run = 0;
+
+beforeAll(async () => {
+  log = await openLog(state.dir);
+});
+
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+  upTest = ['127.0.0.1'];
+});
+
+afterAll(async () => {
+  await log.close();
+  rmSync(state.state, { recursive: true, force: true });
+});
+
+interface Request {
+  /** Request line and header fields. */
+  head: string;
+  path: string;
+  /** 1 for the first request on its connection. */
+  n: number;
+  body: string;
+}
+
+interface Conn {
+  socket: Socket;
+  /** The upstream address it came in on. */
+  local: string;
+  paths: string[];
+  closed: boolean;
+}
+
+interface Upstream {
+  port: number;
+  conns: Conn[];
+}
+
+const answer = (text: string, head = 'HTTP/1.1 200 OK'): string => `${head}\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
+const served = (r: Request): string => answer(`answer to ${r.path} #${r.n}`);
+
+/**
+ * A raw HTTP/1.1 upstream on `hosts` (one port): requests framed by content-length,
+ * each answered by `respond` (default: "answer to PATH #N", kept alive).
+ */
+async function upstream(respond: (r: Request, s: Socket) => void = (r, s) => s.write(served(r)), hosts = ['127.0.0.1']): Promise<Upstream> {
+  const up: Upstream = { port: 0, conns: [] };
+  const onConnection = (socket: Socket): void => {
+    const conn: Conn = { socket, local: socket.localAddress ?? '', paths: [], closed: false };
+    up.conns.push(conn);
+    socket.on('error', () => undefined);
+    socket.on('close', () => (conn.closed = true));
+    let buf = '';
+    socket.on('data', (b: Buffer) => {
+      buf += b.toString('latin1');
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        const head = buf.slice(0, end);
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + length) return;
+        const body = buf.slice(end + 4, end + 4 + length);
+        buf = buf.slice(end + 4 + length);
+        const path = head.split(' ')[1] ?? '';
+        conn.paths.push(path);
+        respond({ head, path, n: conn.paths.length, body }, socket);
+      }
+    });
+  };
+  for (const host of hosts) {
+    const server: Server = createServer(onConnection);
+    await new Promise<void>((r) => server.listen(up.port, host, r));
+    up.port = (server.address() as AddressInfo).port;
+    cleanups.push(() => {
+      server.close();
+      for (const c of up.conns) c.socket.destroy();
+    });
+  }
+  return up;
+}
+
+interface Proxy {
+  proxy: EgressProxy;
+  /** A listener whose connections are `who`'s; `clients` counts the connections it accepted. */
+  listen(who: EgressIdentity): Promise<{ port: number; clients: () => number }>;
+}
+
+function startProxy(upPort: number, limits: Partial<EgressLimits> = {}): Proxy {
+  const text = `version: 1
+default: deny
+rules:
+  - id: up
+    match: { agent: coder, egress: { host: up.test, port: ${upPort} } }
+    effect: allow
+  - id: up-connector
+    match: { connector: github, egress: { host: up.test, port: ${upPort} } }
+    effect: allow
+`;
+  const policy = loadPolicyFiles(['/p/reuse.yaml'], memorySource({ '/p/reuse.yaml': text }));
+  const resolve = async (host: string): Promise<string[]> => {
+    if (host !== 'up.test') throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
+    return upTest;
+  };
+  const proxy = new EgressProxy({ policy: () => policy, audit: log, logger: silentLogger, resolve, limits: { connectTimeoutMs: 2_000, ...limits } });
+  cleanups.push(() => proxy.close());
+  return {
+    proxy,
+    async listen(who) {
+      let clients = 0;
+      const server = createServer((s) => {
+        clients++;
+        proxy.accept(s, who);
+      });
+      cleanups.push(() => server.close());
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      return { port: (server.address() as AddressInfo).port, clients: () => clients };
+    },
+  };
+}
+
+const coder = (sandbox: string): EgressIdentity => ({ caller: { kind: 'agent', name: 'coder' }, sandbox });
+
+/** A client of the proxy whose requests go on one kept-alive connection while it stays open. */
+function client(port: number): { send(method: string, url: string, body?: string): Promise<{ status: number; text: string }> } {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  cleanups.push(() => agent.destroy());
+  return {
+    send: (method, url, body) =>
+      new Promise((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, method, path: url, agent }, (res) => {
+          let text = '';
+          res.on('data', (b: Buffer) => (text += b.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      }),
+  };
+}
+
+/** A raw client connection to the proxy: bytes written as given, answers read one at a time by content-length. */
+function rawClient(port: number): { write(bytes: string): void; next(): Promise<{ status: number; text: string }> } {
+  const s = connect(port, '127.0.0.1');
+  cleanups.push(() => s.destroy());
+  s.on('error', () => undefined);
+  let buf = '';
+  let waiting: (() => void) | undefined;
+  s.on('data', (b: Buffer) => {
+    buf += b.toString('latin1');
+    waiting?.();
+  });
+  const answerIn = (): { status: number; text: string } | undefined => {
+    const end = buf.indexOf('\r\n\r\n');
+    if (end === -1) return undefined;
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0);
+    if (buf.length < end + 4 + length) return undefined;
+    const a = { status: Number(buf.slice(9, 12)), text: buf.slice(end + 4, end + 4 + length) };
+    buf = buf.slice(end + 4 + length);
+    return a;
+  };
+  return {
+    write: (bytes) => void s.write(bytes),
+    next: () =>
+      new Promise((resolve) => {
+        const check = (): void => {
+          const a = answerIn();
+          if (a === undefined) return;
+          waiting = undefined;
+          resolve(a);
+        };
+        waiting = check;
+        check();
+      }),
+  };
+}
+
+function records(): Array<Record<string, unknown>> {
+  return readFileSync(join(state.dir, 'audit.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+const recordOf = (path: string): Promise<Record<string, unknown>> =>
+  until(() => records().find((r) => r.event === 'egress' && r.path === path), `the egress record of ${path}`);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Paths unique to one test, so its records are its own. */
+const paths = (...names: string[]): string[] => {
+  run++;
+  return names.map((n) => `/${n}-${process.pid}-${run}`);
+};
+
+describe('kept-alive upstream connections', () => {
+  it('two requests on one kept-alive client connection go on one upstream connection, each decided and recorded on its own', async () => {
+    const up = await upstream();
+    const { listen } = startProxy(up.port);
+    const { port, clients } = await listen(coder('sb-1'));
+    const c = client(port);
+    const [one, two] = paths('one', 'two') as [string, string];
+    expect(await c.send('GET', `http://up.test:${up.port}${one}`)).toEqual({ status: 200, text: `answer to ${one} #1` });
+    expect(await c.send('GET', `http://up.test:${up.port}${two}`)).toEqual({ status: 200, text: `answer to ${two} #2` });
+    expect(clients()).toBe(1);
+    expect(up.conns.map((x) => x.paths)).toEqual([[one, two]]);
+    const [r1, r2] = [await recordOf(one), await recordOf(two)];
+    expect(r1).toMatchObject({ agent: 'coder', sandbox: 'sb-1', rule: 'up', address: '127.0.0.1', outcome: 'ok', status: 200, bytesUp: 0, bytesDown: `answer to ${one} #1`.length });
+    expect(r2).toMatchObject({ agent: 'coder', sandbox: 'sb-1', rule: 'up', address: '127.0.0.1', outcome: 'ok', status: 200, bytesUp: 0, bytesDown: `answer to ${two} #2`.length });
+    expect(r1.conn).not.toBe(r2.conn);
+    for (const r of [r1, r2]) {
+      const intent = records().find((i) => i.event === 'egress.intent' && i.conn === r.conn);
+      expect(intent).toMatchObject({ path: r.path, addresses: ['127.0.0.1'] });
+      expect(Number(intent?.seq)).toBeLessThan(Number(r.seq));
+    }
+  });
+
+  it('the upstream request asks to keep the connection alive, never Connection: close', async () => {
+    const heads: string[] = [];
+    const up = await upstream((r, s) => {
+      heads.push(r.head);
+      s.write(served(r));
+    });
+    const { listen } = startProxy(up.port);
+    const { port } = await listen(coder('sb-1'));
+    const [p] = paths('head') as [string];
+    // The client's own connection is kept alive too, and says so.
+    await client(port).send('GET', `http://up.test:${up.port}${p}`);
+    expect(heads).toHaveLength(1);
+    expect(heads[0]).toMatch(/\r\nconnection: keep-alive(\r\n|$)/i);
+    expect(heads[0]).not.toMatch(/close/i);
+  });
+
+  it('thirty requests in a row share one upstream connection and leave no listener behind (no MaxListenersExceededWarning)', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    cleanups.push(() => process.off('warning', onWarning));
+    const up = await upstream();
+    const { listen } = startProxy(up.port);
+    const c = client((await listen(coder('sb-1'))).port);
+    const [p] = paths('many') as [string];
+    for (let i = 1; i <= 30; i++) expect((await c.send('GET', `http://up.test:${up.port}${p}?i=${i}`)).text).toBe(`answer to ${p}?i=${i} #${i}`);
+    expect(up.conns).toHaveLength(1);
+    await sleep(20);
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+  });
+});
+
+describe('hostile upstreams on a kept-alive connection', () => {
+  it.each([
+    ['in the same write as the first', (s: Socket, first: string) => s.write(first + answer('EARLY: not yours'))],
+    ['right behind the first', (s: Socket, first: string) => {
+      s.write(first);
+      setImmediate(() => s.write(answer('EARLY: not yours')));
+    }],
+    ['a moment after the first (while the connection is idle)', (s: Socket, first: string) => {
+      s.write(first);
+      setTimeout(() => s.write(answer('EARLY: not yours')), 30);
+    }],
+  ])('an upstream that sends a second answer ahead of the next request (%s): the next request gets its own answer, never the early one', async (_when, twice) => {
+    const up = await upstream((r, s) => (r.n === 1 ? twice(s, served(r)) : s.write(served(r))));
+    const { listen } = startProxy(up.port);
+    const c = client((await listen(coder('sb-1'))).port);
+    const [first, second] = paths('first', 'second') as [string, string];
+    expect((await c.send('GET', `http://up.test:${up.port}${first}`)).text).toBe(`answer to ${first} #1`);
+    await sleep(150);
+    expect(await c.send('GET', `http://up.test:${up.port}${second}`)).toEqual({ status: 200, text: `answer to ${second} #1` });
+    expect(up.conns.map((x) => x.paths)).toEqual([[first], [second]]);
+    await until(() => up.conns[0]?.closed, 'the proxy to close the connection that spoke out of turn', 2_000);
+  });
+
+  it('an upstream that answers before the request body is all sent and then sends another answer: that connection is not kept', async () => {
+    // The answer is complete long before the connection could go back to the pool (the body is still on its way): the gap an idle guard alone would miss.
+    const [post, next] = paths('early-post', 'next') as [string, string];
+    // Answers each connection's first request as soon as its head arrives, and once more 50 ms later.
+    const conns: Array<{ closed: boolean }> = [];
+    const hasty = createServer((s) => {
+      const conn = { closed: false };
+      conns.push(conn);
+      s.on('error', () => undefined);
+      s.on('close', () => (conn.closed = true));
+      s.once('data', () => {
+        s.write(answer('early bird'));
+        setTimeout(() => s.write(answer('EARLY: not yours')), 50);
+      });
+    });
+    cleanups.push(() => hasty.close());
+    await new Promise<void>((r) => hasty.listen(0, '127.0.0.1', r));
+    const hastyPort = (hasty.address() as AddressInfo).port;
+    const policy = loadPolicyFiles(['/p/h.yaml'], memorySource({ '/p/h.yaml': `version: 1\ndefault: deny\nrules:\n  - { id: h, match: { agent: coder, egress: { host: 127.0.0.1, port: ${hastyPort} } }, effect: allow }\n` }));
+    const proxy = new EgressProxy({ policy: () => policy, audit: log, logger: silentLogger });
+    cleanups.push(() => proxy.close());
+    const server = createServer((s) => proxy.accept(s, coder('sb-1')));
+    cleanups.push(() => server.close());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const c = rawClient((server.address() as AddressInfo).port);
+    c.write(`POST http://127.0.0.1:${hastyPort}${post} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 10\r\n\r\nhello`);
+    expect(await c.next()).toEqual({ status: 200, text: 'early bird' });
+    await sleep(400);
+    c.write('world');
+    await until(() => conns[0]?.closed, 'the proxy to close the connection that spoke out of turn', 2_000);
+    // The same caller's next request to that upstream goes on a new connection.
+    c.write(`GET http://127.0.0.1:${hastyPort}${next} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+    expect(await c.next()).toEqual({ status: 200, text: 'early bird' });
+    expect(conns).toHaveLength(2);
+    expect(await recordOf(post)).toMatchObject({ outcome: 'ok', status: 200 });
+  });
+
+  it('a kept-alive upstream connection opened for one caller is never used for another caller\'s request', async () => {
+    const up = await upstream();
+    const { listen } = startProxy(up.port);
+    const a = client((await listen(coder('sb-1'))).port);
+    const b = client((await listen(coder('sb-2'))).port);
+    const conn = client((await listen({ caller: { kind: 'connector', name: 'github' } })).port);
+    const [a1, b1, c1, a2, b2] = paths('a1', 'b1', 'c1', 'a2', 'b2') as [string, string, string, string, string];
+    const url = (p: string): string => `http://up.test:${up.port}${p}`;
+    // One sandbox's connection is idle while another sandbox of the same agent, and a connector, ask for the same upstream.
+    expect((await a.send('GET', url(a1))).status).toBe(200);
+    expect((await b.send('GET', url(b1))).status).toBe(200);
+    expect((await conn.send('GET', url(c1))).status).toBe(200);
+    // Each caller's own idle connection is reused: the pool held them all the while.
+    expect((await a.send('GET', url(a2))).status).toBe(200);
+    expect((await b.send('GET', url(b2))).status).toBe(200);
+    expect(up.conns.map((x) => x.paths)).toEqual([[a1, a2], [b1, b2], [c1]]);
+    expect((await recordOf(c1)).connector).toBe('github');
+    expect(await recordOf(b2)).toMatchObject({ sandbox: 'sb-2', outcome: 'ok' });
+  });
+
+  it('a name that now resolves to a different address does not reuse the connection to the old one', async () => {
+    const up = await upstream(undefined, ['127.0.0.1', '127.0.0.2']);
+    const { listen } = startProxy(up.port);
+    const c = client((await listen(coder('sb-1'))).port);
+    const [old, moved, either] = paths('old', 'moved', 'either') as [string, string, string];
+    expect((await c.send('GET', `http://up.test:${up.port}${old}`)).text).toBe(`answer to ${old} #1`);
+    upTest = ['127.0.0.2'];
+    expect((await c.send('GET', `http://up.test:${up.port}${moved}`)).text).toBe(`answer to ${moved} #1`);
+    expect(up.conns.map((x) => [x.local, x.paths])).toEqual([
+      ['127.0.0.1', [old]],
+      ['127.0.0.2', [moved]],
+    ]);
+    expect(await recordOf(moved)).toMatchObject({ address: '127.0.0.2', addresses: ['127.0.0.2'] });
+    // Both checked this time: an idle connection to either may serve it, and no third is opened.
+    upTest = ['127.0.0.1', '127.0.0.2'];
+    expect((await c.send('GET', `http://up.test:${up.port}${either}`)).status).toBe(200);
+    expect(up.conns).toHaveLength(2);
+    expect(['127.0.0.1', '127.0.0.2']).toContain((await recordOf(either)).address);
+  });
+
+  it('a connection to the same address on another port is not reused', async () => {
+    const one = await upstream();
+    const other = await upstream();
+    const policy = loadPolicyFiles(['/p/two.yaml'], memorySource({ '/p/two.yaml': `version: 1\ndefault: deny\nrules:\n  - { id: two, match: { agent: coder, egress: { host: 127.0.0.1, port: [${one.port}, ${other.port}] } }, effect: allow }\n` }));
+    const proxy = new EgressProxy({ policy: () => policy, audit: log, logger: silentLogger });
+    cleanups.push(() => proxy.close());
+    const server = createServer((s) => proxy.accept(s, coder('sb-1')));
+    cleanups.push(() => server.close());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const c = client((server.address() as AddressInfo).port);
+    const [p1, p2] = paths('port-1', 'port-2') as [string, string];
+    expect((await c.send('GET', `http://127.0.0.1:${one.port}${p1}`)).text).toBe(`answer to ${p1} #1`);
+    expect((await c.send('GET', `http://127.0.0.1:${other.port}${p2}`)).text).toBe(`answer to ${p2} #1`);
+    expect([one.conns.length, other.conns.length]).toEqual([1, 1]);
+  });
+
+  it.each([
+    ['HTTP/1.1 with Connection: close', 'HTTP/1.1 200 OK\r\nconnection: close'],
+    ['HTTP/1.0, even with Connection: keep-alive', 'HTTP/1.0 200 OK\r\nconnection: keep-alive'],
+  ])('an upstream answering %s is not reused', async (_name, head) => {
+    // The upstream itself keeps the connection open: only the proxy's judgement closes it.
+    const up = await upstream((r, s) => s.write(answer(`answer to ${r.path} #${r.n}`, head)));
+    const { listen } = startProxy(up.port);
+    const c = client((await listen(coder('sb-1'))).port);
+    const [p1, p2] = paths('close-1', 'close-2') as [string, string];
+    expect((await c.send('GET', `http://up.test:${up.port}${p1}`)).text).toBe(`answer to ${p1} #1`);
+    expect((await c.send('GET', `http://up.test:${up.port}${p2}`)).text).toBe(`answer to ${p2} #1`);
+    expect(up.conns).toHaveLength(2);
+    await until(() => up.conns[0]?.closed, 'the proxy to close the connection', 2_000);
+  });
+
+  it('an upstream that closes an idle kept-alive connection: the next GET succeeds on a new connection', async () => {
+    const up = await upstream((r, s) => {
+      s.write(served(r));
+      setTimeout(() => s.end(), 30);
+    });
+    const { listen } = startProxy(up.port);
+    const c = client((await listen(coder('sb-1'))).port);
+    const [p1, p2] = paths('closed-1', 'closed-2') as [string, string];
+    expect((await c.send('GET', `http://up.test:${up.port}${p1}`)).status).toBe(200);
+    await until(() => up.conns[0]?.closed, 'the idle connection to close', 2_000);
+    expect(await c.send('GET', `http://up.test:${up.port}${p2}`)).toEqual({ status: 200, text: `answer to ${p2} #1` });
+    expect(await recordOf(p2)).toMatchObject({ outcome: 'ok', status: 200 });
+  });
+
+  it.each([
+    ['closes', (s: Socket) => s.destroy()],
+    ['resets', (s: Socket) => s.resetAndDestroy()],
+  ])('an upstream that %s a kept-alive connection as the next GET arrives (the idle race): the GET is sent once more on a new connection, the client sees no error', async (_how, hangUp) => {
+    const up = await upstream((r, s) => (r.n === 2 ? hangUp(s) : s.write(served(r))));
+    const { listen } = startProxy(up.port);
+    const c = client((await listen(coder('sb-1'))).port);
+    const [p1, p2] = paths('race-1', 'race-2') as [string, string];
+    expect((await c.send('GET', `http://up.test:${up.port}${p1}`)).status).toBe(200);
+    expect(await c.send('GET', `http://up.test:${up.port}${p2}`)).toEqual({ status: 200, text: `answer to ${p2} #1` });
+    expect(up.conns.map((x) => x.paths)).toEqual([[p1, p2], [p2]]);
+    expect(await recordOf(p2)).toMatchObject({ outcome: 'ok', status: 200, address: '127.0.0.1' });
+  });
+
+  it('a request with a body whose kept-alive connection is closed under it gets 502: it is never sent twice', async () => {
+    const up = await upstream((r, s) => (r.n === 2 ? s.destroy() : s.write(served(r))));
+    const { listen } = startProxy(up.port);
+    const c = client((await listen(coder('sb-1'))).port);
+    const [p1, p2] = paths('body-1', 'body-2') as [string, string];
+    expect((await c.send('GET', `http://up.test:${up.port}${p1}`)).status).toBe(200);
+    expect((await c.send('POST', `http://up.test:${up.port}${p2}`, 'pay once')).status).toBe(502);
+    expect(up.conns.map((x) => x.paths)).toEqual([[p1, p2]]);
+    expect(await recordOf(p2)).toMatchObject({ outcome: expect.stringMatching(/^error: upstream/), bytesUp: 8 });
+  });
+
+  it('a GET whose kept-alive connection breaks after part of an answer gets 502: it is not sent again', async () => {
+    const up = await upstream((r, s) => (r.n === 2 ? s.end('HTTP/1.1 200 OK\r\ncontent-len') : s.write(served(r))));
+    const { listen } = startProxy(up.port);
+    const c = client((await listen(coder('sb-1'))).port);
+    const [p1, p2] = paths('part-1', 'part-2') as [string, string];
+    expect((await c.send('GET', `http://up.test:${up.port}${p1}`)).status).toBe(200);
+    expect((await c.send('GET', `http://up.test:${up.port}${p2}`)).status).toBe(502);
+    expect(up.conns).toHaveLength(1);
+  });
+});
+
+describe('idle upstream connections are closed', () => {
+  it('after the idle time: the upstream sees the close', async () => {
+    const up = await upstream();
+    const { listen } = startProxy(up.port, { upstreamIdleMs: 200 });
+    const c = client((await listen(coder('sb-1'))).port);
+    const [p] = paths('idle') as [string];
+    const started = Date.now();
+    expect((await c.send('GET', `http://up.test:${up.port}${p}`)).status).toBe(200);
+    await until(() => up.conns[0]?.closed, 'the idle connection to be closed', 3_000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+  });
+
+  it('sooner when the upstream announces a shorter Keep-Alive timeout', async () => {
+    const up = await upstream((r, s) => s.write(answer(`answer to ${r.path}`, 'HTTP/1.1 200 OK\r\nkeep-alive: timeout=2')));
+    const { listen } = startProxy(up.port, { upstreamIdleMs: 60_000 });
+    const c = client((await listen(coder('sb-1'))).port);
+    const [p] = paths('hint') as [string];
+    expect((await c.send('GET', `http://up.test:${up.port}${p}`)).status).toBe(200);
+    await sleep(300);
+    expect(up.conns[0]?.closed).toBe(false);
+    await until(() => up.conns[0]?.closed, 'the connection to be closed a second before the upstream would', 3_000);
+  });
+
+  it('when the proxy closes: no idle connection is left open', async () => {
+    const up = await upstream();
+    const { proxy, listen } = startProxy(up.port);
+    const c = client((await listen(coder('sb-1'))).port);
+    const [p] = paths('shut') as [string];
+    expect((await c.send('GET', `http://up.test:${up.port}${p}`)).status).toBe(200);
+    await sleep(20);
+    expect(up.conns[0]?.closed).toBe(false);
+    proxy.close();
+    await until(() => up.conns[0]?.closed, 'the proxy to close its idle connection', 1_000);
+  });
+});

@@ -142,6 +142,8 @@ export class InferenceRouter {
 
   constructor(private readonly deps: InferenceDeps) {
     this.#limiter = deps.limiter ?? new RateLimiter();
+    // Loading undici blocks the event loop some 80 ms: at start when providers are registered, not on the first model call.
+    if (deps.providers().size > 0) undici();
   }
 
   /**

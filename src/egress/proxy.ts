@@ -84,6 +84,9 @@ export interface EgressProxyOptions {
 // RFC 9110 §7.6.1: hop-by-hop fields, plus the proxy's own credentials.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
+/** Fields a Connection header may not name (RFC 9110 §7.6.1: they are the message's own). */
+const FRAMING = new Set(['content-length', 'transfer-encoding', 'host']);
+
 /** The options of a Connection header (RFC 9110 §7.6.1), lower case. */
 function connectionOptions(headers: IncomingHttpHeaders | NodeJS.Dict<string | string[]>): Set<string> {
   return new Set(
@@ -160,7 +163,7 @@ export class EgressProxy {
     // getaddrinfo shares libuv's pool with the audit writer: a few lookups at a time, never all its threads.
     this.#gate.lookups = new LookupSlots(2);
     if (opts.approvals !== undefined) this.#gate.approvals = opts.approvals;
-    this.#pool = new UpstreamPool({ idleMs: this.#limits.upstreamIdleMs, perTarget: 4, perCaller: 16 });
+    this.#pool = new UpstreamPool({ idleMs: this.#limits.upstreamIdleMs, perTarget: 4, perCaller: 16, perPrincipal: 16, total: 256 });
     this.#server = createServer({ maxHeaderSize: this.#limits.maxHeaderBytes, requireHostHeader: false, headersTimeout: this.#limits.headersTimeoutMs, requestTimeout: 0 }, (req, res) => {
       this.#onRequest(req, res).catch((e: unknown) => this.#crashed(e, req.socket));
     });
@@ -314,6 +317,12 @@ export class EgressProxy {
     const target = parseHttpUrl(req.url ?? '');
     if (!target.ok) return reply(res, 400, `egress: ${target.reason}`);
     if (req.headers.upgrade !== undefined) return reply(res, 501, 'egress: protocol upgrades are not forwarded');
+    // A Connection header naming the message's framing or Host would have them dropped as hop-by-hop (request smuggling).
+    const named = [...connectionOptions(req.headers)].find((o) => FRAMING.has(o));
+    if (named !== undefined) {
+      req.resume();
+      return reply(res, 400, `egress: the Connection header names ${named}, which is not hop-by-hop`);
+    }
     const release = this.#acquire(who);
     if (release === undefined) return reply(res, 429, `egress: more than ${this.#limits.maxConnectionsPerCaller} open connections`);
     const started = this.#now();
@@ -391,9 +400,11 @@ export class EgressProxy {
   ): void {
     const { socket } = via.up;
     let retry = via.retry;
-    // A body that came chunked goes on chunked: Node would write a GET's (or DELETE's) decoded body unframed,
-    // and the upstream could read it as a second request nobody decided (request smuggling).
-    const framing = req.headers['transfer-encoding'] !== undefined ? { 'transfer-encoding': 'chunked' } : {};
+    // The body goes framed as it was parsed (chunked, or its Content-Length), whatever the Connection header names:
+    // Node would write a GET's (or DELETE's) body unframed, and the upstream could read it as a second request
+    // nobody decided (request smuggling).
+    const length = req.headers['content-length'];
+    const framing = req.headers['transfer-encoding'] !== undefined ? { 'transfer-encoding': 'chunked' } : length !== undefined ? { 'content-length': length } : {};
     const out = httpRequest({
       method: req.method ?? 'GET',
       path: t.pathAndQuery,
@@ -441,7 +452,15 @@ export class EgressProxy {
       }
       a.on('data', (b: Buffer) => (counts.bytesDown += b.length));
       a.pipe(res);
-      a.on('end', () => finish('ok', { status: a.statusCode }));
+      a.on('end', () => {
+        // Answered before the request was all sent: the upstream may read the rest as another request, and Node would
+        // neither keep nor close this connection (the caller's slot is released now): it is closed.
+        if (!out.writableFinished) {
+          clean = false;
+          socket.destroy();
+        }
+        finish('ok', { status: a.statusCode });
+      });
       a.on('error', () => finish('error: upstream closed'));
     });
     req.on('data', (b: Buffer) => (counts.bytesUp += b.length));

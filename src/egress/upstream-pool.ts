@@ -6,8 +6,9 @@
  * exchange ended cleanly (proxy.ts decides). While it waits here nothing may
  * arrive on it: any byte, end or error destroys it, so an upstream's
  * unsolicited answer is never read as the next request's. Bounded per
- * (caller, address, port) and per caller, closed after an idle time, and
- * never keeping the process alive.
+ * (caller, address, port), per caller, per principal (an agent's sandboxes
+ * together) and in all, closed after an idle time, and never keeping the
+ * process alive.
  */
 import type { Socket } from 'node:net';
 import type { EgressIdentity } from './gate.js';
@@ -19,6 +20,10 @@ export interface UpstreamPoolLimits {
   perTarget: number;
   /** Idle connections per caller, all targets together. */
   perCaller: number;
+  /** Idle connections per principal (an agent or connector, all its sandboxes together). */
+  perPrincipal: number;
+  /** Idle connections in all. */
+  total: number;
 }
 
 export interface Upstream {
@@ -29,6 +34,7 @@ export interface Upstream {
 
 interface Idle extends Upstream {
   port: number;
+  principal: string;
   timer: NodeJS.Timeout;
   drop: () => void;
 }
@@ -39,6 +45,11 @@ interface Idle extends Upstream {
  */
 export function callerKey(who: EgressIdentity): string {
   return JSON.stringify([who.caller.kind, who.caller.name, who.sandbox ?? null]);
+}
+
+/** The principal of a caller key: its kind and name, without the sandbox. */
+function principalOf(caller: string): string {
+  return JSON.stringify((JSON.parse(caller) as unknown[]).slice(0, 2));
 }
 
 /**
@@ -54,6 +65,9 @@ export function idleTimeFor(keepAlive: string | undefined, limitMs: number): num
 export class UpstreamPool {
   /** Per caller, oldest first. */
   readonly #idle = new Map<string, Idle[]>();
+  /** Idle connections per principal. */
+  readonly #perPrincipal = new Map<string, number>();
+  #total = 0;
   readonly #limits: UpstreamPoolLimits;
   #closed = false;
 
@@ -83,7 +97,12 @@ export class UpstreamPool {
     const { socket, address } = up;
     const idleMs = idleTimeFor(keepAlive, this.#limits.idleMs);
     const list = this.#idle.get(caller) ?? [];
-    const full = list.length >= this.#limits.perCaller || list.filter((e) => e.address === address && e.port === port).length >= this.#limits.perTarget;
+    const principal = principalOf(caller);
+    const full =
+      this.#total >= this.#limits.total ||
+      (this.#perPrincipal.get(principal) ?? 0) >= this.#limits.perPrincipal ||
+      list.length >= this.#limits.perCaller ||
+      list.filter((e) => e.address === address && e.port === port).length >= this.#limits.perTarget;
     if (this.#closed || full || idleMs <= 0 || socket.destroyed || !socket.writable || socket.readableEnded || socket.readableLength > 0) {
       socket.destroy();
       return;
@@ -94,7 +113,7 @@ export class UpstreamPool {
     };
     const timer = setTimeout(drop, idleMs);
     timer.unref();
-    const e: Idle = { socket, address, port, timer, drop };
+    const e: Idle = { socket, address, port, principal, timer, drop };
     socket.setTimeout(0);
     socket.on('data', drop);
     socket.on('end', drop);
@@ -105,6 +124,8 @@ export class UpstreamPool {
     socket.unref();
     list.push(e);
     this.#idle.set(caller, list);
+    this.#perPrincipal.set(principal, (this.#perPrincipal.get(principal) ?? 0) + 1);
+    this.#total++;
   }
 
   /** Destroys every idle connection; connections put back later are destroyed too. */
@@ -130,7 +151,12 @@ export class UpstreamPool {
     const list = this.#idle.get(caller);
     if (list === undefined) return;
     const i = list.indexOf(e);
-    if (i !== -1) list.splice(i, 1);
+    if (i === -1) return;
+    list.splice(i, 1);
     if (list.length === 0) this.#idle.delete(caller);
+    this.#total--;
+    const left = (this.#perPrincipal.get(e.principal) ?? 1) - 1;
+    if (left <= 0) this.#perPrincipal.delete(e.principal);
+    else this.#perPrincipal.set(e.principal, left);
   }
 }

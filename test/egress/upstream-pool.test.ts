@@ -39,7 +39,7 @@ async function pair(): Promise<{ proxy: Socket; upstream: Socket }> {
   return { proxy, upstream };
 }
 
-const limits = { idleMs: 60_000, perTarget: 4, perCaller: 16 };
+const limits = { idleMs: 60_000, perTarget: 4, perCaller: 16, perPrincipal: 64, total: 1_000 };
 const A = callerKey({ caller: { kind: 'agent', name: 'coder' }, sandbox: 'sb-1' });
 const B = callerKey({ caller: { kind: 'agent', name: 'coder' }, sandbox: 'sb-2' });
 

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { connect, type Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_EGRESS_LIMITS } from '../src/egress/proxy.js';
 import { fsName } from './lib/fs-name.js';
 import { cpuMs, DIST_BENCH, startProc, type Proc } from './lib/procs.js';
 import { fmt, fmtInt, goal, machineLine, median, quantile, ratio, rotated } from './lib/stats.js';
@@ -350,7 +351,7 @@ function table(paths: Path[], opts: EgressOptions, capped: Map<string, number>, 
       `each request is its own policy decision and durable \`egress.intent\` (one fdatasync, the difference between the two Gatehouse rows), on the caller's kept-alive upstream connection; direct takes ${fmt(median(direct.http.p50), 3)} ms p50 kept alive); ` +
       `100 concurrent CONNECT tunnels at line rate on loopback — ${goal(allErrors === 0 && tput(proxy) >= 0.9)} (${fmtInt(median(proxy.tunnels.mibPerS))} MiB/s, ${ratio(tput(proxy), 1)} of 100 direct connections, ${proxy.tunnels.errors} errors; "line rate" read as ≥ 0.90× of direct with 0 errors).`,
     '',
-    `**One sandbox opening ${opts.tunnels} tunnels at once** (one caller, default limits): ${cappedText} — the proxy caps open connections per caller at \`maxConnectionsPerCaller\` (default 64), so the ${opts.tunnels}-tunnel rows spread them over ${opts.agents} sandboxes (${opts.agents} unix sockets, agents bench-1…${opts.agents}, ${Math.ceil(opts.tunnels / opts.agents)} tunnels each), as ${opts.agents} agents would. ` +
+    `**One sandbox opening ${opts.tunnels} tunnels at once** (one caller, default limits): ${cappedText} — the proxy caps open connections per caller at \`maxConnectionsPerCaller\` (default ${DEFAULT_EGRESS_LIMITS.maxConnectionsPerCaller}); the ${opts.tunnels}-tunnel rows spread them over ${opts.agents} sandboxes (${opts.agents} unix sockets, agents bench-1…${opts.agents}, ${Math.ceil(opts.tunnels / opts.agents)} tunnels each), as ${opts.agents} agents would. ` +
       `The disk-state proxy's audit log holds ${fmtInt(audited.intents)} \`egress.intent\` and ${fmtInt(audited.outcomes)} \`egress\` records for the ${fmtInt(expected)} requests and tunnels it let through.`,
     '',
     `${opts.rounds} interleaved rounds (order rotated each round); per round and path ${opts.requests} sequential \`GET /x\` (after ${opts.warmup} untimed) on one kept-alive connection — through the proxy in absolute form (\`GET http://127.0.0.1:PORT/x\`), direct in origin form — then ${opts.connects} sequential connections each carrying one \`GET\` with \`Connection: close\`: ` +

@@ -5,132 +5,24 @@
  * exactly which bytes cross.
  */
 import { Agent, request as httpRequest } from 'node:http';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditLog } from '../../src/audit/writer.js';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
 import { EgressProxy, type EgressApprovals, type EgressIdentity, type EgressLimits } from '../../src/egress/proxy.js';
 import { callerKey } from '../../src/egress/upstream-pool.js';
 import { silentLogger } from '../../src/log.js';
 import { loadPolicyFiles, memorySource } from '../../src/policy/load.js';
 import { RateLimiter } from '../../src/policy/rate-limit.js';
 import type { Policy } from '../../src/policy/types.js';
-import { openLog, tempState } from '../audit/helpers.js';
 import { until } from '../helpers/gateway.js';
+import { answer, egressFixtures, served, sleep, type Req, type Up } from './pool-fixtures.js';
 
-const state = tempState();
-let log: AuditLog;
-const cleanups: Array<() => void> = [];
-let run = 0;
+const fx = egressFixtures();
+const { cleanups, upstream, client, rawClient, records, recordOf, paths } = fx;
 /** The fake resolver's answers. */
 let dns: Record<string, string[]> = {};
-
-beforeAll(async () => {
-  log = await openLog(state.dir);
-});
 afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
   dns = {};
 });
-afterAll(async () => {
-  await log.close();
-  rmSync(state.state, { recursive: true, force: true });
-});
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const paths = (...names: string[]): string[] => {
-  run++;
-  return names.map((n) => `/${n}-${process.pid}-${run}`);
-};
-
-interface Req {
-  head: string;
-  path: string;
-  method: string;
-  n: number;
-  body: string;
-}
-interface Conn {
-  socket: Socket;
-  local: string;
-  reqs: Req[];
-  closed: boolean;
-}
-interface Up {
-  port: number;
-  conns: Conn[];
-  /** Every request line the upstream parsed, in order, over all connections. */
-  all: () => string[];
-}
-
-const answer = (text: string, head = 'HTTP/1.1 200 OK'): string => `${head}\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
-const served = (r: Req): string => answer(`answer to ${r.path} #${r.n}`);
-
-/** A raw upstream: requests framed by content-length (or chunked, de-chunked), each passed to `respond`. */
-async function upstream(respond: (r: Req, s: Socket, c: Conn) => void = (r, s) => s.write(served(r)), hosts = ['127.0.0.1']): Promise<Up> {
-  const up: Up = { port: 0, conns: [], all: () => up.conns.flatMap((c) => c.reqs.map((r) => `${r.method} ${r.path}`)) };
-  const onConnection = (socket: Socket): void => {
-    const conn: Conn = { socket, local: socket.localAddress ?? '', reqs: [], closed: false };
-    up.conns.push(conn);
-    socket.on('error', () => undefined);
-    socket.on('close', () => (conn.closed = true));
-    let buf = '';
-    socket.on('data', (b: Buffer) => {
-      buf += b.toString('latin1');
-      for (;;) {
-        // Leading CRLFs between requests are skipped (RFC 9112 §2.2).
-        buf = buf.replace(/^(\r\n)+/, '');
-        const end = buf.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        const head = buf.slice(0, end);
-        let body = '';
-        let rest: string;
-        if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
-          let i = end + 4;
-          let ok = false;
-          for (;;) {
-            const nl = buf.indexOf('\r\n', i);
-            if (nl === -1) break;
-            const size = parseInt(buf.slice(i, nl), 16);
-            if (size === 0) {
-              const fin = buf.indexOf('\r\n\r\n', nl - 2);
-              if (fin === -1) break;
-              i = fin + 4;
-              ok = true;
-              break;
-            }
-            if (buf.length < nl + 2 + size + 2) break;
-            body += buf.slice(nl + 2, nl + 2 + size);
-            i = nl + 2 + size + 2;
-          }
-          if (!ok) return;
-          rest = buf.slice(i);
-        } else {
-          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-          if (buf.length < end + 4 + length) return;
-          body = buf.slice(end + 4, end + 4 + length);
-          rest = buf.slice(end + 4 + length);
-        }
-        buf = rest;
-        const [method = '', path = ''] = head.split(' ');
-        const r: Req = { head, path, method, n: conn.reqs.length + 1, body };
-        conn.reqs.push(r);
-        respond(r, socket, conn);
-      }
-    });
-  };
-  for (const host of hosts) {
-    const server: Server = createServer(onConnection);
-    await new Promise<void>((r) => server.listen(up.port, host, r));
-    up.port = (server.address() as AddressInfo).port;
-    cleanups.push(() => {
-      server.close();
-      for (const c of up.conns) c.socket.destroy();
-    });
-  }
-  return up;
-}
 
 interface Started {
   proxy: EgressProxy;
@@ -161,7 +53,7 @@ function startProxy(text: string, opts: { limits?: Partial<EgressLimits>; approv
   };
   const proxy = new EgressProxy({
     policy: () => policy,
-    audit: log,
+    audit: fx.log(),
     logger: silentLogger,
     resolve,
     limits: { connectTimeoutMs: 2_000, ...opts.limits },
@@ -183,80 +75,6 @@ function startProxy(text: string, opts: { limits?: Partial<EgressLimits>; approv
 
 const coder = (sandbox?: string): EgressIdentity => (sandbox === undefined ? { caller: { kind: 'agent', name: 'coder' } } : { caller: { kind: 'agent', name: 'coder' }, sandbox });
 
-function client(port: number): { send(method: string, url: string, body?: string, headers?: Record<string, string>): Promise<{ status: number; text: string; headers: Record<string, unknown> }> } {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  cleanups.push(() => agent.destroy());
-  return {
-    send: (method, url, body, headers = {}) =>
-      new Promise((resolve, reject) => {
-        const req = httpRequest({ host: '127.0.0.1', port, method, path: url, agent, headers }, (res) => {
-          let text = '';
-          res.on('data', (b: Buffer) => (text += b.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers }));
-          res.on('error', reject);
-        });
-        req.on('error', reject);
-        req.end(body);
-      }),
-  };
-}
-
-/** A raw client connection: bytes as given; answers framed by content-length. */
-function rawClient(port: number): { write(bytes: string): void; next(): Promise<{ status: number; text: string }>; closed: () => boolean; raw: () => string } {
-  const s = connect(port, '127.0.0.1');
-  cleanups.push(() => s.destroy());
-  s.on('error', () => undefined);
-  let buf = '';
-  let all = '';
-  let closed = false;
-  s.on('close', () => {
-    closed = true;
-    waiting?.();
-  });
-  let waiting: (() => void) | undefined;
-  s.on('data', (b: Buffer) => {
-    buf += b.toString('latin1');
-    all += b.toString('latin1');
-    waiting?.();
-  });
-  const answerIn = (): { status: number; text: string } | undefined => {
-    const end = buf.indexOf('\r\n\r\n');
-    if (end === -1) return undefined;
-    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0);
-    if (buf.length < end + 4 + length) return undefined;
-    const a = { status: Number(buf.slice(9, 12)), text: buf.slice(end + 4, end + 4 + length) };
-    buf = buf.slice(end + 4 + length);
-    return a;
-  };
-  return {
-    write: (bytes) => void s.write(bytes),
-    closed: () => closed,
-    raw: () => all,
-    next: () =>
-      new Promise((resolve) => {
-        const check = (): void => {
-          const a = answerIn();
-          if (a === undefined) {
-            if (closed) resolve({ status: 0, text: '<closed>' });
-            return;
-          }
-          waiting = undefined;
-          resolve(a);
-        };
-        waiting = check;
-        check();
-      }),
-  };
-}
-
-function records(): Array<Record<string, unknown>> {
-  return readFileSync(join(state.dir, 'audit.jsonl'), 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-const recordOf = (path: string): Promise<Record<string, unknown>> =>
-  until(() => records().find((r) => r.event === 'egress' && r.path === path), `the egress record of ${path}`);
 
 // ---------------------------------------------------------------------------------------------
 

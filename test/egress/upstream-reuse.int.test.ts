@@ -6,103 +6,21 @@
  * the upstreams are raw TCP servers, so each test says exactly what they send.
  * Each test is named after what it stops.
  */
-import { Agent, request as httpRequest } from 'node:http';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditLog } from '../../src/audit/writer.js';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
 import { EgressProxy, type EgressIdentity, type EgressLimits } from '../../src/egress/proxy.js';
 import { silentLogger } from '../../src/log.js';
 import { loadPolicyFiles, memorySource } from '../../src/policy/load.js';
-import { openLog, tempState } from '../audit/helpers.js';
 import { until } from '../helpers/gateway.js';
+import { answer, egressFixtures, served, sleep } from './pool-fixtures.js';
 
-const state = tempState();
-let log: AuditLog;
-const cleanups: Array<() => void> = [];
+const fx = egressFixtures();
+const { cleanups, upstream, client, rawClient, records, recordOf, paths } = fx;
 /** The injected resolver's answer for up.test (changed by the rebinding test). */
 let upTest = ['127.0.0.1'];
-let run = 0;
-
-beforeAll(async () => {
-  log = await openLog(state.dir);
-});
-
 afterEach(() => {
-  for (const c of cleanups.splice(0)) c();
   upTest = ['127.0.0.1'];
 });
-
-afterAll(async () => {
-  await log.close();
-  rmSync(state.state, { recursive: true, force: true });
-});
-
-interface Request {
-  /** Request line and header fields. */
-  head: string;
-  path: string;
-  /** 1 for the first request on its connection. */
-  n: number;
-  body: string;
-}
-
-interface Conn {
-  socket: Socket;
-  /** The upstream address it came in on. */
-  local: string;
-  paths: string[];
-  closed: boolean;
-}
-
-interface Upstream {
-  port: number;
-  conns: Conn[];
-}
-
-const answer = (text: string, head = 'HTTP/1.1 200 OK'): string => `${head}\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
-const served = (r: Request): string => answer(`answer to ${r.path} #${r.n}`);
-
-/**
- * A raw HTTP/1.1 upstream on `hosts` (one port): requests framed by content-length,
- * each answered by `respond` (default: "answer to PATH #N", kept alive).
- */
-async function upstream(respond: (r: Request, s: Socket) => void = (r, s) => s.write(served(r)), hosts = ['127.0.0.1']): Promise<Upstream> {
-  const up: Upstream = { port: 0, conns: [] };
-  const onConnection = (socket: Socket): void => {
-    const conn: Conn = { socket, local: socket.localAddress ?? '', paths: [], closed: false };
-    up.conns.push(conn);
-    socket.on('error', () => undefined);
-    socket.on('close', () => (conn.closed = true));
-    let buf = '';
-    socket.on('data', (b: Buffer) => {
-      buf += b.toString('latin1');
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        const head = buf.slice(0, end);
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buf.length < end + 4 + length) return;
-        const body = buf.slice(end + 4, end + 4 + length);
-        buf = buf.slice(end + 4 + length);
-        const path = head.split(' ')[1] ?? '';
-        conn.paths.push(path);
-        respond({ head, path, n: conn.paths.length, body }, socket);
-      }
-    });
-  };
-  for (const host of hosts) {
-    const server: Server = createServer(onConnection);
-    await new Promise<void>((r) => server.listen(up.port, host, r));
-    up.port = (server.address() as AddressInfo).port;
-    cleanups.push(() => {
-      server.close();
-      for (const c of up.conns) c.socket.destroy();
-    });
-  }
-  return up;
-}
 
 interface Proxy {
   proxy: EgressProxy;
@@ -126,7 +44,7 @@ rules:
     if (host !== 'up.test') throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
     return upTest;
   };
-  const proxy = new EgressProxy({ policy: () => policy, audit: log, logger: silentLogger, resolve, limits: { connectTimeoutMs: 2_000, ...limits } });
+  const proxy = new EgressProxy({ policy: () => policy, audit: fx.log(), logger: silentLogger, resolve, limits: { connectTimeoutMs: 2_000, ...limits } });
   cleanups.push(() => proxy.close());
   return {
     proxy,
@@ -145,78 +63,6 @@ rules:
 
 const coder = (sandbox: string): EgressIdentity => ({ caller: { kind: 'agent', name: 'coder' }, sandbox });
 
-/** A client of the proxy whose requests go on one kept-alive connection while it stays open. */
-function client(port: number): { send(method: string, url: string, body?: string): Promise<{ status: number; text: string }> } {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  cleanups.push(() => agent.destroy());
-  return {
-    send: (method, url, body) =>
-      new Promise((resolve, reject) => {
-        const req = httpRequest({ host: '127.0.0.1', port, method, path: url, agent }, (res) => {
-          let text = '';
-          res.on('data', (b: Buffer) => (text += b.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        });
-        req.on('error', reject);
-        req.end(body);
-      }),
-  };
-}
-
-/** A raw client connection to the proxy: bytes written as given, answers read one at a time by content-length. */
-function rawClient(port: number): { write(bytes: string): void; next(): Promise<{ status: number; text: string }> } {
-  const s = connect(port, '127.0.0.1');
-  cleanups.push(() => s.destroy());
-  s.on('error', () => undefined);
-  let buf = '';
-  let waiting: (() => void) | undefined;
-  s.on('data', (b: Buffer) => {
-    buf += b.toString('latin1');
-    waiting?.();
-  });
-  const answerIn = (): { status: number; text: string } | undefined => {
-    const end = buf.indexOf('\r\n\r\n');
-    if (end === -1) return undefined;
-    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0);
-    if (buf.length < end + 4 + length) return undefined;
-    const a = { status: Number(buf.slice(9, 12)), text: buf.slice(end + 4, end + 4 + length) };
-    buf = buf.slice(end + 4 + length);
-    return a;
-  };
-  return {
-    write: (bytes) => void s.write(bytes),
-    next: () =>
-      new Promise((resolve) => {
-        const check = (): void => {
-          const a = answerIn();
-          if (a === undefined) return;
-          waiting = undefined;
-          resolve(a);
-        };
-        waiting = check;
-        check();
-      }),
-  };
-}
-
-function records(): Array<Record<string, unknown>> {
-  return readFileSync(join(state.dir, 'audit.jsonl'), 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-const recordOf = (path: string): Promise<Record<string, unknown>> =>
-  until(() => records().find((r) => r.event === 'egress' && r.path === path), `the egress record of ${path}`);
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Paths unique to one test, so its records are its own. */
-const paths = (...names: string[]): string[] => {
-  run++;
-  return names.map((n) => `/${n}-${process.pid}-${run}`);
-};
-
 describe('kept-alive upstream connections', () => {
   it('two requests on one kept-alive client connection go on one upstream connection, each decided and recorded on its own', async () => {
     const up = await upstream();
@@ -224,8 +70,8 @@ describe('kept-alive upstream connections', () => {
     const { port, clients } = await listen(coder('sb-1'));
     const c = client(port);
     const [one, two] = paths('one', 'two') as [string, string];
-    expect(await c.send('GET', `http://up.test:${up.port}${one}`)).toEqual({ status: 200, text: `answer to ${one} #1` });
-    expect(await c.send('GET', `http://up.test:${up.port}${two}`)).toEqual({ status: 200, text: `answer to ${two} #2` });
+    expect(await c.send('GET', `http://up.test:${up.port}${one}`)).toMatchObject({ status: 200, text: `answer to ${one} #1` });
+    expect(await c.send('GET', `http://up.test:${up.port}${two}`)).toMatchObject({ status: 200, text: `answer to ${two} #2` });
     expect(clients()).toBe(1);
     expect(up.conns.map((x) => x.paths)).toEqual([[one, two]]);
     const [r1, r2] = [await recordOf(one), await recordOf(two)];
@@ -289,7 +135,7 @@ describe('hostile upstreams on a kept-alive connection', () => {
     const [first, second] = paths('first', 'second') as [string, string];
     expect((await c.send('GET', `http://up.test:${up.port}${first}`)).text).toBe(`answer to ${first} #1`);
     await sleep(150);
-    expect(await c.send('GET', `http://up.test:${up.port}${second}`)).toEqual({ status: 200, text: `answer to ${second} #1` });
+    expect(await c.send('GET', `http://up.test:${up.port}${second}`)).toMatchObject({ status: 200, text: `answer to ${second} #1` });
     expect(up.conns.map((x) => x.paths)).toEqual([[first], [second]]);
     await until(() => up.conns[0]?.closed, 'the proxy to close the connection that spoke out of turn', 2_000);
   });
@@ -313,20 +159,20 @@ describe('hostile upstreams on a kept-alive connection', () => {
     await new Promise<void>((r) => hasty.listen(0, '127.0.0.1', r));
     const hastyPort = (hasty.address() as AddressInfo).port;
     const policy = loadPolicyFiles(['/p/h.yaml'], memorySource({ '/p/h.yaml': `version: 1\ndefault: deny\nrules:\n  - { id: h, match: { agent: coder, egress: { host: 127.0.0.1, port: ${hastyPort} } }, effect: allow }\n` }));
-    const proxy = new EgressProxy({ policy: () => policy, audit: log, logger: silentLogger });
+    const proxy = new EgressProxy({ policy: () => policy, audit: fx.log(), logger: silentLogger });
     cleanups.push(() => proxy.close());
     const server = createServer((s) => proxy.accept(s, coder('sb-1')));
     cleanups.push(() => server.close());
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const c = rawClient((server.address() as AddressInfo).port);
     c.write(`POST http://127.0.0.1:${hastyPort}${post} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 10\r\n\r\nhello`);
-    expect(await c.next()).toEqual({ status: 200, text: 'early bird' });
+    expect(await c.next()).toMatchObject({ status: 200, text: 'early bird' });
     await sleep(400);
     c.write('world');
     await until(() => conns[0]?.closed, 'the proxy to close the connection that spoke out of turn', 2_000);
     // The same caller's next request to that upstream goes on a new connection.
     c.write(`GET http://127.0.0.1:${hastyPort}${next} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
-    expect(await c.next()).toEqual({ status: 200, text: 'early bird' });
+    expect(await c.next()).toMatchObject({ status: 200, text: 'early bird' });
     expect(conns).toHaveLength(2);
     expect(await recordOf(post)).toMatchObject({ outcome: 'ok', status: 200 });
   });
@@ -375,7 +221,7 @@ describe('hostile upstreams on a kept-alive connection', () => {
     const one = await upstream();
     const other = await upstream();
     const policy = loadPolicyFiles(['/p/two.yaml'], memorySource({ '/p/two.yaml': `version: 1\ndefault: deny\nrules:\n  - { id: two, match: { agent: coder, egress: { host: 127.0.0.1, port: [${one.port}, ${other.port}] } }, effect: allow }\n` }));
-    const proxy = new EgressProxy({ policy: () => policy, audit: log, logger: silentLogger });
+    const proxy = new EgressProxy({ policy: () => policy, audit: fx.log(), logger: silentLogger });
     cleanups.push(() => proxy.close());
     const server = createServer((s) => proxy.accept(s, coder('sb-1')));
     cleanups.push(() => server.close());
@@ -412,7 +258,7 @@ describe('hostile upstreams on a kept-alive connection', () => {
     const [p1, p2] = paths('closed-1', 'closed-2') as [string, string];
     expect((await c.send('GET', `http://up.test:${up.port}${p1}`)).status).toBe(200);
     await until(() => up.conns[0]?.closed, 'the idle connection to close', 2_000);
-    expect(await c.send('GET', `http://up.test:${up.port}${p2}`)).toEqual({ status: 200, text: `answer to ${p2} #1` });
+    expect(await c.send('GET', `http://up.test:${up.port}${p2}`)).toMatchObject({ status: 200, text: `answer to ${p2} #1` });
     expect(await recordOf(p2)).toMatchObject({ outcome: 'ok', status: 200 });
   });
 
@@ -425,7 +271,7 @@ describe('hostile upstreams on a kept-alive connection', () => {
     const c = client((await listen(coder('sb-1'))).port);
     const [p1, p2] = paths('race-1', 'race-2') as [string, string];
     expect((await c.send('GET', `http://up.test:${up.port}${p1}`)).status).toBe(200);
-    expect(await c.send('GET', `http://up.test:${up.port}${p2}`)).toEqual({ status: 200, text: `answer to ${p2} #1` });
+    expect(await c.send('GET', `http://up.test:${up.port}${p2}`)).toMatchObject({ status: 200, text: `answer to ${p2} #1` });
     expect(up.conns.map((x) => x.paths)).toEqual([[p1, p2], [p2]]);
     expect(await recordOf(p2)).toMatchObject({ outcome: 'ok', status: 200, address: '127.0.0.1' });
   });

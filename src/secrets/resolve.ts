@@ -84,6 +84,7 @@ export class StoreResolver implements SecretResolver {
   private polling: Promise<void> | undefined;
   private readonly cacheMs: number;
   private readonly pollMs: number;
+  private readonly noticeFile: string | undefined;
 
   constructor(
     private readonly store: SecretStore,
@@ -92,6 +93,7 @@ export class StoreResolver implements SecretResolver {
     this.redactor = opts.redactor ?? new Redactor();
     this.cacheMs = opts.cacheMs ?? DEFAULT_CACHE_MS;
     this.pollMs = opts.pollMs ?? DEFAULT_POLL_MS;
+    this.noticeFile = opts.noticeDir === undefined ? undefined : join(opts.noticeDir, 'changed');
   }
 
   async render(template: string, ctx: RenderContext): Promise<string> {
@@ -180,9 +182,10 @@ export class StoreResolver implements SecretResolver {
    * carries the new value, even before the folder watch fires.
    */
   private noticeStamp(): number {
-    if (this.opts.noticeDir === undefined) return 0;
+    if (this.noticeFile === undefined) return 0;
     try {
-      return statSync(join(this.opts.noticeDir, 'changed')).mtimeMs;
+      // No notice yet (no `secret set` in this state directory) is the common case: no exception built for it on every render.
+      return statSync(this.noticeFile, { throwIfNoEntry: false })?.mtimeMs ?? 0;
     } catch {
       return 0;
     }

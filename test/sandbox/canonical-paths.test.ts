@@ -1,0 +1,100 @@
+/**
+ * canonical() skips missing paths without building an exception, and
+ * overlaps() resolves each protected path only when it is compared (a
+ * read-only exposure skips the write-only ones). Both are speed changes that
+ * must not change a verdict: an attacker who plants a dangling symlink, a
+ * loop, a file where a folder should be, or a link that climbs with `..`
+ * gets the same canonical form, and the same overlaps, as the plain
+ * "realpath, else its parent" reading.
+ */
+import { mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { canonical, overlaps, protectedPaths, type Exposed } from '../../src/sandbox/overlap.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const root = tempDir('gh-canonical-');
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** The reading canonical() had before: realpath, and on any failure the parent's, with the rest appended. */
+function reference(path: string): string {
+  let head = resolve(path);
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return join(realpathSync(head), ...tail.reverse());
+    } catch {
+      const up = dirname(head);
+      if (up === head) return resolve(path);
+      tail.push(basename(head));
+      head = up;
+    }
+  }
+}
+
+describe('canonical() after the speed-up reads every planted path as before', () => {
+  mkdirSync(join(root, 'real', 'x', 'y', 'z'), { recursive: true });
+  mkdirSync(join(root, 'real', 'x', 'home'));
+  writeFileSync(join(root, 'real', 'file'), 'not a folder');
+  symlinkSync(join(root, 'real', 'x'), join(root, 'link'));
+  symlinkSync(join(root, 'nowhere'), join(root, 'dangling'));
+  symlinkSync(join(root, 'loop-b'), join(root, 'loop-a'));
+  symlinkSync(join(root, 'loop-a'), join(root, 'loop-b'));
+  symlinkSync(join(root, 'real', 'x', 'y', 'z'), join(root, 'd'));
+  symlinkSync('d/../..', join(root, 'climb'));
+
+  const cases: [string, string][] = [
+    ['an existing folder', join(root, 'real', 'x', 'y')],
+    ['a missing path below an existing one', join(root, 'real', 'x', 'missing', 'deeper', '.aws', 'credentials')],
+    ['a path through a symlink', join(root, 'link', 'y', 'z')],
+    ['a missing path through a symlink', join(root, 'link', 'missing')],
+    ['a dangling symlink', join(root, 'dangling')],
+    ['a path below a dangling symlink', join(root, 'dangling', 'sub')],
+    ['a symlink loop', join(root, 'loop-a')],
+    ['a path below a symlink loop', join(root, 'loop-a', 'sub')],
+    ['a file where a folder should be (ENOTDIR)', join(root, 'real', 'file', 'sub')],
+    ['a link whose target climbs with .. after another link', join(root, 'climb', 'home')],
+    ['a relative path', 'relative/missing/path'],
+    ['the root', '/'],
+  ];
+  for (const [what, path] of cases) {
+    it(`${what}: the same canonical form`, () => {
+      expect(canonical(path)).toBe(reference(path));
+    });
+  }
+});
+
+describe('overlaps() resolves protected paths lazily with the same verdicts', () => {
+  it('a read-only and a writable exposure of a home and of the state directory give the messages they gave', () => {
+    const home = join(root, 'home', 'alice');
+    mkdirSync(join(home, '.ssh'), { recursive: true });
+    mkdirSync(join(home, '.config'), { recursive: true });
+    mkdirSync(join(home, 'projects'), { recursive: true });
+    const dirs = { state: join(root, 'state'), policies: join(root, 'pol'), registry: join(root, 'reg') };
+    for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+    const prot = protectedPaths(dirs, { HOME: home }, [home]);
+    const exposures: Exposed[][] = [
+      [{ flag: '--ro', path: home }],
+      [{ flag: '--rw', path: home }],
+      [{ flag: '--ro', path: join(home, 'projects') }],
+      [{ flag: '--ro', path: dirs.state }],
+      [{ flag: '--ro', path: join(home, '.config') }],
+      [
+        { flag: '--ro', path: join(root, 'home') },
+        { flag: '--workspace', path: join(home, '.config') },
+      ],
+    ];
+    const seen = exposures.map((e) => overlaps(e, prot));
+    // A read-only view of a home is allowed except for its secrets; a writable one is refused as the home itself.
+    expect(seen[0]?.some((p) => p.includes('SSH keys'))).toBe(true);
+    expect(seen[0]?.some((p) => p.includes('read-write'))).toBe(false);
+    expect(seen[1]?.some((p) => p.includes(`a home directory (${home}), read-write`))).toBe(true);
+    expect(seen[2]).toEqual([]);
+    expect(seen[3]?.some((p) => p.includes('the gateway state directory'))).toBe(true);
+    expect(seen[4]?.some((p) => p.includes('GitHub CLI tokens'))).toBe(true);
+    expect(seen[4]?.some((p) => p.includes('read-write'))).toBe(false);
+    expect(seen[5]?.some((p) => p.startsWith('--workspace') && p.includes('read-write'))).toBe(true);
+    // One check of all the exposures at once finds what the checks one by one found.
+    expect(overlaps(exposures.flat(), prot).sort()).toEqual(seen.flat().sort());
+  });
+});

@@ -6,7 +6,7 @@
  * its own policy, plant a registry command that runs outside at the next
  * start, or read signing keys. Checked before anything starts (exit 2).
  */
-import { existsSync, lstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { packageRoot, type Dirs } from '../config/paths.js';
@@ -29,34 +29,19 @@ export interface Exposed {
   path: string;
 }
 
-/** Whether `path` may exist: false when it does not (or cannot be looked at); realpath has the last word. */
-function present(path: string): boolean {
-  try {
-    return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
-  } catch {
-    return false;
-  }
-}
-
 /** Canonical form of a path that may not exist yet: its nearest existing ancestor resolved, the rest appended. */
 export function canonical(path: string): string {
   let head = resolve(path);
   const tail: string[] = [];
   for (;;) {
-    // Most protected paths do not exist (~/.aws, ~/.pgpass…): a missing one is passed by without building an exception.
-    // What exists (a dangling symlink too, which realpath then refuses) is resolved, by the same (JS) realpath as the
-    // folders the launcher is given (agent-home.ts): libc's differs on a target that climbs with .. after a symlink.
-    if (present(head)) {
-      try {
-        return join(realpathSync(head), ...tail.reverse());
-      } catch {
-        // A dangling symlink, a loop, no permission: its parent is tried, as for a missing path.
-      }
+    try {
+      return join(realpathSync(head), ...tail.reverse());
+    } catch {
+      const up = dirname(head);
+      if (up === head) return resolve(path);
+      tail.push(basename(head));
+      head = up;
     }
-    const up = dirname(head);
-    if (up === head) return resolve(path);
-    tail.push(basename(head));
-    head = up;
   }
 }
 

@@ -154,6 +154,17 @@ static _Noreturn void agent_main(const struct plan *p, int status_fd)
 	landlock_apply_agent(p);
 	seccomp_apply(SECCOMP_AGENT);
 
+	/* The command starts only once the relay is confined and serving: it
+	 * confined itself while the namespaces, cgroup and mounts were made.
+	 * Before the dup3 below, which may take the ready fd's number. */
+	char ok = 0;
+	ssize_t got;
+	while ((got = read(p->relay_ready_fd, &ok, 1)) < 0 && errno == EINTR)
+		;
+	if (got != 1 || ok != 1)
+		die(EXIT_LAUNCHER, "the relay failed to start");
+	close(p->relay_ready_fd);
+
 	/* Keep only 0-2 and the status pipe (as fd 3, closed by the exec). */
 	if (status_fd != 3) {
 		if (dup3(status_fd, 3, O_CLOEXEC) < 0)
@@ -200,6 +211,7 @@ static _Noreturn void init_main(struct plan *p, int status_fd, int parent_pidfd)
 		close(parent_pidfd);
 		agent_main(p, status_fd);
 	}
+	close(p->relay_ready_fd);
 	/* Init needs no privilege to wait and forward: become the command's
 	 * uid with no capabilities, like it (and then it may signal it). */
 	privs_drop_to_agent(p);
@@ -256,14 +268,9 @@ static int supervise(struct plan *p)
 	for (int i = 0; i < n_listen; i++)
 		close(lfds[i]);
 	close(ready[1]);
-	/* The command starts only once the relay is confined and serving. */
-	char ok = 0;
-	ssize_t got;
-	while ((got = read(ready[0], &ok, 1)) < 0 && errno == EINTR)
-		;
-	close(ready[0]);
-	if (got != 1 || ok != 1)
-		die(EXIT_LAUNCHER, "the relay failed to start");
+	/* The relay confines itself while the rest is set up; the agent waits
+	 * for its "ready" right before exec (agent_main), on this fd. */
+	p->relay_ready_fd = ready[0];
 	/* After the relay's fork: it holds neither the uid lock nor cgroup
 	 * or idmap fds. The idmaps need the uid, so it comes first. */
 	privs_session_uid(p);
@@ -284,6 +291,7 @@ static int supervise(struct plan *p)
 		init_main(p, status[1], self);
 	}
 	close(status[1]);
+	close(ready[0]);
 	cgroup_close_fds(p);
 	idmap_close(p);
 

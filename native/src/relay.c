@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -260,7 +261,16 @@ static void jail_to_socket_dir(const char *socket_path)
 
 void relay_run(const struct plan *p, const int *listen_fds, int n_listen, int ready_fd)
 {
-
+#ifdef GH_TEST_HOOKS
+	/* Test builds only: a relay slow to confine itself, or one that dies
+	 * before it is confined; the command must wait, or never start
+	 * (test/sandbox/relay-ready.int.test.ts). */
+	const char *slow = getenv("GATEHOUSE_SANDBOX_TEST_RELAY_READY_MS");
+	if (slow)
+		nanosleep(&(struct timespec){ .tv_sec = atol(slow) / 1000, .tv_nsec = (atol(slow) % 1000) * 1000000L }, NULL);
+	if (getenv("GATEHOUSE_SANDBOX_TEST_RELAY_DIE"))
+		_exit(EXIT_LAUNCHER);
+#endif
 	sigset_t none;
 	sigemptyset(&none);
 	if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
@@ -297,7 +307,11 @@ void relay_run(const struct plan *p, const int *listen_fds, int n_listen, int re
 			close(s);
 	}
 #endif
-	/* Tell the launcher we are confined; it starts the command only then. */
+#ifdef GH_TEST_HOOKS
+	if (slow)
+		warnx_("test hook: relay ready");
+#endif
+	/* Tell the agent we are confined; it execs the command only then. */
 	const char ok = 1;
 	if (write(ready_fd, &ok, 1) != 1)
 		die_errno(EXIT_LAUNCHER, "write ready");

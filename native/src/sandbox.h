@@ -136,6 +136,9 @@ struct plan {
 	int landlock_abi; /* effective: kernel's, lowered by the simulation switch */
 	struct fs_rule *rules;
 	size_t n_rules;
+	/* Read end of the relay's "confined and serving" pipe: the agent reads
+	 * its one byte right before exec (the rest of the set-up runs meanwhile). */
+	int relay_ready_fd;
 };
 
 /* util.c */

@@ -89,6 +89,13 @@ const MUTATIONS = [
     edits: [['\tseccomp_apply(SECCOMP_RELAY);\n', '']] },
   { id: 'relay-caps', what: 'the relay keeps its capabilities', file: 'relay.c',
     edits: [['\tprivs_drop_caps_keep_uid();\n', '']] },
+  { id: 'relay-ready-early', what: "the relay reports it is confined before it is (right after its chroot)", file: 'relay.c',
+    edits: [['\tconst char ok = 1;\n\tif (write(ready_fd, &ok, 1) != 1)\n\t\tdie_errno(EXIT_LAUNCHER, "write ready");\n', ''],
+      ['\tjail_to_socket_dir(p->socket_path);\n', '\tjail_to_socket_dir(p->socket_path);\n\tconst char ok = 1;\n\tif (write(ready_fd, &ok, 1) != 1)\n\t\tdie_errno(EXIT_LAUNCHER, "write ready");\n']],
+    suites: ['test/sandbox/hostile-relay-ready-confined-at-exec.int.test.ts'] },
+  { id: 'agent-no-relay-wait', what: "the agent execs without waiting for the relay's report", file: 'main.c',
+    edits: [['\twhile ((got = read(p->relay_ready_fd, &ok, 1)) < 0 && errno == EINTR)\n\t\t;\n', '\tgot = 1;\n\tok = 1;\n']],
+    suites: ['test/sandbox/relay-ready.int.test.ts'] },
   // main.c, privs.c
   { id: 'agent-no-new-privs', what: 'no_new_privs not set for the agent (Landlock then refuses: fail closed)', file: 'main.c',
     edits: [['if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)\n\t\tdie_errno(EXIT_LAUNCHER, "PR_SET_NO_NEW_PRIVS");\n\tlandlock_apply_agent(p);', 'landlock_apply_agent(p);']] },

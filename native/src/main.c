@@ -320,8 +320,10 @@ static int supervise(struct plan *p)
 				code = setup_failed ? failure : status_of(wstatus);
 			} else if (pid == relay) {
 				relay_alive = false;
-				warnx_("relay exited (status %d): the command has no way out any more",
-				       status_of(wstatus));
+				/* Before the command started, the agent said why (the relay failed to start). */
+				if (!setup_failed)
+					warnx_("relay exited (status %d): the command has no way out any more",
+					       status_of(wstatus));
 			}
 		}
 	}

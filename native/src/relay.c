@@ -262,8 +262,8 @@ static void jail_to_socket_dir(const char *socket_path)
 void relay_run(const struct plan *p, const int *listen_fds, int n_listen, int ready_fd)
 {
 #ifdef GH_TEST_HOOKS
-	/* Test builds only: a relay slow to confine itself, or one that dies
-	 * before it is confined; the command must wait, or never start
+	/* Test builds only: a relay slow to start confining itself, or one that
+	 * dies before it is confined; the command must wait, or never start
 	 * (test/sandbox/relay-ready.int.test.ts). */
 	const char *slow = getenv("GATEHOUSE_SANDBOX_TEST_RELAY_READY_MS");
 	if (slow)
@@ -283,6 +283,13 @@ void relay_run(const struct plan *p, const int *listen_fds, int n_listen, int re
 	close_all_except(keep, 3);
 
 	jail_to_socket_dir(p->socket_path);
+#ifdef GH_TEST_HOOKS
+	/* Half confined (chrooted, not yet capability-less, Landlocked or under
+	 * seccomp): the command must not be running meanwhile. */
+	const char *mid = getenv("GATEHOUSE_SANDBOX_TEST_RELAY_CONFINE_MS");
+	if (mid)
+		nanosleep(&(struct timespec){ .tv_sec = atol(mid) / 1000, .tv_nsec = (atol(mid) % 1000) * 1000000L }, NULL);
+#endif
 	privs_drop_caps_keep_uid();
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		die_errno(EXIT_LAUNCHER, "PR_SET_DUMPABLE 0");

@@ -62,10 +62,10 @@ export async function scratch(prefix: string): Promise<Scratch> {
   };
 }
 
-/** Runs COMMAND under the launcher with `flags`; killed after timeoutMs (default 30 s). */
-export function launch(s: Scratch, workspace: string, flags: string[], command: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Launched {
+/** Runs COMMAND under the launcher (the release build unless `launcher`) with `flags`; killed after timeoutMs (default 30 s). */
+export function launch(s: Scratch, workspace: string, flags: string[], command: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; launcher?: string } = {}): Launched {
   const args = ['--socket', s.socket, '--port', String(PORT), '--workspace', workspace, '--ro', BUILD, ...flags, '--', ...command];
-  const child = spawn(LAUNCHER, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(opts.launcher ?? LAUNCHER, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));

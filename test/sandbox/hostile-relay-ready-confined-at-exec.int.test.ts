@@ -8,11 +8,10 @@
  * 1.5 s; when the command prints its first line, the relay must be chrooted,
  * capability-less, no_new_privs and under seccomp.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILD, PORT, childrenOf, scratch, statusField, type Scratch } from '../helpers/sandbox-launch.js';
+import { BUILD, childrenOf, launch, scratch, statusField, type Scratch } from '../helpers/sandbox-launch.js';
 
 const ASAN = join(BUILD, 'gatehouse-sandbox-asan');
 let s: Scratch;
@@ -32,24 +31,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('hostile: the relay is confined when the command starts', () => {
   it('with the relay held 1.5 s half confined (chrooted only), the command starts only after, next to a confined relay', async () => {
-    const args = ['--socket', s.socket, '--port', String(PORT), '--workspace', ws, '--', '/bin/sh', '-c', 'echo command-started; sleep 1'];
-    const child = spawn(ASAN, args, { env: { ...process.env, GATEHOUSE_SANDBOX_TEST_RELAY_CONFINE_MS: '1500' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const run = launch(s, ws, [], ['/bin/sh', '-c', 'echo command-started; sleep 1'], { env: { GATEHOUSE_SANDBOX_TEST_RELAY_CONFINE_MS: '1500' }, launcher: ASAN });
+    const child = run.child;
     try {
       // The relay: the launcher's child outside the new pid namespace (one NSpid).
       let relay: number | undefined;
       for (let end = Date.now() + 5_000; relay === undefined && Date.now() < end; await sleep(5)) {
         relay = childrenOf(child.pid!).find((k) => statusField(k, 'NSpid')?.split(/\s+/).length === 1);
       }
-      expect(relay, stderr).toBeDefined();
+      expect(relay).toBeDefined();
       const seen = Date.now();
 
-      for (let end = Date.now() + 20_000; !stdout.includes('command-started') && Date.now() < end; await sleep(2));
-      expect(stdout, stderr).toContain('command-started');
+      await run.line(/command-started/, 20_000);
       // The relay, as the command runs: confined, every step.
       const state = {
         seccomp: statusField(relay!, 'Seccomp'),
@@ -61,8 +54,9 @@ describe('hostile: the relay is confined when the command starts', () => {
       const waited = Date.now() - seen;
       expect(state).toEqual({ seccomp: '2', noNewPrivs: '1', capEff: '0000000000000000', capPrm: '0000000000000000', root: dirname(s.socket) });
       expect(waited).toBeGreaterThanOrEqual(1_000); // the command waited out the half-confined relay
-      expect(await done).toBe(0);
-      expect(stderr).not.toMatch(/AddressSanitizer|runtime error/);
+      const r = await run.done;
+      expect(r.code).toBe(0);
+      expect(r.stderr).not.toMatch(/AddressSanitizer|runtime error/);
     } finally {
       child.kill('SIGKILL');
     }

@@ -14,11 +14,10 @@
  *  - SIGTERM to the launcher during the wait: it ends (the command gets the
  *    signal once started; as before the change) and leaves no process.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILD, IS_ROOT, PORT, cgroupDirs, childrenOf, scratch, statusField, type Finished, type Scratch } from '../helpers/sandbox-launch.js';
+import { BUILD, IS_ROOT, cgroupDirs, childrenOf, launch, scratch, statusField, type Launched, type Scratch } from '../helpers/sandbox-launch.js';
 
 const ASAN = join(BUILD, 'gatehouse-sandbox-asan');
 let s: Scratch;
@@ -34,27 +33,8 @@ afterAll(async () => {
   await s.close();
 });
 
-interface Run {
-  child: ChildProcess;
-  done: Promise<Finished>;
-}
-
-function start(env: NodeJS.ProcessEnv, script: string, flags: string[] = []): Run {
-  const args = ['--socket', s.socket, '--port', String(PORT), '--workspace', ws, ...flags, '--', '/bin/sh', '-c', script];
-  const child = spawn(ASAN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  const done = new Promise<Finished>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  return { child, done };
+function start(env: NodeJS.ProcessEnv, script: string, flags: string[] = []): Launched {
+  return launch(s, ws, flags, ['/bin/sh', '-c', script], { env, launcher: ASAN });
 }
 
 interface Tree {

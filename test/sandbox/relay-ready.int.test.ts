@@ -6,11 +6,10 @@
  * delay and death are test hooks of the ASan build (GH_TEST_HOOKS): the
  * release binary has neither.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILD, PORT, scratch, type Finished, type Scratch } from '../helpers/sandbox-launch.js';
+import { BUILD, launch, scratch, type Finished, type Scratch } from '../helpers/sandbox-launch.js';
 
 const ASAN = join(BUILD, 'gatehouse-sandbox-asan');
 const RELEASE = join(BUILD, 'gatehouse-sandbox');
@@ -28,20 +27,7 @@ afterAll(async () => {
 });
 
 function run(env: NodeJS.ProcessEnv, script: string): Promise<Finished> {
-  const args = ['--socket', s.socket, '--port', String(PORT), '--workspace', ws, '--', '/bin/sh', '-c', script];
-  const child = spawn(ASAN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  return new Promise<Finished>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  return launch(s, ws, [], ['/bin/sh', '-c', script], { env, launcher: ASAN }).done;
 }
 
 describe('the command starts only once the relay is confined', () => {

@@ -259,15 +259,24 @@ static void jail_to_socket_dir(const char *socket_path)
 	target_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(target.sun_path) + 1);
 }
 
+#ifdef GH_TEST_HOOKS
+/* Test builds only: sleeps the milliseconds the variable `name` gives, if set; returns its value. */
+static const char *hold_for(const char *name)
+{
+	const char *ms = getenv(name);
+	if (ms)
+		nanosleep(&(struct timespec){ .tv_sec = atol(ms) / 1000, .tv_nsec = (atol(ms) % 1000) * 1000000L }, NULL);
+	return ms;
+}
+#endif
+
 void relay_run(const struct plan *p, const int *listen_fds, int n_listen, int ready_fd)
 {
 #ifdef GH_TEST_HOOKS
 	/* Test builds only: a relay slow to start confining itself, or one that
 	 * dies before it is confined; the command must wait, or never start
 	 * (test/sandbox/relay-ready.int.test.ts). */
-	const char *slow = getenv("GATEHOUSE_SANDBOX_TEST_RELAY_READY_MS");
-	if (slow)
-		nanosleep(&(struct timespec){ .tv_sec = atol(slow) / 1000, .tv_nsec = (atol(slow) % 1000) * 1000000L }, NULL);
+	const char *slow = hold_for("GATEHOUSE_SANDBOX_TEST_RELAY_READY_MS");
 	if (getenv("GATEHOUSE_SANDBOX_TEST_RELAY_DIE"))
 		_exit(EXIT_LAUNCHER);
 #endif
@@ -286,9 +295,7 @@ void relay_run(const struct plan *p, const int *listen_fds, int n_listen, int re
 #ifdef GH_TEST_HOOKS
 	/* Half confined (chrooted, not yet capability-less, Landlocked or under
 	 * seccomp): the command must not be running meanwhile. */
-	const char *mid = getenv("GATEHOUSE_SANDBOX_TEST_RELAY_CONFINE_MS");
-	if (mid)
-		nanosleep(&(struct timespec){ .tv_sec = atol(mid) / 1000, .tv_nsec = (atol(mid) % 1000) * 1000000L }, NULL);
+	hold_for("GATEHOUSE_SANDBOX_TEST_RELAY_CONFINE_MS");
 #endif
 	privs_drop_caps_keep_uid();
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)

@@ -393,7 +393,7 @@ export class EgressProxy {
   #send(
     req: IncomingMessage,
     res: ServerResponse,
-    t: { port: number; authority: string; pathAndQuery: string },
+    t: HttpTarget,
     via: { up: Upstream; caller: string; retry?: () => void },
     counts: { bytesUp: number; bytesDown: number },
     finish: (outcome: string, extra?: Record<string, unknown>) => void,

@@ -32,6 +32,9 @@ const DIR_FLAGS: readonly [string, string][] = [
   ['--state <dir>', 'keys, audit log, sockets (env GATEHOUSE_STATE; default ~/.local/state/gatehouse)'],
 ];
 
+/** The shared flags' names ("--state"): each takes a value. */
+export const DIR_FLAG_NAMES: ReadonlySet<string> = new Set(DIR_FLAGS.map(([flags]) => flags.split(' ')[0] as string));
+
 /** The flags every command and subcommand takes, so all of them agree on what they read (listed apart in --help). */
 export function withDirFlags(cmd: Command): Command {
   for (const [flags, description] of DIR_FLAGS) cmd.addOption(new Option(flags, description).helpGroup('Directories (every command takes them):'));

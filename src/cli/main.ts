@@ -6,7 +6,7 @@
 // The shared --registry/--policies/--state flags, --help, "did you mean" and exit codes (errors.ts) come with it.
 import { Exit, errorMessage } from '../errors.js';
 import { terminalSafe } from '../terminal.js';
-import type { CommandModule, Io } from './command.js';
+import { DIR_FLAG_NAMES, type CommandModule, type Io } from './command.js';
 import { runGatehouse } from './program.js';
 
 /**
@@ -32,9 +32,6 @@ const COMMANDS: readonly (readonly [string, () => Promise<CommandModule>])[] = [
   ['audit', async () => (await import('./audit.js')).auditCommand],
 ];
 
-/** The flags before a command that take a value (`gatehouse --state DIR logs`). */
-const VALUE_FLAGS = new Set(['--registry', '--policies', '--state']);
-
 /**
  * The modules `argv` needs: the one command it names; none for a bare
  * --version; else all of them (the top-level help, `help`, or a mistyped
@@ -45,7 +42,8 @@ async function commandsFor(argv: readonly string[]): Promise<CommandModule[]> {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--') break;
-    if (VALUE_FLAGS.has(a)) i++;
+    // The shared flags before a command take a value (`gatehouse --state DIR logs`).
+    if (DIR_FLAG_NAMES.has(a)) i++;
     else if (!a.startsWith('-')) {
       named = a;
       break;

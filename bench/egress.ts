@@ -4,13 +4,14 @@
  * set-up to the first byte of an answer through the tunnel, and 100
  * concurrent tunnels moving bulk data to a loopback sink.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_EGRESS_LIMITS } from '../src/egress/proxy.js';
 import { fsName } from './lib/fs-name.js';
-import { cpuMs, DIST_BENCH, startProc, type Proc } from './lib/procs.js';
+import { cpuMs, DIST_BENCH, freePort, startProc, waitFor, type Proc } from './lib/procs.js';
 import { fmt, fmtInt, goal, machineLine, median, quantile, ratio, rotated } from './lib/stats.js';
 
 export interface EgressOptions {
@@ -29,6 +30,33 @@ export interface EgressOptions {
 export const EGRESS_FULL: EgressOptions = { rounds: 7, warmup: 100, requests: 1000, connects: 200, tunnelRounds: 5, tunnels: 100, tunnelMiB: 8, agents: 4 };
 export const EGRESS_QUICK: EgressOptions = { rounds: 2, warmup: 30, requests: 200, connects: 40, tunnelRounds: 1, tunnels: 100, tunnelMiB: 1, agents: 4 };
 
+const TINYPROXY = '/usr/bin/tinyproxy';
+const TINYPROXY_INSTALL = 'apt-get install tinyproxy';
+
+/** Debian's tinyproxy on a free loopback port: CONNECT to any port, 127.0.0.1 only, no filter, no access log. */
+async function startTinyproxy(roots: string[], base: string): Promise<{ proc: Proc; port: number; version: string }> {
+  const root = mkdtempSync(join(base, 'gatehouse-bench-tinyproxy-'));
+  roots.push(root);
+  const port = await freePort();
+  const conf = join(root, 'tinyproxy.conf');
+  // No ConnectPort line: every port may be CONNECTed to (tinyproxy.conf(5)).
+  writeFileSync(conf, [`Port ${port}`, 'Listen 127.0.0.1', 'Timeout 600', 'MaxClients 1024', 'Allow 127.0.0.1', 'LogLevel Critical', `PidFile "${join(root, 'tinyproxy.pid')}"`, 'DisableViaHeader Yes', ''].join('\n'));
+  const version = /tinyproxy\s+(\S+)/.exec(execFileSync(TINYPROXY, ['-v'], { encoding: 'utf8' }))?.[1] ?? '?';
+  const proc = await startProc(TINYPROXY, ['-d', '-c', conf], undefined);
+  await waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const s = connect({ port, host: '127.0.0.1' }, () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(false));
+      }),
+    `tinyproxy listening on 127.0.0.1:${port}`,
+  );
+  return { proc, port, version };
+}
+
 /** Where a client connects: the upstream itself (TCP) or the proxy's socket for one sandbox (unix). */
 type Endpoint = { port: number } | { path: string };
 
@@ -38,6 +66,8 @@ interface Path {
   /** undefined: direct. */
   /** The proxy process; `root` holds its state (audit/) and its unix sockets. */
   proxy?: { proc: Proc; root: string };
+  /** A reference row (a peer or the bare hop): CONNECT and tunnels only, at its own endpoints; no goal is read from it. */
+  reference?: { proc: Proc; endpoints: Endpoint[] };
   http: { p50: number[]; p99: number[]; cpuMs: number; requests: number };
   conn: { p50: number[]; p99: number[] };
   tunnels: { mibPerS: number[]; setupMs: number[]; errors: number; firstError?: string; cpuMs: number; mib: number };
@@ -124,7 +154,8 @@ async function tunnel(e: Endpoint, port: number): Promise<Socket> {
   const s = open(e);
   s.write(`CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
   const { head, rest } = await readHead(s);
-  if (!head.startsWith('HTTP/1.1 200')) {
+  // HTTP/1.0 from tinyproxy.
+  if (!/^HTTP\/1\.[01] 200 /.test(head)) {
     s.destroy();
     throw new Error(`CONNECT answered ${head.split('\r\n')[0] ?? ''}`);
   }
@@ -255,15 +286,29 @@ export async function benchEgress(opts: EgressOptions, log: (s: string) => void)
       await proxied('egress proxy', `client → unix socket → proxy → upstream: policy decision, durable \`egress.intent\` (state on ${fsName(tmp)}), dial, \`egress\` record at the end`, tmp),
     ];
     if (existsSync('/dev/shm')) paths.push(await proxied('egress proxy, audit on tmpfs', 'the same, state in /dev/shm (fdatasync ≈ 0)', '/dev/shm'));
+    const sockets = (root: string): Endpoint[] => Array.from({ length: opts.agents }, (_, i) => ({ path: join(root, `bench-${i + 1}.sock`) }));
+    const bareRoot = mkdtempSync(join(tmp, 'gatehouse-bench-egress-bare-'));
+    roots.push(bareRoot);
+    const bare = await startProc('node', [join(DIST_BENCH, 'procs', 'egress-bare.js'), bareRoot, String(opts.agents)], /READY/);
+    procs.push(bare);
+    paths.push({ ...mkPath('bare Node hop', 'reference: the same unix sockets, the CONNECT line answered, then `pipe()` both ways (bench/procs/egress-bare.ts); no policy, audit, limits or counts'), reference: { proc: bare, endpoints: sockets(bareRoot) } });
+    if (existsSync(TINYPROXY)) {
+      const tp = await startTinyproxy(roots, tmp);
+      procs.push(tp.proc);
+      paths.push({ ...mkPath('tinyproxy', `peer: Debian's tinyproxy ${tp.version} (C, a thread per connection) on loopback TCP, every port allowed, no filter, no log`), reference: { proc: tp.proc, endpoints: [{ port: tp.port }] } });
+    } else {
+      log(`tinyproxy not found (${TINYPROXY_INSTALL}); its row says so`);
+    }
 
-    const endpoints = (p: Path): Endpoint[] =>
-      p.proxy === undefined ? [{ port: httpPort }] : Array.from({ length: opts.agents }, (_, i) => ({ path: join(p.proxy!.root, `bench-${i + 1}.sock`) }));
-    const sinkEndpoints = (p: Path): Endpoint[] => (p.proxy === undefined ? [{ port: sinkPort }] : endpoints(p));
+    const gatehouseRows = paths.filter((p) => p.reference === undefined);
+    const endpoints = (p: Path): Endpoint[] => p.reference?.endpoints ?? (p.proxy === undefined ? [{ port: httpPort }] : sockets(p.proxy.root));
+    const sinkEndpoints = (p: Path): Endpoint[] => (p.proxy === undefined && p.reference === undefined ? [{ port: sinkPort }] : endpoints(p));
+    const viaProxy = (p: Path) => p.proxy !== undefined || p.reference !== undefined;
     const request = (p: Path) => Buffer.from(`GET ${p.proxy === undefined ? '' : `http://127.0.0.1:${httpPort}`}/x HTTP/1.1\r\nHost: 127.0.0.1:${httpPort}\r\nAccept: application/json\r\nUser-Agent: gatehouse-bench\r\n\r\n`);
-    const cpu = (p: Path) => (p.proxy === undefined ? cpuMs(upstream.child.pid ?? 0) : cpuMs(p.proxy.proc.child.pid ?? 0));
+    const cpu = (p: Path) => cpuMs((p.reference?.proc ?? p.proxy?.proc ?? upstream).child.pid ?? 0);
 
     for (let r = 0; r < opts.rounds; r++) {
-      for (const p of rotated(paths, r)) {
+      for (const p of rotated(gatehouseRows, r)) {
         const c0 = cpu(p);
         const ms = await keptAlive(endpoints(p)[0]!, request(p), opts.warmup, opts.requests);
         p.http.cpuMs += cpu(p) - c0;
@@ -273,20 +318,20 @@ export async function benchEgress(opts: EgressOptions, log: (s: string) => void)
       }
       for (const p of rotated(paths, r)) {
         const e = endpoints(p)[0]!;
-        for (let i = 0; i < Math.min(10, opts.connects); i++) await connectOnce(e, p.proxy !== undefined, httpPort);
+        for (let i = 0; i < Math.min(10, opts.connects); i++) await connectOnce(e, viaProxy(p), httpPort);
         const ms: number[] = [];
-        for (let i = 0; i < opts.connects; i++) ms.push(await connectOnce(e, p.proxy !== undefined, httpPort));
+        for (let i = 0; i < opts.connects; i++) ms.push(await connectOnce(e, viaProxy(p), httpPort));
         p.conn.p50.push(quantile(ms, 0.5));
         p.conn.p99.push(quantile(ms, 0.99));
       }
-      log(`round ${r + 1}/${opts.rounds}: ${paths.map((p) => `${p.name} HTTP p50 ${fmt(p.http.p50.at(-1)!, 3)} ms, CONNECT p50 ${fmt(p.conn.p50.at(-1)!, 3)} ms`).join('; ')}`);
+      log(`round ${r + 1}/${opts.rounds}: ${paths.map((p) => `${p.name}${p.reference ? '' : ` HTTP p50 ${fmt(p.http.p50.at(-1)!, 3)} ms,`} CONNECT p50 ${fmt(p.conn.p50.at(-1)!, 3)} ms`).join('; ')}`);
     }
 
     const bytes = opts.tunnelMiB * 1024 * 1024;
     for (let r = 0; r < opts.tunnelRounds; r++) {
       for (const p of rotated(paths, r)) {
         const c0 = cpu(p);
-        const w = await wave(sinkEndpoints(p), p.proxy !== undefined, sinkPort, opts.tunnels, bytes);
+        const w = await wave(sinkEndpoints(p), viaProxy(p), sinkPort, opts.tunnels, bytes);
         p.tunnels.cpuMs += cpu(p) - c0;
         p.tunnels.mib += (opts.tunnels * bytes) / (1024 * 1024);
         p.tunnels.mibPerS.push(w.mibPerS);
@@ -318,12 +363,13 @@ function table(paths: Path[], opts: EgressOptions, capped: Map<string, number>, 
   const tput = (p: Path) => pairedRatio(p.tunnels.mibPerS, direct.tunnels.mibPerS);
   const rows = paths.map((p) => {
     const self = p === direct;
+    const http = p.reference === undefined;
     return `| ${[
       `**${p.name}**`,
-      fmt(median(p.http.p50), 3),
-      fmt(median(p.http.p99), 3),
-      self ? '–' : `+${fmt(addedHttp(p), 3)}`,
-      fmtInt((p.http.cpuMs * 1000) / p.http.requests),
+      http ? fmt(median(p.http.p50), 3) : '–',
+      http ? fmt(median(p.http.p99), 3) : '–',
+      self || !http ? '–' : `+${fmt(addedHttp(p), 3)}`,
+      http ? fmtInt((p.http.cpuMs * 1000) / p.http.requests) : '–',
       fmt(median(p.conn.p50), 3),
       fmt(median(p.conn.p99), 3),
       self ? '–' : `+${fmt(addedConn(p), 3)}`,
@@ -335,7 +381,11 @@ function table(paths: Path[], opts: EgressOptions, capped: Map<string, number>, 
       p.note,
     ].join(' | ')} |`;
   });
-  const shm = paths[2];
+  const shm = paths.find((p) => p.proxy !== undefined && p !== proxy);
+  const bare = paths.find((p) => p.name === 'bare Node hop');
+  const peer = paths.find((p) => p.name === 'tinyproxy');
+  const missing = peer === undefined ? [`| **tinyproxy** | – | – | – | – | – | – | – | – | – | – | – | – | not installed: \`${TINYPROXY_INSTALL}\` |`] : [];
+  const against = (p: Path | undefined, what: string) => (p === undefined ? '' : ` ${what} ${fmtInt(median(p.tunnels.mibPerS))} MiB/s, ${ratio(tput(p), 1)} of direct (${p.tunnels.errors} errors); the proxy moves ${ratio(pairedRatio(proxy.tunnels.mibPerS, p.tunnels.mibPerS), 1)} of it.`);
   // Every request or tunnel the proxy let through has one intent; 429s at the connection cap are refused before the gate, unrecorded.
   const expected = opts.rounds * (opts.warmup + opts.requests + Math.min(10, opts.connects) + opts.connects) + opts.tunnelRounds * opts.tunnels + (capped.get('200') ?? 0);
   const cappedText = [...capped.entries()].map(([k, v]) => `${v} × ${k}`).join(', ');
@@ -346,10 +396,13 @@ function table(paths: Path[], opts: EgressOptions, capped: Map<string, number>, 
     '| path | HTTP p50 ms | HTTP p99 ms | added HTTP p50 ms | CPU µs/request | CONNECT → first byte p50 ms | p99 ms | added p50 ms | 100 tunnels MiB/s | vs direct | set-up ms (all 100) | errors | CPU s/GiB | what it does |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
     ...rows,
+    ...missing,
     '',
     `Goals (issue #15): proxy adds ≤ 0.5 ms p50 per request over a kept-alive connection — ${goal(addedHttp(proxy) <= 0.5)} (+${fmt(addedHttp(proxy), 3)} ms${shm ? `; +${fmt(addedHttp(shm), 3)} ms with the audit log on tmpfs` : ''}; ` +
       `each request is its own policy decision and durable \`egress.intent\` (one fdatasync, the difference between the two Gatehouse rows), on the caller's kept-alive upstream connection; direct takes ${fmt(median(direct.http.p50), 3)} ms p50 kept alive); ` +
-      `100 concurrent CONNECT tunnels at line rate on loopback — ${goal(allErrors === 0 && tput(proxy) >= 0.9)} (${fmtInt(median(proxy.tunnels.mibPerS))} MiB/s, ${ratio(tput(proxy), 1)} of 100 direct connections, ${proxy.tunnels.errors} errors; "line rate" read as ≥ 0.90× of direct with 0 errors).`,
+      `100 concurrent CONNECT tunnels at line rate on loopback — ${goal(allErrors === 0 && tput(proxy) >= 0.9)} (${fmtInt(median(proxy.tunnels.mibPerS))} MiB/s, ${ratio(tput(proxy), 1)} of 100 direct connections, ${proxy.tunnels.errors} errors; "line rate" read as ≥ 0.90× of direct with 0 errors).` +
+      `${against(bare, 'Bytes through one more Node process and nothing else (the bare hop):')}${against(peer, 'Through tinyproxy:')}` +
+      (bare === undefined ? '' : ' On 2 cores every byte a hop moves is read and written once more by a third process competing with the client and the sink, so no user-space proxy reaches the direct rate here; the bare-hop row is the ceiling for this design.'),
     '',
     `**One sandbox opening ${opts.tunnels} tunnels at once** (one caller, default limits): ${cappedText} — the proxy caps open connections per caller at \`maxConnectionsPerCaller\` (default ${DEFAULT_EGRESS_LIMITS.maxConnectionsPerCaller}); the ${opts.tunnels}-tunnel rows spread them over ${opts.agents} sandboxes (${opts.agents} unix sockets, agents bench-1…${opts.agents}, ${Math.ceil(opts.tunnels / opts.agents)} tunnels each), as ${opts.agents} agents would. ` +
       `The disk-state proxy's audit log holds ${fmtInt(audited.intents)} \`egress.intent\` and ${fmtInt(audited.outcomes)} \`egress\` records for the ${fmtInt(expected)} requests and tunnels it let through.`,
@@ -359,7 +412,8 @@ function table(paths: Path[], opts: EgressOptions, capped: Map<string, number>, 
       `Each plain-HTTP request through the proxy is its own decision, durable \`egress.intent\` (fdatasync) and \`egress\` record, sent on the caller's idle kept-alive upstream connection to a checked address when there is one (src/egress/upstream-pool.ts), while the client's connection to the proxy stays open. p50/p99: median over rounds of each round's percentile; "added" and "vs direct": median over rounds of the same-round difference or ratio. ` +
       `Tunnels: ${opts.tunnelRounds} round(s), each path in rotated order: ${opts.tunnels} connections opened at once ("set-up": until all are open, tunnels established), then each sends ${opts.tunnelMiB} MiB in 64 KiB writes with backpressure to a TCP sink that answers \`done\` after the last byte; MiB/s = bytes delivered ÷ time from the first write to the last \`done\`. ` +
       'CPU: user+system time of the proxy process (for direct: the upstream process) during the HTTP runs, per request, and during the tunnel waves, per GiB moved. ' +
-      'Three processes: the bench (client), the upstreams (bench/procs/egress-upstream.ts: node:http answering a 53-byte JSON body, and the sink) and the proxy (bench/procs/egress-proxy.ts: `createEgressProxy` with the policy loader, a 4-rule policy, the durable `AuditLog`, default limits, one unix socket per sandbox handed to `accept()` as a relay would); on 2 cores the proxied path competes with client and upstream for CPU, the direct one does not.',
+      'Three processes: the bench (client), the upstreams (bench/procs/egress-upstream.ts: node:http answering a 53-byte JSON body, and the sink) and the proxy (bench/procs/egress-proxy.ts: `createEgressProxy` with the policy loader, a 4-rule policy, the durable `AuditLog`, default limits, one unix socket per sandbox handed to `accept()` as a relay would); on 2 cores the proxied path competes with client and upstream for CPU, the direct one does not. ' +
+      'The reference rows take part in the CONNECT and tunnel runs only (same rotation): the bare hop is a fourth process on its own unix sockets, tinyproxy listens on loopback TCP (its CPU is its own process\'s).',
     '',
     `${machine} Load average at the end ${fmt(loadavg()[0] ?? 0)} / ${fmt(loadavg()[1] ?? 0)}.`,
   ].join('\n');

@@ -29,19 +29,30 @@ export interface Exposed {
   path: string;
 }
 
-/** Canonical form of a path that may not exist yet: its nearest existing ancestor resolved, the rest appended. */
-export function canonical(path: string): string {
+/**
+ * Canonical form of a path that may not exist yet: its nearest existing ancestor resolved, the rest appended.
+ * `seen`: what each path resolved to (or null: it did not) within one check, so paths sharing ancestors
+ * (~/.aws, ~/.kube… all climb to ~) resolve each of them once; the same answers, read once.
+ */
+export function canonical(path: string, seen?: Map<string, string | null>): string {
   let head = resolve(path);
   const tail: string[] = [];
   for (;;) {
-    try {
-      return join(realpathSync(head), ...tail.reverse());
-    } catch {
-      const up = dirname(head);
-      if (up === head) return resolve(path);
-      tail.push(basename(head));
-      head = up;
-    }
+    const real = seen === undefined ? realOrNull(head) : seen.has(head) ? seen.get(head)! : realOrNull(head);
+    seen?.set(head, real);
+    if (real !== null) return join(real, ...tail.reverse());
+    const up = dirname(head);
+    if (up === head) return resolve(path);
+    tail.push(basename(head));
+    head = up;
+  }
+}
+
+function realOrNull(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
   }
 }
 
@@ -175,23 +186,24 @@ export function overlaps(exposed: Exposed[], prot: Protected[]): string[] {
   const problems: string[] = [];
   // Identities within this one check: the ~150 protected paths share their ancestors (/, /root, ~/.config…).
   const ids = new Map<string, string | undefined>();
+  const reals = new Map<string, string | null>();
   // Each protected path is resolved once, when first compared: a read-only exposure skips the write-only ones
   // (two thirds of them), so a connector's package folder costs a third of the lookups.
   const resolved: ({ c: string; qChain: string[]; qSelf: string | undefined; except: string | undefined } | undefined)[] = [];
   const resolvedAt = (i: number, q: Protected) => {
     let r = resolved[i];
     if (r === undefined) {
-      const c = canonical(q.path);
+      const c = canonical(q.path, reals);
       const qChain = identities(c, ids);
       const own = identity(c, ids);
       // The path's own identity when it exists (else its chain starts at the nearest existing ancestor).
-      r = { c, qChain, qSelf: own !== undefined && qChain[0] === own ? own : undefined, except: q.except === undefined ? undefined : canonical(q.except) };
+      r = { c, qChain, qSelf: own !== undefined && qChain[0] === own ? own : undefined, except: q.except === undefined ? undefined : canonical(q.except, reals) };
       resolved[i] = r;
     }
     return r;
   };
   for (const e of exposed) {
-    const p = canonical(e.path);
+    const p = canonical(e.path, reals);
     const chain = identities(p, ids);
     const self = identity(p, ids);
     for (const [i, q] of prot.entries()) {

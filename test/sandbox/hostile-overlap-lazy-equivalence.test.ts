@@ -12,7 +12,7 @@
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { overlaps, protectedPaths, type Exposed } from '../../src/sandbox/overlap.js';
+import { canonical, overlaps, protectedPaths, type Exposed } from '../../src/sandbox/overlap.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const root = tempDir('gh-hostile-lazy-');
@@ -65,5 +65,17 @@ describe('lazy overlaps() = eager overlaps()', () => {
     const roFirst = [...all.filter((e) => e.flag === '--ro'), ...all.filter((e) => e.flag !== '--ro')];
     const roAlone = roFirst.flatMap((e) => overlaps([e], prot));
     expect(overlaps(roFirst, prot)).toEqual(roAlone);
+  });
+  it('hostile-overlap-shared-resolutions: one check resolves shared ancestors once, to what each path alone resolves to', () => {
+    // overlaps() hands canonical() one map per check; a path's answer must not depend on what was resolved before it.
+    const every = [...paths, ...prot.map((q) => q.path), ...prot.flatMap((q) => (q.except === undefined ? [] : [q.except]))];
+    for (const order of [every, [...every].reverse()]) {
+      const seen = new Map<string, string | null>();
+      for (const path of order) expect(canonical(path, seen), path).toBe(canonical(path));
+      // Not vacuous: the ancestors were shared (each distinct path resolved once, many answers reused).
+      expect(seen.size).toBeLessThan(order.length * 2);
+      expect(seen.get(join(w, 'to-alice'))).toBe(alice);
+      expect(seen.get(join(w, 'dangling'))).toBe(null);
+    }
   });
 });
